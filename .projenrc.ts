@@ -1,0 +1,143 @@
+import { awscdk, javascript } from 'projen';
+
+// The peer minimum is the oldest aws-cdk-lib that has every API src/ uses
+// (Lambda NODEJS_22_X, CodeBuild Amazon Linux 2023 images). We develop and
+// test against a newer, pinned version because @aws-cdk/integ-tests-alpha
+// (lab stack) needs it.
+const CDK_MIN = '2.176.0';
+const CDK_DEV = '2.245.0';
+const AWS_SDK = '3.1142.0';
+
+const project = new awscdk.AwsCdkConstructLibrary({
+  name: 'cdk-rds-pitr',
+  description: 'Point-in-time recovery back into your original Amazon RDS for PostgreSQL instance, as infrastructure: a CodeBuild runner and a trigger Lambda.',
+  keywords: ['cdk', 'rds', 'postgresql', 'pitr', 'point-in-time-recovery', 'disaster-recovery', 'codebuild'],
+  author: 'cdk-rds-pitr maintainers',
+  authorAddress: 'maintainers@cdk-rds-pitr.dev',
+  repositoryUrl: 'https://github.com/cdk-rds-pitr/cdk-rds-pitr.git',
+  license: 'Apache-2.0',
+  defaultReleaseBranch: 'main',
+  packageManager: javascript.NodePackageManager.NPM,
+  projenrcTs: true,
+  sampleCode: false,
+
+  cdkVersion: CDK_MIN,
+  constructsVersion: '10.5.1',
+  peerDependencyOptions: { pinnedDevDependency: false },
+  jsiiVersion: '~6.0.0',
+
+  // Nothing is published from here; the targets are configured so jsii-pacmak
+  // can build every language.
+  release: false,
+  github: false,
+  publishToPypi: { distName: 'cdk-rds-pitr', module: 'cdk_rds_pitr' },
+  publishToMaven: {
+    javaPackage: 'io.github.cdkrdspitr',
+    mavenGroupId: 'io.github.cdk-rds-pitr',
+    mavenArtifactId: 'cdk-rds-pitr',
+  },
+  publishToNuget: { dotNetNamespace: 'CdkRdsPitr', packageId: 'CdkRdsPitr' },
+  publishToGo: { moduleName: 'github.com/cdk-rds-pitr/cdk-rds-pitr-go' },
+
+  // Everything the Lambda and the runner import is bundled into assets/ at
+  // build time, so these are devDependencies: users never install them.
+  devDeps: [
+    `aws-cdk-lib@${CDK_DEV}`,
+    'constructs@10.5.1',
+    'esbuild@0.28.2',
+    'typescript@6.0.3',
+    '@types/node@20.19.43',
+    `@aws-sdk/client-codebuild@${AWS_SDK}`,
+    `@aws-sdk/client-rds@${AWS_SDK}`,
+    `@aws-sdk/client-secrets-manager@${AWS_SDK}`,
+    'aws-sdk-client-mock@4.1.0',
+    'pg@8.23.1',
+    '@types/pg@8.23.1',
+    '@types/aws-lambda@8.10.164',
+    'cdk-nag@2.38.2',
+    '@aws-cdk/integ-tests-alpha@2.245.0-alpha.0',
+    '@aws-cdk/integ-runner@2.197.10',
+  ],
+
+  tsconfigDevFile: 'tsconfig.dev.json',
+  tsconfigDev: {
+    include: ['src/**/*.ts', 'lambda/**/*.ts', 'buildspec/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts'],
+    exclude: ['test/**/*.snapshot/**', 'test/.tmp/**'],
+    compilerOptions: {},
+  },
+  eslintOptions: {
+    dirs: ['src'],
+    devdirs: ['lambda', 'buildspec', 'test', 'bench'],
+  },
+
+  jestOptions: {
+    extraCliOptions: ['--ci'],
+    jestConfig: {
+      testMatch: ['<rootDir>/test/**/*.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/', '\\.snapshot/', '/test/\\.tmp/'],
+      snapshotSerializers: ['<rootDir>/test/asset-hash-serializer.js'],
+      // Tests that start PostgreSQL clusters take seconds each; nothing here is a timing assertion.
+      testTimeout: 300_000,
+      maxWorkers: 2,
+    },
+  },
+
+  gitignore: ['/assets/', '/test/.tmp/', 'cdk.out/', '/bench/.work/', '*.snapshot/asset.*', 'test/**/*.snapshot/**/asset.*'],
+});
+
+for (const pattern of ['/lambda/', '/buildspec/', '/bench/', '/scripts/', '/.ci/', 'tsconfig.dev.json']) {
+  project.addPackageIgnore(pattern);
+}
+
+// Overrides: `npm ci` cannot be used on this project's machines (the registry
+// mirror lacks other platforms' optional packages named in the lockfile).
+project.tasks.tryFind('install:ci')?.reset('npm install');
+
+// ---- bundling: Lambda and runner go into assets/ at build time -------------
+const bundle = project.addTask('bundle', {
+  description: 'Bundle the trigger Lambda and the recovery runner into assets/',
+});
+bundle.exec('rm -rf assets');
+bundle.exec('esbuild lambda/trigger.ts --bundle --platform=node --target=node22 --outfile=assets/trigger/index.js --log-level=warning');
+bundle.exec('esbuild buildspec/runner/main.ts --bundle --platform=node --target=node20 --outfile=assets/runner/runner.js --external:pg-native --log-level=warning');
+bundle.exec('cp buildspec/buildspec.yml assets/runner/buildspec.yml');
+project.preCompileTask.spawn(bundle);
+project.testTask.prependSpawn(bundle);
+
+// ---- the local rehearsal: the project's main job ---------------------------
+const rehearse = project.addTask('rehearse', {
+  description: 'Rehearse a full point-in-time recovery against throwaway local PostgreSQL clusters',
+  receiveArgs: true,
+});
+rehearse.spawn(bundle);
+rehearse.exec('node assets/runner/runner.js rehearse', { receiveArgs: true });
+
+// ---- benchmark: recovery data path vs the old proof of concept -------------
+const bench = project.addTask('bench', {
+  description: 'Benchmark the recovery data path against the old proof of concept',
+  receiveArgs: true,
+});
+bench.spawn(bundle);
+bench.exec('ts-node --project tsconfig.dev.json bench/bench.ts', { receiveArgs: true });
+
+// ---- integ-runner lab stack ------------------------------------------------
+const integEnv = {
+  AWS_EC2_METADATA_DISABLED: 'true',
+  AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+  AWS_SECRET_ACCESS_KEY: 'offline-snapshot-only',
+  AWS_REGION: 'us-east-1',
+  TS_NODE_PROJECT: 'tsconfig.dev.json',
+};
+const integ = project.addTask('integ', {
+  description: 'Verify the lab stack against its committed integ snapshot (offline, no credentials)',
+  env: integEnv,
+});
+integ.exec('integ-runner --language typescript --directory test --parallel-regions us-east-1');
+const integUpdate = project.addTask('integ:update', {
+  description: 'Rewrite the lab stack integ snapshot without deploying',
+  env: integEnv,
+});
+integUpdate.exec('integ-runner --language typescript --directory test --parallel-regions us-east-1 --update-on-failed --dry-run --force');
+project.testTask.spawn(integ);
+
+project.synth();

@@ -1,0 +1,172 @@
+/**
+ * The start contract: the one place that names every environment variable,
+ * tag key, identifier format and event shape shared by the construct
+ * (`src/`), the trigger Lambda (`lambda/`) and the recovery runner
+ * (`buildspec/`). Nothing here may be spelled again elsewhere.
+ *
+ * This module is deliberately not exported from `index.ts`: it is an internal
+ * contract bundled into the Lambda and the runner, not public jsii API.
+ */
+
+/** Variables a user sets when starting a recovery (start-build overrides). */
+export const START_ENV = {
+  /** ISO-8601 UTC instant (`2026-11-24T09:30:00Z`) or `latest`. */
+  RESTORE_TIME: 'RESTORE_TIME',
+  /** Must equal the source instance identifier before anything writes to it. */
+  CONFIRM: 'CONFIRM',
+  /** Comma-separated database names; empty means every non-template database at the restore time. */
+  DATABASES: 'DATABASES',
+  /** `swap` (default) or `replace`. */
+  STRATEGY: 'STRATEGY',
+  /** Parallel pg_dump/pg_restore jobs; empty means the build's vCPU count. */
+  JOBS: 'JOBS',
+  /** `true` to allow `replace` without a pre-recovery safety snapshot. */
+  FORCE: 'FORCE',
+  /** `false` to skip the pre-recovery safety snapshot of the original. */
+  SAFETY_SNAPSHOT: 'SAFETY_SNAPSHOT',
+  /** Optional DB instance class for the temporary instance, e.g. `db.r6g.large`. */
+  TEMP_INSTANCE_CLASS: 'TEMP_INSTANCE_CLASS',
+} as const;
+
+/** Variables the construct sets on the CodeBuild project (not meant to be overridden). */
+export const PROJECT_ENV = {
+  /** Identifier of the RDS instance to recover into. */
+  SOURCE_INSTANCE_ID: 'SOURCE_INSTANCE_ID',
+  /** ARN of the Secrets Manager secret holding the master credentials (`username`, `password`). */
+  SECRET_ARN: 'SECRET_ARN',
+  /** Major version of the PostgreSQL client the buildspec installs. */
+  PG_CLIENT_VERSION: 'PG_CLIENT_VERSION',
+  /** Path of the RDS CA bundle the buildspec downloads; enables sslmode=verify-full. */
+  PG_CA_BUNDLE: 'PG_CA_BUNDLE',
+  /** Overall deadline, in minutes, for the temporary instance to become available. */
+  WAIT_TIMEOUT_MINUTES: 'WAIT_TIMEOUT_MINUTES',
+} as const;
+
+/** Variables the trigger Lambda reads. */
+export const TRIGGER_ENV = {
+  PROJECT_NAME: 'PROJECT_NAME',
+  SOURCE_INSTANCE_ID: PROJECT_ENV.SOURCE_INSTANCE_ID,
+} as const;
+
+export const STRATEGIES = ['swap', 'replace'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+export const DEFAULT_STRATEGY: Strategy = 'swap';
+
+/** The literal accepted in place of a timestamp for "the latest restorable time". */
+export const LATEST = 'latest';
+
+/** Tags the runner puts on every resource it creates, and cleanup looks for. */
+export const TAGS = {
+  BUILD_ID: 'cdk-rds-pitr:build-id',
+  SOURCE: 'cdk-rds-pitr:source',
+  CREATED_BY: 'cdk-rds-pitr:created-by',
+} as const;
+export const CREATED_BY_VALUE = 'cdk-rds-pitr';
+
+/** Infix of every temporary instance identifier: `<source>-pitr-<stamp>`. */
+export const TEMP_INSTANCE_INFIX = '-pitr-';
+/** Infix of the safety snapshot identifier: `<source>-pre-pitr-<stamp>`. */
+export const SAFETY_SNAPSHOT_INFIX = '-pre-pitr-';
+
+/** RDS DB instance identifiers: 1-63 chars, letter first, letters/digits/hyphens, no `--`, no trailing `-`. */
+export const MAX_INSTANCE_ID_LENGTH = 63;
+const STAMP_LENGTH = 14; // YYYYMMDDHHMMSS
+
+/** `2026-11-24T09:30:00.123Z` -> `20261124093000`. */
+export function stampOf(date: Date): string {
+  return date.toISOString().replace(/[-:T]/g, '').slice(0, STAMP_LENGTH);
+}
+
+/**
+ * The prefix every temporary instance of `source` starts with. The source is
+ * shortened when needed so that prefix + stamp fits in 63 characters; the
+ * construct's IAM policy uses the same prefix.
+ */
+export function temporaryInstancePrefix(source: string): string {
+  const room = MAX_INSTANCE_ID_LENGTH - TEMP_INSTANCE_INFIX.length - STAMP_LENGTH;
+  const head = source.slice(0, room).replace(/-+$/, '');
+  return `${head}${TEMP_INSTANCE_INFIX}`.toLowerCase();
+}
+
+export function temporaryInstanceId(source: string, stamp: string): string {
+  return `${temporaryInstancePrefix(source)}${stamp}`;
+}
+
+export function safetySnapshotId(source: string, stamp: string): string {
+  return `${source}${SAFETY_SNAPSHOT_INFIX}${stamp}`.toLowerCase();
+}
+
+/** ISO-8601 UTC with an explicit `Z`, seconds required, fraction optional. */
+export const RESTORE_TIME_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
+export const RESTORE_TIME_ACCEPTED = `an ISO-8601 UTC time such as 2026-11-24T09:30:00Z, or "${LATEST}"`;
+
+/**
+ * Parses a restore time. Returns `'latest'` or a Date; throws an error that
+ * names `field`, the value and the accepted form.
+ */
+export function parseRestoreTime(value: unknown, field: string = START_ENV.RESTORE_TIME): Date | typeof LATEST {
+  if (value === LATEST) return LATEST;
+  if (typeof value !== 'string' || !RESTORE_TIME_PATTERN.test(value)) {
+    throw new Error(`${field}: ${JSON.stringify(value)} is not a valid restore time; accepted: ${RESTORE_TIME_ACCEPTED}.`);
+  }
+  const date = new Date(value);
+  // Date accepts 2026-02-31; round-tripping the date part catches it.
+  if (Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== value.slice(0, 10)) {
+    throw new Error(`${field}: ${JSON.stringify(value)} is not a real calendar time; accepted: ${RESTORE_TIME_ACCEPTED}.`);
+  }
+  return date;
+}
+
+/** A PostgreSQL database name: 1-63 bytes, no NUL. Anything else is quoted, never interpolated. */
+export const DATABASE_NAME_ACCEPTED = '1 to 63 bytes of UTF-8 text without NUL or control characters, not a template database';
+export const EXCLUDED_DATABASES = ['template0', 'template1', 'rdsadmin'] as const;
+
+export function validateDatabaseName(value: unknown, field: string = START_ENV.DATABASES): string {
+  const ok = typeof value === 'string'
+    && value.length > 0
+    && Buffer.byteLength(value, 'utf8') <= 63
+    && !/[\u0000-\u001f\u007f]/.test(value)
+    && !(EXCLUDED_DATABASES as readonly string[]).includes(value);
+  if (!ok) {
+    throw new Error(`${field}: ${JSON.stringify(value)} is not a database that can be recovered; accepted: ${DATABASE_NAME_ACCEPTED}.`);
+  }
+  return value as string;
+}
+
+/** Parses the comma-separated `DATABASES` variable; empty means "all". */
+export function parseDatabaseList(value: string | undefined): string[] | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const names = value.split(',').map((n) => n.trim());
+  const seen = new Set<string>();
+  for (const name of names) {
+    validateDatabaseName(name);
+    if (seen.has(name)) throw new Error(`${START_ENV.DATABASES}: "${name}" is listed twice in ${JSON.stringify(value)}; list each database once.`);
+    seen.add(name);
+  }
+  return names;
+}
+
+export function parseStrategy(value: unknown, field: string = START_ENV.STRATEGY): Strategy {
+  if (value === undefined || value === '') return DEFAULT_STRATEGY;
+  if (typeof value === 'string' && (STRATEGIES as readonly string[]).includes(value)) return value as Strategy;
+  throw new Error(`${field}: ${JSON.stringify(value)} is not a strategy; accepted: ${STRATEGIES.join(' | ')} (default ${DEFAULT_STRATEGY}).`);
+}
+
+/** The trigger Lambda's input when invoked directly. */
+export interface RecoveryRequest {
+  readonly restoreTime: string;
+  readonly confirm: string;
+  readonly databases?: string[];
+  readonly strategy?: Strategy;
+}
+export const RECOVERY_REQUEST_FIELDS = ['restoreTime', 'confirm', 'databases', 'strategy'] as const;
+
+/** The trigger Lambda's answer. */
+export interface RecoveryStarted {
+  readonly buildId: string;
+  readonly restoreTime: string;
+  readonly logsUrl: string;
+}
+
+/** Build states after which the trigger Lambda cleans up temporary instances. */
+export const DEAD_BUILD_STATES = ['FAILED', 'STOPPED', 'TIMED_OUT'] as const;

@@ -1,0 +1,2 @@
+// placeholder: the PitrRecovery construct is being written (issue 2)
+export {};
