@@ -170,3 +170,24 @@ export interface RecoveryStarted {
 
 /** Build states after which the trigger Lambda cleans up temporary instances. */
 export const DEAD_BUILD_STATES = ['FAILED', 'STOPPED', 'TIMED_OUT'] as const;
+
+/** The span RDS can restore to: EarliestTime (automated backups) .. LatestRestorableTime (instance). */
+export interface RestoreWindow {
+  readonly earliest: Date;
+  readonly latest: Date;
+}
+
+/**
+ * Throws unless `time` lies inside `window` (inclusive), with the window in
+ * the message. Shared by the trigger Lambda and the runner so the check and
+ * its wording exist once.
+ */
+export function assertInsideRestoreWindow(time: Date, window: RestoreWindow, field: string = START_ENV.RESTORE_TIME): void {
+  if (time.getTime() < window.earliest.getTime() || time.getTime() > window.latest.getTime()) {
+    const where = time.getTime() < window.earliest.getTime() ? 'before the earliest' : 'after the latest';
+    throw new Error(
+      `${field}: ${time.toISOString()} is ${where} restorable time; accepted: a time from ${window.earliest.toISOString()} `
+      + `to ${window.latest.toISOString()} (the instance's restorable window, UTC), or "${LATEST}". Nothing was created.`,
+    );
+  }
+}
