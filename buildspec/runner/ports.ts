@@ -1,0 +1,112 @@
+/**
+ * The two edges the recovery workflow talks to. The workflow depends on
+ * these interfaces only, so the same runbook runs against AWS, against local
+ * PostgreSQL clusters (the rehearsal), and in tests.
+ */
+import type { RestoreWindow, Strategy } from '../../src/contract';
+import type { StepLog } from './log';
+
+// ---------------------------------------------------------------- control plane
+
+/** What the workflow needs to know about the instance being recovered. */
+export interface SourceInstance {
+  readonly id: string;
+  readonly status: string;
+  /** e.g. `postgres` */
+  readonly engine: string;
+  readonly engineVersion: string;
+  readonly endpoint: DbEndpoint;
+  readonly masterUsername: string;
+  readonly dbSubnetGroupName?: string;
+  readonly vpcSecurityGroupIds: readonly string[];
+  readonly dbParameterGroupName?: string;
+  readonly optionGroupName?: string;
+  readonly backupRetentionPeriod: number;
+}
+
+export interface DbEndpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface TemporaryInstanceSpec {
+  readonly id: string;
+  readonly source: SourceInstance;
+  /** A time inside the restorable window, or `'latest'` (UseLatestRestorableTime). */
+  readonly restoreTime: Date | 'latest';
+  readonly instanceClass?: string;
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+export interface InstanceState {
+  readonly id: string;
+  readonly status: string;
+  readonly endpoint?: DbEndpoint;
+  /** Pending modifications still being applied (e.g. a master password reset). */
+  readonly pendingPasswordChange?: boolean;
+}
+
+/** RDS control-plane calls. One AWS SDK adapter, one local adapter. */
+export interface RdsControl {
+  describeSource(id: string): Promise<SourceInstance>;
+  restorableWindow(id: string): Promise<RestoreWindow>;
+  /** Live instances carrying the given tag (e.g. other temporary instances of this source). */
+  findInstancesByTag(key: string, value: string): Promise<InstanceState[]>;
+  startSnapshot(sourceId: string, snapshotId: string, tags: Readonly<Record<string, string>>): Promise<void>;
+  /** Current snapshot status (`creating`, `available`, `failed`, ...). */
+  snapshotStatus(snapshotId: string): Promise<string>;
+  restoreToPointInTime(spec: TemporaryInstanceSpec): Promise<void>;
+  describeInstance(id: string): Promise<InstanceState>;
+  setMasterPassword(id: string, password: string): Promise<void>;
+  /** Deletes without a final snapshot and without automated backups; does not wait. */
+  deleteInstance(id: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------- data plane
+
+/** Where and how to connect. Passwords travel in the environment or a PGPASSFILE, never argv or logs. */
+export interface PgTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password?: string;
+  /** The database used for catalog queries and CREATE/ALTER DATABASE, e.g. `postgres`. */
+  readonly maintenanceDatabase: string;
+  /** libpq sslmode; `verify-full` with `sslRootCert` on AWS. */
+  readonly sslMode?: string;
+  readonly sslRootCert?: string;
+}
+
+export interface CopyOptions {
+  readonly databases: readonly string[];
+  readonly strategy: Strategy;
+  readonly jobs: number;
+  /** Stamp shared by every name this run creates (`<db>__pitr_<stamp>`, `<db>__before_pitr_<stamp>`). */
+  readonly stamp: string;
+  /** Scratch space for dumps; removed afterwards. */
+  readonly workDir: string;
+  readonly log: StepLog;
+  /** Aborted on SIGTERM/SIGINT: child processes are killed, nothing visible is changed after that. */
+  readonly signal?: AbortSignal;
+}
+
+export interface DatabaseCopyResult {
+  readonly database: string;
+  /** Under `swap`: the name the pre-recovery database was kept as. */
+  readonly keptAs?: string;
+  /** How long the database could not be written (swap critical section, or the whole replace). */
+  readonly unavailableMs: number;
+  readonly tables: number;
+  readonly rows: number;
+  readonly verified: boolean;
+}
+
+/** The PostgreSQL data path. */
+export interface DataPath {
+  /** Throws if `target` does not accept the credentials. */
+  checkLogin(target: PgTarget): Promise<void>;
+  /** Every database except templates and `rdsadmin`. */
+  listDatabases(source: PgTarget): Promise<string[]>;
+  /** Roles check, disk check, dump, restore, database properties, verify, then swap or replace. */
+  copy(source: PgTarget, target: PgTarget, options: CopyOptions): Promise<DatabaseCopyResult[]>;
+}
