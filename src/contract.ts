@@ -191,3 +191,24 @@ export function assertInsideRestoreWindow(time: Date, window: RestoreWindow, fie
     );
   }
 }
+
+/**
+ * The EventBridge event CodeBuild emits when a build changes state. The
+ * construct's cleanup rule matches it and the trigger Lambda recognises it.
+ */
+export const BUILD_STATE_CHANGE = {
+  SOURCE: 'aws.codebuild',
+  DETAIL_TYPE: 'CodeBuild Build State Change',
+} as const;
+
+/**
+ * The value of the `TAGS.BUILD_ID` tag is the CodeBuild build id
+ * `<project>:<uuid>` (the runner's `CODEBUILD_BUILD_ID`), never the build ARN.
+ * Build state change events carry the ARN (`arn:aws:codebuild:...:build/<project>:<uuid>`)
+ * in `detail['build-id']`; this maps either form to the id.
+ */
+export function codeBuildIdOf(idOrArn: string): string {
+  const marker = ':build/';
+  const at = idOrArn.indexOf(marker);
+  return idOrArn.startsWith('arn:') && at >= 0 ? idOrArn.slice(at + marker.length) : idOrArn;
+}
