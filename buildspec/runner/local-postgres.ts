@@ -15,18 +15,24 @@ import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
 
-/** Directory of the server binaries; override with PG_BIN_DIR. */
-export function pgBinDir(): string {
+/**
+ * Directory of the PostgreSQL binaries: PG_BIN_DIR, else Debian's
+ * /usr/lib/postgresql/<major>/bin (newest first), else undefined, meaning
+ * "whatever is on PATH" (CodeBuild's Amazon Linux installs the client in /usr/bin).
+ */
+export function pgBinDir(): string | undefined {
   if (process.env.PG_BIN_DIR) return process.env.PG_BIN_DIR;
   for (const major of ['17', '16', '15']) {
     const dir = `/usr/lib/postgresql/${major}/bin`;
-    if (existsSync(join(dir, 'initdb'))) return dir;
+    if (existsSync(join(dir, 'pg_dump'))) return dir;
   }
-  throw new Error('PostgreSQL server binaries not found in /usr/lib/postgresql/{15,16,17}/bin; install postgresql (see README, "For contributors") or set PG_BIN_DIR.');
+  return undefined;
 }
 
+/** Path of a PostgreSQL binary (client or server). */
 export function pgBin(name: string): string {
-  return join(pgBinDir(), name);
+  const dir = pgBinDir();
+  return dir ? join(dir, name) : name;
 }
 
 const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
@@ -49,7 +55,8 @@ async function runServerCommand(bin: string, args: string[], env: NodeJS.Process
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`${bin} ${args.join(' ')} failed: ${(e.stderr ?? '').trim() || e.message}`);
+    const hint = (e as { code?: string }).code === 'ENOENT' ? ' (PostgreSQL server binaries not found: run `bash scripts/setup.sh`, or set PG_BIN_DIR)' : '';
+    throw new Error(`${bin} ${args.join(' ')} failed${hint}: ${(e.stderr ?? '').trim() || e.message}`);
   }
 }
 
