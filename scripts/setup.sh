@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One-time setup for contributors and CI: installs what a fresh machine lacks.
+# - PostgreSQL 15 server binaries + contrib (Debian packages), used by the tests,
+#   the rehearsal and the bench to start throwaway clusters on loopback;
+# - the npm dependencies.
+# moto_server (Python) must already be on PATH: the AWS-facing tests talk to it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pg=false
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need_pg=true
+[ -f /usr/share/postgresql/15/extension/pgcrypto.control ] || need_pg=true
+[ -x /usr/lib/postgresql/15/bin/pgbench ] || need_pg=true
+if $need_pg; then
+  echo "setup: installing PostgreSQL 15 (server, client, contrib) with apt"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  # The Debian package would create and start a "main" cluster; we only want the binaries.
+  $sudo mkdir -p /etc/postgresql-common
+  echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql-15 postgresql-client-15 postgresql-contrib >/dev/null
+fi
+id postgres >/dev/null 2>&1 || { echo "setup: the 'postgres' user is missing; the PostgreSQL packages should have created it" >&2; exit 1; }
+command -v runuser >/dev/null || { echo "setup: runuser (util-linux) is required" >&2; exit 1; }
+command -v moto_server >/dev/null || { echo "setup: moto_server is not on PATH; install it with: pip install 'moto[server]'" >&2; exit 1; }
+
+echo "setup: npm install"
+npm install --no-audit --no-fund
+echo "setup: done. Next: npx projen rehearse   (the local recovery rehearsal)   and   npx projen test"
