@@ -42,6 +42,12 @@ export const PROJECT_ENV = {
   WAIT_TIMEOUT_MINUTES: 'WAIT_TIMEOUT_MINUTES',
 } as const;
 
+/** Variables CodeBuild sets on every build; the runner reads them, nobody overrides them. */
+export const BUILD_ENV = {
+  /** `<project>:<uuid>`; the value of the `TAGS.BUILD_ID` tag. */
+  BUILD_ID: 'CODEBUILD_BUILD_ID',
+} as const;
+
 /** Variables the trigger Lambda reads. */
 export const TRIGGER_ENV = {
   PROJECT_NAME: 'PROJECT_NAME',

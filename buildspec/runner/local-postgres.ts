@@ -234,10 +234,11 @@ export class LocalCluster {
 
   /**
    * Starts a new cluster from `baseBackup` and this cluster's WAL archive,
-   * replayed to `target` (a time) or to the end of the archive (`'latest'`).
+   * replayed to `target` (a time), to the end of the archive (`'latest'`), or
+   * only to the end of the backup itself (`'immediate'`: a snapshot restore).
    * Resolves once the copy is promoted and accepting writes.
    */
-  async recoverTo(baseBackup: string, target: Date | 'latest', options: { baseDir?: string } = {}): Promise<LocalCluster> {
+  async recoverTo(baseBackup: string, target: Date | 'latest' | 'immediate', options: { baseDir?: string } = {}): Promise<LocalCluster> {
     if (!this.archiveDir) throw new Error('recoverTo: this cluster was created without archiveWal.');
     const baseDir = options.baseDir ?? await makeWorkDir('pitr-copy-');
     await ensureDir(baseDir, 0o755);
@@ -251,7 +252,7 @@ export class LocalCluster {
       unix_socket_directories: `'${baseDir}'`,
       archive_mode: 'off',
       restore_command: `'cp ${this.archiveDir}/%f %p'`,
-      ...(target === 'latest' ? {} : {
+      ...(target === 'latest' ? {} : target === 'immediate' ? { recovery_target: "'immediate'" } : {
         recovery_target_time: `'${target.toISOString().replace('T', ' ').replace('Z', '+00')}'`,
         recovery_target_inclusive: 'true',
       }),
