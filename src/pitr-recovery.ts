@@ -1,2 +1,460 @@
-// placeholder: the PitrRecovery construct is being written (issue 2)
-export {};
+import * as fs from 'fs';
+import * as path from 'path';
+import {
+  Annotations, ArnFormat, Duration, Stack, Token,
+  aws_cloudwatch as cloudwatch,
+  aws_codebuild as codebuild,
+  aws_ec2 as ec2,
+  aws_events as events,
+  aws_events_targets as targets,
+  aws_iam as iam,
+  aws_kms as kms,
+  aws_lambda as lambda,
+  aws_logs as logs,
+  aws_rds as rds,
+  aws_s3_assets as s3_assets,
+  aws_secretsmanager as secretsmanager,
+  aws_sns as sns,
+} from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+import {
+  DEAD_BUILD_STATES, DEFAULT_STRATEGY, PROJECT_ENV, SAFETY_SNAPSHOT_INFIX, START_ENV, TEMP_INSTANCE_INFIX,
+  TRIGGER_ENV, safetySnapshotId, temporaryInstancePrefix, validateDatabaseName,
+} from './contract';
+
+/** Properties of a {@link PitrRecovery}. */
+export interface PitrRecoveryProps {
+  /**
+   * The RDS for PostgreSQL instance to recover into.
+   *
+   * A `DatabaseInstance` created in this app brings its VPC, engine version
+   * and generated secret; an imported instance needs `vpc` and `credentials`.
+   */
+  readonly instance: rds.IDatabaseInstance;
+
+  /**
+   * The VPC the recovery build runs in. It must reach the instance, Secrets
+   * Manager, S3 and CloudWatch Logs (through NAT or VPC endpoints).
+   *
+   * @default - the instance's VPC; required when `instance` is imported
+   */
+  readonly vpc?: ec2.IVpc;
+
+  /**
+   * The subnets the recovery build runs in.
+   *
+   * @default - the VPC's private subnets with egress
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+
+  /**
+   * Security groups for the recovery build. The instance admits them on its
+   * default port.
+   *
+   * @default - a new security group that allows all outbound traffic
+   */
+  readonly securityGroups?: ec2.ISecurityGroup[];
+
+  /**
+   * The Secrets Manager secret with the instance's master credentials
+   * (`username`, `password`), as written by RDS or by `rds.Credentials`.
+   *
+   * @default - the instance's own secret (`instance.secret`); required when the instance has none
+   */
+  readonly credentials?: secretsmanager.ISecret;
+
+  /**
+   * The databases a recovery copies back when the request does not name any.
+   *
+   * @default - every non-template database present at the restore time, discovered at run time
+   */
+  readonly databases?: string[];
+
+  /**
+   * Major version of the PostgreSQL client (`pg_dump`, `pg_restore`, `psql`)
+   * installed from the Amazon Linux 2023 repositories. It must be at least the
+   * server's major version.
+   *
+   * @default - the engine's major version when it is known (at least 15, the
+   * oldest client on Amazon Linux 2023); 17 when the engine version is unknown
+   */
+  readonly postgresClientVersion?: number;
+
+  /**
+   * The CodeBuild compute type. Parallel dump and restore jobs default to the
+   * build's vCPU count.
+   *
+   * @default codebuild.ComputeType.MEDIUM (4 vCPU, 7 GB)
+   */
+  readonly computeType?: codebuild.ComputeType;
+
+  /**
+   * How long one recovery may run before CodeBuild stops it (then the
+   * temporary instance is deleted by the cleanup rule).
+   *
+   * @default Duration.hours(8)
+   */
+  readonly timeout?: Duration;
+
+  /**
+   * The KMS key CodeBuild uses to encrypt build output.
+   *
+   * @default - the AWS managed key for Amazon S3
+   */
+  readonly encryptionKey?: kms.IKey;
+
+  /**
+   * Retention of the build's and the trigger function's log groups. The build
+   * log is the record of what a recovery changed, so it is kept a year.
+   *
+   * @default logs.RetentionDays.ONE_YEAR
+   */
+  readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * A topic that receives the recovery build's state changes: started,
+   * succeeded, failed, stopped and timed out.
+   *
+   * @default - no notifications
+   */
+  readonly notificationTopic?: sns.ITopic;
+}
+
+/** The oldest PostgreSQL client the Amazon Linux 2023 repositories ship (`postgresql15`). */
+const OLDEST_CLIENT = 15;
+/** The newest client known to be in the Amazon Linux 2023 repositories when this version was released. */
+const NEWEST_KNOWN_CLIENT = 17;
+/** CodeBuild's accepted build timeout range, in minutes. */
+const MIN_TIMEOUT_MINUTES = 5;
+const MAX_TIMEOUT_MINUTES = 2160;
+/** Where the buildspec downloads the RDS CA bundle. */
+const CA_BUNDLE_PATH = '/tmp/rds-ca/global-bundle.pem';
+const ASSETS_DIR = path.join(__dirname, '..', 'assets');
+
+/**
+ * Point-in-time recovery back into the original RDS for PostgreSQL instance:
+ * a CodeBuild project in the instance's VPC that runs the recovery runner,
+ * and a trigger function that validates requests, starts the build, and
+ * deletes the temporary instance of a build that failed, stopped or timed out.
+ */
+export class PitrRecovery extends Construct implements ec2.IConnectable {
+  /** The CodeBuild project that runs recoveries. */
+  public readonly project: codebuild.IProject;
+
+  /** The function that validates a request and starts the build, and cleans up after dead builds. */
+  public readonly triggerFunction: lambda.IFunction;
+
+  /** The recovery build's network connections; the instance already admits them. */
+  public readonly connections: ec2.Connections;
+
+  constructor(scope: Construct, id: string, props: PitrRecoveryProps) {
+    super(scope, id);
+
+    const { instance } = props;
+    checkEngine(instance);
+    const vpc = props.vpc ?? vpcOf(instance);
+    const secret = props.credentials ?? secretOf(instance);
+    const clientVersion = this.chooseClientVersion(instance, props.postgresClientVersion);
+    const databases = checkDatabases(props.databases);
+    const timeout = checkTimeout(props.timeout ?? Duration.hours(8));
+    const retention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
+    const runnerDir = assetDir('runner', 'runner.js');
+    const triggerDir = assetDir('trigger', 'index.js');
+
+    const resources = new RecoveryArns(this, instance);
+
+    const buildLogs = new logs.LogGroup(this, 'BuildLogs', { retention });
+    const project = new codebuild.Project(this, 'Project', {
+      description: `Point-in-time recovery into RDS instance ${instance.instanceIdentifier} (cdk-rds-pitr)`,
+      source: codebuild.Source.s3({ ...assetLocation(this, 'Runner', runnerDir) }),
+      buildSpec: codebuild.BuildSpec.fromSourceFilename('buildspec.yml'),
+      environment: {
+        buildImage: codebuild.LinuxBuildImage.AMAZON_LINUX_2023_5,
+        computeType: props.computeType ?? codebuild.ComputeType.MEDIUM,
+      },
+      environmentVariables: plaintext({
+        [PROJECT_ENV.SOURCE_INSTANCE_ID]: instance.instanceIdentifier,
+        [PROJECT_ENV.SECRET_ARN]: secret.secretArn,
+        [PROJECT_ENV.PG_CLIENT_VERSION]: String(clientVersion),
+        [PROJECT_ENV.PG_CA_BUNDLE]: CA_BUNDLE_PATH,
+        // Half the build for the restore leaves the other half for the copy.
+        [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: String(Math.max(1, Math.floor(timeout.toMinutes() / 2))),
+        [START_ENV.STRATEGY]: DEFAULT_STRATEGY,
+        ...(databases ? { [START_ENV.DATABASES]: databases.join(',') } : {}),
+      }),
+      vpc,
+      subnetSelection: props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      securityGroups: props.securityGroups,
+      // Two recoveries of one instance must never interleave.
+      concurrentBuildLimit: 1,
+      timeout,
+      encryptionKey: props.encryptionKey,
+      logging: { cloudWatch: { logGroup: buildLogs } },
+    });
+    this.project = project;
+    this.connections = project.connections;
+    instance.connections.allowDefaultPortFrom(this, 'PITR recovery build (cdk-rds-pitr)');
+
+    secret.grantRead(project);
+    for (const statement of runnerStatements(resources)) project.addToRolePolicy(statement);
+
+    const triggerLogs = new logs.LogGroup(this, 'TriggerLogs', { retention });
+    // An explicit role keeps the function's permissions to what is listed
+    // here: no managed policy, logs only to its own group.
+    const triggerRole = new iam.Role(this, 'TriggerRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Starts and cleans up PITR recoveries of ${instance.instanceIdentifier}`,
+    });
+    triggerLogs.grantWrite(triggerRole);
+    for (const statement of triggerStatements(resources, project)) triggerRole.addToPrincipalPolicy(statement);
+    const fn = new lambda.Function(this, 'Trigger', {
+      description: `Validates a PITR request for ${instance.instanceIdentifier} and starts the recovery build; deletes the temporary instance of a dead build`,
+      runtime: lambda.Runtime.NODEJS_22_X,
+      code: lambda.Code.fromAsset(triggerDir),
+      handler: 'index.handler',
+      role: triggerRole,
+      logGroup: triggerLogs,
+      timeout: Duration.minutes(1),
+      memorySize: 256,
+      environment: {
+        [TRIGGER_ENV.PROJECT_NAME]: project.projectName,
+        [TRIGGER_ENV.SOURCE_INSTANCE_ID]: instance.instanceIdentifier,
+      },
+    });
+    this.triggerFunction = fn;
+
+    project.onStateChange('CleanupRule', {
+      description: `Deletes the temporary instances of a ${DEAD_BUILD_STATES.join('/')} PITR build`,
+      eventPattern: { detail: { 'build-status': [...DEAD_BUILD_STATES] } },
+      target: new targets.LambdaFunction(fn),
+    });
+
+    if (props.notificationTopic) {
+      project.onStateChange('NotifyRule', {
+        description: 'Forwards PITR recovery build state changes to the notification topic',
+        eventPattern: { detail: { 'build-status': ['IN_PROGRESS', 'SUCCEEDED', ...DEAD_BUILD_STATES] } },
+        target: new targets.SnsTopic(props.notificationTopic, {
+          message: events.RuleTargetInput.fromText(
+            `cdk-rds-pitr: recovery of ${instance.instanceIdentifier}: build ${events.EventField.fromPath('$.detail.build-id')} `
+            + `is ${events.EventField.fromPath('$.detail.build-status')}`,
+          ),
+        }),
+      });
+    }
+  }
+
+  /**
+   * Lets `grantee` start a recovery, through the trigger function (validated)
+   * or directly with `codebuild:StartBuild`.
+   */
+  public grantStartRecovery(grantee: iam.IGrantable): iam.Grant {
+    return this.triggerFunction.grantInvoke(grantee).combine(iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['codebuild:StartBuild'],
+      resourceArns: [this.project.projectArn],
+    }));
+  }
+
+  /**
+   * Recovery builds that failed, stopped or timed out.
+   *
+   * @default - sum over 5 minutes
+   */
+  public metricFailedRecoveries(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.project.metricFailedBuilds(props);
+  }
+
+  private chooseClientVersion(instance: rds.IDatabaseInstance, requested: number | undefined): number {
+    const serverMajor = serverMajorVersion(instance);
+    if (requested === undefined) {
+      if (serverMajor === undefined) {
+        Annotations.of(this).addWarningV2('cdk-rds-pitr:ClientVersionUnknownServer',
+          `PitrRecovery: the PostgreSQL major version of ${describe(instance)} is not known at synth time, so the build installs `
+          + `PostgreSQL client ${NEWEST_KNOWN_CLIENT}. Set \`postgresClientVersion\` to the server's major version (or higher) to pin it.`);
+        return NEWEST_KNOWN_CLIENT;
+      }
+      return Math.max(serverMajor, OLDEST_CLIENT);
+    }
+    if (Token.isUnresolved(requested)) {
+      throw new Error('PitrRecovery: `postgresClientVersion` must be a plain number (the buildspec installs postgresql<N>), not a token. Nothing was created.');
+    }
+    if (!Number.isInteger(requested) || requested < OLDEST_CLIENT) {
+      throw new Error(`PitrRecovery: \`postgresClientVersion\` is ${requested}; accepted: a whole PostgreSQL major version from ${OLDEST_CLIENT} `
+        + `(the oldest client on Amazon Linux 2023; newer clients dump older servers). Nothing was created.`);
+    }
+    if (serverMajor !== undefined && requested < serverMajor) {
+      throw new Error(`PitrRecovery: \`postgresClientVersion\` is ${requested}, lower than the instance's PostgreSQL major version ${serverMajor}; `
+        + `pg_dump refuses to dump a newer server. Accepted: ${serverMajor} or higher. Nothing was created.`);
+    }
+    if (requested > NEWEST_KNOWN_CLIENT) {
+      Annotations.of(this).addWarningV2('cdk-rds-pitr:ClientVersionNewerThanKnown',
+        `PitrRecovery: \`postgresClientVersion\` ${requested} is newer than ${NEWEST_KNOWN_CLIENT}, the newest client this library knows `
+        + `Amazon Linux 2023 ships; the build fails at install if the package postgresql${requested} does not exist.`);
+    }
+    return requested;
+  }
+}
+
+/**
+ * The RDS ARNs the policies name: the source, its temporary instances and
+ * its safety snapshots. With a literal instance id the temporary prefix is
+ * exactly the runner's (`temporaryInstancePrefix`, shortened and lowercased);
+ * with a token the id is only known at deploy time, so the pattern is built
+ * from the token and relies on RDS ids being lowercase already.
+ */
+class RecoveryArns {
+  public readonly source: string;
+  public readonly temporary: string;
+  public readonly snapshots: string;
+  public readonly allInstances: string;
+  public readonly automatedBackups: string;
+  /** Groups the restore call names; RDS authorizes the restore against each. */
+  public readonly restoreGroups: string[];
+
+  constructor(scope: Construct, instance: rds.IDatabaseInstance) {
+    const stack = Stack.of(scope);
+    const id = instance.instanceIdentifier;
+    const arn = (resource: string, resourceName: string) =>
+      stack.formatArn({ service: 'rds', resource, resourceName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    const literal = !Token.isUnresolved(id);
+    this.source = instance.instanceArn;
+    this.temporary = arn('db', literal ? `${temporaryInstancePrefix(id)}*` : `${id}${TEMP_INSTANCE_INFIX}*`);
+    this.snapshots = arn('snapshot', literal ? safetySnapshotId(id, '*') : `${id}${SAFETY_SNAPSHOT_INFIX}*`);
+    this.allInstances = arn('db', '*');
+    this.automatedBackups = arn('auto-backup', '*');
+    this.restoreGroups = [arn('subgrp', '*'), arn('og', '*'), arn('pg', '*')];
+  }
+}
+
+/** What the recovery runner calls, each on the narrowest resource RDS authorizes it against. */
+function runnerStatements(arns: RecoveryArns): iam.PolicyStatement[] {
+  return [
+    // Finding live temporary instances by tag lists instances, which RDS
+    // authorizes against db:*; read-only.
+    new iam.PolicyStatement({ sid: 'DescribeInstances', actions: ['rds:DescribeDBInstances'], resources: [arns.allInstances] }),
+    new iam.PolicyStatement({ sid: 'ListTags', actions: ['rds:ListTagsForResource'], resources: [arns.source, arns.temporary, arns.snapshots] }),
+    // The restore window: the automated backup's id (ab-...) is not known in advance; read-only.
+    new iam.PolicyStatement({ sid: 'DescribeAutomatedBackups', actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: [arns.automatedBackups] }),
+    new iam.PolicyStatement({ sid: 'DescribeSafetySnapshots', actions: ['rds:DescribeDBSnapshots'], resources: [arns.source, arns.snapshots] }),
+    new iam.PolicyStatement({ sid: 'CreateSafetySnapshot', actions: ['rds:CreateDBSnapshot'], resources: [arns.source, arns.snapshots] }),
+    // The restore reuses the source's existing subnet, option and parameter
+    // groups; their names are only known at run time and nothing here can change them.
+    new iam.PolicyStatement({
+      sid: 'RestoreTemporaryInstance',
+      actions: ['rds:RestoreDBInstanceToPointInTime'],
+      resources: [arns.source, arns.temporary, ...arns.restoreGroups],
+    }),
+    new iam.PolicyStatement({
+      sid: 'ManageTemporaryInstance',
+      actions: ['rds:ModifyDBInstance', 'rds:DeleteDBInstance'],
+      resources: [arns.temporary],
+    }),
+    // Tag-on-create of the temporary instance and the safety snapshot.
+    new iam.PolicyStatement({ sid: 'TagCreatedResources', actions: ['rds:AddTagsToResource'], resources: [arns.temporary, arns.snapshots] }),
+  ];
+}
+
+/** What the trigger function calls: the restore-window check, StartBuild, and cleanup. */
+function triggerStatements(arns: RecoveryArns, project: codebuild.IProject): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({ sid: 'StartRecoveryBuild', actions: ['codebuild:StartBuild'], resources: [project.projectArn] }),
+    // Cleanup lists instances to find those tagged with the dead build's id; read-only.
+    new iam.PolicyStatement({ sid: 'DescribeInstances', actions: ['rds:DescribeDBInstances'], resources: [arns.allInstances] }),
+    new iam.PolicyStatement({ sid: 'ListTemporaryInstanceTags', actions: ['rds:ListTagsForResource'], resources: [arns.source, arns.temporary] }),
+    new iam.PolicyStatement({ sid: 'DescribeAutomatedBackups', actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: [arns.automatedBackups] }),
+    new iam.PolicyStatement({ sid: 'DeleteTemporaryInstance', actions: ['rds:DeleteDBInstance'], resources: [arns.temporary] }),
+  ];
+}
+
+function checkEngine(instance: rds.IDatabaseInstance): void {
+  const engineType = instance.engine?.engineType;
+  if (engineType !== undefined && !Token.isUnresolved(engineType) && engineType !== 'postgres') {
+    throw new Error(`PitrRecovery: \`instance\` ${describe(instance)} runs engine "${engineType}"; accepted: an RDS for PostgreSQL instance `
+      + '(engine "postgres"). Nothing was created.');
+  }
+}
+
+function serverMajorVersion(instance: rds.IDatabaseInstance): number | undefined {
+  const major = instance.engine?.engineVersion?.majorVersion;
+  if (major === undefined || Token.isUnresolved(major)) return undefined;
+  const value = Number(major);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+function vpcOf(instance: rds.IDatabaseInstance): ec2.IVpc {
+  const vpc = (instance as { vpc?: ec2.IVpc }).vpc;
+  if (!vpc) {
+    throw new Error(`PitrRecovery: \`vpc\` is required when \`instance\` is imported (${describe(instance)}): the recovery build must run `
+      + 'in a VPC that reaches the instance. Pass the instance\'s VPC as `vpc`. Nothing was created.');
+  }
+  return vpc;
+}
+
+function secretOf(instance: rds.IDatabaseInstance): secretsmanager.ISecret {
+  const secret = (instance as { secret?: secretsmanager.ISecret }).secret;
+  if (!secret) {
+    throw new Error(`PitrRecovery: \`credentials\` is required because ${describe(instance)} has no \`secret\`; accepted: a Secrets Manager `
+      + 'secret with the master `username` and `password` (the JSON RDS and rds.Credentials write). Nothing was created.');
+  }
+  return secret;
+}
+
+function checkDatabases(databases: string[] | undefined): string[] | undefined {
+  if (databases === undefined) return undefined;
+  if (databases.length === 0) {
+    throw new Error('PitrRecovery: `databases` is an empty list; accepted: one or more database names, or leave it out to recover every '
+      + 'non-template database. Nothing was created.');
+  }
+  const seen = new Set<string>();
+  databases.forEach((name, i) => {
+    if (Token.isUnresolved(name)) return;
+    const field = `PitrRecovery: \`databases[${i}]\``;
+    validateDatabaseName(name, field);
+    // DATABASES travels as one comma-separated variable whose entries are trimmed.
+    if (name.includes(',') || name.trim() !== name) {
+      throw new Error(`${field}: ${JSON.stringify(name)} cannot be passed to the build; accepted: a name without commas and without `
+        + 'leading or trailing spaces. Nothing was created.');
+    }
+    if (seen.has(name)) {
+      throw new Error(`${field}: ${JSON.stringify(name)} is listed twice; list each database once. Nothing was created.`);
+    }
+    seen.add(name);
+  });
+  return databases;
+}
+
+function checkTimeout(timeout: Duration): Duration {
+  if (!Token.isUnresolved(timeout.toMinutes({ integral: false }))) {
+    const minutes = timeout.toMinutes({ integral: false });
+    if (!Number.isInteger(minutes) || minutes < MIN_TIMEOUT_MINUTES || minutes > MAX_TIMEOUT_MINUTES) {
+      throw new Error(`PitrRecovery: \`timeout\` is ${timeout.toHumanString()}; accepted: whole minutes from ${MIN_TIMEOUT_MINUTES} `
+        + `to ${MAX_TIMEOUT_MINUTES} (36 hours), CodeBuild's limits. Nothing was created.`);
+    }
+  }
+  return timeout;
+}
+
+function describe(instance: rds.IDatabaseInstance): string {
+  const id = instance.instanceIdentifier;
+  return Token.isUnresolved(id) ? `instance ${instance.node.path}` : `instance "${id}"`;
+}
+
+/** The bundled code shipped in the package; missing only in a source checkout that was never bundled. */
+function assetDir(name: string, entry: string): string {
+  const dir = path.join(ASSETS_DIR, name);
+  if (!fs.existsSync(path.join(dir, entry))) {
+    throw new Error(`PitrRecovery: the bundled ${name} (${path.join(dir, entry)}) is missing. In a checkout of cdk-rds-pitr, `
+      + 'run `npx projen bundle` first; an installed package always contains it.');
+  }
+  return dir;
+}
+
+function assetLocation(scope: Construct, id: string, dir: string): codebuild.S3SourceProps {
+  const asset = new s3_assets.Asset(scope, id, { path: dir });
+  return { bucket: asset.bucket, path: asset.s3ObjectKey };
+}
+
+function plaintext(vars: Record<string, string>): Record<string, codebuild.BuildEnvironmentVariable> {
+  return Object.fromEntries(Object.entries(vars).map(([name, value]) =>
+    [name, { type: codebuild.BuildEnvironmentVariableType.PLAINTEXT, value }]));
+}
