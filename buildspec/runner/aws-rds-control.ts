@@ -1,0 +1,366 @@
+/**
+ * The AWS SDK v3 adapter behind `RdsControl`: every RDS control-plane call the
+ * recovery workflow makes on AWS. It translates RDS faults into messages for
+ * someone reading the build log at 3 a.m. (what failed, which instance, what
+ * was or was not created) and never lets a master password reach a message.
+ */
+import {
+  CreateDBSnapshotCommand,
+  DBInstance,
+  DeleteDBInstanceCommand,
+  DescribeDBInstanceAutomatedBackupsCommand,
+  DescribeDBInstancesCommand,
+  DescribeDBSnapshotsCommand,
+  ListTagsForResourceCommand,
+  ModifyDBInstanceCommand,
+  paginateDescribeDBInstances,
+  RDSClient,
+  RestoreDBInstanceToPointInTimeCommand,
+  RestoreDBInstanceToPointInTimeCommandInput,
+  Tag,
+} from '@aws-sdk/client-rds';
+import { LATEST, PROJECT_ENV, RestoreWindow, START_ENV } from '../../src/contract';
+import type { DbEndpoint, InstanceState, RdsControl, SourceInstance, TemporaryInstanceSpec } from './ports';
+
+/** Where the adapter reports what it decided on its own (e.g. an instance already gone). `StepLog` fits. */
+export interface AdapterLog {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+export interface AwsRdsControlOptions {
+  /** @default - a client for the region in AWS_REGION / AWS_DEFAULT_REGION (CodeBuild sets both) */
+  readonly client?: RDSClient;
+  /** @default - lines go to stdout */
+  readonly log?: AdapterLog;
+}
+
+/** Thrown when an instance does not exist, so callers can tell "gone" from "broken". */
+export class InstanceNotFoundError extends Error {
+  constructor(readonly instanceId: string, message: string) {
+    super(message);
+    this.name = 'InstanceNotFoundError';
+  }
+}
+
+/** Option groups RDS assigns when none was chosen; passing one explicitly is refused for some engines. */
+const DEFAULT_OPTION_GROUP_PREFIX = 'default:';
+
+export class AwsRdsControl implements RdsControl {
+  private readonly client: RDSClient;
+  private readonly log: AdapterLog;
+
+  constructor(options: AwsRdsControlOptions = {}) {
+    this.client = options.client ?? new RDSClient({ region: regionFromEnv() });
+    this.log = options.log ?? consoleLog;
+  }
+
+  async describeSource(id: string): Promise<SourceInstance> {
+    const db = await this.describeDbInstance(id, `${PROJECT_ENV.SOURCE_INSTANCE_ID}: `);
+    const endpoint = endpointOf(db);
+    if (!endpoint) {
+      throw new Error(
+        `${PROJECT_ENV.SOURCE_INSTANCE_ID}: RDS instance "${id}" has no endpoint yet (status "${db.DBInstanceStatus}"); `
+        + 'recover into an instance that is available. Nothing was created.',
+      );
+    }
+    return {
+      id: db.DBInstanceIdentifier ?? id,
+      status: db.DBInstanceStatus ?? 'unknown',
+      engine: db.Engine ?? 'unknown',
+      engineVersion: db.EngineVersion ?? 'unknown',
+      endpoint,
+      masterUsername: db.MasterUsername ?? '',
+      dbSubnetGroupName: db.DBSubnetGroup?.DBSubnetGroupName,
+      vpcSecurityGroupIds: (db.VpcSecurityGroups ?? []).flatMap((g) => (g.VpcSecurityGroupId ? [g.VpcSecurityGroupId] : [])),
+      dbParameterGroupName: db.DBParameterGroups?.[0]?.DBParameterGroupName,
+      optionGroupName: db.OptionGroupMemberships?.[0]?.OptionGroupName,
+      backupRetentionPeriod: db.BackupRetentionPeriod ?? 0,
+    };
+  }
+
+  async restorableWindow(id: string): Promise<RestoreWindow> {
+    const db = await this.describeDbInstance(id, `${PROJECT_ENV.SOURCE_INSTANCE_ID}: `);
+    if (!db.BackupRetentionPeriod) {
+      throw new Error(
+        `${PROJECT_ENV.SOURCE_INSTANCE_ID}: RDS instance "${id}" has automated backups turned off (BackupRetentionPeriod 0), `
+        + 'so it cannot be restored to a point in time; accepted: an instance with a backup retention period of 1 to 35 days. Nothing was created.',
+      );
+    }
+    if (!db.LatestRestorableTime) {
+      throw new Error(
+        `${PROJECT_ENV.SOURCE_INSTANCE_ID}: RDS reports no LatestRestorableTime for "${id}" yet (status "${db.DBInstanceStatus}"); `
+        + `the first automated backup may still be running. Try again later or use ${START_ENV.RESTORE_TIME}=${LATEST} once it exists. Nothing was created.`,
+      );
+    }
+    const out = await this.call(
+      () => this.client.send(new DescribeDBInstanceAutomatedBackupsCommand({ DBInstanceIdentifier: id })),
+      { what: `reading the automated backups of "${id}"`, outcome: NOTHING_CREATED },
+    );
+    const backups = out.DBInstanceAutomatedBackups ?? [];
+    // A deleted instance with the same name can leave "retained" backups behind; the live one shares its resource id.
+    const backup = backups.find((b) => b.DbiResourceId !== undefined && b.DbiResourceId === db.DbiResourceId)
+      ?? backups.find((b) => b.Status === 'active')
+      ?? backups[0];
+    const earliest = backup?.RestoreWindow?.EarliestTime;
+    if (!earliest) {
+      throw new Error(
+        `${PROJECT_ENV.SOURCE_INSTANCE_ID}: RDS reports no automated backup with a restore window for "${id}"; `
+        + 'point-in-time restore needs automated backups (BackupRetentionPeriod 1 to 35 days). Nothing was created.',
+      );
+    }
+    return { earliest: new Date(earliest), latest: new Date(db.LatestRestorableTime) };
+  }
+
+  async findInstancesByTag(key: string, value: string): Promise<InstanceState[]> {
+    const found: InstanceState[] = [];
+    const pages = paginateDescribeDBInstances({ client: this.client }, {});
+    try {
+      for await (const page of pages) {
+        for (const db of page.DBInstances ?? []) {
+          if (db.DBInstanceStatus === 'deleting') continue;
+          const tags = db.TagList ?? (await this.tagsOf(db));
+          if (tags.some((t) => t.Key === key && t.Value === value)) found.push(stateOf(db));
+        }
+      }
+    } catch (err) {
+      throw rdsError(err, { what: `listing RDS instances tagged ${key}=${value}`, outcome: NOTHING_CREATED });
+    }
+    return found;
+  }
+
+  async startSnapshot(sourceId: string, snapshotId: string, tags: Readonly<Record<string, string>>): Promise<void> {
+    await this.call(
+      () => this.client.send(new CreateDBSnapshotCommand({
+        DBInstanceIdentifier: sourceId,
+        DBSnapshotIdentifier: snapshotId,
+        Tags: tagList(tags),
+      })),
+      { what: `starting the safety snapshot "${snapshotId}" of "${sourceId}"`, outcome: 'No snapshot was started.', mutating: true },
+    );
+  }
+
+  async snapshotStatus(snapshotId: string): Promise<string> {
+    const out = await this.call(
+      () => this.client.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: snapshotId })),
+      { what: `reading the status of snapshot "${snapshotId}"` },
+    );
+    const status = out.DBSnapshots?.[0]?.Status;
+    if (!status) throw new Error(`RDS returned no status for snapshot "${snapshotId}".`);
+    return status;
+  }
+
+  async restoreToPointInTime(spec: TemporaryInstanceSpec): Promise<void> {
+    await this.call(
+      () => this.client.send(new RestoreDBInstanceToPointInTimeCommand(restoreInput(spec))),
+      {
+        what: `restoring "${spec.source.id}" to "${spec.id}" at ${spec.restoreTime === LATEST ? 'the latest restorable time' : spec.restoreTime.toISOString()}`,
+        refused: 'RDS refused the restore',
+        outcome: NOTHING_CREATED,
+        mutating: true,
+        hints: RESTORE_HINTS,
+      },
+    );
+  }
+
+  async describeInstance(id: string): Promise<InstanceState> {
+    return stateOf(await this.describeDbInstance(id, ''));
+  }
+
+  async setMasterPassword(id: string, password: string): Promise<void> {
+    if (!password) throw new Error(`Refusing to set an empty master password on "${id}"; the secret's "password" is empty. Nothing was changed.`);
+    try {
+      await this.client.send(new ModifyDBInstanceCommand({
+        DBInstanceIdentifier: id,
+        MasterUserPassword: password,
+        ApplyImmediately: true,
+      }));
+    } catch (err) {
+      // A fresh error with a scrubbed message and no `cause`: the SDK error carries the raw HTTP exchange.
+      const e = err as { name?: string; message?: string };
+      const message = scrub(`${e.name ?? 'Error'}: ${e.message ?? String(err)}`, password);
+      throw new Error(`Setting the master password of "${id}" failed: ${message}. The password was not changed.`);
+    }
+  }
+
+  async deleteInstance(id: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteDBInstanceCommand({
+        DBInstanceIdentifier: id,
+        SkipFinalSnapshot: true,
+        DeleteAutomatedBackups: true,
+      }));
+      this.log.info(`Deletion of "${id}" started (no final snapshot, automated backups deleted); not waiting for it to finish.`);
+    } catch (err) {
+      if (nameOf(err) === 'DBInstanceNotFoundFault') {
+        this.log.info(`"${id}" does not exist (already deleted); nothing to delete.`);
+        return;
+      }
+      if (nameOf(err) === 'InvalidDBInstanceStateFault') {
+        const status = await this.statusOrGone(id);
+        if (status === 'gone' || status === 'deleting') {
+          this.log.info(`"${id}" is ${status === 'gone' ? 'already gone' : 'already being deleted'}; nothing more to do.`);
+          return;
+        }
+      }
+      throw rdsError(err, {
+        what: `deleting "${id}"`,
+        outcome: `"${id}" was NOT deleted; delete it in the RDS console or with: aws rds delete-db-instance --db-instance-identifier ${id} --skip-final-snapshot --delete-automated-backups`,
+      });
+    }
+  }
+
+  private async statusOrGone(id: string): Promise<string> {
+    try {
+      return (await this.describeDbInstance(id, '')).DBInstanceStatus ?? 'unknown';
+    } catch (err) {
+      if (err instanceof InstanceNotFoundError) return 'gone';
+      throw err;
+    }
+  }
+
+  private async tagsOf(db: DBInstance): Promise<Tag[]> {
+    if (!db.DBInstanceArn) return [];
+    const out = await this.client.send(new ListTagsForResourceCommand({ ResourceName: db.DBInstanceArn }));
+    return out.TagList ?? [];
+  }
+
+  private async describeDbInstance(id: string, field: string): Promise<DBInstance> {
+    let db: DBInstance | undefined;
+    try {
+      const out = await this.client.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }));
+      db = out.DBInstances?.[0];
+    } catch (err) {
+      if (nameOf(err) !== 'DBInstanceNotFoundFault') throw rdsError(err, { what: `describing RDS instance "${id}"` });
+    }
+    if (!db) {
+      const region = await this.region();
+      throw new InstanceNotFoundError(id, `${field}RDS instance "${id}" was not found in region ${region}; accepted: the identifier of an existing DB instance in this account and region. Nothing was created.`);
+    }
+    return db;
+  }
+
+  private async region(): Promise<string> {
+    try {
+      const region = this.client.config.region;
+      return typeof region === 'function' ? await region() : String(region);
+    } catch {
+      return '(unknown region)';
+    }
+  }
+
+  private async call<T>(fn: () => Promise<T>, failure: Failure): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw rdsError(err, failure);
+    }
+  }
+}
+
+const NOTHING_CREATED = 'Nothing was created.';
+
+/** Extra advice for the restore faults an operator can act on. */
+const RESTORE_HINTS: Record<string, string> = {
+  InvalidRestoreFault: `the restore time is probably outside the instance's restorable window; choose a time inside it or ${START_ENV.RESTORE_TIME}=${LATEST}`,
+  PointInTimeRestoreNotEnabledFault: 'the source instance has automated backups turned off (BackupRetentionPeriod 0); point-in-time restore needs them',
+  DBInstanceAlreadyExistsFault: 'an instance with the temporary identifier already exists; wait a second and start a new recovery (the identifier carries a timestamp)',
+  InsufficientDBInstanceCapacityFault: `RDS has no capacity for this instance class in the subnet group's zones; set ${START_ENV.TEMP_INSTANCE_CLASS} to another class`,
+  InstanceQuotaExceededFault: 'the account reached its DB instance quota; delete unused instances or raise the quota',
+  StorageQuotaExceededFault: 'the account reached its RDS storage quota; free storage or raise the quota',
+  InvalidVPCNetworkStateFault: 'the source\'s subnet group has no free addresses or is invalid',
+};
+
+function regionFromEnv(): string {
+  const region = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION;
+  if (!region) {
+    throw new Error('AWS_REGION: not set (nor AWS_DEFAULT_REGION); accepted: an AWS region such as us-east-1 (CodeBuild sets it). Nothing was created.');
+  }
+  return region;
+}
+
+const consoleLog: AdapterLog = {
+  info: (message) => process.stdout.write(`${new Date().toISOString()}   ${message}\n`),
+  warn: (message) => process.stdout.write(`${new Date().toISOString()} ! ${message}\n`),
+};
+
+function restoreInput(spec: TemporaryInstanceSpec): RestoreDBInstanceToPointInTimeCommandInput {
+  const { source } = spec;
+  const optionGroup = source.optionGroupName && !source.optionGroupName.startsWith(DEFAULT_OPTION_GROUP_PREFIX) ? source.optionGroupName : undefined;
+  return {
+    SourceDBInstanceIdentifier: source.id,
+    TargetDBInstanceIdentifier: spec.id,
+    ...(spec.restoreTime === LATEST ? { UseLatestRestorableTime: true } : { RestoreTime: spec.restoreTime }),
+    DBSubnetGroupName: source.dbSubnetGroupName,
+    VpcSecurityGroupIds: [...source.vpcSecurityGroupIds],
+    DBParameterGroupName: source.dbParameterGroupName,
+    ...(optionGroup ? { OptionGroupName: optionGroup } : {}),
+    Port: source.endpoint.port,
+    PubliclyAccessible: false,
+    MultiAZ: false,
+    DeletionProtection: false,
+    CopyTagsToSnapshot: false,
+    // The temporary instance lives for one build; backups would only add I/O and a retained-backup bill.
+    BackupRetentionPeriod: 0,
+    Tags: tagList(spec.tags),
+    ...(spec.instanceClass ? { DBInstanceClass: spec.instanceClass } : {}),
+  };
+}
+
+function tagList(tags: Readonly<Record<string, string>>): Tag[] {
+  return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+}
+
+function endpointOf(db: DBInstance): DbEndpoint | undefined {
+  const host = db.Endpoint?.Address;
+  const port = db.Endpoint?.Port ?? db.DbInstancePort;
+  return host && port ? { host, port } : undefined;
+}
+
+function stateOf(db: DBInstance): InstanceState {
+  return {
+    id: db.DBInstanceIdentifier ?? '',
+    status: db.DBInstanceStatus ?? 'unknown',
+    endpoint: endpointOf(db),
+    pendingPasswordChange: db.PendingModifiedValues?.MasterUserPassword !== undefined,
+  };
+}
+
+function nameOf(err: unknown): string {
+  return (err as { name?: string })?.name ?? '';
+}
+
+/** How to word a failed call. */
+interface Failure {
+  /** What was being done: `deleting "x"`. */
+  readonly what: string;
+  /** Lead-in when RDS answered with a client fault (it refused the request). @default "RDS call failed while <what>" */
+  readonly refused?: string;
+  /** What was or was not changed; for a mutating call, only certain when RDS refused it. */
+  readonly outcome?: string;
+  /** The call creates or changes something, so a network or server error leaves its effect unknown. */
+  readonly mutating?: boolean;
+  /** Advice by fault name. */
+  readonly hints?: Readonly<Record<string, string>>;
+}
+
+/** One paragraph for the log: what was being done, the RDS fault, advice, and what was created. */
+function rdsError(err: unknown, failure: Failure): Error {
+  const e = err as { name?: string; message?: string; $fault?: string };
+  const name = e.name ?? 'Error';
+  const refusedByRds = e.$fault === 'client';
+  const head = refusedByRds && failure.refused ? `${failure.refused} (${failure.what})` : `RDS call failed while ${failure.what}`;
+  const hint = failure.hints?.[name];
+  const outcome = failure.mutating && !refusedByRds
+    ? 'RDS may or may not have acted on the request; the cleanup looks for anything this run created by its tags.'
+    : failure.outcome;
+  return new Error(`${head}: ${name}: ${e.message ?? String(err)}.${hint ? ` Likely cause: ${hint}.` : ''}${outcome ? ` ${outcome}` : ''}`);
+}
+
+function scrub(text: string, secret: string): string {
+  let out = text;
+  for (const form of new Set([secret, encodeURIComponent(secret), JSON.stringify(secret).slice(1, -1)])) {
+    if (form) out = out.split(form).join('********');
+  }
+  return out;
+}
