@@ -1,0 +1,522 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import {
+  App, Duration, Stack,
+  aws_codebuild as codebuild,
+  aws_ec2 as ec2,
+  aws_iam as iam,
+  aws_kms as kms,
+  aws_logs as logs,
+  aws_rds as rds,
+  aws_secretsmanager as secretsmanager,
+  aws_sns as sns,
+} from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { BUILD_ENV, DEAD_BUILD_STATES, PROJECT_ENV, START_ENV, TRIGGER_ENV } from '../src/contract';
+import { PitrRecovery, PitrRecoveryProps } from '../src/pitr-recovery';
+
+// fs is pass-through except when a test hides the bundled runner; node's
+// own fs exports cannot be spied on.
+let hideBundledRunner = false;
+jest.mock('fs', () => {
+  const real = jest.requireActual<typeof import('fs')>('fs');
+  return {
+    ...real,
+    existsSync: (p: fs.PathLike) => !(hideBundledRunner && String(p).endsWith(`runner${require('path').sep}runner.js`)) && real.existsSync(p),
+  };
+});
+
+const ENV = { account: '123456789012', region: 'eu-west-1' };
+
+interface Fixture {
+  readonly stack: Stack;
+  readonly vpc: ec2.Vpc;
+}
+
+function fixture(): Fixture {
+  const stack = new Stack(new App(), 'Test', { env: ENV });
+  const vpc = new ec2.Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 1 });
+  return { stack, vpc };
+}
+
+/** A PostgreSQL instance created in the app; `null` leaves the engine version unknown. */
+function postgres(f: Fixture, version: rds.PostgresEngineVersion | null = rds.PostgresEngineVersion.VER_16): rds.DatabaseInstance {
+  return new rds.DatabaseInstance(f.stack, 'Db', {
+    engine: version ? rds.DatabaseInstanceEngine.postgres({ version }) : rds.DatabaseInstanceEngine.POSTGRES,
+    vpc: f.vpc,
+    credentials: rds.Credentials.fromGeneratedSecret('postgres'),
+  });
+}
+
+function imported(f: Fixture, instanceIdentifier = 'orders-db'): rds.IDatabaseInstance {
+  return rds.DatabaseInstance.fromDatabaseInstanceAttributes(f.stack, 'Imported', {
+    instanceIdentifier,
+    instanceEndpointAddress: `${instanceIdentifier}.abc.eu-west-1.rds.amazonaws.com`,
+    port: 5432,
+    securityGroups: [ec2.SecurityGroup.fromSecurityGroupId(f.stack, 'DbSg', 'sg-0123456789abcdef0')],
+    engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_15 }),
+  });
+}
+
+function importedSecret(f: Fixture): secretsmanager.ISecret {
+  return secretsmanager.Secret.fromSecretCompleteArn(f.stack, 'Creds',
+    'arn:aws:secretsmanager:eu-west-1:123456789012:secret:orders-db-master-AbCdEf');
+}
+
+/** The construct without synthesizing, for tests that add to the tree first. */
+function build(f: Fixture = fixture()): PitrRecovery {
+  return new PitrRecovery(f.stack, 'Dr', { instance: postgres(f) });
+}
+
+function synth(props: Partial<PitrRecoveryProps> = {}, f: Fixture = fixture()) {
+  const recovery = new PitrRecovery(f.stack, 'Dr', { instance: props.instance ?? postgres(f), ...props });
+  return { recovery, template: Template.fromStack(f.stack), stack: f.stack };
+}
+
+type Statement = { Sid?: string; Action: string | string[]; Resource: unknown; Effect: string; Condition?: unknown };
+
+/** Every statement of every inline policy attached to the role whose logical id starts with `rolePrefix`. */
+function statementsOf(template: Template, rolePrefix: string): Statement[] {
+  const policies = template.findResources('AWS::IAM::Policy');
+  return Object.values(policies)
+    .filter((p) => (p.Properties.Roles as Array<{ Ref: string }>).some((r) => r.Ref.startsWith(rolePrefix)))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+}
+
+function bySid(statements: Statement[], sid: string): Statement {
+  const found = statements.filter((s) => s.Sid === sid);
+  expect(found).toHaveLength(1);
+  return found[0];
+}
+
+const arnOf = (resource: string, name: string) => `arn:${'${AWS::Partition}'}:rds:eu-west-1:123456789012:${resource}:${name}`;
+/** Renders a CloudFormation ARN expression (Fn::Join of strings, Refs and partition) as one string. */
+function render(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const v = value as Record<string, unknown>;
+  if (v['Fn::Join']) {
+    const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
+    return parts.map(render).join(sep);
+  }
+  if (v.Ref) return `\${${v.Ref as string}}`;
+  if (v['Fn::GetAtt']) return `\${${(v['Fn::GetAtt'] as string[]).join('.')}}`;
+  return JSON.stringify(value);
+}
+const resourcesOf = (s: Statement) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).map(render).sort();
+const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]).slice().sort();
+
+describe('CodeBuild project', () => {
+  test('runs in the VPC on Amazon Linux 2023, one build at a time, 8 hours, with its log group', () => {
+    const { template } = synth();
+    template.hasResourceProperties('AWS::CodeBuild::Project', {
+      ConcurrentBuildLimit: 1,
+      TimeoutInMinutes: 480,
+      Environment: Match.objectLike({
+        Image: 'aws/codebuild/amazonlinux-x86_64-standard:5.0',
+        Type: 'LINUX_CONTAINER',
+        ComputeType: 'BUILD_GENERAL1_MEDIUM',
+        PrivilegedMode: false,
+      }),
+      Source: Match.objectLike({ Type: 'S3', BuildSpec: 'buildspec.yml' }),
+      VpcConfig: Match.objectLike({
+        SecurityGroupIds: [{ 'Fn::GetAtt': [Match.stringLikeRegexp('^DrProjectSecurityGroup'), 'GroupId'] }],
+        Subnets: [{ Ref: Match.stringLikeRegexp('^VpcPrivateSubnet1') }, { Ref: Match.stringLikeRegexp('^VpcPrivateSubnet2') }],
+      }),
+      LogsConfig: { CloudWatchLogs: { Status: 'ENABLED', GroupName: { Ref: Match.stringLikeRegexp('^DrBuildLogs') } } },
+    });
+    template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 365 });
+  });
+
+  test('source is the bundled runner as an S3 asset', () => {
+    const { template } = synth();
+    const project = Object.values(template.findResources('AWS::CodeBuild::Project'))[0];
+    expect(render(project.Properties.Source.Location)).toMatch(/^cdk-hnb659fds-assets-123456789012-eu-west-1\/[0-9a-f]{64}\.zip$/);
+  });
+
+  test('environment carries the source id, secret ARN, client version, CA path, wait deadline and start defaults', () => {
+    const { template } = synth();
+    const project = Object.values(template.findResources('AWS::CodeBuild::Project'))[0];
+    const vars = Object.fromEntries((project.Properties.Environment.EnvironmentVariables as Array<{ Name: string; Value: unknown; Type: string }>)
+      .map((v) => [v.Name, { value: v.Value, type: v.Type }]));
+    expect(Object.keys(vars).sort()).toEqual([
+      PROJECT_ENV.PG_CA_BUNDLE, PROJECT_ENV.PG_CLIENT_VERSION, PROJECT_ENV.SECRET_ARN, PROJECT_ENV.SOURCE_INSTANCE_ID,
+      START_ENV.STRATEGY, PROJECT_ENV.WAIT_TIMEOUT_MINUTES,
+    ].sort());
+    expect(Object.values(vars).every((v) => v.type === 'PLAINTEXT')).toBe(true);
+    expect(vars[PROJECT_ENV.SOURCE_INSTANCE_ID].value).toEqual({ Ref: expect.stringMatching(/^Db[0-9A-F]{8}$/) });
+    expect(vars[PROJECT_ENV.SECRET_ARN].value).toEqual({ Ref: expect.stringMatching(/^DbSecretAttachment/) });
+    expect(vars[PROJECT_ENV.PG_CLIENT_VERSION].value).toBe('16');
+    expect(vars[PROJECT_ENV.PG_CA_BUNDLE].value).toMatch(/^\/.+\.pem$/);
+    expect(vars[PROJECT_ENV.WAIT_TIMEOUT_MINUTES].value).toBe('240');
+    expect(vars[START_ENV.STRATEGY].value).toBe('swap');
+  });
+
+  test('databases, compute type, timeout, encryption key and log retention are passed through', () => {
+    const f = fixture();
+    const key = new kms.Key(f.stack, 'Key');
+    const { template } = synth({
+      databases: ['orders', 'billing'],
+      computeType: codebuild.ComputeType.LARGE,
+      timeout: Duration.hours(2),
+      encryptionKey: key,
+      logRetention: logs.RetentionDays.ONE_MONTH,
+    }, f);
+    template.hasResourceProperties('AWS::CodeBuild::Project', {
+      TimeoutInMinutes: 120,
+      EncryptionKey: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Key'), 'Arn'] },
+      Environment: Match.objectLike({
+        ComputeType: 'BUILD_GENERAL1_LARGE',
+        EnvironmentVariables: Match.arrayWith([
+          { Name: PROJECT_ENV.WAIT_TIMEOUT_MINUTES, Type: 'PLAINTEXT', Value: '60' },
+          { Name: START_ENV.DATABASES, Type: 'PLAINTEXT', Value: 'orders,billing' },
+        ]),
+      }),
+    });
+    const groups = Object.values(template.findResources('AWS::Logs::LogGroup')).map((g) => g.Properties.RetentionInDays);
+    expect(groups).toEqual([30, 30]);
+  });
+
+  test('the instance admits the build on its port, and connections are the build\'s security group', () => {
+    const { template, recovery } = synth();
+    template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      IpProtocol: 'tcp',
+      GroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DbSecurityGroup'), 'GroupId'] },
+      SourceSecurityGroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DrProjectSecurityGroup'), 'GroupId'] },
+      FromPort: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Db[0-9A-F]{8}$'), 'Endpoint.Port'] },
+    });
+    expect(recovery.connections.securityGroups).toHaveLength(1);
+    expect(recovery.connections.securityGroups[0].node.path).toBe('Test/Dr/Project/SecurityGroup');
+  });
+
+  test('given security groups and subnets replace the defaults', () => {
+    const f = fixture();
+    const sg = new ec2.SecurityGroup(f.stack, 'Mine', { vpc: f.vpc });
+    const { template } = synth({ securityGroups: [sg], vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC } }, f);
+    template.hasResourceProperties('AWS::CodeBuild::Project', {
+      VpcConfig: Match.objectLike({
+        SecurityGroupIds: [{ 'Fn::GetAtt': [Match.stringLikeRegexp('^Mine'), 'GroupId'] }],
+        Subnets: [{ Ref: Match.stringLikeRegexp('^VpcPublicSubnet1') }, { Ref: Match.stringLikeRegexp('^VpcPublicSubnet2') }],
+      }),
+    });
+    template.resourceCountIs('AWS::EC2::SecurityGroup', 2); // the instance's and "Mine"
+  });
+});
+
+describe('runner IAM (CodeBuild role)', () => {
+  test('literal instance id: every RDS statement, on exactly the runner\'s resources', () => {
+    const f = fixture();
+    const { template } = synth({ instance: imported(f), vpc: f.vpc, credentials: importedSecret(f) }, f);
+    const statements = statementsOf(template, 'DrProjectRole');
+    const db = arnOf('db', 'orders-db');
+    const temp = arnOf('db', 'orders-db-pitr-*');
+    const snaps = arnOf('snapshot', 'orders-db-pre-pitr-*');
+    const expected: Record<string, [string[], string[]]> = {
+      DescribeInstances: [['rds:DescribeDBInstances'], [arnOf('db', '*')]],
+      ListTags: [['rds:ListTagsForResource'], [db, temp, snaps]],
+      DescribeAutomatedBackups: [['rds:DescribeDBInstanceAutomatedBackups'], [arnOf('auto-backup', '*')]],
+      DescribeSafetySnapshots: [['rds:DescribeDBSnapshots'], [db, snaps]],
+      CreateSafetySnapshot: [['rds:CreateDBSnapshot'], [db, snaps]],
+      RestoreTemporaryInstance: [['rds:RestoreDBInstanceToPointInTime'], [db, temp, arnOf('subgrp', '*'), arnOf('og', '*'), arnOf('pg', '*')]],
+      ManageTemporaryInstance: [['rds:DeleteDBInstance', 'rds:ModifyDBInstance'], [temp]],
+      TagCreatedResources: [['rds:AddTagsToResource'], [temp, snaps]],
+    };
+    for (const [sid, [actions, resources]] of Object.entries(expected)) {
+      const s = bySid(statements, sid);
+      expect({ sid, actions: actionsOf(s), resources: resourcesOf(s), effect: s.Effect, condition: s.Condition })
+        .toEqual({ sid, actions, resources: resources.slice().sort(), effect: 'Allow', condition: undefined });
+    }
+    const rdsStatements = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('rds:')));
+    expect(rdsStatements.map((s) => s.Sid).sort()).toEqual(Object.keys(expected).sort());
+  });
+
+  test('a long literal id uses the runner\'s shortened temporary prefix', () => {
+    const f = fixture();
+    const longId = 'a-very-long-instance-identifier-that-is-sixty-chars-long-xyz';
+    const { template } = synth({ instance: imported(f, longId), vpc: f.vpc, credentials: importedSecret(f) }, f);
+    const s = bySid(statementsOf(template, 'DrProjectRole'), 'ManageTemporaryInstance');
+    // 63 - "-pitr-".length - 14 (stamp) = 43 characters of the source, trailing hyphen dropped.
+    expect(resourcesOf(s)).toEqual([arnOf('db', 'a-very-long-instance-identifier-that-is-six-pitr-*')]);
+  });
+
+  test('token instance id (created in this app): patterns are built from the Ref', () => {
+    const { template } = synth();
+    const statements = statementsOf(template, 'DrProjectRole');
+    const id = Object.keys(template.findResources('AWS::RDS::DBInstance'))[0];
+    const temp = `arn:\${AWS::Partition}:rds:eu-west-1:123456789012:db:\${${id}}-pitr-*`;
+    const snaps = `arn:\${AWS::Partition}:rds:eu-west-1:123456789012:snapshot:\${${id}}-pre-pitr-*`;
+    expect(resourcesOf(bySid(statements, 'ManageTemporaryInstance'))).toEqual([temp]);
+    expect(resourcesOf(bySid(statements, 'TagCreatedResources'))).toEqual([temp, snaps].sort());
+    expect(resourcesOf(bySid(statements, 'RestoreTemporaryInstance'))).toContain(temp);
+  });
+
+  test('reads the one secret; kms:Decrypt only when the secret uses a customer key', () => {
+    const plain = statementsOf(synth().template, 'DrProjectRole');
+    const read = plain.filter((s) => actionsOf(s).includes('secretsmanager:GetSecretValue'));
+    expect(read).toHaveLength(1);
+    expect(actionsOf(read[0])).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+    expect(read[0].Resource).toEqual({ Ref: expect.stringMatching(/^DbSecretAttachment/) });
+    expect(plain.some((s) => actionsOf(s).includes('kms:Decrypt'))).toBe(false);
+
+    const f = fixture();
+    const key = new kms.Key(f.stack, 'SecretKey');
+    const secret = new secretsmanager.Secret(f.stack, 'Cmk', { encryptionKey: key });
+    const withKey = statementsOf(synth({ credentials: secret }, f).template, 'DrProjectRole');
+    // The key policy admits the role; the identity statement is what this asserts.
+    const template = Template.fromStack(f.stack);
+    const keyPolicy = Object.values(template.findResources('AWS::KMS::Key'))[0].Properties.KeyPolicy.Statement as Statement[];
+    const decrypt = [...withKey, ...keyPolicy].filter((s) => actionsOf(s).includes('kms:Decrypt'));
+    expect(decrypt.length).toBeGreaterThan(0);
+    expect(withKey.some((s) => actionsOf(s).includes('secretsmanager:GetSecretValue')
+      && render(s.Resource) === `\${${Object.keys(template.findResources('AWS::SecretsManager::Secret')).find((k) => k.startsWith('Cmk'))}}`)).toBe(true);
+  });
+
+  test('no mutating action is allowed on Resource "*" by any policy in the stack', () => {
+    const { template } = synth({ notificationTopic: undefined });
+    const readOnly = /^[a-z0-9-]+:(Describe|List|Get|BatchGet)/;
+    // CodeBuild attaches these for any project in a VPC; CodeBuild creates the
+    // build's network interfaces with the project role and they have no ARN beforehand.
+    const codebuildVpcEni = new Set(['ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface']);
+    const policies = Object.values(template.findResources('AWS::IAM::Policy'));
+    const offending = policies.flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[])
+      .filter((s) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]).includes('*'))
+      .flatMap(actionsOf)
+      .filter((a) => !readOnly.test(a) && !codebuildVpcEni.has(a));
+    expect(offending).toEqual([]);
+  });
+});
+
+describe('trigger function', () => {
+  test('Node.js 22, bundled handler, environment from the contract, own log group', () => {
+    const { template } = synth();
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs22.x',
+      Handler: 'index.handler',
+      Environment: {
+        Variables: {
+          [TRIGGER_ENV.PROJECT_NAME]: { Ref: Match.stringLikeRegexp('^DrProject') },
+          [TRIGGER_ENV.SOURCE_INSTANCE_ID]: { Ref: Match.stringLikeRegexp('^Db[0-9A-F]{8}$') },
+        },
+      },
+      LoggingConfig: { LogGroup: { Ref: Match.stringLikeRegexp('^DrTriggerLogs') } },
+    });
+    const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0];
+    expect(render(fn.Properties.Code.S3Key)).toMatch(/^[0-9a-f]{64}\.zip$/);
+  });
+
+  test('role: no managed policy; StartBuild on its project only; describe, tags and delete as narrow as the API allows', () => {
+    const f = fixture();
+    const { template } = synth({ instance: imported(f), vpc: f.vpc, credentials: importedSecret(f) }, f);
+    const role = Object.entries(template.findResources('AWS::IAM::Role')).find(([k]) => k.startsWith('DrTriggerRole'))![1];
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    const statements = statementsOf(template, 'DrTriggerRole');
+    const project = Object.keys(template.findResources('AWS::CodeBuild::Project'))[0];
+    const temp = arnOf('db', 'orders-db-pitr-*');
+    const expected: Record<string, [string[], string[]]> = {
+      StartRecoveryBuild: [['codebuild:StartBuild'], [`\${${project}.Arn}`]],
+      DescribeInstances: [['rds:DescribeDBInstances'], [arnOf('db', '*')]],
+      ListTemporaryInstanceTags: [['rds:ListTagsForResource'], [arnOf('db', 'orders-db'), temp]],
+      DescribeAutomatedBackups: [['rds:DescribeDBInstanceAutomatedBackups'], [arnOf('auto-backup', '*')]],
+      DeleteTemporaryInstance: [['rds:DeleteDBInstance'], [temp]],
+    };
+    for (const [sid, [actions, resources]] of Object.entries(expected)) {
+      const s = bySid(statements, sid);
+      expect({ sid, actions: actionsOf(s), resources: resourcesOf(s) }).toEqual({ sid, actions, resources: resources.slice().sort() });
+    }
+    const logsStatement = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('logs:')));
+    expect(logsStatement).toHaveLength(1);
+    expect(resourcesOf(logsStatement[0])).toEqual([`\${${Object.keys(template.findResources('AWS::Logs::LogGroup')).find((k) => k.startsWith('DrTriggerLogs'))}.Arn}`]);
+    expect(statements.map((s) => s.Sid ?? 'logs').sort()).toEqual([...Object.keys(expected), 'logs'].sort());
+  });
+
+  test('cleanup rule: this project\'s FAILED, STOPPED and TIMED_OUT builds invoke the function', () => {
+    const { template } = synth();
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        'source': ['aws.codebuild'],
+        'detail-type': ['CodeBuild Build State Change'],
+        'detail': { 'project-name': [{ Ref: Match.stringLikeRegexp('^DrProject') }], 'build-status': [...DEAD_BUILD_STATES] },
+      },
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DrTrigger[0-9A-F]{8}$'), 'Arn'] } })],
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      Principal: 'events.amazonaws.com',
+      SourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DrProjectCleanupRule'), 'Arn'] },
+    });
+    template.resourceCountIs('AWS::Events::Rule', 1);
+  });
+});
+
+describe('notifications', () => {
+  test('the topic receives started, succeeded and failed build states', () => {
+    const f = fixture();
+    const topic = new sns.Topic(f.stack, 'Topic');
+    const { template } = synth({ notificationTopic: topic }, f);
+    template.resourceCountIs('AWS::Events::Rule', 2);
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: Match.objectLike({
+        detail: {
+          'project-name': [{ Ref: Match.stringLikeRegexp('^DrProject') }],
+          'build-status': ['IN_PROGRESS', 'SUCCEEDED', ...DEAD_BUILD_STATES],
+        },
+      }),
+      Targets: [Match.objectLike({ Arn: { Ref: Match.stringLikeRegexp('^Topic') }, InputTransformer: Match.anyValue() })],
+    });
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: { Statement: [Match.objectLike({ Action: 'sns:Publish', Principal: { Service: 'events.amazonaws.com' } })] },
+    });
+  });
+});
+
+describe('public surface', () => {
+  test('grantStartRecovery: invoke the function and StartBuild on the project', () => {
+    const f = fixture();
+    const recovery = build(f);
+    const user = new iam.Role(f.stack, 'Oncall', { assumedBy: new iam.AccountRootPrincipal() });
+    const grant = recovery.grantStartRecovery(user);
+    expect(grant.success).toBe(true);
+    const statements = statementsOf(Template.fromStack(f.stack), 'Oncall');
+    const flat = statements.map((s) => ({ actions: actionsOf(s), resources: resourcesOf(s) }));
+    expect(flat).toEqual(expect.arrayContaining([
+      { actions: ['lambda:InvokeFunction'], resources: expect.arrayContaining([expect.stringMatching(/^\$\{DrTrigger[0-9A-F]{8}\.Arn\}$/)]) },
+      { actions: ['codebuild:StartBuild'], resources: [expect.stringMatching(/^\$\{DrProject[0-9A-F]{8}\.Arn\}$/)] },
+    ]));
+    expect(flat.flatMap((s) => s.actions).sort()).toEqual(['codebuild:StartBuild', 'lambda:InvokeFunction']);
+  });
+
+  test('metricFailedRecoveries is the project\'s FailedBuilds metric', () => {
+    const f = fixture();
+    const metric = build(f).metricFailedRecoveries({ period: Duration.minutes(1) });
+    expect(metric.namespace).toBe('AWS/CodeBuild');
+    expect(metric.metricName).toBe('FailedBuilds');
+    expect(f.stack.resolve(metric.dimensions)).toEqual({ ProjectName: { Ref: expect.stringMatching(/^DrProject/) } });
+    expect(metric.period.toSeconds()).toBe(60);
+  });
+
+  test('the construct is connectable: allowing it elsewhere opens the build\'s security group', () => {
+    const f = fixture();
+    const recovery = build(f);
+    const other = new ec2.SecurityGroup(f.stack, 'Other', { vpc: f.vpc });
+    other.connections.allowFrom(recovery, ec2.Port.tcp(443));
+    Template.fromStack(f.stack).hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      FromPort: 443,
+      SourceSecurityGroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DrProjectSecurityGroup'), 'GroupId'] },
+    });
+  });
+});
+
+describe('PostgreSQL client version', () => {
+  const clientVersion = (template: Template) => {
+    const project = Object.values(template.findResources('AWS::CodeBuild::Project'))[0];
+    return (project.Properties.Environment.EnvironmentVariables as Array<{ Name: string; Value: string }>)
+      .find((v) => v.Name === PROJECT_ENV.PG_CLIENT_VERSION)!.Value;
+  };
+
+  test('defaults to the server major, at least 15', () => {
+    const f13 = fixture();
+    expect(clientVersion(synth({ instance: postgres(f13, rds.PostgresEngineVersion.VER_13) }, f13).template)).toBe('15');
+    const f17 = fixture();
+    expect(clientVersion(synth({ instance: postgres(f17, rds.PostgresEngineVersion.VER_17) }, f17).template)).toBe('17');
+  });
+
+  test('unknown server version: newest known client, with a warning naming the prop', () => {
+    const f = fixture();
+    const { template, stack } = synth({ instance: postgres(f, null) }, f);
+    expect(clientVersion(template)).toBe('17');
+    Annotations.fromStack(stack).hasWarning('/Test/Dr', Match.stringLikeRegexp('postgresClientVersion'));
+  });
+
+  test('explicit newer client is used; one beyond the known list warns', () => {
+    const f = fixture();
+    const { template, stack } = synth({ postgresClientVersion: 18 }, f);
+    expect(clientVersion(template)).toBe('18');
+    Annotations.fromStack(stack).hasWarning('/Test/Dr', Match.stringLikeRegexp('postgresql18'));
+  });
+});
+
+describe('synth-time errors name the prop and the value', () => {
+  const expectError = (props: (f: Fixture) => Partial<PitrRecoveryProps>, message: RegExp) => {
+    const f = fixture();
+    expect(() => synth(props(f), f)).toThrow(message);
+  };
+
+  test('a non-PostgreSQL engine', () => {
+    expectError((f) => ({
+      instance: new rds.DatabaseInstance(f.stack, 'My', {
+        engine: rds.DatabaseInstanceEngine.mysql({ version: rds.MysqlEngineVersion.VER_8_0 }),
+        vpc: f.vpc,
+      }),
+    }), /`instance`.*engine "mysql".*accepted: an RDS for PostgreSQL instance/);
+  });
+
+  test('an imported instance without vpc', () => {
+    expectError((f) => ({ instance: imported(f), credentials: importedSecret(f) }), /`vpc` is required when `instance` is imported \(instance "orders-db"\)/);
+  });
+
+  test('no credentials', () => {
+    expectError((f) => ({ instance: imported(f), vpc: f.vpc }), /`credentials` is required because instance "orders-db" has no `secret`/);
+  });
+
+  test.each([
+    [['template0'], /`databases\[0\]`: "template0" is not a database that can be recovered; accepted:/],
+    [['orders', ''], /`databases\[1\]`: "" is not a database/],
+    [['a,b'], /`databases\[0\]`: "a,b" cannot be passed to the build; accepted: a name without commas/],
+    [[' orders'], /`databases\[0\]`: " orders" cannot be passed/],
+    [['orders', 'orders'], /`databases\[1\]`: "orders" is listed twice/],
+    [['x'.repeat(64)], /`databases\[0\]`: "x{64}" is not a database/],
+    [[], /`databases` is an empty list/],
+  ])('databases %j', (databases, message) => {
+    expectError(() => ({ databases }), message);
+  });
+
+  test('a client older than the server', () => {
+    expectError(() => ({ postgresClientVersion: 15 }),
+      /`postgresClientVersion` is 15, lower than the instance's PostgreSQL major version 16.*Accepted: 16 or higher/);
+  });
+
+  test.each([[14], [16.5], [0]])('a client version Amazon Linux 2023 cannot install: %p', (v) => {
+    expectError(() => ({ postgresClientVersion: v }), new RegExp(`\`postgresClientVersion\` is ${v}; accepted: a whole PostgreSQL major version from 15`));
+  });
+
+  test.each([[Duration.minutes(2)], [Duration.hours(37)], [Duration.seconds(90 * 60 + 30)]])('a timeout CodeBuild rejects: %s', (timeout) => {
+    expectError(() => ({ timeout }), /`timeout` is .*; accepted: whole minutes from 5 to 2160/);
+  });
+
+  test('a missing bundle says how to produce it', () => {
+    hideBundledRunner = true;
+    try {
+      expectError(() => ({}), /the bundled runner \(.*runner\.js\) is missing.*run `npx projen bundle`/);
+    } finally {
+      hideBundledRunner = false;
+    }
+  });
+});
+
+describe('buildspec', () => {
+  const source = fs.readFileSync(path.join(__dirname, '..', 'buildspec', 'buildspec.yml'), 'utf8');
+  const code = source.split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
+
+  test('every variable it references is in the contract and set on the project', () => {
+    const referenced = new Set([...code.matchAll(/\$\{?([A-Z_][A-Z0-9_]*)\}?/g)].map((m) => m[1]));
+    expect(referenced.size).toBeGreaterThan(0);
+    const contract = new Set<string>([...Object.values(PROJECT_ENV), ...Object.values(START_ENV), ...Object.values(BUILD_ENV)]);
+    const project = Object.values(synth().template.findResources('AWS::CodeBuild::Project'))[0];
+    const onProject = new Set((project.Properties.Environment.EnvironmentVariables as Array<{ Name: string }>).map((v) => v.Name));
+    for (const name of referenced) {
+      expect({ name, inContract: contract.has(name), onProject: onProject.has(name) }).toEqual({ name, inContract: true, onProject: true });
+    }
+  });
+
+  test('installs the pinned client, checks its version, fetches the RDS CA bundle, then runs the runner', () => {
+    expect(code).toMatch(/^version: 0\.2$/m);
+    expect(code).toContain(`dnf install -y --allowerasing --setopt=install_weak_deps=False "postgresql\${${PROJECT_ENV.PG_CLIENT_VERSION}}"`);
+    expect(code).toMatch(/pg_dump --version/);
+    expect(code).toContain(`-o "\${${PROJECT_ENV.PG_CA_BUNDLE}}" https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem`);
+    expect(code).toMatch(/build:\n\s+commands:\n\s+- node runner\.js recover\n?$/);
+  });
+
+  test('the bundle ships this buildspec next to the runner', () => {
+    const bundled = path.join(__dirname, '..', 'assets', 'runner', 'buildspec.yml');
+    expect(fs.readFileSync(bundled, 'utf8')).toBe(source);
+  });
+});
