@@ -14,6 +14,7 @@ import {
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { BUILD_ENV, DEAD_BUILD_STATES, PROJECT_ENV, START_ENV, TRIGGER_ENV } from '../src/contract';
 import { PitrRecovery, PitrRecoveryProps } from '../src/pitr-recovery';
+import { PitrLabStack } from './lab-stack';
 
 // fs is pass-through except when a test hides the bundled runner; node's
 // own fs exports cannot be spied on.
@@ -518,5 +519,44 @@ describe('buildspec', () => {
   test('the bundle ships this buildspec next to the runner', () => {
     const bundled = path.join(__dirname, '..', 'assets', 'runner', 'buildspec.yml');
     expect(fs.readFileSync(bundled, 'utf8')).toBe(source);
+  });
+});
+
+describe('lab stack', () => {
+  test('template snapshot, with asset hashes masked so handler edits do not churn it', () => {
+    const template = Template.fromStack(new PitrLabStack(new App(), 'Lab')).toJSON();
+    // The serializer has something to mask: both bundles are S3 assets.
+    expect(JSON.stringify(template).match(/[0-9a-f]{64}\.zip/g)?.length).toBeGreaterThanOrEqual(2);
+    expect(template).toMatchSnapshot();
+  });
+
+  test('the instance is private, PostgreSQL 16, backed up, destroyable', () => {
+    const template = Template.fromStack(new PitrLabStack(new App(), 'Lab'));
+    template.hasResource('AWS::RDS::DBInstance', {
+      DeletionPolicy: 'Delete',
+      Properties: Match.objectLike({
+        Engine: 'postgres',
+        EngineVersion: '16',
+        PubliclyAccessible: false,
+        BackupRetentionPeriod: 1,
+        StorageEncrypted: true,
+        DBSubnetGroupName: { Ref: Match.stringLikeRegexp('^InstanceSubnetGroup') },
+      }),
+    });
+    template.hasResourceProperties('AWS::RDS::DBSubnetGroup', {
+      SubnetIds: [{ Ref: Match.stringLikeRegexp('^VpcPrivateSubnet1') }, { Ref: Match.stringLikeRegexp('^VpcPrivateSubnet2') }],
+    });
+  });
+
+  test('outputs are ready-to-paste start-build and invoke commands using the contract names', () => {
+    const stack = new PitrLabStack(new App(), 'Lab');
+    const outputs = Template.fromStack(stack).findOutputs('*');
+    const start = render(outputs.StartBuildCommand.Value);
+    expect(start).toMatch(new RegExp(`^aws codebuild start-build --project-name \\$\\{DrProject[0-9A-F]{8}\\} --environment-variables-override `
+      + `name=${START_ENV.RESTORE_TIME},value=latest,type=PLAINTEXT name=${START_ENV.CONFIRM},value=\\$\\{Instance[0-9A-F]{8}\\},type=PLAINTEXT$`));
+    const invoke = render(outputs.InvokeCommand.Value);
+    expect(invoke).toMatch(/^aws lambda invoke --function-name \$\{DrTrigger[0-9A-F]{8}\} --cli-binary-format raw-in-base64-out /);
+    const payload = invoke.match(/--payload '([^']+)'/)![1].replace(/\$\{Instance[0-9A-F]{8}\}/, 'db-1');
+    expect(JSON.parse(payload)).toEqual({ restoreTime: 'latest', confirm: 'db-1' });
   });
 });
