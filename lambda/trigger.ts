@@ -1,1 +1,32 @@
-export {};
+/**
+ * The trigger Lambda. One function, two callers:
+ * - an operator (or `aws lambda invoke`) with a recovery request: validate it
+ *   and start the recovery build;
+ * - EventBridge with a CodeBuild build state change: after a dead build,
+ *   delete the temporary instances it left behind.
+ *
+ * Bundled by `npx projen bundle` to assets/trigger/index.js.
+ */
+import { CodeBuildClient } from '@aws-sdk/client-codebuild';
+import { RDSClient } from '@aws-sdk/client-rds';
+import { CleanupSummary, cleanupAfterDeadBuild, isEventBridgeEvent } from './cleanup';
+import { startRecovery } from './start-recovery';
+import { TriggerDeps, readTriggerConfig } from './trigger-deps';
+import type { RecoveryStarted } from '../src/contract';
+
+export async function handler(event: unknown): Promise<RecoveryStarted | CleanupSummary> {
+  const deps = depsFromEnvironment();
+  if (isEventBridgeEvent(event)) return cleanupAfterDeadBuild(event, deps);
+  return startRecovery(event, deps);
+}
+
+// Reused across warm invocations; keyed by region only because that is all the environment varies.
+let clients: { region: string; rds: RDSClient; codebuild: CodeBuildClient } | undefined;
+
+function depsFromEnvironment(): TriggerDeps {
+  const config = readTriggerConfig(process.env);
+  if (clients?.region !== config.region) {
+    clients = { region: config.region, rds: new RDSClient({ region: config.region }), codebuild: new CodeBuildClient({ region: config.region }) };
+  }
+  return { config, rds: clients.rds, codebuild: clients.codebuild, log: (line) => console.log(line) };
+}

@@ -1,0 +1,138 @@
+/**
+ * EventBridge invocation: after a recovery build FAILED, STOPPED or TIMED_OUT,
+ * delete the temporary instances it left behind, so a killed build never
+ * leaves a paid instance running. Deletes nothing else.
+ */
+import { DBInstance, DeleteDBInstanceCommand, ListTagsForResourceCommand, Tag, paginateDescribeDBInstances } from '@aws-sdk/client-rds';
+import { TriggerDeps } from './trigger-deps';
+import {
+  BUILD_STATE_CHANGE,
+  DEAD_BUILD_STATES,
+  TAGS,
+  codeBuildIdOf,
+  temporaryInstancePrefix,
+} from '../src/contract';
+
+/** The fields of a CodeBuild "Build State Change" event this function reads. */
+export interface BuildStateChangeEvent {
+  readonly 'source': string;
+  readonly 'detail-type': string;
+  readonly 'detail': {
+    readonly 'build-status'?: string;
+    readonly 'project-name'?: string;
+    /** The build ARN: `arn:aws:codebuild:<region>:<account>:build/<project>:<uuid>`. */
+    readonly 'build-id'?: string;
+  };
+}
+
+export interface CleanupSummary {
+  /** Temporary instances whose deletion was requested by this invocation. */
+  readonly deleted: string[];
+  /** Why nothing was looked at, when the event is not a dead build of this project. */
+  readonly ignored?: string;
+}
+
+export interface CleanupOptions {
+  /** DescribeDBInstances page size (20-100). @default 100 */
+  readonly pageSize?: number;
+}
+
+/** True for anything shaped like an EventBridge event, as opposed to a recovery request. */
+export function isEventBridgeEvent(event: unknown): event is BuildStateChangeEvent {
+  return typeof event === 'object' && event !== null
+    && 'detail-type' in event && 'source' in event
+    && typeof (event as { detail?: unknown }).detail === 'object';
+}
+
+export async function cleanupAfterDeadBuild(
+  event: BuildStateChangeEvent,
+  deps: TriggerDeps,
+  options: CleanupOptions = {},
+): Promise<CleanupSummary> {
+  const ignored = reasonToIgnore(event, deps.config.projectName);
+  if (ignored) {
+    deps.log(`Ignored event: ${ignored}. Nothing was deleted.`);
+    return { deleted: [], ignored };
+  }
+  const buildArn = event.detail['build-id']!;
+  const buildId = codeBuildIdOf(buildArn);
+  const leftovers = await findTemporaryInstances(deps, new Set([buildId, buildArn]), options.pageSize ?? 100);
+  deps.log(`Build ${buildId} ended ${event.detail['build-status']}; temporary instances tagged with it: ${leftovers.map((i) => i.DBInstanceIdentifier).join(', ') || 'none'}.`);
+  return deleteAll(leftovers, buildId, deps);
+}
+
+function reasonToIgnore(event: BuildStateChangeEvent, projectName: string): string | undefined {
+  const { source, detail } = event;
+  if (source !== BUILD_STATE_CHANGE.SOURCE || event['detail-type'] !== BUILD_STATE_CHANGE.DETAIL_TYPE) {
+    return `source "${source}" / detail-type "${event['detail-type']}" is not a CodeBuild build state change`;
+  }
+  if (detail['project-name'] !== projectName) {
+    return `build of project "${detail['project-name']}", not the recovery project "${projectName}"`;
+  }
+  const status = detail['build-status'];
+  if (!(DEAD_BUILD_STATES as readonly (string | undefined)[]).includes(status)) {
+    return `build status "${status}" is not one of ${DEAD_BUILD_STATES.join(', ')}`;
+  }
+  if (typeof detail['build-id'] !== 'string' || detail['build-id'] === '') {
+    return `the event has no build-id (${JSON.stringify(detail['build-id'])})`;
+  }
+  return undefined;
+}
+
+/**
+ * Two independent guards: the identifier must have the temporary-instance
+ * prefix of this project's source instance, and the build-id tag must name
+ * the dead build. The source instance itself never qualifies.
+ */
+async function findTemporaryInstances(deps: TriggerDeps, buildIds: ReadonlySet<string>, pageSize: number): Promise<DBInstance[]> {
+  const source = deps.config.sourceInstanceId;
+  const prefix = temporaryInstancePrefix(source);
+  const found: DBInstance[] = [];
+  for await (const page of paginateDescribeDBInstances({ client: deps.rds, pageSize }, {})) {
+    for (const instance of page.DBInstances ?? []) {
+      const id = instance.DBInstanceIdentifier ?? '';
+      if (id === source || !id.toLowerCase().startsWith(prefix)) continue;
+      const tags = instance.TagList ?? await tagsOf(instance, deps);
+      if (tags.some((t) => t.Key === TAGS.BUILD_ID && t.Value !== undefined && buildIds.has(t.Value))) found.push(instance);
+    }
+  }
+  return found;
+}
+
+/** DescribeDBInstances normally includes TagList; older responses may not. */
+async function tagsOf(instance: DBInstance, deps: TriggerDeps): Promise<Tag[]> {
+  const answer = await deps.rds.send(new ListTagsForResourceCommand({ ResourceName: instance.DBInstanceArn }));
+  return answer.TagList ?? [];
+}
+
+async function deleteAll(instances: DBInstance[], buildId: string, deps: TriggerDeps): Promise<CleanupSummary> {
+  const deleted: string[] = [];
+  const failures: string[] = [];
+  for (const instance of instances) {
+    const id = instance.DBInstanceIdentifier!;
+    if (instance.DBInstanceStatus === 'deleting') {
+      deps.log(`${id} is already being deleted.`);
+      continue;
+    }
+    try {
+      // No final snapshot and no retained backups: the instance is a throwaway copy of the source.
+      await deps.rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id, SkipFinalSnapshot: true, DeleteAutomatedBackups: true }));
+      deleted.push(id);
+      deps.log(`Deleting ${id} (tagged ${TAGS.BUILD_ID}=${buildId}); not waiting for it to finish.`);
+    } catch (err) {
+      if ((err as Error).name === 'DBInstanceNotFoundFault') {
+        deps.log(`${id} is already gone.`);
+      } else {
+        failures.push(`${id} (${(err as Error).name}: ${(err as Error).message})`);
+      }
+    }
+  }
+  if (failures.length > 0) {
+    // Throwing makes Lambda retry the event, which deletes what is still left.
+    throw new Error(
+      `Cleanup after build ${buildId}: could not delete ${failures.join('; ')}. `
+      + `Deletion requested for: ${deleted.join(', ') || 'none'}. Delete the remaining instances by hand if the retry fails too.`,
+    );
+  }
+  return { deleted };
+}

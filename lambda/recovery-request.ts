@@ -1,0 +1,121 @@
+/**
+ * Validation of a direct invocation's input. Pure: no AWS calls, so every
+ * rejection happens before anything is looked up or started.
+ */
+import {
+  LATEST,
+  RECOVERY_REQUEST_FIELDS,
+  RESTORE_TIME_ACCEPTED,
+  Strategy,
+  parseRestoreTime,
+  parseStrategy,
+  validateDatabaseName,
+} from '../src/contract';
+
+/** A request that passed every field check. */
+export interface ValidRecoveryRequest {
+  /** `'latest'`, or the instant as a Date (checked against the window later). */
+  readonly restoreTime: Date | typeof LATEST;
+  readonly confirm: string;
+  /** Undefined means every non-template database. */
+  readonly databases?: readonly string[];
+  readonly strategy: Strategy;
+}
+
+/** Thrown when the input is rejected; the message lists every problem. */
+export class RequestRejectedError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`${problems.join(' ')} Nothing was started.`);
+    this.name = 'RequestRejectedError';
+  }
+}
+
+const REQUEST_SHAPE = '{"restoreTime": "<ISO-8601 UTC>|latest", "confirm": "<source instance id>", "databases"?: ["<name>", ...], "strategy"?: "swap"|"replace"}';
+
+/**
+ * Checks every field of `input` and reports all problems at once, so a
+ * request needs one correction round, not four.
+ */
+export function parseRecoveryRequest(input: unknown, sourceInstanceId: string): ValidRecoveryRequest {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new RequestRejectedError([`request: ${describe(input)} is not a recovery request; accepted: a JSON object ${REQUEST_SHAPE}.`]);
+  }
+  const fields = input as Record<string, unknown>;
+  const problems: string[] = [];
+  const attempt = <T>(check: () => T): T | undefined => {
+    try {
+      return check();
+    } catch (err) {
+      problems.push((err as Error).message);
+      return undefined;
+    }
+  };
+
+  for (const name of Object.keys(fields)) {
+    if (!(RECOVERY_REQUEST_FIELDS as readonly string[]).includes(name)) {
+      problems.push(`${name}: unknown field (value ${describe(fields[name])}); accepted fields: ${RECOVERY_REQUEST_FIELDS.join(', ')}.`);
+    }
+  }
+  const restoreTime = attempt(() => parseRequiredRestoreTime(fields.restoreTime));
+  const confirm = attempt(() => checkConfirm(fields.confirm, sourceInstanceId));
+  const databases = attempt(() => parseDatabases(fields.databases));
+  const strategy = attempt(() => parseStrategy(fields.strategy, 'strategy'));
+
+  if (problems.length > 0) throw new RequestRejectedError(problems);
+  return { restoreTime: restoreTime!, confirm: confirm!, databases, strategy: strategy! };
+}
+
+function parseRequiredRestoreTime(value: unknown): Date | typeof LATEST {
+  if (value === undefined) throw new Error(`restoreTime: missing; accepted: ${RESTORE_TIME_ACCEPTED}.`);
+  return parseRestoreTime(value, 'restoreTime');
+}
+
+function checkConfirm(value: unknown, sourceInstanceId: string): string {
+  const accepted = `accepted: exactly "${sourceInstanceId}", the identifier of the instance this recovery overwrites`;
+  if (value === undefined) throw new Error(`confirm: missing; ${accepted}.`);
+  // Exact match on purpose: this field is the operator's proof they know which instance gets overwritten.
+  if (value !== sourceInstanceId) throw new Error(`confirm: ${describe(value)} does not match the source instance; ${accepted}.`);
+  return value;
+}
+
+const DATABASES_ACCEPTED = 'a non-empty JSON array of database names such as ["app", "reporting"], or leave databases out to recover every non-template database';
+
+function parseDatabases(value: unknown): readonly string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) throw new Error(`databases: ${describe(value)} is not a list; accepted: ${DATABASES_ACCEPTED}.`);
+  if (value.length === 0) throw new Error(`databases: [] is empty; accepted: ${DATABASES_ACCEPTED}.`);
+  const seen = new Set<string>();
+  const problems: string[] = [];
+  value.forEach((name: unknown, i) => {
+    const field = `databases[${i}]`;
+    try {
+      validateDatabaseName(name, field);
+    } catch (err) {
+      problems.push((err as Error).message);
+      return;
+    }
+    const text = name as string;
+    // The build receives the list as the comma-separated DATABASES variable and trims each entry.
+    if (text.includes(',') || text !== text.trim()) {
+      problems.push(`${field}: ${JSON.stringify(text)} cannot be passed to the build, which receives a comma-separated list; accepted: names without commas or leading/trailing spaces.`);
+    } else if (seen.has(text)) {
+      problems.push(`${field}: ${JSON.stringify(text)} is listed twice; accepted: each database once.`);
+    }
+    seen.add(text);
+  });
+  if (problems.length > 0) throw new Error(problems.join(' '));
+  return value as string[];
+}
+
+const MAX_ECHO = 200;
+
+/** JSON for values, with `undefined` spelled out and long values shortened for the error message. */
+function describe(value: unknown): string {
+  let text: string;
+  try {
+    text = value === undefined ? 'undefined' : JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > MAX_ECHO ? `${text.slice(0, MAX_ECHO)}... (${text.length} characters)` : text;
+}

@@ -1,0 +1,147 @@
+/**
+ * Direct invocation: validate the request, check the source instance and its
+ * restorable window, then start the recovery build. Any failure before
+ * StartBuild leaves nothing started.
+ */
+import { Build, EnvironmentVariable, StartBuildCommand } from '@aws-sdk/client-codebuild';
+import {
+  DBInstance,
+  DescribeDBInstancesCommand,
+  paginateDescribeDBInstanceAutomatedBackups,
+} from '@aws-sdk/client-rds';
+import { ValidRecoveryRequest, parseRecoveryRequest } from './recovery-request';
+import { TriggerDeps } from './trigger-deps';
+import {
+  LATEST,
+  RecoveryStarted,
+  RestoreWindow,
+  START_ENV,
+  TRIGGER_ENV,
+  assertInsideRestoreWindow,
+} from '../src/contract';
+
+export async function startRecovery(input: unknown, deps: TriggerDeps): Promise<RecoveryStarted> {
+  const request = parseRecoveryRequest(input, deps.config.sourceInstanceId);
+  const source = await describeSource(deps);
+  assertRecoverable(source, deps.config);
+  if (request.restoreTime !== LATEST) {
+    const window = await restoreWindowOf(source, deps);
+    assertInsideRestoreWindow(request.restoreTime, window, 'restoreTime');
+  }
+  return startBuild(request, deps);
+}
+
+/** The StartBuild overrides for a request, named by the start contract. */
+export function environmentOverrides(request: ValidRecoveryRequest): EnvironmentVariable[] {
+  const variables: Array<[string, string]> = [
+    [START_ENV.RESTORE_TIME, restoreTimeText(request)],
+    [START_ENV.CONFIRM, request.confirm],
+  ];
+  // Left out when not requested, so a database list configured on the project still applies.
+  if (request.databases) variables.push([START_ENV.DATABASES, request.databases.join(',')]);
+  variables.push([START_ENV.STRATEGY, request.strategy]);
+  return variables.map(([name, value]) => ({ name, value, type: 'PLAINTEXT' }));
+}
+
+/** The normalised form is passed on, so the build restores exactly the instant checked here. */
+function restoreTimeText(request: ValidRecoveryRequest): string {
+  return request.restoreTime === LATEST ? LATEST : request.restoreTime.toISOString();
+}
+
+async function describeSource(deps: TriggerDeps): Promise<DBInstance> {
+  const id = deps.config.sourceInstanceId;
+  try {
+    const answer = await deps.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }));
+    const instance = answer.DBInstances?.[0];
+    if (instance) return instance;
+  } catch (err) {
+    if ((err as Error).name !== 'DBInstanceNotFoundFault') throw err;
+  }
+  throw new Error(
+    `${TRIGGER_ENV.SOURCE_INSTANCE_ID}: RDS instance "${id}" was not found in ${deps.config.region}; `
+    + 'accepted: an existing instance (the PitrRecovery construct sets this variable). Nothing was started.',
+  );
+}
+
+function assertRecoverable(source: DBInstance, config: { sourceInstanceId: string }): void {
+  const id = config.sourceInstanceId;
+  if (source.DBInstanceStatus !== 'available') {
+    throw new Error(
+      `Source instance "${id}" is "${source.DBInstanceStatus}", not "available"; a recovery writes into it, `
+      + 'so wait until it is available and try again. Nothing was started.',
+    );
+  }
+  if (!source.BackupRetentionPeriod || source.BackupRetentionPeriod <= 0) {
+    throw new Error(
+      `Source instance "${id}" has automated backups turned off (BackupRetentionPeriod ${source.BackupRetentionPeriod ?? 0}), `
+      + 'so RDS has no point in time to restore; accepted: an instance with a backup retention period of at least 1 day. Nothing was started.',
+    );
+  }
+  if (!source.LatestRestorableTime) {
+    throw new Error(
+      `Source instance "${id}" has no LatestRestorableTime yet (RDS reports one after the first automated backup completes), `
+      + 'so there is nothing to restore yet. Nothing was started.',
+    );
+  }
+}
+
+/**
+ * EarliestTime comes from the instance's automated backups; LatestRestorableTime
+ * from the instance. Backups retained from an earlier, deleted instance of the
+ * same name are skipped: they cannot be restored through this instance.
+ */
+async function restoreWindowOf(source: DBInstance, deps: TriggerDeps): Promise<RestoreWindow> {
+  const id = deps.config.sourceInstanceId;
+  let earliest: Date | undefined;
+  const pages = paginateDescribeDBInstanceAutomatedBackups({ client: deps.rds }, { DBInstanceIdentifier: id });
+  for await (const page of pages) {
+    for (const backup of page.DBInstanceAutomatedBackups ?? []) {
+      const sameInstance = !backup.DbiResourceId || !source.DbiResourceId || backup.DbiResourceId === source.DbiResourceId;
+      const time = backup.RestoreWindow?.EarliestTime;
+      if (backup.Status === 'active' && sameInstance && time && (!earliest || time < earliest)) earliest = time;
+    }
+  }
+  if (!earliest) {
+    throw new Error(
+      `Source instance "${id}" has no automated backup with a restore window yet (RDS reports RestoreWindow.EarliestTime `
+      + `after the first backup completes); accepted now: restoreTime "${LATEST}". Nothing was started.`,
+    );
+  }
+  return { earliest, latest: source.LatestRestorableTime! };
+}
+
+async function startBuild(request: ValidRecoveryRequest, deps: TriggerDeps): Promise<RecoveryStarted> {
+  const { projectName, region, sourceInstanceId } = deps.config;
+  const overrides = environmentOverrides(request);
+  let build: Build | undefined;
+  try {
+    build = (await deps.codebuild.send(new StartBuildCommand({ projectName, environmentVariablesOverride: overrides }))).build;
+  } catch (err) {
+    throw new Error(`StartBuild on CodeBuild project "${projectName}" failed (${(err as Error).name}: ${(err as Error).message}). The recovery was not started.`);
+  }
+  if (!build?.id) {
+    throw new Error(`StartBuild on CodeBuild project "${projectName}" returned no build id; check the project's build history before retrying.`);
+  }
+  const started: RecoveryStarted = {
+    buildId: build.id,
+    restoreTime: restoreTimeText(request),
+    logsUrl: logsUrlOf(build, projectName, region),
+  };
+  deps.log(
+    `Started recovery build ${started.buildId} of "${sourceInstanceId}" to ${started.restoreTime} `
+    + `(strategy ${request.strategy}, databases ${request.databases?.join(',') ?? 'all'}); logs: ${started.logsUrl}`,
+  );
+  return started;
+}
+
+/**
+ * Right after StartBuild, CodeBuild's deep link usually points at
+ * `group=null;stream=null` because the log stream does not exist yet; the
+ * build's console page follows the log once it does.
+ */
+export function logsUrlOf(build: Build, projectName: string, region: string): string {
+  const deepLink = build.logs?.deepLink;
+  if (deepLink && !/(group|stream)=null/.test(deepLink)) return deepLink;
+  const id = encodeURIComponent(build.id ?? '');
+  return `https://${region}.console.aws.amazon.com/codesuite/codebuild/projects/${encodeURIComponent(projectName)}/build/${id}/log?region=${region}`;
+}
