@@ -19,8 +19,8 @@ import {
   RestoreDBInstanceToPointInTimeCommandInput,
   Tag,
 } from '@aws-sdk/client-rds';
-import { LATEST, PROJECT_ENV, RestoreWindow, START_ENV } from '../../src/contract';
 import type { DbEndpoint, InstanceState, RdsControl, SourceInstance, TemporaryInstanceSpec } from './ports';
+import { LATEST, PROJECT_ENV, RestoreWindow, START_ENV } from '../../src/contract';
 
 /** Where the adapter reports what it decided on its own (e.g. an instance already gone). `StepLog` fits. */
 export interface AdapterLog {
