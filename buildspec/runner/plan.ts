@@ -1,0 +1,229 @@
+/**
+ * Step 1 of the runbook: read the start contract and check it, first on its
+ * own (`readStartRequest`), then against the source instance
+ * (`planRecovery`). Nothing is created before both pass, and every refusal
+ * names the variable, the value, what is accepted, and that nothing changed.
+ */
+import {
+  BUILD_ENV,
+  CREATED_BY_VALUE,
+  LATEST,
+  PROJECT_ENV,
+  START_ENV,
+  TAGS,
+  assertInsideRestoreWindow,
+  parseDatabaseList,
+  parseRestoreTime,
+  parseStrategy,
+  safetySnapshotId,
+  stampOf,
+  temporaryInstanceId,
+  type RestoreWindow,
+  type Strategy,
+} from '../../src/contract';
+import type { RdsControl, SourceInstance } from './ports';
+
+/** What the person starting the recovery asked for, checked for form only. */
+export interface StartRequest {
+  readonly sourceId: string;
+  readonly restoreTime: Date | typeof LATEST;
+  /** Explicit list, or undefined for "every database at the restore time". */
+  readonly databases?: readonly string[];
+  readonly strategy: Strategy;
+  readonly jobs: number;
+  readonly safetySnapshot: boolean;
+  readonly force: boolean;
+  readonly tempInstanceClass?: string;
+  readonly waitTimeoutMs: number;
+  readonly buildId: string;
+}
+
+/** A request checked against the source: everything the runbook needs to act. */
+export interface RecoveryPlan extends StartRequest {
+  readonly source: SourceInstance;
+  /** The restorable window when an explicit time was asked for. */
+  readonly window?: RestoreWindow;
+  /** Shared by every name this run creates. */
+  readonly stamp: string;
+  readonly temporaryInstanceId: string;
+  /** Undefined when the safety snapshot is turned off. */
+  readonly safetySnapshotId?: string;
+  /** Put on every resource this run creates; cleanup finds them by these. */
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+/** A refusal before anything was created; `problems` lists every bad input at once. */
+export class PlanError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.length === 1
+      ? `${problems[0]} Nothing was created or changed.`
+      : `${problems.length} problems, nothing was created or changed:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'PlanError';
+  }
+}
+
+export const DEFAULT_WAIT_TIMEOUT_MINUTES = 120;
+const MAX_WAIT_TIMEOUT_MINUTES = 24 * 60;
+const MAX_JOBS = 64;
+/** RDS: letter first; letters, digits, hyphens; no `--`; no trailing hyphen; 1-63 characters. */
+const INSTANCE_ID_PATTERN = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}$/;
+const INSTANCE_CLASS_PATTERN = /^db\.[a-z0-9-]+\.[a-z0-9]+$/;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Reads the start contract from `env`. Collects every problem before
+ * refusing, so a tired person fixes them in one go.
+ */
+export function readStartRequest(env: Env, defaults: { readonly cpus: number }): StartRequest {
+  const problems: string[] = [];
+  const attempt = <T>(fn: () => T): T | undefined => {
+    try {
+      return fn();
+    } catch (err) {
+      problems.push((err as Error).message.replace(/ Nothing was created\.$/, ''));
+      return undefined;
+    }
+  };
+  const value = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+
+  const sourceId = value(PROJECT_ENV.SOURCE_INSTANCE_ID);
+  if (sourceId === undefined) {
+    problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: not set; accepted: the RDS instance identifier (the construct sets it on the project).`);
+  } else if (!INSTANCE_ID_PATTERN.test(sourceId) || sourceId.endsWith('-')) {
+    problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: ${JSON.stringify(sourceId)} is not an RDS instance identifier; accepted: 1-63 letters, digits and hyphens, starting with a letter, without "--" or a trailing hyphen.`);
+  }
+
+  const rawTime = value(START_ENV.RESTORE_TIME);
+  const restoreTime = rawTime === undefined
+    ? void problems.push(`${START_ENV.RESTORE_TIME}: not set; accepted: an ISO-8601 UTC time such as 2026-11-24T09:30:00Z, or "${LATEST}". There is deliberately no default.`)
+    : attempt(() => parseRestoreTime(rawTime));
+
+  const confirm = value(START_ENV.CONFIRM);
+  if (sourceId !== undefined && confirm !== sourceId) {
+    problems.push(confirm === undefined
+      ? `${START_ENV.CONFIRM}: not set; accepted: exactly the source instance identifier ${JSON.stringify(sourceId)}, to confirm that its databases will be overwritten with their state at the restore time.`
+      : `${START_ENV.CONFIRM}: ${JSON.stringify(confirm)} does not match the source instance; accepted: exactly ${JSON.stringify(sourceId)}.`);
+  }
+
+  const databases = attempt(() => parseDatabaseList(env[START_ENV.DATABASES]));
+  const strategy = attempt(() => parseStrategy(value(START_ENV.STRATEGY)));
+  const jobs = attempt(() => parseJobs(value(START_ENV.JOBS), defaults.cpus));
+  const safetySnapshot = attempt(() => parseBoolean(START_ENV.SAFETY_SNAPSHOT, value(START_ENV.SAFETY_SNAPSHOT), true));
+  const force = attempt(() => parseBoolean(START_ENV.FORCE, value(START_ENV.FORCE), false));
+  if (strategy === 'replace' && safetySnapshot === false && force === false) {
+    problems.push(`${START_ENV.STRATEGY}: "replace" drops each database before restoring it, and with ${START_ENV.SAFETY_SNAPSHOT}=false there would be no way back; accepted: leave ${START_ENV.SAFETY_SNAPSHOT} on, use "swap", or set ${START_ENV.FORCE}=true to accept that risk.`);
+  }
+
+  const tempInstanceClass = value(START_ENV.TEMP_INSTANCE_CLASS);
+  if (tempInstanceClass !== undefined && !INSTANCE_CLASS_PATTERN.test(tempInstanceClass)) {
+    problems.push(`${START_ENV.TEMP_INSTANCE_CLASS}: ${JSON.stringify(tempInstanceClass)} is not a DB instance class; accepted: a class such as db.r6g.large, or empty for the source's class.`);
+  }
+
+  const waitMinutes = attempt(() => parseWholeNumber(PROJECT_ENV.WAIT_TIMEOUT_MINUTES, value(PROJECT_ENV.WAIT_TIMEOUT_MINUTES), DEFAULT_WAIT_TIMEOUT_MINUTES, MAX_WAIT_TIMEOUT_MINUTES));
+
+  const buildId = value(BUILD_ENV.BUILD_ID);
+  if (buildId === undefined) {
+    problems.push(`${BUILD_ENV.BUILD_ID}: not set; accepted: the CodeBuild build id <project>:<uuid> (CodeBuild sets it; the temporary instance is tagged with it so it can always be cleaned up).`);
+  }
+
+  if (problems.length > 0) throw new PlanError(problems);
+  return {
+    sourceId: sourceId!,
+    restoreTime: restoreTime!,
+    databases,
+    strategy: strategy!,
+    jobs: jobs!,
+    safetySnapshot: safetySnapshot!,
+    force: force!,
+    tempInstanceClass,
+    waitTimeoutMs: waitMinutes! * 60_000,
+    buildId: buildId!,
+  };
+}
+
+/**
+ * Checks the request against the source instance: a PostgreSQL instance
+ * that is available, has automated backups, can be restored to the
+ * requested time, and has no other recovery in flight.
+ */
+export async function planRecovery(
+  request: StartRequest,
+  rds: RdsControl,
+  context: { readonly now: Date; readonly secretUsername: string },
+): Promise<RecoveryPlan> {
+  let source: SourceInstance;
+  try {
+    source = await rds.describeSource(request.sourceId);
+  } catch (err) {
+    throw new PlanError([`${PROJECT_ENV.SOURCE_INSTANCE_ID}: instance ${JSON.stringify(request.sourceId)} could not be described (${(err as Error).message}); accepted: an existing RDS for PostgreSQL instance this build may describe.`]);
+  }
+  const problems: string[] = [];
+  if (source.engine !== 'postgres') {
+    problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: instance ${JSON.stringify(source.id)} runs engine ${JSON.stringify(source.engine)}; accepted: an RDS for PostgreSQL instance (engine "postgres").`);
+  }
+  if (source.status !== 'available') {
+    problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: instance ${JSON.stringify(source.id)} is ${JSON.stringify(source.status)}; accepted: an instance in status "available". Retry once it is.`);
+  }
+  if (!(source.backupRetentionPeriod > 0)) {
+    problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: instance ${JSON.stringify(source.id)} has automated backups turned off (retention ${source.backupRetentionPeriod} days), so it cannot be restored to a point in time; accepted: a retention period of 1 day or more.`);
+  }
+  if (context.secretUsername !== source.masterUsername) {
+    problems.push(`${PROJECT_ENV.SECRET_ARN}: the secret's username ${JSON.stringify(context.secretUsername)} is not the master user ${JSON.stringify(source.masterUsername)} of ${source.id}; accepted: the instance's master credentials.`);
+  }
+
+  let window: RestoreWindow | undefined;
+  if (request.restoreTime !== LATEST) {
+    try {
+      window = await rds.restorableWindow(source.id);
+      assertInsideRestoreWindow(request.restoreTime, window);
+    } catch (err) {
+      problems.push((err as Error).message.replace(/ Nothing was created\.$/, ''));
+    }
+  }
+
+  const others = (await rds.findInstancesByTag(TAGS.SOURCE, source.id)).filter((i) => i.status !== 'deleting');
+  if (others.length > 0) {
+    problems.push(`another recovery of ${source.id} appears to be in progress: temporary instance ${others.map((i) => `${i.id} (${i.status})`).join(', ')} is still alive; accepted: start again once it is gone (delete it if its build has ended).`);
+  }
+  if (problems.length > 0) throw new PlanError(problems);
+
+  const stamp = stampOf(context.now);
+  return {
+    ...request,
+    source,
+    window,
+    stamp,
+    temporaryInstanceId: temporaryInstanceId(source.id, stamp),
+    safetySnapshotId: request.safetySnapshot ? safetySnapshotId(source.id, stamp) : undefined,
+    tags: {
+      [TAGS.BUILD_ID]: request.buildId,
+      [TAGS.SOURCE]: source.id,
+      [TAGS.CREATED_BY]: CREATED_BY_VALUE,
+    },
+  };
+}
+
+function parseBoolean(field: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  const lower = value.toLowerCase();
+  if (lower === 'true') return true;
+  if (lower === 'false') return false;
+  throw new Error(`${field}: ${JSON.stringify(value)} is not a boolean; accepted: true | false (default ${fallback}).`);
+}
+
+function parseWholeNumber(field: string, value: string | undefined, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1 && n <= max)) {
+    throw new Error(`${field}: ${JSON.stringify(value)} is not accepted; accepted: a whole number from 1 to ${max} (default ${fallback}).`);
+  }
+  return n;
+}
+
+function parseJobs(value: string | undefined, cpus: number): number {
+  return parseWholeNumber(START_ENV.JOBS, value, Math.max(1, Math.min(cpus, MAX_JOBS)), MAX_JOBS);
+}

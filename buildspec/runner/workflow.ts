@@ -1,0 +1,422 @@
+/**
+ * The recovery runbook. `runRecovery` is the list of steps; everything it
+ * touches goes through the two ports (`RdsControl`, `DataPath`), so the same
+ * runbook runs on AWS, in the local rehearsal and in tests.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LATEST, START_ENV, TAGS } from '../../src/contract';
+import { formatDuration, type StepLog } from './log';
+import { planRecovery, type RecoveryPlan, type StartRequest } from './plan';
+import type { DataPath, DatabaseCopyResult, DbEndpoint, InstanceState, PgTarget, RdsControl } from './ports';
+
+/** Instance statuses from which RDS does not recover on its own: waiting longer is pointless. */
+export const TERMINAL_INSTANCE_STATUSES = ['failed', 'incompatible-restore', 'incompatible-parameters', 'incompatible-network', 'storage-full', 'deleting'] as const;
+const TERMINAL_SNAPSHOT_STATUSES = ['failed', 'error', 'deleting', 'incompatible-restore'];
+
+/** Time, made injectable so tests do not wait for real minutes. */
+export interface Clock {
+  now(): Date;
+  /** Resolves after `ms`, or rejects with the signal's reason once it is aborted. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => new Date(),
+  sleep: (ms, signal) => new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  }),
+};
+
+/** Bounded exponential backoff for every wait. */
+export interface Polling {
+  readonly initialMs: number;
+  readonly maxMs: number;
+  /** A progress line at least this often, even when nothing changed. */
+  readonly progressEveryMs: number;
+  /** Deadline for a master password reset to take effect. */
+  readonly passwordTimeoutMs: number;
+}
+
+export const AWS_POLLING: Polling = { initialMs: 5_000, maxMs: 30_000, progressEveryMs: 60_000, passwordTimeoutMs: 20 * 60_000 };
+
+export interface Credentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+export interface RecoveryDeps {
+  readonly rds: RdsControl;
+  readonly data: DataPath;
+  readonly log: StepLog;
+  /** The current master credentials (the secret); they must work on the temporary instance too. */
+  readonly credentials: Credentials;
+  /** libpq TLS settings for both instances: `verify-full` + the RDS CA bundle on AWS. */
+  readonly tls?: { readonly sslMode?: string; readonly sslRootCert?: string };
+  /** Parent directory of the dump scratch directory. @default - the OS temp directory */
+  readonly scratchDir?: string;
+  readonly clock?: Clock;
+  readonly polling?: Polling;
+  /** Aborted on SIGTERM/SIGINT: the run stops at the next safe point and cleans up. */
+  readonly signal?: AbortSignal;
+}
+
+export interface RecoveryOutcome {
+  readonly plan: RecoveryPlan;
+  readonly results: readonly DatabaseCopyResult[];
+}
+
+/**
+ * Recovers the source instance's databases to their state at the restore
+ * time. Resolves only when every database was copied and verified; rejects
+ * with the cause otherwise. The temporary instance and the local dump are
+ * removed whatever happens.
+ */
+export async function runRecovery(request: StartRequest, deps: RecoveryDeps): Promise<RecoveryOutcome> {
+  const run = new RecoveryRun(request, deps);
+  const { log } = deps;
+  log.redact(deps.credentials.password);
+  try {
+    await log.step('Plan and validate', () => run.plan());
+    if (run.wantsSafetySnapshot) await log.step('Start safety snapshot of the original', () => run.startSafetySnapshot());
+    await log.step('Restore temporary instance at the restore time', () => run.restoreTemporaryInstance());
+    await log.step('Wait for the temporary instance', () => run.waitForTemporaryInstance());
+    await log.step('Match credentials to the current secret', () => run.matchCredentials());
+    if (run.wantsSafetySnapshot) await log.step('Wait for the safety snapshot', () => run.waitForSafetySnapshot());
+    await log.step('Choose databases', () => run.chooseDatabases());
+    await log.step('Copy, verify and swap in', () => run.copyDatabases());
+  } catch (err) {
+    run.recordFailure(err);
+  } finally {
+    await log.step('Clean up', () => run.cleanUp()).catch((err) => run.recordFailure(err));
+    run.summarize();
+  }
+  return run.outcome();
+}
+
+/** The state one run accumulates, so that cleanup and the summary know what exists. */
+class RecoveryRun {
+  private currentPlan?: RecoveryPlan;
+  private restoreRequested = false;
+  private restoreAccepted = false;
+  private temporaryEndpoint?: DbEndpoint;
+  private databases: readonly string[] = [];
+  private results: readonly DatabaseCopyResult[] = [];
+  private copyStarted = false;
+  private workDir?: string;
+  private failure?: Error;
+  private readonly clock: Clock;
+  private readonly polling: Polling;
+
+  constructor(private readonly request: StartRequest, private readonly deps: RecoveryDeps) {
+    this.clock = deps.clock ?? systemClock;
+    this.polling = deps.polling ?? AWS_POLLING;
+  }
+
+  get wantsSafetySnapshot(): boolean {
+    return this.request.safetySnapshot;
+  }
+
+  private get p(): RecoveryPlan {
+    if (!this.currentPlan) throw new Error('internal: the plan step has not run');
+    return this.currentPlan;
+  }
+
+  async plan(): Promise<void> {
+    this.checkNotStopped();
+    const plan = await planRecovery(this.request, this.deps.rds, { now: this.clock.now(), secretUsername: this.deps.credentials.username });
+    this.currentPlan = plan;
+    const { log } = this.deps;
+    log.info(`source: ${plan.source.id} (${plan.source.engine} ${plan.source.engineVersion}, ${plan.source.endpoint.host}:${plan.source.endpoint.port})`);
+    log.info(`restore time: ${plan.restoreTime === LATEST ? 'latest restorable time' : plan.restoreTime.toISOString()}${plan.window ? ` (restorable window ${plan.window.earliest.toISOString()} .. ${plan.window.latest.toISOString()})` : ''}`);
+    log.info(`databases: ${plan.databases ? plan.databases.join(', ') : 'every database that existed at the restore time'}; strategy: ${plan.strategy}; jobs: ${plan.jobs}`);
+    log.info(`temporary instance: ${plan.temporaryInstanceId}; safety snapshot: ${plan.safetySnapshotId ?? `off (${START_ENV.SAFETY_SNAPSHOT}=false)`}`);
+  }
+
+  async startSafetySnapshot(): Promise<void> {
+    this.checkNotStopped();
+    await this.deps.rds.startSnapshot(this.p.source.id, this.p.safetySnapshotId!, this.p.tags);
+    this.deps.log.info(`snapshot ${this.p.safetySnapshotId} started; it is kept after the run`);
+  }
+
+  async restoreTemporaryInstance(): Promise<void> {
+    this.checkNotStopped();
+    this.restoreRequested = true;
+    await this.deps.rds.restoreToPointInTime({
+      id: this.p.temporaryInstanceId,
+      source: this.p.source,
+      restoreTime: this.p.restoreTime,
+      instanceClass: this.p.tempInstanceClass,
+      tags: this.p.tags,
+    });
+    this.restoreAccepted = true;
+  }
+
+  async waitForTemporaryInstance(): Promise<void> {
+    const id = this.p.temporaryInstanceId;
+    const state = await this.poll(`temporary instance ${id}`, this.p.waitTimeoutMs, async () => {
+      const s = await this.deps.rds.describeInstance(id);
+      assertNotTerminal(s);
+      return { done: s.status === 'available' && s.endpoint !== undefined, status: s.status, value: s };
+    });
+    this.temporaryEndpoint = state.endpoint!;
+    this.deps.log.info(`temporary instance ${id} is available at ${state.endpoint!.host}:${state.endpoint!.port}`);
+  }
+
+  /**
+   * The temporary instance has the master password of the restore time. The
+   * current secret is tried first; if refused, the temporary instance's
+   * password (never the original's) is set to it.
+   */
+  async matchCredentials(): Promise<void> {
+    const { rds, data, log } = this.deps;
+    const id = this.p.temporaryInstanceId;
+    const target = this.temporaryTarget();
+    try {
+      await data.checkLogin(target);
+      log.info('the current secret is accepted by the temporary instance');
+      return;
+    } catch (err) {
+      log.info(`the temporary instance refuses the current secret (${(err as Error).message}); setting its master password to the current secret`);
+    }
+    this.checkNotStopped();
+    await rds.setMasterPassword(id, this.deps.credentials.password);
+    let lastRefusal = '';
+    await this.poll(`master password reset on ${id}`, this.polling.passwordTimeoutMs, async () => {
+      const s = await rds.describeInstance(id);
+      assertNotTerminal(s);
+      if (s.status !== 'available' || s.pendingPasswordChange) return { done: false, status: s.pendingPasswordChange ? `${s.status}, password change pending` : s.status, value: undefined };
+      try {
+        await data.checkLogin(target);
+        return { done: true, status: 'password accepted', value: undefined };
+      } catch (err) {
+        lastRefusal = (err as Error).message;
+        return { done: false, status: 'available, new password not accepted yet', value: undefined };
+      }
+    }, () => (lastRefusal ? ` Last login attempt: ${lastRefusal}` : ''));
+    log.info('the temporary instance accepts the current secret');
+  }
+
+  async waitForSafetySnapshot(): Promise<void> {
+    const id = this.p.safetySnapshotId!;
+    await this.poll(`safety snapshot ${id}`, this.p.waitTimeoutMs, async () => {
+      const status = await this.deps.rds.snapshotStatus(id);
+      if (TERMINAL_SNAPSHOT_STATUSES.includes(status)) {
+        throw new Error(`safety snapshot ${id} is ${JSON.stringify(status)}; nothing on the original was changed. Retry, or set ${START_ENV.SAFETY_SNAPSHOT}=false to recover without it.`);
+      }
+      return { done: status === 'available', status, value: undefined };
+    });
+  }
+
+  /** The explicit list, each checked to exist at the restore time; otherwise every database there. */
+  async chooseDatabases(): Promise<void> {
+    this.checkNotStopped();
+    const atRestoreTime = await this.deps.data.listDatabases(this.temporaryTarget());
+    if (this.p.databases) {
+      const missing = this.p.databases.filter((d) => !atRestoreTime.includes(d));
+      if (missing.length > 0) {
+        throw new Error(`${START_ENV.DATABASES}: ${missing.map((d) => JSON.stringify(d)).join(', ')} did not exist at the restore time; accepted: databases that did: ${atRestoreTime.map((d) => JSON.stringify(d)).join(', ')}. Nothing on the original was changed.`);
+      }
+      this.databases = this.p.databases;
+    } else {
+      if (atRestoreTime.length === 0) throw new Error('the point-in-time copy holds no database to recover (only templates). Nothing on the original was changed.');
+      this.databases = atRestoreTime;
+    }
+    this.deps.log.info(`databases to recover: ${this.databases.join(', ')}`);
+  }
+
+  async copyDatabases(): Promise<void> {
+    this.checkNotStopped();
+    this.workDir = mkdtempSync(join(this.deps.scratchDir ?? tmpdir(), `pitr-dump-${this.p.stamp}-`));
+    this.copyStarted = true;
+    const results = await this.deps.data.copy(this.temporaryTarget(), this.originalTarget(), {
+      databases: this.databases,
+      strategy: this.p.strategy,
+      jobs: this.p.jobs,
+      stamp: this.p.stamp,
+      workDir: this.workDir,
+      log: this.deps.log,
+      signal: this.deps.signal,
+    });
+    this.results = results;
+    const unverified = this.databases.filter((d) => !results.some((r) => r.database === d && r.verified));
+    if (unverified.length > 0) {
+      throw new Error(`not verified: ${unverified.join(', ')}; the run does not count as a recovery.`);
+    }
+  }
+
+  /** Deletes every instance this build created and the local dump; never waits for the deletion. */
+  async cleanUp(): Promise<void> {
+    const { rds, log } = this.deps;
+    const problems: string[] = [];
+    if (this.restoreRequested) {
+      const ids = new Set<string>();
+      if (this.restoreAccepted) ids.add(this.p.temporaryInstanceId);
+      // A refused or interrupted call may still have created the instance: look for this build's tag too.
+      try {
+        for (const i of await rds.findInstancesByTag(TAGS.BUILD_ID, this.p.buildId)) {
+          if (i.status !== 'deleting') ids.add(i.id);
+        }
+      } catch (err) {
+        ids.add(this.p.temporaryInstanceId);
+        log.warn(`could not list instances tagged ${TAGS.BUILD_ID}=${this.p.buildId}: ${(err as Error).message}`);
+      }
+      if (ids.size === 0) log.info(`no temporary instance was created (checked tag ${TAGS.BUILD_ID}=${this.p.buildId})`);
+      for (const id of ids) {
+        try {
+          await rds.deleteInstance(id);
+          log.info(`temporary instance ${id}: deletion requested (no final snapshot, automated backups deleted; not waiting)`);
+        } catch (err) {
+          problems.push(`temporary instance ${id} could not be deleted (${(err as Error).message}); delete it by hand: aws rds delete-db-instance --db-instance-identifier ${id} --skip-final-snapshot --delete-automated-backups`);
+        }
+      }
+    }
+    if (this.workDir) {
+      rmSync(this.workDir, { recursive: true, force: true });
+      log.info(`local dump ${this.workDir} removed`);
+    }
+    if (problems.length > 0) throw new Error(problems.join('; '));
+  }
+
+  /** Keeps the first failure; later ones (e.g. cleanup) are logged, never allowed to hide it. */
+  recordFailure(err: unknown): void {
+    let error = err instanceof Error ? err : new Error(String(err));
+    const signal = this.deps.signal;
+    if (signal?.aborted && signal.reason instanceof Error && error !== signal.reason) {
+      error = new Error(`${signal.reason.message}; ${error.message}`);
+    }
+    if (this.failure) {
+      this.deps.log.warn(`also failed: ${error.message}`);
+    } else {
+      this.failure = error;
+    }
+  }
+
+  /** The result, or the first failure. */
+  outcome(): RecoveryOutcome {
+    if (this.failure) throw this.failure;
+    return { plan: this.p, results: this.results };
+  }
+
+  summarize(): void {
+    const failure = this.failure;
+    const { log } = this.deps;
+    const lines: string[] = ['', '==== Summary ====', 'Steps:', ...log.stepTable()];
+    const plan = this.currentPlan;
+    if (plan) {
+      const when = plan.restoreTime === LATEST ? 'the latest restorable time' : plan.restoreTime.toISOString();
+      lines.push(`Source: ${plan.source.id}; restore time: ${when}; strategy: ${plan.strategy}; temporary instance: ${plan.temporaryInstanceId}`);
+      if (this.results.length > 0) {
+        lines.push('Restored:');
+        for (const r of this.results) {
+          lines.push(`  ${r.database}: ${r.verified ? 'verified' : 'NOT verified'}, ${r.tables} tables, ${r.rows} rows; unavailable for ${formatDuration(r.unavailableMs)}${r.keptAs ? `; pre-recovery data kept as ${JSON.stringify(r.keptAs)}` : ''}`);
+        }
+        const kept = this.results.filter((r) => r.keptAs);
+        if (kept.length > 0) {
+          lines.push('The pre-recovery databases hold every write made after the restore time. Once you no longer need them:');
+          for (const r of kept) lines.push(`  DROP DATABASE ${quoteIdent(r.keptAs!)};`);
+        }
+      }
+      lines.push(plan.safetySnapshotId
+        ? `Safety snapshot of the original (kept): ${plan.safetySnapshotId}; delete it when no longer needed: aws rds delete-db-snapshot --db-snapshot-identifier ${plan.safetySnapshotId}`
+        : 'Safety snapshot: off');
+    }
+    if (failure === undefined) {
+      lines.push(`RESULT: SUCCESS: ${this.results.length} database(s) recovered and verified.`);
+    } else {
+      const step = log.steps.find((s) => s.outcome === 'failed');
+      lines.push(`RESULT: FAILED${step ? ` in step "${step.name}"` : ''}: ${failure.message}`);
+      lines.push(this.whatChanged());
+    }
+    for (const line of lines) log.info(line);
+  }
+
+  /** What a failed run left behind on the original, for the person who has to decide what next. */
+  private whatChanged(): string {
+    if (!this.copyStarted) return 'The original instance was not changed.';
+    const snapshot = this.currentPlan?.safetySnapshotId;
+    if (this.p.strategy === 'swap') {
+      return 'Strategy swap: a database is renamed only after it was verified, so every database not listed above as restored is untouched on the original. '
+        + `A partially restored copy named <db>__pitr_${this.p.stamp} may remain; it is safe to drop.`;
+    }
+    return 'Strategy replace: a database not listed above as restored may have been dropped or partially restored on the original. '
+      + (snapshot ? `Its state before this run is in the safety snapshot ${snapshot}.` : 'There is no safety snapshot (it was turned off).');
+  }
+
+  private temporaryTarget(): PgTarget {
+    if (!this.temporaryEndpoint) throw new Error('internal: the temporary instance is not available yet');
+    return this.target(this.temporaryEndpoint);
+  }
+
+  private originalTarget(): PgTarget {
+    return this.target(this.p.source.endpoint);
+  }
+
+  private target(endpoint: DbEndpoint): PgTarget {
+    return {
+      host: endpoint.host,
+      port: endpoint.port,
+      user: this.deps.credentials.username,
+      password: this.deps.credentials.password,
+      maintenanceDatabase: 'postgres',
+      sslMode: this.deps.tls?.sslMode,
+      sslRootCert: this.deps.tls?.sslRootCert,
+    };
+  }
+
+  private checkNotStopped(): void {
+    const signal = this.deps.signal;
+    if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
+  }
+
+  /**
+   * Polls `probe` with bounded exponential backoff until it reports done,
+   * throws, or `timeoutMs` passes. Logs every status change, and the status
+   * at least every `progressEveryMs`.
+   */
+  private async poll<T>(what: string, timeoutMs: number, probe: () => Promise<{ done: boolean; status: string; value: T }>, detail: () => string = () => ''): Promise<T> {
+    const { log } = this.deps;
+    const started = this.clock.now().getTime();
+    let delay = this.polling.initialMs;
+    let lastStatus: string | undefined;
+    let lastLogged = started;
+    for (;;) {
+      this.checkNotStopped();
+      const result = await probe();
+      const now = this.clock.now().getTime();
+      const elapsed = now - started;
+      if (result.done) return result.value;
+      if (result.status !== lastStatus || now - lastLogged >= this.polling.progressEveryMs) {
+        log.info(`${what}: ${result.status} (elapsed ${formatDuration(elapsed)})`);
+        lastStatus = result.status;
+        lastLogged = now;
+      }
+      if (elapsed >= timeoutMs) {
+        throw new Error(`${what} is still ${JSON.stringify(result.status)} after ${formatDuration(elapsed)}, past the deadline of ${formatDuration(timeoutMs)}.${detail()}`);
+      }
+      const untilProgress = this.polling.progressEveryMs - (now - lastLogged);
+      await this.clock.sleep(Math.max(1, Math.min(delay, timeoutMs - elapsed, untilProgress)), this.deps.signal);
+      delay = Math.min(delay * 2, this.polling.maxMs);
+    }
+  }
+}
+
+function assertNotTerminal(state: InstanceState): void {
+  if ((TERMINAL_INSTANCE_STATUSES as readonly string[]).includes(state.status)) {
+    throw new Error(`temporary instance ${state.id} is ${JSON.stringify(state.status)}, from which RDS does not recover; nothing on the original was changed. Check the instance's events in the RDS console for the reason.`);
+  }
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
