@@ -124,7 +124,8 @@ export class AwsRdsControl implements RdsControl {
         }
       }
     } catch (err) {
-      throw rdsError(err, { what: `listing RDS instances tagged ${key}=${value}`, outcome: NOTHING_CREATED });
+      // Used by planning and by cleanup alike, so no claim about what was created.
+      throw rdsError(err, { what: `listing RDS instances tagged ${key}=${value}` });
     }
     return found;
   }
