@@ -280,7 +280,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     }
     if (!Number.isInteger(requested) || requested < OLDEST_CLIENT) {
       throw new Error(`PitrRecovery: \`postgresClientVersion\` is ${requested}; accepted: a whole PostgreSQL major version from ${OLDEST_CLIENT} `
-        + `(the oldest client on Amazon Linux 2023; newer clients dump older servers). Nothing was created.`);
+        + '(the oldest client on Amazon Linux 2023; newer clients dump older servers). Nothing was created.');
     }
     if (serverMajor !== undefined && requested < serverMajor) {
       throw new Error(`PitrRecovery: \`postgresClientVersion\` is ${requested}, lower than the instance's PostgreSQL major version ${serverMajor}; `

@@ -4,10 +4,10 @@
  * temporary instance is left. CI only compares the committed snapshot
  * (offline); deploying needs real AWS credentials (see the README).
  */
-import { App, Duration } from 'aws-cdk-lib';
 import { ExpectedResult, IntegTest } from '@aws-cdk/integ-tests-alpha';
-import { LATEST, RecoveryRequest, TAGS } from '../src/contract';
+import { App, Duration } from 'aws-cdk-lib';
 import { PitrLabStack } from './lab-stack';
+import { LATEST, RecoveryRequest, TAGS } from '../src/contract';
 
 const app = new App();
 const stack = new PitrLabStack(app, 'PitrRecoveryLab');

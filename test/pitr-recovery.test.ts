@@ -12,9 +12,9 @@ import {
   aws_sns as sns,
 } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { PitrLabStack } from './lab-stack';
 import { BUILD_ENV, DEAD_BUILD_STATES, PROJECT_ENV, START_ENV, TRIGGER_ENV } from '../src/contract';
 import { PitrRecovery, PitrRecoveryProps } from '../src/pitr-recovery';
-import { PitrLabStack } from './lab-stack';
 
 // fs is pass-through except when a test hides the bundled runner; node's
 // own fs exports cannot be spied on.
@@ -23,7 +23,7 @@ jest.mock('fs', () => {
   const real = jest.requireActual<typeof import('fs')>('fs');
   return {
     ...real,
-    existsSync: (p: fs.PathLike) => !(hideBundledRunner && String(p).endsWith(`runner${require('path').sep}runner.js`)) && real.existsSync(p),
+    existsSync: (p: fs.PathLike) => !(hideBundledRunner && /[\\/]runner[\\/]runner\.js$/.test(String(p))) && real.existsSync(p),
   };
 });
 
@@ -552,7 +552,7 @@ describe('lab stack', () => {
     const stack = new PitrLabStack(new App(), 'Lab');
     const outputs = Template.fromStack(stack).findOutputs('*');
     const start = render(outputs.StartBuildCommand.Value);
-    expect(start).toMatch(new RegExp(`^aws codebuild start-build --project-name \\$\\{DrProject[0-9A-F]{8}\\} --environment-variables-override `
+    expect(start).toMatch(new RegExp('^aws codebuild start-build --project-name \\$\\{DrProject[0-9A-F]{8}\\} --environment-variables-override '
       + `name=${START_ENV.RESTORE_TIME},value=latest,type=PLAINTEXT name=${START_ENV.CONFIRM},value=\\$\\{Instance[0-9A-F]{8}\\},type=PLAINTEXT$`));
     const invoke = render(outputs.InvokeCommand.Value);
     expect(invoke).toMatch(/^aws lambda invoke --function-name \$\{DrTrigger[0-9A-F]{8}\} --cli-binary-format raw-in-base64-out /);
