@@ -107,7 +107,7 @@ export interface Dataset {
 
 /** Builds the same database on both clusters (concurrently), then damages the target's and keeps it as a template. */
 export async function buildDatasets(source: LocalCluster, target: LocalCluster, scale: number, rows: number): Promise<Dataset> {
-  await Promise.all([source, target].map((cluster) => generate(cluster, scale, rows)));
+  await Promise.all([source, target].map((cluster) => generateDatabase(cluster, scale, rows)));
   await target.sql(DAMAGE, BENCH_DB);
   await target.sql(`ALTER DATABASE ${quoteIdent(BENCH_DB)} RENAME TO ${quoteIdent(DAMAGED_TEMPLATE_DB)}`);
   await resetTarget(target);
@@ -116,7 +116,8 @@ export async function buildDatasets(source: LocalCluster, target: LocalCluster, 
   return { bytes, pgbenchScale: scale, extraRowsPerTable: rows };
 }
 
-async function generate(cluster: LocalCluster, scale: number, rows: number): Promise<void> {
+/** Creates `bench` on `cluster` with pgbench's tables and the mixed-type tables, vacuumed and analyzed. */
+export async function generateDatabase(cluster: LocalCluster, scale: number, rows: number): Promise<void> {
   await cluster.sql(`CREATE DATABASE ${quoteIdent(BENCH_DB)}`);
   // Two sessions at a time per cluster: both clusters generate at once on the 2 cores.
   const jobs: Array<() => Promise<unknown>> = [

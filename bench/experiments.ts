@@ -1,0 +1,183 @@
+/**
+ * Standalone data-path experiments, with plain pg_dump / pg_restore / psql,
+ * for the ideas in the benchmark issue. Each variant is timed on the same
+ * dataset as the bench; the numbers decide what the runner's data path adopts.
+ *
+ *   npx ts-node --project tsconfig.dev.json bench/experiments.ts [--scale ...] [--runs N] [--jobs N] [--save]
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { BENCH_DB, CLUSTER_SETTINGS, generateDatabase, sourceTables, startCluster } from './dataset';
+import { killLiveChildren, runMeasured, type ProcessRun } from './measure';
+import { parseBenchOptions, UsageError } from './options';
+import { spread } from './report';
+import { LocalCluster, makeWorkDir, pgBin, quoteIdent } from '../buildspec/runner/local-postgres';
+
+const FRESH_DB = 'experiment';
+
+interface Variant {
+  readonly name: string;
+  readonly what: string;
+  /** Runs the variant once; returns the timed milliseconds. Setup that is not timed happens inside, before the clock. */
+  readonly run: () => Promise<number>;
+}
+
+const progress = (message: string): void => {
+  process.stderr.write(`${new Date().toISOString()} experiments: ${message}\n`);
+};
+
+async function must(run: Promise<ProcessRun>): Promise<ProcessRun> {
+  const result = await run;
+  if (result.exitCode !== 0) throw new Error(`exit ${result.exitCode}: ${result.command.replace(/postgresql:\/\/\S+/g, '<uri>')}\n${result.stderr.trim()}`);
+  return result;
+}
+
+async function main(): Promise<number> {
+  let options;
+  try {
+    options = parseBenchOptions(process.argv.slice(2), cpus().length);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const jobs = options.jobs;
+  const workDir = await makeWorkDir('pitr-experiments-');
+  const clusters: LocalCluster[] = [];
+  const cleanup = async (): Promise<void> => {
+    killLiveChildren();
+    for (const c of clusters) await c.destroy().catch(() => undefined);
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  const onSignal = (): void => { void cleanup().finally(() => process.exit(130)); };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const [source, target] = await Promise.all([startCluster(), startCluster()]);
+    clusters.push(source, target);
+    progress(`generating pgbench -s ${options.size.pgbenchScale} + 4 × ${options.size.extraRows} rows on the source`);
+    await generateDatabase(source, options.size.pgbenchScale, options.size.extraRows);
+    await source.sql('CHECKPOINT');
+    const bytes = Number(await source.sql(`SELECT pg_database_size('${BENCH_DB}')`));
+    const tables = await sourceTables(source);
+    progress(`dataset ${(bytes / 2 ** 20).toFixed(0)} MiB; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+
+    const src = source.uri(BENCH_DB);
+    const dst = target.uri(FRESH_DB);
+    const baseDump = join(workDir, 'base');
+    await must(runMeasured(pgBin('pg_dump'), ['-Fd', '-j', String(jobs), '-Z0', '-f', baseDump, '-d', src]));
+    const fresh = async (): Promise<void> => {
+      await target.sql(`DROP DATABASE IF EXISTS ${quoteIdent(FRESH_DB)} WITH (FORCE)`);
+      await target.sql(`CREATE DATABASE ${quoteIdent(FRESH_DB)}`);
+      await target.sql('CHECKPOINT');
+    };
+    const dump = (args: string[]) => async (): Promise<number> => {
+      const dir = join(workDir, 'dump-variant');
+      rmSync(dir, { recursive: true, force: true });
+      const r = await must(runMeasured(pgBin('pg_dump'), [...args, '-f', dir, '-d', src]));
+      rmSync(dir, { recursive: true, force: true });
+      return r.wallMs;
+    };
+    const restore = (j: number, pgOptions?: string) => async (): Promise<number> => {
+      await fresh();
+      const r = await must(runMeasured(pgBin('pg_restore'), ['-j', String(j), '--exit-on-error', '-d', dst, baseDump], { env: pgOptions ? { PGOPTIONS: pgOptions } : {} }));
+      return r.wallMs;
+    };
+    const stream = (format: 'text' | 'binary', pgOptions?: string) => async (): Promise<number> => {
+      await fresh();
+      const pre = join(workDir, 'pre.sql');
+      const post = join(workDir, 'post');
+      rmSync(post, { recursive: true, force: true });
+      const started = performance.now();
+      // Schema first, then every table's rows piped source -> target (no file), N at a time, largest first, then indexes and constraints.
+      await must(runMeasured(pgBin('pg_dump'), ['--section=pre-data', '-f', pre, '-d', src]));
+      await must(runMeasured(pgBin('psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', dst, '-f', pre]));
+      const bySize = (await source.sql(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'r' AND n.nspname = 'public' ORDER BY pg_relation_size(c.oid) DESC`, BENCH_DB)).split('\n').filter(Boolean);
+      const opts = format === 'binary' ? ' (FORMAT binary)' : '';
+      const env = pgOptions ? `PGOPTIONS='${pgOptions}' ` : '';
+      let next = 0;
+      await Promise.all(Array.from({ length: jobs }, async () => {
+        while (next < bySize.length) {
+          const table = bySize[next++];
+          await must(runMeasured('bash', ['-o', 'pipefail', '-c',
+            `${pgBin('psql')} -X -q -d '${src}' -c 'COPY ${table} TO STDOUT${opts}' | ${env}${pgBin('psql')} -X -q -v ON_ERROR_STOP=1 -d '${dst}' -c 'COPY ${table} FROM STDIN${opts}'`]));
+        }
+      }));
+      await must(runMeasured(pgBin('pg_dump'), ['-Fd', '--section=post-data', '-f', post, '-d', src]));
+      await must(runMeasured(pgBin('pg_restore'), ['-j', String(jobs), '--exit-on-error', '-d', dst, post], { env: pgOptions ? { PGOPTIONS: pgOptions } : {} }));
+      return performance.now() - started;
+    };
+    const analyze = async (): Promise<number> => {
+      await restore(jobs)();
+      return (await must(runMeasured(pgBin('vacuumdb'), ['--analyze-only', '-j', String(jobs), '-q', '-d', dst]))).wallMs;
+    };
+    const verify = async (): Promise<number> => {
+      // Row count plus an order-independent content hash per table, on both sides at once, N tables at a time.
+      await restore(jobs)();
+      const started = performance.now();
+      let next = 0;
+      await Promise.all(Array.from({ length: jobs }, async () => {
+        while (next < tables.length) {
+          const sql = `SELECT count(*), sum(hashtext(t::text)::bigint) FROM ${tables[next++]} t`;
+          const [a, b] = await Promise.all([source.sql(sql, BENCH_DB), target.sql(sql, FRESH_DB)]);
+          if (a !== b) throw new Error(`verify variant found a difference: ${a} vs ${b}`);
+        }
+      }));
+      return performance.now() - started;
+    };
+    const lessJobs = Math.max(1, jobs - 1);
+    const variants: Variant[] = [
+      { name: `dump -Fd -j${jobs} -Z0`, what: 'B\'s dump (baseline)', run: dump(['-Fd', '-j', String(jobs), '-Z0']) },
+      { name: `dump -Fd -j${jobs} (default gzip)`, what: 'compression on', run: dump(['-Fd', '-j', String(jobs)]) },
+      { name: `dump -Fd -j${lessJobs} -Z0`, what: 'fewer jobs', run: dump(['-Fd', '-j', String(lessJobs), '-Z0']) },
+      { name: `dump -Fd -j${jobs * 2} -Z0`, what: 'jobs = 2 × cores', run: dump(['-Fd', '-j', String(jobs * 2), '-Z0']) },
+      { name: `restore -j${jobs}`, what: 'B\'s restore (baseline)', run: restore(jobs) },
+      { name: `restore -j${lessJobs}`, what: 'fewer jobs', run: restore(lessJobs) },
+      { name: `restore -j${jobs * 2}`, what: 'jobs = 2 × cores', run: restore(jobs * 2) },
+      { name: `restore -j${jobs} mwm=512MB`, what: 'PGOPTIONS=-c maintenance_work_mem=512MB', run: restore(jobs, '-c maintenance_work_mem=512MB') },
+      { name: `restore -j${jobs} sync_commit=off`, what: 'PGOPTIONS=-c synchronous_commit=off', run: restore(jobs, '-c synchronous_commit=off') },
+      { name: `restore -j${jobs} mwm=512MB sync_commit=off`, what: 'both', run: restore(jobs, '-c maintenance_work_mem=512MB -c synchronous_commit=off') },
+      { name: `stream text -j${jobs}`, what: 'pre-data, COPY piped source->target, post-data -j (no dump file: dump and restore overlap)', run: stream('text') },
+      { name: `stream binary -j${jobs}`, what: 'same with COPY (FORMAT binary)', run: stream('binary') },
+      { name: `stream binary -j${jobs} mwm=512MB`, what: 'same, maintenance_work_mem=512MB', run: stream('binary', '-c maintenance_work_mem=512MB') },
+      { name: `vacuumdb --analyze-only -j${jobs}`, what: 'ANALYZE after restore (timed alone)', run: analyze },
+      { name: `verify count+hashtext -j${jobs}`, what: 'row count and content hash per table, both sides concurrently (timed alone)', run: verify },
+    ];
+    const results = [];
+    for (const v of variants) {
+      const times: number[] = [];
+      for (let i = 0; i < options.runs; i++) times.push(await v.run());
+      const sp = spread(times.map((t) => t / 1000));
+      results.push({ name: v.name, what: v.what, seconds: sp, runs: times.map((t) => +(t / 1000).toFixed(3)) });
+      progress(`${v.name}: ${sp.median.toFixed(2)} s (${sp.min.toFixed(2)}–${sp.max.toFixed(2)}); load ${loadavg()[0].toFixed(2)}`);
+    }
+    const date = new Date().toISOString();
+    const doc = {
+      date,
+      machine: { nproc: cpus().length, cpuModel: cpus()[0]?.model, loadavgEnd: loadavg() },
+      postgres: await source.sql('SELECT version()'),
+      settings: CLUSTER_SETTINGS,
+      dataset: { bytes, pgbenchScale: options.size.pgbenchScale, extraRows: options.size.extraRows },
+      jobs,
+      results,
+    };
+    const file = options.save ? join(resolve(__dirname), 'results', `${date.slice(0, 10)}-experiments-${options.scaleName}.json`) : join(tmpdir(), `pitr-experiments-${process.pid}.json`);
+    mkdirSync(resolve(file, '..'), { recursive: true });
+    writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
+    process.stdout.write(`\n| variant | what | seconds, median (min–max) of ${options.runs} |\n| --- | --- | --- |\n`);
+    for (const r of results) process.stdout.write(`| \`${r.name}\` | ${r.what} | ${r.seconds.median.toFixed(2)} (${r.seconds.min.toFixed(2)}–${r.seconds.max.toFixed(2)}) |\n`);
+    process.stdout.write(`\nDataset ${(bytes / 2 ** 20).toFixed(0)} MiB; JSON: ${file}\n`);
+    return 0;
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then((code) => process.exit(code), (err: Error) => {
+  process.stderr.write(`experiments: FAILED: ${err.message}\n`);
+  process.exit(1);
+});
