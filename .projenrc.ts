@@ -91,6 +91,12 @@ for (const pattern of ['/lambda/', '/buildspec/', '/bench/', '/scripts/', '/.ci/
   project.addPackageIgnore(pattern);
 }
 
+// typescript-eslint's project service looks for the nearest tsconfig.json, which
+// is jsii's (src/ only); lint every folder with tsconfig.dev.json instead.
+const eslintrc = project.tryFindObjectFile('.eslintrc.json');
+eslintrc?.addDeletionOverride('parserOptions.projectService');
+eslintrc?.addOverride('parserOptions.project', './tsconfig.dev.json');
+
 // Overrides: `npm ci` cannot be used on this project's machines (the registry
 // mirror lacks other platforms' optional packages named in the lockfile).
 project.tasks.tryFind('install:ci')?.reset('npm install');
