@@ -18,7 +18,7 @@ import {
 } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import {
-  DEAD_BUILD_STATES, DEFAULT_STRATEGY, PROJECT_ENV, SAFETY_SNAPSHOT_INFIX, START_ENV, TEMP_INSTANCE_INFIX,
+  DEAD_BUILD_STATES, DEFAULT_STRATEGY, PROJECT_ENV, SAFETY_SNAPSHOT_INFIX, START_ENV, TAGS, TEMP_INSTANCE_INFIX,
   TRIGGER_ENV, safetySnapshotId, temporaryInstancePrefix, validateDatabaseName,
 } from './contract';
 
@@ -297,10 +297,17 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
 
 /**
  * The RDS ARNs the policies name: the source, its temporary instances and
- * its safety snapshots. With a literal instance id the temporary prefix is
- * exactly the runner's (`temporaryInstancePrefix`, shortened and lowercased);
- * with a token the id is only known at deploy time, so the pattern is built
- * from the token and relies on RDS ids being lowercase already.
+ * its safety snapshots.
+ *
+ * With a literal instance id the temporary pattern is exactly the runner's
+ * prefix (`temporaryInstancePrefix`: shortened to fit 63 characters,
+ * lowercased). With a token (an instance created in the app) the id, and so
+ * whether the runner shortens it, is only known at deploy time:
+ * CloudFormation-generated ids are often longer than the 43 characters the
+ * prefix keeps. The pattern then covers any `*-pitr-*` instance, and tag
+ * conditions bind it to this source: the runner may only create temporary
+ * instances tagged with this source, and may only modify or delete instances
+ * that carry that tag.
  */
 class RecoveryArns {
   public readonly source: string;
@@ -310,6 +317,10 @@ class RecoveryArns {
   public readonly automatedBackups: string;
   /** Groups the restore call names; RDS authorizes the restore against each. */
   public readonly restoreGroups: string[];
+  /** For token ids: only instances tagged as this source's temporaries. */
+  public readonly taggedTemporary?: Record<string, unknown>;
+  /** For token ids: tag-on-create must tag the temporary instance with this source. */
+  public readonly taggingTemporary?: Record<string, unknown>;
 
   constructor(scope: Construct, instance: rds.IDatabaseInstance) {
     const stack = Stack.of(scope);
@@ -318,11 +329,15 @@ class RecoveryArns {
       stack.formatArn({ service: 'rds', resource, resourceName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
     const literal = !Token.isUnresolved(id);
     this.source = instance.instanceArn;
-    this.temporary = arn('db', literal ? `${temporaryInstancePrefix(id)}*` : `${id}${TEMP_INSTANCE_INFIX}*`);
+    this.temporary = arn('db', literal ? `${temporaryInstancePrefix(id)}*` : `*${TEMP_INSTANCE_INFIX}*`);
     this.snapshots = arn('snapshot', literal ? safetySnapshotId(id, '*') : `${id}${SAFETY_SNAPSHOT_INFIX}*`);
     this.allInstances = arn('db', '*');
     this.automatedBackups = arn('auto-backup', '*');
     this.restoreGroups = [arn('subgrp', '*'), arn('og', '*'), arn('pg', '*')];
+    if (!literal) {
+      this.taggedTemporary = { StringEquals: { [`rds:db-tag/${TAGS.SOURCE}`]: id } };
+      this.taggingTemporary = { StringEquals: { [`aws:RequestTag/${TAGS.SOURCE}`]: id } };
+    }
   }
 }
 
@@ -348,9 +363,16 @@ function runnerStatements(arns: RecoveryArns): iam.PolicyStatement[] {
       sid: 'ManageTemporaryInstance',
       actions: ['rds:ModifyDBInstance', 'rds:DeleteDBInstance'],
       resources: [arns.temporary],
+      conditions: arns.taggedTemporary,
     }),
-    // Tag-on-create of the temporary instance and the safety snapshot.
-    new iam.PolicyStatement({ sid: 'TagCreatedResources', actions: ['rds:AddTagsToResource'], resources: [arns.temporary, arns.snapshots] }),
+    // Tag-on-create: RDS authorizes the tags of the restore and of the snapshot as AddTagsToResource.
+    new iam.PolicyStatement({
+      sid: 'TagTemporaryInstance',
+      actions: ['rds:AddTagsToResource'],
+      resources: [arns.temporary],
+      conditions: arns.taggingTemporary,
+    }),
+    new iam.PolicyStatement({ sid: 'TagSafetySnapshot', actions: ['rds:AddTagsToResource'], resources: [arns.snapshots] }),
   ];
 }
 
@@ -362,7 +384,12 @@ function triggerStatements(arns: RecoveryArns, project: codebuild.IProject): iam
     new iam.PolicyStatement({ sid: 'DescribeInstances', actions: ['rds:DescribeDBInstances'], resources: [arns.allInstances] }),
     new iam.PolicyStatement({ sid: 'ListTemporaryInstanceTags', actions: ['rds:ListTagsForResource'], resources: [arns.source, arns.temporary] }),
     new iam.PolicyStatement({ sid: 'DescribeAutomatedBackups', actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: [arns.automatedBackups] }),
-    new iam.PolicyStatement({ sid: 'DeleteTemporaryInstance', actions: ['rds:DeleteDBInstance'], resources: [arns.temporary] }),
+    new iam.PolicyStatement({
+      sid: 'DeleteTemporaryInstance',
+      actions: ['rds:DeleteDBInstance'],
+      resources: [arns.temporary],
+      conditions: arns.taggedTemporary,
+    }),
   ];
 }
 

@@ -20,7 +20,8 @@ const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 const rdsArnOfSource = (resource: string, suffix: string) =>
   ({ regex: `/^${escape(rdsArn(resource))}<Instance[0-9A-F]{8}>${escape(suffix)}$/` });
 
-const TEMP_INSTANCES = 'The temporary instances of this source (<source>-pitr-<stamp>); their identifiers contain the restore stamp, known only at run time.';
+const TEMP_INSTANCES = 'Temporary instances (<source>-pitr-<stamp>, source shortened to fit 63 characters): the stamp is known only at run time, and '
+  + 'so is the generated source id, so writes are bound to this source by the cdk-rds-pitr:source tag condition instead.';
 const LISTING = 'rds:DescribeDBInstances without an identifier (finding temporary instances by tag) is authorized against db:*; read-only.';
 const AUTO_BACKUP = 'rds:DescribeDBInstanceAutomatedBackups is authorized against the automated backup ARN (ab-...), not known before deploy; read-only.';
 
@@ -84,7 +85,7 @@ const SUPPRESSIONS: Suppressions[] = [
       },
       { id: 'AwsSolutions-IAM5', reason: LISTING, appliesTo: [rdsArn('db:*')] },
       { id: 'AwsSolutions-IAM5', reason: AUTO_BACKUP, appliesTo: [rdsArn('auto-backup:*')] },
-      { id: 'AwsSolutions-IAM5', reason: TEMP_INSTANCES, appliesTo: [rdsArnOfSource('db:', '-pitr-*')] },
+      { id: 'AwsSolutions-IAM5', reason: TEMP_INSTANCES, appliesTo: [rdsArn('db:*-pitr-*')] },
       {
         id: 'AwsSolutions-IAM5',
         reason: 'The pre-recovery safety snapshots of this source (<source>-pre-pitr-<stamp>), named at run time.',
@@ -103,7 +104,7 @@ const SUPPRESSIONS: Suppressions[] = [
     suppressions: [
       { id: 'AwsSolutions-IAM5', reason: LISTING, appliesTo: [rdsArn('db:*')] },
       { id: 'AwsSolutions-IAM5', reason: AUTO_BACKUP, appliesTo: [rdsArn('auto-backup:*')] },
-      { id: 'AwsSolutions-IAM5', reason: TEMP_INSTANCES, appliesTo: [rdsArnOfSource('db:', '-pitr-*')] },
+      { id: 'AwsSolutions-IAM5', reason: TEMP_INSTANCES, appliesTo: [rdsArn('db:*-pitr-*')] },
     ],
   },
 ];

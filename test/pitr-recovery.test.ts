@@ -13,7 +13,7 @@ import {
 } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { PitrLabStack } from './lab-stack';
-import { BUILD_ENV, DEAD_BUILD_STATES, PROJECT_ENV, START_ENV, TRIGGER_ENV } from '../src/contract';
+import { BUILD_ENV, DEAD_BUILD_STATES, PROJECT_ENV, START_ENV, TAGS, TRIGGER_ENV } from '../src/contract';
 import { PitrRecovery, PitrRecoveryProps } from '../src/pitr-recovery';
 
 // fs is pass-through except when a test hides the bundled runner; node's
@@ -219,7 +219,8 @@ describe('runner IAM (CodeBuild role)', () => {
       CreateSafetySnapshot: [['rds:CreateDBSnapshot'], [db, snaps]],
       RestoreTemporaryInstance: [['rds:RestoreDBInstanceToPointInTime'], [db, temp, arnOf('subgrp', '*'), arnOf('og', '*'), arnOf('pg', '*')]],
       ManageTemporaryInstance: [['rds:DeleteDBInstance', 'rds:ModifyDBInstance'], [temp]],
-      TagCreatedResources: [['rds:AddTagsToResource'], [temp, snaps]],
+      TagTemporaryInstance: [['rds:AddTagsToResource'], [temp]],
+      TagSafetySnapshot: [['rds:AddTagsToResource'], [snaps]],
     };
     for (const [sid, [actions, resources]] of Object.entries(expected)) {
       const s = bySid(statements, sid);
@@ -239,15 +240,41 @@ describe('runner IAM (CodeBuild role)', () => {
     expect(resourcesOf(s)).toEqual([arnOf('db', 'a-very-long-instance-identifier-that-is-six-pitr-*')]);
   });
 
-  test('token instance id (created in this app): patterns are built from the Ref', () => {
+  test('token instance id (created in this app): any *-pitr-* instance, bound to this source by tag conditions', () => {
     const { template } = synth();
     const statements = statementsOf(template, 'DrProjectRole');
     const id = Object.keys(template.findResources('AWS::RDS::DBInstance'))[0];
-    const temp = `arn:\${AWS::Partition}:rds:eu-west-1:123456789012:db:\${${id}}-pitr-*`;
+    // CloudFormation-generated ids are often longer than the 43 characters
+    // the runner keeps, so the pattern cannot be built from the Ref.
+    const temp = arnOf('db', '*-pitr-*');
     const snaps = `arn:\${AWS::Partition}:rds:eu-west-1:123456789012:snapshot:\${${id}}-pre-pitr-*`;
-    expect(resourcesOf(bySid(statements, 'ManageTemporaryInstance'))).toEqual([temp]);
-    expect(resourcesOf(bySid(statements, 'TagCreatedResources'))).toEqual([temp, snaps].sort());
+    const manage = bySid(statements, 'ManageTemporaryInstance');
+    expect(resourcesOf(manage)).toEqual([temp]);
+    expect(manage.Condition).toEqual({ StringEquals: { [`rds:db-tag/${TAGS.SOURCE}`]: { Ref: id } } });
+    const tagTemp = bySid(statements, 'TagTemporaryInstance');
+    expect(resourcesOf(tagTemp)).toEqual([temp]);
+    expect(tagTemp.Condition).toEqual({ StringEquals: { [`aws:RequestTag/${TAGS.SOURCE}`]: { Ref: id } } });
+    expect(resourcesOf(bySid(statements, 'TagSafetySnapshot'))).toEqual([snaps]);
     expect(resourcesOf(bySid(statements, 'RestoreTemporaryInstance'))).toContain(temp);
+
+    const remove = bySid(statementsOf(template, 'DrTriggerRole'), 'DeleteTemporaryInstance');
+    expect(resourcesOf(remove)).toEqual([temp]);
+    expect(remove.Condition).toEqual({ StringEquals: { [`rds:db-tag/${TAGS.SOURCE}`]: { Ref: id } } });
+  });
+
+  test('every write on temporary instances is either literal-prefixed or tag-conditioned', () => {
+    for (const template of [synth().template, (() => {
+      const f = fixture();
+      return synth({ instance: imported(f), vpc: f.vpc, credentials: importedSecret(f) }, f).template;
+    })()]) {
+      const writes = [...statementsOf(template, 'DrProjectRole'), ...statementsOf(template, 'DrTriggerRole')]
+        .filter((s) => actionsOf(s).some((a) => /^rds:(Modify|Delete|AddTags)/.test(a)));
+      expect(writes.length).toBeGreaterThanOrEqual(4);
+      for (const w of writes) {
+        const broad = resourcesOf(w).some((r) => r.includes(':db:*-pitr-*'));
+        expect({ sid: w.Sid, broadWithoutCondition: broad && w.Condition === undefined }).toEqual({ sid: w.Sid, broadWithoutCondition: false });
+      }
+    }
   });
 
   test('reads the one secret; kms:Decrypt only when the secret uses a customer key', () => {
