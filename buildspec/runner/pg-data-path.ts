@@ -1,0 +1,546 @@
+/**
+ * The PostgreSQL data path (recovery steps 6 and 7): copy databases from the
+ * point-in-time copy back into the original, verified, then swapped in.
+ *
+ * How the bytes move. Copying is CPU-bound, and a plain dump-then-restore
+ * pays for the data twice (written to disk, read back) with the restore
+ * waiting for the whole dump. Here the source's data is read under one
+ * exported snapshot and:
+ * - tables of at least `streamMinBytes` are streamed straight from
+ *   `COPY ... TO STDOUT` on the source into `COPY ... FROM STDIN (FREEZE)` on
+ *   the target (psql | psql, no file, no Node in between), so their dump and
+ *   load overlap;
+ * - everything else — the schema, small tables, sequences, large objects —
+ *   goes through `pg_dump -Fd -Z0 -j N` and `pg_restore`, in three sections:
+ *   pre-data, then data (in parallel with the streams), then post-data
+ *   (indexes, constraints, triggers, materialized views) with `-j N`.
+ * Then ANALYZE (`vacuumdb -Z`), verification, database-level properties, and
+ * the swap.
+ */
+import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Client } from 'pg';
+import { EXCLUDED_DATABASES } from '../../src/contract';
+import { formatDuration } from './log';
+import { exactPattern, ident, keptName, literal, qualified, restoredName } from './pg-names';
+import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './pg-process';
+import type { CopyOptions, DataPath, DatabaseCopyResult, PgTarget } from './ports';
+import {
+  DEFAULT_CHECKSUM_MAX_BYTES, compareFingerprints, compareProperties, fingerprint, listTables,
+  readDatabaseProperties, settingStatement, type DatabaseProperties, type Fingerprint,
+} from './verify';
+
+/** Tables at least this large are streamed source -> target instead of going through the dump directory. */
+export const DEFAULT_STREAM_MIN_BYTES = 16 * 1024 * 1024;
+/** Head-room on top of the estimated dump size before the disk check passes. */
+const DISK_MARGIN = 1.1;
+/** How long the swap waits for sessions on the database to end before giving up (and changing nothing). */
+const TERMINATE_TIMEOUT_MS = 30_000;
+const MAX_REPORTED_MISMATCHES = 20;
+
+export interface PgDataPathSettings {
+  /** @default DEFAULT_STREAM_MIN_BYTES; 0 streams every table, Infinity none. */
+  readonly streamMinBytes?: number;
+  /** @default DEFAULT_CHECKSUM_MAX_BYTES */
+  readonly checksumMaxBytes?: number;
+  /**
+   * Runs after the restore and before verification, with the restored
+   * database's name: the seam tests use to tamper with the restored data.
+   */
+  readonly beforeVerify?: (database: string, restoredAs: string) => Promise<void>;
+}
+
+/** A table whose data is streamed, with the columns COPY must name (generated columns excluded). */
+interface StreamedTable {
+  readonly schema: string;
+  readonly name: string;
+  readonly columns: readonly string[];
+  readonly bytes: number;
+}
+
+/** What the checks found out about one database, before anything is written. */
+interface DatabasePlan {
+  readonly database: string;
+  readonly restoredAs: string;
+  readonly keptAs: string;
+  readonly existsOnTarget: boolean;
+  readonly sourceProperties: DatabaseProperties;
+  readonly streamed: readonly StreamedTable[];
+}
+
+export class PgDataPath implements DataPath {
+  constructor(private readonly settings: PgDataPathSettings = {}) {}
+
+  async checkLogin(target: PgTarget): Promise<void> {
+    const client = await connect(target, target.maintenanceDatabase);
+    await client.end();
+  }
+
+  async listDatabases(source: PgTarget): Promise<string[]> {
+    return withClient(source, source.maintenanceDatabase, async (client) => {
+      const { rows } = await client.query<{ datname: string }>(
+        'SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn AND datname <> ALL($1) ORDER BY datname',
+        [[...EXCLUDED_DATABASES]],
+      );
+      return rows.map((r) => r.datname);
+    });
+  }
+
+  async copy(source: PgTarget, target: PgTarget, options: CopyOptions): Promise<DatabaseCopyResult[]> {
+    if (options.databases.length === 0) throw new Error('copy: no database to copy; pass at least one database name. Nothing was changed.');
+    if (!Number.isInteger(options.jobs) || options.jobs < 1) throw new Error(`copy: jobs ${options.jobs} is not a positive integer. Nothing was changed.`);
+    const processes = new PgProcesses(options.signal);
+    try {
+      const plans = await options.log.step('check roles, privileges and disk on the original', async () => {
+        const out: DatabasePlan[] = [];
+        for (const database of options.databases) out.push(await this.plan(source, target, database, options));
+        return out;
+      });
+      const results: DatabaseCopyResult[] = [];
+      for (const [index, plan] of plans.entries()) {
+        results.push(await this.copyDatabase(source, target, plan, options, processes, join(options.workDir, `pitr-dump-${options.stamp}-${index}`)));
+      }
+      return results;
+    } finally {
+      processes.dispose();
+    }
+  }
+
+  // ------------------------------------------------------------ checks
+
+  private async plan(source: PgTarget, target: PgTarget, database: string, options: CopyOptions): Promise<DatabasePlan> {
+    const restoredAs = restoredName(database, options.stamp);
+    const keptAs = keptName(database, options.stamp);
+    const streamMin = this.settings.streamMinBytes ?? DEFAULT_STREAM_MIN_BYTES;
+
+    const found = await withClient(source, source.maintenanceDatabase, (c) => readDatabaseProperties(c, database));
+    if (!found) {
+      const names = await this.listDatabases(source);
+      throw new Error(`database ${JSON.stringify(database)} does not exist on the point-in-time copy (${source.host}:${source.port}); `
+        + `databases there: ${names.map((n) => JSON.stringify(n)).join(', ') || 'none'}. Nothing was written to the original.`);
+    }
+    const sourceProperties = found;
+
+    const inspected = await withClient(source, database, async (client) => {
+      const roles = (await client.query<{ role: string; owns: boolean }>(REFERENCED_ROLES)).rows;
+      const { rows } = await client.query<{ schema: string; name: string; columns: string[]; bytes: string }>(`
+        SELECT n.nspname AS schema, c.relname AS name, pg_table_size(c.oid)::text AS bytes,
+               ARRAY(SELECT a.attname FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                        AND coalesce(to_jsonb(a) ->> 'attgenerated', '') = '' ORDER BY a.attnum)::text[] AS columns
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+           AND pg_table_size(c.oid) >= $1
+         ORDER BY pg_table_size(c.oid) DESC`, [Number.isFinite(streamMin) ? streamMin : Number.MAX_SAFE_INTEGER]);
+      const size = Number((await client.query<{ size: string }>('SELECT pg_database_size(current_database())::text AS size')).rows[0].size);
+      return { roles, size, streamed: rows.map((r) => ({ schema: r.schema, name: r.name, columns: r.columns, bytes: Number(r.bytes) })) };
+    });
+
+    await withClient(target, target.maintenanceDatabase, async (client) => {
+      const names = [...new Set(inspected.roles.map((r) => r.role))];
+      const existing = new Set((await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles WHERE rolname = ANY($1)', [names])).rows.map((r) => r.rolname));
+      const missing = names.filter((n) => !existing.has(n)).sort();
+      if (missing.length > 0) {
+        throw new Error(`database ${JSON.stringify(database)} references roles that do not exist on the original (${target.host}:${target.port}): `
+          + `${missing.map(ident).join(', ')}. Create them there (e.g. from \`pg_dumpall --roles-only\`), then run again. Nothing was written to the original.`);
+      }
+      const owners = [...new Set(inspected.roles.filter((r) => r.owns).map((r) => r.role))];
+      const { rows } = await client.query<{ role: string; member: boolean }>(
+        "SELECT r AS role, pg_has_role(current_user, r, 'MEMBER') AS member FROM unnest($1::text[]) AS r", [owners],
+      );
+      const cannot = rows.filter((r) => !r.member).map((r) => r.role).sort();
+      if (cannot.length > 0) {
+        throw new Error(`the user ${ident(target.user)} on the original cannot act as ${cannot.map(ident).join(', ')}, which own objects in database ${JSON.stringify(database)}, `
+          + `so the restore could not give those objects their owners. As ${ident(target.user)}, run: GRANT ${cannot.map(ident).join(', ')} TO ${ident(target.user)}; `
+          + 'then run again. Nothing was written to the original.');
+      }
+      const taken = (await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [[restoredAs, keptAs]])).rows.map((r) => r.datname);
+      if (taken.length > 0) {
+        throw new Error(`database ${taken.map((n) => JSON.stringify(n)).join(' and ')} already exists on the original: a run with stamp ${options.stamp} was here before. `
+          + 'Use another stamp, or drop it if it is no longer needed. Nothing was written to the original.');
+      }
+    });
+
+    const streamedBytes = inspected.streamed.reduce((sum, t) => sum + t.bytes, 0);
+    const needed = Math.max(0, inspected.size - streamedBytes) * DISK_MARGIN;
+    mkdirSync(options.workDir, { recursive: true });
+    const stat = statfsSync(options.workDir);
+    const free = Number(stat.bavail) * Number(stat.bsize);
+    if (needed > free) {
+      throw new Error(`not enough disk for the dump of ${JSON.stringify(database)} in ${options.workDir}: about ${mib(needed)} needed `
+        + `(database ${mib(inspected.size)}, of which ${mib(streamedBytes)} is streamed without a file), ${mib(free)} free. `
+        + 'Give the build more disk, or point the work directory elsewhere. Nothing was written to the original.');
+    }
+    const existsOnTarget = (await withClient(target, target.maintenanceDatabase, (c) => readDatabaseProperties(c, database))) !== undefined;
+    options.log.info(`${JSON.stringify(database)}: ${mib(inspected.size)}, ${inspected.roles.length} role references all present, `
+      + `${inspected.streamed.length} table(s) streamed (${mib(streamedBytes)}), ${existsOnTarget ? 'exists' : 'does not exist'} on the original`);
+    return { database, restoredAs, keptAs, existsOnTarget, sourceProperties, streamed: inspected.streamed };
+  }
+
+  // ------------------------------------------------------------ copy
+
+  private async copyDatabase(source: PgTarget, target: PgTarget, plan: DatabasePlan, options: CopyOptions, processes: PgProcesses, dumpDir: string): Promise<DatabaseCopyResult> {
+    const { log } = options;
+    const db = JSON.stringify(plan.database);
+    const replace = options.strategy === 'replace';
+    // Under replace the copy is restored under the database's own name, after dropping it.
+    const into = replace ? plan.database : plan.restoredAs;
+    const exporter = await connect(source, plan.database);
+    const state = { created: false, dropped: false };
+    let unavailableSince: number | undefined;
+    try {
+      await exporter.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const snapshot = (await exporter.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0].id;
+
+      await log.step(`${db}: dump schema and small tables (pg_dump -Fd -j ${options.jobs})`, () => processes.run('pg_dump', [
+        '-Fd', '-j', String(options.jobs), '-Z0', '--no-sync', `--snapshot=${snapshot}`, '-f', dumpDir,
+        ...plan.streamed.map((t) => `--exclude-table-data=${exactPattern(t.schema, t.name)}`),
+        '-d', dbConninfo(plan.database),
+      ], { env: libpqEnv(source) }));
+      const listFile = await this.restoreList(target, processes, dumpDir);
+
+      if (replace && plan.existsOnTarget) {
+        processes.throwIfAborted();
+        await log.step(`${db}: drop it on the original (strategy replace)`, async () => {
+          unavailableSince = Date.now();
+          state.dropped = true;
+          await withClient(target, target.maintenanceDatabase, (c) => c.query(`DROP DATABASE ${ident(plan.database)} WITH (FORCE)`));
+        });
+        log.warn(`${db} was dropped on the original; until this copy finishes it is restorable from the pre-recovery safety snapshot.`);
+      }
+
+      await log.step(`${db}: create ${JSON.stringify(into)} on the original (owner and privileges but CONNECT)`, async () => {
+        processes.throwIfAborted();
+        await withClient(target, target.maintenanceDatabase, async (c) => {
+          await c.query(createDatabaseSql(into, plan.sourceProperties));
+          state.created = true;
+        });
+        await this.applyProperties(target, plan, into, 'before restore');
+      });
+
+      const restore = (section: string, jobs: number): Promise<unknown> => processes.run('pg_restore', [
+        `--section=${section}`, '--exit-on-error', '-j', String(jobs), '-L', listFile, '-d', dbConninfo(into), dumpDir,
+      ], { env: libpqEnv(target), captureStdout: false });
+
+      await log.step(`${db}: restore schema (pre-data)`, () => restore('pre-data', 1));
+      await log.step(`${db}: copy data (${plan.streamed.length} streamed table(s), ${options.jobs} at a time)`, () => runPool(options.jobs, [
+        () => restore('data', 1),
+        ...plan.streamed.map((table) => () => this.streamTable(source, target, plan, into, table, snapshot, processes)),
+      ]));
+      await log.step(`${db}: build indexes, constraints, triggers, materialized views (post-data, -j ${options.jobs})`, () => restore('post-data', options.jobs));
+      await log.step(`${db}: ANALYZE (vacuumdb -Z -j ${options.jobs})`, () => processes.run('vacuumdb', [
+        '-Z', '-q', '-j', String(options.jobs), '-d', dbConninfo(into),
+      ], { env: libpqEnv(target) }));
+      rmSync(dumpDir, { recursive: true, force: true });
+
+      if (this.settings.beforeVerify) await this.settings.beforeVerify(plan.database, into);
+      const verified = await log.step(`${db}: verify ${JSON.stringify(into)} against the point-in-time copy`, () => this.verify(source, target, plan, into, snapshot, processes, log));
+      await exporter.query('COMMIT');
+
+      await log.step(`${db}: apply database privileges, settings and comment`, () => this.applyProperties(target, plan, into, 'after verify'));
+
+      processes.throwIfAborted();
+      let unavailableMs: number;
+      let keptAs: string | undefined;
+      if (replace) {
+        unavailableMs = unavailableSince === undefined ? 0 : Date.now() - unavailableSince;
+      } else {
+        ({ unavailableMs, keptAs } = await log.step(`${db}: swap in (block connections, end sessions, rename)`, () => this.swap(target, plan)));
+      }
+      state.created = false;
+      if (keptAs) {
+        log.info(`${db}: the pre-recovery database is kept as ${JSON.stringify(keptAs)} with every write made after the restore time. `
+          + `When it is no longer needed: DROP DATABASE ${ident(keptAs)};`);
+      }
+      log.info(`${db}: unavailable for ${formatDuration(unavailableMs)} (${options.strategy}); verified ${verified.tables} tables, ${verified.rows} rows`);
+      return { database: plan.database, keptAs, unavailableMs, tables: verified.tables, rows: verified.rows, verified: true };
+    } catch (err) {
+      processes.killAll();
+      const outcome = await this.cleanUp(target, plan, into, state);
+      throw new Error(`${(err as Error).message}\n${outcome}`);
+    } finally {
+      await exporter.end().catch(() => undefined);
+      rmSync(dumpDir, { recursive: true, force: true });
+    }
+  }
+
+  /** The archive's table of contents, minus what a non-superuser cannot restore on managed PostgreSQL. */
+  private async restoreList(target: PgTarget, processes: PgProcesses, dumpDir: string): Promise<string> {
+    const { stdout } = await processes.run('pg_restore', ['-l', dumpDir], { env: libpqEnv(target) });
+    const superuser = await withClient(target, target.maintenanceDatabase, async (c) => (await c.query<{ su: string }>("SELECT current_setting('is_superuser') AS su")).rows[0].su === 'on');
+    // COMMENT ON EXTENSION needs extension ownership the master user of RDS does not have; CREATE EXTENSION sets the comment anyway.
+    const lines = stdout.split('\n').filter((line) => superuser || !/^\d+; \d+ \d+ COMMENT - EXTENSION /.test(line));
+    const file = join(dumpDir, 'restore.list');
+    writeFileSync(file, lines.join('\n'));
+    return file;
+  }
+
+  /** psql | psql: COPY TO STDOUT under the exported snapshot, into COPY FROM STDIN (FREEZE) after TRUNCATE in the same transaction. */
+  private async streamTable(source: PgTarget, target: PgTarget, plan: DatabasePlan, into: string, table: StreamedTable, snapshot: string, processes: PgProcesses): Promise<void> {
+    const name = qualified(table.schema, table.name);
+    const columns = table.columns.map(ident).join(', ');
+    const encoding = { PGCLIENTENCODING: plan.sourceProperties.encoding };
+    const psql = ['-X', '-q', '-v', 'ON_ERROR_STOP=1'];
+    await processes.pipe({
+      bin: 'psql',
+      args: [...psql, '-d', dbConninfo(plan.database),
+        '-c', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', '-c', `SET TRANSACTION SNAPSHOT ${literal(snapshot)}`,
+        '-c', 'SET row_security = off', '-c', `COPY ${name} (${columns}) TO STDOUT`, '-c', 'COMMIT'],
+      env: libpqEnv(source, encoding),
+    }, {
+      bin: 'psql',
+      args: [...psql, '-d', dbConninfo(into),
+        '-c', 'BEGIN', '-c', 'SET row_security = off', '-c', `TRUNCATE ONLY ${name}`,
+        '-c', `COPY ${name} (${columns}) FROM STDIN (FREEZE)`, '-c', 'COMMIT'],
+      env: libpqEnv(target, encoding),
+    }).catch((err: Error) => {
+      throw new Error(`copying table ${name} failed: ${err.message}`);
+    });
+  }
+
+  private async verify(source: PgTarget, target: PgTarget, plan: DatabasePlan, into: string, snapshot: string, processes: PgProcesses, log: CopyOptions['log']): Promise<{ tables: number; rows: number }> {
+    const checksumMax = this.settings.checksumMaxBytes ?? DEFAULT_CHECKSUM_MAX_BYTES;
+    const aborted = (): void => processes.throwIfAborted();
+    const copyClient = await connect(source, plan.database);
+    const restoredClient = await connect(target, into);
+    try {
+      await copyClient.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      await copyClient.query(`SET TRANSACTION SNAPSHOT ${literal(snapshot)}`);
+      const tables = await listTables(copyClient, checksumMax);
+      const sequences = (await copyClient.query<{ schema: string; name: string }>(`
+        SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`)).rows;
+      await restoredClient.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const [copy, restored]: Fingerprint[] = await Promise.all([
+        fingerprint(copyClient, tables, sequences, aborted),
+        fingerprint(restoredClient, tables, sequences, aborted),
+      ]);
+      const mismatches = compareFingerprints(copy, restored);
+      if (mismatches.length > 0) {
+        const shown = mismatches.slice(0, MAX_REPORTED_MISMATCHES);
+        const more = mismatches.length > shown.length ? `\n  ... and ${mismatches.length - shown.length} more` : '';
+        throw new Error(`verification failed: ${JSON.stringify(into)} differs from ${JSON.stringify(plan.database)} on the point-in-time copy:\n  ${shown.join('\n  ')}${more}`);
+      }
+      const rows = Object.values(copy.tables).reduce((sum, v) => sum + Number(v.split('/')[0]), 0);
+      log.info(`${JSON.stringify(plan.database)}: equal — ${tables.length} tables (${tables.filter((t) => t.checksum).length} with content checksums), `
+        + `${rows} rows, ${sequences.length} sequences, large objects ${copy.largeObjects.split('/')[0]}, ${Object.keys(copy.objects).length} object kinds`);
+      return { tables: tables.length, rows };
+    } finally {
+      await copyClient.end().catch(() => undefined);
+      await restoredClient.end().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Database-level properties of the point-in-time copy, in two phases.
+   * Before the restore: the owner and every privilege except other roles' CONNECT, because
+   * restoring object ownership as a non-superuser needs them (e.g. a schema
+   * owner must have CREATE on the database). CONNECT stays withheld so
+   * applications cannot reach the half-restored database. After
+   * verification: CONNECT, settings, connection limit and comment — settings
+   * such as default_transaction_read_only would get in the restore's way —
+   * and then all of it is compared with the point-in-time copy.
+   */
+  private async applyProperties(target: PgTarget, plan: DatabasePlan, into: string, phase: 'before restore' | 'after verify'): Promise<void> {
+    const p = plan.sourceProperties;
+    const name = ident(into);
+    const grantee = (g: string): string => (g === 'PUBLIC' ? g : ident(g));
+    const grant = (a: DatabaseProperties['acl'][number]): string => `GRANT ${a.privilege} ON DATABASE ${name} TO ${grantee(a.grantee)}${a.grantable ? ' WITH GRANT OPTION' : ''}`;
+    const otherConnect = (a: DatabaseProperties['acl'][number]): boolean => a.privilege === 'CONNECT' && a.grantee !== p.owner;
+    const ownerConnects = p.acl.some((a) => a.privilege === 'CONNECT' && a.grantee === p.owner);
+    const statements: string[] = [];
+    if (phase === 'before restore') {
+      statements.push(`ALTER DATABASE ${name} OWNER TO ${ident(p.owner)}`);
+      const everyone = [...new Set(['PUBLIC', p.owner, ...p.acl.map((a) => a.grantee)])];
+      statements.push(`REVOKE ALL ON DATABASE ${name} FROM ${everyone.map(grantee).join(', ')}`);
+      statements.push(...p.acl.filter((a) => !otherConnect(a)).map(grant));
+      // The restore connects through its membership in the owner role.
+      if (!ownerConnects) statements.push(`GRANT CONNECT ON DATABASE ${name} TO ${ident(p.owner)}`);
+    } else {
+      if (!ownerConnects) statements.push(`REVOKE CONNECT ON DATABASE ${name} FROM ${ident(p.owner)}`);
+      statements.push(...p.acl.filter(otherConnect).map(grant));
+      if (p.connectionLimit !== -1) statements.push(`ALTER DATABASE ${name} CONNECTION LIMIT ${Number(p.connectionLimit)}`);
+      for (const { role, config } of p.settings) for (const entry of config) statements.push(settingStatement(into, role, entry));
+      statements.push(`COMMENT ON DATABASE ${name} IS ${p.comment === null ? 'NULL' : literal(p.comment)}`);
+    }
+    await withClient(target, target.maintenanceDatabase, async (client) => {
+      for (const sql of statements) {
+        await client.query(sql).catch((err: Error) => {
+          throw new Error(`applying the database properties failed at \`${sql}\`: ${err.message}`);
+        });
+      }
+      if (phase === 'before restore') return;
+      const restored = await readDatabaseProperties(client, into);
+      const differences = compareProperties(p, restored!);
+      if (differences.length > 0) throw new Error(`database properties of ${JSON.stringify(into)} differ from the point-in-time copy:\n  ${differences.join('\n  ')}`);
+    });
+  }
+
+  /**
+   * The critical section: block new connections to the live database, end its
+   * sessions, and rename both databases in one transaction. Returns how long
+   * the live database refused connections.
+   */
+  private async swap(target: PgTarget, plan: DatabasePlan): Promise<{ unavailableMs: number; keptAs?: string }> {
+    return withClient(target, target.maintenanceDatabase, async (client) => {
+      const live = ident(plan.database);
+      const restored = ident(plan.restoredAs);
+      if (!plan.existsOnTarget) {
+        await client.query(`ALTER DATABASE ${restored} RENAME TO ${live}`);
+        return { unavailableMs: 0 };
+      }
+      const started = Date.now();
+      await client.query(`ALTER DATABASE ${live} ALLOW_CONNECTIONS false`);
+      try {
+        for (;;) {
+          await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()', [[plan.database, plan.restoredAs]]);
+          try {
+            await client.query('BEGIN');
+            await client.query(`ALTER DATABASE ${live} RENAME TO ${ident(plan.keptAs)}`);
+            await client.query(`ALTER DATABASE ${restored} RENAME TO ${live}`);
+            await client.query('COMMIT');
+            break;
+          } catch (err) {
+            await client.query('ROLLBACK').catch(() => undefined);
+            // 55006: object_in_use — a session is still ending, or one slipped in; anything else is real.
+            if ((err as { code?: string }).code !== '55006' || Date.now() - started > TERMINATE_TIMEOUT_MS) throw err;
+            await new Promise((resolve) => setTimeout(resolve, 10));
+          }
+        }
+      } catch (err) {
+        await client.query(`ALTER DATABASE ${live} ALLOW_CONNECTIONS true`).catch(() => undefined);
+        throw new Error(`the swap could not end the sessions on ${JSON.stringify(plan.database)} within ${TERMINATE_TIMEOUT_MS / 1000} s `
+          + `(sessions of superusers or other roles the user cannot signal?): ${(err as Error).message}. ${JSON.stringify(plan.database)} accepts connections again.`);
+      }
+      const unavailableMs = Date.now() - started;
+      // The kept database stays open so the post-restore-time writes can be read and reconciled.
+      await client.query(`ALTER DATABASE ${ident(plan.keptAs)} ALLOW_CONNECTIONS true`);
+      return { unavailableMs, keptAs: plan.keptAs };
+    });
+  }
+
+  /** After a failure: drop the half-made database, and say what state the original is in. */
+  private async cleanUp(target: PgTarget, plan: DatabasePlan, into: string, state: { created: boolean; dropped: boolean }): Promise<string> {
+    let dropped = '';
+    if (state.created) {
+      try {
+        await withClient(target, target.maintenanceDatabase, (c) => c.query(`DROP DATABASE IF EXISTS ${ident(into)} WITH (FORCE)`));
+        dropped = `The partly restored database ${JSON.stringify(into)} was dropped. `;
+      } catch (err) {
+        dropped = `The partly restored database ${JSON.stringify(into)} could not be dropped (${(err as Error).message}); drop it by hand: DROP DATABASE ${ident(into)} WITH (FORCE); `;
+      }
+    }
+    if (state.dropped) {
+      return `${dropped}Strategy replace: ${JSON.stringify(plan.database)} was dropped on the original; restore it from the pre-recovery safety snapshot or run the copy again.`;
+    }
+    return `${dropped}${JSON.stringify(plan.database)} on the original was not changed.`;
+  }
+}
+
+/** SQL: the object is not a member of an extension (those are created, and owned, by CREATE EXTENSION). */
+function notInExtension(catalog: string, oid: string, negate = false): string {
+  return `${negate ? '' : 'NOT '}EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${catalog}'::regclass AND e.objid = ${oid} AND e.deptype = 'e')`;
+}
+
+/**
+ * Every role a restore of the current database will name: owners (whom the
+ * restoring user must be able to act as) and the rest (ACL grantees and
+ * grantors, policy roles, role-in-database settings), extension members excluded.
+ */
+const REFERENCED_ROLES = `
+  WITH owners(oid) AS (
+    SELECT relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND ${notInExtension('pg_class', 'c.oid')}
+    UNION SELECT proowner FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_proc', 'p.oid')}
+    UNION SELECT typowner FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND ${notInExtension('pg_type', 't.oid')}
+      AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND ${notInExtension('pg_class', 'c.oid', true)})
+      AND NOT EXISTS (SELECT 1 FROM pg_type el WHERE el.typarray = t.oid)
+    UNION SELECT nspowner FROM pg_namespace s WHERE ${notInExtension('pg_namespace', 's.oid')} AND nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp\\_%'
+    UNION SELECT collowner FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_collation', 'c.oid')}
+    UNION SELECT conowner FROM pg_conversion c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_conversion', 'c.oid')}
+    UNION SELECT oprowner FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_operator', 'o.oid')}
+    UNION SELECT opcowner FROM pg_opclass o JOIN pg_namespace n ON n.oid = o.opcnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_opclass', 'o.oid')}
+    UNION SELECT opfowner FROM pg_opfamily o JOIN pg_namespace n ON n.oid = o.opfnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_opfamily', 'o.oid')}
+    UNION SELECT dictowner FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_ts_dict', 'd.oid')}
+    UNION SELECT cfgowner FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_ts_config', 'c.oid')}
+    UNION SELECT lomowner FROM pg_largeobject_metadata
+    UNION SELECT defaclrole FROM pg_default_acl
+    UNION SELECT fdwowner FROM pg_foreign_data_wrapper
+    UNION SELECT srvowner FROM pg_foreign_server
+    UNION SELECT pubowner FROM pg_publication
+    UNION SELECT datdba FROM pg_database WHERE datname = current_database()
+  ), acls(acl) AS (
+    SELECT relacl FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND relacl IS NOT NULL
+    UNION ALL SELECT attacl FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND attacl IS NOT NULL
+    UNION ALL SELECT proacl FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND proacl IS NOT NULL
+    UNION ALL SELECT nspacl FROM pg_namespace WHERE nspacl IS NOT NULL AND nspname NOT IN ('pg_catalog', 'information_schema')
+    UNION ALL SELECT typacl FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND typacl IS NOT NULL
+    UNION ALL SELECT lomacl FROM pg_largeobject_metadata WHERE lomacl IS NOT NULL
+    UNION ALL SELECT defaclacl FROM pg_default_acl
+    UNION ALL SELECT fdwacl FROM pg_foreign_data_wrapper WHERE fdwacl IS NOT NULL
+    UNION ALL SELECT srvacl FROM pg_foreign_server WHERE srvacl IS NOT NULL
+    UNION ALL SELECT datacl FROM pg_database WHERE datname = current_database() AND datacl IS NOT NULL
+  ), others(oid) AS (
+    SELECT (aclexplode(acl)).grantee FROM acls
+    UNION SELECT (aclexplode(acl)).grantor FROM acls
+    UNION SELECT unnest(polroles) FROM pg_policy
+    UNION SELECT umuser FROM pg_user_mappings
+    UNION SELECT setrole FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = current_database()
+  )
+  -- Built-in roles (pg_*, OIDs below 16384) exist everywhere and are never acted as.
+  SELECT r.rolname AS role, bool_or(o.owns) AS owns
+    FROM (SELECT oid, true AS owns FROM owners UNION ALL SELECT oid, false FROM others) o
+    JOIN pg_roles r ON r.oid = o.oid
+   WHERE o.oid <> 0 AND NOT (o.oid < 16384 AND r.rolname LIKE 'pg\\_%')
+   GROUP BY r.rolname`;
+
+function createDatabaseSql(name: string, p: DatabaseProperties): string {
+  const parts = [`CREATE DATABASE ${ident(name)} TEMPLATE template0 ENCODING ${literal(p.encoding)}`,
+    `LC_COLLATE ${literal(p.collate)} LC_CTYPE ${literal(p.ctype)}`];
+  if (p.localeProvider === 'i') parts.push(`LOCALE_PROVIDER icu ICU_LOCALE ${literal(p.iculocale ?? '')}`);
+  return parts.join(' ');
+}
+
+async function withClient<T>(target: PgTarget, database: string, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = await connect(target, database);
+  try {
+    return await fn(client);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.code && !e.message.includes(target.host)) e.message = `${e.message} (${describe(target, database)})`;
+    throw e;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Runs `tasks` with at most `limit` at a time, in order. Rejects at the first
+ * failure without waiting for the others (the caller kills their processes);
+ * no further task starts after it.
+ */
+function runPool(limit: number, tasks: ReadonlyArray<() => Promise<unknown>>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let next = 0;
+    let failed = false;
+    const worker = async (): Promise<void> => {
+      while (!failed && next < tasks.length) {
+        const task = tasks[next++];
+        try {
+          await task();
+        } catch (err) {
+          if (!failed) reject(err);
+          failed = true;
+        }
+      }
+    };
+    void Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker)).then(() => {
+      if (!failed) resolve();
+    });
+  });
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}

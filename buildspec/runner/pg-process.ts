@@ -1,0 +1,212 @@
+/**
+ * PostgreSQL client processes (pg_dump, pg_restore, psql, vacuumdb) and
+ * `pg` connections, with the two rules that matter during an incident:
+ * credentials travel only in a child's environment (never argv, never the
+ * log), and an AbortSignal kills every child still running.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Client, type ClientConfig } from 'pg';
+import { readFileSync } from 'node:fs';
+import { pgBin } from './local-postgres';
+import type { PgTarget } from './ports';
+
+/**
+ * Database-level settings of the copied database (ALTER DATABASE ... SET
+ * statement_timeout) must not cut a dump, a restore or a verification short.
+ */
+const NO_TIMEOUTS = '-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0';
+
+/** Keep this much of a child's stderr for the error message. */
+const STDERR_TAIL_BYTES = 8 * 1024;
+
+/**
+ * A libpq connection string naming only the database, so names with `=`,
+ * spaces or quotes are never parsed as connection options. Host, user and
+ * password come from the environment ({@link libpqEnv}).
+ */
+export function dbConninfo(database: string): string {
+  return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/**
+ * The environment of a child connecting to `target`: every inherited PG*
+ * variable is dropped (a stray PGSERVICE or PGOPTIONS must not redirect a
+ * restore), then host, port, user, password and TLS are set explicitly.
+ */
+export function libpqEnv(target: PgTarget, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('PG')) env[key] = value;
+  }
+  env.PGHOST = target.host;
+  env.PGPORT = String(target.port);
+  env.PGUSER = target.user;
+  env.PGAPPNAME = 'cdk-rds-pitr';
+  env.PGCONNECT_TIMEOUT = '30';
+  env.PGOPTIONS = NO_TIMEOUTS;
+  if (target.password !== undefined) env.PGPASSWORD = target.password;
+  // Without a password, libpq would read ~/.pgpass: keep that working when the caller relies on it.
+  if (target.password === undefined && process.env.PGPASSFILE) env.PGPASSFILE = process.env.PGPASSFILE;
+  if (target.sslMode) env.PGSSLMODE = target.sslMode;
+  if (target.sslRootCert) env.PGSSLROOTCERT = target.sslRootCert;
+  return { ...env, ...extra };
+}
+
+/** `pg` TLS options equivalent to libpq's sslmode/sslrootcert. */
+export function pgSslOptions(target: PgTarget): ClientConfig['ssl'] {
+  const mode = target.sslMode ?? 'prefer';
+  const ca = target.sslRootCert ? readFileSync(target.sslRootCert, 'utf8') : undefined;
+  switch (mode) {
+    case 'disable':
+    case 'allow':
+    case 'prefer':
+      return false;
+    case 'require':
+      // libpq's `require` with a root certificate behaves like verify-ca.
+      return ca ? { ca, rejectUnauthorized: true, checkServerIdentity: () => undefined } : { rejectUnauthorized: false };
+    case 'verify-ca':
+      return { ca, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+    case 'verify-full':
+      return { ca, rejectUnauthorized: true };
+    default:
+      throw new Error(`sslmode: "${mode}" is not a libpq sslmode; accepted: disable | allow | prefer | require | verify-ca | verify-full.`);
+  }
+}
+
+/**
+ * Opens a `pg` connection to `database` on `target`. Under `prefer` (libpq's
+ * default) TLS is tried first and plain TCP only if the server has no TLS.
+ */
+export async function connect(target: PgTarget, database: string): Promise<Client> {
+  const base: ClientConfig = {
+    host: target.host,
+    port: target.port,
+    user: target.user,
+    password: target.password ?? process.env.PGPASSWORD,
+    database,
+    application_name: 'cdk-rds-pitr',
+    connectionTimeoutMillis: 30_000,
+    options: NO_TIMEOUTS,
+  };
+  const mode = target.sslMode ?? 'prefer';
+  const attempts: ClientConfig['ssl'][] = mode === 'prefer' ? [{ rejectUnauthorized: false }, false] : [pgSslOptions(target)];
+  let last: unknown;
+  for (const ssl of attempts) {
+    const client = new Client({ ...base, ssl });
+    // A dropped connection must surface as a failed query, not crash the runner.
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      last = err;
+      await client.end().catch(() => undefined);
+      if (!(ssl && /does not support SSL/i.test((err as Error).message))) break;
+    }
+  }
+  throw new Error(`cannot connect to ${describe(target, database)}: ${(last as Error).message}`);
+}
+
+export function describe(target: PgTarget, database: string): string {
+  return `database ${JSON.stringify(database)} on ${target.host}:${target.port} as ${JSON.stringify(target.user)}`;
+}
+
+export interface ProcessResult {
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface RunOptions {
+  readonly env: NodeJS.ProcessEnv;
+  /** Collect stdout (off for processes whose stdout is piped elsewhere). */
+  readonly captureStdout?: boolean;
+}
+
+/**
+ * Runs PostgreSQL client binaries for one copy. Every child is registered so
+ * that an abort kills them all, and no new child starts after the abort.
+ */
+export class PgProcesses {
+  private readonly running = new Set<ChildProcess>();
+  private readonly onAbort = (): void => this.killAll();
+
+  constructor(private readonly signal?: AbortSignal) {
+    signal?.addEventListener('abort', this.onAbort);
+  }
+
+  dispose(): void {
+    this.signal?.removeEventListener('abort', this.onAbort);
+    this.killAll();
+  }
+
+  /** Throws the abort reason when the copy was aborted. */
+  throwIfAborted(): void {
+    if (this.signal?.aborted) throw abortError(this.signal);
+  }
+
+  /** Runs `bin args` to completion; rejects with the tail of its stderr on a non-zero exit. */
+  async run(bin: string, args: readonly string[], options: RunOptions): Promise<ProcessResult> {
+    const child = this.start(bin, args, options.env, ['ignore', 'pipe', 'pipe']);
+    return this.wait(bin, child, options.captureStdout ?? true);
+  }
+
+  /**
+   * Runs `from | to` with the pipe between the two children (the bytes never
+   * pass through Node). Resolves when both succeeded; if either fails, the
+   * other is killed and the error names the one that failed first.
+   */
+  async pipe(from: { bin: string; args: readonly string[]; env: NodeJS.ProcessEnv }, to: { bin: string; args: readonly string[]; env: NodeJS.ProcessEnv }): Promise<void> {
+    const producer = this.start(from.bin, from.args, from.env, ['ignore', 'pipe', 'pipe']);
+    const consumer = this.start(to.bin, to.args, to.env, [producer.stdout!, 'pipe', 'pipe']);
+    const results = [this.wait(from.bin, producer, false), this.wait(to.bin, consumer, true)];
+    const first = await Promise.race(results.map((p) => p.then(() => undefined, (err: Error) => err)));
+    if (first) {
+      producer.kill('SIGKILL');
+      consumer.kill('SIGKILL');
+      await Promise.allSettled(results);
+      throw first;
+    }
+    await Promise.all(results);
+  }
+
+  private start(bin: string, args: readonly string[], env: NodeJS.ProcessEnv, stdio: Parameters<typeof spawn>[2]['stdio']): ChildProcess {
+    this.throwIfAborted();
+    const child = spawn(pgBin(bin), args, { env, stdio });
+    this.running.add(child);
+    child.once('close', () => this.running.delete(child));
+    return child;
+  }
+
+  private wait(bin: string, child: ChildProcess, captureStdout: boolean): Promise<ProcessResult> {
+    return new Promise((resolve, reject) => {
+      const out: Buffer[] = [];
+      let err = '';
+      if (captureStdout) child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
+      child.stderr?.on('data', (chunk: Buffer) => {
+        err = (err + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+      });
+      child.once('error', (e) => {
+        const hint = (e as { code?: string }).code === 'ENOENT' ? ' (PostgreSQL client not found: install it, or set PG_BIN_DIR)' : '';
+        reject(new Error(`${bin} could not start${hint}: ${e.message}`));
+      });
+      child.once('close', (code, signal) => {
+        if (this.signal?.aborted) return reject(abortError(this.signal));
+        const stdout = Buffer.concat(out).toString('utf8');
+        if (code === 0) return resolve({ stdout, stderr: err });
+        const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
+        reject(new Error(`${bin} ${how}: ${err.trim() || '(no error output)'}`));
+      });
+    });
+  }
+
+  /** Kills every child still running (after a failure, so nothing keeps writing while the half-made database is dropped). */
+  killAll(): void {
+    for (const child of this.running) child.kill('SIGKILL');
+  }
+}
+
+export function abortError(signal: AbortSignal): Error {
+  const reason = signal.reason;
+  const why = reason instanceof Error ? reason.message : reason !== undefined ? String(reason) : 'aborted';
+  return new Error(`copy aborted (${why})`);
+}
