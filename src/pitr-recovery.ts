@@ -97,6 +97,15 @@ export interface PitrRecoveryProps {
   readonly timeout?: Duration;
 
   /**
+   * The customer managed KMS key that encrypts the instance's storage. The
+   * temporary instance is restored with the same key, which RDS only does
+   * for a caller allowed `kms:CreateGrant` and `kms:DescribeKey` on it.
+   *
+   * @default - no KMS permissions: right for unencrypted instances and for the AWS managed key `aws/rds`
+   */
+  readonly instanceEncryptionKey?: kms.IKey;
+
+  /**
    * The KMS key CodeBuild uses to encrypt build output.
    *
    * @default - the AWS managed key for Amazon S3
@@ -196,6 +205,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     instance.connections.allowDefaultPortFrom(this, 'PITR recovery build (cdk-rds-pitr)');
 
     secret.grantRead(project);
+    props.instanceEncryptionKey?.grant(project, 'kms:CreateGrant', 'kms:DescribeKey');
     for (const statement of runnerStatements(resources)) project.addToRolePolicy(statement);
 
     const triggerLogs = new logs.LogGroup(this, 'TriggerLogs', { retention });

@@ -298,6 +298,17 @@ describe('runner IAM (CodeBuild role)', () => {
       && render(s.Resource) === `\${${Object.keys(template.findResources('AWS::SecretsManager::Secret')).find((k) => k.startsWith('Cmk'))}}`)).toBe(true);
   });
 
+  test('a customer managed storage key: CreateGrant and DescribeKey on that key only', () => {
+    const f = fixture();
+    const key = new kms.Key(f.stack, 'StorageKey');
+    const statements = statementsOf(synth({ instanceEncryptionKey: key }, f).template, 'DrProjectRole');
+    const kmsStatements = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('kms:')));
+    expect(kmsStatements.map((s) => ({ actions: actionsOf(s), resources: resourcesOf(s) }))).toEqual([
+      { actions: ['kms:CreateGrant', 'kms:DescribeKey'], resources: [expect.stringMatching(/^\$\{StorageKey[0-9A-F]{8}\.Arn\}$/)] },
+    ]);
+    expect(statementsOf(synth().template, 'DrProjectRole').some((s) => actionsOf(s).some((a) => a.startsWith('kms:')))).toBe(false);
+  });
+
   test('no mutating action is allowed on Resource "*" by any policy in the stack', () => {
     const { template } = synth({ notificationTopic: undefined });
     const readOnly = /^[a-z0-9-]+:(Describe|List|Get|BatchGet)/;
