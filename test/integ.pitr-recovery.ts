@@ -4,7 +4,7 @@
  * temporary instance is left. CI only compares the committed snapshot
  * (offline); deploying needs real AWS credentials (see the README).
  */
-import { ExpectedResult, IntegTest } from '@aws-cdk/integ-tests-alpha';
+import { AwsApiCall, ExpectedResult, IntegTest } from '@aws-cdk/integ-tests-alpha';
 import { App, Duration } from 'aws-cdk-lib';
 import { PitrLabStack } from './lab-stack';
 import { LATEST, RecoveryRequest, TAGS } from '../src/contract';
@@ -38,6 +38,11 @@ const cleanedUp = integ.assertions
     TagFilters: [{ Key: TAGS.SOURCE, Values: [sourceId] }],
   })
   .expect(ExpectedResult.objectLike({ ResourceTagMappingList: [] }))
-  .waitForAssertions({ totalTimeout: Duration.minutes(45), interval: Duration.minutes(1) });
+  .waitForAssertions({ totalTimeout: Duration.minutes(45), interval: Duration.minutes(1) }) as AwsApiCall;
+// The assertion framework derives the IAM prefix "tagging" from the SDK
+// client's name; the Resource Groups Tagging API's IAM prefix is "tag".
+const getResources = { Effect: 'Allow', Action: ['tag:GetResources'], Resource: ['*'] };
+cleanedUp.provider.addToRolePolicy(getResources);
+cleanedUp.waiterProvider?.addToRolePolicy(getResources);
 
 started.next(succeeded).next(cleanedUp);
