@@ -158,6 +158,9 @@ export class PgProcesses {
   async pipe(from: { bin: string; args: readonly string[]; env: NodeJS.ProcessEnv }, to: { bin: string; args: readonly string[]; env: NodeJS.ProcessEnv }): Promise<void> {
     const producer = this.start(from.bin, from.args, from.env, ['ignore', 'pipe', 'pipe']);
     const consumer = this.start(to.bin, to.args, to.env, [producer.stdout!, 'pipe', 'pipe']);
+    // The consumer has its own copy of the pipe now. Close ours: Node would otherwise never see
+    // EOF on it (nobody reads it), and the producer's 'close' event would never come.
+    producer.stdout!.destroy();
     const results = [this.wait(from.bin, producer, false), this.wait(to.bin, consumer, true)];
     const first = await Promise.race(results.map((p) => p.then(() => undefined, (err: Error) => err)));
     if (first) {
