@@ -122,7 +122,9 @@ export interface PitrRecoveryProps {
 
   /**
    * A topic that receives the recovery build's state changes: started,
-   * succeeded, failed, stopped and timed out.
+   * succeeded, failed, stopped and timed out, through an EventBridge rule. A
+   * topic encrypted with a customer managed key must let
+   * `events.amazonaws.com` use that key.
    *
    * @default - no notifications
    */
