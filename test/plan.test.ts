@@ -1,6 +1,6 @@
-import { BUILD_ENV, CREATED_BY_VALUE, LATEST, PROJECT_ENV, START_ENV, TAGS } from '../src/contract';
 import { PlanError, planRecovery, readStartRequest } from '../buildspec/runner/plan';
 import type { InstanceState, RdsControl, SourceInstance } from '../buildspec/runner/ports';
+import { BUILD_ENV, CREATED_BY_VALUE, LATEST, PROJECT_ENV, START_ENV, TAGS } from '../src/contract';
 
 const SOURCE = 'orders-db';
 const NOW = new Date('2026-11-24T10:00:00Z');
@@ -110,7 +110,14 @@ describe('readStartRequest', () => {
 });
 
 /** An RdsControl that only answers questions; anything that would create something fails the test. */
-function fakeRds(options: { source?: Partial<SourceInstance>; window?: { earliest: Date; latest: Date }; others?: InstanceState[]; missing?: boolean } = {}): RdsControl & { tagQueries: string[] } {
+interface FakeOptions {
+  source?: Partial<SourceInstance>;
+  window?: { earliest: Date; latest: Date };
+  others?: InstanceState[];
+  missing?: boolean;
+}
+
+function fakeRds(options: FakeOptions = {}): RdsControl & { tagQueries: string[] } {
   const tagQueries: string[] = [];
   const refuse = async (): Promise<never> => {
     throw new Error('planning must not create or change anything');
@@ -120,8 +127,15 @@ function fakeRds(options: { source?: Partial<SourceInstance>; window?: { earlies
     describeSource: async (id) => {
       if (options.missing) throw new Error(`DBInstanceNotFound: ${id}`);
       return {
-        id, status: 'available', engine: 'postgres', engineVersion: '16.4', endpoint: { host: 'db.example', port: 5432 },
-        masterUsername: 'master', vpcSecurityGroupIds: ['sg-1'], backupRetentionPeriod: 7, ...options.source,
+        id,
+        status: 'available',
+        engine: 'postgres',
+        engineVersion: '16.4',
+        endpoint: { host: 'db.example', port: 5432 },
+        masterUsername: 'master',
+        vpcSecurityGroupIds: ['sg-1'],
+        backupRetentionPeriod: 7,
+        ...options.source,
       };
     },
     restorableWindow: async () => options.window ?? { earliest: new Date('2026-11-17T10:00:00Z'), latest: new Date('2026-11-24T09:55:00Z') },
@@ -166,7 +180,12 @@ describe('planRecovery', () => {
   });
 
   test('refuses a source that is not an available PostgreSQL instance with backups', async () => {
-    const e = await planRecovery(read(), fakeRds({ source: { engine: 'mysql', status: 'modifying', backupRetentionPeriod: 0 } }), context).catch((err) => err as PlanError);
+    const e: PlanError = await planRecovery(read(), fakeRds({ source: { engine: 'mysql', status: 'modifying', backupRetentionPeriod: 0 } }), context).then(
+      () => {
+        throw new Error('expected a refusal');
+      },
+      (err: PlanError) => err,
+    );
     expect(e).toBeInstanceOf(PlanError);
     expect(e.problems).toHaveLength(3);
     expect(e.message).toMatch(/engine "mysql"; accepted: an RDS for PostgreSQL instance/);

@@ -16,9 +16,9 @@
  * `faults` injects failures for tests; the AWS adapter has nothing like it.
  */
 import { Client } from 'pg';
-import { LATEST, type RestoreWindow } from '../../src/contract';
 import { LocalCluster, quoteIdent, quoteLiteral, sleep } from './local-postgres';
 import type { InstanceState, RdsControl, SourceInstance, TemporaryInstanceSpec } from './ports';
+import { LATEST, type RestoreWindow } from '../../src/contract';
 
 export interface LocalFaults {
   /** `restoreToPointInTime` rejects with this message and creates nothing (like InvalidRestoreFault). */
@@ -75,11 +75,15 @@ export class LocalRdsControl implements RdsControl {
   }
 
   readonly calls: LocalCall[] = [];
+  /** Failures to inject from now on (tests change them between runs). */
+  faults: LocalFaults;
   private readonly instances = new Map<string, LocalInstance>();
   private readonly snapshots = new Map<string, LocalSnapshot>();
   private readonly background = new Set<Promise<void>>();
 
-  private constructor(private readonly options: LocalRdsControlOptions, private readonly backupDir: string, private readonly backupTime: Date) {}
+  private constructor(private readonly options: LocalRdsControlOptions, private readonly backupDir: string, private readonly backupTime: Date) {
+    this.faults = options.faults ?? {};
+  }
 
   get source(): LocalCluster {
     return this.options.source;
@@ -121,7 +125,7 @@ export class LocalRdsControl implements RdsControl {
     this.inBackground(async () => {
       try {
         snapshot.backupDir = await this.source.baseBackup();
-        snapshot.status = this.options.faults?.snapshotEndsIn ?? 'available';
+        snapshot.status = this.faults.snapshotEndsIn ?? 'available';
       } catch {
         snapshot.status = 'failed';
       }
@@ -137,7 +141,7 @@ export class LocalRdsControl implements RdsControl {
   async restoreToPointInTime(spec: TemporaryInstanceSpec): Promise<void> {
     this.assertSource(spec.source.id);
     this.calls.push({ action: 'restoreToPointInTime', id: spec.id, detail: { restoreTime: spec.restoreTime, instanceClass: spec.instanceClass, tags: spec.tags } });
-    if (this.options.faults?.refuseRestore) throw new Error(this.options.faults.refuseRestore);
+    if (this.faults.refuseRestore) throw new Error(this.faults.refuseRestore);
     const existing = this.instances.get(spec.id);
     if (existing && !existing.deleted) throw new Error(`DBInstanceAlreadyExists: instance ${spec.id} already exists.`);
     if (spec.restoreTime !== LATEST) {
@@ -156,8 +160,8 @@ export class LocalRdsControl implements RdsControl {
         const cluster = await this.source.recoverTo(this.backupDir, spec.restoreTime);
         instance.cluster = cluster;
         if (instance.deleted) return await this.destroy(instance);
-        await this.options.faults?.onTemporaryInstanceUp?.(spec.id, cluster);
-        instance.status = this.options.faults?.restoreEndsIn ?? 'available';
+        await this.faults.onTemporaryInstanceUp?.(spec.id, cluster);
+        instance.status = this.faults.restoreEndsIn ?? 'available';
       } catch (err) {
         if (!instance.deleted) instance.status = 'failed';
         process.stderr.write(`local adapter: restore of ${spec.id} failed: ${(err as Error).message}\n`);

@@ -4,6 +4,7 @@
  * (`planRecovery`). Nothing is created before both pass, and every refusal
  * names the variable, the value, what is accepted, and that nothing changed.
  */
+import type { RdsControl, SourceInstance } from './ports';
 import {
   BUILD_ENV,
   CREATED_BY_VALUE,
@@ -21,7 +22,6 @@ import {
   type RestoreWindow,
   type Strategy,
 } from '../../src/contract';
-import type { RdsControl, SourceInstance } from './ports';
 
 /** What the person starting the recovery asked for, checked for form only. */
 export interface StartRequest {
@@ -123,7 +123,8 @@ export function readStartRequest(env: Env, defaults: { readonly cpus: number }):
     problems.push(`${START_ENV.TEMP_INSTANCE_CLASS}: ${JSON.stringify(tempInstanceClass)} is not a DB instance class; accepted: a class such as db.r6g.large, or empty for the source's class.`);
   }
 
-  const waitMinutes = attempt(() => parseWholeNumber(PROJECT_ENV.WAIT_TIMEOUT_MINUTES, value(PROJECT_ENV.WAIT_TIMEOUT_MINUTES), DEFAULT_WAIT_TIMEOUT_MINUTES, MAX_WAIT_TIMEOUT_MINUTES));
+  const waitField = PROJECT_ENV.WAIT_TIMEOUT_MINUTES;
+  const waitMinutes = attempt(() => parseWholeNumber(waitField, value(waitField), DEFAULT_WAIT_TIMEOUT_MINUTES, MAX_WAIT_TIMEOUT_MINUTES));
 
   const buildId = value(BUILD_ENV.BUILD_ID);
   if (buildId === undefined) {

@@ -14,7 +14,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir, availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
-import { BUILD_ENV, PROJECT_ENV, START_ENV, STRATEGIES, parseStrategy, type Strategy } from '../../src/contract';
 import { compareFingerprints, fingerprintDatabase, listAllDatabases } from './fingerprint';
 import { LocalCluster, pgBin, pgBinDir, quoteIdent, quoteLiteral, sleep } from './local-postgres';
 import { LocalRdsControl } from './local-rds-control';
@@ -23,6 +22,7 @@ import { PgDataPath } from './pg-data-path';
 import { readStartRequest } from './plan';
 import { SAMPLE_DAMAGE_SQL, SAMPLE_SEED_SQL } from './rehearse-sample';
 import { runRecovery, type Polling } from './workflow';
+import { BUILD_ENV, PROJECT_ENV, START_ENV, STRATEGIES, parseStrategy, type Strategy } from '../../src/contract';
 
 /** Exit codes of `rehearse`. */
 export const REHEARSE_EXIT = {

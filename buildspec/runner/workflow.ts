@@ -6,10 +6,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LATEST, START_ENV, TAGS } from '../../src/contract';
 import { formatDuration, type StepLog } from './log';
 import { planRecovery, type RecoveryPlan, type StartRequest } from './plan';
 import type { DataPath, DatabaseCopyResult, DbEndpoint, InstanceState, PgTarget, RdsControl } from './ports';
+import { LATEST, START_ENV, TAGS } from '../../src/contract';
 
 /** Instance statuses from which RDS does not recover on its own: waiting longer is pointless. */
 export const TERMINAL_INSTANCE_STATUSES = ['failed', 'incompatible-restore', 'incompatible-parameters', 'incompatible-network', 'storage-full', 'deleting'] as const;

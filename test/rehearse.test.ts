@@ -1,0 +1,138 @@
+/**
+ * The bundled runner in a child process, as `npx projen rehearse` runs it:
+ * the full rehearsal passes, bad arguments are refused, and SIGTERM during
+ * the copy (what CodeBuild sends on stop or timeout) leaves the original
+ * untouched and deletes the temporary instance. Needs `npx projen bundle`.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
+import { fingerprintDatabase, type SqlRunner } from '../buildspec/runner/fingerprint';
+import { pgBin } from '../buildspec/runner/local-postgres';
+import { REHEARSAL_DATABASE } from '../buildspec/runner/rehearse';
+
+const execFileAsync = promisify(execFile);
+const RUNNER = join(__dirname, '..', 'assets', 'runner', 'runner.js');
+
+interface Run {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly output: string;
+}
+
+/** Runs the bundled runner; `onLine` sees every output line as it arrives. */
+function runRunner(args: string[], onLine: (line: string, child: ReturnType<typeof spawn>) => void = () => undefined): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [RUNNER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    let pending = '';
+    const take = (chunk: Buffer): void => {
+      const text = chunk.toString();
+      output += text;
+      pending += text;
+      const lines = pending.split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) onLine(line, child);
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, output }));
+  });
+}
+
+/** A superuser connection to a cluster the child left running, by libpq URI. */
+function psqlAt(baseUri: string): SqlRunner {
+  return {
+    async sql(sql: string, database = 'postgres') {
+      const uri = baseUri.replace(/\/[^/]*$/, `/${encodeURIComponent(database)}`);
+      const { stdout } = await execFileAsync(pgBin('psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-d', uri, '-c', sql], { maxBuffer: 64 * 1024 * 1024 });
+      return stdout.trim();
+    },
+  };
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+beforeAll(() => {
+  if (!existsSync(RUNNER)) throw new Error(`${RUNNER} is missing; run \`npx projen bundle\` first.`);
+});
+
+test('the default rehearsal recovers every database to its state at T and says so', async () => {
+  const run = await runRunner(['rehearse']);
+  expect(run.output).toMatch(/REHEARSAL PASSED: \d+ database\(s\) equal their state at T/);
+  expect(run.code).toBe(0);
+  // The same step log as on AWS.
+  for (const step of ['Plan and validate', 'Start safety snapshot of the original', 'Restore temporary instance at the restore time', 'Wait for the temporary instance', 'Match credentials to the current secret', 'Copy, verify and swap in', 'Clean up']) {
+    expect(run.output).toMatch(new RegExp(`Z > ${step}\\n[^]*Z < ${step}: done in `));
+  }
+  expect(run.output).toMatch(/RESULT: SUCCESS/);
+  expect(run.output).toMatch(/holds the pre-recovery data, post-T writes included/);
+});
+
+test('bad arguments are refused with the usage, before anything starts', async () => {
+  const run = await runRunner(['rehearse', '--strategy', 'overwrite']);
+  expect(run.code).toBe(64);
+  expect(run.output).toMatch(/--strategy: "overwrite" is not a strategy; accepted: swap \| replace/);
+  expect(run.output).not.toMatch(/start the local "instance"/);
+  const missing = await runRunner(['rehearse', '--seed', '/nonexistent/seed.sql']);
+  expect(missing.code).toBe(64);
+  expect(missing.output).toMatch(/--seed: "\/nonexistent\/seed.sql" does not exist/);
+});
+
+test('SIGTERM during the copy: exits non-zero naming the signal, the original is untouched, the temporary instance is deleted', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pitr-sigterm-'));
+  const seed = join(dir, 'seed.sql');
+  const damage = join(dir, 'damage.sql');
+  // The restore of shop.slow takes seconds, so the signal lands inside the copy.
+  writeFileSync(seed, smallSeed(300));
+  writeFileSync(damage, SMALL_DAMAGE);
+  let superuserUri = '';
+  let before: string[] | undefined;
+  let signalled = false;
+  let probe: Promise<void> | undefined;
+  let output = '';
+  try {
+    const run = await runRunner(['rehearse', '--seed', seed, '--damage', damage, '--keep'], (line, child) => {
+      const instance = /instance rehearsal-db: (postgresql:\/\/)pitr_master(@127\.0\.0\.1:\d+\/postgres)/.exec(line);
+      if (instance) superuserUri = `${instance[1]}postgres${instance[2]}`;
+      if (!signalled && / > Copy, verify and swap in$/.test(line)) {
+        signalled = true;
+        probe = fingerprintDatabase(psqlAt(superuserUri), REHEARSAL_DATABASE).then((facts) => {
+          before = facts;
+          child.kill('SIGTERM');
+        });
+      }
+    });
+    output = run.output;
+    await probe;
+    expect(signalled).toBe(true);
+    expect(run.code).toBe(143);
+    expect(run.output).toMatch(/SIGTERM received: stopping at the next safe point, then cleaning up\./);
+    expect(run.output).toMatch(/RESULT: FAILED in step "Copy, verify and swap in": stopped by SIGTERM/);
+    expect(run.output).toMatch(/temporary instance rehearsal-db-pitr-\d{14}: deletion requested/);
+    expect(run.output).toMatch(/REHEARSAL FAILED: the recovery did not complete: stopped by SIGTERM/);
+
+    const temporaryPort = Number(/temporary instance rehearsal-db-pitr-\d{14} is available at 127\.0\.0\.1:(\d+)/.exec(run.output)![1]);
+    expect(await accepts(temporaryPort)).toBe(false);
+    expectSame(before!, await fingerprintDatabase(psqlAt(superuserUri), REHEARSAL_DATABASE));
+  } finally {
+    // --keep left the instance running; the run printed how to stop it.
+    const stop = /stop and remove it: (.*)$/m.exec(output);
+    if (stop) await execFileAsync('sh', ['-c', stop[1]]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
