@@ -98,13 +98,16 @@ async function main(): Promise<number> {
       const bySize = (await source.sql(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind = 'r' AND n.nspname = 'public' ORDER BY pg_relation_size(c.oid) DESC`, BENCH_DB)).split('\n').filter(Boolean);
       const opts = format === 'binary' ? ' (FORMAT binary)' : '';
+      // Like the runner: TRUNCATE in the loading transaction so COPY can FREEZE (no hint-bit rewrite later).
+      const freeze = format === 'binary' ? ' (FORMAT binary, FREEZE)' : ' (FREEZE)';
       const env = pgOptions ? `PGOPTIONS='${pgOptions}' ` : '';
       let next = 0;
       await Promise.all(Array.from({ length: jobs }, async () => {
         while (next < bySize.length) {
           const table = bySize[next++];
           await must(runMeasured('bash', ['-o', 'pipefail', '-c',
-            `${pgBin('psql')} -X -q -d '${src}' -c 'COPY ${table} TO STDOUT${opts}' | ${env}${pgBin('psql')} -X -q -v ON_ERROR_STOP=1 -d '${dst}' -c 'COPY ${table} FROM STDIN${opts}'`]));
+            `${pgBin('psql')} -X -q -d '${src}' -c 'COPY ${table} TO STDOUT${opts}' | ${env}${pgBin('psql')} -X -q -v ON_ERROR_STOP=1 -d '${dst}' `
+            + `-c BEGIN -c 'TRUNCATE ONLY ${table}' -c 'COPY ${table} FROM STDIN${freeze}' -c COMMIT`]));
         }
       }));
       await must(runMeasured(pgBin('pg_dump'), ['-Fd', '--section=post-data', '-f', post, '-d', src]));
@@ -129,32 +132,32 @@ async function main(): Promise<number> {
       }));
       return performance.now() - started;
     };
-    const lessJobs = Math.max(1, jobs - 1);
     const variants: Variant[] = [
       { name: `dump -Fd -j${jobs} -Z0`, what: 'B\'s dump (baseline)', run: dump(['-Fd', '-j', String(jobs), '-Z0']) },
       { name: `dump -Fd -j${jobs} (default gzip)`, what: 'compression on', run: dump(['-Fd', '-j', String(jobs)]) },
-      { name: `dump -Fd -j${lessJobs} -Z0`, what: 'fewer jobs', run: dump(['-Fd', '-j', String(lessJobs), '-Z0']) },
-      { name: `dump -Fd -j${jobs * 2} -Z0`, what: 'jobs = 2 × cores', run: dump(['-Fd', '-j', String(jobs * 2), '-Z0']) },
       { name: `restore -j${jobs}`, what: 'B\'s restore (baseline)', run: restore(jobs) },
-      { name: `restore -j${lessJobs}`, what: 'fewer jobs', run: restore(lessJobs) },
       { name: `restore -j${jobs * 2}`, what: 'jobs = 2 × cores', run: restore(jobs * 2) },
       { name: `restore -j${jobs} mwm=512MB`, what: 'PGOPTIONS=-c maintenance_work_mem=512MB', run: restore(jobs, '-c maintenance_work_mem=512MB') },
       { name: `restore -j${jobs} sync_commit=off`, what: 'PGOPTIONS=-c synchronous_commit=off', run: restore(jobs, '-c synchronous_commit=off') },
-      { name: `restore -j${jobs} mwm=512MB sync_commit=off`, what: 'both', run: restore(jobs, '-c maintenance_work_mem=512MB -c synchronous_commit=off') },
-      { name: `stream text -j${jobs}`, what: 'pre-data, COPY piped source->target, post-data -j (no dump file: dump and restore overlap)', run: stream('text') },
+      { name: `stream text -j${jobs}`, what: 'pre-data; COPY psql|psql per table (TRUNCATE + FREEZE), N at a time; post-data -j N. No dump file', run: stream('text') },
       { name: `stream binary -j${jobs}`, what: 'same with COPY (FORMAT binary)', run: stream('binary') },
-      { name: `stream binary -j${jobs} mwm=512MB`, what: 'same, maintenance_work_mem=512MB', run: stream('binary', '-c maintenance_work_mem=512MB') },
+      {
+        name: `stream binary -j${jobs} mwm=512MB sync_commit=off`,
+        what: 'same, target sessions with maintenance_work_mem=512MB, synchronous_commit=off',
+        run: stream('binary', '-c maintenance_work_mem=512MB -c synchronous_commit=off'),
+      },
       { name: `vacuumdb --analyze-only -j${jobs}`, what: 'ANALYZE after restore (timed alone)', run: analyze },
       { name: `verify count+hashtext -j${jobs}`, what: 'row count and content hash per table, both sides concurrently (timed alone)', run: verify },
     ];
-    const results = [];
-    for (const v of variants) {
-      const times: number[] = [];
-      for (let i = 0; i < options.runs; i++) times.push(await v.run());
-      const sp = spread(times.map((t) => t / 1000));
-      results.push({ name: v.name, what: v.what, seconds: sp, runs: times.map((t) => +(t / 1000).toFixed(3)) });
-      progress(`${v.name}: ${sp.median.toFixed(2)} s (${sp.min.toFixed(2)}–${sp.max.toFixed(2)}); load ${loadavg()[0].toFixed(2)}`);
+    // Round-robin, not variant after variant: on a shared machine the load drifts, and every variant should see the same drift.
+    const times = variants.map(() => [] as number[]);
+    for (let round = 1; round <= options.runs; round++) {
+      for (const [i, v] of variants.entries()) {
+        times[i].push(await v.run());
+        progress(`round ${round}/${options.runs}: ${v.name}: ${(times[i][round - 1] / 1000).toFixed(2)} s; load ${loadavg()[0].toFixed(2)}`);
+      }
     }
+    const results = variants.map((v, i) => ({ name: v.name, what: v.what, seconds: spread(times[i].map((t) => t / 1000)), runs: times[i].map((t) => +(t / 1000).toFixed(3)) }));
     const date = new Date().toISOString();
     const doc = {
       date,
