@@ -157,7 +157,12 @@ async function main(): Promise<number> {
         progress(`round ${round}/${options.runs}: ${v.name}: ${(times[i][round - 1] / 1000).toFixed(2)} s; load ${loadavg()[0].toFixed(2)}`);
       }
     }
-    const results = variants.map((v, i) => ({ name: v.name, what: v.what, seconds: spread(times[i].map((t) => t / 1000)), runs: times[i].map((t) => +(t / 1000).toFixed(3)) }));
+    const results = variants.map((v, i) => ({
+      name: v.name,
+      what: v.what,
+      seconds: spread(times[i].map((t) => t / 1000)),
+      runs: times[i].map((t) => +(t / 1000).toFixed(3)),
+    }));
     const date = new Date().toISOString();
     const doc = {
       date,
