@@ -130,6 +130,8 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
       [START_ENV.RESTORE_TIME]: atT.restoreTime.toISOString(),
       [START_ENV.CONFIRM]: SOURCE_ID,
       [START_ENV.STRATEGY]: options.strategy,
+      // The dataset's databases; `postgres` is the rehearsal's own scaffolding (the tests cover recovering it).
+      [START_ENV.DATABASES]: [...atT.fingerprints.keys()].filter((d) => d !== 'postgres').join(','),
       [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '10',
       [BUILD_ENV.BUILD_ID]: `rehearsal:${randomUUID()}`,
     };
@@ -156,6 +158,7 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
       const found: string[] = [];
       const now = new Set(await listAllDatabases(src));
       for (const [db, expected] of atT.fingerprints) {
+        if (db === 'postgres') continue;
         if (!now.has(db)) {
           found.push(`${db}: missing after the recovery`);
           continue;
@@ -184,7 +187,7 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
       log.warn(`REHEARSAL FAILED: the runbook reported success, but the result is not the state at T:\n${problems.join('\n')}`);
       return REHEARSE_EXIT.MISMATCH;
     }
-    log.info(`REHEARSAL PASSED: ${atT.fingerprints.size} database(s) equal their state at T ${atT.restoreTime.toISOString()}, strategy ${options.strategy}.`);
+    log.info(`REHEARSAL PASSED: ${outcome.results.length} database(s) equal their state at T ${atT.restoreTime.toISOString()}, strategy ${options.strategy}.`);
     return REHEARSE_EXIT.PASSED;
   } finally {
     await rds?.dispose().catch((err) => log.warn(`could not remove a temporary instance: ${(err as Error).message}`));

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatDuration, type StepLog } from './log';
+import { keptName } from './pg-names';
 import { planRecovery, type RecoveryPlan, type StartRequest } from './plan';
 import type { DataPath, DatabaseCopyResult, DbEndpoint, InstanceState, PgTarget, RdsControl } from './ports';
 import { LATEST, START_ENV, TAGS } from '../../src/contract';
@@ -99,7 +100,7 @@ export async function runRecovery(request: StartRequest, deps: RecoveryDeps): Pr
     run.recordFailure(err);
   } finally {
     await log.step('Clean up', () => run.cleanUp()).catch((err) => run.recordFailure(err));
-    run.summarize();
+    await run.summarize();
   }
   return run.outcome();
 }
@@ -308,7 +309,7 @@ class RecoveryRun {
     return { plan: this.p, results: this.results };
   }
 
-  summarize(): void {
+  async summarize(): Promise<void> {
     const failure = this.failure;
     const { log } = this.deps;
     const lines: string[] = ['', '==== Summary ====', 'Steps:', ...log.stepTable()];
@@ -336,21 +337,35 @@ class RecoveryRun {
     } else {
       const step = log.steps.find((s) => s.outcome === 'failed');
       lines.push(`RESULT: FAILED${step ? ` in step "${step.name}"` : ''}: ${failure.message}`);
-      lines.push(this.whatChanged());
+      lines.push(...await this.whatChanged());
     }
     for (const line of lines) log.info(line);
   }
 
   /** What a failed run left behind on the original, for the person who has to decide what next. */
-  private whatChanged(): string {
-    if (!this.copyStarted) return 'The original instance was not changed.';
-    const snapshot = this.currentPlan?.safetySnapshotId;
+  private async whatChanged(): Promise<string[]> {
+    if (!this.copyStarted) return ['The original instance was not changed.'];
+    const stamp = this.p.stamp;
     if (this.p.strategy === 'swap') {
-      return 'Strategy swap: a database is renamed only after it was verified, so every database not listed above as restored is untouched on the original. '
-        + `A partially restored copy named <db>__pitr_${this.p.stamp} may remain; it is safe to drop.`;
+      // The data path stops at the first failure; the databases it had already swapped are the ones with a kept copy.
+      let onOriginal: string[];
+      try {
+        onOriginal = await this.deps.data.listDatabases(this.originalTarget());
+      } catch (err) {
+        return [`Strategy swap: a database is renamed only after it was verified; could not list the original's databases to say which were (${(err as Error).message}). Look for <db>__before_pitr_${stamp}.`];
+      }
+      const swapped = this.databases.filter((d) => onOriginal.includes(keptName(d, stamp)));
+      const untouched = this.databases.filter((d) => !swapped.includes(d));
+      return [
+        swapped.length > 0
+          ? `Swapped in before the failure (recovered and verified): ${swapped.map((d) => `${JSON.stringify(d)} (pre-recovery data kept as ${JSON.stringify(keptName(d, stamp))})`).join(', ')}.`
+          : 'No database was swapped.',
+        untouched.length > 0 ? `Untouched on the original: ${untouched.map((d) => JSON.stringify(d)).join(', ')}.` : '',
+      ].filter(Boolean);
     }
-    return 'Strategy replace: a database not listed above as restored may have been dropped or partially restored on the original. '
-      + (snapshot ? `Its state before this run is in the safety snapshot ${snapshot}.` : 'There is no safety snapshot (it was turned off).');
+    const snapshot = this.currentPlan?.safetySnapshotId;
+    return ['Strategy replace: a database not listed above as restored may have been dropped or partially restored on the original. '
+      + (snapshot ? `Its state before this run is in the safety snapshot ${snapshot}.` : 'There is no safety snapshot (it was turned off).')];
   }
 
   private temporaryTarget(): PgTarget {
