@@ -12,7 +12,7 @@ import { PgDataPath } from '../buildspec/runner/pg-data-path';
 import { keptName } from '../buildspec/runner/pg-names';
 import type { CopyOptions } from '../buildspec/runner/ports';
 import {
-  MASTER, ODD_DATABASE, contentDigest, databaseExists, databaseProperties, databasesLike, loadDataset, masterTarget, masterUri, schemaDump, startCluster,
+  MASTER, ODD_DATABASE, contentDigest, databaseProperties, databasesLike, loadDataset, masterTarget, masterUri, schemaDump, startCluster,
 } from './pg-test-env';
 
 const DAMAGED_TEMPLATE = 'damaged template';

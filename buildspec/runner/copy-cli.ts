@@ -44,10 +44,10 @@ export class UsageError extends Error {}
 
 /** `value` with any password in it replaced, for error messages. */
 export function redactConnection(value: string): string {
-  return value
-    .replace(/^(postgres(?:ql)?:\/\/[^:@/]*):[^@]*@/i, '$1:********@')
-    .replace(/([?&]password=)[^&]*/gi, '$1********')
-    .replace(/(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, '$1********');
+  if (/^postgres(ql)?:\/\//i.test(value)) {
+    return value.replace(/^(postgres(?:ql)?:\/\/[^:@/]*):[^@]*@/i, '$1:********@').replace(/([?&]password=)[^&]*/gi, '$1********');
+  }
+  return value.replace(/(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, '$1********');
 }
 
 /** Parses a libpq URI or conninfo string into a PgTarget; throws a UsageError naming `flag`. */
