@@ -36,6 +36,7 @@ class ScriptedRds implements RdsControl {
   readonly actions: string[] = [];
   readonly passwords: string[] = [];
   describeCalls = 0;
+  private pending = 0;
   constructor(private readonly statuses: InstanceState['status'][], private readonly pendingPasswordPolls = 0) {}
   async describeSource(id: string) {
     return {
@@ -64,7 +65,6 @@ class ScriptedRds implements RdsControl {
   async restoreToPointInTime(spec: TemporaryInstanceSpec) {
     this.actions.push(`restore ${spec.id}`);
   }
-  private pending = 0;
   async describeInstance(id: string): Promise<InstanceState> {
     const status = this.statuses[Math.min(this.describeCalls++, this.statuses.length - 1)];
     const pendingPasswordChange = this.pending > 0;
