@@ -4,11 +4,11 @@
  * is left, and under `swap` the original is exactly as it was (compared by
  * content digests taken before and after).
  */
+import { MASTER, ODD_DATABASE, contentDigest, databaseExists, databasesLike, loadDataset, masterTarget, startCluster } from './pg-test-env';
 import { makeWorkDir, type LocalCluster } from '../buildspec/runner/local-postgres';
 import { StepLog } from '../buildspec/runner/log';
 import { PgDataPath, type PgDataPathSettings } from '../buildspec/runner/pg-data-path';
 import type { CopyOptions } from '../buildspec/runner/ports';
-import { MASTER, ODD_DATABASE, contentDigest, databaseExists, databasesLike, loadDataset, masterTarget, startCluster } from './pg-test-env';
 
 const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 let source: LocalCluster;

@@ -42,7 +42,7 @@ describe('database settings', () => {
   test('list settings are split into one literal per element', () => {
     expect(splitGucList('app, "Mixed Schema", "with ""quote""", public')).toEqual(['app', 'Mixed Schema', 'with "quote"', 'public']);
     expect(settingStatement('db', '', 'search_path=app, "Mixed Schema"')).toBe('ALTER DATABASE "db" SET "search_path" TO \'app\', \'Mixed Schema\'');
-    expect(settingStatement('db', 'app_writer', "work_mem=8MB")).toBe('ALTER ROLE "app_writer" IN DATABASE "db" SET "work_mem" TO \'8MB\'');
+    expect(settingStatement('db', 'app_writer', 'work_mem=8MB')).toBe('ALTER ROLE "app_writer" IN DATABASE "db" SET "work_mem" TO \'8MB\'');
     expect(settingStatement('db', '', 'app.tenant=it\'s')).toBe('ALTER DATABASE "db" SET "app"."tenant" TO \'it\'\'s\'');
   });
 });
@@ -67,8 +67,8 @@ describe('connection strings', () => {
 
   test('bad strings are refused naming the flag, with the password masked', () => {
     expect(() => parseConnection('--source', 'postgresql://u:hunter2@h:99999/p', env)).toThrow(/^--source: "postgresql:\/\/u:\*\*\*\*\*\*\*\*@h:99999\/p" (has port "99999"|is not a valid URI)/);
-    expect(() => parseConnection('--target', "host=h user=u password=hunter2 service=x", env)).toThrow('unsupported parameter "service"');
-    expect(() => parseConnection('--target', "host=h user=u password=hunter2 service=x", env)).not.toThrow(/hunter2/);
+    expect(() => parseConnection('--target', 'host=h user=u password=hunter2 service=x', env)).toThrow('unsupported parameter "service"');
+    expect(() => parseConnection('--target', 'host=h user=u password=hunter2 service=x', env)).not.toThrow(/hunter2/);
     expect(() => parseConnection('--source', 'postgresql://h/p', env)).toThrow('names no user');
   });
 

@@ -5,15 +5,15 @@
  * the runner's own verification: they compare pg_dump --schema-only, per
  * table sorted-row digests and database properties computed independently.
  */
-import { makeWorkDir, type LocalCluster } from '../buildspec/runner/local-postgres';
-import { StepLog } from '../buildspec/runner/log';
-import { runCopyCli } from '../buildspec/runner/copy-cli';
-import { PgDataPath } from '../buildspec/runner/pg-data-path';
-import { keptName } from '../buildspec/runner/pg-names';
-import type { CopyOptions } from '../buildspec/runner/ports';
 import {
   MASTER, ODD_DATABASE, contentDigest, databaseProperties, databasesLike, loadDataset, masterTarget, masterUri, schemaDump, startCluster,
 } from './pg-test-env';
+import { runCopyCli } from '../buildspec/runner/copy-cli';
+import { makeWorkDir, type LocalCluster } from '../buildspec/runner/local-postgres';
+import { StepLog } from '../buildspec/runner/log';
+import { PgDataPath } from '../buildspec/runner/pg-data-path';
+import { keptName } from '../buildspec/runner/pg-names';
+import type { CopyOptions } from '../buildspec/runner/ports';
 
 const DAMAGED_TEMPLATE = 'damaged template';
 let source: LocalCluster;

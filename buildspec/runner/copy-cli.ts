@@ -14,10 +14,10 @@
  * stopped by SIGINT/SIGTERM.
  */
 import { availableParallelism, tmpdir } from 'node:os';
-import { DEFAULT_STRATEGY, STRATEGIES, parseStrategy, stampOf, validateDatabaseName, type Strategy } from '../../src/contract';
 import { StepLog, formatDuration } from './log';
 import { PgDataPath } from './pg-data-path';
 import type { DataPath, PgTarget } from './ports';
+import { DEFAULT_STRATEGY, STRATEGIES, parseStrategy, stampOf, validateDatabaseName, type Strategy } from '../../src/contract';
 
 export const COPY_USAGE = `usage: runner.js copy --source <URI|conninfo> --target <URI|conninfo> --database <name> [--database <name> ...]
                      [--strategy ${STRATEGIES.join('|')}] [--jobs N] [--work-dir DIR]

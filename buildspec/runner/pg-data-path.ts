@@ -20,7 +20,6 @@
 import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'pg';
-import { EXCLUDED_DATABASES } from '../../src/contract';
 import { formatDuration } from './log';
 import { exactPattern, ident, keptName, literal, qualified, restoredName } from './pg-names';
 import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './pg-process';
@@ -29,6 +28,7 @@ import {
   DEFAULT_CHECKSUM_MAX_BYTES, compareFingerprints, compareProperties, fingerprint, listTables,
   readDatabaseProperties, settingStatement, type DatabaseProperties, type Fingerprint,
 } from './verify';
+import { EXCLUDED_DATABASES } from '../../src/contract';
 
 /** Tables at least this large are streamed source -> target instead of going through the dump directory. */
 export const DEFAULT_STREAM_MIN_BYTES = 16 * 1024 * 1024;
@@ -180,7 +180,9 @@ export class PgDataPath implements DataPath {
 
   // ------------------------------------------------------------ copy
 
-  private async copyDatabase(source: PgTarget, target: PgTarget, plan: DatabasePlan, options: CopyOptions, processes: PgProcesses, dumpDir: string): Promise<DatabaseCopyResult> {
+  private async copyDatabase(
+    source: PgTarget, target: PgTarget, plan: DatabasePlan, options: CopyOptions, processes: PgProcesses, dumpDir: string,
+  ): Promise<DatabaseCopyResult> {
     const { log } = options;
     const db = JSON.stringify(plan.database);
     const replace = options.strategy === 'replace';
@@ -277,7 +279,9 @@ export class PgDataPath implements DataPath {
   }
 
   /** psql | psql: COPY TO STDOUT under the exported snapshot, into COPY FROM STDIN (FREEZE) after TRUNCATE in the same transaction. */
-  private async streamTable(source: PgTarget, target: PgTarget, plan: DatabasePlan, into: string, table: StreamedTable, snapshot: string, processes: PgProcesses): Promise<void> {
+  private async streamTable(
+    source: PgTarget, target: PgTarget, plan: DatabasePlan, into: string, table: StreamedTable, snapshot: string, processes: PgProcesses,
+  ): Promise<void> {
     const name = qualified(table.schema, table.name);
     const columns = table.columns.map(ident).join(', ');
     const encoding = { PGCLIENTENCODING: plan.sourceProperties.encoding };

@@ -5,8 +5,8 @@
  * log), and an AbortSignal kills every child still running.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Client, type ClientConfig } from 'pg';
 import { readFileSync } from 'node:fs';
+import { Client, type ClientConfig } from 'pg';
 import { pgBin } from './local-postgres';
 import type { PgTarget } from './ports';
 
@@ -116,6 +116,12 @@ export interface ProcessResult {
   readonly stderr: string;
 }
 
+export interface ChildSpec {
+  readonly bin: string;
+  readonly args: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
+}
+
 export interface RunOptions {
   readonly env: NodeJS.ProcessEnv;
   /** Collect stdout (off for processes whose stdout is piped elsewhere). */
@@ -128,9 +134,10 @@ export interface RunOptions {
  */
 export class PgProcesses {
   private readonly running = new Set<ChildProcess>();
-  private readonly onAbort = (): void => this.killAll();
+  private readonly onAbort: () => void;
 
   constructor(private readonly signal?: AbortSignal) {
+    this.onAbort = () => this.killAll();
     signal?.addEventListener('abort', this.onAbort);
   }
 
@@ -155,7 +162,7 @@ export class PgProcesses {
    * pass through Node). Resolves when both succeeded; if either fails, the
    * other is killed and the error names the one that failed first.
    */
-  async pipe(from: { bin: string; args: readonly string[]; env: NodeJS.ProcessEnv }, to: { bin: string; args: readonly string[]; env: NodeJS.ProcessEnv }): Promise<void> {
+  async pipe(from: ChildSpec, to: ChildSpec): Promise<void> {
     const producer = this.start(from.bin, from.args, from.env, ['ignore', 'pipe', 'pipe']);
     const consumer = this.start(to.bin, to.args, to.env, [producer.stdout!, 'pipe', 'pipe']);
     // The consumer has its own copy of the pipe now. Close ours: Node would otherwise never see

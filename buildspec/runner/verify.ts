@@ -27,13 +27,13 @@ export const STABLE_OUTPUT_SETTINGS = [
   "SET DateStyle = 'ISO, YMD'",
   "SET IntervalStyle = 'postgres'",
   "SET bytea_output = 'hex'",
-  "SET extra_float_digits = 1",
+  'SET extra_float_digits = 1',
   "SET lc_monetary = 'C'",
   "SET search_path = ''",
   'SET row_security = off',
 ];
 
-const USER_SCHEMAS = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`;
+const USER_SCHEMAS = 'n.nspname NOT IN (\'pg_catalog\', \'information_schema\') AND n.nspname NOT LIKE \'pg\\_toast%\' AND n.nspname NOT LIKE \'pg\\_temp\\_%\'';
 
 /** A table to verify, chosen on the point-in-time copy. */
 export interface TableCheck {
@@ -94,7 +94,9 @@ const OBJECT_COUNTS = `
  * tables and sequences chosen on the point-in-time copy. A table or sequence
  * that does not exist is recorded as `missing`, not thrown.
  */
-export async function fingerprint(client: Client, tables: readonly TableCheck[], sequences?: ReadonlyArray<{ schema: string; name: string }>, aborted: () => void = () => undefined): Promise<Fingerprint> {
+export async function fingerprint(
+  client: Client, tables: readonly TableCheck[], sequences?: ReadonlyArray<{ schema: string; name: string }>, aborted: () => void = () => undefined,
+): Promise<Fingerprint> {
   for (const setting of STABLE_OUTPUT_SETTINGS) await client.query(setting);
   const tableResult: Record<string, string> = {};
   for (const table of tables) {
@@ -194,7 +196,9 @@ export async function readDatabaseProperties(client: Client, database: string): 
     iculocale: r.iculocale,
     connectionLimit: r.connlimit,
     acl: (r.acl as Array<[string, string, boolean]>).map(([grantee, privilege, grantable]) => ({ grantee, privilege, grantable })),
-    settings: (r.settings as Array<[string, string[]]>).map(([role, config]) => ({ role, config })).sort((a, b) => (a.role < b.role ? -1 : a.role > b.role ? 1 : 0)),
+    settings: (r.settings as Array<[string, string[]]>)
+      .map(([role, config]) => ({ role, config }))
+      .sort((a, b) => (a.role < b.role ? -1 : a.role > b.role ? 1 : 0)),
     comment: r.comment,
   };
 }
