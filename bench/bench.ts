@@ -160,6 +160,8 @@ async function benchmark(options: BenchOptions, cleanup: Cleanup): Promise<numbe
     date: new Date().toISOString(),
     command: `npx projen bench ${process.argv.slice(2).join(' ')}`.trim(),
     commit: git(['rev-parse', 'HEAD']),
+    // The runner is bundled from the working tree: say when it differs from the commit.
+    uncommittedRunnerFiles: git(['status', '--porcelain', '--', 'buildspec', 'src']).split('\n').filter(Boolean),
     machine: {
       nproc: cpus().length,
       memoryGiB: +(totalmem() / 2 ** 30).toFixed(1),
