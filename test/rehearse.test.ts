@@ -14,6 +14,7 @@ import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import { fingerprintDatabase, type SqlRunner } from '../buildspec/runner/fingerprint';
 import { pgBin } from '../buildspec/runner/local-postgres';
 import { REHEARSAL_DATABASE } from '../buildspec/runner/rehearse';
+import { BUILD_ENV, PROJECT_ENV, START_ENV } from '../src/contract';
 
 const execFileAsync = promisify(execFile);
 const RUNNER = join(__dirname, '..', 'assets', 'runner', 'runner.js');
@@ -25,9 +26,13 @@ interface Run {
 }
 
 /** Runs the bundled runner; `onLine` sees every output line as it arrives. */
-function runRunner(args: string[], onLine: (line: string, child: ReturnType<typeof spawn>) => void = () => undefined): Promise<Run> {
+function runRunner(
+  args: string[],
+  onLine: (line: string, child: ReturnType<typeof spawn>) => void = () => undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUNNER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [RUNNER, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let output = '';
     let pending = '';
     const take = (chunk: Buffer): void => {
@@ -91,6 +96,29 @@ test('bad arguments are refused with the usage, before anything starts', async (
   const missing = await runRunner(['rehearse', '--seed', '/nonexistent/seed.sql']);
   expect(missing.code).toBe(64);
   expect(missing.output).toMatch(/--seed: "\/nonexistent\/seed.sql" does not exist/);
+});
+
+test('recover refuses bad start variables before touching AWS, naming each one', async () => {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    // Nothing listens here: had the runner called AWS, the error would be a connection failure instead.
+    AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+    AWS_SECRET_ACCESS_KEY: 'dummy',
+    AWS_REGION: 'us-east-1',
+    [PROJECT_ENV.SOURCE_INSTANCE_ID]: 'orders-db',
+    [PROJECT_ENV.SECRET_ARN]: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf',
+    [BUILD_ENV.BUILD_ID]: 'proj:1234',
+    [START_ENV.RESTORE_TIME]: '2026-11-24 09:30',
+    [START_ENV.CONFIRM]: 'other-db',
+  };
+  const run = await runRunner(['recover'], undefined, env);
+  expect(run.code).toBe(1);
+  expect(run.output).toMatch(/RESTORE_TIME: "2026-11-24 09:30" is not a valid restore time/);
+  expect(run.output).toMatch(/CONFIRM: "other-db" does not match the source instance; accepted: exactly "orders-db"/);
+  expect(run.output).toMatch(/RESULT: FAILED: 2 problems, nothing was created or changed/);
+  expect(run.output).not.toMatch(/ECONNREFUSED|127\.0\.0\.1:9/);
 });
 
 test('SIGTERM during the copy: exits non-zero naming the signal, the original is untouched, the temporary instance is deleted', async () => {

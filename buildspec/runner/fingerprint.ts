@@ -6,7 +6,8 @@
  *
  * Each line is one fact: an object with its owner and privileges, a table's
  * row count and content checksum, a sequence value, a large object's
- * checksum, a database-level property. Privileges are compared as sets.
+ * checksum, a database-level property. Privileges are compared as sets, a
+ * default (NULL) ACL as the privileges it stands for.
  *
  * Two things point-in-time recovery (RDS's included) cannot bring back
  * exactly, by PostgreSQL's design: unlogged tables come back empty, so they
@@ -24,21 +25,21 @@ export interface SqlRunner {
 const USER_SCHEMA = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'";
 
 const CATALOG_SQL = `
-SELECT 'database owner=' || pg_get_userbyid(d.datdba) || ' acl=' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(d.datacl) x), '') || ' encoding=' || pg_encoding_to_char(d.encoding)
+SELECT 'database owner=' || pg_get_userbyid(d.datdba) || ' acl=' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(coalesce(d.datacl, acldefault('d'::"char", d.datdba))) x), '') || ' encoding=' || pg_encoding_to_char(d.encoding)
        || ' collate=' || d.datcollate || ' ctype=' || d.datctype || ' comment=' || coalesce(md5(shobj_description(d.oid, 'pg_database')), '')
   FROM pg_database d WHERE d.datname = current_database()
 UNION ALL
 SELECT 'database-setting role=' || coalesce(pg_get_userbyid(NULLIF(s.setrole, 0)), '*') || ' ' || array_to_string(s.setconfig, ',')
   FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = current_database()
 UNION ALL
-SELECT 'schema ' || n.nspname || ' owner=' || pg_get_userbyid(n.nspowner) || ' acl=' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(n.nspacl) x), '')
+SELECT 'schema ' || n.nspname || ' owner=' || pg_get_userbyid(n.nspowner) || ' acl=' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(coalesce(n.nspacl, acldefault('n'::"char", n.nspowner))) x), '')
   FROM pg_namespace n WHERE ${USER_SCHEMA}
 UNION ALL
 SELECT 'relation ' || n.nspname || '.' || c.relname || ' kind=' || c.relkind::text || ' owner=' || pg_get_userbyid(c.relowner)
-       || ' acl=' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(c.relacl) x), '') || ' rls=' || c.relrowsecurity::text || ' comment=' || coalesce(md5(obj_description(c.oid, 'pg_class')), '')
+       || ' acl=' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(coalesce(c.relacl, acldefault((CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))) x), '') || ' rls=' || c.relrowsecurity::text || ' comment=' || coalesce(md5(obj_description(c.oid, 'pg_class')), '')
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${USER_SCHEMA}
 UNION ALL
-SELECT 'function ' || p.oid::regprocedure::text || ' owner=' || pg_get_userbyid(p.proowner) || ' acl=' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(p.proacl) x), '') || ' body=' || md5(coalesce(p.prosrc, ''))
+SELECT 'function ' || p.oid::regprocedure::text || ' owner=' || pg_get_userbyid(p.proowner) || ' acl=' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(coalesce(p.proacl, acldefault('f'::"char", p.proowner))) x), '') || ' body=' || md5(coalesce(p.prosrc, ''))
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${USER_SCHEMA}
 UNION ALL
 SELECT 'type ' || format_type(t.oid, NULL) || ' kind=' || t.typtype::text || ' owner=' || pg_get_userbyid(t.typowner)
@@ -58,7 +59,7 @@ UNION ALL
 SELECT 'sequence ' || s.schemaname || '.' || s.sequencename || ' last=' || coalesce(s.last_value::text, 'unused') || ' increment=' || s.increment_by
   FROM pg_sequences s
 UNION ALL
-SELECT 'large-object ' || m.oid::text || ' owner=' || pg_get_userbyid(m.lomowner) || ' acl=' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(m.lomacl) x), '') || ' ' || md5(lo_get(m.oid))
+SELECT 'large-object ' || m.oid::text || ' owner=' || pg_get_userbyid(m.lomowner) || ' acl=' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(coalesce(m.lomacl, acldefault('L'::"char", m.lomowner))) x), '') || ' ' || md5(lo_get(m.oid))
   FROM pg_largeobject_metadata m`;
 
 const TABLES_SQL = `

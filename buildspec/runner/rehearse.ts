@@ -31,6 +31,8 @@ export const REHEARSE_EXIT = {
   RECOVERY_FAILED: 1,
   /** The runbook reported success but the result differs from the state at T. */
   MISMATCH: 2,
+  /** The rehearsal could not set itself up (start the instance, load the dataset, damage it). */
+  SETUP_FAILED: 3,
   /** Bad arguments or an unusable seed/damage file; nothing was started. */
   USAGE: 64,
 } as const;
@@ -189,6 +191,9 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
     }
     log.info(`REHEARSAL PASSED: ${outcome.results.length} database(s) equal their state at T ${atT.restoreTime.toISOString()}, strategy ${options.strategy}.`);
     return REHEARSE_EXIT.PASSED;
+  } catch (err) {
+    log.warn(`REHEARSAL FAILED: the rehearsal itself could not run (the recovery runbook was not involved): ${(err as Error).message}`);
+    return REHEARSE_EXIT.SETUP_FAILED;
   } finally {
     await rds?.dispose().catch((err) => log.warn(`could not remove a temporary instance: ${(err as Error).message}`));
     if (source && options.keep) {
