@@ -1,8 +1,14 @@
 /**
- * EventBridge invocation: after a recovery build FAILED, STOPPED or TIMED_OUT,
- * delete the temporary instances it left behind, so a killed build never
- * leaves a paid instance running. Deletes nothing else.
+ * EventBridge invocation: after a recovery build ended in one of
+ * DEAD_BUILD_STATES, delete the temporary instances it left behind, so a
+ * killed build never leaves a paid instance running. Deletes nothing else.
+ *
+ * The event is only a hint: anyone allowed to invoke the function can send
+ * one. Before deleting, CodeBuild itself must confirm that the build exists,
+ * belongs to this project and is complete in a dead state, so a forged event
+ * cannot delete the temporary instance of a recovery that is still running.
  */
+import { BatchGetBuildsCommand, Build } from '@aws-sdk/client-codebuild';
 import { DBInstance, DeleteDBInstanceCommand, ListTagsForResourceCommand, Tag, paginateDescribeDBInstances } from '@aws-sdk/client-rds';
 import { TriggerDeps } from './trigger-deps';
 import {
@@ -28,7 +34,7 @@ export interface BuildStateChangeEvent {
 export interface CleanupSummary {
   /** Temporary instances whose deletion was requested by this invocation. */
   readonly deleted: string[];
-  /** Why nothing was looked at, when the event is not a dead build of this project. */
+  /** Why nothing was deleted, when the event or CodeBuild's answer is not a dead build of this project. */
   readonly ignored?: string;
 }
 
@@ -54,11 +60,51 @@ export async function cleanupAfterDeadBuild(
     deps.log(`Ignored event: ${ignored}. Nothing was deleted.`);
     return { deleted: [], ignored };
   }
-  const buildArn = event.detail['build-id']!;
-  const buildId = codeBuildIdOf(buildArn);
-  const leftovers = await findTemporaryInstances(deps, new Set([buildId, buildArn]), options.pageSize ?? 100);
-  deps.log(`Build ${buildId} ended ${event.detail['build-status']}; temporary instances tagged with it: ${leftovers.map((i) => i.DBInstanceIdentifier).join(', ') || 'none'}.`);
-  return deleteAll(leftovers, buildId, deps);
+  const buildId = codeBuildIdOf(event.detail['build-id']!);
+  const confirmed = await confirmDeadBuild(buildId, deps);
+  if ('ignored' in confirmed) {
+    deps.log(`Ignored event for build ${buildId}: ${confirmed.ignored}. Nothing was deleted.`);
+    return { deleted: [], ignored: confirmed.ignored };
+  }
+  // Match tags against CodeBuild's own id and ARN, not the event's spelling of them.
+  const { build } = confirmed;
+  const tagValues = new Set([build.id!, ...(build.arn ? [build.arn] : [])]);
+  const leftovers = await findTemporaryInstances(deps, tagValues, options.pageSize ?? 100);
+  deps.log(`Build ${build.id} ended ${build.buildStatus} (confirmed by CodeBuild); temporary instances tagged with it: ${leftovers.map((i) => i.DBInstanceIdentifier).join(', ') || 'none'}.`);
+  return deleteAll(leftovers, build.id!, deps);
+}
+
+/** CodeBuild's word on the build: a complete, dead build of this project, or why not. */
+type Confirmation = { readonly build: Build } | { readonly ignored: string };
+
+async function confirmDeadBuild(buildId: string, deps: TriggerDeps): Promise<Confirmation> {
+  const projectName = deps.config.projectName;
+  // The function may only read builds of its own project; asking about another one would be denied, not answered.
+  if (!buildId.startsWith(`${projectName}:`)) {
+    return { ignored: `build id "${buildId}" is not a build of the recovery project "${projectName}" (accepted: "${projectName}:<uuid>")` };
+  }
+  let builds: Build[];
+  try {
+    builds = (await deps.codebuild.send(new BatchGetBuildsCommand({ ids: [buildId] }))).builds ?? [];
+  } catch (err) {
+    // Throwing makes EventBridge's asynchronous invocation retry the event.
+    throw new Error(
+      `Cleanup after build ${buildId}: could not confirm the build's state with CodeBuild BatchGetBuilds `
+      + `(${(err as Error).name}: ${(err as Error).message}). Nothing was deleted; the event will be retried.`,
+    );
+  }
+  const build = builds.find((b) => b.id === buildId);
+  if (!build) return { ignored: `CodeBuild does not know build "${buildId}"` };
+  if (build.projectName !== projectName) {
+    return { ignored: `CodeBuild says build "${buildId}" belongs to project "${build.projectName}", not the recovery project "${projectName}"` };
+  }
+  if (build.buildComplete !== true || !(DEAD_BUILD_STATES as readonly (string | undefined)[]).includes(build.buildStatus)) {
+    return {
+      ignored: `CodeBuild says build "${buildId}" is ${build.buildStatus} (complete: ${build.buildComplete === true}); `
+        + `only a complete build that is ${DEAD_BUILD_STATES.join(', ')} is cleaned up`,
+    };
+  }
+  return { build };
 }
 
 function reasonToIgnore(event: BuildStateChangeEvent, projectName: string): string | undefined {

@@ -174,8 +174,13 @@ export interface RecoveryStarted {
   readonly logsUrl: string;
 }
 
-/** Build states after which the trigger Lambda cleans up temporary instances. */
-export const DEAD_BUILD_STATES = ['FAILED', 'STOPPED', 'TIMED_OUT'] as const;
+/**
+ * Final build states after which the trigger Lambda cleans up temporary
+ * instances: every CodeBuild status except IN_PROGRESS and SUCCEEDED. FAULT
+ * (a CodeBuild service error) can end a build between restore and cleanup as
+ * surely as FAILED can.
+ */
+export const DEAD_BUILD_STATES = ['FAILED', 'FAULT', 'STOPPED', 'TIMED_OUT'] as const;
 
 /** The span RDS can restore to: EarliestTime (automated backups) .. LatestRestorableTime (instance). */
 export interface RestoreWindow {

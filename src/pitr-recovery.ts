@@ -392,6 +392,8 @@ function runnerStatements(arns: RecoveryArns): iam.PolicyStatement[] {
 function triggerStatements(arns: RecoveryArns, project: codebuild.IProject): iam.PolicyStatement[] {
   return [
     new iam.PolicyStatement({ sid: 'StartRecoveryBuild', actions: ['codebuild:StartBuild'], resources: [project.projectArn] }),
+    // Cleanup asks CodeBuild whether a build really ended before deleting its instances: an invoker could forge the event.
+    new iam.PolicyStatement({ sid: 'ConfirmDeadBuild', actions: ['codebuild:BatchGetBuilds'], resources: [project.projectArn] }),
     // Cleanup lists instances to find those tagged with the dead build's id; read-only.
     new iam.PolicyStatement({ sid: 'DescribeInstances', actions: ['rds:DescribeDBInstances'], resources: [arns.allInstances] }),
     new iam.PolicyStatement({ sid: 'ListTemporaryInstanceTags', actions: ['rds:ListTagsForResource'], resources: [arns.source, arns.temporary] }),

@@ -342,7 +342,7 @@ describe('trigger function', () => {
     expect(render(fn.Properties.Code.S3Key)).toMatch(/^[0-9a-f]{64}\.zip$/);
   });
 
-  test('role: no managed policy; StartBuild on its project only; describe, tags and delete as narrow as the API allows', () => {
+  test('role: no managed policy; StartBuild and BatchGetBuilds on its project only; describe, tags and delete as narrow as the API allows', () => {
     const f = fixture();
     const { template } = synth({ instance: imported(f), vpc: f.vpc, credentials: importedSecret(f) }, f);
     const role = Object.entries(template.findResources('AWS::IAM::Role')).find(([k]) => k.startsWith('DrTriggerRole'))![1];
@@ -352,6 +352,7 @@ describe('trigger function', () => {
     const temp = arnOf('db', 'orders-db-pitr-*');
     const expected: Record<string, [string[], string[]]> = {
       StartRecoveryBuild: [['codebuild:StartBuild'], [`\${${project}.Arn}`]],
+      ConfirmDeadBuild: [['codebuild:BatchGetBuilds'], [`\${${project}.Arn}`]],
       DescribeInstances: [['rds:DescribeDBInstances'], [arnOf('db', '*')]],
       ListTemporaryInstanceTags: [['rds:ListTagsForResource'], [arnOf('db', 'orders-db'), temp]],
       DescribeAutomatedBackups: [['rds:DescribeDBInstanceAutomatedBackups'], [arnOf('auto-backup', '*')]],
@@ -367,13 +368,13 @@ describe('trigger function', () => {
     expect(statements.map((s) => s.Sid ?? 'logs').sort()).toEqual([...Object.keys(expected), 'logs'].sort());
   });
 
-  test('cleanup rule: this project\'s FAILED, STOPPED and TIMED_OUT builds invoke the function', () => {
+  test('cleanup rule: this project\'s FAILED, FAULT, STOPPED and TIMED_OUT builds invoke the function', () => {
     const { template } = synth();
     template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: {
         'source': ['aws.codebuild'],
         'detail-type': ['CodeBuild Build State Change'],
-        'detail': { 'project-name': [{ Ref: Match.stringLikeRegexp('^DrProject') }], 'build-status': [...DEAD_BUILD_STATES] },
+        'detail': { 'project-name': [{ Ref: Match.stringLikeRegexp('^DrProject') }], 'build-status': ['FAILED', 'FAULT', 'STOPPED', 'TIMED_OUT'] },
       },
       Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DrTrigger[0-9A-F]{8}$'), 'Arn'] } })],
     });

@@ -1,8 +1,10 @@
 /**
  * EventBridge invocation of the trigger: after a dead recovery build, delete
- * exactly the temporary instances tagged with that build's id. All RDS calls
- * go to moto_server.
+ * exactly the temporary instances tagged with that build's id, and only once
+ * CodeBuild confirms the build really ended. All RDS calls go to moto_server;
+ * CodeBuild is mocked (moto's CodeBuild timestamps break SDK v3).
  */
+import { BatchGetBuildsCommand, Build, CodeBuildClient, StatusType } from '@aws-sdk/client-codebuild';
 import {
   DeleteDBInstanceCommand,
   DescribeDBInstancesCommand,
@@ -11,7 +13,9 @@ import {
 } from '@aws-sdk/client-rds';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
-import { PROJECT, SOURCE, buildArn, config, createPostgres, instanceStates, recordingLog } from './trigger-fixtures';
+import {
+  PROJECT, REGION, SOURCE, batchGetBuildsFrom, buildArn, codeBuildRecord, config, createPostgres, instanceStates, recordingLog,
+} from './trigger-fixtures';
 import { BuildStateChangeEvent, cleanupAfterDeadBuild } from '../lambda/cleanup';
 import { TriggerDeps } from '../lambda/trigger-deps';
 import { BUILD_STATE_CHANGE, temporaryInstanceId } from '../src/contract';
@@ -30,6 +34,17 @@ const LOOKALIKE = 'reporting-db';
 
 let moto: MotoServer;
 let rds: RDSClient;
+const codebuild = new CodeBuildClient({ region: REGION });
+const codebuildMock = mockClient(codebuild);
+
+/** Makes CodeBuild's BatchGetBuilds know exactly these builds. */
+function codeBuildKnows(...builds: Build[]): void {
+  codebuildMock.on(BatchGetBuildsCommand).callsFake(batchGetBuildsFrom(builds));
+}
+
+function batchGetBuildsCalls(): unknown[] {
+  return codebuildMock.commandCalls(BatchGetBuildsCommand).map((c) => c.args[0].input);
+}
 
 beforeAll(async () => {
   moto = await startMoto();
@@ -37,10 +52,13 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  codebuildMock.restore();
   await moto?.stop();
 });
 
 beforeEach(async () => {
+  codebuildMock.reset();
+  codeBuildKnows(codeBuildRecord(DEAD_BUILD, 'FAILED'), codeBuildRecord(OTHER_BUILD, 'IN_PROGRESS'));
   await moto.reset();
   // The source carries the dead build's tag too: the name guard must still protect it.
   await createPostgres(rds, SOURCE, { buildIdTag: DEAD_BUILD });
@@ -52,7 +70,7 @@ beforeEach(async () => {
 });
 
 function deps(overrides: Partial<TriggerDeps> = {}): TriggerDeps {
-  return { config: config(), rds, codebuild: undefined as never, log: recordingLog().log, ...overrides };
+  return { config: config(), rds, codebuild, log: recordingLog().log, ...overrides };
 }
 
 function stateChange(detail: BuildStateChangeEvent['detail'], envelope: Partial<BuildStateChangeEvent> = {}): BuildStateChangeEvent {
@@ -65,8 +83,11 @@ function deadBuild(status: string = 'FAILED', buildId: string = DEAD_BUILD): Bui
 
 const SURVIVORS = [SOURCE, OTHER_BUILD_TEMP, UNTAGGED_TEMP, LOOKALIKE];
 
-describe.each(['FAILED', 'STOPPED', 'TIMED_OUT'])('after a %s build', (status) => {
-  test('deletes exactly the temporary instances tagged with its build id', async () => {
+const ALL_INSTANCES = [...SURVIVORS, DEAD_TEMP_1, DEAD_TEMP_2].sort();
+
+describe.each<StatusType>(['FAILED', 'FAULT', 'STOPPED', 'TIMED_OUT'])('after a %s build', (status) => {
+  test('deletes exactly the temporary instances tagged with its build id, once CodeBuild confirms', async () => {
+    codeBuildKnows(codeBuildRecord(DEAD_BUILD, status));
     const log = recordingLog();
     const summary = await cleanupAfterDeadBuild(deadBuild(status), deps({ log: log.log }));
 
@@ -76,8 +97,9 @@ describe.each(['FAILED', 'STOPPED', 'TIMED_OUT'])('after a %s build', (status) =
     // moto removes a deleted instance at once; on AWS it would be "deleting".
     for (const id of [DEAD_TEMP_1, DEAD_TEMP_2]) expect(states[id] ?? 'gone').toMatch(/^(gone|deleting)$/);
     for (const id of SURVIVORS) expect(states[id]).toBe('available');
-    expect(log.lines.join('\n')).toContain(`Build ${DEAD_BUILD} ended ${status}`);
+    expect(log.lines.join('\n')).toContain(`Build ${DEAD_BUILD} ended ${status} (confirmed by CodeBuild)`);
     expect(log.lines.join('\n')).toContain(`Deleting ${DEAD_TEMP_1}`);
+    expect(batchGetBuildsCalls()).toEqual([{ ids: [DEAD_BUILD] }]);
   });
 });
 
@@ -104,9 +126,77 @@ test('also matches a tag holding the build ARN rather than the build id', async 
 });
 
 test('a dead build that left nothing behind deletes nothing', async () => {
-  const summary = await cleanupAfterDeadBuild(deadBuild('FAILED', `${PROJECT}:00000000-0000-4000-8000-000000000000`), deps());
+  const cleanBuild = `${PROJECT}:00000000-0000-4000-8000-000000000000`;
+  codeBuildKnows(codeBuildRecord(cleanBuild, 'FAILED'));
+  const summary = await cleanupAfterDeadBuild(deadBuild('FAILED', cleanBuild), deps());
   expect(summary).toEqual({ deleted: [] });
-  expect(Object.keys(await instanceStates(rds)).sort()).toEqual([...SURVIVORS, DEAD_TEMP_1, DEAD_TEMP_2].sort());
+  expect(Object.keys(await instanceStates(rds)).sort()).toEqual(ALL_INSTANCES);
+});
+
+describe('CodeBuild does not confirm a dead build of this project: nothing is deleted', () => {
+  async function expectNothingDeleted(event: BuildStateChangeEvent, reason: string): Promise<void> {
+    const log = recordingLog();
+    const spy = mockClient(rds);
+    spy.send.callThrough();
+    try {
+      const summary = await cleanupAfterDeadBuild(event, deps({ log: log.log }));
+      expect(summary.deleted).toEqual([]);
+      expect(summary.ignored).toContain(reason);
+      expect(spy.commandCalls(DeleteDBInstanceCommand)).toEqual([]);
+    } finally {
+      spy.restore();
+    }
+    expect(log.lines.join('\n')).toContain(reason);
+    expect(log.lines.join('\n')).toContain('Nothing was deleted.');
+    const states = await instanceStates(rds);
+    expect(Object.keys(states).sort()).toEqual(ALL_INSTANCES);
+    for (const id of ALL_INSTANCES) expect(states[id]).toBe('available');
+  }
+
+  test.each([
+    ['still IN_PROGRESS', codeBuildRecord(DEAD_BUILD, 'IN_PROGRESS'), `build "${DEAD_BUILD}" is IN_PROGRESS (complete: false)`],
+    ['FAILED but not yet complete', codeBuildRecord(DEAD_BUILD, 'FAILED', { buildComplete: false }), `build "${DEAD_BUILD}" is FAILED (complete: false)`],
+    ['SUCCEEDED', codeBuildRecord(DEAD_BUILD, 'SUCCEEDED'), `build "${DEAD_BUILD}" is SUCCEEDED (complete: true)`],
+  ])('a forged FAILED event for a build CodeBuild says is %s', async (_, record, reason) => {
+    codeBuildKnows(record);
+    await expectNothingDeleted(deadBuild('FAILED'), reason);
+    expect(batchGetBuildsCalls()).toEqual([{ ids: [DEAD_BUILD] }]);
+  });
+
+  test('a build CodeBuild does not know, though instances carry its id', async () => {
+    codeBuildKnows();
+    await expectNothingDeleted(deadBuild('FAILED'), `CodeBuild does not know build "${DEAD_BUILD}"`);
+    expect(batchGetBuildsCalls()).toEqual([{ ids: [DEAD_BUILD] }]);
+  });
+
+  test('a build whose id names another project is not even looked up', async () => {
+    const foreign = 'someone-elses-project:0d1e2a3d-0000-4000-8000-00000000dead';
+    codeBuildKnows(codeBuildRecord(foreign, 'FAILED'));
+    await expectNothingDeleted(deadBuild('FAILED', foreign), `build id "${foreign}" is not a build of the recovery project "${PROJECT}"`);
+    // Its IAM grant covers only this project: asking about another would be denied.
+    expect(batchGetBuildsCalls()).toEqual([]);
+  });
+
+  test('a build CodeBuild says belongs to another project', async () => {
+    codeBuildKnows(codeBuildRecord(DEAD_BUILD, 'FAILED', { projectName: 'someone-elses-project' }));
+    await expectNothingDeleted(deadBuild('FAILED'), `belongs to project "someone-elses-project", not the recovery project "${PROJECT}"`);
+  });
+
+  test('a BatchGetBuilds failure throws, so the event is retried, and deletes nothing', async () => {
+    codebuildMock.on(BatchGetBuildsCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    const spy = mockClient(rds);
+    spy.send.callThrough();
+    try {
+      await expect(cleanupAfterDeadBuild(deadBuild(), deps())).rejects.toThrow(
+        `Cleanup after build ${DEAD_BUILD}: could not confirm the build's state with CodeBuild BatchGetBuilds `
+        + '(ThrottlingException: Rate exceeded). Nothing was deleted; the event will be retried.',
+      );
+      expect(spy.commandCalls(DeleteDBInstanceCommand)).toEqual([]);
+    } finally {
+      spy.restore();
+    }
+    expect(Object.keys(await instanceStates(rds)).sort()).toEqual(ALL_INSTANCES);
+  });
 });
 
 describe('events that are ignored', () => {
@@ -122,6 +212,7 @@ describe('events that are ignored', () => {
     expect(summary.ignored).toContain(reason);
     expect(log.lines.join('\n')).toContain('Nothing was deleted.');
     expect(Object.keys(await instanceStates(rds))).toHaveLength(6);
+    expect(batchGetBuildsCalls()).toEqual([]);
   });
 
   test('an event that is not a CodeBuild state change', async () => {

@@ -1,6 +1,7 @@
 /**
  * Shared fixtures for the trigger Lambda tests (not a test file itself).
  */
+import type { BatchGetBuildsCommandInput, BatchGetBuildsCommandOutput, Build, StatusType } from '@aws-sdk/client-codebuild';
 import { CreateDBInstanceCommand, DescribeDBInstancesCommand, RDSClient } from '@aws-sdk/client-rds';
 import { Log, TriggerConfig } from '../lambda/trigger-deps';
 import { TAGS } from '../src/contract';
@@ -17,6 +18,33 @@ export function config(overrides: Partial<TriggerConfig> = {}): TriggerConfig {
 /** A build ARN as CodeBuild puts it in `detail['build-id']` of state change events. */
 export function buildArn(buildId: string): string {
   return `arn:aws:codebuild:${REGION}:${ACCOUNT}:build/${buildId}`;
+}
+
+/**
+ * A build as CodeBuild's BatchGetBuilds describes it (only the fields the
+ * cleanup reads). The project is the part of the id before the colon, as
+ * CodeBuild forms ids; complete unless IN_PROGRESS.
+ */
+export function codeBuildRecord(buildId: string, buildStatus: StatusType, overrides: Partial<Build> = {}): Build {
+  return {
+    id: buildId,
+    arn: buildArn(buildId),
+    projectName: buildId.slice(0, buildId.indexOf(':')),
+    buildStatus,
+    buildComplete: buildStatus !== 'IN_PROGRESS',
+    ...overrides,
+  };
+}
+
+/** BatchGetBuilds answered from a fixed set of builds: known ids in `builds`, the rest in `buildsNotFound`. */
+export function batchGetBuildsFrom(known: readonly Build[]): (input: BatchGetBuildsCommandInput) => Omit<BatchGetBuildsCommandOutput, '$metadata'> {
+  return (input) => {
+    const ids = input.ids ?? [];
+    return {
+      builds: ids.flatMap((id) => known.filter((b) => b.id === id)),
+      buildsNotFound: ids.filter((id) => !known.some((b) => b.id === id)),
+    };
+  };
 }
 
 export interface RecordedLog {

@@ -7,17 +7,19 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { CodeBuildClient, StartBuildCommand } from '@aws-sdk/client-codebuild';
+import { BatchGetBuildsCommand, CodeBuildClient, StartBuildCommand } from '@aws-sdk/client-codebuild';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
-import { PROJECT, SOURCE, buildArn, createPostgres, instanceStates } from './trigger-fixtures';
+import { PROJECT, SOURCE, batchGetBuildsFrom, buildArn, codeBuildRecord, createPostgres, instanceStates } from './trigger-fixtures';
 import { handler } from '../lambda/trigger';
 import { BUILD_STATE_CHANGE, START_ENV, TRIGGER_ENV, temporaryInstanceId } from '../src/contract';
 
 const BUNDLE = path.join(__dirname, '..', 'assets', 'trigger', 'index.js');
 const BUILD_ID = `${PROJECT}:11111111-2222-4333-8444-555555555555`;
 const DEAD_BUILD = `${PROJECT}:99999999-2222-4333-8444-555555555555`;
+/** What CodeBuild says about the builds, in both the SDK mock and the stand-in endpoint. */
+const KNOWN_BUILDS = [codeBuildRecord(DEAD_BUILD, 'STOPPED'), codeBuildRecord(BUILD_ID, 'IN_PROGRESS')];
 const DEAD_TEMP = temporaryInstanceId(SOURCE, '20261124060606');
 const OTHER_TEMP = temporaryInstanceId(SOURCE, '20261124070707');
 
@@ -68,6 +70,13 @@ const deadBuildEvent = {
   'detail': { 'build-status': 'STOPPED', 'project-name': PROJECT, 'build-id': buildArn(DEAD_BUILD), 'current-phase': 'BUILD' },
 };
 
+/** Well formed, but the build it names is still running: what someone allowed to invoke the function could send. */
+const forgedEvent = {
+  ...deadBuildEvent,
+  resources: [buildArn(BUILD_ID)],
+  detail: { ...deadBuildEvent.detail, 'build-status': 'FAILED', 'build-id': buildArn(BUILD_ID) },
+};
+
 /** The behaviour both the source handler and the bundle must show. */
 function describeHandler(load: () => Promise<Handler>) {
   test('a bad request is rejected before anything is started', async () => {
@@ -85,6 +94,17 @@ function describeHandler(load: () => Promise<Handler>) {
     expect(logged()).toContain(`Deleting ${DEAD_TEMP} (tagged cdk-rds-pitr:build-id=${DEAD_BUILD})`);
   });
 
+  test('a forged FAILED event for a running build deletes nothing', async () => {
+    await expect((await load())(forgedEvent)).resolves.toEqual({
+      deleted: [],
+      ignored: expect.stringContaining(`CodeBuild says build "${BUILD_ID}" is IN_PROGRESS (complete: false)`),
+    });
+    const states = await instanceStates(rds);
+    expect(states[OTHER_TEMP]).toBe('available');
+    expect(states[DEAD_TEMP]).toBe('available');
+    expect(logged()).toContain('Nothing was deleted.');
+  });
+
   test('a missing PROJECT_NAME is named, and nothing is started or deleted', async () => {
     delete process.env[TRIGGER_ENV.PROJECT_NAME];
     await expect((await load())(deadBuildEvent)).rejects.toThrow(`${TRIGGER_ENV.PROJECT_NAME} is not set in this function's environment`);
@@ -97,6 +117,7 @@ describe('lambda/trigger.ts handler', () => {
   beforeEach(() => {
     codebuildMock.reset();
     codebuildMock.on(StartBuildCommand).resolves({ build: { id: BUILD_ID } });
+    codebuildMock.on(BatchGetBuildsCommand).callsFake(batchGetBuildsFrom(KNOWN_BUILDS));
   });
   afterAll(() => codebuildMock.restore());
 
@@ -126,39 +147,51 @@ describe('bundled assets/trigger/index.js', () => {
     return jest.requireActual<{ handler: Handler }>(BUNDLE).handler;
   };
 
+  // A stand-in CodeBuild endpoint: moto's CodeBuild answers break SDK v3, and the bundle inlines its own SDK copy.
+  const received: Array<{ target: string; body: any }> = [];
+  const answers: Partial<Record<string, (body: any) => unknown>> = {
+    'CodeBuild_20161006.StartBuild': () => ({ build: { id: BUILD_ID, projectName: PROJECT } }),
+    'CodeBuild_20161006.BatchGetBuilds': batchGetBuildsFrom(KNOWN_BUILDS),
+  };
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      const target = String(req.headers['x-amz-target']);
+      received.push({ target, body: JSON.parse(body) });
+      const answer = answers[target];
+      res.writeHead(answer ? 200 : 400, { 'content-type': 'application/x-amz-json-1.1' });
+      res.end(JSON.stringify(answer ? answer(JSON.parse(body)) : { __type: 'InvalidInputException', message: `stand-in does not answer ${target}` }));
+    });
+  });
+  beforeAll(() => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve)));
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+  beforeEach(() => {
+    received.length = 0;
+    process.env.AWS_ENDPOINT_URL_CODEBUILD = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
   describeHandler(load);
 
+  test('a dead build event asks CodeBuild over the wire before deleting', async () => {
+    await expect((await load())(deadBuildEvent)).resolves.toEqual({ deleted: [DEAD_TEMP] });
+    expect(received).toEqual([{ target: 'CodeBuild_20161006.BatchGetBuilds', body: { ids: [DEAD_BUILD] } }]);
+  });
+
   test('latest sends StartBuild over the wire with the overrides', async () => {
-    // A stand-in CodeBuild endpoint: moto's CodeBuild answers break SDK v3, and the bundle inlines its own SDK copy.
-    const received: Array<{ target: string; body: any }> = [];
-    const server = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (chunk) => (body += chunk));
-      req.on('end', () => {
-        received.push({ target: String(req.headers['x-amz-target']), body: JSON.parse(body) });
-        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
-        res.end(JSON.stringify({ build: { id: BUILD_ID, projectName: PROJECT } }));
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    try {
-      process.env.AWS_ENDPOINT_URL_CODEBUILD = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const started = await (await load())({ restoreTime: 'latest', confirm: SOURCE, strategy: 'replace' });
-      expect(started).toMatchObject({ buildId: BUILD_ID, restoreTime: 'latest' });
-      expect(logged()).toContain(`Started recovery build ${BUILD_ID} of "${SOURCE}" to latest (strategy replace, databases all)`);
-      expect(received).toEqual([{
-        target: 'CodeBuild_20161006.StartBuild',
-        body: {
-          projectName: PROJECT,
-          environmentVariablesOverride: [
-            { name: START_ENV.RESTORE_TIME, value: 'latest', type: 'PLAINTEXT' },
-            { name: START_ENV.CONFIRM, value: SOURCE, type: 'PLAINTEXT' },
-            { name: START_ENV.STRATEGY, value: 'replace', type: 'PLAINTEXT' },
-          ],
-        },
-      }]);
-    } finally {
-      await new Promise((resolve) => server.close(resolve));
-    }
+    const started = await (await load())({ restoreTime: 'latest', confirm: SOURCE, strategy: 'replace' });
+    expect(started).toMatchObject({ buildId: BUILD_ID, restoreTime: 'latest' });
+    expect(logged()).toContain(`Started recovery build ${BUILD_ID} of "${SOURCE}" to latest (strategy replace, databases all)`);
+    expect(received).toEqual([{
+      target: 'CodeBuild_20161006.StartBuild',
+      body: {
+        projectName: PROJECT,
+        environmentVariablesOverride: [
+          { name: START_ENV.RESTORE_TIME, value: 'latest', type: 'PLAINTEXT' },
+          { name: START_ENV.CONFIRM, value: SOURCE, type: 'PLAINTEXT' },
+          { name: START_ENV.STRATEGY, value: 'replace', type: 'PLAINTEXT' },
+        ],
+      },
+    }]);
   });
 });
