@@ -113,7 +113,8 @@ async function launch(port: number, readyTimeoutMs: number): Promise<MotoServer>
   return {
     endpoint,
     port,
-    reset: () => request(`${endpoint}/moto-api/reset`, 'POST'),
+    // Generous: on a loaded 2-core machine a reset can take seconds.
+    reset: () => request(`${endpoint}/moto-api/reset`, 'POST', 30_000),
     stop,
   };
 }
@@ -144,7 +145,7 @@ async function waitUntilAnswering(endpoint: string, timeoutMs: number): Promise<
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      await request(`${endpoint}/moto-api/data.json`, 'GET');
+      await request(`${endpoint}/moto-api/data.json`, 'GET', 2_000);
       return;
     } catch (err) {
       if (Date.now() > deadline) {
@@ -155,9 +156,9 @@ async function waitUntilAnswering(endpoint: string, timeoutMs: number): Promise<
   }
 }
 
-function request(url: string, method: 'GET' | 'POST'): Promise<void> {
+function request(url: string, method: 'GET' | 'POST', timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, timeout: 2_000 }, (res) => {
+    const req = http.request(url, { method, timeout: timeoutMs }, (res) => {
       res.resume();
       res.once('end', () => {
         if (res.statusCode !== undefined && res.statusCode < 500) resolve();
