@@ -52,10 +52,20 @@ export interface PgDataPathSettings {
 
 /** A table whose data is streamed, with the columns COPY must name (generated columns excluded). */
 interface StreamedTable {
+  readonly oid: string;
+  /** A partition: its indexes are attached to the parent's, so they wait for the post-data pass. */
+  readonly partition: boolean;
   readonly schema: string;
   readonly name: string;
   readonly columns: readonly string[];
   readonly bytes: number;
+}
+
+interface RestoreLists {
+  /** Everything to restore but the per-table entries. */
+  readonly main: string;
+  /** Streamed table OID -> list of its indexes and key constraints. */
+  readonly tables: ReadonlyMap<string, string>;
 }
 
 /** What the checks found out about one database, before anything is written. */
@@ -123,8 +133,8 @@ export class PgDataPath implements DataPath {
 
     const inspected = await withClient(source, database, async (client) => {
       const roles = (await client.query<{ role: string; owns: boolean }>(REFERENCED_ROLES)).rows;
-      const { rows } = await client.query<{ schema: string; name: string; columns: string[]; bytes: string }>(`
-        SELECT n.nspname AS schema, c.relname AS name, pg_table_size(c.oid)::text AS bytes,
+      const { rows } = await client.query<{ oid: string; partition: boolean; schema: string; name: string; columns: string[]; bytes: string }>(`
+        SELECT c.oid::text AS oid, c.relispartition AS partition, n.nspname AS schema, c.relname AS name, pg_table_size(c.oid)::text AS bytes,
                ARRAY(SELECT a.attname FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                         AND coalesce(to_jsonb(a) ->> 'attgenerated', '') = '' ORDER BY a.attnum)::text[] AS columns
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -134,7 +144,7 @@ export class PgDataPath implements DataPath {
            AND pg_table_size(c.oid) >= $1
          ORDER BY pg_table_size(c.oid) DESC`, [Number.isFinite(streamMin) ? streamMin : Number.MAX_SAFE_INTEGER]);
       const size = Number((await client.query<{ size: string }>('SELECT pg_database_size(current_database())::text AS size')).rows[0].size);
-      return { roles, size, streamed: rows.map((r) => ({ schema: r.schema, name: r.name, columns: r.columns, bytes: Number(r.bytes) })) };
+      return { roles, size, streamed: rows.map((r) => ({ ...r, bytes: Number(r.bytes) })) };
     });
 
     await withClient(target, target.maintenanceDatabase, async (client) => {
@@ -200,7 +210,7 @@ export class PgDataPath implements DataPath {
         ...plan.streamed.map((t) => `--exclude-table-data=${exactPattern(t.schema, t.name)}`),
         '-d', dbConninfo(plan.database),
       ], { env: libpqEnv(source) }));
-      const listFile = await this.restoreList(target, processes, dumpDir);
+      const lists = await this.restoreLists(exporter, target, processes, dumpDir, plan.streamed);
 
       if (replace && plan.existsOnTarget) {
         processes.throwIfAborted();
@@ -221,23 +231,30 @@ export class PgDataPath implements DataPath {
         await this.applyProperties(target, plan, into, 'before restore');
       });
 
-      const restore = (section: string, jobs: number): Promise<unknown> => processes.run('pg_restore', [
-        `--section=${section}`, '--exit-on-error', '-j', String(jobs), '-L', listFile, '-d', dbConninfo(into), dumpDir,
+      const restore = (section: string, jobs: number, list = lists.main): Promise<unknown> => processes.run('pg_restore', [
+        ...(section ? [`--section=${section}`] : []), '--exit-on-error', '-j', String(jobs), '-L', list, '-d', dbConninfo(into), dumpDir,
       ], { env: libpqEnv(target), captureStdout: false });
 
       await log.step(`${db}: restore schema (pre-data)`, () => restore('pre-data', 1));
-      await log.step(`${db}: copy data (${plan.streamed.length} streamed table(s), ${options.jobs} at a time)`, () => runPool(options.jobs, [
+      await log.step(`${db}: copy data (${plan.streamed.length} streamed table(s), then their indexes; ${options.jobs} at a time)`, () => runPool(options.jobs, [
         () => restore('data', 1),
-        ...plan.streamed.map((table) => () => this.streamTable(source, target, plan, into, table, snapshot, processes)),
+        ...plan.streamed.map((table) => async () => {
+          await this.streamTable(source, target, plan, into, table, snapshot, processes);
+          const indexes = lists.tables.get(table.oid);
+          if (indexes) await restore('', 1, indexes);
+        }),
       ]));
       await log.step(`${db}: build indexes, constraints, triggers, materialized views (post-data, -j ${options.jobs})`, () => restore('post-data', options.jobs));
-      await log.step(`${db}: ANALYZE (vacuumdb -Z -j ${options.jobs})`, () => processes.run('vacuumdb', [
-        '-Z', '-q', '-j', String(options.jobs), '-d', dbConninfo(into),
-      ], { env: libpqEnv(target) }));
       rmSync(dumpDir, { recursive: true, force: true });
 
       if (this.settings.beforeVerify) await this.settings.beforeVerify(plan.database, into);
-      const verified = await log.step(`${db}: verify ${JSON.stringify(into)} against the point-in-time copy`, () => this.verify(source, target, plan, into, snapshot, processes, log));
+      // Both only read the restored data: ANALYZE samples it, verification counts and checksums it.
+      const [, verified] = await Promise.all([
+        log.step(`${db}: ANALYZE (vacuumdb -Z -j ${options.jobs})`, () => processes.run('vacuumdb', [
+          '-Z', '-q', '-j', String(options.jobs), '-d', dbConninfo(into),
+        ], { env: libpqEnv(target) })),
+        log.step(`${db}: verify ${JSON.stringify(into)} against the point-in-time copy`, () => this.verify(source, target, plan, into, snapshot, processes, log)),
+      ]);
       await exporter.query('COMMIT');
 
       await log.step(`${db}: apply database privileges, settings and comment`, () => this.applyProperties(target, plan, into, 'after verify'));
@@ -267,15 +284,47 @@ export class PgDataPath implements DataPath {
     }
   }
 
-  /** The archive's table of contents, minus what a non-superuser cannot restore on managed PostgreSQL. */
-  private async restoreList(target: PgTarget, processes: PgProcesses, dumpDir: string): Promise<string> {
+  /**
+   * The archive's table of contents as restore lists: the main one, minus what
+   * a non-superuser cannot restore on managed PostgreSQL; and, per streamed
+   * table, its own indexes and primary key/unique/exclusion constraints, so
+   * they are built as soon as its data is in while other tables still stream
+   * (pg_restore -j schedules a whole archive the same way). Those entries are
+   * taken out of the main list.
+   */
+  private async restoreLists(source: Client, target: PgTarget, processes: PgProcesses, dumpDir: string, streamed: readonly StreamedTable[]): Promise<RestoreLists> {
     const { stdout } = await processes.run('pg_restore', ['-l', dumpDir], { env: libpqEnv(target) });
     const superuser = await withClient(target, target.maintenanceDatabase, async (c) => (await c.query<{ su: string }>("SELECT current_setting('is_superuser') AS su")).rows[0].su === 'on');
     // COMMENT ON EXTENSION needs extension ownership the master user of RDS does not have; CREATE EXTENSION sets the comment anyway.
     const lines = stdout.split('\n').filter((line) => superuser || !/^\d+; \d+ \d+ COMMENT - EXTENSION /.test(line));
+
+    const entry = /^(\d+); \d+ (\d+) (INDEX|CONSTRAINT) /;
+    const oids = lines.map((l) => entry.exec(l)?.[2]).filter((o): o is string => o !== undefined);
+    const owner = new Map<string, string>();
+    const tableOids = streamed.filter((t) => !t.partition).map((t) => t.oid);
+    if (oids.length > 0 && tableOids.length > 0) {
+      const { rows } = await source.query<{ oid: string; rel: string }>(`
+        SELECT indexrelid::text AS oid, indrelid::text AS rel FROM pg_index WHERE indexrelid = ANY($1::oid[]) AND indrelid = ANY($2::oid[])
+        UNION ALL SELECT oid::text, conrelid::text FROM pg_constraint WHERE oid = ANY($1::oid[]) AND contype IN ('p', 'u', 'x') AND conrelid = ANY($2::oid[])`,
+      [oids, tableOids]);
+      for (const r of rows) owner.set(r.oid, r.rel);
+    }
+    const perTable = new Map<string, string[]>();
+    const main: string[] = [];
+    for (const line of lines) {
+      const rel = owner.get(entry.exec(line)?.[2] ?? '');
+      if (rel) perTable.set(rel, [...(perTable.get(rel) ?? []), line]);
+      else main.push(line);
+    }
     const file = join(dumpDir, 'restore.list');
-    writeFileSync(file, lines.join('\n'));
-    return file;
+    writeFileSync(file, main.join('\n'));
+    const tables = new Map<string, string>();
+    for (const [rel, entries] of perTable) {
+      const tableFile = join(dumpDir, `restore-${rel}.list`);
+      writeFileSync(tableFile, entries.join('\n'));
+      tables.set(rel, tableFile);
+    }
+    return { main: file, tables };
   }
 
   /** psql | psql: COPY TO STDOUT under the exported snapshot, into COPY FROM STDIN (FREEZE) after TRUNCATE in the same transaction. */
