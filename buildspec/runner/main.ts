@@ -124,6 +124,8 @@ if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
+      // An idle keep-alive socket of an SDK client must not hold the build open once the run is over.
+      setTimeout(() => process.exit(code), 5_000).unref();
     },
     (err) => {
       process.stderr.write(`runner: ${(err as Error).stack ?? String(err)}\n`);

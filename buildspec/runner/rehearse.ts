@@ -99,7 +99,8 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
     const src = source;
     rds = await log.step('Rehearsal: take the automated base backup', () => LocalRdsControl.create({ source: src, sourceId: SOURCE_ID, masterUsername: MASTER_USER }));
     await log.step(`Rehearsal: load ${dataset.seedName} into database ${REHEARSAL_DATABASE}`, async () => {
-      await src.sql(`CREATE DATABASE ${quoteIdent(REHEARSAL_DATABASE)}`);
+      // Owned by the master user, as a database created on RDS is.
+      await src.sql(`CREATE DATABASE ${quoteIdent(REHEARSAL_DATABASE)} OWNER ${quoteIdent(MASTER_USER)}`);
       await runSql(src, dataset.seed, scratch);
     });
 
