@@ -6,7 +6,7 @@
  * last line, `speedup A/B = X.XX, unavailable window A = Y.YY s, B = Z.ZZ s`.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BENCH_DB, buildDatasets, CLUSTER_SETTINGS, resetTarget, rowCounts, sourceTables, startCluster, userObjects, type Dataset } from './dataset';
@@ -27,22 +27,24 @@ const progress = (message: string): void => {
 /** Things to undo, newest first; run once, on success, failure or signal. */
 class Cleanup {
   private readonly actions: Array<{ what: string; fn: () => Promise<void> | void }> = [];
-  private done = false;
+  private running: Promise<void> | undefined;
 
   add(what: string, fn: () => Promise<void> | void): void {
     this.actions.unshift({ what, fn });
   }
 
-  async run(): Promise<void> {
-    if (this.done) return;
-    this.done = true;
-    for (const { what, fn } of this.actions) {
-      try {
-        await fn();
-      } catch (err) {
-        process.stderr.write(`bench: cleanup of ${what} failed: ${(err as Error).message}\n`);
+  /** Every caller (the signal handler, the normal exit) waits for the same single pass. */
+  run(): Promise<void> {
+    this.running ??= (async () => {
+      for (const { what, fn } of this.actions) {
+        try {
+          await fn();
+        } catch (err) {
+          process.stderr.write(`bench: cleanup of ${what} failed: ${(err as Error).message}\n`);
+        }
       }
-    }
+    })();
+    return this.running;
   }
 }
 
@@ -84,6 +86,9 @@ async function benchmark(options: BenchOptions, cleanup: Cleanup): Promise<numbe
 
   const workDir = await makeWorkDir('pitr-bench-');
   cleanup.add(`work dir ${workDir}`, () => rmSync(workDir, { recursive: true, force: true }));
+  // Our own copy of the bundle: a `npx projen bundle` elsewhere (rm -rf assets) must not pull it away mid-run.
+  const runnerJs = join(workDir, 'runner.js');
+  copyFileSync(RUNNER_JS, runnerJs);
   const clusters = await Promise.allSettled([startCluster(), startCluster()]);
   for (const c of clusters) {
     if (c.status === 'fulfilled') {
@@ -131,7 +136,7 @@ async function benchmark(options: BenchOptions, cleanup: Cleanup): Promise<numbe
 
     await resetTarget(target);
     progress(`run ${run}/${options.runs}: B (runner copy --strategy swap --jobs ${options.jobs})`);
-    const b = await check(await runPathB(endpoints, RUNNER_JS, options.jobs, (line) => process.stderr.write(`    runner | ${line}\n`)));
+    const b = await check(await runPathB(endpoints, runnerJs, options.jobs, (line) => process.stderr.write(`    runner | ${line}\n`)));
     progress(`run ${run}/${options.runs}: B took ${(b.wallMs / 1000).toFixed(2)} s, exit ${b.failures[0]?.exitCode ?? 0}, probe gap ${(b.probe.longestGapMs / 1000).toFixed(2)} s`);
     if (!correct(b.checks)) progress(`B left the target different from the source: stale ${JSON.stringify(b.checks.staleObjects)}, missing ${JSON.stringify(b.checks.missingObjects)}, rows ${JSON.stringify(b.checks.rowMismatches)}`);
     for (const f of b.failures) progress(`B failed: ${f.command.replace(/postgresql:\/\/[^ ]+/g, '<uri>')} exited ${f.exitCode}:\n${f.stderrTail}`);

@@ -35,8 +35,13 @@ async function must(run: Promise<ProcessRun>): Promise<ProcessRun> {
 
 async function main(): Promise<number> {
   let options;
+  let only: string | undefined;
   try {
-    options = parseBenchOptions(process.argv.slice(2), cpus().length);
+    const argv = process.argv.slice(2);
+    // `--only <text>`: run just the variants whose name contains it (this script's own flag).
+    const at = argv.indexOf('--only');
+    if (at >= 0) only = argv.splice(at, 2)[1];
+    options = parseBenchOptions(argv, cpus().length);
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`${err.message}\n`);
@@ -86,7 +91,7 @@ async function main(): Promise<number> {
       const r = await must(runMeasured(pgBin('pg_restore'), ['-j', String(j), '--exit-on-error', '-d', dst, baseDump], { env: pgOptions ? { PGOPTIONS: pgOptions } : {} }));
       return r.wallMs;
     };
-    const stream = (format: 'text' | 'binary', pgOptions?: string) => async (): Promise<number> => {
+    const stream = (format: 'text' | 'binary', pgOptions?: string, overlapIndexes = false) => async (): Promise<number> => {
       await fresh();
       const pre = join(workDir, 'pre.sql');
       const post = join(workDir, 'post');
@@ -101,6 +106,29 @@ async function main(): Promise<number> {
       // Like the runner: TRUNCATE in the loading transaction so COPY can FREEZE (no hint-bit rewrite later).
       const freeze = format === 'binary' ? ' (FORMAT binary, FREEZE)' : ' (FREEZE)';
       const env = pgOptions ? `PGOPTIONS='${pgOptions}' ` : '';
+      const restoreEnv = { env: pgOptions ? { PGOPTIONS: pgOptions } : {} };
+      // With overlapIndexes, each table's indexes and constraints are built as soon as its rows are in, while the other workers still stream.
+      await must(runMeasured(pgBin('pg_dump'), ['-Fd', '--section=post-data', '-f', post, '-d', src]));
+      const perTable = new Map<string, string[]>();
+      const rest: string[] = [];
+      if (overlapIndexes) {
+        const indexTable = new Map((await source.sql(`SELECT c.relname || '|' || t.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+          JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public'`, BENCH_DB))
+          .split('\n').filter(Boolean).map((l) => l.split('|') as [string, string]));
+        for (const line of (await must(runMeasured(pgBin('pg_restore'), ['-l', post]))).stdout.split('\n')) {
+          if (!/^[0-9]+;/.test(line)) continue;
+          const tokens = line.split(' ');
+          const table = tokens[3] === 'INDEX' ? indexTable.get(tokens[5]) : tokens[3] === 'CONSTRAINT' ? tokens[5] : undefined;
+          if (table) perTable.set(table, [...(perTable.get(table) ?? []), line]);
+          else rest.push(line);
+        }
+      }
+      const restoreList = async (name: string, lines: string[], j: number): Promise<void> => {
+        if (lines.length === 0) return;
+        const list = join(workDir, `list-${name}`);
+        writeFileSync(list, `${lines.join('\n')}\n`);
+        await must(runMeasured(pgBin('pg_restore'), ['-j', String(j), '--exit-on-error', '-L', list, '-d', dst, post], restoreEnv));
+      };
       let next = 0;
       await Promise.all(Array.from({ length: jobs }, async () => {
         while (next < bySize.length) {
@@ -108,10 +136,14 @@ async function main(): Promise<number> {
           await must(runMeasured('bash', ['-o', 'pipefail', '-c',
             `${pgBin('psql')} -X -q -d '${src}' -c 'COPY ${table} TO STDOUT${opts}' | ${env}${pgBin('psql')} -X -q -v ON_ERROR_STOP=1 -d '${dst}' `
             + `-c BEGIN -c 'TRUNCATE ONLY ${table}' -c 'COPY ${table} FROM STDIN${freeze}' -c COMMIT`]));
+          if (overlapIndexes) {
+            const relname = table.split('.')[1];
+            await restoreList(relname, perTable.get(relname) ?? [], 1);
+          }
         }
       }));
-      await must(runMeasured(pgBin('pg_dump'), ['-Fd', '--section=post-data', '-f', post, '-d', src]));
-      await must(runMeasured(pgBin('pg_restore'), ['-j', String(jobs), '--exit-on-error', '-d', dst, post], { env: pgOptions ? { PGOPTIONS: pgOptions } : {} }));
+      if (overlapIndexes) await restoreList('rest', rest, jobs);
+      else await must(runMeasured(pgBin('pg_restore'), ['-j', String(jobs), '--exit-on-error', '-d', dst, post], restoreEnv));
       return performance.now() - started;
     };
     const analyze = async (): Promise<number> => {
@@ -146,9 +178,20 @@ async function main(): Promise<number> {
         what: 'same, target sessions with maintenance_work_mem=512MB, synchronous_commit=off',
         run: stream('binary', '-c maintenance_work_mem=512MB -c synchronous_commit=off'),
       },
+      {
+        name: `stream binary -j${jobs} overlap indexes`,
+        what: 'same, each table\'s indexes built right after its rows, while other tables stream',
+        run: stream('binary', undefined, true),
+      },
+      {
+        name: `stream binary -j${jobs} overlap indexes mwm=512MB`,
+        what: 'same, maintenance_work_mem=512MB',
+        run: stream('binary', '-c maintenance_work_mem=512MB', true),
+      },
       { name: `vacuumdb --analyze-only -j${jobs}`, what: 'ANALYZE after restore (timed alone)', run: analyze },
       { name: `verify count+hashtext -j${jobs}`, what: 'row count and content hash per table, both sides concurrently (timed alone)', run: verify },
     ];
+    if (only !== undefined) variants.splice(0, variants.length, ...variants.filter((v) => only!.split(',').some((o) => v.name.includes(o))));
     // Round-robin, not variant after variant: on a shared machine the load drifts, and every variant should see the same drift.
     const times = variants.map(() => [] as number[]);
     for (let round = 1; round <= options.runs; round++) {
