@@ -84,7 +84,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
     },
   },
 
-  gitignore: ['/assets/', '/test/.tmp/', 'cdk.out/', '/bench/.work/', '*.snapshot/asset.*', 'test/**/*.snapshot/**/asset.*'],
+  gitignore: ['/assets/', '.tmp/', 'cdk-integ.out.*/', 'cdk.out/', '/bench/.work/', '*.snapshot/asset.*', 'test/**/*.snapshot/**/asset.*'],
 });
 
 for (const pattern of ['/lambda/', '/buildspec/', '/bench/', '/scripts/', '/.ci/', 'tsconfig.dev.json']) {
