@@ -79,6 +79,15 @@ test('the master user cannot act as an owner role: stop before writing, with the
   expect(await databasesLike(target, '%')).toEqual(before);
 });
 
+test('objects owned by a superuser: stop before writing, say that a non-superuser cannot restore them', async () => {
+  const before = await databasesLike(target, '%');
+  // The local cluster's own `postgres` database is owned by the superuser `postgres`.
+  const message = await copyFails('postgres');
+  expect(message).toContain('owned by the superuser role(s) "postgres"');
+  expect(message).toContain('Nothing was written to the original');
+  expect(await databasesLike(target, '%')).toEqual(before);
+});
+
 test('the database does not exist on the point-in-time copy: stop, list what exists', async () => {
   const message = await copyFails('nowhere');
   expect(message).toContain('"nowhere" does not exist on the point-in-time copy');

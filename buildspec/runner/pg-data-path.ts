@@ -59,6 +59,8 @@ interface StreamedTable {
   readonly name: string;
   readonly columns: readonly string[];
   readonly bytes: number;
+  /** Stream in COPY's binary format (built-in column types, same major version on both ends). */
+  readonly binary: boolean;
 }
 
 interface RestoreLists {
@@ -133,8 +135,13 @@ export class PgDataPath implements DataPath {
 
     const inspected = await withClient(source, database, async (client) => {
       const roles = (await client.query<{ role: string; owns: boolean }>(REFERENCED_ROLES)).rows;
-      const { rows } = await client.query<{ oid: string; partition: boolean; schema: string; name: string; columns: string[]; bytes: string }>(`
+      const { rows } = await client.query<{ oid: string; partition: boolean; schema: string; name: string; columns: string[]; bytes: string; builtin: boolean }>(`
         SELECT c.oid::text AS oid, c.relispartition AS partition, n.nspname AS schema, c.relname AS name, pg_table_size(c.oid)::text AS bytes,
+               -- Built-in types only (OIDs below FirstNormalObjectId), and no reg* types: their binary COPY format
+               -- carries no database-specific OIDs (text prints reg* values as names, binary as OIDs).
+               NOT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                              AND (a.atttypid >= 16384 OR t.typname LIKE 'reg%' OR t.typname LIKE '\\_reg%')) AS builtin,
                ARRAY(SELECT a.attname FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                         AND coalesce(to_jsonb(a) ->> 'attgenerated', '') = '' ORDER BY a.attnum)::text[] AS columns
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -144,8 +151,16 @@ export class PgDataPath implements DataPath {
            AND pg_table_size(c.oid) >= $1
          ORDER BY pg_table_size(c.oid) DESC`, [Number.isFinite(streamMin) ? streamMin : Number.MAX_SAFE_INTEGER]);
       const size = Number((await client.query<{ size: string }>('SELECT pg_database_size(current_database())::text AS size')).rows[0].size);
-      return { roles, size, streamed: rows.map((r) => ({ ...r, bytes: Number(r.bytes) })) };
+      const version = (await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v;
+      return { roles, size, version, streamed: rows.map(({ builtin, ...r }) => ({ ...r, bytes: Number(r.bytes), binary: builtin })) };
     });
+
+    const sameMajor = await withClient(target, target.maintenanceDatabase, async (client) => {
+      const targetVersion = (await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v;
+      return Math.floor(Number(targetVersion) / 10000) === Math.floor(Number(inspected.version) / 10000);
+    });
+    // Binary COPY is cheaper to produce and parse, but only portable between servers of the same major version.
+    const streamed = inspected.streamed.map((t) => ({ ...t, binary: t.binary && sameMajor }));
 
     await withClient(target, target.maintenanceDatabase, async (client) => {
       const names = [...new Set(inspected.roles.map((r) => r.role))];
@@ -156,9 +171,15 @@ export class PgDataPath implements DataPath {
           + `${missing.map(ident).join(', ')}. Create them there (e.g. from \`pg_dumpall --roles-only\`), then run again. Nothing was written to the original.`);
       }
       const owners = [...new Set(inspected.roles.filter((r) => r.owns).map((r) => r.role))];
-      const { rows } = await client.query<{ role: string; member: boolean }>(
-        "SELECT r AS role, pg_has_role(current_user, r, 'MEMBER') AS member FROM unnest($1::text[]) AS r", [owners],
-      );
+      const { rows } = await client.query<{ role: string; member: boolean; superuser: boolean }>(`
+        SELECT r AS role, pg_has_role(current_user, r, 'MEMBER') AS member, (SELECT rolsuper FROM pg_roles WHERE rolname = r) AS superuser
+          FROM unnest($1::text[]) AS r`, [owners]);
+      const superusers = rows.filter((r) => !r.member && r.superuser).map((r) => r.role).sort();
+      if (superusers.length > 0) {
+        throw new Error(`objects in database ${JSON.stringify(database)} are owned by the superuser role(s) ${superusers.map(ident).join(', ')}, `
+          + `which ${ident(target.user)} (not a superuser) cannot restore as their owner. Give them another owner on the point-in-time copy's source, `
+          + 'or copy as a superuser. Nothing was written to the original.');
+      }
       const cannot = rows.filter((r) => !r.member).map((r) => r.role).sort();
       if (cannot.length > 0) {
         throw new Error(`the user ${ident(target.user)} on the original cannot act as ${cannot.map(ident).join(', ')}, which own objects in database ${JSON.stringify(database)}, `
@@ -185,7 +206,7 @@ export class PgDataPath implements DataPath {
     const existsOnTarget = (await withClient(target, target.maintenanceDatabase, (c) => readDatabaseProperties(c, database))) !== undefined;
     options.log.info(`${JSON.stringify(database)}: ${mib(inspected.size)}, ${inspected.roles.length} role references all present, `
       + `${inspected.streamed.length} table(s) streamed (${mib(streamedBytes)}), ${existsOnTarget ? 'exists' : 'does not exist'} on the original`);
-    return { database, restoredAs, keptAs, existsOnTarget, sourceProperties, streamed: inspected.streamed };
+    return { database, restoredAs, keptAs, existsOnTarget, sourceProperties, streamed };
   }
 
   // ------------------------------------------------------------ copy
@@ -237,7 +258,8 @@ export class PgDataPath implements DataPath {
 
       await log.step(`${db}: restore schema (pre-data)`, () => restore('pre-data', 1));
       await log.step(`${db}: copy data (${plan.streamed.length} streamed table(s), then their indexes; ${options.jobs} at a time)`, () => runPool(options.jobs, [
-        () => restore('data', 1),
+        // Small tables share one slot while large ones stream; with nothing to stream, pg_restore gets every job.
+        () => restore('data', plan.streamed.length === 0 ? options.jobs : 1),
         ...plan.streamed.map((table) => async () => {
           await this.streamTable(source, target, plan, into, table, snapshot, processes);
           const indexes = lists.tables.get(table.oid);
@@ -292,7 +314,9 @@ export class PgDataPath implements DataPath {
    * (pg_restore -j schedules a whole archive the same way). Those entries are
    * taken out of the main list.
    */
-  private async restoreLists(source: Client, target: PgTarget, processes: PgProcesses, dumpDir: string, streamed: readonly StreamedTable[]): Promise<RestoreLists> {
+  private async restoreLists(
+    source: Client, target: PgTarget, processes: PgProcesses, dumpDir: string, streamed: readonly StreamedTable[],
+  ): Promise<RestoreLists> {
     const { stdout } = await processes.run('pg_restore', ['-l', dumpDir], { env: libpqEnv(target) });
     const superuser = await withClient(target, target.maintenanceDatabase, async (c) => (await c.query<{ su: string }>("SELECT current_setting('is_superuser') AS su")).rows[0].su === 'on');
     // COMMENT ON EXTENSION needs extension ownership the master user of RDS does not have; CREATE EXTENSION sets the comment anyway.
@@ -339,13 +363,13 @@ export class PgDataPath implements DataPath {
       bin: 'psql',
       args: [...psql, '-d', dbConninfo(plan.database),
         '-c', 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', '-c', `SET TRANSACTION SNAPSHOT ${literal(snapshot)}`,
-        '-c', 'SET row_security = off', '-c', `COPY ${name} (${columns}) TO STDOUT`, '-c', 'COMMIT'],
+        '-c', 'SET row_security = off', '-c', `COPY ${name} (${columns}) TO STDOUT${table.binary ? ' (FORMAT binary)' : ''}`, '-c', 'COMMIT'],
       env: libpqEnv(source, encoding),
     }, {
       bin: 'psql',
       args: [...psql, '-d', dbConninfo(into),
         '-c', 'BEGIN', '-c', 'SET row_security = off', '-c', `TRUNCATE ONLY ${name}`,
-        '-c', `COPY ${name} (${columns}) FROM STDIN (FREEZE)`, '-c', 'COMMIT'],
+        '-c', `COPY ${name} (${columns}) FROM STDIN (${table.binary ? 'FORMAT binary, ' : ''}FREEZE)`, '-c', 'COMMIT'],
       env: libpqEnv(target, encoding),
     }).catch((err: Error) => {
       throw new Error(`copying table ${name} failed: ${err.message}`);
