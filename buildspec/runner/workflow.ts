@@ -95,7 +95,7 @@ export async function runRecovery(request: StartRequest, deps: RecoveryDeps): Pr
     await log.step('Match credentials to the current secret', () => run.matchCredentials());
     if (run.wantsSafetySnapshot) await log.step('Wait for the safety snapshot', () => run.waitForSafetySnapshot());
     await log.step('Choose databases', () => run.chooseDatabases());
-    await log.step('Copy, verify and swap in', () => run.copyDatabases());
+    await log.step(request.strategy === 'swap' ? 'Copy, verify and swap in' : 'Copy, verify and replace', () => run.copyDatabases());
   } catch (err) {
     run.recordFailure(err);
   } finally {
