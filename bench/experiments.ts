@@ -179,6 +179,11 @@ async function main(): Promise<number> {
         run: stream('binary', '-c maintenance_work_mem=512MB -c synchronous_commit=off'),
       },
       {
+        name: `stream text -j${jobs} overlap indexes`,
+        what: 'stream text, each table\'s indexes built right after its rows, while other tables stream (the runner\'s design)',
+        run: stream('text', undefined, true),
+      },
+      {
         name: `stream binary -j${jobs} overlap indexes`,
         what: 'same, each table\'s indexes built right after its rows, while other tables stream',
         run: stream('binary', undefined, true),

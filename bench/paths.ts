@@ -120,7 +120,9 @@ function tail(text: string, lines = 8): string {
 export function runnerStepDurations(log: string): Record<string, number> {
   const phases: Record<string, number> = {};
   for (const match of log.matchAll(/^\S+ < (.+?): (?:done in|FAILED after) ([0-9.]+ (?:ms|s)|[0-9]+ min [0-9]+ s)/gm)) {
-    phases[match[1]] = (phases[match[1]] ?? 0) + parseDuration(match[2]);
+    // Names carry the run's stamp (`__pitr_20260101120000`); without it the same step lines up across runs.
+    const name = match[1].replace(/__pitr_[0-9]+/g, '__pitr_<stamp>');
+    phases[name] = (phases[name] ?? 0) + parseDuration(match[2]);
   }
   return phases;
 }

@@ -49,13 +49,13 @@ describe('bench report', () => {
       '2026-01-01T00:00:00.000Z > "bench": copy data',
       '2026-01-01T00:00:09.000Z < "bench": copy data: done in 9.25 s',
       '2026-01-01T00:00:09.100Z < "bench": swap in (block connections, end sessions, rename): done in 231 ms',
-      '2026-01-01T00:00:09.200Z < "bench": verify: done in 2 min 5 s',
+      '2026-01-01T00:00:09.200Z < "bench": verify "bench__pitr_20260101000000": done in 2 min 5 s',
       '2026-01-01T00:00:09.300Z   "bench": unavailable for 231 ms (swap); verified 9 tables, 100 rows',
     ].join('\n');
     expect(runnerStepDurations(log)).toEqual({
       '"bench": copy data': 9250,
       '"bench": swap in (block connections, end sessions, rename)': 231,
-      '"bench": verify': 125_000,
+      '"bench": verify "bench__pitr_<stamp>"': 125_000,
     });
     expect(runnerUnavailableMs(log)).toBe(231);
     expect(runnerUnavailableMs('no such line')).toBeUndefined();
