@@ -25,7 +25,8 @@ const USAGE = [
   'usage: runner.js <command>',
   '  recover                     point-in-time recovery on AWS (CodeBuild; reads the start variables from the environment)',
   '  copy --source <uri> --target <uri> --database <name> [--database ...] [--strategy swap|replace] [--jobs N]',
-  '  rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--keep]',
+  '  rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--keep] [--sslmode MODE]',
+  '                              (seed and damage run as the local superuser in database "orders", owned by the master user)',
 ].join('\n');
 
 const EXIT_FAILED = 1;
