@@ -105,7 +105,6 @@ project.tasks.tryFind('install:ci')?.reset('npm install');
 const bundle = project.addTask('bundle', {
   description: 'Bundle the trigger Lambda and the recovery runner into assets/',
 });
-bundle.exec('rm -rf assets');
 bundle.exec('esbuild lambda/trigger.ts --bundle --platform=node --target=node22 --outfile=assets/trigger/index.js --log-level=warning');
 bundle.exec('esbuild buildspec/runner/main.ts --bundle --platform=node --target=node20 --outfile=assets/runner/runner.js --external:pg-native --log-level=warning');
 bundle.exec('cp buildspec/buildspec.yml assets/runner/buildspec.yml');
