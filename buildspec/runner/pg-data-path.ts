@@ -32,6 +32,19 @@ import { EXCLUDED_DATABASES } from '../../src/contract';
 
 /** Tables at least this large are streamed source -> target instead of going through the dump directory. */
 export const DEFAULT_STREAM_MIN_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Streaming overlaps the source's COPY TO with the target's COPY FROM, which
+ * pays off when they run on different machines (the temporary instance and
+ * the original on RDS). When both servers share one host's CPUs (the local
+ * rehearsal, the bench), the overlap only adds contention and pipe traffic:
+ * measured on 2 cores, dump-then-restore with one pg_restore scheduling data
+ * and indexes together was faster. So: stream only between different hosts.
+ */
+export function defaultStreamMinBytes(source: PgTarget, target: PgTarget): number {
+  const local = (host: string): string => (['localhost', '127.0.0.1', '::1'].includes(host) || host.startsWith('/') ? 'this machine' : host.toLowerCase());
+  return local(source.host) === local(target.host) ? Infinity : DEFAULT_STREAM_MIN_BYTES;
+}
 /** Head-room on top of the estimated dump size before the disk check passes. */
 const DISK_MARGIN = 1.1;
 /** How long the swap waits for sessions on the database to end before giving up (and changing nothing). */
@@ -39,7 +52,7 @@ const TERMINATE_TIMEOUT_MS = 30_000;
 const MAX_REPORTED_MISMATCHES = 20;
 
 export interface PgDataPathSettings {
-  /** @default DEFAULT_STREAM_MIN_BYTES; 0 streams every table, Infinity none. */
+  /** @default DEFAULT_STREAM_MIN_BYTES between different hosts, Infinity (no streaming) on one host; 0 streams every table. */
   readonly streamMinBytes?: number;
   /** @default DEFAULT_CHECKSUM_MAX_BYTES */
   readonly checksumMaxBytes?: number;
@@ -123,7 +136,7 @@ export class PgDataPath implements DataPath {
   private async plan(source: PgTarget, target: PgTarget, database: string, options: CopyOptions): Promise<DatabasePlan> {
     const restoredAs = restoredName(database, options.stamp);
     const keptAs = keptName(database, options.stamp);
-    const streamMin = this.settings.streamMinBytes ?? DEFAULT_STREAM_MIN_BYTES;
+    const streamMin = this.settings.streamMinBytes ?? defaultStreamMinBytes(source, target);
 
     const found = await withClient(source, source.maintenanceDatabase, (c) => readDatabaseProperties(c, database));
     if (!found) {
@@ -252,21 +265,26 @@ export class PgDataPath implements DataPath {
         await this.applyProperties(target, plan, into, 'before restore');
       });
 
-      const restore = (section: string, jobs: number, list = lists.main): Promise<unknown> => processes.run('pg_restore', [
-        ...(section ? [`--section=${section}`] : []), '--exit-on-error', '-j', String(jobs), '-L', list, '-d', dbConninfo(into), dumpDir,
+      const restore = (section: string, jobs: number, list = lists.main, more: string[] = []): Promise<unknown> => processes.run('pg_restore', [
+        ...(section ? [`--section=${section}`] : []), ...more, '--exit-on-error', '-j', String(jobs), '-L', list, '-d', dbConninfo(into), dumpDir,
       ], { env: libpqEnv(target), captureStdout: false });
 
       await log.step(`${db}: restore schema (pre-data)`, () => restore('pre-data', 1));
-      await log.step(`${db}: copy data (${plan.streamed.length} streamed table(s), then their indexes; ${options.jobs} at a time)`, () => runPool(options.jobs, [
-        // Small tables share one slot while large ones stream; with nothing to stream, pg_restore gets every job.
-        () => restore('data', plan.streamed.length === 0 ? options.jobs : 1),
-        ...plan.streamed.map((table) => async () => {
-          await this.streamTable(source, target, plan, into, table, snapshot, processes);
-          const indexes = lists.tables.get(table.oid);
-          if (indexes) await restore('', 1, indexes);
-        }),
-      ]));
-      await log.step(`${db}: build indexes, constraints, triggers, materialized views (post-data, -j ${options.jobs})`, () => restore('post-data', options.jobs));
+      if (plan.streamed.length === 0) {
+        // One pg_restore for data and post-data, so it builds each table's indexes as soon as its data is in.
+        await log.step(`${db}: copy data, then indexes, constraints, triggers, materialized views (pg_restore -j ${options.jobs})`, () => restore('data', options.jobs, lists.main, ['--section=post-data']));
+      } else {
+        await log.step(`${db}: copy data (${plan.streamed.length} streamed table(s), then their indexes; ${options.jobs} at a time)`, () => runPool(options.jobs, [
+          // Small tables share one slot while large ones stream.
+          () => restore('data', 1),
+          ...plan.streamed.map((table) => async () => {
+            await this.streamTable(source, target, plan, into, table, snapshot, processes);
+            const indexes = lists.tables.get(table.oid);
+            if (indexes) await restore('', 1, indexes);
+          }),
+        ]));
+        await log.step(`${db}: build indexes, constraints, triggers, materialized views (post-data, -j ${options.jobs})`, () => restore('post-data', options.jobs));
+      }
       rmSync(dumpDir, { recursive: true, force: true });
 
       if (this.settings.beforeVerify) await this.settings.beforeVerify(plan.database, into);
