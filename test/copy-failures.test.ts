@@ -4,6 +4,7 @@
  * is left, and under `swap` the original is exactly as it was (compared by
  * content digests taken before and after).
  */
+import { rmSync } from 'node:fs';
 import { MASTER, ODD_DATABASE, contentDigest, databaseExists, databasesLike, loadDataset, masterTarget, startCluster } from './pg-test-env';
 import { makeWorkDir, type LocalCluster } from '../buildspec/runner/local-postgres';
 import { StepLog } from '../buildspec/runner/log';
@@ -51,6 +52,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([source?.destroy(), target?.destroy()]);
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 
 afterEach(async () => {

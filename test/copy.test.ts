@@ -5,6 +5,7 @@
  * the runner's own verification: they compare pg_dump --schema-only, per
  * table sorted-row digests and database properties computed independently.
  */
+import { rmSync } from 'node:fs';
 import {
   MASTER, ODD_DATABASE, contentDigest, databaseProperties, databasesLike, loadDataset, masterTarget, masterUri, schemaDump, startCluster,
 } from './pg-test-env';
@@ -56,6 +57,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([source?.destroy(), target?.destroy()]);
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 
 beforeEach(async () => {
