@@ -74,6 +74,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
 
   jestOptions: {
     extraCliOptions: ['--ci'],
+    // A per-file coverage table is too wide to read in a CI log; the summary and lcov stay.
+    coverageText: false,
     jestConfig: {
       testMatch: ['<rootDir>/test/**/*.test.ts'],
       testPathIgnorePatterns: ['/node_modules/', '\\.snapshot/', '/test/\\.tmp/'],
@@ -81,6 +83,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
       // Tests that start PostgreSQL clusters take seconds each; nothing here is a timing assertion.
       testTimeout: 300_000,
       maxWorkers: 2,
+      coverageReporters: ['text-summary', 'lcov', 'json'],
     },
   },
 
