@@ -251,7 +251,7 @@ export class PgDataPath implements DataPath {
         await log.step(`${db}: drop it on the original (strategy replace)`, async () => {
           unavailableSince = Date.now();
           state.dropped = true;
-          await withClient(target, target.maintenanceDatabase, (c) => c.query(`DROP DATABASE ${ident(plan.database)} WITH (FORCE)`));
+          await withClient(target, adminDatabase(target, plan.database), (c) => c.query(`DROP DATABASE ${ident(plan.database)} WITH (FORCE)`));
         });
         log.warn(`${db} was dropped on the original; until this copy finishes it is restorable from the pre-recovery safety snapshot.`);
       }
@@ -478,7 +478,7 @@ export class PgDataPath implements DataPath {
    * the live database refused connections.
    */
   private async swap(target: PgTarget, plan: DatabasePlan): Promise<{ unavailableMs: number; keptAs?: string }> {
-    return withClient(target, target.maintenanceDatabase, async (client) => {
+    return withClient(target, adminDatabase(target, plan.database), async (client) => {
       const live = ident(plan.database);
       const restored = ident(plan.restoredAs);
       if (!plan.existsOnTarget) {
@@ -638,4 +638,14 @@ function runPool(limit: number, tasks: ReadonlyArray<() => Promise<unknown>>): P
 
 function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/**
+ * The database to connect to for renaming or dropping `busy`: the maintenance
+ * database, unless that is `busy` itself (recovering `postgres`), since
+ * PostgreSQL cannot close, rename or drop the database a session is in.
+ */
+export function adminDatabase(target: PgTarget, busy: string): string {
+  if (target.maintenanceDatabase !== busy) return target.maintenanceDatabase;
+  return busy === 'template1' ? 'postgres' : 'template1';
 }

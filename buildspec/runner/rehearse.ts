@@ -133,8 +133,7 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
       [START_ENV.RESTORE_TIME]: atT.restoreTime.toISOString(),
       [START_ENV.CONFIRM]: SOURCE_ID,
       [START_ENV.STRATEGY]: options.strategy,
-      // The dataset's databases; `postgres` is the rehearsal's own scaffolding (the tests cover recovering it).
-      [START_ENV.DATABASES]: [...atT.fingerprints.keys()].filter((d) => d !== 'postgres').join(','),
+      // No DATABASES: the default, every database that existed at T, as on AWS.
       [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '10',
       [BUILD_ENV.BUILD_ID]: `rehearsal:${randomUUID()}`,
     };
@@ -161,7 +160,6 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
       const found: string[] = [];
       const now = new Set(await listAllDatabases(src));
       for (const [db, expected] of atT.fingerprints) {
-        if (db === 'postgres') continue;
         if (!now.has(db)) {
           found.push(`${db}: missing after the recovery`);
           continue;
