@@ -84,6 +84,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
       testTimeout: 300_000,
       maxWorkers: 2,
       coverageReporters: ['text-summary', 'lcov', 'json'],
+      // Coverage of our sources, not of the bundles in assets/ or of the tests themselves.
+      coveragePathIgnorePatterns: ['/node_modules/', '/assets/', '/test/'],
     },
   },
 
