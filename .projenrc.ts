@@ -61,7 +61,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
 
   tsconfigDevFile: 'tsconfig.dev.json',
   tsconfigDev: {
-    include: ['src/**/*.ts', 'lambda/**/*.ts', 'buildspec/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts'],
+    include: ['src/**/*.ts', 'lambda/**/*.ts', 'buildspec/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', '.projenrc.ts'],
     exclude: ['test/**/*.snapshot/**', 'test/.tmp/**'],
     compilerOptions: {},
   },

@@ -156,6 +156,7 @@ export class LocalCluster {
     return cluster;
   }
 
+  readonly host = '127.0.0.1';
   private running = false;
 
   private constructor(
@@ -165,8 +166,6 @@ export class LocalCluster {
     /** WAL archive directory when archiving is on. */
     readonly archiveDir: string | undefined,
   ) {}
-
-  readonly host = '127.0.0.1';
 
   /** libpq URI for `user` (default: the local superuser) and `database`. */
   uri(database = 'postgres', user = 'postgres'): string {

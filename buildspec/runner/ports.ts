@@ -3,8 +3,8 @@
  * these interfaces only, so the same runbook runs against AWS, against local
  * PostgreSQL clusters (the rehearsal), and in tests.
  */
-import type { RestoreWindow, Strategy } from '../../src/contract';
 import type { StepLog } from './log';
+import type { RestoreWindow, Strategy } from '../../src/contract';
 
 // ---------------------------------------------------------------- control plane
 
