@@ -172,3 +172,23 @@ describe('copy CLI', () => {
     expect(await databasesLike(target, '%')).toEqual(before);
   });
 });
+
+describe.each(['swap', 'replace'] as const)('%s of the maintenance database itself ("postgres", in the default list on RDS)', (strategy) => {
+  beforeEach(async () => {
+    // As on RDS, the master user owns "postgres"; a table there differs between the copy and the original.
+    for (const cluster of [source, target]) {
+      await cluster.sql(`ALTER DATABASE postgres OWNER TO ${MASTER.username}`);
+      await cluster.sql(`DROP TABLE IF EXISTS public.admin_notes; CREATE TABLE public.admin_notes (note text); ALTER TABLE public.admin_notes OWNER TO ${MASTER.username}`);
+    }
+    await source.sql("INSERT INTO public.admin_notes VALUES ('at T')");
+    await target.sql("INSERT INTO public.admin_notes VALUES ('after T')");
+  });
+
+  test('comes back as at T, and the original is reachable afterwards', async () => {
+    const [result] = await new PgDataPath().copy(masterTarget(source), masterTarget(target), options(strategy, { databases: ['postgres'] }));
+
+    expect(result).toMatchObject({ database: 'postgres', verified: true });
+    expect(await target.sql('SELECT note FROM public.admin_notes')).toBe('at T');
+    expect(await databasesLike(target, '%pitr%')).toEqual(strategy === 'swap' ? [keptName('postgres', `2026010100${String(stampCounter).padStart(4, '0')}`)] : []);
+  });
+});

@@ -21,6 +21,7 @@ import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'pg';
 import { formatDuration } from './log';
+import type { StepLog } from './log';
 import { exactPattern, ident, keptName, literal, qualified, restoredName } from './pg-names';
 import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './pg-process';
 import type { CopyOptions, DataPath, DatabaseCopyResult, PgTarget } from './ports';
@@ -258,7 +259,7 @@ export class PgDataPath implements DataPath {
 
       await log.step(`${db}: create ${JSON.stringify(into)} on the original (owner and privileges but CONNECT)`, async () => {
         processes.throwIfAborted();
-        await withClient(target, target.maintenanceDatabase, async (c) => {
+        await withClient(target, adminDatabase(target, plan.database), async (c) => {
           await c.query(createDatabaseSql(into, plan.sourceProperties));
           state.created = true;
         });
@@ -305,7 +306,7 @@ export class PgDataPath implements DataPath {
       if (replace) {
         unavailableMs = unavailableSince === undefined ? 0 : Date.now() - unavailableSince;
       } else {
-        ({ unavailableMs, keptAs } = await log.step(`${db}: swap in (block connections, end sessions, rename)`, () => this.swap(target, plan)));
+        ({ unavailableMs, keptAs } = await log.step(`${db}: swap in (block connections, end sessions, rename)`, () => this.swap(target, plan, log)));
       }
       state.created = false;
       if (keptAs) {
@@ -459,7 +460,7 @@ export class PgDataPath implements DataPath {
       for (const { role, config } of p.settings) for (const entry of config) statements.push(settingStatement(into, role, entry));
       statements.push(`COMMENT ON DATABASE ${name} IS ${p.comment === null ? 'NULL' : literal(p.comment)}`);
     }
-    await withClient(target, target.maintenanceDatabase, async (client) => {
+    await withClient(target, adminDatabase(target, plan.database), async (client) => {
       for (const sql of statements) {
         await client.query(sql).catch((err: Error) => {
           throw new Error(`applying the database properties failed at \`${sql}\`: ${err.message}`);
@@ -477,7 +478,7 @@ export class PgDataPath implements DataPath {
    * sessions, and rename both databases in one transaction. Returns how long
    * the live database refused connections.
    */
-  private async swap(target: PgTarget, plan: DatabasePlan): Promise<{ unavailableMs: number; keptAs?: string }> {
+  private async swap(target: PgTarget, plan: DatabasePlan, log: StepLog): Promise<{ unavailableMs: number; keptAs?: string }> {
     return withClient(target, adminDatabase(target, plan.database), async (client) => {
       const live = ident(plan.database);
       const restored = ident(plan.restoredAs);
@@ -504,13 +505,24 @@ export class PgDataPath implements DataPath {
           }
         }
       } catch (err) {
-        await client.query(`ALTER DATABASE ${live} ALLOW_CONNECTIONS true`).catch(() => undefined);
-        throw new Error(`the swap could not end the sessions on ${JSON.stringify(plan.database)} within ${TERMINATE_TIMEOUT_MS / 1000} s `
-          + `(sessions of superusers or other roles the user cannot signal?): ${(err as Error).message}. ${JSON.stringify(plan.database)} accepts connections again.`);
+        const reopen = `ALTER DATABASE ${live} ALLOW_CONNECTIONS true`;
+        // The session may be the thing that failed: reopen on a fresh one if need be, and only claim what worked.
+        const reopenOnFreshSession = (): Promise<boolean> => withClient(target, adminDatabase(target, plan.database), (c) => c.query(reopen))
+          .then(() => true, () => false);
+        const reopened = await client.query(reopen).then(() => true, reopenOnFreshSession);
+        const what = (err as { code?: string }).code === '55006'
+          ? `could not end the sessions on ${JSON.stringify(plan.database)} within ${TERMINATE_TIMEOUT_MS / 1000} s (sessions of superusers or other roles the user cannot signal?)`
+          : 'failed before the renames';
+        throw new Error(`the swap ${what}: ${(err as Error).message}. Nothing was renamed. `
+          + (reopened ? `${JSON.stringify(plan.database)} accepts connections again.` : `${JSON.stringify(plan.database)} MAY STILL REFUSE CONNECTIONS: run ${reopen};`));
       }
       const unavailableMs = Date.now() - started;
+      // The swap is committed: from here on nothing may throw, or the caller would report the original as unchanged.
       // The kept database stays open so the post-restore-time writes can be read and reconciled.
-      await client.query(`ALTER DATABASE ${ident(plan.keptAs)} ALLOW_CONNECTIONS true`);
+      const reopenKept = `ALTER DATABASE ${ident(plan.keptAs)} ALLOW_CONNECTIONS true`;
+      await client.query(reopenKept).catch((err: Error) => {
+        log.warn(`${JSON.stringify(plan.keptAs)} (the pre-recovery data) still refuses connections (${err.message}); to read it, run ${reopenKept};`);
+      });
       return { unavailableMs, keptAs: plan.keptAs };
     });
   }
@@ -520,7 +532,7 @@ export class PgDataPath implements DataPath {
     let dropped = '';
     if (state.created) {
       try {
-        await withClient(target, target.maintenanceDatabase, (c) => c.query(`DROP DATABASE IF EXISTS ${ident(into)} WITH (FORCE)`));
+        await withClient(target, adminDatabase(target, plan.database), (c) => c.query(`DROP DATABASE IF EXISTS ${ident(into)} WITH (FORCE)`));
         dropped = `The partly restored database ${JSON.stringify(into)} was dropped. `;
       } catch (err) {
         dropped = `The partly restored database ${JSON.stringify(into)} could not be dropped (${(err as Error).message}); drop it by hand: DROP DATABASE ${ident(into)} WITH (FORCE); `;

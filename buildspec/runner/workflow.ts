@@ -13,7 +13,11 @@ import type { DataPath, DatabaseCopyResult, DbEndpoint, InstanceState, PgTarget,
 import { LATEST, START_ENV, TAGS } from '../../src/contract';
 
 /** Instance statuses from which RDS does not recover on its own: waiting longer is pointless. */
-export const TERMINAL_INSTANCE_STATUSES = ['failed', 'incompatible-restore', 'incompatible-parameters', 'incompatible-network', 'storage-full', 'deleting'] as const;
+export const TERMINAL_INSTANCE_STATUSES = [
+  'failed', 'incompatible-restore', 'incompatible-parameters', 'incompatible-network', 'storage-full', 'deleting',
+  // A restore that cannot reach its KMS key or option group never becomes available either.
+  'inaccessible-encryption-credentials', 'inaccessible-encryption-credentials-recoverable', 'incompatible-option-group',
+] as const;
 const TERMINAL_SNAPSHOT_STATUSES = ['failed', 'error', 'deleting', 'incompatible-restore'];
 
 /** Time, made injectable so tests do not wait for real minutes. */
