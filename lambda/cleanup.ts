@@ -9,7 +9,9 @@
  * cannot delete the temporary instance of a recovery that is still running.
  */
 import { BatchGetBuildsCommand, Build } from '@aws-sdk/client-codebuild';
-import { DBInstance, DeleteDBInstanceCommand, ListTagsForResourceCommand, Tag, paginateDescribeDBInstances } from '@aws-sdk/client-rds';
+import {
+  DBInstance, DeleteDBInstanceCommand, DescribeDBInstancesCommand, ListTagsForResourceCommand, Tag, paginateDescribeDBInstances,
+} from '@aws-sdk/client-rds';
 import { TriggerDeps } from './trigger-deps';
 import {
   BUILD_STATE_CHANGE,
@@ -41,7 +43,26 @@ export interface CleanupSummary {
 export interface CleanupOptions {
   /** DescribeDBInstances page size (20-100). @default 100 */
   readonly pageSize?: number;
+  /**
+   * Until when (ms since the epoch, on the `now` clock) a delete that RDS
+   * refuses because the instance is in a transitional state (creating,
+   * modifying, backing-up...) is tried again. The handler sets it from the
+   * Lambda's remaining time. @default no retries: refused deletes fail at once
+   */
+  readonly retryDeadline?: number;
+  /** Wait between attempts on refused deletes. @default 30 s */
+  readonly retryIntervalMs?: number;
+  /** @default Date.now */
+  readonly now?: () => number;
+  /** @default a timer */
+  readonly sleep?: (ms: number) => Promise<void>;
 }
+
+/** Transitional states last minutes, not seconds: asking more often only adds log lines. */
+export const DEFAULT_RETRY_INTERVAL_MS = 30_000;
+
+/** The RDS error for a delete refused because of the instance's current state. */
+const INVALID_STATE = 'InvalidDBInstanceStateFault';
 
 /** True for anything shaped like an EventBridge event, as opposed to a recovery request. */
 export function isEventBridgeEvent(event: unknown): event is BuildStateChangeEvent {
@@ -71,7 +92,7 @@ export async function cleanupAfterDeadBuild(
   const tagValues = new Set([build.id!, ...(build.arn ? [build.arn] : [])]);
   const leftovers = await findTemporaryInstances(deps, tagValues, options.pageSize ?? 100);
   deps.log(`Build ${build.id} ended ${build.buildStatus} (confirmed by CodeBuild); temporary instances tagged with it: ${leftovers.map((i) => i.DBInstanceIdentifier).join(', ') || 'none'}.`);
-  return deleteAll(leftovers, build.id!, deps);
+  return deleteAll(leftovers, build.id!, deps, options);
 }
 
 /** CodeBuild's word on the build: a complete, dead build of this project, or why not. */
@@ -151,33 +172,112 @@ async function tagsOf(instance: DBInstance, deps: TriggerDeps): Promise<Tag[]> {
   return answer.TagList ?? [];
 }
 
-async function deleteAll(instances: DBInstance[], buildId: string, deps: TriggerDeps): Promise<CleanupSummary> {
+/** Outcome of one DeleteDBInstance attempt. */
+type Attempt =
+  | { readonly kind: 'requested' }
+  | { readonly kind: 'gone' }
+  | { readonly kind: 'refused'; readonly error: Error }
+  | { readonly kind: 'failed'; readonly error: Error };
+
+async function attemptDelete(id: string, deps: TriggerDeps): Promise<Attempt> {
+  try {
+    // No final snapshot and no retained backups: the instance is a throwaway copy of the source.
+    await deps.rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id, SkipFinalSnapshot: true, DeleteAutomatedBackups: true }));
+    return { kind: 'requested' };
+  } catch (err) {
+    const error = err as Error;
+    if (error.name === 'DBInstanceNotFoundFault') return { kind: 'gone' };
+    return error.name === INVALID_STATE ? { kind: 'refused', error } : { kind: 'failed', error };
+  }
+}
+
+/** The instance's status now; undefined once RDS no longer knows it. */
+async function currentStatus(id: string, deps: TriggerDeps): Promise<string | undefined> {
+  try {
+    const answer = await deps.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }));
+    return answer.DBInstances?.[0]?.DBInstanceStatus ?? 'unknown';
+  } catch (err) {
+    if ((err as Error).name === 'DBInstanceNotFoundFault') return undefined;
+    return `unknown (DescribeDBInstances failed: ${(err as Error).name})`;
+  }
+}
+
+/**
+ * Every instance is tried once first, so one stuck instance cannot keep the
+ * others from being deleted. Deletes refused because of a transitional state
+ * are then retried every interval until the deadline, since the event's own
+ * retries (two, within minutes) can all land inside a state lasting longer.
+ */
+async function deleteAll(instances: DBInstance[], buildId: string, deps: TriggerDeps, options: CleanupOptions): Promise<CleanupSummary> {
+  const now = options.now ?? Date.now;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const interval = options.retryIntervalMs ?? DEFAULT_RETRY_INTERVAL_MS;
+  const deadline = options.retryDeadline ?? now();
   const deleted: string[] = [];
   const failures: string[] = [];
+  const settle = (id: string, attempt: Attempt): void => {
+    if (attempt.kind === 'requested') {
+      deleted.push(id);
+      deps.log(`Deleting ${id} (tagged ${TAGS.BUILD_ID}=${buildId}); not waiting for it to finish.`);
+    } else if (attempt.kind === 'gone') {
+      deps.log(`${id} is already gone.`);
+    } else if (attempt.kind === 'failed') {
+      failures.push(`${id} (${attempt.error.name}: ${attempt.error.message})`);
+    }
+  };
+
+  let refused = new Map<string, Error>();
   for (const instance of instances) {
     const id = instance.DBInstanceIdentifier!;
     if (instance.DBInstanceStatus === 'deleting') {
       deps.log(`${id} is already being deleted.`);
       continue;
     }
-    try {
-      // No final snapshot and no retained backups: the instance is a throwaway copy of the source.
-      await deps.rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id, SkipFinalSnapshot: true, DeleteAutomatedBackups: true }));
-      deleted.push(id);
-      deps.log(`Deleting ${id} (tagged ${TAGS.BUILD_ID}=${buildId}); not waiting for it to finish.`);
-    } catch (err) {
-      if ((err as Error).name === 'DBInstanceNotFoundFault') {
+    const attempt = await attemptDelete(id, deps);
+    if (attempt.kind === 'refused') refused.set(id, attempt.error);
+    else settle(id, attempt);
+  }
+
+  let round = 0;
+  while (refused.size > 0) {
+    // Another attempt only if it can happen before the deadline.
+    const outOfTime = now() + interval > deadline;
+    const waiting = new Map<string, string>();
+    for (const [id, error] of refused) {
+      const status = await currentStatus(id, deps);
+      if (status === undefined) {
         deps.log(`${id} is already gone.`);
+      } else if (status === 'deleting') {
+        deps.log(`${id} is already being deleted.`);
       } else {
-        failures.push(`${id} (${(err as Error).name}: ${(err as Error).message})`);
+        waiting.set(id, status);
+        if (outOfTime) {
+          failures.push(`${id} (${error.name}: ${error.message}; status ${status}, still refused after ${round + 1} attempt(s))`);
+        }
       }
     }
+    if (outOfTime || waiting.size === 0) break;
+    round += 1;
+    for (const [id, status] of waiting) {
+      deps.log(`${id} is ${status}; RDS refused to delete it (${refused.get(id)!.name}). Retry ${round} in ${interval / 1000} s `
+        + `(retrying until ${new Date(deadline).toISOString()}).`);
+    }
+    await sleep(interval);
+    const next = new Map<string, Error>();
+    for (const id of waiting.keys()) {
+      const attempt = await attemptDelete(id, deps);
+      if (attempt.kind === 'refused') next.set(id, attempt.error);
+      else settle(id, attempt);
+    }
+    refused = next;
   }
+
   if (failures.length > 0) {
     // Throwing makes Lambda retry the event, which deletes what is still left.
     throw new Error(
       `Cleanup after build ${buildId}: could not delete ${failures.join('; ')}. `
-      + `Deletion requested for: ${deleted.join(', ') || 'none'}. Delete the remaining instances by hand if the retry fails too.`,
+      + `Deletion requested for: ${deleted.join(', ') || 'none'}. The event will be retried; if that fails too, delete the remaining instances by hand `
+      + '(aws rds delete-db-instance --db-instance-identifier <id> --skip-final-snapshot --delete-automated-backups).',
     );
   }
   return { deleted };

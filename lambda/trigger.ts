@@ -14,9 +14,21 @@ import { startRecovery } from './start-recovery';
 import { TriggerDeps, readTriggerConfig } from './trigger-deps';
 import type { RecoveryStarted } from '../src/contract';
 
-export async function handler(event: unknown): Promise<RecoveryStarted | CleanupSummary> {
+/** Time kept back from the function's timeout to finish the last attempt and report what is left. */
+export const CLEANUP_MARGIN_MS = 30_000;
+
+/** The part of the Lambda context this function reads. */
+export interface TimeBudget {
+  getRemainingTimeInMillis(): number;
+}
+
+export async function handler(event: unknown, context?: TimeBudget): Promise<RecoveryStarted | CleanupSummary> {
   const deps = depsFromEnvironment();
-  if (isEventBridgeEvent(event)) return cleanupAfterDeadBuild(event, deps);
+  if (isEventBridgeEvent(event)) {
+    // Without a Lambda context (a local call) there is no known time budget: refused deletes are not retried.
+    const retryDeadline = context ? Date.now() + context.getRemainingTimeInMillis() - CLEANUP_MARGIN_MS : undefined;
+    return cleanupAfterDeadBuild(event, deps, { retryDeadline });
+  }
   return startRecovery(event, deps);
 }
 

@@ -226,7 +226,10 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
       handler: 'index.handler',
       role: triggerRole,
       logGroup: triggerLogs,
-      timeout: Duration.minutes(1),
+      // The maximum: a cleanup retries deletes refused while a temporary instance is in a
+      // transitional state (creating, modifying, backing-up...) for as long as it may run.
+      // Starting a recovery takes seconds either way.
+      timeout: Duration.minutes(15),
       memorySize: 256,
       environment: {
         [TRIGGER_ENV.PROJECT_NAME]: project.projectName,

@@ -11,7 +11,7 @@ import {
   ListTagsForResourceCommand,
   RDSClient,
 } from '@aws-sdk/client-rds';
-import { mockClient } from 'aws-sdk-client-mock';
+import { AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
 import {
   PROJECT, REGION, SOURCE, batchGetBuildsFrom, buildArn, codeBuildRecord, config, createPostgres, instanceStates, recordingLog,
@@ -259,20 +259,120 @@ test('falls back to ListTagsForResource when DescribeDBInstances returns no TagL
   expect((await instanceStates(rds))[OTHER_BUILD_TEMP]).toBe('available');
 });
 
-test('a failed delete is reported and the other instances are still deleted', async () => {
-  const spy = mockClient(rds);
-  spy.send.callThrough();
-  spy.on(DeleteDBInstanceCommand, { DBInstanceIdentifier: DEAD_TEMP_1 }).rejects(
-    Object.assign(new Error('Instance is currently creating'), { name: 'InvalidDBInstanceStateFault' }),
-  );
-  try {
-    await expect(cleanupAfterDeadBuild(deadBuild(), deps())).rejects.toThrow(
-      `Cleanup after build ${DEAD_BUILD}: could not delete ${DEAD_TEMP_1} (InvalidDBInstanceStateFault: Instance is currently creating). Deletion requested for: ${DEAD_TEMP_2}.`,
-    );
-  } finally {
-    spy.restore();
+describe('deletes RDS refuses', () => {
+  const refusal = (): Error => Object.assign(new Error('Instance is currently modifying'), { name: 'InvalidDBInstanceStateFault' });
+  let spy: AwsClientStub<RDSClient>;
+
+  /** A clock that only moves when the cleanup sleeps, so waiting costs no test time. */
+  function fakeClock(deadlineMs: number) {
+    let t = 1_000_000;
+    const sleep = jest.fn(async (ms: number) => { t += ms; });
+    return { now: () => t, sleep, retryDeadline: t + deadlineMs };
   }
-  const states = await instanceStates(rds);
-  expect(states[DEAD_TEMP_1]).toBe('available');
-  expect(states[DEAD_TEMP_2]).toBeUndefined();
+
+  /** DeleteDBInstance of `id` fails as RDS does for an instance in a transitional state `times` times, then reaches moto. */
+  function refuseDeletesOf(id: string, times: number): void {
+    const plain = new RDSClient(motoClientConfig(moto.endpoint));
+    let refused = 0;
+    spy.on(DeleteDBInstanceCommand, { DBInstanceIdentifier: id }).callsFake(async (input) => {
+      if (refused < times) {
+        refused += 1;
+        throw refusal();
+      }
+      return plain.send(new DeleteDBInstanceCommand(input));
+    });
+  }
+
+  function deleteCallsFor(id: string): number {
+    return spy.commandCalls(DeleteDBInstanceCommand).filter((c) => c.args[0].input.DBInstanceIdentifier === id).length;
+  }
+
+  beforeEach(() => {
+    spy = mockClient(rds);
+    spy.send.callThrough();
+  });
+
+  afterEach(() => spy.restore());
+
+  test('a delete refused for a transitional state is retried every 30 s until RDS accepts it', async () => {
+    refuseDeletesOf(DEAD_TEMP_1, 2);
+    const clock = fakeClock(5 * 60_000);
+    const log = recordingLog();
+    const summary = await cleanupAfterDeadBuild(deadBuild(), deps({ log: log.log }), clock);
+
+    expect([...summary.deleted].sort()).toEqual([DEAD_TEMP_1, DEAD_TEMP_2]);
+    expect(clock.sleep.mock.calls).toEqual([[30_000], [30_000]]);
+    expect(deleteCallsFor(DEAD_TEMP_1)).toBe(3);
+    expect(deleteCallsFor(DEAD_TEMP_2)).toBe(1);
+    const retries = log.lines.filter((l) => l.includes('RDS refused to delete it'));
+    expect(retries).toEqual([
+      expect.stringMatching(new RegExp(`^${DEAD_TEMP_1} is available; RDS refused to delete it \\(InvalidDBInstanceStateFault\\). Retry 1 in 30 s`)),
+      expect.stringMatching(new RegExp(`^${DEAD_TEMP_1} is available; RDS refused to delete it \\(InvalidDBInstanceStateFault\\). Retry 2 in 30 s`)),
+    ]);
+    const states = await instanceStates(rds);
+    expect(states[DEAD_TEMP_1]).toBeUndefined();
+    expect(states[DEAD_TEMP_2]).toBeUndefined();
+  });
+
+  test('refused until the deadline: throws naming the instance, and the other instances are still deleted', async () => {
+    refuseDeletesOf(DEAD_TEMP_1, Number.POSITIVE_INFINITY);
+    // Attempts at 0, 30, 60 and 90 s; one at 120 s would be past the deadline.
+    const clock = fakeClock(95_000);
+    const log = recordingLog();
+    const failure = cleanupAfterDeadBuild(deadBuild(), deps({ log: log.log }), clock);
+
+    await expect(failure).rejects.toThrow(
+      `Cleanup after build ${DEAD_BUILD}: could not delete ${DEAD_TEMP_1} (InvalidDBInstanceStateFault: Instance is currently modifying; `
+      + `status available, still refused after 4 attempt(s)). Deletion requested for: ${DEAD_TEMP_2}. The event will be retried; `
+      + 'if that fails too, delete the remaining instances by hand (aws rds delete-db-instance --db-instance-identifier <id> --skip-final-snapshot --delete-automated-backups).',
+    );
+    expect(clock.sleep).toHaveBeenCalledTimes(3);
+    expect(deleteCallsFor(DEAD_TEMP_1)).toBe(4);
+    expect(log.lines.filter((l) => l.startsWith(`${DEAD_TEMP_1} is available; RDS refused`))).toHaveLength(3);
+    const states = await instanceStates(rds);
+    expect(states[DEAD_TEMP_1]).toBe('available');
+    expect(states[DEAD_TEMP_2]).toBeUndefined();
+    for (const id of SURVIVORS) expect(states[id]).toBe('available');
+  });
+
+  test('without a retry deadline (no Lambda time budget known) a refused delete fails at once', async () => {
+    refuseDeletesOf(DEAD_TEMP_1, 1);
+    const sleep = jest.fn(async () => undefined);
+    await expect(cleanupAfterDeadBuild(deadBuild(), deps(), { sleep })).rejects.toThrow(
+      `could not delete ${DEAD_TEMP_1} (InvalidDBInstanceStateFault: Instance is currently modifying; status available, still refused after 1 attempt(s)). `
+      + `Deletion requested for: ${DEAD_TEMP_2}.`,
+    );
+    expect(sleep).not.toHaveBeenCalled();
+  });
+
+  test('an instance that started deleting meanwhile is not a failure', async () => {
+    refuseDeletesOf(DEAD_TEMP_1, Number.POSITIVE_INFINITY);
+    const plain = new RDSClient(motoClientConfig(moto.endpoint));
+    spy.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: DEAD_TEMP_1 }).callsFake(async (input) => {
+      const real = await plain.send(new DescribeDBInstancesCommand(input));
+      return { ...real, DBInstances: real.DBInstances?.map((i) => ({ ...i, DBInstanceStatus: 'deleting' })) };
+    });
+    const clock = fakeClock(5 * 60_000);
+    const log = recordingLog();
+    const summary = await cleanupAfterDeadBuild(deadBuild(), deps({ log: log.log }), clock);
+    expect(summary.deleted).toEqual([DEAD_TEMP_2]);
+    expect(clock.sleep).not.toHaveBeenCalled();
+    expect(log.lines).toContain(`${DEAD_TEMP_1} is already being deleted.`);
+  });
+
+  test('other errors are not retried: reported, and the other instances are still deleted', async () => {
+    spy.on(DeleteDBInstanceCommand, { DBInstanceIdentifier: DEAD_TEMP_1 }).rejects(
+      Object.assign(new Error('User is not authorized to perform rds:DeleteDBInstance'), { name: 'AccessDenied' }),
+    );
+    const clock = fakeClock(5 * 60_000);
+    await expect(cleanupAfterDeadBuild(deadBuild(), deps(), clock)).rejects.toThrow(
+      `Cleanup after build ${DEAD_BUILD}: could not delete ${DEAD_TEMP_1} (AccessDenied: User is not authorized to perform rds:DeleteDBInstance). `
+      + `Deletion requested for: ${DEAD_TEMP_2}. The event will be retried`,
+    );
+    expect(clock.sleep).not.toHaveBeenCalled();
+    expect(deleteCallsFor(DEAD_TEMP_1)).toBe(1);
+    const states = await instanceStates(rds);
+    expect(states[DEAD_TEMP_1]).toBe('available');
+    expect(states[DEAD_TEMP_2]).toBeUndefined();
+  });
 });

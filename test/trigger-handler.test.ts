@@ -123,6 +123,12 @@ describe('lambda/trigger.ts handler', () => {
 
   describeHandler(async () => handler);
 
+  test('a dead build event reads the Lambda context for its time budget', async () => {
+    const getRemainingTimeInMillis = jest.fn(() => 14 * 60_000);
+    await expect(handler(deadBuildEvent, { getRemainingTimeInMillis })).resolves.toEqual({ deleted: [DEAD_TEMP] });
+    expect(getRemainingTimeInMillis).toHaveBeenCalledTimes(1);
+  });
+
   test('latest starts the build through the environment-configured clients', async () => {
     await expect(handler({ restoreTime: 'latest', confirm: SOURCE, databases: ['app'] })).resolves.toEqual({
       buildId: BUILD_ID,
