@@ -6,6 +6,7 @@
 import { Build, EnvironmentVariable, StartBuildCommand } from '@aws-sdk/client-codebuild';
 import {
   DBInstance,
+  DBInstanceAutomatedBackup,
   DescribeDBInstancesCommand,
   paginateDescribeDBInstanceAutomatedBackups,
 } from '@aws-sdk/client-rds';
@@ -18,6 +19,7 @@ import {
   START_ENV,
   TRIGGER_ENV,
   assertInsideRestoreWindow,
+  earliestRestorableTime,
 } from '../src/contract';
 
 export async function startRecovery(input: unknown, deps: TriggerDeps): Promise<RecoveryStarted> {
@@ -92,15 +94,10 @@ function assertRecoverable(source: DBInstance, config: { sourceInstanceId: strin
  */
 async function restoreWindowOf(source: DBInstance, deps: TriggerDeps): Promise<RestoreWindow> {
   const id = deps.config.sourceInstanceId;
-  let earliest: Date | undefined;
+  const backups: DBInstanceAutomatedBackup[] = [];
   const pages = paginateDescribeDBInstanceAutomatedBackups({ client: deps.rds }, { DBInstanceIdentifier: id });
-  for await (const page of pages) {
-    for (const backup of page.DBInstanceAutomatedBackups ?? []) {
-      const sameInstance = !backup.DbiResourceId || !source.DbiResourceId || backup.DbiResourceId === source.DbiResourceId;
-      const time = backup.RestoreWindow?.EarliestTime;
-      if (backup.Status === 'active' && sameInstance && time && (!earliest || time < earliest)) earliest = time;
-    }
-  }
+  for await (const page of pages) backups.push(...page.DBInstanceAutomatedBackups ?? []);
+  const earliest = earliestRestorableTime(backups, source.DbiResourceId);
   if (!earliest) {
     throw new Error(
       `Source instance "${id}" has no automated backup with a restore window yet (RDS reports RestoreWindow.EarliestTime `

@@ -223,3 +223,27 @@ export function codeBuildIdOf(idOrArn: string): string {
   const at = idOrArn.indexOf(marker);
   return idOrArn.startsWith('arn:') && at >= 0 ? idOrArn.slice(at + marker.length) : idOrArn;
 }
+
+/** The fields of an RDS automated backup (DescribeDBInstanceAutomatedBackups) the window check reads. */
+export interface AutomatedBackupWindow {
+  readonly Status?: string;
+  readonly DbiResourceId?: string;
+  readonly RestoreWindow?: { readonly EarliestTime?: Date };
+}
+
+/**
+ * The earliest restorable time: the oldest EarliestTime among the instance's
+ * own active automated backups. Backups retained from an earlier, deleted
+ * instance of the same name have another resource id and are skipped: they
+ * cannot be restored through this instance. One rule for the trigger Lambda
+ * and the runner, so they never disagree about the window.
+ */
+export function earliestRestorableTime(backups: readonly AutomatedBackupWindow[], dbiResourceId: string | undefined): Date | undefined {
+  let earliest: Date | undefined;
+  for (const backup of backups) {
+    const sameInstance = !backup.DbiResourceId || !dbiResourceId || backup.DbiResourceId === dbiResourceId;
+    const time = backup.RestoreWindow?.EarliestTime;
+    if (backup.Status === 'active' && sameInstance && time && (!earliest || time < earliest)) earliest = time;
+  }
+  return earliest;
+}

@@ -7,12 +7,13 @@
 import {
   CreateDBSnapshotCommand,
   DBInstance,
+  DBInstanceAutomatedBackup,
   DeleteDBInstanceCommand,
-  DescribeDBInstanceAutomatedBackupsCommand,
   DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
   ListTagsForResourceCommand,
   ModifyDBInstanceCommand,
+  paginateDescribeDBInstanceAutomatedBackups,
   paginateDescribeDBInstances,
   RDSClient,
   RestoreDBInstanceToPointInTimeCommand,
@@ -20,7 +21,7 @@ import {
   Tag,
 } from '@aws-sdk/client-rds';
 import type { DbEndpoint, InstanceState, RdsControl, SourceInstance, TemporaryInstanceSpec } from './ports';
-import { LATEST, PROJECT_ENV, RestoreWindow, START_ENV } from '../../src/contract';
+import { LATEST, PROJECT_ENV, RestoreWindow, START_ENV, earliestRestorableTime } from '../../src/contract';
 
 /** Where the adapter reports what it decided on its own (e.g. an instance already gone). `StepLog` fits. */
 export interface AdapterLog {
@@ -93,16 +94,16 @@ export class AwsRdsControl implements RdsControl {
         + `the first automated backup may still be running. Try again later or use ${START_ENV.RESTORE_TIME}=${LATEST} once it exists. Nothing was created.`,
       );
     }
-    const out = await this.call(
-      () => this.client.send(new DescribeDBInstanceAutomatedBackupsCommand({ DBInstanceIdentifier: id })),
+    const backups = await this.call(
+      async () => {
+        const all: DBInstanceAutomatedBackup[] = [];
+        const pages = paginateDescribeDBInstanceAutomatedBackups({ client: this.client }, { DBInstanceIdentifier: id });
+        for await (const page of pages) all.push(...page.DBInstanceAutomatedBackups ?? []);
+        return all;
+      },
       { what: `reading the automated backups of "${id}"`, outcome: NOTHING_CREATED },
     );
-    const backups = out.DBInstanceAutomatedBackups ?? [];
-    // A deleted instance with the same name can leave "retained" backups behind; the live one shares its resource id.
-    const backup = backups.find((b) => b.DbiResourceId !== undefined && b.DbiResourceId === db.DbiResourceId)
-      ?? backups.find((b) => b.Status === 'active')
-      ?? backups[0];
-    const earliest = backup?.RestoreWindow?.EarliestTime;
+    const earliest = earliestRestorableTime(backups, db.DbiResourceId);
     if (!earliest) {
       throw new Error(
         `${PROJECT_ENV.SOURCE_INSTANCE_ID}: RDS reports no automated backup with a restore window for "${id}"; `
