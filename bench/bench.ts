@@ -14,7 +14,7 @@ import { killLiveChildren } from './measure';
 import { parseBenchOptions, UsageError, type BenchOptions } from './options';
 import { runDumpOnly, runPathA, runPathB, runRestoreOnly, type Endpoints, type PathRun } from './paths';
 import { correct, markdownTable, summarize, verdictLine, type CheckedPathRun, type Checks, type RunRecord } from './report';
-import { LocalCluster, makeWorkDir, pgBin, quoteIdent } from '../buildspec/runner/local-postgres';
+import { LocalCluster, makeWorkDir, pgBin, quoteIdent } from '../buildspec/runner/local/cluster';
 
 const REPO = resolve(__dirname, '..');
 const RUNNER_JS = join(REPO, 'assets', 'runner', 'runner.js');

@@ -7,7 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { LocalCluster, pgBin, quoteIdent, quoteLiteral } from '../buildspec/runner/local-postgres';
+import { LocalCluster, pgBin, quoteIdent, quoteLiteral } from '../buildspec/runner/local/cluster';
 
 const execFileAsync = promisify(execFile);
 

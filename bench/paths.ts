@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BENCH_DB, PROBE_TABLE } from './dataset';
 import { runMeasured, WriteProbe, type ProbeResult, type ProcessRun } from './measure';
-import { LocalCluster, pgBin, quoteIdent } from '../buildspec/runner/local-postgres';
+import { LocalCluster, pgBin, quoteIdent } from '../buildspec/runner/local/cluster';
 
 export interface PathRun {
   readonly wallMs: number;

@@ -30,7 +30,7 @@ import {
 } from '@aws-sdk/client-rds';
 import { AwsStub, mockClient } from 'aws-sdk-client-mock';
 import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
-import { AdapterLog, AwsRdsControl, InstanceNotFoundError } from '../buildspec/runner/aws-rds-control';
+import { AdapterLog, AwsRdsControl, InstanceNotFoundError } from '../buildspec/runner/aws/rds-control';
 import type { SourceInstance, TemporaryInstanceSpec } from '../buildspec/runner/ports';
 import { CREATED_BY_VALUE, PROJECT_ENV, START_ENV, TAGS, safetySnapshotId, temporaryInstanceId } from '../src/contract';
 

@@ -5,7 +5,7 @@
  */
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
-import { readDatabaseCredentials } from '../buildspec/runner/aws-secret';
+import { readDatabaseCredentials } from '../buildspec/runner/aws/secret';
 import { PROJECT_ENV } from '../src/contract';
 
 const SAVED_ENV = { ...process.env };

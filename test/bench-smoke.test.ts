@@ -7,7 +7,7 @@ import { runMeasured, WriteProbe } from '../bench/measure';
 import { NAMED_SCALES, parseBenchOptions, UsageError } from '../bench/options';
 import { runnerStepDurations, runnerUnavailableMs } from '../bench/paths';
 import { spread, verdictLine, type Summary } from '../bench/report';
-import { LocalCluster } from '../buildspec/runner/local-postgres';
+import { LocalCluster } from '../buildspec/runner/local/cluster';
 
 describe('bench flags', () => {
   test('defaults: the ~1 GB dataset, 3 runs, -j = cores', () => {

@@ -6,10 +6,10 @@
  */
 import { rmSync } from 'node:fs';
 import { MASTER, ODD_DATABASE, contentDigest, databaseExists, databasesLike, loadDataset, masterTarget, startCluster } from './pg-test-env';
-import { makeWorkDir, type LocalCluster } from '../buildspec/runner/local-postgres';
+import { makeWorkDir, type LocalCluster } from '../buildspec/runner/local/cluster';
 import { StepLog } from '../buildspec/runner/log';
-import { PgDataPath, type PgDataPathSettings } from '../buildspec/runner/pg-data-path';
 import type { CopyOptions } from '../buildspec/runner/ports';
+import { PgDataPath, type PgDataPathSettings } from '../buildspec/runner/postgres/data-path';
 
 const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 let source: LocalCluster;

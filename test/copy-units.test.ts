@@ -1,7 +1,7 @@
 /** Pure parts of the data path: derived names, list settings, connection strings. No PostgreSQL needed. */
 import { parseConnection, parseCopyArguments, redactConnection } from '../buildspec/runner/copy-cli';
-import { MAX_IDENTIFIER_BYTES, derivedName, exactPattern, ident, keptName, restoredName, truncateUtf8 } from '../buildspec/runner/pg-names';
-import { settingStatement, splitGucList } from '../buildspec/runner/verify';
+import { MAX_IDENTIFIER_BYTES, derivedName, exactPattern, ident, keptName, restoredName, truncateUtf8 } from '../buildspec/runner/postgres/names';
+import { settingStatement, splitGucList } from '../buildspec/runner/postgres/verify';
 
 const STAMP = '20261124093000';
 

@@ -10,11 +10,11 @@ import {
   MASTER, ODD_DATABASE, contentDigest, databaseProperties, databasesLike, loadDataset, masterTarget, masterUri, schemaDump, startCluster,
 } from './pg-test-env';
 import { runCopyCli } from '../buildspec/runner/copy-cli';
-import { makeWorkDir, type LocalCluster } from '../buildspec/runner/local-postgres';
+import { makeWorkDir, type LocalCluster } from '../buildspec/runner/local/cluster';
 import { StepLog } from '../buildspec/runner/log';
-import { PgDataPath } from '../buildspec/runner/pg-data-path';
-import { keptName } from '../buildspec/runner/pg-names';
 import type { CopyOptions } from '../buildspec/runner/ports';
+import { PgDataPath } from '../buildspec/runner/postgres/data-path';
+import { keptName } from '../buildspec/runner/postgres/names';
 
 const DAMAGED_TEMPLATE = 'damaged template';
 let source: LocalCluster;

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { LocalCluster, pgBin, quoteIdent, quoteLiteral } from '../buildspec/runner/local-postgres';
+import { LocalCluster, pgBin, quoteIdent, quoteLiteral } from '../buildspec/runner/local/cluster';
 import type { PgTarget } from '../buildspec/runner/ports';
 
 const execFileAsync = promisify(execFile);

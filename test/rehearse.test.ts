@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
-import { fingerprintDatabase, type SqlRunner } from '../buildspec/runner/fingerprint';
-import { pgBin } from '../buildspec/runner/local-postgres';
-import { REHEARSAL_DATABASE } from '../buildspec/runner/rehearse';
+import { pgBin } from '../buildspec/runner/local/cluster';
+import { fingerprintDatabase, type SqlRunner } from '../buildspec/runner/local/fingerprint';
+import { REHEARSAL_DATABASE } from '../buildspec/runner/local/rehearse';
 import { BUILD_ENV, PROJECT_ENV, START_ENV } from '../src/contract';
 
 const execFileAsync = promisify(execFile);

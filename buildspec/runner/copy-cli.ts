@@ -15,8 +15,8 @@
  */
 import { availableParallelism, tmpdir } from 'node:os';
 import { StepLog, formatDuration } from './log';
-import { PgDataPath } from './pg-data-path';
 import type { DataPath, PgTarget } from './ports';
+import { PgDataPath } from './postgres/data-path';
 import { DEFAULT_STRATEGY, STRATEGIES, parseStrategy, stampOf, validateDatabaseName, type Strategy } from '../../src/contract';
 
 export const COPY_USAGE = `usage: runner.js copy --source <URI|conninfo> --target <URI|conninfo> --database <name> [--database <name> ...]

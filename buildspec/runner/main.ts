@@ -11,13 +11,13 @@
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { AwsRdsControl } from './aws-rds-control';
-import { readDatabaseCredentials } from './aws-secret';
+import { AwsRdsControl } from './aws/rds-control';
+import { readDatabaseCredentials } from './aws/secret';
 import { runCopyCli } from './copy-cli';
+import { REHEARSE_EXIT, parseRehearseArgs, rehearse } from './local/rehearse';
 import { StepLog } from './log';
-import { PgDataPath } from './pg-data-path';
 import { readStartRequest } from './plan';
-import { REHEARSE_EXIT, parseRehearseArgs, rehearse } from './rehearse';
+import { PgDataPath } from './postgres/data-path';
 import { runRecovery } from './workflow';
 import { PROJECT_ENV } from '../../src/contract';
 

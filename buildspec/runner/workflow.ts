@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatDuration, type StepLog } from './log';
-import { keptName } from './pg-names';
 import { planRecovery, type RecoveryPlan, type StartRequest } from './plan';
 import type { DataPath, DatabaseCopyResult, DbEndpoint, InstanceState, PgTarget, RdsControl } from './ports';
+import { keptName } from './postgres/names';
 import { LATEST, START_ENV, TAGS } from '../../src/contract';
 
 /** Instance statuses from which RDS does not recover on its own: waiting longer is pointless. */

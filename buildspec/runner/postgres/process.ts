@@ -7,8 +7,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Client, type ClientConfig } from 'pg';
-import { pgBin } from './local-postgres';
-import type { PgTarget } from './ports';
+import { pgBin } from '../local/cluster';
+import type { PgTarget } from '../ports';
 
 /**
  * Database-level settings of the copied database (ALTER DATABASE ... SET

@@ -16,9 +16,9 @@
  * `faults` injects failures for tests; the AWS adapter has nothing like it.
  */
 import { Client } from 'pg';
-import { LocalCluster, quoteIdent, quoteLiteral, sleep } from './local-postgres';
-import type { InstanceState, RdsControl, SourceInstance, TemporaryInstanceSpec } from './ports';
-import { LATEST, type RestoreWindow } from '../../src/contract';
+import { LocalCluster, quoteIdent, quoteLiteral, sleep } from './cluster';
+import { LATEST, type RestoreWindow } from '../../../src/contract';
+import type { InstanceState, RdsControl, SourceInstance, TemporaryInstanceSpec } from '../ports';
 
 export interface LocalFaults {
   /** `restoreToPointInTime` rejects with this message and creates nothing (like InvalidRestoreFault). */

@@ -20,16 +20,16 @@
 import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'pg';
-import { formatDuration } from './log';
-import type { StepLog } from './log';
-import { exactPattern, ident, keptName, literal, qualified, restoredName } from './pg-names';
-import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './pg-process';
-import type { CopyOptions, DataPath, DatabaseCopyResult, PgTarget } from './ports';
+import { formatDuration } from '../log';
+import type { StepLog } from '../log';
+import { exactPattern, ident, keptName, literal, qualified, restoredName } from './names';
+import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './process';
+import type { CopyOptions, DataPath, DatabaseCopyResult, PgTarget } from '../ports';
 import {
   DEFAULT_CHECKSUM_MAX_BYTES, compareFingerprints, compareProperties, fingerprint, listTables,
   readDatabaseProperties, settingStatement, type DatabaseProperties, type Fingerprint,
 } from './verify';
-import { EXCLUDED_DATABASES } from '../../src/contract';
+import { EXCLUDED_DATABASES } from '../../../src/contract';
 
 /** Tables at least this large are streamed source -> target instead of going through the dump directory. */
 export const DEFAULT_STREAM_MIN_BYTES = 16 * 1024 * 1024;

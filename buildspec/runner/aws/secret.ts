@@ -5,7 +5,7 @@
  * the bytes it choked on.
  */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { PROJECT_ENV } from '../../src/contract';
+import { PROJECT_ENV } from '../../../src/contract';
 
 export interface DatabaseCredentials {
   readonly username: string;

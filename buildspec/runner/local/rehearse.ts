@@ -14,15 +14,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir, availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
+import { LocalCluster, pgBin, pgBinDir, quoteIdent, quoteLiteral, sleep } from './cluster';
 import { compareFingerprints, fingerprintDatabase, listAllDatabases } from './fingerprint';
-import { LocalCluster, pgBin, pgBinDir, quoteIdent, quoteLiteral, sleep } from './local-postgres';
-import { LocalRdsControl } from './local-rds-control';
-import { StepLog } from './log';
-import { PgDataPath } from './pg-data-path';
-import { readStartRequest } from './plan';
+import { LocalRdsControl } from './rds-control';
 import { SAMPLE_DAMAGE_SQL, SAMPLE_SEED_SQL } from './rehearse-sample';
-import { runRecovery, type Polling } from './workflow';
-import { BUILD_ENV, PROJECT_ENV, START_ENV, STRATEGIES, parseStrategy, type Strategy } from '../../src/contract';
+import { BUILD_ENV, PROJECT_ENV, START_ENV, STRATEGIES, parseStrategy, type Strategy } from '../../../src/contract';
+import { StepLog } from '../log';
+import { readStartRequest } from '../plan';
+import { PgDataPath } from '../postgres/data-path';
+import { runRecovery, type Polling } from '../workflow';
 
 /** Exit codes of `rehearse`. */
 export const REHEARSE_EXIT = {
@@ -50,8 +50,9 @@ const SOURCE_ID = 'rehearsal-db';
 const MASTER_USER = 'pitr_master';
 /** The database the seed and damage scripts run in (they may create and \connect to others). */
 export const REHEARSAL_DATABASE = 'orders';
-/** Two levels up from both buildspec/runner/*.ts and assets/runner/runner.js. */
-const REPO_ROOT = resolve(__dirname, '..', '..');
+/** The repository: three levels up from buildspec/runner/local/*.ts, two from assets/runner/runner.js. */
+const REPO_ROOT = [resolve(__dirname, '..', '..', '..'), resolve(__dirname, '..', '..')]
+  .find((dir) => existsSync(join(dir, 'test', 'fixtures'))) ?? resolve(__dirname, '..', '..');
 const RICH_SEED = join(REPO_ROOT, 'test', 'fixtures', 'rich-dataset.sql');
 const RICH_DAMAGE = join(REPO_ROOT, 'test', 'fixtures', 'damage.sql');
 const LOCAL_POLLING: Polling = { initialMs: 100, maxMs: 1_000, progressEveryMs: 60_000, passwordTimeoutMs: 120_000 };

@@ -20,8 +20,8 @@ import {
   RestoreDBInstanceToPointInTimeCommandInput,
   Tag,
 } from '@aws-sdk/client-rds';
-import type { DbEndpoint, InstanceState, RdsControl, SourceInstance, TemporaryInstanceSpec } from './ports';
-import { LATEST, PROJECT_ENV, RestoreWindow, START_ENV, earliestRestorableTime } from '../../src/contract';
+import { LATEST, PROJECT_ENV, RestoreWindow, START_ENV, earliestRestorableTime } from '../../../src/contract';
+import type { DbEndpoint, InstanceState, RdsControl, SourceInstance, TemporaryInstanceSpec } from '../ports';
 
 /** Where the adapter reports what it decided on its own (e.g. an instance already gone). `StepLog` fits. */
 export interface AdapterLog {

@@ -12,7 +12,7 @@
  * and counts of schema objects by kind.
  */
 import type { Client } from 'pg';
-import { ident, literal, qualified } from './pg-names';
+import { ident, literal, qualified } from './names';
 
 /** Tables up to this size (heap + TOAST) get a content checksum; larger ones a row count. */
 export const DEFAULT_CHECKSUM_MAX_BYTES = 64 * 1024 * 1024;
