@@ -14,6 +14,7 @@ import { LocalRdsControl, type LocalRdsControlOptions } from '../buildspec/runne
 import { StepLog } from '../buildspec/runner/log';
 import { readStartRequest, type StartRequest } from '../buildspec/runner/plan';
 import type { Polling } from '../buildspec/runner/workflow';
+import { testCa } from './pg-test-env';
 import { BUILD_ENV, PROJECT_ENV, START_ENV } from '../src/contract';
 
 export const SOURCE_ID = 'test-db';
@@ -54,7 +55,8 @@ INSERT INTO shop.items (name) VALUES ('written after T');
 export class TestInstance {
   static async start(): Promise<TestInstance> {
     const password = randomBytes(12).toString('base64url');
-    const cluster = await LocalCluster.create({ archiveWal: true, master: { username: MASTER, password } });
+    // TLS from the test CA; temporary instances come up on another loopback host (LocalRdsControl's default).
+    const cluster = await LocalCluster.create({ archiveWal: true, tls: await testCa(), master: { username: MASTER, password } });
     return new TestInstance(cluster, password);
   }
 
