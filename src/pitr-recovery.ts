@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  Annotations, ArnFormat, CfnOutput, Duration, Stack, Token,
+  Annotations, ArnFormat, CfnOutput, CfnResource, Duration, Stack, Token,
   aws_cloudwatch as cloudwatch,
   aws_codebuild as codebuild,
   aws_ec2 as ec2,
@@ -286,6 +286,69 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     }
 
     if (props.outputs ?? true) this.addOutputs(instance.instanceIdentifier);
+    this.addNagSuppressions(triggerRole);
+  }
+
+  /**
+   * cdk-nag suppressions for this construct's own resources, as the
+   * `cdk_nag` metadata cdk-nag reads (no dependency on cdk-nag). Each names
+   * the finding it covers; anything a user adds to these resources is still
+   * reported.
+   */
+  private addNagSuppressions(triggerRole: iam.Role): void {
+    const policyOf = (scope: Construct | undefined) => scope?.node.tryFindChild('DefaultPolicy')?.node.defaultChild;
+    suppressNag(this.project.node.defaultChild, [{
+      id: 'AwsSolutions-CB4',
+      reason: 'The project produces no artifacts (NO_ARTIFACTS) and logs to CloudWatch Logs; pass `encryptionKey` to encrypt with a customer managed key.',
+    }]);
+    suppressNag(this.triggerFunction.node.defaultChild, [{
+      id: 'AwsSolutions-L1',
+      reason: 'Node.js 22, the newest runtime of the oldest supported aws-cdk-lib (2.176.0); the bundled handler targets node22.',
+    }]);
+    suppressNag(this.project.node.tryFindChild('PolicyDocument')?.node.defaultChild, [{
+      id: 'AwsSolutions-IAM5',
+      reason: 'aws-cdk-lib adds CodeBuild\'s documented VPC permissions for a project in a VPC: the EC2 Describe calls support no resource-level permissions.',
+      applies_to: ['Resource::*'],
+    }]);
+    const rds = (resource: string) => ({ regex: `/^Resource::arn:<AWS::Partition>:rds:${NAG_REGION_ACCOUNT}:${resource}$/` });
+    const listing = 'rds:DescribeDBInstances without an identifier (finding temporary instances by tag) is authorized on db:*; read-only.';
+    const autoBackup = 'rds:DescribeDBInstanceAutomatedBackups is authorized on the automated backup ARN (ab-...), unknown before deploy; read-only.';
+    const temporary = 'Temporary instances (<source>-pitr-<stamp>) are named at run time; every write on them also requires the cdk-rds-pitr:source tag of this source.';
+    suppressNag(policyOf(this.project.role as Construct | undefined), [
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: 'aws-cdk-lib\'s read grant on the runner asset (one object in the bootstrap bucket) for the build\'s S3 source.',
+        applies_to: ['Action::s3:GetObject*', 'Action::s3:GetBucket*', 'Action::s3:List*'],
+      },
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: 'aws-cdk-lib\'s CreateNetworkInterfacePermission for a VPC project, conditioned on the project\'s subnets and on codebuild.amazonaws.com.',
+        applies_to: [{ regex: `/^Resource::arn:<AWS::Partition>:ec2:${NAG_REGION_ACCOUNT}:network-interface\\/\\*$/` }],
+      },
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: 'aws-cdk-lib\'s default grants for the project\'s own default log group and report groups (<project>-*).',
+        applies_to: [
+          { regex: `/^Resource::arn:<AWS::Partition>:logs:${NAG_REGION_ACCOUNT}:log-group:\\/aws\\/codebuild\\/<[A-Za-z0-9]+>:\\*$/` },
+          { regex: `/^Resource::arn:<AWS::Partition>:codebuild:${NAG_REGION_ACCOUNT}:report-group\\/<[A-Za-z0-9]+>-\\*$/` },
+        ],
+      },
+      { id: 'AwsSolutions-IAM5', reason: listing, applies_to: [rds('db:\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: autoBackup, applies_to: [rds('auto-backup:\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: temporary, applies_to: [rds('db:[^:]*-pitr-\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: 'The pre-recovery safety snapshots of this source (<source>-pre-pitr-<stamp>), named at run time.', applies_to: [rds('snapshot:[^:]+-pre-pitr-\\*')] },
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: 'Only rds:RestoreDBInstanceToPointInTime, which RDS authorizes on the existing subnet, option and parameter groups the restore reuses '
+          + '(read from the source at run time; the action cannot change them).',
+        applies_to: [rds('(subgrp|og|pg):\\*')],
+      },
+    ]);
+    suppressNag(policyOf(triggerRole), [
+      { id: 'AwsSolutions-IAM5', reason: listing, applies_to: [rds('db:\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: autoBackup, applies_to: [rds('auto-backup:\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: temporary, applies_to: [rds('db:[^:]*-pitr-\\*')] },
+    ]);
   }
 
   private addOutputs(instanceId: string): void {
@@ -504,6 +567,22 @@ function startBuildStatement(project: codebuild.IProject, sid: string): iam.Poli
       'ForAllValues:StringEquals': { 'codebuild:environment.environmentVariables.name': Object.values(START_ENV) },
     },
   });
+}
+
+/** How cdk-nag renders the region and account of an ARN: literal (explicit env) or a pseudo parameter. */
+const NAG_REGION_ACCOUNT = '(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|[0-9]{12})';
+
+/** One cdk-nag suppression in the metadata format cdk-nag reads. */
+interface NagRule {
+  readonly id: string;
+  readonly reason: string;
+  readonly applies_to?: Array<string | { regex: string }>;
+}
+
+function suppressNag(resource: unknown, rules: NagRule[]): void {
+  if (!(resource instanceof CfnResource)) return;
+  const existing = (resource.getMetadata('cdk_nag') as { rules_to_suppress?: NagRule[] } | undefined)?.rules_to_suppress ?? [];
+  resource.addMetadata('cdk_nag', { rules_to_suppress: [...existing, ...rules] });
 }
 
 function checkEngine(instance: rds.IDatabaseInstance): void {
