@@ -1,3 +1,4 @@
+import { X509Certificate } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import {
@@ -594,17 +595,29 @@ describe('buildspec', () => {
     }
   });
 
-  test('installs the pinned client, checks its version, fetches the RDS CA bundle, then runs the runner', () => {
+  test('Node.js 22, the pinned client from the newest Amazon Linux 2023 repositories, its version checked, the shipped CA bundle, then the runner', () => {
     expect(code).toMatch(/^version: 0\.2$/m);
-    expect(code).toContain(`dnf install -y --allowerasing --setopt=install_weak_deps=False "postgresql\${${PROJECT_ENV.PG_CLIENT_VERSION}}"`);
+    expect(code).toMatch(/runtime-versions:\n\s+nodejs: 22\n/);
+    expect(code).toContain(`dnf install -y --releasever=latest --allowerasing --setopt=install_weak_deps=False "postgresql\${${PROJECT_ENV.PG_CLIENT_VERSION}}"`);
     expect(code).toMatch(/pg_dump --version/);
-    expect(code).toContain(`-o "\${${PROJECT_ENV.PG_CA_BUNDLE}}" https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem`);
+    // Nothing is downloaded but packages: a VPC with only endpoints can still verify RDS's certificates.
+    expect(code).not.toMatch(/curl|wget|https:\/\//);
+    expect(code).toContain(`cp rds-ca-bundle.pem "\${${PROJECT_ENV.PG_CA_BUNDLE}}"`);
     expect(code).toMatch(/build:\n\s+commands:\n\s+- node runner\.js recover\n?$/);
   });
 
-  test('the bundle ships this buildspec next to the runner', () => {
-    const bundled = path.join(__dirname, '..', 'assets', 'runner', 'buildspec.yml');
-    expect(fs.readFileSync(bundled, 'utf8')).toBe(source);
+  test('the bundle ships this buildspec and the current RDS root certificates next to the runner', () => {
+    const dir = path.join(__dirname, '..', 'assets', 'runner');
+    expect(fs.readFileSync(path.join(dir, 'buildspec.yml'), 'utf8')).toBe(source);
+    const pems = fs.readFileSync(path.join(dir, 'rds-ca-bundle.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+    const subjects = pems.map((pem) => new X509Certificate(pem).subject);
+    // rds-ca-rsa2048-g1, rds-ca-rsa4096-g1 and rds-ca-ecc384-g1 of the regions this test's stacks use.
+    for (const region of ['us-east-1', 'eu-west-1']) {
+      for (const kind of ['RSA2048', 'RSA4096', 'ECC384']) {
+        expect(subjects.some((s) => s.includes(`Amazon RDS ${region} Root CA ${kind} G1`))).toBe(true);
+      }
+    }
+    expect(pems.every((pem) => new Date(new X509Certificate(pem).validTo) > new Date())).toBe(true);
   });
 });
 
