@@ -310,7 +310,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
       reason: 'aws-cdk-lib adds CodeBuild\'s documented VPC permissions for a project in a VPC: the EC2 Describe calls support no resource-level permissions.',
       applies_to: ['Resource::*'],
     }]);
-    const rds = (resource: string) => ({ regex: `/^Resource::arn:<AWS::Partition>:rds:${NAG_REGION_ACCOUNT}:${resource}$/` });
+    const rdsArn = (resource: string) => ({ regex: `/^Resource::arn:<AWS::Partition>:rds:${NAG_REGION_ACCOUNT}:${resource}$/` });
     const listing = 'rds:DescribeDBInstances without an identifier (finding temporary instances by tag) is authorized on db:*; read-only.';
     const autoBackup = 'rds:DescribeDBInstanceAutomatedBackups is authorized on the automated backup ARN (ab-...), unknown before deploy; read-only.';
     const temporary = 'Temporary instances (<source>-pitr-<stamp>) are named at run time; every write on them also requires the cdk-rds-pitr:source tag of this source.';
@@ -333,21 +333,21 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
           { regex: `/^Resource::arn:<AWS::Partition>:codebuild:${NAG_REGION_ACCOUNT}:report-group\\/<[A-Za-z0-9]+>-\\*$/` },
         ],
       },
-      { id: 'AwsSolutions-IAM5', reason: listing, applies_to: [rds('db:\\*')] },
-      { id: 'AwsSolutions-IAM5', reason: autoBackup, applies_to: [rds('auto-backup:\\*')] },
-      { id: 'AwsSolutions-IAM5', reason: temporary, applies_to: [rds('db:[^:]*-pitr-\\*')] },
-      { id: 'AwsSolutions-IAM5', reason: 'The pre-recovery safety snapshots of this source (<source>-pre-pitr-<stamp>), named at run time.', applies_to: [rds('snapshot:[^:]+-pre-pitr-\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: listing, applies_to: [rdsArn('db:\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: autoBackup, applies_to: [rdsArn('auto-backup:\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: temporary, applies_to: [rdsArn('db:[^:]*-pitr-\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: 'The pre-recovery safety snapshots of this source (<source>-pre-pitr-<stamp>), named at run time.', applies_to: [rdsArn('snapshot:[^:]+-pre-pitr-\\*')] },
       {
         id: 'AwsSolutions-IAM5',
         reason: 'Only rds:RestoreDBInstanceToPointInTime, which RDS authorizes on the existing subnet, option and parameter groups the restore reuses '
           + '(read from the source at run time; the action cannot change them).',
-        applies_to: [rds('(subgrp|og|pg):\\*')],
+        applies_to: [rdsArn('(subgrp|og|pg):\\*')],
       },
     ]);
     suppressNag(policyOf(triggerRole), [
-      { id: 'AwsSolutions-IAM5', reason: listing, applies_to: [rds('db:\\*')] },
-      { id: 'AwsSolutions-IAM5', reason: autoBackup, applies_to: [rds('auto-backup:\\*')] },
-      { id: 'AwsSolutions-IAM5', reason: temporary, applies_to: [rds('db:[^:]*-pitr-\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: listing, applies_to: [rdsArn('db:\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: autoBackup, applies_to: [rdsArn('auto-backup:\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: temporary, applies_to: [rdsArn('db:[^:]*-pitr-\\*')] },
     ]);
   }
 

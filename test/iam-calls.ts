@@ -31,10 +31,10 @@ export interface CallWorld {
   readonly partition: string;
   readonly region: string;
   readonly account: string;
-  /** The tags an RDS instance carries when a call names it (for `rds:db-tag/*`). */
-  tagsOfInstance(id: string): Record<string, string>;
   /** The source instance's PostgreSQL major version, for the default option and parameter groups. */
   readonly engineMajor: string;
+  /** The tags an RDS instance carries when a call names it (for `rds:db-tag/*`). */
+  tagsOfInstance(id: string): Record<string, string>;
 }
 
 const SERVICE_OF_CLIENT: Record<string, string> = {

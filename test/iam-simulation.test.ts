@@ -115,8 +115,14 @@ async function capture(variant: Variant): Promise<Captured> {
   const setup: RecordedCall[] = [];
   const rdsSetup = recordCalls(new RDSClient(motoClientConfig(moto.endpoint)), setup);
   const createInstance = (id: string, tags: Record<string, string> = {}) => rdsSetup.send(new CreateDBInstanceCommand({
-    DBInstanceIdentifier: id, Engine: 'postgres', EngineVersion: `${ENGINE_MAJOR}.4`, DBInstanceClass: 'db.t4g.micro', AllocatedStorage: 20,
-    MasterUsername: MASTER, MasterUserPassword: 'password-at-the-restore-time', BackupRetentionPeriod: 7,
+    DBInstanceIdentifier: id,
+    Engine: 'postgres',
+    EngineVersion: `${ENGINE_MAJOR}.4`,
+    DBInstanceClass: 'db.t4g.micro',
+    AllocatedStorage: 20,
+    MasterUsername: MASTER,
+    MasterUserPassword: 'password-at-the-restore-time',
+    BackupRetentionPeriod: 7,
     Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
   }));
   await createInstance(variant.id, { team: 'orders' });
@@ -409,7 +415,9 @@ describe('grantStartRecovery', () => {
 
   test('StartBuild overriding a variable outside the start contract (NODE_OPTIONS runs code as the build role) is denied', async () => {
     const lines = await decisions([...s.operator, ...s.triggerRole], [{
-      action: 'codebuild:StartBuild', resourceType: 'project', resource: projectArn,
+      action: 'codebuild:StartBuild',
+      resourceType: 'project',
+      resource: projectArn,
       context: { 'codebuild:environment.environmentVariables.name': [START_ENV.RESTORE_TIME, 'NODE_OPTIONS'] },
     }], s.values);
     expect(lines.filter((l) => l.startsWith('Allowed'))).toEqual([]);
