@@ -32,7 +32,12 @@ afterAll(async () => {
 
 function deps(log: RecoveryDeps['log'], control: RdsControl = rds): RecoveryDeps {
   return {
-    rds: control, data: new PgDataPath(), log, credentials: { username: MASTER, password: instance.password }, tls: instance.cluster.sslOptions, polling: FAST_POLLING,
+    rds: control,
+    data: new PgDataPath(),
+    log,
+    credentials: { username: MASTER, password: instance.password },
+    tls: instance.cluster.sslOptions,
+    polling: FAST_POLLING,
   };
 }
 
