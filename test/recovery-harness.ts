@@ -8,13 +8,13 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { testCa } from './pg-test-env';
 import { LocalCluster, pgBinDir, quoteIdent, quoteLiteral, sleep } from '../buildspec/runner/local/cluster';
 import { compareFingerprints, fingerprintDatabase } from '../buildspec/runner/local/fingerprint';
 import { LocalRdsControl, type LocalRdsControlOptions } from '../buildspec/runner/local/rds-control';
 import { StepLog } from '../buildspec/runner/log';
 import { readStartRequest, type StartRequest } from '../buildspec/runner/plan';
 import type { Polling } from '../buildspec/runner/workflow';
-import { testCa } from './pg-test-env';
 import { BUILD_ENV, PROJECT_ENV, START_ENV } from '../src/contract';
 
 export const SOURCE_ID = 'test-db';

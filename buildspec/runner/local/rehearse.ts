@@ -106,17 +106,11 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
       if (v === undefined || v.startsWith('--')) throw new Error(`${arg}: a value is required. ${USAGE}`);
       return v;
     };
-    if (arg === '--seed') seedFile = resolve(next());
-    else if (arg === '--damage') damageFile = resolve(next());
-    else if (arg === '--keep') keep = true;
-    else if (arg === '--strategy') strategy = parseStrategy(next(), '--strategy');
-    else if (arg === '--sslmode') {
+    if (arg === '--seed') {seedFile = resolve(next());} else if (arg === '--damage') {damageFile = resolve(next());} else if (arg === '--keep') {keep = true;} else if (arg === '--strategy') {strategy = parseStrategy(next(), '--strategy');} else if (arg === '--sslmode') {
       const mode = next();
       if (!(SSL_MODES as readonly string[]).includes(mode)) throw new Error(`--sslmode: ${JSON.stringify(mode)} is not accepted; accepted: ${SSL_MODES.join(' | ')}. ${USAGE}`);
       sslMode = mode as RehearsalSslMode;
-    } else if (arg === '--one-host') oneHost = true;
-    else if (arg === '--help' || arg === '-h') help = true;
-    else throw new Error(`${JSON.stringify(arg)} is not an option of rehearse. ${USAGE}`);
+    } else if (arg === '--one-host') {oneHost = true;} else if (arg === '--help' || arg === '-h') {help = true;} else {throw new Error(`${JSON.stringify(arg)} is not an option of rehearse. ${USAGE}`);}
   }
   for (const [flag, file] of [['--seed', seedFile], ['--damage', damageFile]] as const) {
     if (file !== undefined && !existsSync(file)) throw new Error(`${flag}: ${JSON.stringify(file)} does not exist; accepted: a SQL file psql can run. Nothing was started.`);
