@@ -81,12 +81,17 @@ class ScriptedRds implements RdsControl {
   }
 }
 
-/** A data path whose login to the temporary instance fails until `acceptAfter` attempts; copy verifies everything. */
+/**
+ * A data path whose login to the temporary instance is refused (SQLSTATE 28P01, as PostgreSQL does) until
+ * `acceptAfter` attempts, or fails with `otherFailure` (no SQLSTATE: TLS, network); copy verifies everything.
+ */
 class ScriptedData implements DataPath {
   logins = 0;
-  constructor(private readonly acceptAfter = 0) {}
+  constructor(private readonly acceptAfter = 0, private readonly otherFailure?: string) {}
   async checkLogin(target: PgTarget) {
-    if (target.host === 'temp.example' && this.logins++ < this.acceptAfter) throw new Error(`password authentication failed for user "${target.user}"`);
+    if (target.host !== 'temp.example') return;
+    if (this.otherFailure) throw new Error(this.otherFailure);
+    if (this.logins++ < this.acceptAfter) throw Object.assign(new Error(`password authentication failed for user "${target.user}"`), { code: '28P01' });
   }
   async listDatabases() {
     return ['orders'];
@@ -153,6 +158,15 @@ test('a refused secret: the temporary instance (only) gets the current password,
   expect(output).not.toContain(PASSWORD);
   expect(output).toMatch(/RESULT: SUCCESS: 1 database\(s\) recovered and verified\./);
   expect(output).toMatch(/DROP DATABASE "orders__before_pitr_x";/);
+});
+
+test('a login that fails for another reason than the password (an untrusted certificate): no reset, the run stops naming it', async () => {
+  const rds = new ScriptedRds(['available']);
+  const { run, lines } = setup(rds, new ScriptedData(0, 'cannot connect to database "postgres" on temp.example:5432: self-signed certificate in certificate chain'));
+  await expect(run()).rejects.toThrow(/cannot log in to the temporary instance orders-db-pitr-\d{14} for a reason a password reset would not fix: .*self-signed certificate.*PG_CA_BUNDLE/);
+  expect(rds.actions.some((a) => a.startsWith('password '))).toBe(false);
+  expect(rds.actions.at(-1)).toMatch(/^delete orders-db-pitr-/);
+  expect(lines.join('\n')).toMatch(/RESULT: FAILED in step "Match credentials to the current secret"/);
 });
 
 test('a password reset that never takes effect fails on its deadline with the last refusal', async () => {

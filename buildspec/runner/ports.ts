@@ -103,9 +103,21 @@ export interface DatabaseCopyResult {
   readonly verified: boolean;
 }
 
+/**
+ * SQLSTATEs of a login the server refused for its credentials
+ * (invalid_password, invalid_authorization_specification), as opposed to a
+ * server that could not be reached or whose certificate was not trusted.
+ */
+export const LOGIN_REFUSED_CODES: readonly string[] = ['28P01', '28000'];
+
+/** True when `err` (from DataPath.checkLogin) says the server refused the credentials. */
+export function isLoginRefused(err: unknown): boolean {
+  return LOGIN_REFUSED_CODES.includes((err as { code?: string }).code ?? '');
+}
+
 /** The PostgreSQL data path. */
 export interface DataPath {
-  /** Throws if `target` does not accept the credentials. */
+  /** Throws if `target` does not accept the credentials; the error's `code` is the SQLSTATE when the server answered. */
   checkLogin(target: PgTarget): Promise<void>;
   /** Every database except templates and `rdsadmin`. */
   listDatabases(source: PgTarget): Promise<string[]>;

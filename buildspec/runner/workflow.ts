@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatDuration, type StepLog } from './log';
 import { planRecovery, type RecoveryPlan, type StartRequest } from './plan';
-import type { DataPath, DatabaseCopyResult, DbEndpoint, InstanceState, PgTarget, RdsControl } from './ports';
+import { isLoginRefused, type DataPath, type DatabaseCopyResult, type DbEndpoint, type InstanceState, type PgTarget, type RdsControl } from './ports';
 import { keptName } from './postgres/names';
 import { LATEST, START_ENV, TAGS } from '../../src/contract';
 
@@ -193,6 +193,11 @@ class RecoveryRun {
       log.info('the current secret is accepted by the temporary instance');
       return;
     } catch (err) {
+      // Only a refused password is fixed by resetting it; an unreachable or untrusted server (TLS, network) would only make the reset wait in vain.
+      if (!isLoginRefused(err)) {
+        throw new Error(`cannot log in to the temporary instance ${id} for a reason a password reset would not fix: ${(err as Error).message}. `
+          + 'Check the network path from the build to the instance and the CA bundle (PG_CA_BUNDLE). The original instance was not changed.');
+      }
       log.info(`the temporary instance refuses the current secret (${(err as Error).message}); setting its master password to the current secret`);
     }
     this.checkNotStopped();

@@ -140,7 +140,8 @@ export async function connect(target: PgTarget, database: string): Promise<Clien
       if (!(ssl && /does not support SSL/i.test((err as Error).message))) break;
     }
   }
-  throw new Error(`cannot connect to ${describe(target, database)}: ${(last as Error).message}${tlsHint(target, last)}`);
+  // The SQLSTATE (or Node's error code) goes along: callers tell a refused password (28P01) from an unreachable or untrusted server.
+  throw Object.assign(new Error(`cannot connect to ${describe(target, database)}: ${(last as Error).message}${tlsHint(target, last)}`), { code: (last as { code?: string }).code });
 }
 
 /** For a refused server certificate: which check failed and against which CA file, so a wrong bundle or host name is told apart. */
