@@ -43,12 +43,18 @@ export interface StandInFaults {
   onCopyUp?: (id: string, cluster: LocalCluster) => Promise<void>;
 }
 
+/** A cluster and the host its clients use (the instance's endpoint address). */
+export interface PlacedCluster {
+  readonly cluster: LocalCluster;
+  readonly host: string;
+}
+
 /** Where instances listen and how they serve TLS. */
 export interface StandInPlacement {
   /** Starts the source instance's cluster (WAL archiving, RDS-like master user). */
-  createSource(master: { readonly username: string; readonly password: string }): Promise<LocalCluster>;
+  createSource(master: { readonly username: string; readonly password: string }): Promise<PlacedCluster>;
   /** Brings up a point-in-time copy of `source`, listening on `port` when it is free. */
-  restoreCopy(source: LocalCluster, backupDir: string, target: Date, port: number | undefined): Promise<LocalCluster>;
+  restoreCopy(source: LocalCluster, backupDir: string, target: Date, port: number | undefined): Promise<PlacedCluster>;
 }
 
 export interface StandInOptions {
@@ -89,6 +95,8 @@ export interface StandInInstance {
   /** The port asked for at restore time (RDS keeps it). */
   readonly requestedPort?: number;
   cluster?: LocalCluster;
+  /** The endpoint address of `cluster`. */
+  host?: string;
   pendingMasterPassword: boolean;
   /** Only the source has one: its automated backup. */
   automatedBackup?: { readonly dir: string; readonly earliest: Date };
@@ -134,7 +142,7 @@ export class RdsStandInEngine {
   /** Creates an available source instance with automated backups; its restorable window starts now. */
   async createSourceInstance(spec: SourceInstanceSpec): Promise<StandInInstance> {
     if (this.instances.has(spec.id)) throw new RdsFault('DBInstanceAlreadyExists', 'DB instance already exists');
-    const cluster = await this.placement.createSource({ username: spec.masterUsername, password: spec.masterPassword });
+    const { cluster, host } = await this.placement.createSource({ username: spec.masterUsername, password: spec.masterPassword });
     try {
       const version = await cluster.sql('SHOW server_version');
       const backup = await takeAutomatedBackup(cluster, spec.masterUsername);
@@ -152,6 +160,7 @@ export class RdsStandInEngine {
         masterUserSecretArn: spec.masterUserSecretArn,
         tags: [...spec.tags ?? []],
         cluster,
+        host,
         pendingMasterPassword: false,
         automatedBackup: { dir: backup.dir, earliest: backup.time },
         deleteRequested: false,
@@ -306,7 +315,9 @@ export class RdsStandInEngine {
       const minimum = sleep(this.timing.creatingMs);
       let cluster: LocalCluster;
       try {
-        cluster = await this.placement.restoreCopy(sourceCluster, backupDir, target, request.port);
+        const placed = await this.placement.restoreCopy(sourceCluster, backupDir, target, request.port);
+        cluster = placed.cluster;
+        instance.host = placed.host;
       } catch (err) {
         this.warn(`restore of ${targetId} failed: ${(err as Error).message}`);
         // GUESS: a restore that cannot complete ends in `failed` (RDS also uses `incompatible-restore`).
@@ -458,7 +469,13 @@ export class RdsStandInEngine {
 /** Plain loopback clusters without TLS, every instance on 127.0.0.1. */
 export function loopbackPlacement(): StandInPlacement {
   return {
-    createSource: (master) => LocalCluster.create({ archiveWal: true, master }),
-    restoreCopy: (source, backupDir, target) => restorePointInTimeCopy(source, backupDir, target),
+    createSource: async (master) => {
+      const cluster = await LocalCluster.create({ archiveWal: true, master });
+      return { cluster, host: cluster.host };
+    },
+    restoreCopy: async (source, backupDir, target) => {
+      const cluster = await restorePointInTimeCopy(source, backupDir, target);
+      return { cluster, host: cluster.host };
+    },
   };
 }

@@ -230,7 +230,7 @@ export class RdsStandIn {
   private instanceXml(i: StandInInstance): Record<string, XmlValue> {
     const cluster = i.cluster;
     // GUESS: the endpoint is reported from the first status after `creating` (RDS publishes it once the host is up).
-    const endpoint = cluster && i.status !== 'creating' ? { Address: cluster.host, Port: cluster.port, HostedZoneId: 'Z2R2ITUGPM61AM' } : undefined;
+    const endpoint = cluster && i.host && i.status !== 'creating' ? { Address: i.host, Port: cluster.port, HostedZoneId: 'Z2R2ITUGPM61AM' } : undefined;
     return {
       DBInstanceIdentifier: i.id,
       DBInstanceClass: i.instanceClass,
