@@ -86,3 +86,42 @@ test('an explicit restore time with a rotated secret: verified recovery to T thr
   expect(result.log).toMatch(/Safety snapshot of the original \(kept\): pitr-lab-db-pre-pitr-\d{14}/);
   expect(result.log).toMatch(/temporary instance pitr-lab-db-pitr-\d{14}: deletion requested/);
 });
+
+test('latest: the temporary instance accepts the current secret, no reset; the original ends as it was when the restore ran', async () => {
+  const before = await fingerprint();
+  const modifiesBefore = world.standIn.actionsCalled('ModifyDBInstance').length;
+
+  const result = await world.runBuild({ [START_ENV.RESTORE_TIME]: 'latest', [START_ENV.CONFIRM]: SOURCE_ID, [START_ENV.DATABASES]: LAB_DATABASE });
+
+  expect(result.log).toContain('RESULT: SUCCESS: 1 database(s) recovered and verified.');
+  expect(result.status).toBe('SUCCEEDED');
+  expect(result.log).toContain('the current secret is accepted by the temporary instance');
+  expect(world.standIn.actionsCalled('ModifyDBInstance')).toHaveLength(modifiesBefore);
+  const restore = world.standIn.actionsCalled('RestoreDBInstanceToPointInTime').at(-1)!.params;
+  expect(restore).toMatchObject({ UseLatestRestorableTime: 'true' });
+  expect(restore.RestoreTime).toBeUndefined();
+  expect(result.log).toMatch(new RegExp(`Source: ${SOURCE_ID}; restore time: the latest restorable time; strategy: swap`));
+  expectSame(before, await fingerprint());
+  await world.standIn.engine.waitUntilGone(restore.TargetDBInstanceIdentifier);
+  expect(temporaryInstances()).toEqual([]);
+});
+
+test('replace: the database is dropped and restored to T, nothing kept, the safety snapshot is taken first', async () => {
+  const atT = await fingerprint();
+  const t = await markRestoreTime();
+  await world.sql('UPDATE shop.items SET name = \'replaced after T\' WHERE id % 3 = 0');
+
+  const result = await world.runBuild({
+    [START_ENV.RESTORE_TIME]: t.toISOString(), [START_ENV.CONFIRM]: SOURCE_ID, [START_ENV.STRATEGY]: 'replace', [START_ENV.DATABASES]: LAB_DATABASE,
+  });
+
+  expect(result.log).toContain('RESULT: SUCCESS: 1 database(s) recovered and verified.');
+  expect(result.status).toBe('SUCCEEDED');
+  expectSame(atT, await fingerprint());
+  expect(result.log).toMatch(/strategy: replace; temporary instance: pitr-lab-db-pitr-\d{14}/);
+  expect(result.log).not.toMatch(/pre-recovery data kept as/);
+  const snapshot = world.standIn.actionsCalled('CreateDBSnapshot').at(-1)!.params;
+  expect(world.standIn.engine.snapshot(snapshot.DBSnapshotIdentifier).status).toBe('available');
+  await world.standIn.engine.waitUntilGone(world.standIn.actionsCalled('RestoreDBInstanceToPointInTime').at(-1)!.params.TargetDBInstanceIdentifier);
+  expect(temporaryInstances()).toEqual([]);
+});
