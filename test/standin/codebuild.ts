@@ -116,7 +116,9 @@ cp ${JSON.stringify(join(work, 'test-ca.pem'))} "$out"
   });
   const output: string[] = [];
   const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
+  const closed: Array<Promise<void>> = [];
   const onData = (stream: NodeJS.ReadableStream): void => {
+    closed.push(new Promise((resolve) => stream.once('close', () => resolve())));
     let pending = '';
     stream.setEncoding('utf8');
     stream.on('data', (chunk: string) => {
@@ -143,7 +145,8 @@ cp ${JSON.stringify(join(work, 'test-ca.pem'))} "$out"
   const done = new Promise<BuildResult>((resolve) => {
     child.once('exit', (code, signal) => {
       // The shell may be gone while the runner still cleans up: wait for the whole group.
-      void waitForGroup(child).then(() => {
+      // Every process holding the output pipes has exited once they close.
+      void Promise.all([waitForGroup(child), ...closed]).then(() => {
         process.removeListener('exit', killOnExit);
         rmSync(work, { recursive: true, force: true });
         const log = output.join('\n');
