@@ -15,7 +15,8 @@ import { quoteIdent } from '../../buildspec/runner/local/cluster';
 import { setRolePassword } from '../../buildspec/runner/local/pitr-copy';
 import type { StandInInstance } from '../../buildspec/runner/local/rds-standin/engine';
 import { RdsStandIn } from '../../buildspec/runner/local/rds-standin/server';
-import { makeTestCa, tlsPlacement, type TestCa } from '../../buildspec/runner/local/rds-standin/tls';
+import { tlsPlacement } from '../../buildspec/runner/local/rds-standin/placement';
+import { TestCa } from '../../buildspec/runner/local/test-ca';
 import { BUILD_ENV, PROJECT_ENV } from '../../src/contract';
 import { LAB_DATABASE } from '../lab-stack';
 import { DUMMY_AWS_ENV, motoClientConfig, startMoto, type MotoServer } from '../moto';
@@ -57,7 +58,7 @@ export interface World {
 export async function startWorld(options: { readonly lab?: LabDeployment } = {}): Promise<World> {
   const lab = options.lab ?? synthesizeLab();
   const scratch = mkdtempSync(join(tmpdir(), 'pitr-e2e-'));
-  const ca = await makeTestCa();
+  const ca = await TestCa.create('cdk-rds-pitr stand-in test CA');
   const moto = await startMoto();
   let standIn: RdsStandIn | undefined;
   try {
@@ -127,7 +128,7 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
       async dispose() {
         await standInRef.stop();
         await moto.stop();
-        rmSync(ca.dir, { recursive: true, force: true });
+        ca.destroy();
         rmSync(scratch, { recursive: true, force: true });
       },
     };
@@ -135,7 +136,7 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
   } catch (err) {
     await standIn?.stop().catch(() => undefined);
     await moto.stop();
-    rmSync(ca.dir, { recursive: true, force: true });
+    ca.destroy();
     rmSync(scratch, { recursive: true, force: true });
     throw err;
   }
