@@ -50,7 +50,7 @@ export interface World {
   /** Runs a psql script (meta-commands allowed) as the local superuser on the source. */
   script(text: string, database?: string): Promise<void>;
   /** Starts the synthesized project's build with `overrides` (a start-build's environment-variables-override). */
-  startBuild(overrides: Readonly<Record<string, string>>, options?: { onLine?: (line: string) => void }): { build: RunningBuild; buildId: string };
+  startBuild(overrides: Readonly<Record<string, string>>, options?: { onLine?: (line: string) => void; caBundle?: string }): { build: RunningBuild; buildId: string };
   runBuild(overrides: Readonly<Record<string, string>>): Promise<BuildResult & { buildId: string }>;
   dispose(): Promise<void>;
 }
@@ -119,7 +119,7 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
           AWS_ENDPOINT_URL_RDS: standInRef.endpoint,
           AWS_ENDPOINT_URL_SECRETS_MANAGER: moto.endpoint,
         };
-        return { build: startBuild({ sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile: ca.caFile, onLine: buildOptions.onLine }), buildId };
+        return { build: startBuild({ sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile: buildOptions.caBundle ?? ca.caFile, onLine: buildOptions.onLine }), buildId };
       },
       async runBuild(overrides) {
         const { build, buildId } = world.startBuild(overrides);
