@@ -8,14 +8,14 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { LAB_DATABASE } from './lab-stack';
+import { DUMMY_AWS_ENV } from './moto';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import { startCodeBuildApi, type CodeBuildApi } from './standin/codebuild-api';
 import { matchesEventPattern, synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { ACCOUNT, PROJECT_NAME, SOURCE_ID, startWorld, type World } from './standin/world';
 import { fingerprintDatabase } from '../buildspec/runner/local/fingerprint';
 import { BUILD_STATE_CHANGE, START_ENV, TRIGGER_ENV, temporaryInstancePrefix } from '../src/contract';
-import { LAB_DATABASE } from './lab-stack';
-import { DUMMY_AWS_ENV } from './moto';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');
 /** Rows whose insert takes 20 ms each: the copy lasts long enough to be interrupted. */

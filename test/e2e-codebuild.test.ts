@@ -7,12 +7,12 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { LAB_DATABASE } from './lab-stack';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
-import { fingerprintDatabase } from '../buildspec/runner/local/fingerprint';
 import { synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { SOURCE_ID, startWorld, type World } from './standin/world';
+import { fingerprintDatabase } from '../buildspec/runner/local/fingerprint';
 import { START_ENV, TAGS, temporaryInstancePrefix } from '../src/contract';
-import { LAB_DATABASE } from './lab-stack';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');
 

@@ -44,13 +44,17 @@ export async function startCodeBuildApi(options: { readonly projectName: string;
         const input = JSON.parse(body || '{}');
         if (target === 'CodeBuild_20161006.BatchGetBuilds') {
           const ids: string[] = input.ids ?? [];
-          return reply(200, { builds: ids.flatMap((id) => (builds.has(id) ? [builds.get(id)] : [])), buildsNotFound: ids.filter((id) => !builds.has(id)) });
+          return reply(200, {
+            builds: ids.flatMap((id) => (builds.has(id) ? [builds.get(id)] : [])),
+            buildsNotFound: ids.filter((id) => !builds.has(id)),
+          });
         }
         if (target === 'CodeBuild_20161006.StartBuild' && options.start) {
           if (input.projectName !== options.projectName) {
             return reply(400, { __type: 'ResourceNotFoundException', message: `Project cannot be found: ${input.projectName}` });
           }
-          const overrides = Object.fromEntries((input.environmentVariablesOverride ?? []).map((v: { name: string; value: string }) => [v.name, v.value]));
+          const variables: Array<{ name: string; value: string }> = input.environmentVariablesOverride ?? [];
+          const overrides = Object.fromEntries(variables.map((v) => [v.name, v.value]));
           const build = options.start(input.projectName, overrides);
           builds.set(build.id, build);
           return reply(200, { build });

@@ -22,7 +22,7 @@ import { pgBinDir } from '../../buildspec/runner/local/cluster';
 interface Buildspec {
   readonly version: number | string;
   readonly env?: { readonly shell?: string };
-  readonly phases: Record<string, { readonly commands?: readonly string[]; readonly 'on-failure'?: string }>;
+  readonly phases: Record<string, { readonly 'commands'?: readonly string[]; readonly 'on-failure'?: string }>;
 }
 
 /** How each install command is handled here, matched by its text. Any install command not listed fails the build: a changed buildspec needs a look. */

@@ -14,8 +14,8 @@ import { synthesizeLab, type LabDeployment } from './lab-deployment';
 import { quoteIdent } from '../../buildspec/runner/local/cluster';
 import { setRolePassword } from '../../buildspec/runner/local/pitr-copy';
 import type { StandInInstance } from '../../buildspec/runner/local/rds-standin/engine';
-import { RdsStandIn } from '../../buildspec/runner/local/rds-standin/server';
 import { tlsPlacement } from '../../buildspec/runner/local/rds-standin/placement';
+import { RdsStandIn } from '../../buildspec/runner/local/rds-standin/server';
 import { TestCa } from '../../buildspec/runner/local/test-ca';
 import { BUILD_ENV, PROJECT_ENV } from '../../src/contract';
 import { LAB_DATABASE } from '../lab-stack';
@@ -50,7 +50,10 @@ export interface World {
   /** Runs a psql script (meta-commands allowed) as the local superuser on the source. */
   script(text: string, database?: string): Promise<void>;
   /** Starts the synthesized project's build with `overrides` (a start-build's environment-variables-override). */
-  startBuild(overrides: Readonly<Record<string, string>>, options?: { onLine?: (line: string) => void; caBundle?: string }): { build: RunningBuild; buildId: string };
+  startBuild(
+    overrides: Readonly<Record<string, string>>,
+    options?: { onLine?: (line: string) => void; caBundle?: string },
+  ): { build: RunningBuild; buildId: string };
   runBuild(overrides: Readonly<Record<string, string>>): Promise<BuildResult & { buildId: string }>;
   dispose(): Promise<void>;
 }
@@ -85,7 +88,14 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
     const standInRef = standIn;
 
     const world: World = {
-      lab, standIn, moto, ca, source, secretArn, physical, password,
+      lab,
+      standIn,
+      moto,
+      ca,
+      source,
+      secretArn,
+      physical,
+      password,
       async rotatePassword() {
         const next = randomBytes(15).toString('base64url');
         await setRolePassword(cluster, MASTER_USER, next);
@@ -119,7 +129,9 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
           AWS_ENDPOINT_URL_RDS: standInRef.endpoint,
           AWS_ENDPOINT_URL_SECRETS_MANAGER: moto.endpoint,
         };
-        return { build: startBuild({ sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile: buildOptions.caBundle ?? ca.caFile, onLine: buildOptions.onLine }), buildId };
+        const caFile = buildOptions.caBundle ?? ca.caFile;
+        const build = startBuild({ sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile, onLine: buildOptions.onLine });
+        return { build, buildId };
       },
       async runBuild(overrides) {
         const { build, buildId } = world.startBuild(overrides);

@@ -182,7 +182,9 @@ export class RdsStandIn {
   private async describeSnapshots(p: QueryParams): Promise<Record<string, XmlValue>> {
     const id = p.string('DBSnapshotIdentifier');
     const instanceId = p.string('DBInstanceIdentifier');
-    const all = id ? [this.engine.snapshot(id)] : this.engine.listSnapshots().filter((s) => instanceId === undefined || s.instanceId === instanceId.toLowerCase());
+    const all = id
+      ? [this.engine.snapshot(id)]
+      : this.engine.listSnapshots().filter((s) => instanceId === undefined || s.instanceId === instanceId.toLowerCase());
     const { page, marker } = paginate(all, p);
     return { DBSnapshots: list('DBSnapshot', page.map((s) => this.snapshotXml(s))), Marker: marker };
   }
