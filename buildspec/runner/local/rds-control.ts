@@ -158,7 +158,8 @@ export class LocalRdsControl implements RdsControl {
     this.instances.set(spec.id, instance);
     this.inBackground(async () => {
       try {
-        const cluster = await restorePointInTimeCopy(this.source, this.backupDir, spec.restoreTime, { host: this.options.temporaryHost ?? SECOND_HOST });
+        const host = this.options.temporaryHost ?? SECOND_HOST;
+        const cluster = await restorePointInTimeCopy(this.source, this.backupDir, spec.restoreTime, { host });
         instance.cluster = cluster;
         if (instance.deleted) return await this.destroy(instance);
         await this.faults.onTemporaryInstanceUp?.(spec.id, cluster);
