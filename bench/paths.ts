@@ -36,6 +36,8 @@ export interface PathRun {
   readonly cpu: CpuSeconds;
   /** Statements of 100 ms or more, from both servers' logs, started at this many ms after the path started. */
   readonly statements: ReadonlyArray<LoggedStatement & { readonly atMs: number }>;
+  /** B: what the runner's own verification covered, from its log. */
+  readonly runnerVerified?: RunnerVerified;
   /** The database on the target that holds the path's result. */
   readonly database: string;
   /** The main command's output (B: the runner's log; C: pgcopydb's), for the record. */
@@ -80,6 +82,7 @@ export async function runPathB(e: Endpoints, runnerJs: string, jobs: number, onL
       runs: [copy],
       phases: runnerStepDurations(copy.stdout),
       definedUnavailableMs: runnerUnavailableMs(copy.stdout),
+      runnerVerified: runnerVerified(copy.stdout),
       log: copy.stdout + copy.stderr,
     };
   });
@@ -168,6 +171,7 @@ interface Timed {
   readonly runs: readonly ProcessRun[];
   readonly phases: Record<string, number>;
   readonly definedUnavailableMs?: number;
+  readonly runnerVerified?: RunnerVerified;
   readonly log?: string;
 }
 
@@ -208,6 +212,7 @@ async function withProbe(e: Endpoints, database: string, body: () => Promise<Tim
     failures: result.runs.filter((r) => r.exitCode !== 0).map((r) => ({ command: r.command, exitCode: r.exitCode, stderrTail: tail(r.stderr) })),
     probe: probed,
     definedUnavailableMs: result.definedUnavailableMs,
+    runnerVerified: result.runnerVerified,
     phases: result.phases,
     cpu,
     statements,
@@ -238,6 +243,18 @@ export function runnerStepDurations(log: string): Record<string, number> {
 export function runnerUnavailableMs(log: string): number | undefined {
   const match = /unavailable[^\n]*?([0-9.]+ (?:ms|s)|[0-9]+ min [0-9]+ s)/i.exec(log);
   return match ? parseDuration(match[1]) : undefined;
+}
+
+export interface RunnerVerified {
+  readonly tables: number;
+  /** Tables whose content the runner checksummed; the others it only counted. */
+  readonly checksummed: number;
+}
+
+/** What the runner's verification covered (`equal — N tables (M with content checksums)`), if its log says. */
+export function runnerVerified(log: string): RunnerVerified | undefined {
+  const match = /equal — ([0-9]+) tables \(([0-9]+) with content checksums\)/.exec(log);
+  return match ? { tables: Number(match[1]), checksummed: Number(match[2]) } : undefined;
 }
 
 function parseDuration(text: string): number {

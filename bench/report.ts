@@ -195,12 +195,20 @@ export function markdownTable(summary: Summary, context: ReportContext): string 
     `- A phases (median): dump ${(a.phasesS.dump ?? 0).toFixed(2)} s, restore ${(a.phasesS.restore ?? 0).toFixed(2)} s`,
     `- D phases (median): ${Object.entries(d.phasesS).map(([name, secs]) => `${name} ${secs.toFixed(2)} s`).join(', ')}`,
     ...(c ? [`- C phases (median; pgcopydb's own summary, whole seconds above 10 s): ${Object.entries(c.phasesS).map(([name, secs]) => `${name.replace(/^pgcopydb: /, '')} ${secs.toFixed(2)} s`).join(', ')}`] : [`- ${C_SKIPPED}`]),
+    `- B's own verification (runner log): ${runnerCoverage(b.medianRun)}`,
     '',
     whereBTimeGoes(b),
     '',
     ...chains(context.largestTable, [['B', b], ['C', c], ['D', d]]),
   ];
   return lines.join('\n');
+}
+
+function runnerCoverage(run: PathRun): string {
+  const v = run.runnerVerified;
+  if (!v) return 'not reported';
+  const counted = v.tables - v.checksummed;
+  return `${v.tables} tables, ${v.checksummed} with content checksums${counted > 0 ? `; ${counted} only counted (above the runner's checksum size limit)` : ''}`;
 }
 
 /** B's runner steps with their share of B's median wall time (ANALYZE and verification run side by side). */

@@ -14,7 +14,7 @@ import {
 } from '../bench/dataset';
 import { childrenCpuMs, runMeasured, serverCpuMs, ServerLogTap, WriteProbe } from '../bench/measure';
 import { NAMED_SCALES, parseBenchOptions, UsageError } from '../bench/options';
-import { findPgcopydb, pgcopydbDurationMs, pgcopydbSteps, runnerStepDurations, runnerUnavailableMs, runPathC } from '../bench/paths';
+import { findPgcopydb, pgcopydbDurationMs, pgcopydbSteps, runnerStepDurations, runnerUnavailableMs, runnerVerified, runPathC } from '../bench/paths';
 import { spread, verdictLine, type PathSummary, type Summary } from '../bench/report';
 import { LocalCluster, makeWorkDir, pgBin, quoteIdent } from '../buildspec/runner/local/cluster';
 
@@ -88,6 +88,7 @@ describe('bench report', () => {
       '2026-01-01T00:00:09.000Z < "bench": copy data: done in 9.25 s',
       '2026-01-01T00:00:09.100Z < "bench": swap in (block connections, end sessions, rename): done in 231 ms',
       '2026-01-01T00:00:09.200Z < "bench": verify "bench__pitr_20260101000000": done in 2 min 5 s',
+      '2026-01-01T00:00:09.250Z   "bench": equal — 9 tables (8 with content checksums), 100 rows, 0 sequences, large objects 0, 11 object kinds',
       '2026-01-01T00:00:09.300Z   "bench": unavailable for 231 ms (swap); verified 9 tables, 100 rows',
     ].join('\n');
     expect(runnerStepDurations(log)).toEqual({
@@ -97,6 +98,8 @@ describe('bench report', () => {
     });
     expect(runnerUnavailableMs(log)).toBe(231);
     expect(runnerUnavailableMs('no such line')).toBeUndefined();
+    expect(runnerVerified(log)).toEqual({ tables: 9, checksummed: 8 });
+    expect(runnerVerified('no such line')).toBeUndefined();
   });
 });
 
