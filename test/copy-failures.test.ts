@@ -5,7 +5,7 @@
  * content digests taken before and after).
  */
 import { rmSync } from 'node:fs';
-import { MASTER, ODD_DATABASE, contentDigest, databaseExists, databasesLike, loadDataset, masterTarget, startCluster } from './pg-test-env';
+import { MASTER, ODD_DATABASE, contentDigest, databaseExists, databasesLike, loadDataset, masterTarget, startSourceAndTarget } from './pg-test-env';
 import { makeWorkDir, type LocalCluster } from '../buildspec/runner/local/cluster';
 import { StepLog } from '../buildspec/runner/log';
 import type { CopyOptions } from '../buildspec/runner/ports';
@@ -43,7 +43,7 @@ async function copyFails(database: string, settings: PgDataPathSettings = {}, ex
 }
 
 beforeAll(async () => {
-  [source, target] = await Promise.all([startCluster(), startCluster()]);
+  [source, target] = await startSourceAndTarget();
   workDir = await makeWorkDir('pitr-copy-fail-');
   // Source: the dataset (the point-in-time copy). Target: the dataset after the damage (the original).
   await Promise.all([loadDataset(source, ODD_DATABASE), loadDataset(target, ODD_DATABASE, { damage: true })]);

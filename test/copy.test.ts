@@ -7,7 +7,7 @@
  */
 import { rmSync } from 'node:fs';
 import {
-  MASTER, ODD_DATABASE, contentDigest, databaseProperties, databasesLike, loadDataset, masterTarget, masterUri, schemaDump, startCluster,
+  MASTER, ODD_DATABASE, contentDigest, databaseProperties, databasesLike, loadDataset, masterTarget, masterUri, schemaDump, startSourceAndTarget,
 } from './pg-test-env';
 import { runCopyCli } from '../buildspec/runner/copy-cli';
 import { makeWorkDir, type LocalCluster } from '../buildspec/runner/local/cluster';
@@ -45,7 +45,7 @@ async function expectEqualToSource(database: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  [source, target] = await Promise.all([startCluster(), startCluster()]);
+  [source, target] = await startSourceAndTarget();
   workDir = await makeWorkDir('pitr-copy-test-');
   await Promise.all([loadDataset(source, ODD_DATABASE), loadDataset(target, DAMAGED_TEMPLATE, { damage: true })]);
   expected = {
@@ -92,7 +92,7 @@ test('swap: the original equals the point-in-time copy, the pre-recovery databas
 });
 
 test('replace, every table streamed: the original equals the point-in-time copy, nothing is kept', async () => {
-  const [result] = await new PgDataPath({ streamMinBytes: 0, checksumMaxBytes: 0 }).copy(masterTarget(source), masterTarget(target), options('replace'));
+  const [result] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), options('replace'));
 
   expect(result).toMatchObject({ database: ODD_DATABASE, verified: true, tables: 11 });
   expect(result.keptAs).toBeUndefined();
@@ -163,7 +163,7 @@ describe('copy CLI', () => {
 
   test('a bad argument carrying a password does not print it, and nothing is created on the target', async () => {
     const before = await databasesLike(target, '%');
-    const uri = masterUri(target).replace('sslmode=disable', 'sslmode=bogus');
+    const uri = masterUri(target).replace('sslmode=verify-full', 'sslmode=bogus');
     const { code, err } = await run(['--source', masterUri(source), '--target', uri, '--database', ODD_DATABASE]);
     expect(code).toBe(64);
     expect(err).toContain('--target: ');

@@ -1,29 +1,20 @@
 /**
- * cdk-nag AwsSolutions on the lab stack: zero unsuppressed findings. Each
- * suppression names one resource path, the finding it covers, and why; a
- * suppression that no longer matches a finding fails the test too, so the
- * list cannot go stale.
+ * cdk-nag AwsSolutions: zero unsuppressed findings. The construct ships its
+ * own suppressions as `cdk_nag` metadata on its resources, so a user's stack
+ * shows no finding from it; the lab stack suppresses only its own instance's.
+ * Each suppression names the finding it covers and why; a suppression that no
+ * longer matches a finding fails the test too, so the lists cannot go stale.
  */
-import { App, Aspects, Stack } from 'aws-cdk-lib';
+import { App, Aspects, CfnResource, Stack, aws_ec2 as ec2, aws_rds as rds } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, NagPackSuppression, NagSuppressions } from 'cdk-nag';
 import { PitrLabStack } from './lab-stack';
+import { PitrRecovery } from '../src/pitr-recovery';
 
 interface Suppressions {
   readonly path: string;
   readonly suppressions: NagPackSuppression[];
 }
-
-/** `Resource::<arn>` findings of IAM5, as cdk-nag renders tokens (`<LogicalId>`). */
-const rdsArn = (resource: string) => `Resource::arn:<AWS::Partition>:rds:<AWS::Region>:<AWS::AccountId>:${resource}`;
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-const rdsArnOfSource = (resource: string, suffix: string) =>
-  ({ regex: `/^${escape(rdsArn(resource))}<Instance[0-9A-F]{8}>${escape(suffix)}$/` });
-
-const TEMP_INSTANCES = 'Temporary instances (<source>-pitr-<stamp>, source shortened to fit 63 characters): the stamp is known only at run time, and '
-  + 'so is the generated source id, so writes are bound to this source by the cdk-rds-pitr:source tag condition instead.';
-const LISTING = 'rds:DescribeDBInstances without an identifier (finding temporary instances by tag) is authorized against db:*; read-only.';
-const AUTO_BACKUP = 'rds:DescribeDBInstanceAutomatedBackups is authorized against the automated backup ARN (ab-...), not known before deploy; read-only.';
 
 const SUPPRESSIONS: Suppressions[] = [
   // ---- the lab's own instance: a throwaway target, not part of the construct
@@ -39,74 +30,6 @@ const SUPPRESSIONS: Suppressions[] = [
     path: '/Lab/Instance/Secret/Resource',
     suppressions: [{ id: 'AwsSolutions-SMG4', reason: 'Lab secret lives for one integ run; rotation needs a rotation function that this lab does not test.' }],
   },
-  // ---- the construct
-  {
-    path: '/Lab/Dr/Project/Resource',
-    suppressions: [{
-      id: 'AwsSolutions-CB4',
-      reason: 'The project produces no artifacts (NO_ARTIFACTS) and logs to CloudWatch; users who want a customer key pass `encryptionKey`. The lab uses the one-line default.',
-    }],
-  },
-  {
-    path: '/Lab/Dr/Trigger/Resource',
-    suppressions: [{
-      id: 'AwsSolutions-L1',
-      reason: 'Pinned to Node.js 22: the oldest supported aws-cdk-lib (2.176.0) has no newer Node.js runtime, and the handler bundle targets node22.',
-    }],
-  },
-  {
-    path: '/Lab/Dr/Project/PolicyDocument/Resource',
-    suppressions: [{
-      id: 'AwsSolutions-IAM5',
-      reason: 'aws-cdk-lib adds CodeBuild\'s documented VPC permissions for any project in a VPC: the network interfaces have no ARN before CodeBuild creates them, and the EC2 Describe calls do not support resource-level permissions.',
-      appliesTo: ['Resource::*'],
-    }],
-  },
-  {
-    path: '/Lab/Dr/Project/Role/DefaultPolicy/Resource',
-    suppressions: [
-      {
-        id: 'AwsSolutions-IAM5',
-        reason: 'aws-cdk-lib\'s read grant on the runner asset (one object in the bootstrap bucket) for the build\'s S3 source.',
-        appliesTo: ['Action::s3:GetObject*', 'Action::s3:GetBucket*', 'Action::s3:List*'],
-      },
-      {
-        id: 'AwsSolutions-IAM5',
-        reason: 'aws-cdk-lib\'s CreateNetworkInterfacePermission for a VPC project, conditioned on the project\'s subnets and on codebuild.amazonaws.com.',
-        appliesTo: ['Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*'],
-      },
-      {
-        id: 'AwsSolutions-IAM5',
-        reason: 'aws-cdk-lib\'s default grants for the project\'s own default log group and its own report groups (<project>-*).',
-        appliesTo: [
-          { regex: '/^Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:\\/aws\\/codebuild\\/<DrProject[0-9A-F]{8}>:\\*$/' },
-          { regex: '/^Resource::arn:<AWS::Partition>:codebuild:<AWS::Region>:<AWS::AccountId>:report-group\\/<DrProject[0-9A-F]{8}>-\\*$/' },
-        ],
-      },
-      { id: 'AwsSolutions-IAM5', reason: LISTING, appliesTo: [rdsArn('db:*')] },
-      { id: 'AwsSolutions-IAM5', reason: AUTO_BACKUP, appliesTo: [rdsArn('auto-backup:*')] },
-      { id: 'AwsSolutions-IAM5', reason: TEMP_INSTANCES, appliesTo: [rdsArn('db:*-pitr-*')] },
-      {
-        id: 'AwsSolutions-IAM5',
-        reason: 'The pre-recovery safety snapshots of this source (<source>-pre-pitr-<stamp>), named at run time.',
-        appliesTo: [rdsArnOfSource('snapshot:', '-pre-pitr-*')],
-      },
-      {
-        id: 'AwsSolutions-IAM5',
-        reason: 'Only for rds:RestoreDBInstanceToPointInTime, which RDS authorizes against the existing subnet, option and parameter groups '
-          + 'the restore reuses; their names are read from the source at run time, and the action cannot change them.',
-        appliesTo: [rdsArn('subgrp:*'), rdsArn('og:*'), rdsArn('pg:*')],
-      },
-    ],
-  },
-  {
-    path: '/Lab/Dr/TriggerRole/DefaultPolicy/Resource',
-    suppressions: [
-      { id: 'AwsSolutions-IAM5', reason: LISTING, appliesTo: [rdsArn('db:*')] },
-      { id: 'AwsSolutions-IAM5', reason: AUTO_BACKUP, appliesTo: [rdsArn('auto-backup:*')] },
-      { id: 'AwsSolutions-IAM5', reason: TEMP_INSTANCES, appliesTo: [rdsArn('db:*-pitr-*')] },
-    ],
-  },
 ];
 
 interface Finding {
@@ -119,6 +42,10 @@ function nagFindings(suppress: boolean): Finding[] {
   const app = new App();
   const stack = new PitrLabStack(app, 'Lab');
   if (suppress) applySuppressions(stack);
+  return findingsOf(stack);
+}
+
+function findingsOf(stack: Stack): Finding[] {
   Aspects.of(stack).add(new AwsSolutionsChecks({ verbose: true }));
   const annotations = Annotations.fromStack(stack);
   const pattern = Match.stringLikeRegexp('AwsSolutions-');
@@ -164,5 +91,47 @@ describe('cdk-nag AwsSolutions on the lab stack', () => {
     const uncovered = nagFindings(false).filter((f) => !paths.has(f.path) || !SUPPRESSIONS
       .find((s) => s.path === f.path)!.suppressions.some((s) => covers(s, f.finding)));
     expect(uncovered).toEqual([]);
+  });
+});
+
+/** A stack as a user writes it: explicit env, a VPC, an instance with generated credentials, the one line. */
+function userStack(): { stack: Stack; recovery: PitrRecovery } {
+  const stack = new Stack(new App(), 'User', { env: { account: '123456789012', region: 'eu-west-1' } });
+  const vpc = new ec2.Vpc(stack, 'Vpc');
+  const instance = new rds.DatabaseInstance(stack, 'Db', { engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16 }), vpc });
+  return { stack, recovery: new PitrRecovery(stack, 'Dr', { instance }) };
+}
+
+interface ShippedRule {
+  readonly id: string;
+  readonly reason: string;
+  readonly applies_to?: NagPackSuppression['appliesTo'];
+}
+
+describe('cdk-nag AwsSolutions on a user\'s stack', () => {
+  test('no finding from the construct, with no suppression written by the user', () => {
+    const findings = findingsOf(userStack().stack).filter((f) => f.path.startsWith('/User/Dr/'));
+    expect(findings).toEqual([]);
+  });
+
+  test('every suppression the construct ships has a reason and covers a real finding on its resource', () => {
+    const { stack, recovery } = userStack();
+    const shipped: Array<{ path: string; rule: ShippedRule }> = [];
+    for (const construct of recovery.node.findAll()) {
+      if (!(construct instanceof CfnResource)) continue;
+      const rules = (construct.getMetadata('cdk_nag') as { rules_to_suppress?: ShippedRule[] } | undefined)?.rules_to_suppress ?? [];
+      for (const rule of rules) shipped.push({ path: `/${construct.node.path}`, rule });
+      // Without the metadata, the findings it suppresses show.
+      if (rules.length > 0) delete construct.cfnOptions.metadata!.cdk_nag;
+    }
+    expect(shipped.length).toBeGreaterThanOrEqual(10);
+    const findings = findingsOf(stack);
+    for (const { path, rule } of shipped) {
+      expect(rule.reason.length).toBeGreaterThanOrEqual(40);
+      const suppression: NagPackSuppression = { id: rule.id, reason: rule.reason, appliesTo: rule.applies_to };
+      const used = findings.some((f) => f.path === path && covers(suppression, f.finding));
+      const which = { path, id: rule.id, appliesTo: rule.applies_to };
+      expect({ ...which, used }).toEqual({ ...which, used: true });
+    }
   });
 });

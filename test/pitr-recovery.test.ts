@@ -1,3 +1,4 @@
+import { X509Certificate } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import {
@@ -214,7 +215,7 @@ describe('runner IAM (CodeBuild role)', () => {
     const expected: Record<string, [string[], string[]]> = {
       DescribeInstances: [['rds:DescribeDBInstances'], [arnOf('db', '*')]],
       ListTags: [['rds:ListTagsForResource'], [db, temp, snaps]],
-      DescribeAutomatedBackups: [['rds:DescribeDBInstanceAutomatedBackups'], [arnOf('auto-backup', '*')]],
+      DescribeAutomatedBackups: [['rds:DescribeDBInstanceAutomatedBackups'], [arnOf('auto-backup', '*'), db]],
       DescribeSafetySnapshots: [['rds:DescribeDBSnapshots'], [db, snaps]],
       CreateSafetySnapshot: [['rds:CreateDBSnapshot'], [db, snaps]],
       RestoreTemporaryInstance: [['rds:RestoreDBInstanceToPointInTime'], [db, temp, arnOf('subgrp', '*'), arnOf('og', '*'), arnOf('pg', '*')]],
@@ -222,10 +223,14 @@ describe('runner IAM (CodeBuild role)', () => {
       TagTemporaryInstance: [['rds:AddTagsToResource'], [temp]],
       TagSafetySnapshot: [['rds:AddTagsToResource'], [snaps]],
     };
+    // Literal ids are bound to this source by tag as well as by name: orders-db-pitr-archive is not a temporary instance.
+    const tagged = { StringEqualsIgnoreCase: { [`rds:db-tag/${TAGS.SOURCE}`]: 'orders-db' } };
+    const tagging = { StringEqualsIgnoreCase: { [`aws:RequestTag/${TAGS.SOURCE}`]: 'orders-db' } };
+    const conditions: Record<string, unknown> = { ManageTemporaryInstance: tagged, TagTemporaryInstance: tagging, RestoreTemporaryInstance: tagging };
     for (const [sid, [actions, resources]] of Object.entries(expected)) {
       const s = bySid(statements, sid);
       expect({ sid, actions: actionsOf(s), resources: resourcesOf(s), effect: s.Effect, condition: s.Condition })
-        .toEqual({ sid, actions, resources: resources.slice().sort(), effect: 'Allow', condition: undefined });
+        .toEqual({ sid, actions, resources: resources.slice().sort(), effect: 'Allow', condition: conditions[sid] });
     }
     const rdsStatements = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('rds:')));
     expect(rdsStatements.map((s) => s.Sid).sort()).toEqual(Object.keys(expected).sort());
@@ -250,16 +255,16 @@ describe('runner IAM (CodeBuild role)', () => {
     const snaps = `arn:\${AWS::Partition}:rds:eu-west-1:123456789012:snapshot:\${${id}}-pre-pitr-*`;
     const manage = bySid(statements, 'ManageTemporaryInstance');
     expect(resourcesOf(manage)).toEqual([temp]);
-    expect(manage.Condition).toEqual({ StringEquals: { [`rds:db-tag/${TAGS.SOURCE}`]: { Ref: id } } });
+    expect(manage.Condition).toEqual({ StringEqualsIgnoreCase: { [`rds:db-tag/${TAGS.SOURCE}`]: { Ref: id } } });
     const tagTemp = bySid(statements, 'TagTemporaryInstance');
     expect(resourcesOf(tagTemp)).toEqual([temp]);
-    expect(tagTemp.Condition).toEqual({ StringEquals: { [`aws:RequestTag/${TAGS.SOURCE}`]: { Ref: id } } });
+    expect(tagTemp.Condition).toEqual({ StringEqualsIgnoreCase: { [`aws:RequestTag/${TAGS.SOURCE}`]: { Ref: id } } });
     expect(resourcesOf(bySid(statements, 'TagSafetySnapshot'))).toEqual([snaps]);
     expect(resourcesOf(bySid(statements, 'RestoreTemporaryInstance'))).toContain(temp);
 
     const remove = bySid(statementsOf(template, 'DrTriggerRole'), 'DeleteTemporaryInstance');
     expect(resourcesOf(remove)).toEqual([temp]);
-    expect(remove.Condition).toEqual({ StringEquals: { [`rds:db-tag/${TAGS.SOURCE}`]: { Ref: id } } });
+    expect(remove.Condition).toEqual({ StringEqualsIgnoreCase: { [`rds:db-tag/${TAGS.SOURCE}`]: { Ref: id } } });
   });
 
   test('every write on temporary instances is either literal-prefixed or tag-conditioned', () => {
@@ -355,7 +360,7 @@ describe('trigger function', () => {
       ConfirmDeadBuild: [['codebuild:BatchGetBuilds'], [`\${${project}.Arn}`]],
       DescribeInstances: [['rds:DescribeDBInstances'], [arnOf('db', '*')]],
       ListTemporaryInstanceTags: [['rds:ListTagsForResource'], [arnOf('db', 'orders-db'), temp]],
-      DescribeAutomatedBackups: [['rds:DescribeDBInstanceAutomatedBackups'], [arnOf('auto-backup', '*')]],
+      DescribeAutomatedBackups: [['rds:DescribeDBInstanceAutomatedBackups'], [arnOf('auto-backup', '*'), arnOf('db', 'orders-db')]],
       DeleteTemporaryInstance: [['rds:DeleteDBInstance'], [temp]],
     };
     for (const [sid, [actions, resources]] of Object.entries(expected)) {
@@ -365,7 +370,12 @@ describe('trigger function', () => {
     const logsStatement = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('logs:')));
     expect(logsStatement).toHaveLength(1);
     expect(resourcesOf(logsStatement[0])).toEqual([`\${${Object.keys(template.findResources('AWS::Logs::LogGroup')).find((k) => k.startsWith('DrTriggerLogs'))}.Arn}`]);
-    expect(statements.map((s) => s.Sid ?? 'logs').sort()).toEqual([...Object.keys(expected), 'logs'].sort());
+    // Lambda's asynchronous dead-letter queue: SendMessage to the construct's own queue only.
+    const sqsStatement = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:')));
+    expect(sqsStatement.map((s) => ({ actions: actionsOf(s), resources: resourcesOf(s) }))).toEqual([
+      { actions: ['sqs:SendMessage'], resources: [expect.stringMatching(/^\$\{DrCleanupDeadLetters[0-9A-F]{8}\.Arn\}$/)] },
+    ]);
+    expect(statements.map((s) => s.Sid ?? actionsOf(s)[0].split(':')[0]).sort()).toEqual([...Object.keys(expected), 'logs', 'sqs'].sort());
   });
 
   test('cleanup rule: this project\'s FAILED, FAULT, STOPPED and TIMED_OUT builds invoke the function', () => {
@@ -409,19 +419,57 @@ describe('notifications', () => {
 });
 
 describe('public surface', () => {
-  test('grantStartRecovery: invoke the function and StartBuild on the project', () => {
+  test('grantStartRecovery: invoke the function, StartBuild without overrides, read the build and its log group', () => {
     const f = fixture();
     const recovery = build(f);
     const user = new iam.Role(f.stack, 'Oncall', { assumedBy: new iam.AccountRootPrincipal() });
     const grant = recovery.grantStartRecovery(user);
     expect(grant.success).toBe(true);
-    const statements = statementsOf(Template.fromStack(f.stack), 'Oncall');
+    const template = Template.fromStack(f.stack);
+    const statements = statementsOf(template, 'Oncall');
     const flat = statements.map((s) => ({ actions: actionsOf(s), resources: resourcesOf(s) }));
+    const project = /^\$\{DrProject[0-9A-F]{8}\.Arn\}$/;
     expect(flat).toEqual(expect.arrayContaining([
       { actions: ['lambda:InvokeFunction'], resources: expect.arrayContaining([expect.stringMatching(/^\$\{DrTrigger[0-9A-F]{8}\.Arn\}$/)]) },
-      { actions: ['codebuild:StartBuild'], resources: [expect.stringMatching(/^\$\{DrProject[0-9A-F]{8}\.Arn\}$/)] },
+      { actions: ['codebuild:StartBuild'], resources: [expect.stringMatching(project)] },
+      { actions: ['codebuild:BatchGetBuilds'], resources: [expect.stringMatching(project)] },
+      { actions: expect.arrayContaining(['logs:GetLogEvents', 'logs:FilterLogEvents']), resources: [expect.stringMatching(/^\$\{DrBuildLogs[0-9A-F]{8}\.Arn\}$/)] },
     ]));
-    expect(flat.flatMap((s) => s.actions).sort()).toEqual(['codebuild:StartBuild', 'lambda:InvokeFunction']);
+    const start = statements.find((s) => actionsOf(s).includes('codebuild:StartBuild'))!;
+    expect(start.Condition).toEqual({
+      'Null': expect.objectContaining({ 'codebuild:source.buildspec': 'true', 'codebuild:environment.image': 'true', 'codebuild:serviceRole': 'true' }),
+      'ForAllValues:StringEquals': { 'codebuild:environment.environmentVariables.name': Object.values(START_ENV) },
+    });
+  });
+
+  test('outputs: project, function, instance id and ready-to-paste command lines by default; none with outputs: false', () => {
+    const f = fixture();
+    const { template } = synth({ instance: imported(f), vpc: f.vpc, credentials: importedSecret(f) }, f);
+    const outputs = template.findOutputs('*');
+    const byName = (prefix: string) => Object.entries(outputs).find(([k]) => k.startsWith(`Dr${prefix}`))?.[1].Value;
+    expect(byName('ProjectName')).toEqual({ Ref: expect.stringMatching(/^DrProject[0-9A-F]{8}$/) });
+    expect(byName('TriggerFunctionName')).toEqual({ Ref: expect.stringMatching(/^DrTrigger[0-9A-F]{8}$/) });
+    expect(byName('InstanceId')).toBe('orders-db');
+    expect(render(byName('StartBuildCommand'))).toMatch(new RegExp('^aws codebuild start-build --region eu-west-1 --project-name \\$\\{DrProject[0-9A-F]{8}\\} '
+      + `--environment-variables-override name=${START_ENV.RESTORE_TIME},value=[0-9TZ:-]+,type=PLAINTEXT name=${START_ENV.CONFIRM},value=orders-db,type=PLAINTEXT$`));
+    expect(render(byName('InvokeCommand'))).toMatch(/^aws lambda invoke --region eu-west-1 --function-name \$\{DrTrigger[0-9A-F]{8}\} --cli-binary-format raw-in-base64-out --payload '\{"restoreTime":"[0-9TZ:-]+","confirm":"orders-db"\}' \/dev\/stdout$/);
+    expect(Object.keys(synth({ outputs: false }).template.findOutputs('*'))).toEqual([]);
+  });
+
+  test('cleanup events that fail every retry land in one SSL-only dead-letter queue: the rule target\'s and the function\'s', () => {
+    const { template, recovery } = synth();
+    const queues = template.findResources('AWS::SQS::Queue');
+    expect(Object.keys(queues)).toEqual([expect.stringMatching(/^DrCleanupDeadLetters[0-9A-F]{8}$/)]);
+    const queueId = Object.keys(queues)[0];
+    expect(queues[queueId].Properties).toEqual(expect.objectContaining({ MessageRetentionPeriod: 1_209_600, SqsManagedSseEnabled: true }));
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+    });
+    template.hasResourceProperties('AWS::Events::Rule', {
+      Targets: [Match.objectLike({ DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } } })],
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', { DeadLetterConfig: { TargetArn: { 'Fn::GetAtt': [queueId, 'Arn'] } } });
+    expect(recovery.cleanupDeadLetterQueue.node.path).toBe('Test/Dr/CleanupDeadLetters');
   });
 
   test('metricFailedRecoveries is the project\'s FailedBuilds metric', () => {
@@ -547,17 +595,29 @@ describe('buildspec', () => {
     }
   });
 
-  test('installs the pinned client, checks its version, fetches the RDS CA bundle, then runs the runner', () => {
+  test('Node.js 22, the pinned client from the newest Amazon Linux 2023 repositories, its version checked, the shipped CA bundle, then the runner', () => {
     expect(code).toMatch(/^version: 0\.2$/m);
-    expect(code).toContain(`dnf install -y --allowerasing --setopt=install_weak_deps=False "postgresql\${${PROJECT_ENV.PG_CLIENT_VERSION}}"`);
+    expect(code).toMatch(/runtime-versions:\n\s+nodejs: 22\n/);
+    expect(code).toContain(`dnf install -y --releasever=latest --allowerasing --setopt=install_weak_deps=False "postgresql\${${PROJECT_ENV.PG_CLIENT_VERSION}}"`);
     expect(code).toMatch(/pg_dump --version/);
-    expect(code).toContain(`-o "\${${PROJECT_ENV.PG_CA_BUNDLE}}" https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem`);
+    // Nothing is downloaded but packages: a VPC with only endpoints can still verify RDS's certificates.
+    expect(code).not.toMatch(/curl|wget|https:\/\//);
+    expect(code).toContain(`cp rds-ca-bundle.pem "\${${PROJECT_ENV.PG_CA_BUNDLE}}"`);
     expect(code).toMatch(/build:\n\s+commands:\n\s+- node runner\.js recover\n?$/);
   });
 
-  test('the bundle ships this buildspec next to the runner', () => {
-    const bundled = path.join(__dirname, '..', 'assets', 'runner', 'buildspec.yml');
-    expect(fs.readFileSync(bundled, 'utf8')).toBe(source);
+  test('the bundle ships this buildspec and the current RDS root certificates next to the runner', () => {
+    const dir = path.join(__dirname, '..', 'assets', 'runner');
+    expect(fs.readFileSync(path.join(dir, 'buildspec.yml'), 'utf8')).toBe(source);
+    const pems = fs.readFileSync(path.join(dir, 'rds-ca-bundle.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+    const subjects = pems.map((pem) => new X509Certificate(pem).subject);
+    // rds-ca-rsa2048-g1, rds-ca-rsa4096-g1 and rds-ca-ecc384-g1 of the regions this test's stacks use.
+    for (const region of ['us-east-1', 'eu-west-1']) {
+      for (const kind of ['RSA2048', 'RSA4096', 'ECC384']) {
+        expect(subjects.some((s) => s.includes(`Amazon RDS ${region} Root CA ${kind} G1`))).toBe(true);
+      }
+    }
+    expect(pems.every((pem) => new Date(new X509Certificate(pem).validTo) > new Date())).toBe(true);
   });
 });
 

@@ -8,6 +8,7 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { testCa } from './pg-test-env';
 import { LocalCluster, pgBinDir, quoteIdent, quoteLiteral, sleep } from '../buildspec/runner/local/cluster';
 import { compareFingerprints, fingerprintDatabase } from '../buildspec/runner/local/fingerprint';
 import { LocalRdsControl, type LocalRdsControlOptions } from '../buildspec/runner/local/rds-control';
@@ -54,7 +55,8 @@ INSERT INTO shop.items (name) VALUES ('written after T');
 export class TestInstance {
   static async start(): Promise<TestInstance> {
     const password = randomBytes(12).toString('base64url');
-    const cluster = await LocalCluster.create({ archiveWal: true, master: { username: MASTER, password } });
+    // TLS from the test CA; temporary instances come up on another loopback host (LocalRdsControl's default).
+    const cluster = await LocalCluster.create({ archiveWal: true, tls: await testCa(), master: { username: MASTER, password } });
     return new TestInstance(cluster, password);
   }
 

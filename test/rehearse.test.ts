@@ -61,9 +61,9 @@ function psqlAt(baseUri: string): SqlRunner {
   };
 }
 
-function accepts(port: number): Promise<boolean> {
+function accepts(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
+    const socket = createConnection({ host, port });
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);
@@ -86,6 +86,22 @@ test('the default rehearsal recovers every database to its state at T and says s
   }
   expect(run.output).toMatch(/RESULT: SUCCESS/);
   expect(run.output).toMatch(/holds the pre-recovery data, post-T writes included/);
+  // The production route by default: another host for the point-in-time copy, tables streamed in both formats, TLS verify-full.
+  expect(run.output).toMatch(/temporary instance rehearsal-db-pitr-\d{14} is available at 127\.0\.0\.2:\d+/);
+  expect(run.output).toMatch(/"orders": [\d.]+ MiB, .* [1-9]\d* table\(s\) streamed \([\d.]+ MiB; [1-9]\d* in binary, [1-9]\d* in text COPY\)/);
+  expect(run.output).toMatch(/TLS verify-full against a throwaway CA/);
+  expect(run.output).toMatch(/"orders": equal — 11 tables \(\d+ rows\): row counts \+ content checksums/);
+});
+
+test('--help lists the options and the exit codes; a bad --sslmode is refused naming the accepted values', async () => {
+  const help = await runRunner(['rehearse', '--help']);
+  expect(help.code).toBe(0);
+  for (const option of ['--seed', '--damage', '--strategy', '--sslmode', '--one-host', '--keep']) expect(help.output).toContain(option);
+  expect(help.output).toMatch(/Exit codes: 0 .* 1 .* 2 .* 3 .* 64 /);
+  expect(help.output).not.toMatch(/start the local "instance"/);
+  const bad = await runRunner(['rehearse', '--sslmode', 'require']);
+  expect(bad.code).toBe(64);
+  expect(bad.output).toMatch(/--sslmode: "require" is not accepted; accepted: verify-full \| disable/);
 });
 
 test('bad arguments are refused with the usage, before anything starts', async () => {
@@ -154,8 +170,9 @@ test('SIGTERM during the copy: exits non-zero naming the signal, the original is
     expect(run.output).toMatch(/temporary instance rehearsal-db-pitr-\d{14}: deletion requested/);
     expect(run.output).toMatch(/REHEARSAL FAILED: the recovery did not complete: stopped by SIGTERM/);
 
-    const temporaryPort = Number(/temporary instance rehearsal-db-pitr-\d{14} is available at 127\.0\.0\.1:(\d+)/.exec(run.output)![1]);
-    expect(await accepts(temporaryPort)).toBe(false);
+    // The production route: the point-in-time copy is another host than the original.
+    const [, temporaryHost, temporaryPort] = /temporary instance rehearsal-db-pitr-\d{14} is available at (127\.0\.0\.2):(\d+)/.exec(run.output)!;
+    expect(await accepts(temporaryHost, Number(temporaryPort))).toBe(false);
     expectSame(before!, await fingerprintDatabase(psqlAt(superuserUri), REHEARSAL_DATABASE));
   } finally {
     // --keep left the instance running; the run printed how to stop it.

@@ -49,7 +49,14 @@ async function runFailing(scenario: Scenario) {
   const { log, text } = capturedLog();
   const error = await runRecovery(
     request({ [START_ENV.RESTORE_TIME]: t.toISOString(), [START_ENV.DATABASES]: db, [START_ENV.STRATEGY]: scenario.strategy ?? 'swap' }),
-    { rds, data: new PgDataPath(scenario.data), log, credentials: { username: MASTER, password: instance.password }, tls: { sslMode: 'disable' }, polling: FAST_POLLING },
+    {
+      rds,
+      data: new PgDataPath(scenario.data),
+      log,
+      credentials: { username: MASTER, password: instance.password },
+      tls: instance.cluster.sslOptions,
+      polling: FAST_POLLING,
+    },
   ).then(() => undefined, (err: Error) => err);
   await rds.settled();
   const output = text();

@@ -31,7 +31,14 @@ afterAll(async () => {
 });
 
 function deps(log: RecoveryDeps['log'], control: RdsControl = rds): RecoveryDeps {
-  return { rds: control, data: new PgDataPath(), log, credentials: { username: MASTER, password: instance.password }, tls: { sslMode: 'disable' }, polling: FAST_POLLING };
+  return {
+    rds: control,
+    data: new PgDataPath(),
+    log,
+    credentials: { username: MASTER, password: instance.password },
+    tls: instance.cluster.sslOptions,
+    polling: FAST_POLLING,
+  };
 }
 
 // Runs first: it recovers every database that existed at T, so no other test's database may exist yet.

@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os';
 import { AwsRdsControl } from './aws/rds-control';
 import { readDatabaseCredentials } from './aws/secret';
 import { runCopyCli } from './copy-cli';
-import { REHEARSE_EXIT, parseRehearseArgs, rehearse } from './local/rehearse';
+import { REHEARSE_EXIT, REHEARSE_HELP, parseRehearseArgs, rehearse } from './local/rehearse';
 import { StepLog } from './log';
 import { readStartRequest } from './plan';
 import { PgDataPath } from './postgres/data-path';
@@ -25,7 +25,7 @@ const USAGE = [
   'usage: runner.js <command>',
   '  recover                     point-in-time recovery on AWS (CodeBuild; reads the start variables from the environment)',
   '  copy --source <uri> --target <uri> --database <name> [--database ...] [--strategy swap|replace] [--jobs N]',
-  '  rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--keep] [--sslmode MODE]',
+  '  rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--sslmode verify-full|disable] [--one-host] [--keep] [--help]',
   '                              (seed and damage run as the local superuser in database "orders", owned by the master user)',
 ].join('\n');
 
@@ -47,6 +47,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       } catch (err) {
         process.stderr.write(`rehearse: ${(err as Error).message}\n`);
         return REHEARSE_EXIT.USAGE;
+      }
+      if (options.help) {
+        process.stdout.write(`${REHEARSE_HELP}\n`);
+        return REHEARSE_EXIT.PASSED;
       }
       return withStopSignals((signal) => rehearse(options, signal));
     }

@@ -12,8 +12,18 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { TestCa } from './test-ca';
 
 const execFileAsync = promisify(execFile);
+
+/** The default host of a local "instance". Any other 127.x.y.z address is a different host to libpq and to the runner. */
+export const LOOPBACK = '127.0.0.1';
+/**
+ * The host of the point-in-time copies (temporary instances): on AWS they are
+ * another machine than the original, and the data path streams large tables
+ * between different hosts. Locally, another loopback address is that.
+ */
+export const SECOND_HOST = '127.0.0.2';
 
 /**
  * Directory of the PostgreSQL binaries: PG_BIN_DIR, else Debian's
@@ -35,10 +45,10 @@ export function pgBin(name: string): string {
   return dir ? join(dir, name) : name;
 }
 
-const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
+export const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
 
 let postgresIds: { uid: number; gid: number } | undefined;
-async function postgresUser(): Promise<{ uid: number; gid: number }> {
+export async function postgresUser(): Promise<{ uid: number; gid: number }> {
   if (!postgresIds) {
     const uid = Number((await execFileAsync('id', ['-u', 'postgres'])).stdout.trim());
     const gid = Number((await execFileAsync('id', ['-g', 'postgres'])).stdout.trim());
@@ -60,13 +70,13 @@ async function runServerCommand(bin: string, args: string[], env: NodeJS.Process
   }
 }
 
-/** A free TCP port on 127.0.0.1 (asked of the kernel, then released). */
-export async function freePort(): Promise<number> {
+/** A free TCP port on `host` (asked of the kernel, then released). */
+export async function freePort(host = LOOPBACK): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
     server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, host, () => {
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : 0;
       server.close(() => resolve(port));
@@ -102,14 +112,38 @@ export interface LocalClusterOptions {
   /**
    * An RDS-like master user: LOGIN CREATEDB CREATEROLE with this password,
    * but not a superuser. Password authentication (scram) is then required for
-   * TCP connections from 127.0.0.1.
+   * TCP connections from loopback (TLS only, with `tls`).
    */
   readonly master?: { readonly username: string; readonly password: string };
   /** Extra postgresql.conf settings. */
   readonly settings?: Record<string, string>;
+  /** The loopback address to listen on. @default LOOPBACK */
+  readonly host?: string;
+  /**
+   * Serve TLS with a certificate for `host` issued by this CA, and (with
+   * `master`) accept the master user only over TLS, as RDS with
+   * `rds.force_ssl` does.
+   */
+  readonly tls?: TestCa;
+  /** The names on the server certificate (tests of a mismatched name). @default [host] */
+  readonly certificateNames?: readonly string[];
 }
 
-/** One running PostgreSQL cluster on 127.0.0.1. */
+/** postgresql.conf lines for listening on `host`, with TLS from `tls` when given. */
+async function listenSettings(
+  host: string, port: number, socketDir: string, tls: TestCa | undefined, names: readonly string[] = [host],
+): Promise<Record<string, string>> {
+  const settings: Record<string, string> = { listen_addresses: `'${host}'`, port: String(port), unix_socket_directories: `'${socketDir}'` };
+  if (tls) {
+    const { certFile, keyFile } = await tls.serverCertificate(names);
+    Object.assign(settings, { ssl: 'on', ssl_cert_file: `'${certFile}'`, ssl_key_file: `'${keyFile}'` });
+  } else {
+    settings.ssl = 'off';
+  }
+  return settings;
+}
+
+/** One running PostgreSQL cluster on a loopback address. */
 export class LocalCluster {
   /** initdb + start. */
   static async create(options: LocalClusterOptions = {}): Promise<LocalCluster> {
@@ -119,11 +153,10 @@ export class LocalCluster {
     const archiveDir = options.archiveWal ? join(baseDir, 'wal-archive') : undefined;
     if (archiveDir) await ensureDir(archiveDir);
     await runServerCommand('initdb', ['-D', dataDir, '-U', 'postgres', '--auth-local=trust', '--auth-host=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync']);
-    const port = await freePort();
+    const host = options.host ?? LOOPBACK;
+    const port = await freePort(host);
     const settings: Record<string, string> = {
-      listen_addresses: "'127.0.0.1'",
-      port: String(port),
-      unix_socket_directories: `'${baseDir}'`,
+      ...await listenSettings(host, port, baseDir, options.tls, options.certificateNames),
       fsync: 'on',
       max_connections: '50',
       ...(archiveDir ? {
@@ -139,13 +172,13 @@ export class LocalCluster {
       // Like RDS: password auth over TCP for everyone but the local superuser.
       writeFileSync(join(dataDir, 'pg_hba.conf'), [
         'local all all trust',
-        'host all postgres 127.0.0.1/32 trust',
-        'host replication postgres 127.0.0.1/32 trust',
-        'host all all 127.0.0.1/32 scram-sha-256',
+        'host all postgres 127.0.0.0/8 trust',
+        'host replication postgres 127.0.0.0/8 trust',
+        `${options.tls ? 'hostssl' : 'host'} all all 127.0.0.0/8 scram-sha-256`,
         '',
       ].join('\n'));
     }
-    const cluster = new LocalCluster(baseDir, dataDir, port, archiveDir);
+    const cluster = new LocalCluster(baseDir, dataDir, host, port, archiveDir, options.tls);
     await cluster.start();
     if (options.master) {
       const { username, password } = options.master;
@@ -156,16 +189,23 @@ export class LocalCluster {
     return cluster;
   }
 
-  readonly host = '127.0.0.1';
   private running = false;
 
   private constructor(
     readonly baseDir: string,
     readonly dataDir: string,
+    readonly host: string,
     readonly port: number,
     /** WAL archive directory when archiving is on. */
     readonly archiveDir: string | undefined,
+    /** The CA that issued this server's certificate, when it serves TLS. */
+    readonly tls: TestCa | undefined,
   ) {}
+
+  /** libpq sslmode and root certificate a client should use: verify-full with the test CA when this server has TLS. */
+  get sslOptions(): { sslMode: string; sslRootCert?: string } {
+    return this.tls ? { sslMode: 'verify-full', sslRootCert: this.tls.caFile } : { sslMode: 'disable' };
+  }
 
   /** libpq URI for `user` (default: the local superuser) and `database`. */
   uri(database = 'postgres', user = 'postgres'): string {
@@ -235,9 +275,12 @@ export class LocalCluster {
    * Starts a new cluster from `baseBackup` and this cluster's WAL archive,
    * replayed to `target` (a time), to the end of the archive (`'latest'`), or
    * only to the end of the backup itself (`'immediate'`: a snapshot restore).
-   * Resolves once the copy is promoted and accepting writes.
+   * The copy listens on `options.host` (default: this cluster's host) with
+   * TLS from this cluster's CA when it has one, as RDS gives a restored
+   * instance its own endpoint and certificate. Resolves once the copy is
+   * promoted and accepting writes.
    */
-  async recoverTo(baseBackup: string, target: Date | 'latest' | 'immediate', options: { baseDir?: string } = {}): Promise<LocalCluster> {
+  async recoverTo(baseBackup: string, target: Date | 'latest' | 'immediate', options: { baseDir?: string; host?: string } = {}): Promise<LocalCluster> {
     if (!this.archiveDir) throw new Error('recoverTo: this cluster was created without archiveWal.');
     const baseDir = options.baseDir ?? await makeWorkDir('pitr-copy-');
     await ensureDir(baseDir, 0o755);
@@ -245,10 +288,10 @@ export class LocalCluster {
     cpSync(baseBackup, dataDir, { recursive: true });
     if (isRoot()) await execFileAsync('chown', ['-R', 'postgres:postgres', dataDir]);
     chmodSync(dataDir, 0o700);
-    const port = await freePort();
+    const host = options.host ?? this.host;
+    const port = await freePort(host);
     const recovery: Record<string, string> = {
-      port: String(port),
-      unix_socket_directories: `'${baseDir}'`,
+      ...await listenSettings(host, port, baseDir, this.tls),
       archive_mode: 'off',
       restore_command: `'cp ${this.archiveDir}/%f %p'`,
       ...(target === 'latest' ? {} : target === 'immediate' ? { recovery_target: "'immediate'" } : {
@@ -260,7 +303,7 @@ export class LocalCluster {
     appendFileSync(join(dataDir, 'postgresql.conf'), Object.entries(recovery).map(([k, v]) => `${k} = ${v}\n`).join(''));
     writeFileSync(join(dataDir, 'recovery.signal'), '');
     if (isRoot()) await execFileAsync('chown', ['postgres:postgres', join(dataDir, 'recovery.signal'), join(dataDir, 'postgresql.conf')]);
-    const copy = new LocalCluster(baseDir, dataDir, port, undefined);
+    const copy = new LocalCluster(baseDir, dataDir, host, port, undefined, this.tls);
     await copy.start();
     const deadline = Date.now() + 300_000;
     while ((await copy.sql('SELECT pg_is_in_recovery()')) === 't') {

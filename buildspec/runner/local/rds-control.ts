@@ -16,7 +16,7 @@
  * `faults` injects failures for tests; the AWS adapter has nothing like it.
  */
 import { Client } from 'pg';
-import { LocalCluster, quoteIdent, quoteLiteral, sleep } from './cluster';
+import { LocalCluster, SECOND_HOST, quoteIdent, quoteLiteral, sleep } from './cluster';
 import { LATEST, type RestoreWindow } from '../../../src/contract';
 import type { InstanceState, RdsControl, SourceInstance, TemporaryInstanceSpec } from '../ports';
 
@@ -38,6 +38,12 @@ export interface LocalRdsControlOptions {
   readonly masterUsername: string;
   /** Overrides of what `describeSource` reports (e.g. `{ engine: 'mysql' }` to test refusals). */
   readonly sourceOverrides?: Partial<SourceInstance>;
+  /**
+   * Where temporary instances listen: another host than the source by
+   * default, as on RDS, so the data path takes its two-host route.
+   * @default SECOND_HOST
+   */
+  readonly temporaryHost?: string;
   /** How long a master password change stays pending. @default 300 */
   readonly passwordChangeDelayMs?: number;
   readonly faults?: LocalFaults;
@@ -157,7 +163,7 @@ export class LocalRdsControl implements RdsControl {
         // Recovery to a time stops at the first commit after it: make sure one exists, then ship the WAL (RDS does both continuously).
         await this.source.sql('SELECT txid_current()');
         await this.source.archiveCurrentWal();
-        const cluster = await this.source.recoverTo(this.backupDir, spec.restoreTime);
+        const cluster = await this.source.recoverTo(this.backupDir, spec.restoreTime, { host: this.options.temporaryHost ?? SECOND_HOST });
         instance.cluster = cluster;
         if (instance.deleted) return await this.destroy(instance);
         await this.faults.onTemporaryInstanceUp?.(spec.id, cluster);

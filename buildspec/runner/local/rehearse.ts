@@ -14,10 +14,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir, availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
-import { LocalCluster, pgBin, pgBinDir, quoteIdent, quoteLiteral, sleep } from './cluster';
+import { LOOPBACK, LocalCluster, SECOND_HOST, pgBin, pgBinDir, quoteIdent, quoteLiteral, sleep } from './cluster';
 import { compareFingerprints, fingerprintDatabase, listAllDatabases } from './fingerprint';
 import { LocalRdsControl } from './rds-control';
 import { SAMPLE_DAMAGE_SQL, SAMPLE_SEED_SQL } from './rehearse-sample';
+import { TestCa } from './test-ca';
 import { BUILD_ENV, PROJECT_ENV, START_ENV, STRATEGIES, parseStrategy, type Strategy } from '../../../src/contract';
 import { StepLog } from '../log';
 import { readStartRequest } from '../plan';
@@ -42,10 +43,43 @@ export interface RehearseOptions {
   readonly damageFile?: string;
   readonly keep: boolean;
   readonly strategy: Strategy;
-  readonly sslMode: string;
+  /** `verify-full` (the default, as on AWS): the instances serve TLS from a throwaway CA; `disable`: no TLS. */
+  readonly sslMode: RehearsalSslMode;
+  /** Put the point-in-time copy on the same host as the original (no streaming): the route the tests took before. */
+  readonly oneHost: boolean;
+  readonly help?: boolean;
 }
 
-const USAGE = 'usage: runner.js rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--keep] [--sslmode disable|prefer|require]';
+const SSL_MODES = ['verify-full', 'disable'] as const;
+type RehearsalSslMode = typeof SSL_MODES[number];
+
+const USAGE = 'usage: runner.js rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--sslmode verify-full|disable] [--one-host] [--keep] [--help]';
+
+/** `rehearse --help`. */
+export const REHEARSE_HELP = `${USAGE}
+
+A full point-in-time recovery on throwaway local PostgreSQL, through the same runbook and data path as on AWS.
+By default it takes the production route: the temporary instance (the point-in-time copy) is another host
+(127.0.0.2) than the original (127.0.0.1), so large tables stream COPY to COPY, and every connection uses TLS
+with sslmode=verify-full against a throwaway CA, as the runner does with the RDS CA bundle.
+
+  --seed FILE       SQL run as the local superuser in database "orders" (owned by the master user) before T
+                    (default: the repository's rich dataset, or a built-in sample outside the repository)
+  --damage FILE     SQL run the same way after T: the mistake to recover from
+  --strategy S      swap (default) or replace
+  --sslmode M       verify-full (default) or disable (no TLS on the instances)
+  --one-host        the point-in-time copy on the original's host (no streaming)
+  --keep            leave the original running; prints how to connect and how to stop it
+  --help            this text
+
+Exit codes: ${REHEARSE_EXIT.PASSED} every database equals its state at T; ${REHEARSE_EXIT.RECOVERY_FAILED} the recovery failed; ${REHEARSE_EXIT.MISMATCH} the result differs from T; ${REHEARSE_EXIT.SETUP_FAILED} the rehearsal's own setup failed; ${REHEARSE_EXIT.USAGE} bad arguments; 130/143 stopped by SIGINT/SIGTERM.`;
+
+/**
+ * The sample datasets are small; production tables are not. Streaming
+ * starts at 256 KiB here (16 MiB on AWS) so the rehearsal's larger tables
+ * take the streaming route, as a production database's would.
+ */
+const REHEARSAL_STREAM_MIN_BYTES = 256 * 1024;
 const SOURCE_ID = 'rehearsal-db';
 const MASTER_USER = 'pitr_master';
 /** The database the seed and damage scripts run in (they may create and \connect to others). */
@@ -62,7 +96,9 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
   let damageFile: string | undefined;
   let keep = false;
   let strategy: Strategy = 'swap';
-  let sslMode = 'disable';
+  let sslMode: RehearsalSslMode = 'verify-full';
+  let oneHost = false;
+  let help = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const next = (): string => {
@@ -70,18 +106,17 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
       if (v === undefined || v.startsWith('--')) throw new Error(`${arg}: a value is required. ${USAGE}`);
       return v;
     };
-    if (arg === '--seed') seedFile = resolve(next());
-    else if (arg === '--damage') damageFile = resolve(next());
-    else if (arg === '--keep') keep = true;
-    else if (arg === '--strategy') strategy = parseStrategy(next(), '--strategy');
-    else if (arg === '--sslmode') sslMode = next();
-    else throw new Error(`${JSON.stringify(arg)} is not an option of rehearse. ${USAGE}`);
+    if (arg === '--seed') {seedFile = resolve(next());} else if (arg === '--damage') {damageFile = resolve(next());} else if (arg === '--keep') {keep = true;} else if (arg === '--strategy') {strategy = parseStrategy(next(), '--strategy');} else if (arg === '--sslmode') {
+      const mode = next();
+      if (!(SSL_MODES as readonly string[]).includes(mode)) throw new Error(`--sslmode: ${JSON.stringify(mode)} is not accepted; accepted: ${SSL_MODES.join(' | ')}. ${USAGE}`);
+      sslMode = mode as RehearsalSslMode;
+    } else if (arg === '--one-host') {oneHost = true;} else if (arg === '--help' || arg === '-h') {help = true;} else {throw new Error(`${JSON.stringify(arg)} is not an option of rehearse. ${USAGE}`);}
   }
   for (const [flag, file] of [['--seed', seedFile], ['--damage', damageFile]] as const) {
     if (file !== undefined && !existsSync(file)) throw new Error(`${flag}: ${JSON.stringify(file)} does not exist; accepted: a SQL file psql can run. Nothing was started.`);
   }
   if (!(STRATEGIES as readonly string[]).includes(strategy)) throw new Error(USAGE);
-  return { seedFile, damageFile, keep, strategy, sslMode };
+  return { seedFile, damageFile, keep, strategy, sslMode, oneHost, help };
 }
 
 /** Runs the rehearsal; resolves to its exit code. `signal` aborts it (SIGTERM/SIGINT). */
@@ -89,16 +124,22 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
   const log = new StepLog(out);
   const dataset = chooseDataset(options);
   log.info(`rehearsal: PostgreSQL binaries in ${pgBinDir()}; dataset ${dataset.seedName}; damage ${dataset.damageName}; strategy ${options.strategy}`);
+  const temporaryHost = options.oneHost ? LOOPBACK : SECOND_HOST;
+  log.info(`rehearsal route: original on ${LOOPBACK}, point-in-time copy on ${temporaryHost}${options.oneHost ? ' (one host: nothing streams)' : ` (two hosts: tables from ${REHEARSAL_STREAM_MIN_BYTES / 1024} KiB stream)`}; `
+    + `TLS ${options.sslMode === 'verify-full' ? 'verify-full against a throwaway CA' : 'off'}`);
   let password = randomBytes(18).toString('base64url');
   log.redact(password);
   const scratch = mkdtempSync(join(tmpdir(), 'pitr-rehearse-'));
   let source: LocalCluster | undefined;
   let rds: LocalRdsControl | undefined;
+  let ca: TestCa | undefined;
   try {
-    source = await log.step('Rehearsal: start the local "instance" with WAL archiving', () => LocalCluster.create({ archiveWal: true, master: { username: MASTER_USER, password } }));
+    if (options.sslMode === 'verify-full') ca = await TestCa.create('cdk-rds-pitr rehearsal CA');
+    const tls = ca;
+    source = await log.step('Rehearsal: start the local "instance" with WAL archiving', () => LocalCluster.create({ archiveWal: true, tls, master: { username: MASTER_USER, password } }));
     log.info(`instance ${SOURCE_ID}: ${source.uri('postgres', MASTER_USER)} (master user ${MASTER_USER}, not a superuser), data in ${source.baseDir}`);
     const src = source;
-    rds = await log.step('Rehearsal: take the automated base backup', () => LocalRdsControl.create({ source: src, sourceId: SOURCE_ID, masterUsername: MASTER_USER }));
+    rds = await log.step('Rehearsal: take the automated base backup', () => LocalRdsControl.create({ source: src, sourceId: SOURCE_ID, masterUsername: MASTER_USER, temporaryHost }));
     await log.step(`Rehearsal: load ${dataset.seedName} into database ${REHEARSAL_DATABASE}`, async () => {
       // Owned by the master user, as a database created on RDS is.
       await src.sql(`CREATE DATABASE ${quoteIdent(REHEARSAL_DATABASE)} OWNER ${quoteIdent(MASTER_USER)}`);
@@ -144,10 +185,10 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
     try {
       outcome = await runRecovery(request, {
         rds,
-        data: new PgDataPath(),
+        data: new PgDataPath({ streamMinBytes: options.oneHost ? undefined : REHEARSAL_STREAM_MIN_BYTES }),
         log,
         credentials: { username: MASTER_USER, password },
-        tls: { sslMode: options.sslMode },
+        tls: src.sslOptions,
         scratchDir: scratch,
         polling: LOCAL_POLLING,
         signal,
@@ -199,12 +240,14 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
     if (source && options.keep) {
       log.info('--keep: the instance is still running:');
       log.info(`  psql '${source.uri('postgres', 'postgres')}'   (local superuser)`);
-      log.info(`  psql '${source.uri('postgres', MASTER_USER)}'   (master user; its password was random and is not shown)`);
+      const tlsQuery = ca ? `?sslmode=verify-full&sslrootcert=${encodeURIComponent(ca.caFile)}` : '';
+      log.info(`  psql '${source.uri('postgres', MASTER_USER)}${tlsQuery}'   (master user; its password was random and is not shown)`);
       log.info(`  stop and remove it: ${process.getuid?.() === 0 ? 'runuser -u postgres -- ' : ''}${pgBin('pg_ctl')} -D ${source.dataDir} -m fast stop && rm -rf ${source.baseDir}`);
     } else {
       await source?.destroy().catch((err) => log.warn(`could not remove ${source!.baseDir}: ${(err as Error).message}`));
     }
     rmSync(scratch, { recursive: true, force: true });
+    if (!options.keep) ca?.destroy();
   }
 }
 

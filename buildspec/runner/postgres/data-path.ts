@@ -26,7 +26,7 @@ import { exactPattern, ident, keptName, literal, qualified, restoredName } from 
 import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './process';
 import type { CopyOptions, DataPath, DatabaseCopyResult, PgTarget } from '../ports';
 import {
-  DEFAULT_CHECKSUM_MAX_BYTES, compareFingerprints, compareProperties, fingerprint, listTables,
+  compareFingerprints, compareProperties, fingerprint, listTables,
   readDatabaseProperties, settingStatement, type DatabaseProperties, type Fingerprint,
 } from './verify';
 import { EXCLUDED_DATABASES } from '../../../src/contract';
@@ -55,8 +55,6 @@ const MAX_REPORTED_MISMATCHES = 20;
 export interface PgDataPathSettings {
   /** @default DEFAULT_STREAM_MIN_BYTES between different hosts, Infinity (no streaming) on one host; 0 streams every table. */
   readonly streamMinBytes?: number;
-  /** @default DEFAULT_CHECKSUM_MAX_BYTES */
-  readonly checksumMaxBytes?: number;
   /**
    * Runs after the restore and before verification, with the restored
    * database's name: the seam tests use to tamper with the restored data.
@@ -219,7 +217,8 @@ export class PgDataPath implements DataPath {
     }
     const existsOnTarget = (await withClient(target, target.maintenanceDatabase, (c) => readDatabaseProperties(c, database))) !== undefined;
     options.log.info(`${JSON.stringify(database)}: ${mib(inspected.size)}, ${inspected.roles.length} role references all present, `
-      + `${inspected.streamed.length} table(s) streamed (${mib(streamedBytes)}), ${existsOnTarget ? 'exists' : 'does not exist'} on the original`);
+      + `${streamed.length} table(s) streamed (${mib(streamedBytes)}; ${streamed.filter((t) => t.binary).length} in binary, ${streamed.filter((t) => !t.binary).length} in text COPY), `
+      + `${existsOnTarget ? 'exists' : 'does not exist'} on the original`);
     return { database, restoredAs, keptAs, existsOnTarget, sourceProperties, streamed };
   }
 
@@ -396,14 +395,13 @@ export class PgDataPath implements DataPath {
   }
 
   private async verify(source: PgTarget, target: PgTarget, plan: DatabasePlan, into: string, snapshot: string, processes: PgProcesses, log: CopyOptions['log']): Promise<{ tables: number; rows: number }> {
-    const checksumMax = this.settings.checksumMaxBytes ?? DEFAULT_CHECKSUM_MAX_BYTES;
     const aborted = (): void => processes.throwIfAborted();
     const copyClient = await connect(source, plan.database);
     const restoredClient = await connect(target, into);
     try {
       await copyClient.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       await copyClient.query(`SET TRANSACTION SNAPSHOT ${literal(snapshot)}`);
-      const tables = await listTables(copyClient, checksumMax);
+      const tables = await listTables(copyClient);
       const sequences = (await copyClient.query<{ schema: string; name: string }>(`
         SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`)).rows;
@@ -419,8 +417,9 @@ export class PgDataPath implements DataPath {
         throw new Error(`verification failed: ${JSON.stringify(into)} differs from ${JSON.stringify(plan.database)} on the point-in-time copy:\n  ${shown.join('\n  ')}${more}`);
       }
       const rows = Object.values(copy.tables).reduce((sum, v) => sum + Number(v.split('/')[0]), 0);
-      log.info(`${JSON.stringify(plan.database)}: equal — ${tables.length} tables (${tables.filter((t) => t.checksum).length} with content checksums), `
-        + `${rows} rows, ${sequences.length} sequences, large objects ${copy.largeObjects.split('/')[0]}, ${Object.keys(copy.objects).length} object kinds`);
+      log.info(`${JSON.stringify(plan.database)}: equal — ${tables.length} tables (${rows} rows): row counts + content checksums; `
+        + `${sequences.length} sequences: values; ${copy.largeObjects.split('/')[0]} large objects: data, owner, privileges; `
+        + `${Object.keys(copy.objects).length} kinds of schema objects: counts`);
       return { tables: tables.length, rows };
     } finally {
       await copyClient.end().catch(() => undefined);

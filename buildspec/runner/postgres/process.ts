@@ -11,10 +11,46 @@ import { pgBin } from '../local/cluster';
 import type { PgTarget } from '../ports';
 
 /**
- * Database-level settings of the copied database (ALTER DATABASE ... SET
- * statement_timeout) must not cut a dump, a restore or a verification short.
+ * Settings every session of the runner starts with, whatever the database,
+ * the role or `ALTER ROLE ... IN DATABASE` set: they travel in the startup
+ * packet (PGOPTIONS for libpq children, `options` for node-pg), which takes
+ * precedence over all three.
+ *
+ * - No timeouts: a database-level statement_timeout must not cut a dump, a
+ *   restore or a verification short.
+ * - Formats: every setting that changes how a value is printed or parsed, so
+ *   that text COPY between two sessions carries values exactly, and row text
+ *   is identical on both servers for the same data. pg_dump's own session
+ *   setup (`setup_connection`, and the SETs at the head of an archive) is the
+ *   reference; lc_monetary (for `money`) and TimeZone are added, which
+ *   pg_dump leaves to the server. extra_float_digits 3 prints the shortest
+ *   text that reads back to the same float (PostgreSQL 12 and later).
+ * - An empty search_path, as pg_dump uses: names resolve only when
+ *   qualified, and reg* values print qualified.
+ * - row_security off, as pg_dump: a query that row-level security would
+ *   filter fails instead of silently reading fewer rows.
+ * client_encoding is set per process (PGCLIENTENCODING) where it matters.
  */
-const NO_TIMEOUTS = '-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0';
+export const SESSION_SETTINGS: Readonly<Record<string, string>> = {
+  statement_timeout: '0',
+  lock_timeout: '0',
+  idle_in_transaction_session_timeout: '0',
+  DateStyle: 'ISO, YMD',
+  IntervalStyle: 'postgres',
+  extra_float_digits: '3',
+  TimeZone: 'UTC',
+  bytea_output: 'hex',
+  standard_conforming_strings: 'on',
+  xmloption: 'content',
+  lc_monetary: 'C',
+  search_path: '',
+  row_security: 'off',
+};
+
+/** SESSION_SETTINGS as startup options: `-c name=value`, with spaces and backslashes escaped as libpq's options parser expects. */
+export const SESSION_OPTIONS = Object.entries(SESSION_SETTINGS)
+  .map(([name, value]) => `-c ${name}=${value.replace(/\\/g, '\\\\').replace(/ /g, '\\ ')}`)
+  .join(' ');
 
 /** Keep this much of a child's stderr for the error message. */
 const STDERR_TAIL_BYTES = 8 * 1024;
@@ -43,7 +79,7 @@ export function libpqEnv(target: PgTarget, extra: Record<string, string> = {}): 
   env.PGUSER = target.user;
   env.PGAPPNAME = 'cdk-rds-pitr';
   env.PGCONNECT_TIMEOUT = '30';
-  env.PGOPTIONS = NO_TIMEOUTS;
+  env.PGOPTIONS = SESSION_OPTIONS;
   if (target.password !== undefined) env.PGPASSWORD = target.password;
   // Without a password, libpq would read ~/.pgpass: keep that working when the caller relies on it.
   if (target.password === undefined && process.env.PGPASSFILE) env.PGPASSFILE = process.env.PGPASSFILE;
@@ -86,7 +122,7 @@ export async function connect(target: PgTarget, database: string): Promise<Clien
     database,
     application_name: 'cdk-rds-pitr',
     connectionTimeoutMillis: 30_000,
-    options: NO_TIMEOUTS,
+    options: SESSION_OPTIONS,
   };
   const mode = target.sslMode ?? 'prefer';
   const attempts: ClientConfig['ssl'][] = mode === 'prefer' ? [{ rejectUnauthorized: false }, false] : [pgSslOptions(target)];
@@ -104,7 +140,17 @@ export async function connect(target: PgTarget, database: string): Promise<Clien
       if (!(ssl && /does not support SSL/i.test((err as Error).message))) break;
     }
   }
-  throw new Error(`cannot connect to ${describe(target, database)}: ${(last as Error).message}`);
+  throw new Error(`cannot connect to ${describe(target, database)}: ${(last as Error).message}${tlsHint(target, last)}`);
+}
+
+/** For a refused server certificate: which check failed and against which CA file, so a wrong bundle or host name is told apart. */
+function tlsHint(target: PgTarget, err: unknown): string {
+  const { code, message } = err as { code?: string; message?: string };
+  const certificate = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(code ?? '') || /certificate|altnames/i.test(message ?? '');
+  if (!certificate) return '';
+  const ca = target.sslRootCert ? `the CA file ${target.sslRootCert}` : "Node's default CAs (no CA file given)";
+  const hostCheck = target.sslMode === 'verify-full' ? ` and name the host ${JSON.stringify(target.host)}` : '';
+  return ` (TLS ${target.sslMode ?? 'prefer'}: the server's certificate must chain to ${ca}${hostCheck}; on AWS the CA file is PG_CA_BUNDLE, the RDS CA bundle)`;
 }
 
 export function describe(target: PgTarget, database: string): string {

