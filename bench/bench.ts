@@ -12,8 +12,7 @@ import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
-  BENCH_DB, buildDatasets, CLUSTER_SETTINGS, largestShare, resetTarget, sourceHost, sourceTables, startClusters,
-  tableFingerprints, uriVia, userObjects, type Dataset,
+  BENCH_DB, buildDatasets, CLUSTER_SETTINGS, largestShare, resetTarget, sourceTables, startClusters, tableFingerprints, userObjects, type Dataset,
 } from './dataset';
 import { killLiveChildren } from './measure';
 import { parseBenchOptions, UsageError, type BenchOptions } from './options';
@@ -108,15 +107,14 @@ async function benchmark(options: BenchOptions, cleanup: Cleanup): Promise<numbe
   const failed = clusters.find((c): c is PromiseRejectedResult => c.status === 'rejected');
   if (failed) throw failed.reason;
   const [source, target] = clusters.map((c) => (c as PromiseFulfilledResult<LocalCluster>).value);
-  const host = sourceHost(options.route);
   if (options.keep) {
     cleanup.add('--keep notice', () => {
-      for (const [role, cluster, via] of [['source (point-in-time copy)', source, host], ['target (original)', target, target.host]] as const) {
-        process.stderr.write(`bench: kept ${role}: ${uriVia(cluster, via, BENCH_DB)}\n  stop and remove: runuser -u postgres -- ${pgBin('pg_ctl')} -D ${cluster.dataDir} -m fast stop && rm -rf ${cluster.baseDir}\n`);
+      for (const [role, cluster] of [['source (point-in-time copy)', source], ['target (original)', target]] as const) {
+        process.stderr.write(`bench: kept ${role}: ${cluster.uri(BENCH_DB)}\n  stop and remove: runuser -u postgres -- ${pgBin('pg_ctl')} -D ${cluster.dataDir} -m fast stop && rm -rf ${cluster.baseDir}\n`);
       }
     });
   }
-  progress(`clusters up: source ${host}:${source.port}, target ${target.host}:${target.port}; generating the ${options.dataset} dataset`);
+  progress(`clusters up: source ${source.host}:${source.port}, target ${target.host}:${target.port}; generating the ${options.dataset} dataset`);
 
   const datasetStarted = Date.now();
   const dataset = await buildDatasets(source, target, options.dataset, options.size);
@@ -124,7 +122,7 @@ async function benchmark(options: BenchOptions, cleanup: Cleanup): Promise<numbe
   progress(`dataset: ${(dataset.bytes / 2 ** 20).toFixed(0)} MiB in ${((Date.now() - datasetStarted) / 1000).toFixed(1)} s; `
     + `largest table ${largest?.table} ${((largest?.bytes ?? 0) / 2 ** 20).toFixed(0)} MiB, ${(100 * largestShare(dataset.tableBytes)).toFixed(0)}% of the tables' bytes`);
 
-  const endpoints: Endpoints = { source, target, workDir, sourceUri: (database) => uriVia(source, host, database) };
+  const endpoints: Endpoints = { source, target, workDir };
   const tables = await sourceTables(source);
   const expected = { objects: await userObjects(source, BENCH_DB), fingerprints: await tableFingerprints(source, BENCH_DB, tables) };
   /** The bench's own equality check of a path's result database against the source. */
@@ -206,7 +204,7 @@ async function benchmark(options: BenchOptions, cleanup: Cleanup): Promise<numbe
       pgcopydb: pgcopydb ? pgcopydbVersion(pgcopydb) : 'not installed',
     },
     settings: CLUSTER_SETTINGS,
-    route: { name: options.route, source: `${host}:${source.port}`, target: `${target.host}:${target.port}` },
+    route: { name: options.route, source: `${source.host}:${source.port}`, target: `${target.host}:${target.port}` },
     dataset: describeDataset(dataset, tables),
     options,
     summary: { ...summary, ...Object.fromEntries((['a', 'b', 'c', 'd'] as const).map((k) => [k, summary[k] ? { ...summary[k], medianRun: undefined } : undefined])) },
@@ -227,7 +225,7 @@ async function benchmark(options: BenchOptions, cleanup: Cleanup): Promise<numbe
 
   process.stdout.write(`\n## Recovery data path benchmark — ${result.date.slice(0, 10)}, ${options.dataset} dataset, ${options.route} route\n\n`);
   process.stdout.write(`Machine: ${result.machine.nproc} cores (${result.machine.cpuModel}), ${result.machine.memoryGiB} GiB, load average ${loadStart[0].toFixed(2)} at start, ${loadEnd[0].toFixed(2)} at end. ${result.postgres.server.split(' on ')[0]}; ${result.postgres.pgcopydb.split('\n')[0]}.\n`);
-  process.stdout.write(`Route: ${options.route === 'two-hosts' ? `two hosts: every path reaches the source on ${host} and the target on ${target.host}` : `one host: both clusters on ${host}`}.\n`);
+  process.stdout.write(`Route: ${options.route === 'two-hosts' ? `two hosts: the source listens on ${source.host} only, the target on ${target.host}` : `one host: both clusters on ${source.host}`}.\n`);
   process.stdout.write(`Dataset: ${datasetSentence(dataset)} Result JSON: ${file}\n\n`);
   process.stdout.write(`${markdownTable(summary, { runs: options.runs, jobs: options.jobs, largestTable: largest?.table ?? '' })}\n\n`);
   process.stdout.write(`${result.verdict}\n`);

@@ -6,11 +6,9 @@
  * rows without shipping them through a client.
  */
 import { execFile } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { DatasetName, DatasetSize, Route } from './options';
-import { LocalCluster, pgBin, quoteIdent, quoteLiteral, sleep } from '../buildspec/runner/local/cluster';
+import { LocalCluster, LOOPBACK, pgBin, quoteIdent, quoteLiteral, SECOND_HOST } from '../buildspec/runner/local/cluster';
 
 const execFileAsync = promisify(execFile);
 
@@ -44,57 +42,24 @@ export const CLUSTER_SETTINGS: Readonly<Record<string, string>> = {
   log_line_prefix: "'%n [%p] %a@%d '",
 };
 
-/** The address every cluster listens on, and the one the source is reached on in the two-hosts route. */
-export const LOOPBACK = '127.0.0.1';
-export const SECOND_LOOPBACK = '127.0.0.2';
-
 /**
- * A cluster with the bench's settings. With `alsoOn`, it listens on that
- * loopback address too (pg_hba trusts it), so clients can reach it as a
- * different host. LocalCluster itself only knows 127.0.0.1, which the bench
- * keeps using for its own bookkeeping queries.
+ * A cluster with the bench's settings, listening on `host` only (LocalCluster's
+ * default, 127.0.0.1, unless given). In the two-hosts route the source listens
+ * on SECOND_HOST (127.0.0.2): every client, the bench's own queries included,
+ * reaches it there, a different host from the target's 127.0.0.1.
  */
-export async function startCluster(alsoOn?: string): Promise<LocalCluster> {
-  const settings = alsoOn ? { ...CLUSTER_SETTINGS, listen_addresses: `'${LOOPBACK},${alsoOn}'` } : CLUSTER_SETTINGS;
-  const cluster = await LocalCluster.create({ settings });
-  if (alsoOn) {
-    appendFileSync(join(cluster.dataDir, 'pg_hba.conf'), `host all all ${alsoOn}/32 trust\n`);
-    await cluster.sql('SELECT pg_reload_conf()');
-    // The reload is asynchronous: wait until the second address answers, and that it is the one answering.
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        const seen = await sqlVia(cluster, alsoOn, 'SELECT host(inet_server_addr())');
-        if (seen === alsoOn) break;
-        throw new Error(`connected to ${alsoOn} but the server saw ${seen}`);
-      } catch (err) {
-        if (Date.now() > deadline) throw new Error(`cluster on port ${cluster.port} does not answer on ${alsoOn}: ${(err as Error).message}`);
-        await sleep(100);
-      }
-    }
-  }
-  return cluster;
+export async function startCluster(host?: string): Promise<LocalCluster> {
+  return LocalCluster.create({ settings: CLUSTER_SETTINGS, host });
 }
 
-/** libpq URI of `cluster` reached through `host` (the superuser, trust auth). */
-export function uriVia(cluster: LocalCluster, host: string, database = 'postgres'): string {
-  return `postgresql://postgres@${host}:${cluster.port}/${encodeURIComponent(database)}`;
-}
-
-/** The clusters for a route: the source also on SECOND_LOOPBACK for two-hosts; the host every path reaches the source on. */
-export async function startClusters(route: Route): Promise<Array<PromiseSettledResult<LocalCluster>>> {
-  return Promise.allSettled([startCluster(route === 'two-hosts' ? SECOND_LOOPBACK : undefined), startCluster()]);
-}
-
+/** The source's host in a route. */
 export function sourceHost(route: Route): string {
-  return route === 'two-hosts' ? SECOND_LOOPBACK : LOOPBACK;
+  return route === 'two-hosts' ? SECOND_HOST : LOOPBACK;
 }
 
-async function sqlVia(cluster: LocalCluster, host: string, sql: string): Promise<string> {
-  const { stdout } = await execFileAsync(pgBin('psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-d', uriVia(cluster, host), '-c', sql], {
-    env: { ...process.env, PGPASSWORD: '', PGCONNECT_TIMEOUT: '5' },
-  });
-  return stdout.trim();
+/** Source and target for a route: the source on sourceHost(route), the target on 127.0.0.1. */
+export async function startClusters(route: Route): Promise<Array<PromiseSettledResult<LocalCluster>>> {
+  return Promise.allSettled([startCluster(sourceHost(route)), startCluster(LOOPBACK)]);
 }
 
 /** The mixed-type tables: text, jsonb, numeric, timestamps; a primary key and 2 secondary indexes each. */

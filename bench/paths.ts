@@ -47,8 +47,6 @@ export interface PathRun {
 export interface Endpoints {
   readonly source: LocalCluster;
   readonly target: LocalCluster;
-  /** libpq URI of the source database as every path reaches it (127.0.0.2 in the two-hosts route). */
-  readonly sourceUri: (database: string) => string;
   readonly workDir: string;
 }
 
@@ -57,7 +55,7 @@ export async function runPathA(e: Endpoints): Promise<PathRun> {
   const file = join(e.workDir, 'poc.dump');
   rmSync(file, { force: true });
   return withProbe(e, BENCH_DB, async () => {
-    const dump = await runMeasured(pgBin('pg_dump'), ['-Fc', '-f', file, '-d', e.sourceUri(BENCH_DB)]);
+    const dump = await runMeasured(pgBin('pg_dump'), ['-Fc', '-f', file, '-d', e.source.uri(BENCH_DB)]);
     const restore = await runMeasured(pgBin('pg_restore'), ['-c', '-d', e.target.uri(BENCH_DB)], { stdinFile: file });
     rmSync(file, { force: true });
     return {
@@ -73,7 +71,7 @@ export async function runPathA(e: Endpoints): Promise<PathRun> {
 export async function runPathB(e: Endpoints, runnerJs: string, jobs: number, onLogLine?: (line: string) => void): Promise<PathRun> {
   return withProbe(e, BENCH_DB, async () => {
     const copy = await runMeasured(process.execPath, [runnerJs, 'copy',
-      '--source', e.sourceUri('postgres'),
+      '--source', e.source.uri('postgres'),
       '--target', e.target.uri('postgres'),
       '--database', BENCH_DB,
       '--strategy', 'swap',
@@ -118,7 +116,7 @@ export async function runPathC(e: Endpoints, pgcopydb: string, jobs: number, dat
       const create = await createDatabase(e.target, database);
       if (create.exitCode !== 0) return { runs: [create], phases: {} };
       const clone = await runMeasured(pgcopydb, ['clone',
-        '--source', e.sourceUri(BENCH_DB),
+        '--source', e.source.uri(BENCH_DB),
         '--target', e.target.uri(database),
         '--table-jobs', String(jobs),
         '--index-jobs', String(jobs),
@@ -146,7 +144,7 @@ export async function runPathD(e: Endpoints, jobs: number, database: string): Pr
       const phases: Record<string, number> = {};
       const steps: Array<[string, () => Promise<ProcessRun>]> = [
         ['create database', () => createDatabase(e.target, database)],
-        ['dump', () => runMeasured(pgBin('pg_dump'), ['-Fd', '-j', String(jobs), '-Z0', '--no-sync', '-f', dir, '-d', e.sourceUri(BENCH_DB)])],
+        ['dump', () => runMeasured(pgBin('pg_dump'), ['-Fd', '-j', String(jobs), '-Z0', '--no-sync', '-f', dir, '-d', e.source.uri(BENCH_DB)])],
         ['restore', () => runMeasured(pgBin('pg_restore'), ['-j', String(jobs), '--exit-on-error', '-d', e.target.uri(database), dir])],
         ['analyze', () => runMeasured(pgBin('vacuumdb'), ['-Z', '-q', '-j', String(jobs), '-d', e.target.uri(database)])],
       ];

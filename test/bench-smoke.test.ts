@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import {
-  BENCH_DB, generateDatabase, largestShare, SECOND_LOOPBACK, SKEWED_LARGEST, SKEWED_SMALL_TABLES, sourceTables, startCluster,
-  tableBytes, tableFingerprints, uriVia, userObjects,
+  BENCH_DB, generateDatabase, largestShare, SKEWED_LARGEST, SKEWED_SMALL_TABLES, sourceHost, sourceTables, startCluster,
+  tableBytes, tableFingerprints, userObjects,
 } from '../bench/dataset';
 import { childrenCpuMs, runMeasured, serverCpuMs, ServerLogTap, WriteProbe } from '../bench/measure';
 import { NAMED_SCALES, parseBenchOptions, UsageError } from '../bench/options';
 import { findPgcopydb, pgcopydbDurationMs, pgcopydbSteps, runnerStepDurations, runnerUnavailableMs, runnerVerified, runPathC } from '../bench/paths';
 import { spread, verdictLine, type PathSummary, type Summary } from '../bench/report';
-import { LocalCluster, makeWorkDir, pgBin, quoteIdent } from '../buildspec/runner/local/cluster';
+import { LocalCluster, LOOPBACK, makeWorkDir, pgBin, quoteIdent } from '../buildspec/runner/local/cluster';
 
 describe('bench flags', () => {
   test('defaults: the ~1 GB default dataset, one host, 3 runs, -j = cores', () => {
@@ -171,11 +171,11 @@ describe('bench instruments', () => {
 });
 
 describe('bench datasets, route, instruments and C on real PostgreSQL (smoke size)', () => {
-  // The source as in the two-hosts route (also on 127.0.0.2), and a plain target on 127.0.0.1 only.
+  // The clusters of the two-hosts route: the source on 127.0.0.2 only, the target on 127.0.0.1 only.
   let source: LocalCluster;
   let target: LocalCluster;
   beforeAll(async () => {
-    [source, target] = await Promise.all([startCluster(SECOND_LOOPBACK), startCluster()]);
+    [source, target] = await Promise.all([startCluster(sourceHost('two-hosts')), startCluster(sourceHost('one-host'))]);
     await generateDatabase(source, 'skewed', NAMED_SCALES.smoke);
   });
   afterAll(async () => {
@@ -183,12 +183,18 @@ describe('bench datasets, route, instruments and C on real PostgreSQL (smoke siz
   });
 
   const psqlVia = (cluster: LocalCluster, host: string, sql: string): string =>
-    execFileSync(pgBin('psql'), ['-X', '-At', '-d', uriVia(cluster, host), '-c', sql], { env: { ...process.env, PGCONNECT_TIMEOUT: '3' }, stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+    execFileSync(pgBin('psql'), ['-X', '-At', '-d', `postgresql://postgres@${host}:${cluster.port}/postgres`, '-c', sql], {
+      env: { ...process.env, PGCONNECT_TIMEOUT: '3' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).toString().trim();
 
-  test('two-hosts route: the source answers on 127.0.0.2 as 127.0.0.2; a one-host cluster does not answer there', () => {
-    expect(psqlVia(source, SECOND_LOOPBACK, 'SELECT host(inet_server_addr())')).toBe(SECOND_LOOPBACK);
-    expect(psqlVia(source, '127.0.0.1', 'SELECT host(inet_server_addr())')).toBe('127.0.0.1');
-    expect(() => psqlVia(target, SECOND_LOOPBACK, 'SELECT 1')).toThrow();
+  test('two-hosts route: the source answers on 127.0.0.2 only, the target on 127.0.0.1 only, so no client can reach both as one host', () => {
+    expect(sourceHost('two-hosts')).toBe('127.0.0.2');
+    expect(source.uri()).toContain('@127.0.0.2:');
+    expect(psqlVia(source, '127.0.0.2', 'SELECT host(inet_server_addr())')).toBe('127.0.0.2');
+    expect(() => psqlVia(source, LOOPBACK, 'SELECT 1')).toThrow();
+    expect(psqlVia(target, LOOPBACK, 'SELECT host(inet_server_addr())')).toBe(LOOPBACK);
+    expect(() => psqlVia(target, '127.0.0.2', 'SELECT 1')).toThrow();
   });
 
   test('skewed dataset: one table holds at least 70% of the bytes, with a primary key and 3 secondary indexes, one on two text columns; 20 small tables', async () => {
@@ -248,7 +254,7 @@ describe('bench datasets, route, instruments and C on real PostgreSQL (smoke siz
   (pgcopydb ? test : test.skip)('C: pgcopydb clones the skewed dataset over the two-hosts route into a fresh database equal to the source', async () => {
     const workDir = await makeWorkDir('bench-c-');
     try {
-      const run = await runPathC({ source, target, workDir, sourceUri: (db) => uriVia(source, SECOND_LOOPBACK, db) }, pgcopydb!, 2, 'bench_pgcopydb');
+      const run = await runPathC({ source, target, workDir }, pgcopydb!, 2, 'bench_pgcopydb');
       expect(run.failures).toEqual([]);
       expect(run.database).toBe('bench_pgcopydb');
       expect(run.phases['pgcopydb: Total Wall Clock Duration']).toBeGreaterThan(0);
