@@ -249,10 +249,16 @@ export interface RunnerVerified {
   readonly checksummed: number;
 }
 
-/** What the runner's verification covered (`equal — N tables (M with content checksums)`), if its log says. */
+/**
+ * What the runner's verification covered, if its log says: `equal — N tables
+ * (R rows): row counts + content checksums` (every table checksummed), or the
+ * earlier `equal — N tables (M with content checksums)`.
+ */
 export function runnerVerified(log: string): RunnerVerified | undefined {
-  const match = /equal — ([0-9]+) tables \(([0-9]+) with content checksums\)/.exec(log);
-  return match ? { tables: Number(match[1]), checksummed: Number(match[2]) } : undefined;
+  const every = /equal — ([0-9]+) tables \([0-9]+ rows\): row counts \+ content checksums/.exec(log);
+  if (every) return { tables: Number(every[1]), checksummed: Number(every[1]) };
+  const some = /equal — ([0-9]+) tables \(([0-9]+) with content checksums\)/.exec(log);
+  return some ? { tables: Number(some[1]), checksummed: Number(some[2]) } : undefined;
 }
 
 function parseDuration(text: string): number {

@@ -99,6 +99,7 @@ describe('bench report', () => {
     expect(runnerUnavailableMs(log)).toBe(231);
     expect(runnerUnavailableMs('no such line')).toBeUndefined();
     expect(runnerVerified(log)).toEqual({ tables: 9, checksummed: 8 });
+    expect(runnerVerified('  "bench": equal — 9 tables (120012 rows): row counts + content checksums; 1 sequences: values')).toEqual({ tables: 9, checksummed: 9 });
     expect(runnerVerified('no such line')).toBeUndefined();
   });
 });
