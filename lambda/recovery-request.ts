@@ -3,10 +3,12 @@
  * rejection happens before anything is looked up or started.
  */
 import {
+  Hazard,
   LATEST,
   RECOVERY_REQUEST_FIELDS,
   RESTORE_TIME_ACCEPTED,
   Strategy,
+  parseHazards,
   parseRestoreTime,
   parseStrategy,
   validateDatabaseName,
@@ -20,6 +22,8 @@ export interface ValidRecoveryRequest {
   /** Undefined means every non-template database. */
   readonly databases?: readonly string[];
   readonly strategy: Strategy;
+  /** Swap hazards the operator accepts (empty: none). */
+  readonly acceptHazards: readonly Hazard[];
 }
 
 /** Thrown when the input is rejected; the message lists every problem. */
@@ -30,7 +34,7 @@ export class RequestRejectedError extends Error {
   }
 }
 
-const REQUEST_SHAPE = '{"restoreTime": "<ISO-8601 UTC>|latest", "confirm": "<source instance id>", "databases"?: ["<name>", ...], "strategy"?: "swap"|"replace"}';
+const REQUEST_SHAPE = '{"restoreTime": "<ISO-8601 UTC>|latest", "confirm": "<source instance id>", "databases"?: ["<name>", ...], "strategy"?: "swap"|"replace", "acceptHazards"?: ["<hazard>", ...]}';
 
 /**
  * Checks every field of `input` and reports all problems at once, so a
@@ -60,9 +64,16 @@ export function parseRecoveryRequest(input: unknown, sourceInstanceId: string): 
   const confirm = attempt(() => checkConfirm(fields.confirm, sourceInstanceId));
   const databases = attempt(() => parseDatabases(fields.databases));
   const strategy = attempt(() => parseStrategy(fields.strategy, 'strategy'));
+  const acceptHazards = attempt(() => parseHazards(fields.acceptHazards === undefined ? undefined : asList(fields.acceptHazards, 'acceptHazards'), 'acceptHazards'));
 
   if (problems.length > 0) throw new RequestRejectedError(problems);
-  return { restoreTime: restoreTime!, confirm: confirm!, databases, strategy: strategy! };
+  return { restoreTime: restoreTime!, confirm: confirm!, databases, strategy: strategy!, acceptHazards: acceptHazards! };
+}
+
+/** A JSON list, not a comma-separated string (which would slip through as one name). */
+function asList(value: unknown, field: string): unknown[] {
+  if (!Array.isArray(value)) throw new Error(`${field}: ${describe(value)} is not a list; accepted: a JSON array such as ["subscriptions"].`);
+  return value;
 }
 
 function parseRequiredRestoreTime(value: unknown): Date | typeof LATEST {

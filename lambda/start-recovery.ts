@@ -42,6 +42,7 @@ export function environmentOverrides(request: ValidRecoveryRequest): Environment
   // Left out when not requested, so a database list configured on the project still applies.
   if (request.databases) variables.push([START_ENV.DATABASES, request.databases.join(',')]);
   variables.push([START_ENV.STRATEGY, request.strategy]);
+  if (request.acceptHazards.length > 0) variables.push([START_ENV.ACCEPT_HAZARDS, request.acceptHazards.join(',')]);
   return variables.map(([name, value]) => ({ name, value, type: 'PLAINTEXT' }));
 }
 

@@ -11,15 +11,17 @@ need_pg=false
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_pg=true
 [ -f /usr/share/postgresql/15/extension/pgcrypto.control ] || need_pg=true
 [ -x /usr/lib/postgresql/15/bin/pgbench ] || need_pg=true
+# pg_cron: the swap-hazard tests run it on a throwaway cluster, as RDS offers it.
+[ -f /usr/lib/postgresql/15/lib/pg_cron.so ] || need_pg=true
 if $need_pg; then
-  echo "setup: installing PostgreSQL 15 (server, client, contrib) with apt"
+  echo "setup: installing PostgreSQL 15 (server, client, contrib, pg_cron) with apt"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   # The Debian package would create and start a "main" cluster; we only want the binaries.
   $sudo mkdir -p /etc/postgresql-common
   echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql-15 postgresql-client-15 postgresql-contrib >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql-15 postgresql-client-15 postgresql-contrib postgresql-15-cron >/dev/null
 fi
 # pgcopydb (Debian package, 0.10 on bookworm): path C of `npx projen bench`; the bench skips C without it.
 command -v pgcopydb >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"; DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq pgcopydb >/dev/null || { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq pgcopydb >/dev/null; }; }

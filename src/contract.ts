@@ -26,6 +26,8 @@ export const START_ENV = {
   SAFETY_SNAPSHOT: 'SAFETY_SNAPSHOT',
   /** Optional DB instance class for the temporary instance, e.g. `db.r6g.large`. */
   TEMP_INSTANCE_CLASS: 'TEMP_INSTANCE_CLASS',
+  /** Comma-separated swap hazards (HAZARDS) the operator accepts after reading what each one does; empty accepts none. */
+  ACCEPT_HAZARDS: 'ACCEPT_HAZARDS',
 } as const;
 
 /** Variables the construct sets on the CodeBuild project (not meant to be overridden). */
@@ -158,14 +160,51 @@ export function parseStrategy(value: unknown, field: string = START_ENV.STRATEGY
   throw new Error(`${field}: ${JSON.stringify(value)} is not a strategy; accepted: ${STRATEGIES.join(' | ')} (default ${DEFAULT_STRATEGY}).`);
 }
 
+/**
+ * Swap hazards: things on the original (or in the point-in-time copy) that a
+ * recovery would silently break. The check step refuses when it finds one,
+ * says what would happen and what to do, and goes on only when the operator
+ * lists it in ACCEPT_HAZARDS. Hazards that cannot end well whatever anyone
+ * accepts (prepared transactions on the original, a logical slot under
+ * `replace`) are refused without this way out.
+ */
+export const HAZARDS = {
+  /** Logical replication slots on the database: CDC consumers would keep reading the pre-recovery copy. */
+  LOGICAL_SLOTS: 'logical-replication-slots',
+  /** Subscriptions applying into the database, or in the point-in-time copy (a non-superuser dump leaves them out). */
+  SUBSCRIPTIONS: 'subscriptions',
+  /** pg_cron lives in the database: its job table would go back to T and its scheduler holds a connection. */
+  PG_CRON: 'pg-cron',
+  /** Event triggers in the point-in-time copy that the master user cannot create: restored without them. */
+  EVENT_TRIGGERS: 'event-triggers',
+} as const;
+export type Hazard = typeof HAZARDS[keyof typeof HAZARDS];
+const HAZARD_NAMES = Object.values(HAZARDS) as readonly string[];
+
+/** ACCEPT_HAZARDS (comma-separated text) or the Lambda's `acceptHazards` (a list): each name once, each one known. */
+export function parseHazards(value: unknown, field: string = START_ENV.ACCEPT_HAZARDS): Hazard[] {
+  if (value === undefined || value === '') return [];
+  const accepted = `accepted: ${HAZARD_NAMES.join(', ')}${typeof value === 'string' ? ', comma-separated' : ', as a list'}, or nothing`;
+  const names = typeof value === 'string' ? value.split(',').map((n) => n.trim()) : value;
+  if (!Array.isArray(names)) throw new Error(`${field}: ${JSON.stringify(value)} is not a list of hazards; ${accepted}.`);
+  const out: Hazard[] = [];
+  for (const name of names) {
+    if (typeof name !== 'string' || !HAZARD_NAMES.includes(name)) throw new Error(`${field}: ${JSON.stringify(name)} is not a hazard; ${accepted}.`);
+    if (out.includes(name as Hazard)) throw new Error(`${field}: ${JSON.stringify(name)} is listed twice; list each hazard once.`);
+    out.push(name as Hazard);
+  }
+  return out;
+}
+
 /** The trigger Lambda's input when invoked directly. */
 export interface RecoveryRequest {
   readonly restoreTime: string;
   readonly confirm: string;
   readonly databases?: string[];
   readonly strategy?: Strategy;
+  readonly acceptHazards?: Hazard[];
 }
-export const RECOVERY_REQUEST_FIELDS = ['restoreTime', 'confirm', 'databases', 'strategy'] as const;
+export const RECOVERY_REQUEST_FIELDS = ['restoreTime', 'confirm', 'databases', 'strategy', 'acceptHazards'] as const;
 
 /** The trigger Lambda's answer. */
 export interface RecoveryStarted {

@@ -38,6 +38,7 @@ describe('readStartRequest', () => {
       jobs: 4,
       safetySnapshot: true,
       force: false,
+      acceptHazards: [],
       tempInstanceClass: undefined,
       waitTimeoutMs: 120 * 60_000,
       buildId: 'pitr-project:0f5c',
@@ -53,6 +54,7 @@ describe('readStartRequest', () => {
       [START_ENV.SAFETY_SNAPSHOT]: 'FALSE',
       [START_ENV.FORCE]: 'true',
       [START_ENV.TEMP_INSTANCE_CLASS]: 'db.r6g.large',
+      [START_ENV.ACCEPT_HAZARDS]: 'subscriptions, pg-cron',
       [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '45',
     });
     expect(r.restoreTime).toBe(LATEST);
@@ -62,7 +64,13 @@ describe('readStartRequest', () => {
     expect(r.safetySnapshot).toBe(false);
     expect(r.force).toBe(true);
     expect(r.tempInstanceClass).toBe('db.r6g.large');
+    expect(r.acceptHazards).toEqual(['subscriptions', 'pg-cron']);
     expect(r.waitTimeoutMs).toBe(45 * 60_000);
+  });
+
+  test('ACCEPT_HAZARDS names known hazards only', () => {
+    expect(refusal(() => read({ [START_ENV.ACCEPT_HAZARDS]: 'slots' })).message)
+      .toMatch(/ACCEPT_HAZARDS: "slots" is not a hazard; accepted: logical-replication-slots, subscriptions, pg-cron, event-triggers/);
   });
 
   test('CONFIRM must be exactly the source id', () => {

@@ -17,10 +17,10 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { StepLog, formatDuration } from './log';
 import type { DataPath, PgTarget } from './ports';
 import { PgDataPath } from './postgres/data-path';
-import { DEFAULT_STRATEGY, STRATEGIES, parseStrategy, stampOf, validateDatabaseName, type Strategy } from '../../src/contract';
+import { DEFAULT_STRATEGY, HAZARDS, STRATEGIES, parseHazards, parseStrategy, stampOf, validateDatabaseName, type Hazard, type Strategy } from '../../src/contract';
 
 export const COPY_USAGE = `usage: runner.js copy --source <URI|conninfo> --target <URI|conninfo> --database <name> [--database <name> ...]
-                     [--strategy ${STRATEGIES.join('|')}] [--jobs N] [--work-dir DIR]
+                     [--strategy ${STRATEGIES.join('|')}] [--jobs N] [--work-dir DIR] [--accept-hazard NAME ...]
   --source    the point-in-time copy, e.g. postgresql://master@pitr-copy.example:5432/postgres?sslmode=verify-full&sslrootcert=/ca.pem
   --target    the original instance, same forms (or "host=... port=... user=... dbname=... sslmode=...")
   --database  a database to copy (repeat for more; required)
@@ -28,6 +28,7 @@ export const COPY_USAGE = `usage: runner.js copy --source <URI|conninfo> --targe
               replace: drop the original and restore in its place (for instances without room for two copies)
   --jobs      parallel pg_dump/pg_restore jobs (default: this machine's vCPUs)
   --work-dir  scratch directory for the dump (default: the system temp directory)
+  --accept-hazard  go on despite a swap hazard the check step reports (repeat for more): ${Object.values(HAZARDS).join(', ')}
 Passwords may be given in the URI/conninfo or in PGPASSWORD; they are never printed or put on a command line.`;
 
 const CONN_ACCEPTED = 'a libpq URI (postgresql://user[:password]@host[:port][/database][?sslmode=...&sslrootcert=...]) '
@@ -109,12 +110,13 @@ export interface CopyArguments {
   readonly strategy: Strategy;
   readonly jobs: number;
   readonly workDir: string;
+  readonly acceptHazards: Hazard[];
 }
 
 /** Parses the arguments after `copy`; throws a UsageError naming the flag, the value and the accepted form. */
 export function parseCopyArguments(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CopyArguments {
   const values: Record<string, string[]> = {};
-  const known = ['--source', '--target', '--database', '--strategy', '--jobs', '--work-dir'];
+  const known = ['--source', '--target', '--database', '--strategy', '--jobs', '--work-dir', '--accept-hazard'];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf('=');
@@ -167,7 +169,13 @@ export function parseCopyArguments(argv: readonly string[], env: NodeJS.ProcessE
   if (jobsValue !== undefined && (!/^\d+$/.test(jobsValue) || jobs < 1 || jobs > MAX_JOBS)) {
     throw new UsageError(`--jobs: ${JSON.stringify(jobsValue)} is not a number of parallel jobs; accepted: an integer from 1 to ${MAX_JOBS} (default: this machine's vCPUs, ${availableParallelism()}).`);
   }
-  return { source, target, databases, strategy, jobs, workDir: single('--work-dir') ?? tmpdir() };
+  let acceptHazards: Hazard[];
+  try {
+    acceptHazards = parseHazards(values['--accept-hazard'], '--accept-hazard');
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return { source, target, databases, strategy, jobs, workDir: single('--work-dir') ?? tmpdir(), acceptHazards };
 }
 
 /**
@@ -220,6 +228,7 @@ export async function runCopyCli(
       workDir: args.workDir,
       log,
       signal: controller.signal,
+      acceptHazards: args.acceptHazards,
     });
     log.info('summary:');
     for (const line of log.stepTable()) log.info(line);

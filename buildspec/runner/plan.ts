@@ -14,11 +14,13 @@ import {
   TAGS,
   assertInsideRestoreWindow,
   parseDatabaseList,
+  parseHazards,
   parseRestoreTime,
   parseStrategy,
   safetySnapshotId,
   stampOf,
   temporaryInstanceId,
+  type Hazard,
   type RestoreWindow,
   type Strategy,
 } from '../../src/contract';
@@ -33,6 +35,8 @@ export interface StartRequest {
   readonly jobs: number;
   readonly safetySnapshot: boolean;
   readonly force: boolean;
+  /** Swap hazards the operator accepts (ACCEPT_HAZARDS). */
+  readonly acceptHazards: readonly Hazard[];
   readonly tempInstanceClass?: string;
   readonly waitTimeoutMs: number;
   readonly buildId: string;
@@ -114,6 +118,7 @@ export function readStartRequest(env: Env, defaults: { readonly cpus: number }):
   const jobs = attempt(() => parseJobs(value(START_ENV.JOBS), defaults.cpus));
   const safetySnapshot = attempt(() => parseBoolean(START_ENV.SAFETY_SNAPSHOT, value(START_ENV.SAFETY_SNAPSHOT), true));
   const force = attempt(() => parseBoolean(START_ENV.FORCE, value(START_ENV.FORCE), false));
+  const acceptHazards = attempt(() => parseHazards(value(START_ENV.ACCEPT_HAZARDS)));
   if (strategy === 'replace' && safetySnapshot === false && force === false) {
     problems.push(`${START_ENV.STRATEGY}: "replace" drops each database before restoring it, and with ${START_ENV.SAFETY_SNAPSHOT}=false there would be no way back; accepted: leave ${START_ENV.SAFETY_SNAPSHOT} on, use "swap", or set ${START_ENV.FORCE}=true to accept that risk.`);
   }
@@ -140,6 +145,7 @@ export function readStartRequest(env: Env, defaults: { readonly cpus: number }):
     jobs: jobs!,
     safetySnapshot: safetySnapshot!,
     force: force!,
+    acceptHazards: acceptHazards!,
     tempInstanceClass,
     waitTimeoutMs: waitMinutes! * 60_000,
     buildId: buildId!,

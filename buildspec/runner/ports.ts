@@ -4,7 +4,7 @@
  * PostgreSQL clusters (the rehearsal), and in tests.
  */
 import type { StepLog } from './log';
-import type { RestoreWindow, Strategy } from '../../src/contract';
+import type { Hazard, RestoreWindow, Strategy } from '../../src/contract';
 
 // ---------------------------------------------------------------- control plane
 
@@ -88,6 +88,8 @@ export interface CopyOptions {
   readonly log: StepLog;
   /** Aborted on SIGTERM/SIGINT: child processes are killed, nothing visible is changed after that. */
   readonly signal?: AbortSignal;
+  /** Swap hazards the operator accepts; any other hazard the check step finds stops the copy before it writes. */
+  readonly acceptHazards?: readonly Hazard[];
 }
 
 export interface DatabaseCopyResult {

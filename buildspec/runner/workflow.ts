@@ -144,7 +144,8 @@ class RecoveryRun {
     const { log } = this.deps;
     log.info(`source: ${plan.source.id} (${plan.source.engine} ${plan.source.engineVersion}, ${plan.source.endpoint.host}:${plan.source.endpoint.port})`);
     log.info(`restore time: ${plan.restoreTime === LATEST ? 'latest restorable time' : plan.restoreTime.toISOString()}${plan.window ? ` (restorable window ${plan.window.earliest.toISOString()} .. ${plan.window.latest.toISOString()})` : ''}`);
-    log.info(`databases: ${plan.databases ? plan.databases.join(', ') : 'every database that existed at the restore time'}; strategy: ${plan.strategy}; jobs: ${plan.jobs}`);
+    log.info(`databases: ${plan.databases ? plan.databases.join(', ') : 'every database that existed at the restore time'}; strategy: ${plan.strategy}; jobs: ${plan.jobs}`
+      + `; accepted hazards: ${plan.acceptHazards.length > 0 ? plan.acceptHazards.join(', ') : 'none'}`);
     log.info(`temporary instance: ${plan.temporaryInstanceId}; safety snapshot: ${plan.safetySnapshotId ?? `off (${START_ENV.SAFETY_SNAPSHOT}=false)`}`);
   }
 
@@ -252,6 +253,7 @@ class RecoveryRun {
       workDir: this.workDir,
       log: this.deps.log,
       signal: this.deps.signal,
+      acceptHazards: this.p.acceptHazards,
     });
     this.results = results;
     const unverified = this.databases.filter((d) => !results.some((r) => r.database === d && r.verified));

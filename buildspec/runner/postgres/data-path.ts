@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import type { Client } from 'pg';
 import { formatDuration } from '../log';
 import type { StepLog } from '../log';
+import { enforceHazards, findHazards, type HazardReport } from './hazards';
 import { exactPattern, ident, keptName, literal, qualified, restoredName } from './names';
 import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './process';
 import type { CopyOptions, DataPath, DatabaseCopyResult, PgTarget } from '../ports';
@@ -90,6 +91,7 @@ interface DatabasePlan {
   readonly existsOnTarget: boolean;
   readonly sourceProperties: DatabaseProperties;
   readonly streamed: readonly StreamedTable[];
+  readonly hazards: HazardReport;
 }
 
 export class PgDataPath implements DataPath {
@@ -115,9 +117,10 @@ export class PgDataPath implements DataPath {
     if (!Number.isInteger(options.jobs) || options.jobs < 1) throw new Error(`copy: jobs ${options.jobs} is not a positive integer. Nothing was changed.`);
     const processes = new PgProcesses(options.signal);
     try {
-      const plans = await options.log.step('check roles, privileges and disk on the original', async () => {
+      const plans = await options.log.step('check roles, privileges, swap hazards and disk on the original', async () => {
         const out: DatabasePlan[] = [];
         for (const database of options.databases) out.push(await this.plan(source, target, database, options));
+        enforceHazards(out.map((p) => p.hazards), options.acceptHazards ?? [], options.log);
         return out;
       });
       const results: DatabaseCopyResult[] = [];
@@ -216,10 +219,19 @@ export class PgDataPath implements DataPath {
         + 'Give the build more disk, or point the work directory elsewhere. Nothing was written to the original.');
     }
     const existsOnTarget = (await withClient(target, target.maintenanceDatabase, (c) => readDatabaseProperties(c, database))) !== undefined;
+    const hazards = await withClient(target, target.maintenanceDatabase, (onTarget) => withClient(source, database, (onSource) => findHazards({
+      database,
+      strategy: options.strategy,
+      existsOnTarget,
+      accepted: options.acceptHazards ?? [],
+      target: onTarget,
+      source: onSource,
+      onTargetDatabase: (other, fn) => withClient(target, other, fn),
+    })));
     options.log.info(`${JSON.stringify(database)}: ${mib(inspected.size)}, ${inspected.roles.length} role references all present, `
       + `${streamed.length} table(s) streamed (${mib(streamedBytes)}; ${streamed.filter((t) => t.binary).length} in binary, ${streamed.filter((t) => !t.binary).length} in text COPY), `
       + `${existsOnTarget ? 'exists' : 'does not exist'} on the original`);
-    return { database, restoredAs, keptAs, existsOnTarget, sourceProperties, streamed };
+    return { database, restoredAs, keptAs, existsOnTarget, sourceProperties, streamed, hazards };
   }
 
   // ------------------------------------------------------------ copy
@@ -244,7 +256,7 @@ export class PgDataPath implements DataPath {
         ...plan.streamed.map((t) => `--exclude-table-data=${exactPattern(t.schema, t.name)}`),
         '-d', dbConninfo(plan.database),
       ], { env: libpqEnv(source) }));
-      const lists = await this.restoreLists(exporter, target, processes, dumpDir, plan.streamed);
+      const lists = await this.restoreLists(exporter, target, processes, dumpDir, plan.streamed, plan.hazards.leftOutEventTriggers.length > 0);
 
       if (replace && plan.existsOnTarget) {
         processes.throwIfAborted();
@@ -313,6 +325,10 @@ export class PgDataPath implements DataPath {
           + `When it is no longer needed: DROP DATABASE ${ident(keptAs)};`);
       }
       log.info(`${db}: unavailable for ${formatDuration(unavailableMs)} (${options.strategy}); verified ${verified.tables} tables, ${verified.rows} rows`);
+      if (plan.hazards.leftOutEventTriggers.length > 0) {
+        log.warn(`${db}: restored WITHOUT the event trigger(s) ${plan.hazards.leftOutEventTriggers.map((n) => JSON.stringify(n)).join(', ')} `
+          + '(accepted hazard event-triggers): re-create them as a superuser from the point-in-time copy\'s definitions.');
+      }
       return { database: plan.database, keptAs, unavailableMs, tables: verified.tables, rows: verified.rows, verified: true };
     } catch (err) {
       processes.killAll();
@@ -333,12 +349,15 @@ export class PgDataPath implements DataPath {
    * taken out of the main list.
    */
   private async restoreLists(
-    source: Client, target: PgTarget, processes: PgProcesses, dumpDir: string, streamed: readonly StreamedTable[],
+    source: Client, target: PgTarget, processes: PgProcesses, dumpDir: string, streamed: readonly StreamedTable[], withoutEventTriggers: boolean,
   ): Promise<RestoreLists> {
     const { stdout } = await processes.run('pg_restore', ['-l', dumpDir], { env: libpqEnv(target) });
     const superuser = await withClient(target, target.maintenanceDatabase, async (c) => (await c.query<{ su: string }>("SELECT current_setting('is_superuser') AS su")).rows[0].su === 'on');
     // COMMENT ON EXTENSION needs extension ownership the master user of RDS does not have; CREATE EXTENSION sets the comment anyway.
-    const lines = stdout.split('\n').filter((line) => superuser || !/^\d+; \d+ \d+ COMMENT - EXTENSION /.test(line));
+    const lines = stdout.split('\n')
+      .filter((line) => superuser || !/^\d+; \d+ \d+ COMMENT - EXTENSION /.test(line))
+      // The accepted hazard event-triggers: this user cannot create them.
+      .filter((line) => !withoutEventTriggers || !/^\d+; \d+ \d+ (COMMENT - )?EVENT TRIGGER /.test(line));
 
     const entry = /^(\d+); \d+ (\d+) (INDEX|CONSTRAINT) /;
     const oids = lines.map((l) => entry.exec(l)?.[2]).filter((o): o is string => o !== undefined);
@@ -489,7 +508,10 @@ export class PgDataPath implements DataPath {
       await client.query(`ALTER DATABASE ${live} ALLOW_CONNECTIONS false`);
       try {
         for (;;) {
-          await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()', [[plan.database, plan.restoredAs]]);
+          // Sessions of superusers cannot be ended by a non-superuser (the RDS master user): leave them to leave, within the timeout.
+          await client.query(`SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid
+                               WHERE a.datname = ANY($1) AND a.pid <> pg_backend_pid()
+                                 AND (NOT r.rolsuper OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))`, [[plan.database, plan.restoredAs]]);
           try {
             await client.query('BEGIN');
             await client.query(`ALTER DATABASE ${live} RENAME TO ${ident(plan.keptAs)}`);
