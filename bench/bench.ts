@@ -1,24 +1,30 @@
 /**
  * `npx projen bench`: the recovery data path (B, this project's `copy`)
- * against the old proof of concept (A), on the same data in the same run.
+ * against the old proof of concept (A), pgcopydb (C, when installed) and a
+ * plain parallel dump and restore (D), on the same data in the same run.
  *
- * Progress goes to stderr; stdout carries the Markdown table and, as its very
- * last line, `speedup A/B = X.XX, unavailable window A = Y.YY s, B = Z.ZZ s`.
+ * Progress goes to stderr; stdout carries the Markdown report and, as its
+ * very last line,
+ * `speedup A/B = X.XX, C/B = X.XX, unavailable window A = Y.YY s, B = Z.ZZ s`.
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { BENCH_DB, buildDatasets, CLUSTER_SETTINGS, resetTarget, rowCounts, sourceTables, startCluster, userObjects, type Dataset } from './dataset';
+import {
+  BENCH_DB, buildDatasets, CLUSTER_SETTINGS, largestShare, resetTarget, sourceTables, startClusters, tableFingerprints, userObjects, type Dataset,
+} from './dataset';
 import { killLiveChildren } from './measure';
 import { parseBenchOptions, UsageError, type BenchOptions } from './options';
-import { runDumpOnly, runPathA, runPathB, runRestoreOnly, type Endpoints, type PathRun } from './paths';
-import { correct, markdownTable, summarize, verdictLine, type CheckedPathRun, type Checks, type RunRecord } from './report';
-import { LocalCluster, makeWorkDir, pgBin, quoteIdent } from '../buildspec/runner/local/cluster';
+import { findPgcopydb, runPathA, runPathB, runPathC, runPathD, type Endpoints, type PathRun } from './paths';
+import { C_SKIPPED, correct, markdownTable, summarize, verdictLine, type CheckedPathRun, type Checks, type RunRecord } from './report';
+import { LocalCluster, makeWorkDir, pgBin } from '../buildspec/runner/local/cluster';
 
 const REPO = resolve(__dirname, '..');
 const RUNNER_JS = join(REPO, 'assets', 'runner', 'runner.js');
-const LOWER_BOUND_DB = 'bench_lower_bound';
+/** Fresh databases C and D restore into, on the target (dropped before the next path). */
+const PGCOPYDB_DB = 'bench_pgcopydb';
+const PLAIN_DB = 'bench_plain';
 
 const progress = (message: string): void => {
   process.stderr.write(`${new Date().toISOString()} bench: ${message}\n`);
@@ -82,14 +88,16 @@ async function main(): Promise<number> {
 
 async function benchmark(options: BenchOptions, cleanup: Cleanup): Promise<number> {
   const loadStart = loadavg();
-  progress(`scale ${options.scaleName} (pgbench -s ${options.size.pgbenchScale}, ${options.size.extraRows} rows per extra table), ${options.runs} run(s), -j ${options.jobs}; load average ${loadStart.map((l) => l.toFixed(2)).join(' ')}`);
+  const pgcopydb = findPgcopydb();
+  progress(`dataset ${options.dataset}, scale ${options.scaleName}, route ${options.route}, ${options.runs} run(s), -j ${options.jobs}; `
+    + `${pgcopydb ? `C: ${pgcopydb}` : C_SKIPPED}; load average ${loadStart.map((l) => l.toFixed(2)).join(' ')}`);
 
   const workDir = await makeWorkDir('pitr-bench-');
   cleanup.add(`work dir ${workDir}`, () => rmSync(workDir, { recursive: true, force: true }));
   // Our own copy of the bundle: a `npx projen bundle` elsewhere (rm -rf assets) must not pull it away mid-run.
   const runnerJs = join(workDir, 'runner.js');
   copyFileSync(RUNNER_JS, runnerJs);
-  const clusters = await Promise.allSettled([startCluster(), startCluster()]);
+  const clusters = await startClusters(options.route);
   for (const c of clusters) {
     if (c.status === 'fulfilled') {
       const cluster = c.value;
@@ -106,58 +114,73 @@ async function benchmark(options: BenchOptions, cleanup: Cleanup): Promise<numbe
       }
     });
   }
-  progress(`clusters up: source 127.0.0.1:${source.port}, target 127.0.0.1:${target.port}; generating the dataset`);
+  progress(`clusters up: source ${source.host}:${source.port}, target ${target.host}:${target.port}; generating the ${options.dataset} dataset`);
 
   const datasetStarted = Date.now();
-  const dataset = await buildDatasets(source, target, options.size.pgbenchScale, options.size.extraRows);
-  progress(`dataset: ${(dataset.bytes / 2 ** 20).toFixed(0)} MiB in ${((Date.now() - datasetStarted) / 1000).toFixed(1)} s`);
+  const dataset = await buildDatasets(source, target, options.dataset, options.size);
+  const largest = dataset.tableBytes[0];
+  progress(`dataset: ${(dataset.bytes / 2 ** 20).toFixed(0)} MiB in ${((Date.now() - datasetStarted) / 1000).toFixed(1)} s; `
+    + `largest table ${largest?.table} ${((largest?.bytes ?? 0) / 2 ** 20).toFixed(0)} MiB, ${(100 * largestShare(dataset.tableBytes)).toFixed(0)}% of the tables' bytes`);
 
   const endpoints: Endpoints = { source, target, workDir };
   const tables = await sourceTables(source);
-  const expected = { objects: await userObjects(source, BENCH_DB), rows: await rowCounts(source, BENCH_DB, tables) };
+  const expected = { objects: await userObjects(source, BENCH_DB), fingerprints: await tableFingerprints(source, BENCH_DB, tables) };
+  /** The bench's own equality check of a path's result database against the source. */
   const check = async (run: PathRun): Promise<CheckedPathRun> => {
-    const objects = await userObjects(target, BENCH_DB);
-    const rows = await rowCounts(target, BENCH_DB, tables);
+    const objects = await userObjects(target, run.database).catch(() => new Set<string>());
+    const fingerprints = await tableFingerprints(target, run.database, tables).catch(() => new Map());
     const checks: Checks = {
       staleObjects: [...objects].filter((o) => !expected.objects.has(o)).sort(),
       missingObjects: [...expected.objects].filter((o) => !objects.has(o)).sort(),
-      rowMismatches: tables.filter((t) => rows.get(t) !== expected.rows.get(t)).map((t) => `${t}: ${rows.get(t) ?? 'missing'} vs ${expected.rows.get(t)}`),
+      rowMismatches: tables.filter((t) => fingerprints.get(t)?.rows !== expected.fingerprints.get(t)?.rows)
+        .map((t) => `${t}: ${fingerprints.get(t)?.rows ?? 'missing'} vs ${expected.fingerprints.get(t)?.rows}`),
+      contentMismatches: tables.filter((t) => fingerprints.get(t)?.hashSum !== expected.fingerprints.get(t)?.hashSum),
     };
     return { ...run, checks };
   };
+  const report = (label: string, run: number, r: CheckedPathRun): void => {
+    progress(`run ${run}/${options.runs}: ${label} took ${(r.wallMs / 1000).toFixed(2)} s, exit ${r.failures[0]?.exitCode ?? 0}, `
+      + `CPU s source/target/clients ${r.cpu.source.toFixed(1)}/${r.cpu.target.toFixed(1)}/${r.cpu.clients.toFixed(1)}, probe gap ${(r.probe.longestGapMs / 1000).toFixed(2)} s`);
+    if (label !== 'A' && !correct(r.checks)) {
+      progress(`${label} left a result different from the source: stale ${JSON.stringify(r.checks.staleObjects)}, missing ${JSON.stringify(r.checks.missingObjects)}, `
+        + `rows ${JSON.stringify(r.checks.rowMismatches)}, content ${JSON.stringify(r.checks.contentMismatches)}`);
+    }
+    for (const f of r.failures) progress(`${label} failed: ${f.command.replace(/postgresql:\/\/[^ ]+/g, '<uri>')} exited ${f.exitCode}:\n${f.stderrTail}`);
+  };
 
   const runs: RunRecord[] = [];
-  const lowerBoundDir = join(workDir, 'lower-bound');
   for (let run = 1; run <= options.runs; run++) {
     if (run > 1) await resetTarget(target);
     progress(`run ${run}/${options.runs}: A (pg_dump -Fc, pg_restore -c into the live database)`);
     const a = await check(await runPathA(endpoints));
-    progress(`run ${run}/${options.runs}: A took ${(a.wallMs / 1000).toFixed(2)} s, exit ${a.failures[0]?.exitCode ?? 0}, ${a.checks.staleObjects.length} stale object(s)`);
+    report('A', run, a);
 
     await resetTarget(target);
     progress(`run ${run}/${options.runs}: B (runner copy --strategy swap --jobs ${options.jobs})`);
     const b = await check(await runPathB(endpoints, runnerJs, options.jobs, (line) => process.stderr.write(`    runner | ${line}\n`)));
-    progress(`run ${run}/${options.runs}: B took ${(b.wallMs / 1000).toFixed(2)} s, exit ${b.failures[0]?.exitCode ?? 0}, probe gap ${(b.probe.longestGapMs / 1000).toFixed(2)} s`);
-    if (!correct(b.checks)) progress(`B left the target different from the source: stale ${JSON.stringify(b.checks.staleObjects)}, missing ${JSON.stringify(b.checks.missingObjects)}, rows ${JSON.stringify(b.checks.rowMismatches)}`);
-    for (const f of b.failures) progress(`B failed: ${f.command.replace(/postgresql:\/\/[^ ]+/g, '<uri>')} exited ${f.exitCode}:\n${f.stderrTail}`);
+    report('B', run, b);
+
+    let c: CheckedPathRun | undefined;
+    if (pgcopydb) {
+      await resetTarget(target);
+      progress(`run ${run}/${options.runs}: C (pgcopydb clone --table-jobs ${options.jobs} --index-jobs ${options.jobs}, fresh database)`);
+      c = await check(await runPathC(endpoints, pgcopydb, options.jobs, PGCOPYDB_DB));
+      report('C', run, c);
+    } else {
+      progress(`run ${run}/${options.runs}: ${C_SKIPPED}`);
+    }
 
     await resetTarget(target);
-    progress(`run ${run}/${options.runs}: lower bound (dump only, restore only)`);
-    const dump = await runDumpOnly(endpoints, lowerBoundDir, options.jobs);
-    const restore = await runRestoreOnly(endpoints, lowerBoundDir, options.jobs, LOWER_BOUND_DB);
-    for (const p of [dump, restore]) {
-      if (p.exitCode !== 0) throw new Error(`lower-bound phase failed (exit ${p.exitCode}): ${p.command}\n${p.stderr.trim()}`);
-    }
-    rmSync(lowerBoundDir, { recursive: true, force: true });
-    await target.sql(`DROP DATABASE ${quoteIdent(LOWER_BOUND_DB)}`);
-    runs.push({
-      run,
-      a,
-      b,
-      dumpOnly: { wallMs: dump.wallMs, peakRssBytes: dump.peakRssBytes, exitCode: dump.exitCode },
-      restoreOnly: { wallMs: restore.wallMs, peakRssBytes: restore.peakRssBytes, exitCode: restore.exitCode },
-    });
+    progress(`run ${run}/${options.runs}: D (pg_dump -Fd -j ${options.jobs} -Z0, pg_restore -j ${options.jobs}, vacuumdb -Z, fresh database)`);
+    const d = await check(await runPathD(endpoints, options.jobs, PLAIN_DB));
+    report('D', run, d);
+    runs.push({ run, a, b, c, d });
   }
+  await resetTarget(target);
+  // No path may have changed the source (the point-in-time copy) or left objects in it.
+  const sourceAfter = await userObjects(source, BENCH_DB);
+  const sourceChanged = [...sourceAfter].filter((o) => !expected.objects.has(o)).concat([...expected.objects].filter((o) => !sourceAfter.has(o)));
+  if (sourceChanged.length > 0) progress(`WARNING: the source's objects changed during the bench: ${JSON.stringify(sourceChanged)}`);
 
   const summary = summarize(runs, dataset.bytes);
   const loadEnd = loadavg();
@@ -178,36 +201,77 @@ async function benchmark(options: BenchOptions, cleanup: Cleanup): Promise<numbe
     postgres: {
       server: await source.sql('SELECT version()'),
       client: execFileSync(pgBin('pg_dump'), ['--version']).toString().trim(),
+      pgcopydb: pgcopydb ? pgcopydbVersion(pgcopydb) : 'not installed',
     },
     settings: CLUSTER_SETTINGS,
+    route: { name: options.route, source: `${source.host}:${source.port}`, target: `${target.host}:${target.port}` },
     dataset: describeDataset(dataset, tables),
     options,
-    summary,
-    runs: runs.map((r) => ({ ...r, b: { ...r.b, log: undefined }, bLogTail: r.b.log?.split('\n').slice(-40).join('\n') })),
-    verdict: verdictLine(summary),
+    summary: { ...summary, ...Object.fromEntries((['a', 'b', 'c', 'd'] as const).map((k) => [k, summary[k] ? { ...summary[k], medianRun: undefined } : undefined])) },
+    sourceChanged,
+    runs: runs.map((r) => ({
+      ...r,
+      b: { ...r.b, log: undefined },
+      bLogTail: r.b.log?.split('\n').slice(-40).join('\n'),
+      c: r.c ? { ...r.c, log: undefined } : undefined,
+      cLogTail: r.c?.log?.split('\n').slice(-40).join('\n'),
+    })),
+    verdict: verdictLine(summary, !pgcopydb),
   };
-  const file = options.save ? join(REPO, 'bench', 'results', `${result.date.slice(0, 10)}-${options.scaleName}.json`) : join(tmpdir(), `pitr-bench-${result.date.slice(0, 10)}-${options.scaleName}-${process.pid}.json`);
+  const name = `${result.date.slice(0, 10)}-${options.dataset}-${options.route}-${options.scaleName}`;
+  const file = options.save ? join(REPO, 'bench', 'results', `${name}.json`) : join(tmpdir(), `pitr-bench-${name}-${process.pid}.json`);
   mkdirSync(resolve(file, '..'), { recursive: true });
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 
-  process.stdout.write(`\n## Recovery data path benchmark — ${result.date.slice(0, 10)}\n\n`);
-  process.stdout.write(`Machine: ${result.machine.nproc} cores (${result.machine.cpuModel}), ${result.machine.memoryGiB} GiB, load average ${loadStart[0].toFixed(2)} at start, ${loadEnd[0].toFixed(2)} at end. ${result.postgres.server.split(' on ')[0]}.\n`);
-  process.stdout.write(`Dataset: ${(dataset.bytes / 2 ** 20).toFixed(0)} MiB (pg_database_size), pgbench -s ${dataset.pgbenchScale} plus 4 mixed-type tables of ${dataset.extraRowsPerTable} rows with 2 secondary indexes each. Result JSON: ${file}\n\n`);
-  process.stdout.write(`${markdownTable(summary, options.runs, options.jobs)}\n\n`);
+  process.stdout.write(`\n## Recovery data path benchmark — ${result.date.slice(0, 10)}, ${options.dataset} dataset, ${options.route} route\n\n`);
+  process.stdout.write(`Machine: ${result.machine.nproc} cores (${result.machine.cpuModel}), ${result.machine.memoryGiB} GiB, load average ${loadStart[0].toFixed(2)} at start, ${loadEnd[0].toFixed(2)} at end. ${result.postgres.server.split(' on ')[0]}; ${result.postgres.pgcopydb.split('\n')[0]}.\n`);
+  process.stdout.write(`Route: ${options.route === 'two-hosts' ? `two hosts: the source listens on ${source.host} only, the target on ${target.host}` : `one host: both clusters on ${source.host}`}.\n`);
+  process.stdout.write(`Dataset: ${datasetSentence(dataset)} Result JSON: ${file}\n\n`);
+  process.stdout.write(`${markdownTable(summary, { runs: options.runs, jobs: options.jobs, largestTable: largest?.table ?? '' })}\n\n`);
   process.stdout.write(`${result.verdict}\n`);
   if (!summary.bSucceeded) {
     progress('B (the runner\'s copy) did not exit 0 with the target equal to the source in every run; see above. Exiting 1.');
     return 1;
   }
+  if (summary.c && !summary.c.succeeded) {
+    progress('C (pgcopydb) did not exit 0 with its result equal to the source in every run; see above. Exiting 1.');
+    return 1;
+  }
+  if (!summary.d.succeeded) {
+    progress('D (plain dump and restore) did not exit 0 with its result equal to the source in every run; see above. Exiting 1.');
+    return 1;
+  }
   return 0;
+}
+
+function pgcopydbVersion(bin: string): string {
+  try {
+    return execFileSync(bin, ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim().split('\n')[0];
+  } catch {
+    return 'unknown version';
+  }
+}
+
+function datasetSentence(dataset: Dataset): string {
+  const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+  const largest = dataset.tableBytes[0];
+  const share = `${(100 * largestShare(dataset.tableBytes)).toFixed(0)}%`;
+  if (dataset.name === 'skewed') {
+    return `skewed, ${mib(dataset.bytes)} (pg_database_size): \`${largest.table}\` with ${dataset.size.skewedRows} rows, primary key and 3 secondary indexes, `
+      + `${mib(largest.bytes)} = ${share} of the tables' bytes, plus ${dataset.tableBytes.length - 1} small tables (${mib(dataset.tableBytes.slice(1).reduce((sum, t) => sum + t.bytes, 0))}).`;
+  }
+  return `default, ${mib(dataset.bytes)} (pg_database_size), pgbench -s ${dataset.size.pgbenchScale} plus 4 mixed-type tables of ${dataset.size.extraRows} rows `
+    + `with 2 secondary indexes each; largest table \`${largest.table}\` ${mib(largest.bytes)} = ${share} of the tables' bytes.`;
 }
 
 function describeDataset(dataset: Dataset, tables: readonly string[]): Record<string, unknown> {
   return {
+    name: dataset.name,
     bytes: dataset.bytes,
     mib: +(dataset.bytes / 2 ** 20).toFixed(1),
-    pgbenchScale: dataset.pgbenchScale,
-    extraRowsPerTable: dataset.extraRowsPerTable,
+    size: dataset.size,
+    largestTableShare: +largestShare(dataset.tableBytes).toFixed(4),
+    tableBytes: dataset.tableBytes,
     tables,
   };
 }

@@ -7,7 +7,8 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { LocalCluster, pgBin, quoteIdent, quoteLiteral } from '../buildspec/runner/local/cluster';
+import type { DatasetName, DatasetSize, Route } from './options';
+import { LocalCluster, LOOPBACK, pgBin, quoteIdent, quoteLiteral, SECOND_HOST } from '../buildspec/runner/local/cluster';
 
 const execFileAsync = promisify(execFile);
 
@@ -35,10 +36,30 @@ export const CLUSTER_SETTINGS: Readonly<Record<string, string>> = {
   work_mem: '4MB',
   max_parallel_maintenance_workers: '2',
   max_connections: '50',
+  // Instruments, not tuning: every statement that takes 100 ms or more is logged with its duration,
+  // so the report can show where each path's time goes (bench/measure.ts reads them back).
+  log_min_duration_statement: '100',
+  log_line_prefix: "'%n [%p] %a@%d '",
 };
 
-export async function startCluster(): Promise<LocalCluster> {
-  return LocalCluster.create({ settings: CLUSTER_SETTINGS });
+/**
+ * A cluster with the bench's settings, listening on `host` only (LocalCluster's
+ * default, 127.0.0.1, unless given). In the two-hosts route the source listens
+ * on SECOND_HOST (127.0.0.2): every client, the bench's own queries included,
+ * reaches it there, a different host from the target's 127.0.0.1.
+ */
+export async function startCluster(host?: string): Promise<LocalCluster> {
+  return LocalCluster.create({ settings: CLUSTER_SETTINGS, host });
+}
+
+/** The source's host in a route. */
+export function sourceHost(route: Route): string {
+  return route === 'two-hosts' ? SECOND_HOST : LOOPBACK;
+}
+
+/** Source and target for a route: the source on sourceHost(route), the target on 127.0.0.1. */
+export async function startClusters(route: Route): Promise<Array<PromiseSettledResult<LocalCluster>>> {
+  return Promise.allSettled([startCluster(sourceHost(route)), startCluster(LOOPBACK)]);
 }
 
 /** The mixed-type tables: text, jsonb, numeric, timestamps; a primary key and 2 secondary indexes each. */
@@ -78,52 +99,146 @@ function extraTableStatements(rows: number): string[] {
        FROM generate_series(1, ${n}) i;
      CREATE INDEX bench_notes_author ON bench_notes (author);
      CREATE INDEX bench_notes_updated_at ON bench_notes (updated_at);`,
-    `CREATE TABLE ${PROBE_TABLE} (at timestamptz NOT NULL DEFAULT clock_timestamp(), source text NOT NULL);
-     INSERT INTO ${PROBE_TABLE} (source) VALUES ('dataset');`,
+    probeTableStatement(),
   ];
 }
 
+/** The skewed dataset's largest table, and its indexes besides the primary key. */
+export const SKEWED_LARGEST = 'bench_ledger';
+export const SKEWED_SECONDARY_INDEXES = ['bench_ledger_account_booked', 'bench_ledger_booked_at', 'bench_ledger_kind_reference'] as const;
+/** The skewed dataset's small tables. */
+export const SKEWED_SMALL_TABLES = [
+  'accounts', 'currencies', 'branches', 'customers', 'sessions', 'products', 'prices', 'invoices', 'payments', 'refunds',
+  'audit_log', 'settings', 'countries', 'regions', 'merchants', 'devices', 'api_keys', 'webhooks', 'schedules', 'notes',
+].map((name) => `bench_${name}`);
 /**
- * What happened to the original after T: rows deleted and changed, a table
- * dropped, and objects created that did not exist at T (a correct recovery
- * removes them; the old path leaves them behind).
+ * All small tables together hold this many rows per row of the largest
+ * table; table k (1..20) gets a share proportional to 21 - k, so the first is
+ * 20 times the last. Chosen so the largest table holds 72% (smoke) to 76% (scale 20) of the bytes.
  */
-const DAMAGE = `
-  DELETE FROM bench_orders WHERE id % 10 = 0;
-  UPDATE pgbench_accounts SET abalance = abalance - 100 WHERE aid % 20 = 0;
-  DROP TABLE bench_notes;
+const SKEWED_SMALL_ROWS_RATIO = 0.5;
+
+/** Rows of each small table of the skewed dataset, in SKEWED_SMALL_TABLES order. */
+export function skewedSmallRows(largestRows: number): number[] {
+  const n = SKEWED_SMALL_TABLES.length;
+  const weights = SKEWED_SMALL_TABLES.map((_, k) => n - k);
+  const total = weights.reduce((a, b) => a + b, 0);
+  return weights.map((w) => Math.max(10, Math.round(largestRows * SKEWED_SMALL_ROWS_RATIO * w / total)));
+}
+
+/**
+ * The skewed dataset: one ledger-like table (9 columns: integers, timestamps,
+ * text, numeric, jsonb) with a primary key and 3 secondary indexes, one of
+ * them on two text columns; then 20 small tables, each with a primary key and
+ * one text index. The largest table comes first: its statements are the
+ * longest, so the two generating sessions finish close together.
+ */
+function skewedTableStatements(largestRows: number): string[] {
+  const n = Math.trunc(largestRows);
+  const accounts = Math.max(100, Math.trunc(n / 25));
+  const ledger = `CREATE TABLE ${SKEWED_LARGEST} (id bigint NOT NULL, account_id integer NOT NULL, booked_at timestamptz NOT NULL, kind text NOT NULL,
+       reference text NOT NULL, amount numeric(14,2) NOT NULL, currency text NOT NULL, memo text NOT NULL, details jsonb NOT NULL);
+     INSERT INTO ${SKEWED_LARGEST}
+       SELECT i, 1 + (i::bigint * 7919) % ${accounts}, timestamptz '2019-01-01 00:00:00+00' + i * interval '11 seconds',
+              (ARRAY['card','transfer','fee','refund','interest','chargeback'])[1 + i % 6], 'REF-' || upper(substr(md5(i::text), 1, 16)),
+              ((i::bigint * 37) % 10000000) / 100.0, (ARRAY['EUR','USD','GBP','JPY'])[1 + i % 4],
+              'booking ' || substr(md5((i * 3)::text), 1, 20),
+              jsonb_build_object('channel', (ARRAY['web','app','pos','api'])[1 + i % 4], 'batch', i / 500, 'flags', jsonb_build_array('f' || i % 13, 'f' || i % 29))
+       FROM generate_series(1, ${n}) i;
+     ALTER TABLE ${SKEWED_LARGEST} ADD PRIMARY KEY (id);
+     CREATE INDEX ${SKEWED_SECONDARY_INDEXES[0]} ON ${SKEWED_LARGEST} (account_id, booked_at);
+     CREATE INDEX ${SKEWED_SECONDARY_INDEXES[1]} ON ${SKEWED_LARGEST} (booked_at);
+     CREATE INDEX ${SKEWED_SECONDARY_INDEXES[2]} ON ${SKEWED_LARGEST} (kind, reference);`;
+  const small = SKEWED_SMALL_TABLES.map((table, k) => {
+    const rows = skewedSmallRows(n)[k];
+    return `CREATE TABLE ${table} (id bigint PRIMARY KEY, code text NOT NULL, label text NOT NULL, amount numeric(12,2) NOT NULL,
+       updated_at timestamptz NOT NULL, attrs jsonb NOT NULL);
+     INSERT INTO ${table}
+       SELECT i, '${table.slice(6, 9).toUpperCase()}-' || lpad(i::text, 8, '0'), initcap(substr(md5(i::text || '${table}'), 1, 18)),
+              (i % 100000) / 3.0, timestamptz '2024-01-01 00:00:00+00' + i * interval '1 minute',
+              jsonb_build_object('k', ${k}, 'active', i % 3 <> 0, 'note', substr(md5(i::text), 1, 12))
+       FROM generate_series(1, ${rows}) i;
+     CREATE INDEX ${table}_code ON ${table} (code);`;
+  });
+  return [ledger, ...small, probeTableStatement()];
+}
+
+function probeTableStatement(): string {
+  return `CREATE TABLE ${PROBE_TABLE} (at timestamptz NOT NULL DEFAULT clock_timestamp(), source text NOT NULL);
+     INSERT INTO ${PROBE_TABLE} (source) VALUES ('dataset');`;
+}
+
+/** Objects created on the original after T: a correct recovery removes them; the old path leaves them behind. */
+const CREATED_AFTER_T = `
   CREATE TABLE created_after_t (id integer PRIMARY KEY, what text NOT NULL);
   INSERT INTO created_after_t SELECT i, 'written after the restore time' FROM generate_series(1, 1000) i;
   CREATE VIEW created_after_t_view AS SELECT count(*) AS n FROM created_after_t;
   CREATE FUNCTION created_after_t_fn() RETURNS integer LANGUAGE sql AS 'SELECT 1';
 `;
 
+/**
+ * What happened to the original after T: rows deleted and changed, a table
+ * dropped, and objects created that did not exist at T.
+ */
+const DAMAGE: Readonly<Record<DatasetName, string>> = {
+  default: `
+    DELETE FROM bench_orders WHERE id % 10 = 0;
+    UPDATE pgbench_accounts SET abalance = abalance - 100 WHERE aid % 20 = 0;
+    DROP TABLE bench_notes;
+    ${CREATED_AFTER_T}`,
+  skewed: `
+    DELETE FROM ${SKEWED_LARGEST} WHERE id % 10 = 0;
+    UPDATE ${SKEWED_SMALL_TABLES[0]} SET amount = amount - 100 WHERE id % 20 = 0;
+    DROP TABLE ${SKEWED_SMALL_TABLES[SKEWED_SMALL_TABLES.length - 1]};
+    ${CREATED_AFTER_T}`,
+};
+
 export interface Dataset {
+  readonly name: DatasetName;
   /** pg_database_size of the source database. */
   readonly bytes: number;
-  readonly pgbenchScale: number;
-  readonly extraRowsPerTable: number;
+  readonly size: DatasetSize;
+  /** Every user table of the source with pg_total_relation_size (heap, indexes, TOAST), largest first. */
+  readonly tableBytes: ReadonlyArray<{ readonly table: string; readonly bytes: number }>;
 }
 
 /** Builds the same database on both clusters (concurrently), then damages the target's and keeps it as a template. */
-export async function buildDatasets(source: LocalCluster, target: LocalCluster, scale: number, rows: number): Promise<Dataset> {
-  await Promise.all([source, target].map((cluster) => generateDatabase(cluster, scale, rows)));
-  await target.sql(DAMAGE, BENCH_DB);
+export async function buildDatasets(source: LocalCluster, target: LocalCluster, name: DatasetName, size: DatasetSize): Promise<Dataset> {
+  await Promise.all([source, target].map((cluster) => generateDatabase(cluster, name, size)));
+  await target.sql(DAMAGE[name], BENCH_DB);
   await target.sql(`ALTER DATABASE ${quoteIdent(BENCH_DB)} RENAME TO ${quoteIdent(DAMAGED_TEMPLATE_DB)}`);
   await resetTarget(target);
   await source.sql('CHECKPOINT');
   const bytes = Number(await source.sql(`SELECT pg_database_size(${quoteLiteral(BENCH_DB)})`));
-  return { bytes, pgbenchScale: scale, extraRowsPerTable: rows };
+  return { name, bytes, size, tableBytes: await tableBytes(source, BENCH_DB) };
 }
 
-/** Creates `bench` on `cluster` with pgbench's tables and the mixed-type tables, vacuumed and analyzed. */
-export async function generateDatabase(cluster: LocalCluster, scale: number, rows: number): Promise<void> {
+/** pg_total_relation_size of every ordinary table in `public` but the probe's, largest first. */
+export async function tableBytes(cluster: LocalCluster, database: string): Promise<Array<{ table: string; bytes: number }>> {
+  const out = await cluster.sql(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_total_relation_size(c.oid) FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = 'public' AND c.relname <> ${quoteLiteral(PROBE_TABLE)} ORDER BY 2 DESC, 1`, database);
+  return out.split('\n').filter(Boolean).map((line) => {
+    const [table, bytes] = line.split('|');
+    return { table, bytes: Number(bytes) };
+  });
+}
+
+/** The largest table's share of all tables' bytes (heap, indexes and TOAST; the catalog excluded). */
+export function largestShare(tables: ReadonlyArray<{ readonly bytes: number }>): number {
+  const total = tables.reduce((sum, t) => sum + t.bytes, 0);
+  return total === 0 ? 0 : Math.max(...tables.map((t) => t.bytes)) / total;
+}
+
+/** Creates `bench` on `cluster` with the named dataset, vacuumed and analyzed. */
+export async function generateDatabase(cluster: LocalCluster, name: DatasetName, size: DatasetSize): Promise<void> {
   await cluster.sql(`CREATE DATABASE ${quoteIdent(BENCH_DB)}`);
   // Two sessions at a time per cluster: both clusters generate at once on the 2 cores.
-  const jobs: Array<() => Promise<unknown>> = [
-    () => execFileAsync(pgBin('pgbench'), ['-i', '-q', '-I', 'dtGvp', '-s', String(scale), '-h', cluster.host, '-p', String(cluster.port), '-U', 'postgres', BENCH_DB], { env: { ...process.env, PGPASSWORD: '' } }),
-    ...extraTableStatements(rows).map((sql) => () => cluster.sql(sql, BENCH_DB)),
-  ];
+  const jobs: Array<() => Promise<unknown>> = name === 'skewed'
+    ? skewedTableStatements(size.skewedRows).map((sql) => () => cluster.sql(sql, BENCH_DB))
+    : [
+      () => execFileAsync(pgBin('pgbench'), ['-i', '-q', '-I', 'dtGvp', '-s', String(size.pgbenchScale), '-h', cluster.host, '-p', String(cluster.port), '-U', 'postgres', BENCH_DB], { env: { ...process.env, PGPASSWORD: '' } }),
+      ...extraTableStatements(size.extraRows).map((sql) => () => cluster.sql(sql, BENCH_DB)),
+    ];
   await runLimited(jobs, 2);
   // Hint bits and statistics set now, so no timed dump pays for them.
   await cluster.sql('VACUUM (ANALYZE)', BENCH_DB);
@@ -160,20 +275,32 @@ export async function userObjects(cluster: LocalCluster, database: string): Prom
   return new Set(out.split('\n').filter(Boolean));
 }
 
-/** Row count of every ordinary table in the source database, except the probe's table (the probe writes to the target). */
-export async function rowCounts(cluster: LocalCluster, database: string, tables: readonly string[]): Promise<Map<string, number>> {
+/** Row count and an order-independent content hash of one table. */
+export interface TableFingerprint {
+  readonly rows: number;
+  /** Sum over the rows of hashtextextended(row::text, 0): equal multisets of rows give equal sums. */
+  readonly hashSum: string;
+}
+
+/**
+ * Row count and content hash of each of `tables` that exists in `database`
+ * (the probe's table is never among them: the probe writes to the target).
+ * This is the bench's own equality check, independent of any path's own
+ * verification: one scan per table.
+ */
+export async function tableFingerprints(cluster: LocalCluster, database: string, tables: readonly string[]): Promise<Map<string, TableFingerprint>> {
   if (tables.length === 0) return new Map();
   const existing = new Set((await cluster.sql("SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = 'public'", database)).split('\n').filter(Boolean));
   const present = tables.filter((t) => existing.has(t));
-  const counts = new Map<string, number>();
+  const fingerprints = new Map<string, TableFingerprint>();
   if (present.length > 0) {
-    const out = await cluster.sql(present.map((t) => `SELECT ${quoteLiteral(t)}, count(*) FROM ${t}`).join(' UNION ALL '), database);
+    const out = await cluster.sql(present.map((t) => `SELECT ${quoteLiteral(t)}, count(*), coalesce(sum(hashtextextended(t::text, 0)), 0) FROM ${t} t`).join(' UNION ALL '), database);
     for (const line of out.split('\n').filter(Boolean)) {
-      const [name, count] = line.split('|');
-      counts.set(name, Number(count));
+      const [name, count, hashSum] = line.split('|');
+      fingerprints.set(name, { rows: Number(count), hashSum });
     }
   }
-  return counts;
+  return fingerprints;
 }
 
 export async function sourceTables(source: LocalCluster): Promise<string[]> {

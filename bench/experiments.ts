@@ -42,6 +42,7 @@ async function main(): Promise<number> {
     const at = argv.indexOf('--only');
     if (at >= 0) only = argv.splice(at, 2)[1];
     options = parseBenchOptions(argv, cpus().length);
+    if (options.route !== 'one-host') throw new UsageError(`experiments: --route ${options.route} is not supported here (the variants reach both clusters on 127.0.0.1); use npx projen bench for it.`);
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`${err.message}\n`);
@@ -63,8 +64,8 @@ async function main(): Promise<number> {
   try {
     const [source, target] = await Promise.all([startCluster(), startCluster()]);
     clusters.push(source, target);
-    progress(`generating pgbench -s ${options.size.pgbenchScale} + 4 × ${options.size.extraRows} rows on the source`);
-    await generateDatabase(source, options.size.pgbenchScale, options.size.extraRows);
+    progress(`generating the ${options.dataset} dataset (scale ${options.scaleName}) on the source`);
+    await generateDatabase(source, options.dataset, options.size);
     await source.sql('CHECKPOINT');
     const bytes = Number(await source.sql(`SELECT pg_database_size('${BENCH_DB}')`));
     const tables = await sourceTables(source);
@@ -217,7 +218,7 @@ async function main(): Promise<number> {
       machine: { nproc: cpus().length, cpuModel: cpus()[0]?.model, loadavgEnd: loadavg() },
       postgres: await source.sql('SELECT version()'),
       settings: CLUSTER_SETTINGS,
-      dataset: { bytes, pgbenchScale: options.size.pgbenchScale, extraRows: options.size.extraRows },
+      dataset: { name: options.dataset, bytes, size: options.size },
       jobs,
       results,
     };

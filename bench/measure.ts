@@ -2,8 +2,9 @@
  * The instruments: a timed child process with the peak resident memory of
  * its whole process tree, and a write probe that plays the application.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Client } from 'pg';
 
@@ -120,6 +121,130 @@ function readProc(path: string): string | undefined {
     return readFileSync(path, 'utf8');
   } catch {
     return undefined;
+  }
+}
+
+// ---------------------------------------------------------------- CPU time
+
+let ticksPerSecond: number | undefined;
+function clockTicks(): number {
+  if (ticksPerSecond === undefined) {
+    try {
+      ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+    } catch {
+      ticksPerSecond = 100;
+    }
+  }
+  return ticksPerSecond;
+}
+
+/** utime, stime, cutime, cstime of a process, in clock ticks (fields 14-17 of /proc/<pid>/stat). */
+function cpuTicks(pid: number | 'self'): [number, number, number, number] | undefined {
+  const stat = readProc(`/proc/${pid}/stat`);
+  if (!stat) return undefined;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state); field n is fields[n - 3].
+  return [Number(fields[11]), Number(fields[12]), Number(fields[13]), Number(fields[14])];
+}
+
+/**
+ * CPU milliseconds a PostgreSQL server has used so far: the postmaster's own
+ * time, the time of every backend it has reaped (cutime/cstime), and the
+ * time of its live children (checkpointer, walwriter, open backends).
+ * Differences of two readings are what the server spent in between.
+ */
+export function serverCpuMs(dataDir: string): number {
+  const pid = Number(readProc(join(dataDir, 'postmaster.pid'))?.split('\n')[0]);
+  if (!pid) return 0;
+  const own = cpuTicks(pid);
+  if (!own) return 0;
+  let ticks = own.reduce((a, b) => a + b, 0);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    const stat = readProc(`/proc/${entry}/stat`);
+    if (!stat || Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
+    const child = cpuTicks(Number(entry));
+    if (child) ticks += child[0] + child[1];
+  }
+  return ticks * 1000 / clockTicks();
+}
+
+/**
+ * CPU milliseconds used by this process's finished children and their
+ * reaped descendants (pg_dump, pg_restore, psql, the runner, pgcopydb, ...).
+ * The write probe runs inside this process and is not counted.
+ */
+export function childrenCpuMs(): number {
+  const own = cpuTicks('self');
+  return own ? (own[2] + own[3]) * 1000 / clockTicks() : 0;
+}
+
+// ---------------------------------------------------------------- server log
+
+/** A statement the server logged with its duration (log_min_duration_statement). */
+export interface LoggedStatement {
+  /** Which cluster logged it. */
+  readonly cluster: string;
+  /** Epoch milliseconds at which it started (logged end minus duration). */
+  readonly startEpochMs: number;
+  readonly durationMs: number;
+  readonly application: string;
+  readonly database: string;
+  /** The statement's first line, at most STATEMENT_CHARS characters. */
+  readonly text: string;
+}
+
+const STATEMENT_CHARS = 160;
+/** `%n [%p] %a@%d LOG:  duration: 12.345 ms  statement: ...` (log_line_prefix '%n [%p] %a@%d '). */
+const DURATION_LINE = /^([0-9]+\.[0-9]+) \[[0-9]+\] (.*?)@(\S*) LOG: {2}duration: ([0-9.]+) ms {2}(?:statement|execute [^:]*|parse [^:]*|bind [^:]*): (.*)$/;
+
+export function parseDurationLog(cluster: string, text: string): LoggedStatement[] {
+  const statements: LoggedStatement[] = [];
+  for (const line of text.split('\n')) {
+    const m = DURATION_LINE.exec(line);
+    if (!m) continue;
+    const durationMs = Number(m[4]);
+    statements.push({
+      cluster,
+      startEpochMs: Number(m[1]) * 1000 - durationMs,
+      durationMs,
+      application: m[2],
+      database: m[3],
+      text: m[5].trim().replace(/\s+/g, ' ').slice(0, STATEMENT_CHARS),
+    });
+  }
+  return statements;
+}
+
+/** Reads what a server appended to its log file since `mark()`. */
+export class ServerLogTap {
+  private offset = 0;
+
+  constructor(private readonly cluster: string, private readonly file: string) {}
+
+  mark(): void {
+    this.offset = sizeOf(this.file);
+  }
+
+  statements(): LoggedStatement[] {
+    const end = sizeOf(this.file);
+    if (end <= this.offset) return [];
+    const fd = openSync(this.file, 'r');
+    try {
+      const buffer = Buffer.alloc(end - this.offset);
+      readSync(fd, buffer, 0, buffer.length, this.offset);
+      return parseDurationLog(this.cluster, buffer.toString('utf8'));
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+function sizeOf(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
   }
 }
 

@@ -6,20 +6,46 @@
 /** Rows in each mixed-type table per pgbench scale unit. */
 export const EXTRA_ROWS_PER_SCALE = 30_000;
 
+/** Rows of the skewed dataset's largest table per scale unit (scale 20: 2.5M rows, about 1 GB in all). */
+export const SKEWED_ROWS_PER_SCALE = 125_000;
+
 export interface DatasetSize {
-  /** `pgbench -i -s`. */
+  /** Default dataset: `pgbench -i -s`. */
   readonly pgbenchScale: number;
-  /** Rows in each of the 4 mixed-type tables. */
+  /** Default dataset: rows in each of the 4 mixed-type tables. */
   readonly extraRows: number;
+  /** Skewed dataset: rows in its largest table (the ~20 small tables are sized from it). */
+  readonly skewedRows: number;
 }
 
-/** Named dataset sizes; a bare integer n means pgbench -s n and n × EXTRA_ROWS_PER_SCALE rows per extra table. */
+/**
+ * Named dataset sizes; a bare integer n means pgbench -s n and
+ * n × EXTRA_ROWS_PER_SCALE rows per extra table (default dataset), or
+ * n × SKEWED_ROWS_PER_SCALE rows in the largest table (skewed dataset).
+ */
 export const NAMED_SCALES: Readonly<Record<string, DatasetSize>> = {
   // About 20 MB: the whole bench runs end to end in seconds (.ci/run).
-  smoke: { pgbenchScale: 1, extraRows: 5_000 },
+  smoke: { pgbenchScale: 1, extraRows: 5_000, skewedRows: 60_000 },
   // About 1 GB of pg_database_size, the size the issue's targets are set for.
-  default: { pgbenchScale: 20, extraRows: 20 * EXTRA_ROWS_PER_SCALE },
+  default: { pgbenchScale: 20, extraRows: 20 * EXTRA_ROWS_PER_SCALE, skewedRows: 20 * SKEWED_ROWS_PER_SCALE },
 };
+
+/**
+ * `default`: pgbench plus 4 similar mixed-type tables. `skewed`: one table
+ * holding at least 70% of the bytes (primary key and 3 secondary indexes,
+ * one of them on two text columns) plus 20 small tables.
+ */
+export const DATASETS = ['default', 'skewed'] as const;
+export type DatasetName = typeof DATASETS[number];
+
+/**
+ * `one-host`: both clusters on 127.0.0.1. `two-hosts`: the source (the
+ * point-in-time copy) is reached on a second loopback address, 127.0.0.2, so
+ * every client sees two different hosts, as in production (the runner then
+ * streams large tables instead of dumping them first).
+ */
+export const ROUTES = ['one-host', 'two-hosts'] as const;
+export type Route = typeof ROUTES[number];
 
 export const MAX_SCALE = 1000;
 export const MAX_RUNS = 50;
@@ -29,8 +55,10 @@ export interface BenchOptions {
   /** As given (`smoke`, `default` or the number), used in file names. */
   readonly scaleName: string;
   readonly size: DatasetSize;
+  readonly dataset: DatasetName;
+  readonly route: Route;
   readonly runs: number;
-  /** `-j` for B and the lower bound. */
+  /** `-j` for B, C (table and index jobs) and D. */
   readonly jobs: number;
   /** Write the JSON result under bench/results/ instead of a temp path. */
   readonly save: boolean;
@@ -40,10 +68,12 @@ export interface BenchOptions {
 
 export class UsageError extends Error {}
 
-const USAGE = 'usage: npx projen bench [--scale smoke|default|<1..1000>] [--runs <1..50>] [--jobs <1..64>] [--save] [--keep]';
+const USAGE = `usage: npx projen bench [--dataset ${DATASETS.join('|')}] [--route ${ROUTES.join('|')}] [--scale smoke|default|<1..1000>] [--runs <1..50>] [--jobs <1..64>] [--save] [--keep]`;
 
 export function parseBenchOptions(argv: readonly string[], defaultJobs: number): BenchOptions {
   let scaleName = 'default';
+  let dataset: DatasetName = 'default';
+  let route: Route = 'one-host';
   let runs = 3;
   let jobs = Math.max(1, Math.min(defaultJobs, MAX_JOBS));
   let save = false;
@@ -61,6 +91,12 @@ export function parseBenchOptions(argv: readonly string[], defaultJobs: number):
     switch (flag) {
       case '--scale':
         scaleName = value();
+        break;
+      case '--dataset':
+        dataset = choiceFlag('--dataset', value(), DATASETS);
+        break;
+      case '--route':
+        route = choiceFlag('--route', value(), ROUTES);
         break;
       case '--runs':
         runs = integerFlag('--runs', value(), 1, MAX_RUNS);
@@ -82,11 +118,18 @@ export function parseBenchOptions(argv: readonly string[], defaultJobs: number):
     }
   }
   const size = NAMED_SCALES[scaleName] ?? sizeOf(integerFlag('--scale', scaleName, 1, MAX_SCALE, `${Object.keys(NAMED_SCALES).join(', ')}, or`));
-  return { scaleName, size, runs, jobs, save, keep };
+  return { scaleName, size, dataset, route, runs, jobs, save, keep };
 }
 
 function sizeOf(scale: number): DatasetSize {
-  return { pgbenchScale: scale, extraRows: scale * EXTRA_ROWS_PER_SCALE };
+  return { pgbenchScale: scale, extraRows: scale * EXTRA_ROWS_PER_SCALE, skewedRows: scale * SKEWED_ROWS_PER_SCALE };
+}
+
+function choiceFlag<T extends string>(flag: string, raw: string, accepted: readonly T[]): T {
+  if (!(accepted as readonly string[]).includes(raw)) {
+    throw new UsageError(`bench: ${flag} ${JSON.stringify(raw)} is not accepted; use ${accepted.join(' or ')}. Nothing was started.`);
+  }
+  return raw as T;
 }
 
 function integerFlag(flag: string, raw: string, min: number, max: number, alternatives = ''): number {

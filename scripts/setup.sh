@@ -23,6 +23,8 @@ if $need_pg; then
   echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql-15 postgresql-client-15 postgresql-contrib postgresql-15-cron >/dev/null
 fi
+# pgcopydb (Debian package, 0.10 on bookworm): path C of `npx projen bench`; the bench skips C without it.
+command -v pgcopydb >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"; DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq pgcopydb >/dev/null || { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq pgcopydb >/dev/null; }; }
 id postgres >/dev/null 2>&1 || { echo "setup: the 'postgres' user is missing; the PostgreSQL packages should have created it" >&2; exit 1; }
 command -v runuser >/dev/null || { echo "setup: runuser (util-linux) is required" >&2; exit 1; }
 

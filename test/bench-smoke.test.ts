@@ -3,21 +3,33 @@
  * cluster. Nothing here is about speed: it checks that the bench measures
  * what it says it measures, and refuses what it cannot run.
  */
-import { runMeasured, WriteProbe } from '../bench/measure';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import {
+  BENCH_DB, generateDatabase, largestShare, SKEWED_LARGEST, SKEWED_SMALL_TABLES, sourceHost, sourceTables, startCluster,
+  tableBytes, tableFingerprints, userObjects,
+} from '../bench/dataset';
+import { childrenCpuMs, runMeasured, serverCpuMs, ServerLogTap, WriteProbe } from '../bench/measure';
 import { NAMED_SCALES, parseBenchOptions, UsageError } from '../bench/options';
-import { runnerStepDurations, runnerUnavailableMs } from '../bench/paths';
-import { spread, verdictLine, type Summary } from '../bench/report';
-import { LocalCluster } from '../buildspec/runner/local/cluster';
+import { findPgcopydb, pgcopydbDurationMs, pgcopydbSteps, runnerStepDurations, runnerUnavailableMs, runnerVerified, runPathC } from '../bench/paths';
+import { spread, verdictLine, type PathSummary, type Summary } from '../bench/report';
+import { LocalCluster, LOOPBACK, makeWorkDir, pgBin, quoteIdent } from '../buildspec/runner/local/cluster';
 
 describe('bench flags', () => {
-  test('defaults: the ~1 GB dataset, 3 runs, -j = cores', () => {
+  test('defaults: the ~1 GB default dataset, one host, 3 runs, -j = cores', () => {
     const options = parseBenchOptions([], 2);
-    expect(options).toEqual({ scaleName: 'default', size: NAMED_SCALES.default, runs: 3, jobs: 2, save: false, keep: false });
+    expect(options).toEqual({ scaleName: 'default', size: NAMED_SCALES.default, dataset: 'default', route: 'one-host', runs: 3, jobs: 2, save: false, keep: false });
   });
 
-  test('named and numeric scales, --flag=value and --flag value', () => {
+  test('named and numeric scales, datasets, routes, --flag=value and --flag value', () => {
     expect(parseBenchOptions(['--scale', 'smoke', '--runs=1', '--jobs', '4', '--save'], 2)).toMatchObject({ scaleName: 'smoke', size: NAMED_SCALES.smoke, runs: 1, jobs: 4, save: true });
-    expect(parseBenchOptions(['--scale=7'], 2).size).toEqual({ pgbenchScale: 7, extraRows: 7 * 30_000 });
+    expect(parseBenchOptions(['--scale=7'], 2).size).toEqual({ pgbenchScale: 7, extraRows: 7 * 30_000, skewedRows: 7 * 125_000 });
+    expect(parseBenchOptions(['--dataset', 'skewed', '--route=two-hosts'], 2)).toMatchObject({ dataset: 'skewed', route: 'two-hosts' });
+    // The full-size skewed dataset is the issue's: about 2.5M rows in the largest table.
+    expect(NAMED_SCALES.default.skewedRows).toBe(2_500_000);
   });
 
   test.each([
@@ -25,6 +37,10 @@ describe('bench flags', () => {
     [['--runs', '0'], /--runs "0" is not accepted; use an integer from 1 to 50/],
     [['--jobs', '2.5'], /--jobs "2.5" is not accepted/],
     [['--runs'], /--runs needs a value/],
+    [['--dataset', 'huge'], /--dataset "huge" is not accepted; use default or skewed\. Nothing was started/],
+    [['--dataset=Skewed'], /--dataset "Skewed" is not accepted; use default or skewed/],
+    [['--route', 'lan'], /--route "lan" is not accepted; use one-host or two-hosts\. Nothing was started/],
+    [['--route'], /--route needs a value/],
     [['--fast'], /unknown argument "--fast"/],
   ])('refuses %j, naming the flag, the value and what is accepted', (argv, message) => {
     expect(() => parseBenchOptions(argv, 2)).toThrow(UsageError);
@@ -38,10 +54,32 @@ describe('bench report', () => {
     expect(spread([4, 1, 2, 3])).toEqual({ median: 2.5, min: 1, max: 4 });
   });
 
-  test('the verdict line, and no speedup claimed when B failed', () => {
-    const summary = { speedupAOverB: 2.345, unavailableAS: 38.2, unavailableBS: 0.234, bSucceeded: true } as Summary;
-    expect(verdictLine(summary)).toBe('speedup A/B = 2.35, unavailable window A = 38.20 s, B = 0.23 s');
-    expect(verdictLine({ ...summary, bSucceeded: false })).toBe('speedup A/B = n/a (B failed), unavailable window A = 38.20 s, B = n/a');
+  test('the verdict line with C, and no speedup claimed for a path that failed or was skipped', () => {
+    const c = { succeeded: true } as PathSummary;
+    const summary = { speedupAOverB: 2.345, speedupCOverB: 0.754, unavailableAS: 38.2, unavailableBS: 0.234, bSucceeded: true, c } as Summary;
+    expect(verdictLine(summary, false)).toBe('speedup A/B = 2.35, C/B = 0.75, unavailable window A = 38.20 s, B = 0.23 s');
+    expect(verdictLine({ ...summary, c: undefined, speedupCOverB: undefined }, true)).toBe('speedup A/B = 2.35, C/B = n/a (C skipped: pgcopydb not installed), unavailable window A = 38.20 s, B = 0.23 s');
+    expect(verdictLine({ ...summary, c: { succeeded: false } as PathSummary }, false)).toBe('speedup A/B = 2.35, C/B = n/a (C failed), unavailable window A = 38.20 s, B = 0.23 s');
+    expect(verdictLine({ ...summary, bSucceeded: false }, false)).toBe('speedup A/B = n/a (B failed), C/B = n/a (B failed), unavailable window A = 38.20 s, B = n/a');
+  });
+
+  test("reads pgcopydb's closing summary, in each of its duration formats", () => {
+    expect([' 95ms', '1s234', '12s', ' 1m05s', ' 2h03m', 'soon'].map(pgcopydbDurationMs)).toEqual([95, 1234, 12_000, 65_000, 123 * 60_000, undefined]);
+    const log = [
+      '23:41:59 8818 INFO  STEP 10: restore the post-data section to the target database',
+      '                                               Step   Connection    Duration   Concurrency',
+      ' --------------------------------------------------   ----------  ----------  ------------',
+      '                                        Dump Schema       source       148ms             1',
+      '      COPY, INDEX, CONSTRAINTS, VACUUM (wall clock)         both       12s             2 + 4',
+      '             CREATE INDEX, CONSTRAINTS (cumulative)       target       1s417             2',
+      '                          Total Wall Clock Duration         both       1m02s         2 + 4',
+    ].join('\n');
+    expect(pgcopydbSteps(log)).toEqual({
+      'pgcopydb: Dump Schema': 148,
+      'pgcopydb: COPY, INDEX, CONSTRAINTS, VACUUM (wall clock)': 12_000,
+      'pgcopydb: CREATE INDEX, CONSTRAINTS (cumulative)': 1417,
+      'pgcopydb: Total Wall Clock Duration': 62_000,
+    });
   });
 
   test('reads step durations and the unavailable window from the runner log format', () => {
@@ -50,6 +88,7 @@ describe('bench report', () => {
       '2026-01-01T00:00:09.000Z < "bench": copy data: done in 9.25 s',
       '2026-01-01T00:00:09.100Z < "bench": swap in (block connections, end sessions, rename): done in 231 ms',
       '2026-01-01T00:00:09.200Z < "bench": verify "bench__pitr_20260101000000": done in 2 min 5 s',
+      '2026-01-01T00:00:09.250Z   "bench": equal — 9 tables (8 with content checksums), 100 rows, 0 sequences, large objects 0, 11 object kinds',
       '2026-01-01T00:00:09.300Z   "bench": unavailable for 231 ms (swap); verified 9 tables, 100 rows',
     ].join('\n');
     expect(runnerStepDurations(log)).toEqual({
@@ -59,6 +98,9 @@ describe('bench report', () => {
     });
     expect(runnerUnavailableMs(log)).toBe(231);
     expect(runnerUnavailableMs('no such line')).toBeUndefined();
+    expect(runnerVerified(log)).toEqual({ tables: 9, checksummed: 8 });
+    expect(runnerVerified('  "bench": equal — 9 tables (120012 rows): row counts + content checksums; 1 sequences: values')).toEqual({ tables: 9, checksummed: 9 });
+    expect(runnerVerified('no such line')).toBeUndefined();
   });
 });
 
@@ -69,6 +111,27 @@ describe('bench instruments', () => {
     expect(run.exitCode).toBe(3);
     expect(run.stdout).toBe('got /**\n');
     expect(run.peakRssBytes).toBeGreaterThan(64 * 2 ** 20);
+  });
+
+  test('childrenCpuMs counts the CPU time of finished child processes', async () => {
+    const before = childrenCpuMs();
+    const run = await runMeasured('python3', ['-c', 'import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass']);
+    expect(run.exitCode).toBe(0);
+    expect(childrenCpuMs() - before).toBeGreaterThanOrEqual(300);
+  });
+
+  test('findPgcopydb looks along the given PATH only', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-path-'));
+    try {
+      expect(findPgcopydb(`/nonexistent${':'}${dir}`)).toBeUndefined();
+      writeFileSync(join(dir, 'pgcopydb'), '#!/bin/sh\n');
+      chmodSync(join(dir, 'pgcopydb'), 0o644);
+      expect(findPgcopydb(dir)).toBeUndefined(); // not executable
+      chmodSync(join(dir, 'pgcopydb'), 0o755);
+      expect(findPgcopydb(`/nonexistent:${dir}`)).toBe(join(dir, 'pgcopydb'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   describe('write probe on real PostgreSQL', () => {
@@ -105,5 +168,102 @@ describe('bench instruments', () => {
       expect(result.firstError).toMatch(/no_such_table/);
       expect(result.longestGapMs).toBeGreaterThanOrEqual(300);
     });
+  });
+});
+
+describe('bench datasets, route, instruments and C on real PostgreSQL (smoke size)', () => {
+  // The clusters of the two-hosts route: the source on 127.0.0.2 only, the target on 127.0.0.1 only.
+  let source: LocalCluster;
+  let target: LocalCluster;
+  beforeAll(async () => {
+    [source, target] = await Promise.all([startCluster(sourceHost('two-hosts')), startCluster(sourceHost('one-host'))]);
+    await generateDatabase(source, 'skewed', NAMED_SCALES.smoke);
+  });
+  afterAll(async () => {
+    await Promise.all([source?.destroy(), target?.destroy()]);
+  });
+
+  const psqlVia = (cluster: LocalCluster, host: string, sql: string): string =>
+    execFileSync(pgBin('psql'), ['-X', '-At', '-d', `postgresql://postgres@${host}:${cluster.port}/postgres`, '-c', sql], {
+      env: { ...process.env, PGCONNECT_TIMEOUT: '3' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).toString().trim();
+
+  test('two-hosts route: the source answers on 127.0.0.2 only, the target on 127.0.0.1 only, so no client can reach both as one host', () => {
+    expect(sourceHost('two-hosts')).toBe('127.0.0.2');
+    expect(source.uri()).toContain('@127.0.0.2:');
+    expect(psqlVia(source, '127.0.0.2', 'SELECT host(inet_server_addr())')).toBe('127.0.0.2');
+    expect(() => psqlVia(source, LOOPBACK, 'SELECT 1')).toThrow();
+    expect(psqlVia(target, LOOPBACK, 'SELECT host(inet_server_addr())')).toBe(LOOPBACK);
+    expect(() => psqlVia(target, '127.0.0.2', 'SELECT 1')).toThrow();
+  });
+
+  test('skewed dataset: one table holds at least 70% of the bytes, with a primary key and 3 secondary indexes, one on two text columns; 20 small tables', async () => {
+    const tables = await tableBytes(source, BENCH_DB);
+    expect(tables[0].table).toBe(`public.${SKEWED_LARGEST}`);
+    expect(largestShare(tables)).toBeGreaterThanOrEqual(0.7);
+    // Of the database as a whole too, catalog included, once past smoke size; at smoke size the catalog's ~7 MiB weighs in.
+    expect(tables[0].bytes / Number(await source.sql(`SELECT pg_database_size('${BENCH_DB}')`))).toBeGreaterThan(0.5);
+    expect(tables.slice(1).map((t) => t.table).sort()).toEqual(SKEWED_SMALL_TABLES.map((t) => `public.${t}`).sort());
+    expect(Number(await source.sql(`SELECT count(*) FROM ${SKEWED_LARGEST}`, BENCH_DB))).toBe(NAMED_SCALES.smoke.skewedRows);
+    const indexes = (await source.sql(`
+      SELECT i.indisprimary, i.indisunique, i.indnatts, string_agg(format_type(a.atttypid, a.atttypmod), ',' ORDER BY k.n)
+        FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+       WHERE i.indrelid = '${SKEWED_LARGEST}'::regclass GROUP BY i.indexrelid, i.indisprimary, i.indisunique, i.indnatts ORDER BY 1 DESC, 4`, BENCH_DB)).split('\n');
+    expect(indexes).toHaveLength(4);
+    expect(indexes[0]).toBe('t|t|1|bigint');
+    expect(indexes.slice(1)).toContain('f|f|2|text,text');
+  });
+
+  test('the content check: equal copies agree, and one changed value is caught even with every row count equal', async () => {
+    const tables = await sourceTables(source);
+    await source.sql(`CREATE DATABASE bench_check TEMPLATE ${quoteIdent(BENCH_DB)}`);
+    try {
+      const original = await tableFingerprints(source, BENCH_DB, tables);
+      expect(await tableFingerprints(source, 'bench_check', tables)).toEqual(original);
+      await source.sql(`UPDATE ${SKEWED_SMALL_TABLES[3]} SET label = label || '!' WHERE id = 7`, 'bench_check');
+      const changed = await tableFingerprints(source, 'bench_check', tables);
+      const differing = tables.filter((t) => changed.get(t)?.hashSum !== original.get(t)?.hashSum);
+      expect(differing).toEqual([`public.${SKEWED_SMALL_TABLES[3]}`]);
+      expect(tables.filter((t) => changed.get(t)?.rows !== original.get(t)?.rows)).toEqual([]);
+    } finally {
+      await source.sql('DROP DATABASE bench_check');
+    }
+  });
+
+  test('the instruments: a slow statement is read back from the server log, by protocol, with its duration; the server\'s CPU time grows', async () => {
+    const tap = new ServerLogTap('source', join(source.baseDir, 'server.log'));
+    tap.mark();
+    const cpuBefore = serverCpuMs(source.dataDir);
+    await source.sql('SELECT pg_sleep(0.15)');
+    const client = new Client({ connectionString: source.uri(), application_name: 'bench-test' });
+    await client.connect();
+    try {
+      await client.query('SELECT count(*) FROM generate_series(1, $1::int)', [3_000_000]);
+    } finally {
+      await client.end();
+    }
+    const statements = tap.statements();
+    expect(statements.find((st) => st.text === 'SELECT pg_sleep(0.15)')).toMatchObject({ cluster: 'source', application: 'psql', database: 'postgres' });
+    expect(statements.find((st) => st.text === 'SELECT pg_sleep(0.15)')!.durationMs).toBeGreaterThanOrEqual(150);
+    expect(statements.find((st) => st.application === 'bench-test')?.text).toBe('SELECT count(*) FROM generate_series(1, $1::int)');
+    expect(serverCpuMs(source.dataDir) - cpuBefore).toBeGreaterThanOrEqual(100);
+  });
+
+  const pgcopydb = findPgcopydb();
+  (pgcopydb ? test : test.skip)('C: pgcopydb clones the skewed dataset over the two-hosts route into a fresh database equal to the source', async () => {
+    const workDir = await makeWorkDir('bench-c-');
+    try {
+      const run = await runPathC({ source, target, workDir }, pgcopydb!, 2, 'bench_pgcopydb');
+      expect(run.failures).toEqual([]);
+      expect(run.database).toBe('bench_pgcopydb');
+      expect(run.phases['pgcopydb: Total Wall Clock Duration']).toBeGreaterThan(0);
+      const tables = await sourceTables(source);
+      expect(await tableFingerprints(target, 'bench_pgcopydb', tables)).toEqual(await tableFingerprints(source, BENCH_DB, tables));
+      expect(await userObjects(target, 'bench_pgcopydb')).toEqual(await userObjects(source, BENCH_DB));
+    } finally {
+      rmSync(workDir, { recursive: true, force: true });
+    }
   });
 });
