@@ -5,7 +5,9 @@
  * log), and an AbortSignal kills every child still running.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client, type ClientConfig } from 'pg';
 import { pgBin } from '../local/cluster';
 import type { PgTarget } from '../ports';
@@ -176,8 +178,59 @@ export interface RunOptions {
 }
 
 /**
+ * No orphan writers. A runner killed outright (SIGKILL, a build's container
+ * ending) runs no handler, and its pg_restore, pg_dump and psql children
+ * would go on writing into the original. So every child runs in a process
+ * group of its own (its workers with it), and one watchdog per runner — a
+ * detached `sh` that checks twice a second whether the runner is still its
+ * parent — kills those groups as soon as the runner is gone. The runner
+ * keeps the list of live groups in a file the watchdog reads at that moment.
+ * Linux only (it reads /proc); elsewhere children are only killed by the
+ * runner itself.
+ */
+class OrphanWatchdog {
+  private static started?: OrphanWatchdog | null;
+
+  /** The runner's watchdog, started on first use; null where there is no /proc. */
+  static get(): OrphanWatchdog | null {
+    if (OrphanWatchdog.started === undefined) OrphanWatchdog.started = existsSync(`/proc/${process.pid}/stat`) ? new OrphanWatchdog() : null;
+    return OrphanWatchdog.started;
+  }
+
+  private readonly file = join(mkdtempSync(join(tmpdir(), 'pitr-watchdog-')), 'process-groups');
+  private readonly groups = new Set<number>();
+
+  private constructor() {
+    writeFileSync(this.file, '');
+    const script = 'runner=$1; list=$2; dir=$(dirname "$list")\n'
+      + 'while [ "$(cut -d" " -f4 /proc/$$/stat)" = "$runner" ]; do sleep 0.5; done\n'
+      + 'while read -r group; do kill -KILL "-$group" 2>/dev/null; done < "$list"\n'
+      + 'rm -rf "$dir"\n';
+    // Detached and without the runner's stdio: it must outlive the runner and must not hold its output pipes open.
+    const watchdog = spawn('sh', ['-c', script, 'pitr-watchdog', String(process.pid), this.file], { detached: true, stdio: 'ignore' });
+    watchdog.on('error', () => undefined);
+    watchdog.unref();
+  }
+
+  add(group: number): void {
+    this.groups.add(group);
+    this.write();
+  }
+
+  delete(group: number): void {
+    // Forgotten once it has exited, so a reused id is never killed.
+    if (this.groups.delete(group)) this.write();
+  }
+
+  private write(): void {
+    writeFileSync(this.file, [...this.groups].map((g) => `${g}\n`).join(''));
+  }
+}
+
+/**
  * Runs PostgreSQL client binaries for one copy. Every child is registered so
- * that an abort kills them all, and no new child starts after the abort.
+ * that an abort kills them all (with their workers), no new child starts
+ * after the abort, and none outlives a runner that is killed (OrphanWatchdog).
  */
 export class PgProcesses {
   private readonly running = new Set<ChildProcess>();
@@ -218,8 +271,8 @@ export class PgProcesses {
     const results = [this.wait(from.bin, producer, false), this.wait(to.bin, consumer, true)];
     const first = await Promise.race(results.map((p) => p.then(() => undefined, (err: Error) => err)));
     if (first) {
-      producer.kill('SIGKILL');
-      consumer.kill('SIGKILL');
+      killGroup(producer);
+      killGroup(consumer);
       await Promise.allSettled(results);
       throw first;
     }
@@ -228,9 +281,15 @@ export class PgProcesses {
 
   private start(bin: string, args: readonly string[], env: NodeJS.ProcessEnv, stdio: Parameters<typeof spawn>[2]['stdio']): ChildProcess {
     this.throwIfAborted();
-    const child = spawn(pgBin(bin), args, { env, stdio });
+    // Its own process group: killing the group kills pg_restore's and pg_dump's parallel workers too.
+    const child = spawn(pgBin(bin), args, { env, stdio, detached: true });
+    const watchdog = OrphanWatchdog.get();
+    if (child.pid !== undefined) watchdog?.add(child.pid);
     this.running.add(child);
-    child.once('close', () => this.running.delete(child));
+    child.once('close', () => {
+      this.running.delete(child);
+      if (child.pid !== undefined) watchdog?.delete(child.pid);
+    });
     return child;
   }
 
@@ -256,9 +315,19 @@ export class PgProcesses {
     });
   }
 
-  /** Kills every child still running (after a failure, so nothing keeps writing while the half-made database is dropped). */
+  /** Kills every child still running, with its workers (after a failure, so nothing keeps writing while the half-made database is dropped). */
   killAll(): void {
-    for (const child of this.running) child.kill('SIGKILL');
+    for (const child of this.running) killGroup(child);
+  }
+}
+
+/** SIGKILL to the child's process group (it leads one), or to the child alone if that fails. */
+function killGroup(child: ChildProcess): void {
+  try {
+    if (child.pid === undefined) throw new Error('not started');
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
   }
 }
 
