@@ -47,6 +47,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
     'esbuild@0.28.2',
     'typescript@6.0.3',
     '@types/node@20.19.43',
+    `@aws-sdk/client-cloudwatch@${AWS_SDK}`,
     `@aws-sdk/client-codebuild@${AWS_SDK}`,
     `@aws-sdk/client-rds@${AWS_SDK}`,
     `@aws-sdk/client-secrets-manager@${AWS_SDK}`,
