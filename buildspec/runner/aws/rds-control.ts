@@ -63,7 +63,12 @@ export class AwsRdsControl implements RdsControl {
   }
 
   private cloudwatch(): CloudWatchClient {
-    this.cloudwatchClient ??= new CloudWatchClient({ region: regionFromEnv() });
+    // Short timeouts: an unreachable CloudWatch endpoint (no NAT, no `monitoring` endpoint) must cost seconds, not minutes.
+    this.cloudwatchClient ??= new CloudWatchClient({
+      region: regionFromEnv(),
+      maxAttempts: 2,
+      requestHandler: { connectionTimeout: 5_000, requestTimeout: 10_000 },
+    });
     return this.cloudwatchClient;
   }
 
