@@ -65,6 +65,17 @@ export interface PitrRecoveryProps {
   readonly credentials?: secretsmanager.ISecret;
 
   /**
+   * The customer managed KMS key that encrypts the `credentials` secret, when
+   * the `ISecret` does not carry it (an imported secret, or the secret RDS
+   * manages for `manageMasterUserPassword` with a customer key). The build
+   * may use it for `kms:Decrypt` only through Secrets Manager
+   * (`kms:ViaService`).
+   *
+   * @default - the secret's own `encryptionKey`, if any; none for the AWS managed key `aws/secretsmanager`
+   */
+  readonly credentialsEncryptionKey?: kms.IKey;
+
+  /**
    * The databases a recovery copies back when the request does not name any.
    *
    * @default - every non-template database present at the restore time, discovered at run time
@@ -227,8 +238,24 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     instance.connections.allowDefaultPortFrom(this, 'PITR recovery build (cdk-rds-pitr)');
 
     secret.grantRead(project);
+    // grantRead's own kms:Decrypt goes through a principal that takes no identity policy: for an
+    // imported key (or the key of an imported secret) it is dropped. This one lands on the build role.
+    const secretKey = props.credentialsEncryptionKey ?? secret.encryptionKey;
+    if (secretKey) {
+      project.addToRolePolicy(new iam.PolicyStatement({
+        sid: 'DecryptSecret',
+        actions: ['kms:Decrypt'],
+        resources: [secretKey.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${secret.env.region}.amazonaws.com` } },
+      }));
+    }
     props.instanceEncryptionKey?.grant(project, 'kms:CreateGrant', 'kms:DescribeKey');
     for (const statement of runnerStatements(resources)) project.addToRolePolicy(statement);
+    // The original's FreeStorageSpace before the copy. CloudWatch reads take no resource-level
+    // permissions, so this `*` gets a policy of its own rather than widen the role's default one.
+    project.role?.attachInlinePolicy(new iam.Policy(this, 'ReadFreeStorage', {
+      statements: [new iam.PolicyStatement({ sid: 'ReadFreeStorage', actions: ['cloudwatch:GetMetricStatistics'], resources: ['*'] })],
+    }));
 
     const triggerLogs = new logs.LogGroup(this, 'TriggerLogs', { retention });
     const deadLetters = new sqs.Queue(this, 'CleanupDeadLetters', {
@@ -344,6 +371,12 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
         applies_to: [rdsArn('(subgrp|og|pg):\\*')],
       },
     ]);
+    suppressNag(this.node.tryFindChild('ReadFreeStorage')?.node.defaultChild, [{
+      id: 'AwsSolutions-IAM5',
+      reason: 'cloudwatch:GetMetricStatistics (the original\'s FreeStorageSpace before the copy) supports no resource-level permissions; '
+        + 'read-only, and alone in this policy so that the suppression covers nothing else.',
+      applies_to: ['Resource::*'],
+    }]);
     suppressNag(policyOf(triggerRole), [
       { id: 'AwsSolutions-IAM5', reason: listing, applies_to: [rdsArn('db:\\*')] },
       { id: 'AwsSolutions-IAM5', reason: autoBackup, applies_to: [rdsArn('auto-backup:\\*')] },

@@ -4,6 +4,7 @@
  * statuses, RDS's refusal faults, and parameters moto ignores when they are
  * false or 0) is checked with aws-sdk-client-mock on the exact request sent.
  */
+import { CloudWatchClient, GetMetricStatisticsCommand } from '@aws-sdk/client-cloudwatch';
 import {
   CreateDBInstanceCommand,
   CreateDBParameterGroupCommand,
@@ -31,7 +32,7 @@ import {
 import { AwsStub, mockClient } from 'aws-sdk-client-mock';
 import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
 import { AdapterLog, AwsRdsControl, InstanceNotFoundError } from '../buildspec/runner/aws/rds-control';
-import type { SourceInstance, TemporaryInstanceSpec } from '../buildspec/runner/ports';
+import type { SourceInstance, SourceStorage, TemporaryInstanceSpec } from '../buildspec/runner/ports';
 import { CREATED_BY_VALUE, PROJECT_ENV, START_ENV, TAGS, safetySnapshotId, temporaryInstanceId } from '../src/contract';
 
 const SAVED_ENV = { ...process.env };
@@ -135,7 +136,11 @@ describe('against moto_server', () => {
       dbParameterGroupName: PARAMETER_GROUP,
       optionGroupName: OPTION_GROUP,
       backupRetentionPeriod: 7,
+      // moto models neither MasterUserSecret nor IOPS for gp2; the mock tests below cover them.
+      masterUserSecretArn: undefined,
+      storage: { type: db.StorageType, allocatedGiB: 100, iops: undefined, throughputMiBps: undefined, maxAllocatedGiB: undefined },
     });
+    expect(source.storage?.type).toMatch(/^gp[23]$/);
     expect(source.endpoint.host).toMatch(new RegExp(`^${SOURCE}\\.`));
   });
 
@@ -408,6 +413,126 @@ describe('what moto does not model (aws-sdk-client-mock)', () => {
       const error = await rds.restorableWindow(SOURCE).catch((e) => e);
       expect(error).toBeInstanceOf(InstanceNotFoundError);
       expect(error.instanceId).toBe(SOURCE);
+    });
+  });
+
+  describe('describeSource', () => {
+    test('reports the RDS-managed master secret and the storage settings the restore must carry', async () => {
+      const secretArn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-0f1e2d3c-aaaa-bbbb-cccc-0123456789ab-AbCdEf';
+      mock.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: SOURCE }).resolves({
+        DBInstances: [{
+          DBInstanceIdentifier: SOURCE,
+          DBInstanceStatus: 'available',
+          Engine: 'postgres',
+          Endpoint: { Address: 'orders-db.abc.us-east-1.rds.amazonaws.com', Port: SOURCE_PORT },
+          MasterUserSecret: { SecretArn: secretArn, SecretStatus: 'active', KmsKeyId: 'arn:aws:kms:us-east-1:123456789012:key/1234' },
+          StorageType: 'gp3',
+          AllocatedStorage: 500,
+          MaxAllocatedStorage: 1000,
+          Iops: 15000,
+          StorageThroughput: 750,
+        }],
+      });
+      const source = await rds.describeSource(SOURCE);
+      expect(source.masterUserSecretArn).toBe(secretArn);
+      expect(source.storage).toEqual({ type: 'gp3', allocatedGiB: 500, maxAllocatedGiB: 1000, iops: 15000, throughputMiBps: 750 });
+    });
+  });
+
+  describe('originalStorage (CloudWatch FreeStorageSpace)', () => {
+    let cloudwatch: CloudWatchClient;
+    let cwMock: AwsStub<any, any, any>;
+    const GIB = 2 ** 30;
+
+    beforeEach(() => {
+      cloudwatch = new CloudWatchClient(motoClientConfig('http://127.0.0.1:9'));
+      cwMock = mockClient(cloudwatch);
+      rds = new AwsRdsControl({ client, log, cloudwatch });
+    });
+
+    test('asks for the Minimum of AWS/RDS FreeStorageSpace of the source over the last 15 minutes and takes the latest datapoint', async () => {
+      cwMock.on(GetMetricStatisticsCommand).resolves({
+        Datapoints: [
+          { Timestamp: new Date('2026-11-24T09:28:00Z'), Minimum: 30 * GIB },
+          { Timestamp: new Date('2026-11-24T09:30:00Z'), Minimum: 12 * GIB },
+          { Timestamp: new Date('2026-11-24T09:29:00Z'), Minimum: 20 * GIB },
+        ],
+      });
+      const source = { ...SOURCE_INSTANCE, storage: { type: 'gp3', allocatedGiB: 100, maxAllocatedGiB: 250 } };
+      const before = Date.now();
+      expect(await rds.originalStorage(source)).toEqual({ freeBytes: 12 * GIB, growableBytes: 150 * GIB });
+      const input = cwMock.commandCalls(GetMetricStatisticsCommand)[0].args[0].input;
+      expect(input).toMatchObject({
+        Namespace: 'AWS/RDS',
+        MetricName: 'FreeStorageSpace',
+        Dimensions: [{ Name: 'DBInstanceIdentifier', Value: SOURCE }],
+        Statistics: ['Minimum'],
+        Period: 60,
+      });
+      expect(input.EndTime!.getTime() - input.StartTime!.getTime()).toBe(15 * 60_000);
+      expect(input.EndTime!.getTime()).toBeGreaterThanOrEqual(before);
+    });
+
+    test('without storage autoscaling (no MaxAllocatedStorage) nothing more can grow', async () => {
+      cwMock.on(GetMetricStatisticsCommand).resolves({ Datapoints: [{ Timestamp: new Date(), Minimum: 5 * GIB }] });
+      const source = { ...SOURCE_INSTANCE, storage: { type: 'gp2', allocatedGiB: 100 } };
+      expect(await rds.originalStorage(source)).toEqual({ freeBytes: 5 * GIB, growableBytes: 0 });
+    });
+
+    test('no datapoint in the window answers undefined (the workflow warns and goes on)', async () => {
+      cwMock.on(GetMetricStatisticsCommand).resolves({ Datapoints: [] });
+      expect(await rds.originalStorage(SOURCE_INSTANCE)).toBeUndefined();
+    });
+
+    test('a refused call names the metric and the instance', async () => {
+      cwMock.on(GetMetricStatisticsCommand).rejects(Object.assign(new Error('User is not authorized to perform: cloudwatch:GetMetricStatistics'), { name: 'AccessDenied' }));
+      await expect(rds.originalStorage(SOURCE_INSTANCE)).rejects.toThrow(
+        `CloudWatch GetMetricStatistics AWS/RDS FreeStorageSpace for "${SOURCE}" failed: AccessDenied: User is not authorized`,
+      );
+    });
+  });
+
+  describe('restoreToPointInTime storage', () => {
+    async function restoreInputFor(storage: SourceStorage) {
+      mock.on(RestoreDBInstanceToPointInTimeCommand).resolves({});
+      await rds.restoreToPointInTime(spec({ source: { ...SOURCE_INSTANCE, storage } }));
+      return mock.commandCalls(RestoreDBInstanceToPointInTimeCommand)[0].args[0].input;
+    }
+
+    test('io1 and io2 carry the storage type and the provisioned IOPS, never a throughput', async () => {
+      for (const type of ['io1', 'io2']) {
+        mock.reset();
+        const input = await restoreInputFor({ type, iops: 8000, allocatedGiB: 200, throughputMiBps: 250 });
+        expect(input).toMatchObject({ StorageType: type, Iops: 8000 });
+        expect(input).not.toHaveProperty('StorageThroughput');
+        expect(input).not.toHaveProperty('AllocatedStorage');
+      }
+    });
+
+    test('gp3 from 400 GiB carries IOPS, throughput and the allocated storage they need', async () => {
+      const input = await restoreInputFor({ type: 'gp3', iops: 15000, throughputMiBps: 750, allocatedGiB: 500, maxAllocatedGiB: 1000 });
+      expect(input).toMatchObject({ StorageType: 'gp3', Iops: 15000, StorageThroughput: 750, AllocatedStorage: 500 });
+      expect(input).not.toHaveProperty('MaxAllocatedStorage');
+    });
+
+    test('gp3 below 400 GiB carries only the type: RDS refuses IOPS and throughput there (fixed baseline)', async () => {
+      const input = await restoreInputFor({ type: 'gp3', iops: 3000, throughputMiBps: 125, allocatedGiB: 100 });
+      expect(input.StorageType).toBe('gp3');
+      expect(input).not.toHaveProperty('Iops');
+      expect(input).not.toHaveProperty('StorageThroughput');
+      expect(input).not.toHaveProperty('AllocatedStorage');
+    });
+
+    test('gp2 and standard carry only the type; an unknown storage leaves the restore\'s default', async () => {
+      for (const type of ['gp2', 'standard']) {
+        mock.reset();
+        const input = await restoreInputFor({ type, allocatedGiB: 100, iops: 300 });
+        expect(input.StorageType).toBe(type);
+        expect(input).not.toHaveProperty('Iops');
+      }
+      mock.reset();
+      const input = await restoreInputFor({});
+      expect(input).not.toHaveProperty('StorageType');
     });
   });
 

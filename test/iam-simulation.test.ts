@@ -10,6 +10,7 @@
  * middleware (moto's CodeBuild timestamps break SDK v3); moto's missing
  * restore window is filled in on its answer.
  */
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { CodeBuildClient } from '@aws-sdk/client-codebuild';
 import { CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -145,10 +146,11 @@ async function capture(variant: Variant): Promise<Captured> {
   const lines: string[] = [];
   const log = new StepLog((line) => lines.push(line));
   const outcome = await runRecovery(request, {
-    rds: new AwsRdsControl({ client: rdsClient, log }),
+    rds: new AwsRdsControl({ client: rdsClient, log, cloudwatch: recordCalls(new CloudWatchClient(motoClientConfig(moto.endpoint)), runner) }),
     data: fakeDataPath(),
     log,
     credentials,
+    secretId: secret.ARN!,
     polling: { initialMs: 10, maxMs: 50, progressEveryMs: 60_000, passwordTimeoutMs: 5_000 },
   });
   if (outcome.results.length === 0 || !outcome.results.every((r) => r.verified)) {

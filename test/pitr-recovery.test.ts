@@ -303,6 +303,44 @@ describe('runner IAM (CodeBuild role)', () => {
       && render(s.Resource) === `\${${Object.keys(template.findResources('AWS::SecretsManager::Secret')).find((k) => k.startsWith('Cmk'))}}`)).toBe(true);
   });
 
+  test('credentialsEncryptionKey (a secret that does not carry its key): kms:Decrypt on that key, only through Secrets Manager', () => {
+    const f = fixture();
+    const key = kms.Key.fromKeyArn(f.stack, 'SecretKey', 'arn:aws:kms:eu-west-1:123456789012:key/0f1e2d3c-aaaa-bbbb-cccc-0123456789ab');
+    const statements = statementsOf(synth({ instance: imported(f), vpc: f.vpc, credentials: importedSecret(f), credentialsEncryptionKey: key }, f).template, 'DrProjectRole');
+    const kmsStatements = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('kms:')));
+    expect(kmsStatements.map((s) => ({ actions: actionsOf(s), resources: resourcesOf(s), condition: s.Condition }))).toEqual([{
+      actions: ['kms:Decrypt'],
+      resources: [key.keyArn],
+      condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' } },
+    }]);
+  });
+
+  test('an imported key the secret carries (e.g. a managed master secret with a customer key): kms:Decrypt through Secrets Manager', () => {
+    const f = fixture();
+    const key = kms.Key.fromKeyArn(f.stack, 'SecretKey', 'arn:aws:kms:eu-west-1:123456789012:key/0f1e2d3c-aaaa-bbbb-cccc-0123456789ab');
+    const credentials = secretsmanager.Secret.fromSecretAttributes(f.stack, 'Managed', {
+      secretCompleteArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0f1e2d3c-aaaa-bbbb-cccc-0123456789ab-AbCdEf',
+      encryptionKey: key,
+    });
+    const statements = statementsOf(synth({ instance: imported(f), vpc: f.vpc, credentials }, f).template, 'DrProjectRole');
+    expect(statements.filter((s) => actionsOf(s).includes('kms:Decrypt'))).toEqual([expect.objectContaining({
+      Resource: key.keyArn,
+      Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' } },
+    })]);
+  });
+
+  test('the original\'s FreeStorageSpace: cloudwatch:GetMetricStatistics, alone in a policy of its own with its nag suppression', () => {
+    const { template } = synth();
+    const policies = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([id]) => id.startsWith('DrReadFreeStorage'));
+    expect(policies).toHaveLength(1);
+    const [, policy] = policies[0];
+    expect(policy.Properties.PolicyDocument.Statement).toEqual([
+      { Sid: 'ReadFreeStorage', Effect: 'Allow', Action: 'cloudwatch:GetMetricStatistics', Resource: '*' },
+    ]);
+    expect((policy.Properties.Roles as Array<{ Ref: string }>).map((r) => r.Ref)).toEqual([expect.stringMatching(/^DrProjectRole/)]);
+    expect(policy.Metadata.cdk_nag.rules_to_suppress).toEqual([expect.objectContaining({ id: 'AwsSolutions-IAM5', applies_to: ['Resource::*'] })]);
+  });
+
   test('a customer managed storage key: CreateGrant and DescribeKey on that key only', () => {
     const f = fixture();
     const key = new kms.Key(f.stack, 'StorageKey');

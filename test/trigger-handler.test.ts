@@ -153,7 +153,14 @@ describe('bundled assets/trigger/index.js', () => {
     return jest.requireActual<{ handler: Handler }>(BUNDLE).handler;
   };
 
-  // A stand-in CodeBuild endpoint: moto's CodeBuild answers break SDK v3, and the bundle inlines its own SDK copy.
+  test('is under 100 KB and imports nothing but the two SDK v3 clients the Lambda Node.js 22 runtime ships', () => {
+    const text = fs.readFileSync(BUNDLE, 'utf8');
+    expect(fs.statSync(BUNDLE).size).toBeLessThan(100 * 1024);
+    const required = [...new Set([...text.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]))].sort();
+    expect(required).toEqual(['@aws-sdk/client-codebuild', '@aws-sdk/client-rds']);
+  });
+
+  // A stand-in CodeBuild endpoint: moto's CodeBuild answers break SDK v3 (the bundle loads the SDK from node_modules here, from the runtime on Lambda).
   const received: Array<{ target: string; body: any }> = [];
   const answers: Partial<Record<string, (body: any) => unknown>> = {
     'CodeBuild_20161006.StartBuild': () => ({ build: { id: BUILD_ID, projectName: PROJECT } }),

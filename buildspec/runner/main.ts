@@ -74,7 +74,7 @@ async function recover(signal: AbortSignal): Promise<number> {
       }
       const credentials = await readDatabaseCredentials(env[PROJECT_ENV.SECRET_ARN] ?? '');
       log.redact(credentials.password);
-      return { request, caBundle, credentials };
+      return { request, caBundle, credentials, secretId: env[PROJECT_ENV.SECRET_ARN] };
     });
   } catch (err) {
     log.warn(`RESULT: FAILED: ${(err as Error).message}`);
@@ -86,6 +86,7 @@ async function recover(signal: AbortSignal): Promise<number> {
       data: new PgDataPath(),
       log,
       credentials: setup.credentials,
+      secretId: setup.secretId,
       tls: { sslMode: 'verify-full', sslRootCert: setup.caBundle },
       signal,
     });

@@ -160,7 +160,12 @@ export function readStartRequest(env: Env, defaults: { readonly cpus: number }):
 export async function planRecovery(
   request: StartRequest,
   rds: RdsControl,
-  context: { readonly now: Date; readonly secretUsername: string },
+  context: {
+    readonly now: Date;
+    readonly secretUsername: string;
+    /** Where the credentials came from (SECRET_ARN: an ARN or a name), checked against an RDS-managed secret. */
+    readonly secretId?: string;
+  },
 ): Promise<RecoveryPlan> {
   let source: SourceInstance;
   try {
@@ -180,6 +185,11 @@ export async function planRecovery(
   }
   if (context.secretUsername !== source.masterUsername) {
     problems.push(`${PROJECT_ENV.SECRET_ARN}: the secret's username ${JSON.stringify(context.secretUsername)} is not the master user ${JSON.stringify(source.masterUsername)} of ${source.id}; accepted: the instance's master credentials.`);
+  }
+  if (source.masterUserSecretArn && context.secretId !== undefined && !isSameSecret(context.secretId, source.masterUserSecretArn)) {
+    problems.push(`${PROJECT_ENV.SECRET_ARN}: ${JSON.stringify(context.secretId)} is not the secret RDS manages for the master password of ${source.id}; `
+      + `accepted: that secret, ${source.masterUserSecretArn} (pass it to PitrRecovery as \`credentials\`, for example instance.secret). `
+      + 'RDS rotates a managed password, so any other copy of it goes stale.');
   }
 
   let window: RestoreWindow | undefined;
@@ -212,6 +222,21 @@ export async function planRecovery(
       [TAGS.CREATED_BY]: CREATED_BY_VALUE,
     },
   };
+}
+
+/**
+ * Whether `configured` (a complete ARN, a partial ARN without the 6-character
+ * suffix Secrets Manager appends, or a secret name) names the secret whose
+ * complete ARN is `completeArn`.
+ */
+export function isSameSecret(configured: string, completeArn: string): boolean {
+  if (configured === completeArn) return true;
+  const marker = ':secret:';
+  const at = completeArn.indexOf(marker);
+  if (at < 0) return false;
+  const partialArn = completeArn.replace(/-[A-Za-z0-9]{6}$/, '');
+  const name = partialArn.slice(at + marker.length);
+  return configured === partialArn || configured === name;
 }
 
 function parseBoolean(field: string, value: string | undefined, fallback: boolean): boolean {

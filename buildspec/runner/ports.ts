@@ -22,6 +22,31 @@ export interface SourceInstance {
   readonly dbParameterGroupName?: string;
   readonly optionGroupName?: string;
   readonly backupRetentionPeriod: number;
+  /** ARN of the secret RDS manages for the master password (`ManageMasterUserPassword`), if it does. */
+  readonly masterUserSecretArn?: string;
+  /** Storage the temporary instance should match, so that it is not slower than the source. */
+  readonly storage?: SourceStorage;
+}
+
+/** The source's storage settings, as DescribeDBInstances reports them. */
+export interface SourceStorage {
+  /** `gp2`, `gp3`, `io1`, `io2`, `standard`. */
+  readonly type?: string;
+  /** Provisioned IOPS (io1, io2, gp3). */
+  readonly iops?: number;
+  /** Provisioned throughput in MiB/s (gp3). */
+  readonly throughputMiBps?: number;
+  /** Allocated storage in GiB. */
+  readonly allocatedGiB?: number;
+  /** Storage autoscaling's upper limit in GiB; undefined when autoscaling is off. */
+  readonly maxAllocatedGiB?: number;
+}
+
+/** Room on the original: what is free now, and how much more storage autoscaling may add. */
+export interface OriginalStorage {
+  readonly freeBytes: number;
+  /** 0 when storage autoscaling is off or already at its maximum. */
+  readonly growableBytes: number;
 }
 
 export interface DbEndpoint {
@@ -58,6 +83,12 @@ export interface RdsControl {
   restoreToPointInTime(spec: TemporaryInstanceSpec): Promise<void>;
   describeInstance(id: string): Promise<InstanceState>;
   setMasterPassword(id: string, password: string): Promise<void>;
+  /**
+   * Free storage on the source and how far storage autoscaling may grow it,
+   * or undefined when it cannot be measured (e.g. no recent CloudWatch
+   * datapoint). Adapters that cannot measure at all leave it out.
+   */
+  originalStorage?(source: SourceInstance): Promise<OriginalStorage | undefined>;
   /** Deletes without a final snapshot and without automated backups; does not wait. */
   deleteInstance(id: string): Promise<void>;
 }
@@ -90,6 +121,8 @@ export interface CopyOptions {
   readonly signal?: AbortSignal;
   /** Swap hazards the operator accepts; any other hazard the check step finds stops the copy before it writes. */
   readonly acceptHazards?: readonly Hazard[];
+  /** Room on the original, measured by the control plane before the copy; undefined when it could not be measured. */
+  readonly originalStorage?: OriginalStorage;
 }
 
 export interface DatabaseCopyResult {

@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatDuration, type StepLog } from './log';
-import { planRecovery, type RecoveryPlan, type StartRequest } from './plan';
-import { isLoginRefused, type DataPath, type DatabaseCopyResult, type DbEndpoint, type InstanceState, type PgTarget, type RdsControl } from './ports';
+import { PlanError, planRecovery, type RecoveryPlan, type StartRequest } from './plan';
+import { isLoginRefused, type DataPath, type DatabaseCopyResult, type DbEndpoint, type InstanceState, type OriginalStorage, type PgTarget, type RdsControl } from './ports';
 import { keptName } from './postgres/names';
-import { LATEST, START_ENV, TAGS } from '../../src/contract';
+import { LATEST, PROJECT_ENV, START_ENV, TAGS } from '../../src/contract';
 
 /** Instance statuses from which RDS does not recover on its own: waiting longer is pointless. */
 export const TERMINAL_INSTANCE_STATUSES = [
@@ -66,6 +66,12 @@ export interface RecoveryDeps {
   readonly log: StepLog;
   /** The current master credentials (the secret); they must work on the temporary instance too. */
   readonly credentials: Credentials;
+  /**
+   * Where the credentials came from (SECRET_ARN). When the source's master
+   * password is managed by RDS, the plan refuses any other secret.
+   * @default - not checked
+   */
+  readonly secretId?: string;
   /** libpq TLS settings for both instances: `verify-full` + the RDS CA bundle on AWS. */
   readonly tls?: { readonly sslMode?: string; readonly sslRootCert?: string };
   /** Parent directory of the dump scratch directory. @default - the OS temp directory */
@@ -139,9 +145,22 @@ class RecoveryRun {
 
   async plan(): Promise<void> {
     this.checkNotStopped();
-    const plan = await planRecovery(this.request, this.deps.rds, { now: this.clock.now(), secretUsername: this.deps.credentials.username });
+    const plan = await planRecovery(this.request, this.deps.rds, {
+      now: this.clock.now(),
+      secretUsername: this.deps.credentials.username,
+      secretId: this.deps.secretId,
+    });
+    const { log, data } = this.deps;
+    // A wrong or stale secret must fail now, in seconds, not after the snapshot and the restore.
+    const original = this.target(plan.source.endpoint);
+    try {
+      await data.checkLogin(original);
+    } catch (err) {
+      throw new PlanError([`${PROJECT_ENV.SECRET_ARN}: logging in to the original ${plan.source.id} at ${original.host}:${original.port} as ${JSON.stringify(original.user)} `
+        + `with the secret failed (${(err as Error).message}); accepted: the instance's current master credentials${plan.source.masterUserSecretArn ? ` (RDS manages them in ${plan.source.masterUserSecretArn})` : ''}, `
+        + 'and a network path from the build to the instance.']);
+    }
     this.currentPlan = plan;
-    const { log } = this.deps;
     log.info(`source: ${plan.source.id} (${plan.source.engine} ${plan.source.engineVersion}, ${plan.source.endpoint.host}:${plan.source.endpoint.port})`);
     log.info(`restore time: ${plan.restoreTime === LATEST ? 'latest restorable time' : plan.restoreTime.toISOString()}${plan.window ? ` (restorable window ${plan.window.earliest.toISOString()} .. ${plan.window.latest.toISOString()})` : ''}`);
     log.info(`databases: ${plan.databases ? plan.databases.join(', ') : 'every database that existed at the restore time'}; strategy: ${plan.strategy}; jobs: ${plan.jobs}`
@@ -249,6 +268,7 @@ class RecoveryRun {
   async copyDatabases(): Promise<void> {
     this.checkNotStopped();
     this.workDir = mkdtempSync(join(this.deps.scratchDir ?? tmpdir(), `pitr-dump-${this.p.stamp}-`));
+    const originalStorage = await this.measureOriginalStorage();
     this.copyStarted = true;
     const results = await this.deps.data.copy(this.temporaryTarget(), this.originalTarget(), {
       databases: this.databases,
@@ -259,12 +279,36 @@ class RecoveryRun {
       log: this.deps.log,
       signal: this.deps.signal,
       acceptHazards: this.p.acceptHazards,
+      originalStorage,
     });
     this.results = results;
     const unverified = this.databases.filter((d) => !results.some((r) => r.database === d && r.verified));
     if (unverified.length > 0) {
       throw new Error(`not verified: ${unverified.join(', ')}; the run does not count as a recovery.`);
     }
+  }
+
+  /**
+   * Room on the original for the copy, for the data path to check. A
+   * measurement that fails or has no datapoint is logged and skipped: a
+   * missing metric must not block a recovery.
+   */
+  private async measureOriginalStorage(): Promise<OriginalStorage | undefined> {
+    const { rds, log } = this.deps;
+    if (!rds.originalStorage) return undefined;
+    let storage: OriginalStorage | undefined;
+    try {
+      storage = await rds.originalStorage(this.p.source);
+    } catch (err) {
+      log.warn(`free storage on the original ${this.p.source.id} could not be measured (${(err as Error).message}); the copy goes ahead without that check`);
+      return undefined;
+    }
+    if (!storage) {
+      log.warn(`free storage on the original ${this.p.source.id} is not known (no recent FreeStorageSpace datapoint); the copy goes ahead without that check`);
+      return undefined;
+    }
+    log.info(`free storage on the original: ${formatBytes(storage.freeBytes)}${storage.growableBytes > 0 ? `, and storage autoscaling may add up to ${formatBytes(storage.growableBytes)}` : ' (storage autoscaling off or at its maximum)'}`);
+    return storage;
   }
 
   /** Deletes every instance this build created and the local dump; never waits for the deletion. */
@@ -441,6 +485,11 @@ function assertNotTerminal(state: InstanceState): void {
   if ((TERMINAL_INSTANCE_STATUSES as readonly string[]).includes(state.status)) {
     throw new Error(`temporary instance ${state.id} is ${JSON.stringify(state.status)}, from which RDS does not recover; nothing on the original was changed. Check the instance's events in the RDS console for the reason.`);
   }
+}
+
+function formatBytes(bytes: number): string {
+  const gib = bytes / 2 ** 30;
+  return gib >= 1 ? `${gib.toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 function quoteIdent(name: string): string {

@@ -4,6 +4,7 @@
  * someone reading the build log at 3 a.m. (what failed, which instance, what
  * was or was not created) and never lets a master password reach a message.
  */
+import { CloudWatchClient, GetMetricStatisticsCommand } from '@aws-sdk/client-cloudwatch';
 import {
   CreateDBSnapshotCommand,
   DBInstance,
@@ -21,7 +22,7 @@ import {
   Tag,
 } from '@aws-sdk/client-rds';
 import { LATEST, PROJECT_ENV, RestoreWindow, START_ENV, earliestRestorableTime } from '../../../src/contract';
-import type { DbEndpoint, InstanceState, RdsControl, SourceInstance, TemporaryInstanceSpec } from '../ports';
+import type { DbEndpoint, InstanceState, OriginalStorage, RdsControl, SourceInstance, SourceStorage, TemporaryInstanceSpec } from '../ports';
 
 /** Where the adapter reports what it decided on its own (e.g. an instance already gone). `StepLog` fits. */
 export interface AdapterLog {
@@ -34,6 +35,8 @@ export interface AwsRdsControlOptions {
   readonly client?: RDSClient;
   /** @default - lines go to stdout */
   readonly log?: AdapterLog;
+  /** For the original's FreeStorageSpace. @default - a client for the region in AWS_REGION / AWS_DEFAULT_REGION */
+  readonly cloudwatch?: CloudWatchClient;
 }
 
 /** Thrown when an instance does not exist, so callers can tell "gone" from "broken". */
@@ -51,9 +54,22 @@ export class AwsRdsControl implements RdsControl {
   private readonly client: RDSClient;
   private readonly log: AdapterLog;
 
+  private cloudwatchClient?: CloudWatchClient;
+
   constructor(options: AwsRdsControlOptions = {}) {
     this.client = options.client ?? new RDSClient({ region: regionFromEnv() });
     this.log = options.log ?? consoleLog;
+    this.cloudwatchClient = options.cloudwatch;
+  }
+
+  private cloudwatch(): CloudWatchClient {
+    // Short timeouts: an unreachable CloudWatch endpoint (no NAT, no `monitoring` endpoint) must cost seconds, not minutes.
+    this.cloudwatchClient ??= new CloudWatchClient({
+      region: regionFromEnv(),
+      maxAttempts: 2,
+      requestHandler: { connectionTimeout: 5_000, requestTimeout: 10_000 },
+    });
+    return this.cloudwatchClient;
   }
 
   async describeSource(id: string): Promise<SourceInstance> {
@@ -77,7 +93,47 @@ export class AwsRdsControl implements RdsControl {
       dbParameterGroupName: db.DBParameterGroups?.[0]?.DBParameterGroupName,
       optionGroupName: db.OptionGroupMemberships?.[0]?.OptionGroupName,
       backupRetentionPeriod: db.BackupRetentionPeriod ?? 0,
+      masterUserSecretArn: db.MasterUserSecret?.SecretArn,
+      storage: {
+        type: db.StorageType,
+        iops: db.Iops,
+        throughputMiBps: db.StorageThroughput,
+        allocatedGiB: db.AllocatedStorage,
+        maxAllocatedGiB: db.MaxAllocatedStorage,
+      },
     };
+  }
+
+  /**
+   * FreeStorageSpace (the Minimum of the latest 1-minute datapoint in the
+   * past 15 minutes) and what storage autoscaling may still add:
+   * MaxAllocatedStorage minus AllocatedStorage. Undefined when CloudWatch has
+   * no datapoint in that window.
+   */
+  async originalStorage(source: SourceInstance): Promise<OriginalStorage | undefined> {
+    const now = new Date();
+    let out;
+    try {
+      out = await this.cloudwatch().send(new GetMetricStatisticsCommand({
+        Namespace: 'AWS/RDS',
+        MetricName: 'FreeStorageSpace',
+        Dimensions: [{ Name: 'DBInstanceIdentifier', Value: source.id }],
+        StartTime: new Date(now.getTime() - FREE_STORAGE_WINDOW_MS),
+        EndTime: now,
+        Period: 60,
+        Statistics: ['Minimum'],
+      }));
+    } catch (err) {
+      const e = err as { name?: string; message?: string };
+      throw new Error(`CloudWatch GetMetricStatistics AWS/RDS FreeStorageSpace for "${source.id}" failed: ${e.name ?? 'Error'}: ${e.message ?? String(err)}`);
+    }
+    const latest = (out.Datapoints ?? [])
+      .filter((d) => d.Timestamp !== undefined && d.Minimum !== undefined)
+      .sort((a, b) => b.Timestamp!.getTime() - a.Timestamp!.getTime())[0];
+    if (!latest) return undefined;
+    const { allocatedGiB, maxAllocatedGiB } = source.storage ?? {};
+    const growableGiB = allocatedGiB !== undefined && maxAllocatedGiB !== undefined ? Math.max(0, maxAllocatedGiB - allocatedGiB) : 0;
+    return { freeBytes: latest.Minimum!, growableBytes: growableGiB * GIB };
   }
 
   async restorableWindow(id: string): Promise<RestoreWindow> {
@@ -262,6 +318,15 @@ export class AwsRdsControl implements RdsControl {
 }
 
 const NOTHING_CREATED = 'Nothing was created.';
+const GIB = 2 ** 30;
+/** How far back to look for a FreeStorageSpace datapoint (RDS publishes one a minute). */
+const FREE_STORAGE_WINDOW_MS = 15 * 60_000;
+/**
+ * For PostgreSQL on gp3, IOPS and throughput can be provisioned only from
+ * 400 GiB; below that RDS refuses them (the baseline, 3000 IOPS and 125
+ * MiB/s, is fixed).
+ */
+const GP3_PROVISIONED_FROM_GIB = 400;
 
 /** Extra advice for the restore faults an operator can act on. */
 const RESTORE_HINTS: Record<string, string> = {
@@ -307,7 +372,35 @@ function restoreInput(spec: TemporaryInstanceSpec): RestoreDBInstanceToPointInTi
     BackupRetentionPeriod: 0,
     Tags: tagList(spec.tags),
     ...(spec.instanceClass ? { DBInstanceClass: spec.instanceClass } : {}),
+    ...storageInput(source.storage),
   };
+}
+
+/**
+ * The source's storage type, IOPS and throughput, as far as the restore
+ * accepts them, so the temporary instance is not slower than the source:
+ * IOPS for io1/io2 (required there); for gp3, IOPS and throughput only from
+ * 400 GiB, with the source's allocated storage so the restored volume is
+ * large enough for them; nothing extra for gp2 and standard.
+ */
+function storageInput(storage: SourceStorage | undefined): Partial<RestoreDBInstanceToPointInTimeCommandInput> {
+  const type = storage?.type;
+  if (!type) return {};
+  if (type === 'io1' || type === 'io2') {
+    return { StorageType: type, ...(storage.iops ? { Iops: storage.iops } : {}) };
+  }
+  if (type === 'gp3') {
+    const provisioned = (storage.allocatedGiB ?? 0) >= GP3_PROVISIONED_FROM_GIB && storage.iops !== undefined;
+    return provisioned
+      ? {
+        StorageType: type,
+        AllocatedStorage: storage.allocatedGiB,
+        Iops: storage.iops,
+        ...(storage.throughputMiBps ? { StorageThroughput: storage.throughputMiBps } : {}),
+      }
+      : { StorageType: type };
+  }
+  return { StorageType: type };
 }
 
 function tagList(tags: Readonly<Record<string, string>>): Tag[] {

@@ -15,10 +15,11 @@
  *
  * `faults` injects failures for tests; the AWS adapter has nothing like it.
  */
+import { statfs } from 'node:fs/promises';
 import { LocalCluster, SECOND_HOST, sleep } from './cluster';
 import { restorePointInTimeCopy, setRolePassword, takeAutomatedBackup } from './pitr-copy';
 import { LATEST, type RestoreWindow } from '../../../src/contract';
-import type { InstanceState, RdsControl, SourceInstance, TemporaryInstanceSpec } from '../ports';
+import type { InstanceState, OriginalStorage, RdsControl, SourceInstance, TemporaryInstanceSpec } from '../ports';
 
 export interface LocalFaults {
   /** `restoreToPointInTime` rejects with this message and creates nothing (like InvalidRestoreFault). */
@@ -29,6 +30,8 @@ export interface LocalFaults {
   readonly snapshotEndsIn?: string;
   /** Runs once the point-in-time copy is up, before it reports `available`. */
   readonly onTemporaryInstanceUp?: (id: string, cluster: LocalCluster) => Promise<void>;
+  /** `originalStorage` answers nothing, like CloudWatch without a recent FreeStorageSpace datapoint. */
+  readonly storageUnmeasured?: boolean;
 }
 
 export interface LocalRdsControlOptions {
@@ -44,6 +47,10 @@ export interface LocalRdsControlOptions {
    * @default SECOND_HOST
    */
   readonly temporaryHost?: string;
+  /** Reported as the source's RDS-managed master secret (`MasterUserSecret`). @default - the password is not managed by RDS */
+  readonly masterUserSecretArn?: string;
+  /** What "storage autoscaling" may still add to the source, in bytes. @default 0 */
+  readonly growableBytes?: number;
   /** How long a master password change stays pending. @default 300 */
   readonly passwordChangeDelayMs?: number;
   readonly faults?: LocalFaults;
@@ -107,8 +114,18 @@ export class LocalRdsControl implements RdsControl {
       vpcSecurityGroupIds: [],
       dbParameterGroupName: 'local',
       backupRetentionPeriod: 7,
+      ...(this.options.masterUserSecretArn ? { masterUserSecretArn: this.options.masterUserSecretArn } : {}),
       ...this.options.sourceOverrides,
     };
+  }
+
+  /** Free space of the file system holding the source's data directory (the local FreeStorageSpace). */
+  async originalStorage(source: SourceInstance): Promise<OriginalStorage | undefined> {
+    this.assertSource(source.id);
+    if (this.faults.storageUnmeasured) return undefined;
+    // The base directory holds the data directory: same file system, and readable when the data directory (0700, postgres) is not.
+    const fs = await statfs(this.source.baseDir);
+    return { freeBytes: fs.bavail * fs.bsize, growableBytes: this.options.growableBytes ?? 0 };
   }
 
   async restorableWindow(id: string): Promise<RestoreWindow> {
