@@ -234,3 +234,30 @@ describe('the acknowledgement, defined once in the contract', () => {
     expect(() => parseRecoveryRequest({ ...request, acceptHazards: ['everything'] }, 'orders-db')).toThrow(/acceptHazards: "everything" is not a hazard.*Nothing was started/);
   });
 });
+
+describe('room on the original (CopyOptions.originalStorage, measured by the control plane)', () => {
+  const run = (strategy: 'swap' | 'replace', freeBytes: number, growableBytes: number): Promise<Error | undefined> =>
+    new PgDataPath().copy(masterTarget(source), masterTarget(target), { ...options(strategy), originalStorage: { freeBytes, growableBytes } })
+      .then(() => undefined, (err: Error) => err);
+
+  test('a copy that cannot fit even with autoscaling is refused before anything is written, with the sizes and the remedies', async () => {
+    const before = await contentDigest(target, DB);
+    const error = await run('swap', 1024 * 1024, 0);
+    expect(error?.message).toMatch(/not enough storage on the original: the copies beside the live databases need about [\d.]+ MiB \("shop" [\d.]+ MiB, plus 10%\), but only 1\.0 MiB is free and storage autoscaling is off/);
+    expect(error?.message).toContain('or use strategy replace');
+    expect(error?.message).toContain('Nothing was written to the original.');
+    await expectNothingWritten(before);
+  });
+
+  test('a copy that fits only if autoscaling grows the instance goes on, with a warning saying so', async () => {
+    expect(await run('swap', 1024 * 1024, 100 * 1024 ** 3)).toBeUndefined();
+    expect(lines.join('\n')).toMatch(/! storage on the original: .* more than the 1\.0 MiB free; it fits only if storage autoscaling grows the instance/);
+  });
+
+  test('under replace only growth needs room: the same database fits where swap would not', async () => {
+    const size = Number(await source.sql(`SELECT pg_database_size('${DB}')`));
+    expect(await run('replace', size * 0.5, 0)).toBeUndefined();
+    expect(lines.join('\n')).toMatch(/storage on the original: the replaced databases' growth needs about [\d.]+ MiB/);
+    expect(await run('swap', size * 0.5, 0)).toBeDefined();
+  });
+});

@@ -92,6 +92,9 @@ interface DatabasePlan {
   readonly sourceProperties: DatabaseProperties;
   readonly streamed: readonly StreamedTable[];
   readonly hazards: HazardReport;
+  /** pg_database_size on the point-in-time copy, and of the database on the original (0 when it does not exist there). */
+  readonly sourceBytes: number;
+  readonly targetBytes: number;
 }
 
 export class PgDataPath implements DataPath {
@@ -121,6 +124,7 @@ export class PgDataPath implements DataPath {
         const out: DatabasePlan[] = [];
         for (const database of options.databases) out.push(await this.plan(source, target, database, options));
         enforceHazards(out.map((p) => p.hazards), options.acceptHazards ?? [], options.log);
+        checkOriginalStorage(out, options);
         return out;
       });
       const results: DatabaseCopyResult[] = [];
@@ -231,7 +235,10 @@ export class PgDataPath implements DataPath {
     options.log.info(`${JSON.stringify(database)}: ${mib(inspected.size)}, ${inspected.roles.length} role references all present, `
       + `${streamed.length} table(s) streamed (${mib(streamedBytes)}; ${streamed.filter((t) => t.binary).length} in binary, ${streamed.filter((t) => !t.binary).length} in text COPY), `
       + `${existsOnTarget ? 'exists' : 'does not exist'} on the original`);
-    return { database, restoredAs, keptAs, existsOnTarget, sourceProperties, streamed, hazards };
+    const targetBytes = existsOnTarget
+      ? Number((await withClient(target, target.maintenanceDatabase, (c) => c.query<{ size: string }>('SELECT pg_database_size($1)::text AS size', [database]))).rows[0].size)
+      : 0;
+    return { database, restoredAs, keptAs, existsOnTarget, sourceProperties, streamed, hazards, sourceBytes: inspected.size, targetBytes };
   }
 
   // ------------------------------------------------------------ copy
@@ -564,6 +571,38 @@ export class PgDataPath implements DataPath {
     }
     return `${dropped}${JSON.stringify(plan.database)} on the original was not changed.`;
   }
+}
+
+/**
+ * Room on the original for what the copy writes, before anything is
+ * written: under swap each database's copy sits beside the live one; under
+ * replace the live one is dropped first, so only growth needs room. The
+ * copy's size is the point-in-time copy's pg_database_size (indexes are
+ * rebuilt compactly; WAL and temporary files of index builds take some
+ * more, hence the margin). Storage autoscaling may add room, but only when
+ * free space is already low and at most every few hours, so a copy that
+ * fits only with it is allowed with a warning; one that cannot fit even then
+ * is refused.
+ */
+function checkOriginalStorage(plans: readonly DatabasePlan[], options: CopyOptions): void {
+  const storage = options.originalStorage;
+  if (!storage) return;
+  const needed = plans.reduce((sum, p) => sum + (options.strategy === 'swap' ? p.sourceBytes : Math.max(0, p.sourceBytes - p.targetBytes)), 0) * DISK_MARGIN;
+  const what = `${options.strategy === 'swap' ? 'the copies beside the live databases need' : "the replaced databases' growth needs"} about ${mib(needed)} `
+    + `(${plans.map((p) => `${JSON.stringify(p.database)} ${mib(p.sourceBytes)}`).join(', ')}, plus ${Math.round((DISK_MARGIN - 1) * 100)}%)`;
+  if (needed <= storage.freeBytes) {
+    options.log.info(`storage on the original: ${what}; ${mib(storage.freeBytes)} free`);
+    return;
+  }
+  if (needed <= storage.freeBytes + storage.growableBytes) {
+    options.log.warn(`storage on the original: ${what}, more than the ${mib(storage.freeBytes)} free; it fits only if storage autoscaling grows the instance `
+      + `(up to ${mib(storage.growableBytes)} more) in time, which RDS does only when free space is already low and at most every few hours.`);
+    return;
+  }
+  throw new Error(`not enough storage on the original: ${what}, but only ${mib(storage.freeBytes)} is free`
+    + `${storage.growableBytes > 0 ? ` and storage autoscaling may add at most ${mib(storage.growableBytes)}` : ' and storage autoscaling is off or at its maximum'}. `
+    + 'Increase the instance\'s allocated storage (aws rds modify-db-instance --allocated-storage ... --apply-immediately), recover fewer databases at a time, '
+    + `${options.strategy === 'swap' ? 'or use strategy replace (the pre-recovery safety snapshot is then the way back), ' : ''}then run again. Nothing was written to the original.`);
 }
 
 /** SQL: the object is not a member of an extension (those are created, and owned, by CREATE EXTENSION). */

@@ -189,13 +189,13 @@ export interface RunOptions {
  * runner itself.
  */
 class OrphanWatchdog {
-  private static started?: OrphanWatchdog | null;
-
   /** The runner's watchdog, started on first use; null where there is no /proc. */
   static get(): OrphanWatchdog | null {
     if (OrphanWatchdog.started === undefined) OrphanWatchdog.started = existsSync(`/proc/${process.pid}/stat`) ? new OrphanWatchdog() : null;
     return OrphanWatchdog.started;
   }
+
+  private static started?: OrphanWatchdog | null;
 
   private readonly file = join(mkdtempSync(join(tmpdir(), 'pitr-watchdog-')), 'process-groups');
   private readonly groups = new Set<number>();
