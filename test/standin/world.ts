@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { startBuild, type BuildResult, type RunningBuild } from './codebuild';
+import { startCodeBuildApi, type CodeBuildApi, type KnownBuild } from './codebuild-api';
 import { synthesizeLab, type LabDeployment } from './lab-deployment';
 import { quoteIdent } from '../../buildspec/runner/local/cluster';
 import { setRolePassword } from '../../buildspec/runner/local/pitr-copy';
@@ -158,4 +159,35 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
     rmSync(scratch, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * The CodeBuild API for the lab's project: StartBuild runs the synthesized
+ * build on this machine (`world.startBuild` with the request's overrides),
+ * and BatchGetBuilds reports it IN_PROGRESS until it ends, then SUCCEEDED or
+ * FAILED as CodeBuild would.
+ */
+export async function startLabCodeBuildApi(world: World): Promise<{ api: CodeBuildApi; runs: Map<string, RunningBuild> }> {
+  const runs = new Map<string, RunningBuild>();
+  const api = await startCodeBuildApi({
+    projectName: PROJECT_NAME,
+    start: (projectName, overrides) => {
+      const { build, buildId } = world.startBuild(overrides);
+      const known: KnownBuild = {
+        id: buildId,
+        arn: `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:build/${buildId}`,
+        projectName,
+        buildStatus: 'IN_PROGRESS',
+        buildComplete: false,
+        environmentVariablesOverride: Object.entries(overrides).map(([name, value]) => ({ name, value, type: 'PLAINTEXT' })),
+      };
+      void build.done.then((result) => {
+        known.buildStatus = result.status === 'SUCCEEDED' ? 'SUCCEEDED' : result.status === 'SIGNALLED' ? 'STOPPED' : 'FAILED';
+        known.buildComplete = true;
+      });
+      runs.set(buildId, build);
+      return known;
+    },
+  });
+  return { api, runs };
 }
