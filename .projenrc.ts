@@ -102,7 +102,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
   gitignore: ['/assets/', '.tmp/', 'cdk-integ.out.*/', 'cdk.out/', '/bench/.work/', '*.snapshot/asset.*', 'test/**/*.snapshot/**/asset.*'],
 });
 
-for (const pattern of ['/lambda/', '/buildspec/', '/bench/', '/scripts/', '/.ci/', 'tsconfig.dev.json']) {
+// assets/rehearsal/ holds the rehearsal and its stand-ins: for a clone of the repository, not for users' synths.
+for (const pattern of ['/lambda/', '/buildspec/', '/bench/', '/scripts/', '/.ci/', 'tsconfig.dev.json', '/assets/rehearsal/']) {
   project.addPackageIgnore(pattern);
 }
 
@@ -128,17 +129,19 @@ const bundle = project.addTask('bundle', {
 bundle.exec('esbuild lambda/trigger.ts --bundle --platform=node --target=node22 --outfile=assets/trigger/index.js --external:@aws-sdk/* --log-level=warning');
 bundle.exec('esbuild buildspec/runner/main.ts --bundle --platform=node --target=node22 --outfile=assets/runner/runner.js --external:pg-native --log-level=warning');
 bundle.exec('cp buildspec/buildspec.yml assets/runner/buildspec.yml');
+// The rehearsal: runner.js recover against the RDS stand-in and moto. Its own bundle, so the stand-ins never ship (see below).
+bundle.exec('esbuild buildspec/runner/local/rehearse-main.ts --bundle --platform=node --target=node22 --outfile=assets/rehearsal/rehearse.js --external:pg-native --log-level=warning');
 bundle.exec('node scripts/rds-ca-bundle.js assets/runner/rds-ca-bundle.pem');
 project.preCompileTask.spawn(bundle);
 project.testTask.prependSpawn(bundle);
 
 // ---- the local rehearsal: the project's main job ---------------------------
 const rehearse = project.addTask('rehearse', {
-  description: 'Rehearse a full point-in-time recovery against throwaway local PostgreSQL clusters',
+  description: 'Rehearse a full point-in-time recovery as CodeBuild runs it (runner.js recover) against an RDS stand-in over throwaway local PostgreSQL',
   receiveArgs: true,
 });
 rehearse.spawn(bundle);
-rehearse.exec('node assets/runner/runner.js rehearse', { receiveArgs: true });
+rehearse.exec('node assets/rehearsal/rehearse.js', { receiveArgs: true });
 
 // ---- benchmark: recovery data path vs the old proof of concept -------------
 const bench = project.addTask('bench', {

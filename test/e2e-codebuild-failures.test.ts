@@ -13,9 +13,10 @@ import { DUMMY_AWS_ENV } from './moto';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import { startCodeBuildApi, type CodeBuildApi } from './standin/codebuild-api';
 import { matchesEventPattern, synthesizeLab, type LabDeployment } from './standin/lab-deployment';
+import { invokeTrigger } from './standin/trigger';
 import { ACCOUNT, PROJECT_NAME, SOURCE_ID, startWorld, type World } from './standin/world';
 import { fingerprintDatabase } from '../buildspec/runner/local/fingerprint';
-import { BUILD_STATE_CHANGE, START_ENV, TRIGGER_ENV, temporaryInstancePrefix } from '../src/contract';
+import { BUILD_STATE_CHANGE, START_ENV, temporaryInstancePrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');
 /** Rows whose insert takes 20 ms each: the copy lasts long enough to be interrupted. */
@@ -137,37 +138,16 @@ test('SIGKILL mid-copy: the temporary instance is left; the trigger Lambda, give
   };
   expect(matchesEventPattern(lab.cleanupEventPattern, event, world.physical)).toBe(true);
 
-  const summary = await withTriggerEnvironment(async () => {
-    const bundle = join(lab.triggerCodeDir, `${lab.triggerHandler.split('.')[0]}.js`);
-    const handler = jest.requireActual<{ handler: (e: unknown, c: unknown) => Promise<unknown> }>(bundle).handler;
-    return handler(event, { getRemainingTimeInMillis: () => 60_000 });
-  });
+  const invocation = await invokeTrigger(world, codebuild, event);
 
-  expect(summary).toEqual({ deleted: left });
+  expect(invocation.error).toBeUndefined();
+  expect(invocation.result).toEqual({ deleted: left });
   expect(codebuild.received).toEqual(['CodeBuild_20161006.BatchGetBuilds']);
   await world.standIn.engine.waitUntilGone(left[0]);
   expect(liveTemporaryInstances()).toEqual([]);
   expect(world.standIn.engine.instance(SOURCE_ID).status).toBe('available');
   expectSame(before, await fingerprint());
 });
-
-/** The function's environment as synthesized, plus what Lambda sets, with the SDK pointed at the stand-ins. */
-async function withTriggerEnvironment<T>(fn: () => Promise<T>): Promise<T> {
-  const saved = { ...process.env };
-  const functionEnv = Object.fromEntries(Object.entries(lab.triggerEnvironment).map(([k, v]) => [k, lab.resolve(v, world.physical)]));
-  expect(Object.keys(functionEnv).sort()).toEqual([TRIGGER_ENV.PROJECT_NAME, TRIGGER_ENV.SOURCE_INSTANCE_ID].sort());
-  Object.assign(process.env, DUMMY_AWS_ENV, functionEnv, {
-    AWS_ENDPOINT_URL_RDS: world.standIn.endpoint,
-    AWS_ENDPOINT_URL_CODEBUILD: codebuild.endpoint,
-  });
-  const log = jest.spyOn(console, 'log').mockImplementation(() => undefined);
-  try {
-    return await fn();
-  } finally {
-    log.mockRestore();
-    process.env = saved;
-  }
-}
 
 // Before the fix in workflow.ts matchCredentials, any failed login counted as "the secret is refused": a CA bundle
 // that does not match reset the temporary instance's master password and then waited up to 20 minutes for a login

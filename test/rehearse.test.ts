@@ -1,6 +1,8 @@
 /**
- * The bundled runner in a child process, as `npx projen rehearse` runs it:
- * the full rehearsal passes, bad arguments are refused, and SIGTERM during
+ * The rehearsal bundle in a child process, as `npx projen rehearse` runs it:
+ * by default it runs the bundled runner's `recover` (what CodeBuild runs)
+ * against the RDS stand-in and moto; the full rehearsal passes, bad
+ * arguments are refused, a missing moto_server is named, and SIGTERM during
  * the copy (what CodeBuild sends on stop or timeout) leaves the original
  * untouched and deletes the temporary instance. Needs `npx projen bundle`.
  */
@@ -8,16 +10,18 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import { pgBin } from '../buildspec/runner/local/cluster';
 import { fingerprintDatabase, type SqlRunner } from '../buildspec/runner/local/fingerprint';
 import { REHEARSAL_DATABASE } from '../buildspec/runner/local/rehearse';
+import { TUNING_ENV } from '../buildspec/runner/tuning';
 import { BUILD_ENV, PROJECT_ENV, START_ENV } from '../src/contract';
 
 const execFileAsync = promisify(execFile);
 const RUNNER = join(__dirname, '..', 'assets', 'runner', 'runner.js');
+const REHEARSAL = join(__dirname, '..', 'assets', 'rehearsal', 'rehearse.js');
 
 interface Run {
   readonly code: number | null;
@@ -25,14 +29,15 @@ interface Run {
   readonly output: string;
 }
 
-/** Runs the bundled runner; `onLine` sees every output line as it arrives. */
-function runRunner(
+/** Runs a bundle (the runner, or the rehearsal); `onLine` sees every output line as it arrives. */
+function runBundle(
+  bundle: string,
   args: string[],
   onLine: (line: string, child: ReturnType<typeof spawn>) => void = () => undefined,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUNNER, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn(process.execPath, [bundle, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let output = '';
     let pending = '';
     const take = (chunk: Buffer): void => {
@@ -72,16 +77,27 @@ function accepts(host: string, port: number): Promise<boolean> {
   });
 }
 
+type OnLine = (line: string, child: ReturnType<typeof spawn>) => void;
+const runRunner = (args: string[], onLine?: OnLine, env?: NodeJS.ProcessEnv): Promise<Run> => runBundle(RUNNER, args, onLine, env);
+const rehearse = (args: string[], onLine?: OnLine, env?: NodeJS.ProcessEnv): Promise<Run> => runBundle(REHEARSAL, args, onLine, env);
+
 beforeAll(() => {
-  if (!existsSync(RUNNER)) throw new Error(`${RUNNER} is missing; run \`npx projen bundle\` first.`);
+  for (const bundle of [RUNNER, REHEARSAL]) if (!existsSync(bundle)) throw new Error(`${bundle} is missing; run \`npx projen bundle\` first.`);
 });
 
-test('the default rehearsal recovers every database to its state at T and says so', async () => {
-  const run = await runRunner(['rehearse']);
-  expect(run.output).toMatch(/REHEARSAL PASSED: \d+ database\(s\) equal their state at T/);
+test('the default rehearsal runs runner.js recover through the AWS SDK against the stand-ins and recovers every database to its state at T', async () => {
+  const run = await rehearse([]);
+  expect(run.output).toMatch(/REHEARSAL PASSED: 2 database\(s\) equal their state at T/);
   expect(run.code).toBe(0);
-  // The same step log as on AWS.
-  for (const step of ['Plan and validate', 'Start safety snapshot of the original', 'Restore temporary instance at the restore time', 'Wait for the temporary instance', 'Match credentials to the current secret', 'Copy, verify and swap in', 'Clean up']) {
+  // What CodeBuild runs: the bundled runner's recover, reading its secret from Secrets Manager (moto) and talking to RDS (the stand-in).
+  expect(run.output).toContain(`as on CodeBuild: node ${RUNNER} recover, through the AWS SDK`);
+  expect(run.output).toMatch(/secret arn:aws:secretsmanager:us-east-1:\d{12}:secret:rehearsal-db\/master-\w+ on moto_server/);
+  expect(run.output).toMatch(/tuning \(for the rehearsal's stand-ins; unset on AWS\): PITR_POLL_INTERVAL_MS=100/);
+  // The rotated secret is refused by the copy at T; the password is reset through ModifyDBInstance, with RDS's statuses.
+  expect(run.output).toMatch(/master password reset on rehearsal-db-pitr-\d{14}: modifying, password change pending/);
+  expect(run.output).toMatch(/deletion requested \(no final snapshot, automated backups deleted; not waiting\)/);
+  // The same step log as on AWS, the runner's own first step included.
+  for (const step of ['Read the start variables and the secret', 'Plan and validate', 'Start safety snapshot of the original', 'Restore temporary instance at the restore time', 'Wait for the temporary instance', 'Match credentials to the current secret', 'Copy, verify and swap in', 'Clean up']) {
     expect(run.output).toMatch(new RegExp(`Z > ${step}\\n[^]*Z < ${step}: done in `));
   }
   expect(run.output).toMatch(/RESULT: SUCCESS/);
@@ -94,22 +110,57 @@ test('the default rehearsal recovers every database to its state at T and says s
 });
 
 test('--help lists the options and the exit codes; a bad --sslmode is refused naming the accepted values', async () => {
-  const help = await runRunner(['rehearse', '--help']);
+  const help = await rehearse(['--help']);
   expect(help.code).toBe(0);
-  for (const option of ['--seed', '--damage', '--strategy', '--sslmode', '--one-host', '--keep']) expect(help.output).toContain(option);
+  for (const option of ['--seed', '--damage', '--strategy', '--adapter', '--sslmode', '--one-host', '--keep']) expect(help.output).toContain(option);
   expect(help.output).toMatch(/Exit codes: 0 .* 1 .* 2 .* 3 .* 64 /);
-  expect(help.output).not.toMatch(/start the local "instance"/);
-  const bad = await runRunner(['rehearse', '--sslmode', 'require']);
+  expect(help.output).not.toMatch(/> Rehearsal: /);
+  const bad = await rehearse(['--sslmode', 'require']);
   expect(bad.code).toBe(64);
   expect(bad.output).toMatch(/--sslmode: "require" is not accepted; accepted: verify-full \| disable/);
+  // The runner always verifies TLS, so a rehearsal without it cannot be the CodeBuild path.
+  const plain = await rehearse(['--sslmode', 'disable']);
+  expect(plain.code).toBe(64);
+  expect(plain.output).toMatch(/--sslmode disable: runner.js recover always connects with sslmode=verify-full.*add --adapter local/);
+});
+
+test('without moto_server on PATH the rehearsal says so and exits 3, before starting any cluster', async () => {
+  // Node and the PostgreSQL binaries, nothing else: no moto_server.
+  const run = await rehearse([], undefined, { ...process.env, PATH: [dirname(process.execPath), '/usr/bin', '/bin'].join(':') });
+  expect(run.code).toBe(3);
+  expect(run.output).toMatch(/REHEARSAL FAILED: the rehearsal itself could not run .*moto_server is not on PATH.*pip install 'moto\[server\]'.*--adapter local\. Nothing was started\./);
+  expect(run.output).not.toMatch(/> Rehearsal: start moto_server|instance rehearsal-db:/);
+});
+
+test('the runner no longer rehearses: it points to the rehearsal, starting nothing', async () => {
+  const run = await runRunner(['rehearse']);
+  expect(run.code).toBe(64);
+  expect(run.output).toMatch(/rehearse: the rehearsal is not part of the runner; in a clone of the repository run `npx projen rehearse`/);
+});
+
+test('--adapter local --one-host --sslmode disable: the runbook in process through the local control plane, no TLS, nothing streamed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pitr-local-'));
+  try {
+    writeFileSync(join(dir, 'seed.sql'), smallSeed());
+    writeFileSync(join(dir, 'damage.sql'), SMALL_DAMAGE);
+    const run = await rehearse(['--adapter', 'local', '--one-host', '--sslmode', 'disable', '--seed', join(dir, 'seed.sql'), '--damage', join(dir, 'damage.sql')]);
+    expect(run.output).toMatch(/REHEARSAL PASSED: 2 database\(s\) equal their state at T/);
+    expect(run.code).toBe(0);
+    expect(run.output).toContain('rehearsal path: --adapter local: the runbook in this process through the local control plane (no AWS SDK)');
+    expect(run.output).toContain('point-in-time copy on 127.0.0.1 (one host: nothing streams); TLS off');
+    expect(run.output).not.toMatch(/Read the start variables and the secret|moto_server/);
+    expect(run.output).toMatch(/temporary instance rehearsal-db-pitr-\d{14} is available at 127\.0\.0\.1:\d+/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('bad arguments are refused with the usage, before anything starts', async () => {
-  const run = await runRunner(['rehearse', '--strategy', 'overwrite']);
+  const run = await rehearse(['--strategy', 'overwrite']);
   expect(run.code).toBe(64);
   expect(run.output).toMatch(/--strategy: "overwrite" is not a strategy; accepted: swap \| replace/);
-  expect(run.output).not.toMatch(/start the local "instance"/);
-  const missing = await runRunner(['rehearse', '--seed', '/nonexistent/seed.sql']);
+  expect(run.output).not.toMatch(/> Rehearsal: /);
+  const missing = await rehearse(['--seed', '/nonexistent/seed.sql']);
   expect(missing.code).toBe(64);
   expect(missing.output).toMatch(/--seed: "\/nonexistent\/seed.sql" does not exist/);
 });
@@ -135,6 +186,18 @@ test('recover refuses bad start variables before touching AWS, naming each one',
   expect(run.output).toMatch(/CONFIRM: "other-db" does not match the source instance; accepted: exactly "orders-db"/);
   expect(run.output).toMatch(/RESULT: FAILED: 2 problems, nothing was created or changed/);
   expect(run.output).not.toMatch(/ECONNREFUSED|127\.0\.0\.1:9/);
+
+  // The rehearsal's tuning variables are checked there too, before the secret is read.
+  const tuned = await runRunner(['recover'], undefined, {
+    ...env,
+    [START_ENV.RESTORE_TIME]: 'latest',
+    [START_ENV.CONFIRM]: 'orders-db',
+    [PROJECT_ENV.PG_CA_BUNDLE]: join(dirname(RUNNER), 'rds-ca-bundle.pem'),
+    [TUNING_ENV.POLL_INTERVAL_MS]: 'fast',
+  });
+  expect(tuned.code).toBe(1);
+  expect(tuned.output).toMatch(/RESULT: FAILED: PITR_POLL_INTERVAL_MS: "fast" is not accepted; accepted: a whole number from 50 to 30000, or unset \(the default, for AWS\)\. Nothing was created or changed\./);
+  expect(tuned.output).not.toMatch(/ECONNREFUSED|127\.0\.0\.1:9/);
 });
 
 test('SIGTERM during the copy: exits non-zero naming the signal, the original is untouched, the temporary instance is deleted', async () => {
@@ -150,7 +213,7 @@ test('SIGTERM during the copy: exits non-zero naming the signal, the original is
   let probe: Promise<void> | undefined;
   let output = '';
   try {
-    const run = await runRunner(['rehearse', '--seed', seed, '--damage', damage, '--keep'], (line, child) => {
+    const run = await rehearse(['--seed', seed, '--damage', damage, '--keep'], (line, child) => {
       const instance = /instance rehearsal-db: (postgresql:\/\/)pitr_master(@127\.0\.0\.1:\d+\/postgres)/.exec(line);
       if (instance) superuserUri = `${instance[1]}postgres${instance[2]}`;
       if (!signalled && / > Copy, verify and swap in$/.test(line)) {

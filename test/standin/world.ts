@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { startBuild, type BuildResult, type RunningBuild } from './codebuild';
+import { startCodeBuildApi, type CodeBuildApi, type KnownBuild } from './codebuild-api';
 import { synthesizeLab, type LabDeployment } from './lab-deployment';
 import { quoteIdent } from '../../buildspec/runner/local/cluster';
 import { setRolePassword } from '../../buildspec/runner/local/pitr-copy';
@@ -76,7 +77,7 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
     const cluster = source.cluster!;
     const secret = await secrets.send(new CreateSecretCommand({ Name: `${lab.stackName}/Instance/Secret`, SecretString: secretJson(password, source.host!, cluster.port) }));
     const secretArn = secret.ARN!;
-    let lastStartSecond = 0;
+    let lastBusySecond = 0;
     await cluster.sql(`CREATE DATABASE ${quoteIdent(LAB_DATABASE)} OWNER ${quoteIdent(MASTER_USER)}`);
 
     const physical: Record<string, string> = {
@@ -112,10 +113,11 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
       },
       startBuild(overrides, buildOptions = {}) {
         // The runner names what it creates by the second (<source>-pitr-<yyyymmddhhmmss>); on AWS one build of a project runs at
-        // a time and lasts minutes, so two never start in the same second. Here a build that fails fast could: start in the next one.
+        // a time and lasts minutes, so two never share a second. Here a build that fails fast could share one with the next:
+        // start after the second in which the previous build started or ended (its runner took its stamp in between).
         const second = Math.floor(Date.now() / 1000);
-        if (second === lastStartSecond) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, (second + 1) * 1000 - Date.now() + 5);
-        lastStartSecond = Math.floor(Date.now() / 1000);
+        if (second <= lastBusySecond) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, (lastBusySecond + 1) * 1000 - Date.now() + 5);
+        lastBusySecond = Math.floor(Date.now() / 1000);
         const buildId = `${PROJECT_NAME}:${randomUUID()}`;
         const env: Record<string, string> = {
           ...projectEnv,
@@ -137,6 +139,9 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
         };
         const caFile = buildOptions.caBundle ?? ca.caFile;
         const build = startBuild({ sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile, onLine: buildOptions.onLine });
+        void build.done.then(() => {
+          lastBusySecond = Math.max(lastBusySecond, Math.floor(Date.now() / 1000));
+        });
         return { build, buildId };
       },
       async runBuild(overrides) {
@@ -158,4 +163,35 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
     rmSync(scratch, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * The CodeBuild API for the lab's project: StartBuild runs the synthesized
+ * build on this machine (`world.startBuild` with the request's overrides),
+ * and BatchGetBuilds reports it IN_PROGRESS until it ends, then SUCCEEDED or
+ * FAILED as CodeBuild would.
+ */
+export async function startLabCodeBuildApi(world: World): Promise<{ api: CodeBuildApi; runs: Map<string, RunningBuild> }> {
+  const runs = new Map<string, RunningBuild>();
+  const api = await startCodeBuildApi({
+    projectName: PROJECT_NAME,
+    start: (projectName, overrides) => {
+      const { build, buildId } = world.startBuild(overrides);
+      const known: KnownBuild = {
+        id: buildId,
+        arn: `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:build/${buildId}`,
+        projectName,
+        buildStatus: 'IN_PROGRESS',
+        buildComplete: false,
+        environmentVariablesOverride: Object.entries(overrides).map(([name, value]) => ({ name, value, type: 'PLAINTEXT' })),
+      };
+      void build.done.then((result) => {
+        known.buildStatus = result.status === 'SUCCEEDED' ? 'SUCCEEDED' : result.status === 'SIGNALLED' ? 'STOPPED' : 'FAILED';
+        known.buildComplete = true;
+      });
+      runs.set(buildId, build);
+      return known;
+    },
+  });
+  return { api, runs };
 }

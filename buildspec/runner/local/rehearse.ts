@@ -1,28 +1,46 @@
 /**
- * `runner.js rehearse`: a full recovery on throwaway local PostgreSQL.
+ * The rehearsal (`npx projen rehearse`): a full recovery on throwaway local
+ * PostgreSQL, by default through what CodeBuild runs.
  *
- * A local "instance" (WAL archiving, an RDS-like master user) gets a sample
+ * An "instance" (WAL archiving, an RDS-like master user) gets a sample
  * dataset; the restore time T is recorded together with an independent
  * fingerprint of every database; the data is damaged and the master
- * password rotated; then the same runbook as on AWS runs through the local
- * control plane and the real data path. Finally the result is compared with
- * the fingerprint taken at T, and the clusters are removed (or kept with
- * `--keep`).
+ * password rotated; then the runbook runs, and the result is compared with
+ * the fingerprint taken at T. The clusters are removed (or kept, `--keep`).
+ *
+ * - `--adapter aws` (default): the instance lives in the RDS stand-in
+ *   (real PostgreSQL PITR behind the RDS Query API), its secret in
+ *   moto_server's Secrets Manager, and the build phase of buildspec.yml runs
+ *   as CodeBuild runs it: `node runner.js recover` (the bundled runner,
+ *   AWS SDK adapter, TLS verify-full against PG_CA_BUNDLE = a throwaway CA).
+ * - `--adapter local`: the runbook in this process through the local
+ *   control plane (local/rds-control.ts); no AWS SDK, no moto.
+ *
+ * Bundled on its own (assets/rehearsal/rehearse.js), never shipped: the
+ * stand-ins stay out of the npm package.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Client } from 'pg';
 import { LOOPBACK, LocalCluster, SECOND_HOST, pgBin, pgBinDir, quoteIdent, quoteLiteral, sleep } from './cluster';
 import { compareFingerprints, fingerprintDatabase, listAllDatabases } from './fingerprint';
+import { DUMMY_AWS_ENV, motoClientConfig, startMoto, type MotoServer } from './moto-server';
+import { setRolePassword } from './pitr-copy';
 import { LocalRdsControl } from './rds-control';
+import { tlsPlacement } from './rds-standin/placement';
+import { RdsStandIn } from './rds-standin/server';
 import { SAMPLE_DAMAGE_SQL, SAMPLE_SEED_SQL } from './rehearse-sample';
 import { TestCa } from './test-ca';
 import { BUILD_ENV, PROJECT_ENV, START_ENV, STRATEGIES, parseStrategy, type Strategy } from '../../../src/contract';
 import { StepLog } from '../log';
 import { readStartRequest } from '../plan';
 import { PgDataPath } from '../postgres/data-path';
+import { keptName } from '../postgres/names';
+import { TUNING_ENV } from '../tuning';
 import { runRecovery, type Polling } from '../workflow';
 
 /** Exit codes of `rehearse`. */
@@ -47,32 +65,42 @@ export interface RehearseOptions {
   readonly sslMode: RehearsalSslMode;
   /** Put the point-in-time copy on the same host as the original (no streaming): the route the tests took before. */
   readonly oneHost: boolean;
+  /** `aws` (default): `runner.js recover` against the RDS stand-in and moto; `local`: the runbook in process, local control plane. */
+  readonly adapter: RehearsalAdapter;
   readonly help?: boolean;
 }
 
 const SSL_MODES = ['verify-full', 'disable'] as const;
 type RehearsalSslMode = typeof SSL_MODES[number];
+const ADAPTERS = ['aws', 'local'] as const;
+type RehearsalAdapter = typeof ADAPTERS[number];
 
-const USAGE = 'usage: runner.js rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--sslmode verify-full|disable] [--one-host] [--keep] [--help]';
+const USAGE = 'usage: npx projen rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--adapter aws|local] [--sslmode verify-full|disable] [--one-host] [--keep] [--help]';
 
 /** `rehearse --help`. */
 export const REHEARSE_HELP = `${USAGE}
 
-A full point-in-time recovery on throwaway local PostgreSQL, through the same runbook and data path as on AWS.
-By default it takes the production route: the temporary instance (the point-in-time copy) is another host
-(127.0.0.2) than the original (127.0.0.1), so large tables stream COPY to COPY, and every connection uses TLS
-with sslmode=verify-full against a throwaway CA, as the runner does with the RDS CA bundle.
+A full point-in-time recovery on throwaway local PostgreSQL, through what CodeBuild runs.
+By default (--adapter aws) the original "instance" lives in an RDS stand-in (the RDS API in front of real
+PostgreSQL point-in-time recovery) and its secret in moto_server's Secrets Manager, and the build phase of
+buildspec.yml runs as on CodeBuild: node assets/runner/runner.js recover, through the AWS SDK, connecting with
+sslmode=verify-full against PG_CA_BUNDLE (a throwaway CA). The temporary instance is another host (127.0.0.2)
+than the original (127.0.0.1), so large tables stream COPY to COPY. Needs moto_server on PATH
+(pip install 'moto[server]') and \`npx projen bundle\`.
 
   --seed FILE       SQL run as the local superuser in database "orders" (owned by the master user) before T
                     (default: the repository's rich dataset, or a built-in sample outside the repository)
   --damage FILE     SQL run the same way after T: the mistake to recover from
   --strategy S      swap (default) or replace
-  --sslmode M       verify-full (default) or disable (no TLS on the instances)
+  --adapter A       aws (default: runner.js recover, AWS SDK, stand-ins) or local (the runbook in this process
+                    through the local control plane; no AWS SDK, no moto_server)
+  --sslmode M       verify-full (default) or disable (no TLS on the instances; only with --adapter local,
+                    because runner.js recover always verifies TLS, as on AWS)
   --one-host        the point-in-time copy on the original's host (no streaming)
   --keep            leave the original running; prints how to connect and how to stop it
   --help            this text
 
-Exit codes: ${REHEARSE_EXIT.PASSED} every database equals its state at T; ${REHEARSE_EXIT.RECOVERY_FAILED} the recovery failed; ${REHEARSE_EXIT.MISMATCH} the result differs from T; ${REHEARSE_EXIT.SETUP_FAILED} the rehearsal's own setup failed; ${REHEARSE_EXIT.USAGE} bad arguments; 130/143 stopped by SIGINT/SIGTERM.`;
+Exit codes: ${REHEARSE_EXIT.PASSED} every database equals its state at T; ${REHEARSE_EXIT.RECOVERY_FAILED} the recovery failed; ${REHEARSE_EXIT.MISMATCH} the result differs from T; ${REHEARSE_EXIT.SETUP_FAILED} the rehearsal's own setup failed (moto_server missing, runner not bundled, ...); ${REHEARSE_EXIT.USAGE} bad arguments; 130/143 stopped by SIGINT/SIGTERM.`;
 
 /**
  * The sample datasets are small; production tables are not. Streaming
@@ -89,7 +117,11 @@ const REPO_ROOT = [resolve(__dirname, '..', '..', '..'), resolve(__dirname, '..'
   .find((dir) => existsSync(join(dir, 'test', 'fixtures'))) ?? resolve(__dirname, '..', '..');
 const RICH_SEED = join(REPO_ROOT, 'test', 'fixtures', 'rich-dataset.sql');
 const RICH_DAMAGE = join(REPO_ROOT, 'test', 'fixtures', 'damage.sql');
+/** What CodeBuild downloads as the build's source: the bundled runner (with buildspec.yml). */
+export const RUNNER_BUNDLE = join(REPO_ROOT, 'assets', 'runner', 'runner.js');
 const LOCAL_POLLING: Polling = { initialMs: 100, maxMs: 1_000, progressEveryMs: 60_000, passwordTimeoutMs: 120_000 };
+/** The stand-in changes status in milliseconds; polling at AWS's 5-30 s would make the rehearsal wait for nothing. */
+const STANDIN_POLL_INTERVAL_MS = LOCAL_POLLING.initialMs;
 
 export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
   let seedFile: string | undefined;
@@ -98,6 +130,7 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
   let strategy: Strategy = 'swap';
   let sslMode: RehearsalSslMode = 'verify-full';
   let oneHost = false;
+  let adapter: RehearsalAdapter = 'aws';
   let help = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -110,13 +143,21 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
       const mode = next();
       if (!(SSL_MODES as readonly string[]).includes(mode)) throw new Error(`--sslmode: ${JSON.stringify(mode)} is not accepted; accepted: ${SSL_MODES.join(' | ')}. ${USAGE}`);
       sslMode = mode as RehearsalSslMode;
+    } else if (arg === '--adapter') {
+      const value = next();
+      if (!(ADAPTERS as readonly string[]).includes(value)) throw new Error(`--adapter: ${JSON.stringify(value)} is not accepted; accepted: ${ADAPTERS.join(' | ')}. ${USAGE}`);
+      adapter = value as RehearsalAdapter;
     } else if (arg === '--one-host') {oneHost = true;} else if (arg === '--help' || arg === '-h') {help = true;} else {throw new Error(`${JSON.stringify(arg)} is not an option of rehearse. ${USAGE}`);}
   }
   for (const [flag, file] of [['--seed', seedFile], ['--damage', damageFile]] as const) {
     if (file !== undefined && !existsSync(file)) throw new Error(`${flag}: ${JSON.stringify(file)} does not exist; accepted: a SQL file psql can run. Nothing was started.`);
   }
   if (!(STRATEGIES as readonly string[]).includes(strategy)) throw new Error(USAGE);
-  return { seedFile, damageFile, keep, strategy, sslMode, oneHost, help };
+  if (sslMode === 'disable' && adapter === 'aws') {
+    throw new Error('--sslmode disable: runner.js recover always connects with sslmode=verify-full, as on AWS; accepted with --adapter aws (the default): '
+      + `verify-full. For a rehearsal without TLS add --adapter local. ${USAGE}`);
+  }
+  return { seedFile, damageFile, keep, strategy, sslMode, oneHost, adapter, help };
 }
 
 /** Runs the rehearsal; resolves to its exit code. `signal` aborts it (SIGTERM/SIGINT). */
@@ -125,21 +166,23 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
   const dataset = chooseDataset(options);
   log.info(`rehearsal: PostgreSQL binaries in ${pgBinDir()}; dataset ${dataset.seedName}; damage ${dataset.damageName}; strategy ${options.strategy}`);
   const temporaryHost = options.oneHost ? LOOPBACK : SECOND_HOST;
-  log.info(`rehearsal route: original on ${LOOPBACK}, point-in-time copy on ${temporaryHost}${options.oneHost ? ' (one host: nothing streams)' : ` (two hosts: tables from ${REHEARSAL_STREAM_MIN_BYTES / 1024} KiB stream)`}; `
+  const streamMinBytes = options.oneHost ? undefined : REHEARSAL_STREAM_MIN_BYTES;
+  log.info(options.adapter === 'aws'
+    ? `rehearsal path: as on CodeBuild: node ${RUNNER_BUNDLE} recover, through the AWS SDK, against an RDS stand-in (real PostgreSQL) and moto_server's Secrets Manager`
+    : 'rehearsal path: --adapter local: the runbook in this process through the local control plane (no AWS SDK)');
+  log.info(`rehearsal route: original on ${LOOPBACK}, point-in-time copy on ${temporaryHost}${streamMinBytes === undefined ? ' (one host: nothing streams)' : ` (two hosts: tables from ${streamMinBytes / 1024} KiB stream)`}; `
     + `TLS ${options.sslMode === 'verify-full' ? 'verify-full against a throwaway CA' : 'off'}`);
   let password = randomBytes(18).toString('base64url');
   log.redact(password);
   const scratch = mkdtempSync(join(tmpdir(), 'pitr-rehearse-'));
-  let source: LocalCluster | undefined;
-  let rds: LocalRdsControl | undefined;
+  let rig: Rig | undefined;
   let ca: TestCa | undefined;
   try {
     if (options.sslMode === 'verify-full') ca = await TestCa.create('cdk-rds-pitr rehearsal CA');
-    const tls = ca;
-    source = await log.step('Rehearsal: start the local "instance" with WAL archiving', () => LocalCluster.create({ archiveWal: true, tls, master: { username: MASTER_USER, password } }));
-    log.info(`instance ${SOURCE_ID}: ${source.uri('postgres', MASTER_USER)} (master user ${MASTER_USER}, not a superuser), data in ${source.baseDir}`);
-    const src = source;
-    rds = await log.step('Rehearsal: take the automated base backup', () => LocalRdsControl.create({ source: src, sourceId: SOURCE_ID, masterUsername: MASTER_USER, temporaryHost }));
+    const rigOptions: RigOptions = { log, out, password, ca, temporaryHost, streamMinBytes, scratch };
+    rig = options.adapter === 'aws' ? await AwsRig.create(rigOptions) : await LocalRig.create(rigOptions);
+    const src = rig.source;
+    log.info(`instance ${SOURCE_ID}: ${src.uri('postgres', MASTER_USER)} (master user ${MASTER_USER}, not a superuser), data in ${src.baseDir}`);
     await log.step(`Rehearsal: load ${dataset.seedName} into database ${REHEARSAL_DATABASE}`, async () => {
       // Owned by the master user, as a database created on RDS is.
       await src.sql(`CREATE DATABASE ${quoteIdent(REHEARSAL_DATABASE)} OWNER ${quoteIdent(MASTER_USER)}`);
@@ -155,12 +198,13 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
       return { restoreTime, fingerprints };
     });
 
+    const activeRig = rig;
     const damaged = await log.step(`Rehearsal: damage the data (${dataset.damageName}) and rotate the master password`, async () => {
       await runSql(src, dataset.damage, scratch);
       // Like a secret rotation after T: the point-in-time copy will only know the old password.
       const rotated = randomBytes(18).toString('base64url');
       log.redact(rotated);
-      await alterPassword(src, rotated);
+      await activeRig.rotatePassword(rotated);
       password = rotated;
       return fingerprintAll(src);
     });
@@ -170,37 +214,23 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
       log.info(`  ${db}: ${after ? `${changed!.missing.length + changed!.unexpected.length} facts differ from T` : 'dropped'}`);
     }
 
-    const env: Record<string, string> = {
-      [PROJECT_ENV.SOURCE_INSTANCE_ID]: SOURCE_ID,
+    const start: Record<string, string> = {
       [START_ENV.RESTORE_TIME]: atT.restoreTime.toISOString(),
       [START_ENV.CONFIRM]: SOURCE_ID,
       [START_ENV.STRATEGY]: options.strategy,
       // No DATABASES: the default, every database that existed at T, as on AWS.
-      [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '10',
-      [BUILD_ENV.BUILD_ID]: `rehearsal:${randomUUID()}`,
     };
-    const request = readStartRequest(env, { cpus: availableParallelism() });
-    log.info('---- the recovery runbook, as on AWS ----');
-    let outcome;
-    try {
-      outcome = await runRecovery(request, {
-        rds,
-        data: new PgDataPath({ streamMinBytes: options.oneHost ? undefined : REHEARSAL_STREAM_MIN_BYTES }),
-        log,
-        credentials: { username: MASTER_USER, password },
-        tls: src.sslOptions,
-        scratchDir: scratch,
-        polling: LOCAL_POLLING,
-        signal,
-      });
-    } catch (err) {
-      log.warn(`REHEARSAL FAILED: the recovery did not complete: ${(err as Error).message}`);
+    log.info(`---- the recovery runbook, as on AWS${options.adapter === 'aws' ? ': the build phase of buildspec.yml, `node runner.js recover`' : ''} ----`);
+    const run = await rig.recover(start, password, signal);
+    if (!run.ok) {
+      log.warn(`REHEARSAL FAILED: the recovery did not complete: ${signal?.aborted ? (signal.reason as Error).message : run.why}`);
       return REHEARSE_EXIT.RECOVERY_FAILED;
     }
     log.info('---- independent check against the fingerprints taken at T ----');
     const problems = await log.step('Rehearsal: compare every database with its state at T', async () => {
       const found: string[] = [];
       const now = new Set(await listAllDatabases(src));
+      const kept = new Set<string>();
       for (const [db, expected] of atT.fingerprints) {
         if (!now.has(db)) {
           found.push(`${db}: missing after the recovery`);
@@ -212,17 +242,22 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
         } else {
           found.push(`${db}: differs from T:\n${describeDiff(diff)}`);
         }
-      }
-      for (const r of outcome.results) {
-        if (!r.keptAs) continue;
-        const before = damaged.get(r.database);
+        // swap keeps every recovered database's pre-recovery state under the name the data path derives from the run's stamp.
+        if (options.strategy !== 'swap') continue;
+        const keptAs = keptName(db, run.stamp);
+        const before = damaged.get(db);
         if (!before) continue;
-        const diff = compareFingerprints(before, await fingerprintDatabase(src, r.keptAs));
-        if (diff.missing.length + diff.unexpected.length === 0) log.info(`  ${r.keptAs}: holds the pre-recovery data, post-T writes included`);
-        else found.push(`${r.keptAs}: differs from the pre-recovery state:\n${describeDiff(diff)}`);
+        kept.add(keptAs);
+        if (!now.has(keptAs)) {
+          found.push(`${keptAs}: the pre-recovery data of ${db} should be kept under this name (strategy swap), but there is no such database`);
+          continue;
+        }
+        const keptDiff = compareFingerprints(before, await fingerprintDatabase(src, keptAs));
+        if (keptDiff.missing.length + keptDiff.unexpected.length === 0) log.info(`  ${keptAs}: holds the pre-recovery data, post-T writes included`);
+        else found.push(`${keptAs}: differs from the pre-recovery state:\n${describeDiff(keptDiff)}`);
       }
       for (const db of now) {
-        if (!atT.fingerprints.has(db) && !outcome.results.some((r) => r.keptAs === db)) log.info(`  ${db}: created after T, left alone`);
+        if (!atT.fingerprints.has(db) && !kept.has(db)) log.info(`  ${db}: created after T, left alone`);
       }
       return found;
     });
@@ -230,25 +265,237 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
       log.warn(`REHEARSAL FAILED: the runbook reported success, but the result is not the state at T:\n${problems.join('\n')}`);
       return REHEARSE_EXIT.MISMATCH;
     }
-    log.info(`REHEARSAL PASSED: ${outcome.results.length} database(s) equal their state at T ${atT.restoreTime.toISOString()}, strategy ${options.strategy}.`);
+    log.info(`REHEARSAL PASSED: ${atT.fingerprints.size} database(s) equal their state at T ${atT.restoreTime.toISOString()}, strategy ${options.strategy}.`);
     return REHEARSE_EXIT.PASSED;
   } catch (err) {
     log.warn(`REHEARSAL FAILED: the rehearsal itself could not run (the recovery runbook was not involved): ${(err as Error).message}`);
     return REHEARSE_EXIT.SETUP_FAILED;
   } finally {
-    await rds?.dispose().catch((err) => log.warn(`could not remove a temporary instance: ${(err as Error).message}`));
-    if (source && options.keep) {
+    const kept = await rig?.dispose(options.keep).catch((err) => {
+      log.warn(`could not remove everything the rehearsal started: ${(err as Error).message}`);
+      return undefined;
+    });
+    if (kept) {
       log.info('--keep: the instance is still running:');
-      log.info(`  psql '${source.uri('postgres', 'postgres')}'   (local superuser)`);
+      log.info(`  psql '${kept.uri('postgres', 'postgres')}'   (local superuser)`);
       const tlsQuery = ca ? `?sslmode=verify-full&sslrootcert=${encodeURIComponent(ca.caFile)}` : '';
-      log.info(`  psql '${source.uri('postgres', MASTER_USER)}${tlsQuery}'   (master user; its password was random and is not shown)`);
-      log.info(`  stop and remove it: ${process.getuid?.() === 0 ? 'runuser -u postgres -- ' : ''}${pgBin('pg_ctl')} -D ${source.dataDir} -m fast stop && rm -rf ${source.baseDir}`);
-    } else {
-      await source?.destroy().catch((err) => log.warn(`could not remove ${source!.baseDir}: ${(err as Error).message}`));
+      log.info(`  psql '${kept.uri('postgres', MASTER_USER)}${tlsQuery}'   (master user; its password was random and is not shown)`);
+      log.info(`  stop and remove it: ${process.getuid?.() === 0 ? 'runuser -u postgres -- ' : ''}${pgBin('pg_ctl')} -D ${kept.dataDir} -m fast stop && rm -rf ${kept.baseDir}`);
     }
     rmSync(scratch, { recursive: true, force: true });
-    if (!options.keep) ca?.destroy();
+    if (!kept) ca?.destroy();
   }
+}
+
+interface RigOptions {
+  readonly log: StepLog;
+  /** Where the runner's own log lines go (they carry their own timestamps). */
+  readonly out: (line: string) => void;
+  /** The master password before the rotation. */
+  readonly password: string;
+  readonly ca?: TestCa;
+  readonly temporaryHost: string;
+  readonly streamMinBytes?: number;
+  readonly scratch: string;
+}
+
+type RecoverResult = { readonly ok: true; readonly stamp: string } | { readonly ok: false; readonly why: string };
+
+/** What the rehearsal runs the runbook on: the original instance, its secret, and a way to run the recovery. */
+interface Rig {
+  /** The original instance's cluster (the local superuser seeds, damages and checks it). */
+  readonly source: LocalCluster;
+  /** Sets the master password on the instance and wherever the runner reads it. */
+  rotatePassword(password: string): Promise<void>;
+  /** Runs the recovery with the start variables; `stamp` names what the run created (`<db>__before_pitr_<stamp>`). */
+  recover(start: Readonly<Record<string, string>>, password: string, signal?: AbortSignal): Promise<RecoverResult>;
+  /** Removes everything; with `keep`, the original stays running and is returned. */
+  dispose(keep: boolean): Promise<LocalCluster | undefined>;
+}
+
+/** `--adapter aws`: what CodeBuild runs, against the RDS stand-in and moto's Secrets Manager. */
+class AwsRig implements Rig {
+  static async create(options: RigOptions): Promise<AwsRig> {
+    if (!existsSync(RUNNER_BUNDLE)) throw new Error(`${RUNNER_BUNDLE} does not exist; run \`npx projen bundle\` first (or \`npx projen rehearse\`, which does).`);
+    if (!onPath('moto_server')) {
+      throw new Error('moto_server is not on PATH; the rehearsal keeps the master secret in its Secrets Manager, where runner.js recover reads it, as on AWS. '
+        + 'Install it (pip install \'moto[server]\') and run again, or rehearse without the AWS SDK: npx projen rehearse --adapter local. Nothing was started.');
+    }
+    if (!options.ca) throw new Error('internal: the CodeBuild path needs the throwaway CA (runner.js recover always verifies TLS).');
+    const ca = options.ca;
+    const { log } = options;
+    let moto: MotoServer | undefined;
+    let standIn: RdsStandIn | undefined;
+    try {
+      [moto, standIn] = await log.step('Rehearsal: start moto_server (Secrets Manager) and the RDS stand-in', () => Promise.all([
+        startMoto(),
+        RdsStandIn.start({ region: DUMMY_AWS_ENV.AWS_REGION, placement: tlsPlacement(ca, { temporaryHost: options.temporaryHost }) }),
+      ]));
+      const rds = standIn;
+      const instance = await log.step(`Rehearsal: create instance ${SOURCE_ID} on the stand-in (WAL archiving, automated base backup)`,
+        () => rds.engine.createSourceInstance({ id: SOURCE_ID, masterUsername: MASTER_USER, masterPassword: options.password }));
+      const secrets = new SecretsManagerClient(motoClientConfig(moto.endpoint));
+      const secretJson = (password: string): string => JSON.stringify({
+        username: MASTER_USER, password, engine: 'postgres', host: instance.host, port: instance.cluster!.port, dbInstanceIdentifier: SOURCE_ID,
+      });
+      const secret = await secrets.send(new CreateSecretCommand({ Name: `${SOURCE_ID}/master`, SecretString: secretJson(options.password) }));
+      log.info(`RDS stand-in at ${rds.endpoint}; secret ${secret.ARN} on moto_server at ${moto.endpoint}`);
+      return new AwsRig(options, moto, rds, instance.cluster!, secrets, secret.ARN!, secretJson);
+    } catch (err) {
+      await standIn?.stop().catch(() => undefined);
+      await moto?.stop();
+      throw err;
+    }
+  }
+
+  private constructor(
+    private readonly options: RigOptions,
+    private readonly moto: MotoServer,
+    private readonly standIn: RdsStandIn,
+    readonly source: LocalCluster,
+    private readonly secrets: SecretsManagerClient,
+    private readonly secretArn: string,
+    private readonly secretJson: (password: string) => string,
+  ) {}
+
+  async rotatePassword(password: string): Promise<void> {
+    await setRolePassword(this.source, MASTER_USER, password);
+    await this.secrets.send(new PutSecretValueCommand({ SecretId: this.secretArn, SecretString: this.secretJson(password) }));
+  }
+
+  async recover(start: Readonly<Record<string, string>>, _password: string, signal?: AbortSignal): Promise<RecoverResult> {
+    // The build's environment: the project's variables, the start overrides, what CodeBuild sets, and where the SDK sends its calls.
+    const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(AWS_|PG|CODEBUILD_)/.test(k)));
+    const pgBinaries = pgBinDir();
+    const env: Record<string, string | undefined> = {
+      ...inherited,
+      PATH: [...(pgBinaries ? [pgBinaries] : []), process.env.PATH ?? '/usr/bin:/bin'].join(':'),
+      [PROJECT_ENV.SOURCE_INSTANCE_ID]: SOURCE_ID,
+      [PROJECT_ENV.SECRET_ARN]: this.secretArn,
+      [PROJECT_ENV.PG_CA_BUNDLE]: this.options.ca!.caFile,
+      [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '10',
+      ...start,
+      [BUILD_ENV.BUILD_ID]: `rehearsal:${randomUUID()}`,
+      ...DUMMY_AWS_ENV,
+      AWS_ENDPOINT_URL_RDS: this.standIn.endpoint,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: this.moto.endpoint,
+      [TUNING_ENV.POLL_INTERVAL_MS]: String(STANDIN_POLL_INTERVAL_MS),
+      [TUNING_ENV.STREAM_MIN_BYTES]: this.options.streamMinBytes === undefined ? undefined : String(this.options.streamMinBytes),
+    };
+    const runner = { cwd: dirname(RUNNER_BUNDLE), env };
+    const code = await runChild(process.execPath, [RUNNER_BUNDLE, 'recover'], runner, this.options.out, signal);
+    const target = this.standIn.actionsCalled('RestoreDBInstanceToPointInTime').at(-1)?.params.TargetDBInstanceIdentifier;
+    if (code !== 0) return { ok: false, why: `runner.js recover exited with ${code} (its log above says why)` };
+    if (!target) return { ok: false, why: 'runner.js recover exited 0 without asking the stand-in for a restore' };
+    return { ok: true, stamp: target.slice(-14) };
+  }
+
+  async dispose(keep: boolean): Promise<LocalCluster | undefined> {
+    // The runner only requests the temporary instance's deletion; the stand-in finishes it.
+    await this.standIn.engine.settled();
+    const kept = keep ? this.standIn.engine.release(SOURCE_ID) : undefined;
+    await this.standIn.stop();
+    await this.moto.stop();
+    return kept;
+  }
+}
+
+/** `--adapter local`: the runbook in this process, through the local control plane. */
+class LocalRig implements Rig {
+  static async create(options: RigOptions): Promise<LocalRig> {
+    const { log } = options;
+    const source = await log.step('Rehearsal: start the local "instance" with WAL archiving', () => LocalCluster.create({
+      archiveWal: true, tls: options.ca, master: { username: MASTER_USER, password: options.password },
+    }));
+    try {
+      const rds = await log.step('Rehearsal: take the automated base backup', () => LocalRdsControl.create({
+        source, sourceId: SOURCE_ID, masterUsername: MASTER_USER, temporaryHost: options.temporaryHost,
+      }));
+      return new LocalRig(options, source, rds);
+    } catch (err) {
+      await source.destroy();
+      throw err;
+    }
+  }
+
+  private constructor(private readonly options: RigOptions, readonly source: LocalCluster, private readonly rds: LocalRdsControl) {}
+
+  rotatePassword(password: string): Promise<void> {
+    return alterPassword(this.source, password);
+  }
+
+  async recover(start: Readonly<Record<string, string>>, password: string, signal?: AbortSignal): Promise<RecoverResult> {
+    const env: Record<string, string> = {
+      [PROJECT_ENV.SOURCE_INSTANCE_ID]: SOURCE_ID,
+      [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '10',
+      [BUILD_ENV.BUILD_ID]: `rehearsal:${randomUUID()}`,
+      ...start,
+    };
+    const request = readStartRequest(env, { cpus: availableParallelism() });
+    try {
+      const outcome = await runRecovery(request, {
+        rds: this.rds,
+        data: new PgDataPath({ streamMinBytes: this.options.streamMinBytes }),
+        log: this.options.log,
+        credentials: { username: MASTER_USER, password },
+        tls: this.source.sslOptions,
+        scratchDir: this.options.scratch,
+        polling: LOCAL_POLLING,
+        signal,
+      });
+      return { ok: true, stamp: outcome.plan.stamp };
+    } catch (err) {
+      return { ok: false, why: (err as Error).message };
+    }
+  }
+
+  async dispose(keep: boolean): Promise<LocalCluster | undefined> {
+    await this.rds.dispose().catch((err) => this.options.log.warn(`could not remove a temporary instance: ${(err as Error).message}`));
+    if (keep) return this.source;
+    await this.source.destroy();
+    return undefined;
+  }
+}
+
+function onPath(command: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Runs a child to its end, passing each output line on; on `signal`, sends
+ * it SIGTERM (as CodeBuild does on stop) and still waits for its cleanup.
+ * Resolves to its exit code (128 + n when killed by a signal).
+ */
+function runChild(
+  command: string,
+  args: string[],
+  options: { cwd: string; env: Record<string, string | undefined> },
+  onLine: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<number> {
+  return new Promise((resolveExit, reject) => {
+    const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const stop = (): void => void child.kill('SIGTERM');
+    signal?.addEventListener('abort', stop, { once: true });
+    const lines = (stream: NodeJS.ReadableStream): void => {
+      let pending = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        pending += chunk;
+        const parts = pending.split('\n');
+        pending = parts.pop()!;
+        parts.forEach(onLine);
+      });
+      stream.on('end', () => pending && onLine(pending));
+    };
+    lines(child.stdout!);
+    lines(child.stderr!);
+    child.once('error', reject);
+    child.once('close', (code, killedBy) => {
+      signal?.removeEventListener('abort', stop);
+      resolveExit(code ?? 128 + (killedBy === 'SIGKILL' ? 9 : 15));
+    });
+  });
 }
 
 interface Dataset {

@@ -406,6 +406,18 @@ export class RdsStandInEngine {
     }
   }
 
+  /**
+   * Lets go of `id` without removing its cluster: it is no longer an
+   * instance here and `dispose` leaves it running (the rehearsal's `--keep`).
+   */
+  release(id: string): LocalCluster | undefined {
+    const instance = this.instance(id);
+    const cluster = instance.cluster;
+    instance.cluster = undefined;
+    this.forget(instance);
+    return cluster;
+  }
+
   /** Stops and removes every cluster, the source's included. */
   async dispose(): Promise<void> {
     await this.settled();

@@ -4,14 +4,17 @@
  * instance on 127.0.0.1, every temporary instance (a point-in-time copy) on
  * 127.0.0.2, each with a certificate for its own address only, from one test
  * CA (the runner's `PG_CA_BUNDLE`). A client that connects to the wrong host,
- * or trusts another CA, is refused as it would be on RDS.
+ * or trusts another CA, is refused as it would be on RDS. `temporaryHost`
+ * 127.0.0.1 puts the copies on the source's host (the rehearsal's
+ * `--one-host`).
  */
 import type { StandInPlacement } from './engine';
 import { LOOPBACK, LocalCluster, SECOND_HOST } from '../cluster';
 import { restorePointInTimeCopy } from '../pitr-copy';
 import type { TestCa } from '../test-ca';
 
-export function tlsPlacement(ca: TestCa): StandInPlacement {
+export function tlsPlacement(ca: TestCa, options: { readonly temporaryHost?: string } = {}): StandInPlacement {
+  const temporaryHost = options.temporaryHost ?? SECOND_HOST;
   return {
     async createSource(master) {
       const cluster = await LocalCluster.create({ archiveWal: true, master, host: LOOPBACK, tls: ca });
@@ -19,7 +22,7 @@ export function tlsPlacement(ca: TestCa): StandInPlacement {
     },
     // Not like RDS: the copy gets a free port, not the requested Port (two copies may share neither host nor port here).
     async restoreCopy(source, backupDir, target) {
-      const cluster = await restorePointInTimeCopy(source, backupDir, target, { host: SECOND_HOST });
+      const cluster = await restorePointInTimeCopy(source, backupDir, target, { host: temporaryHost });
       return { cluster, host: cluster.host };
     },
   };
