@@ -99,7 +99,8 @@ function fakeDataPath(): DataPath {
     checkLogin: async (target: PgTarget) => {
       if (target.host.includes('-pitr-') && !refusedOnce) {
         refusedOnce = true;
-        throw new Error('password authentication failed');
+        // As PostgreSQL answers a wrong password: SQLSTATE 28P01, which is what makes the runner reset it.
+        throw Object.assign(new Error('password authentication failed'), { code: '28P01' });
       }
     },
     listDatabases: async () => ['app'],

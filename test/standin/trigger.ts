@@ -4,6 +4,7 @@
  * (resolved to this "deployment"), what Lambda itself sets, and the SDK
  * pointed at the RDS stand-in and a CodeBuild API stand-in. Not a test file.
  */
+import { existsSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CodeBuildApi } from './codebuild-api';
 import type { World } from './world';
@@ -38,6 +39,9 @@ export async function invokeTrigger(world: World, codebuild: CodeBuildApi, event
   console.log = (...args: unknown[]) => void logged.push(args.map(String).join(' '));
   try {
     const bundle = join(lab.triggerCodeDir, `${lab.triggerHandler.split('.')[0]}.js`);
+    // The bundle leaves the AWS SDK v3 to the Lambda runtime (Node.js 22 ships it); here the repository's node_modules plays the runtime.
+    const runtimeModules = join(lab.triggerCodeDir, 'node_modules');
+    if (!existsSync(runtimeModules)) symlinkSync(join(__dirname, '..', '..', 'node_modules'), runtimeModules, 'dir');
     const handler = jest.requireActual<{ handler: (e: unknown, c: unknown) => Promise<unknown> }>(bundle).handler;
     const result = await handler(event, { getRemainingTimeInMillis: () => 60_000 });
     return { result, logged };

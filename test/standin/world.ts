@@ -136,6 +136,8 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
           // The only change from AWS: where the SDK sends its calls.
           AWS_ENDPOINT_URL_RDS: standInRef.endpoint,
           AWS_ENDPOINT_URL_SECRETS_MANAGER: moto.endpoint,
+          // moto's CloudWatch has no FreeStorageSpace datapoint here: the runner says so and goes on (the rehearsal publishes one).
+          AWS_ENDPOINT_URL_CLOUDWATCH: moto.endpoint,
         };
         const caFile = buildOptions.caBundle ?? ca.caFile;
         const build = startBuild({ sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile, onLine: buildOptions.onLine });

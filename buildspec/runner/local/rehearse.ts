@@ -22,8 +22,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { tmpdir, availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Client } from 'pg';
 import { LOOPBACK, LocalCluster, SECOND_HOST, pgBin, pgBinDir, quoteIdent, quoteLiteral, sleep } from './cluster';
@@ -382,6 +384,13 @@ class AwsRig implements Rig {
       [TUNING_ENV.POLL_INTERVAL_MS]: String(STANDIN_POLL_INTERVAL_MS),
       [TUNING_ENV.STREAM_MIN_BYTES]: this.options.streamMinBytes === undefined ? undefined : String(this.options.streamMinBytes),
     };
+    // RDS publishes FreeStorageSpace every minute; here the source's disk, so the runner's check of room on the original runs for real.
+    const disk = await statfs(this.source.baseDir);
+    await new CloudWatchClient(motoClientConfig(this.moto.endpoint)).send(new PutMetricDataCommand({
+      Namespace: 'AWS/RDS',
+      MetricData: [{ MetricName: 'FreeStorageSpace', Dimensions: [{ Name: 'DBInstanceIdentifier', Value: SOURCE_ID }], Value: disk.bavail * disk.bsize, Unit: 'Bytes', Timestamp: new Date() }],
+    }));
+    env.AWS_ENDPOINT_URL_CLOUDWATCH = this.moto.endpoint;
     const runner = { cwd: dirname(RUNNER_BUNDLE), env };
     const code = await runChild(process.execPath, [RUNNER_BUNDLE, 'recover'], runner, this.options.out, signal);
     const target = this.standIn.actionsCalled('RestoreDBInstanceToPointInTime').at(-1)?.params.TargetDBInstanceIdentifier;

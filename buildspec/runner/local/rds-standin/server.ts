@@ -27,6 +27,8 @@ type Handler = (params: QueryParams) => Promise<Readonly<Record<string, XmlValue
 /** Parameters every action accepts. */
 const COMMON = ['Action', 'Version'];
 const PAGE = ['MaxRecords', 'Marker'];
+/** RDS's storage types for PostgreSQL. */
+const STORAGE_TYPES = ['standard', 'gp2', 'gp3', 'io1', 'io2'];
 
 export class RdsStandIn {
   static async start(options: StandInOptions = {}): Promise<RdsStandIn> {
@@ -40,6 +42,8 @@ export class RdsStandIn {
 
   readonly calls: StandInCall[] = [];
   private readonly server: Server;
+  /** Storage each restore asked for (RestoreDBInstanceToPointInTime's StorageType, Iops, StorageThroughput, AllocatedStorage). */
+  private readonly storage = new Map<string, { StorageType: string; Iops?: number; StorageThroughput?: number; AllocatedStorage: number }>();
   private readonly actions: Record<string, { readonly params: readonly string[]; readonly handle: Handler }>;
 
   private constructor(readonly engine: RdsStandInEngine) {
@@ -54,7 +58,7 @@ export class RdsStandIn {
         params: [
           'SourceDBInstanceIdentifier', 'TargetDBInstanceIdentifier', 'RestoreTime', 'UseLatestRestorableTime', 'DBSubnetGroupName',
           'VpcSecurityGroupIds.*', 'DBParameterGroupName', 'OptionGroupName', 'Port', 'PubliclyAccessible', 'MultiAZ', 'DeletionProtection',
-          'CopyTagsToSnapshot', 'BackupRetentionPeriod', 'Tags.*', 'DBInstanceClass',
+          'CopyTagsToSnapshot', 'BackupRetentionPeriod', 'Tags.*', 'DBInstanceClass', 'StorageType', 'Iops', 'StorageThroughput', 'AllocatedStorage',
         ],
         handle: (p) => this.restore(p),
       },
@@ -190,6 +194,14 @@ export class RdsStandIn {
   }
 
   private async restore(p: QueryParams): Promise<Record<string, XmlValue>> {
+    // Storage is recorded and reported, not enforced: every instance here is a local cluster on the same disk.
+    const storageType = p.string('StorageType');
+    if (storageType !== undefined && !STORAGE_TYPES.includes(storageType)) {
+      throw new RdsFault('InvalidParameterValue', `Invalid storage type: ${storageType}`);
+    }
+    if (p.integer('StorageThroughput') !== undefined && storageType !== 'gp3') {
+      throw new RdsFault('InvalidParameterCombination', 'You can only specify StorageThroughput for gp3 storage.');
+    }
     const instance = await this.engine.restoreToPointInTime({
       sourceId: p.required('SourceDBInstanceIdentifier'),
       targetId: p.required('TargetDBInstanceIdentifier'),
@@ -203,6 +215,9 @@ export class RdsStandIn {
       optionGroup: p.string('OptionGroupName'),
       backupRetentionPeriod: p.integer('BackupRetentionPeriod'),
       tags: p.tags(),
+    });
+    this.storage.set(instance.id, {
+      StorageType: storageType ?? 'gp3', Iops: p.integer('Iops'), StorageThroughput: p.integer('StorageThroughput'), AllocatedStorage: p.integer('AllocatedStorage') ?? 20,
     });
     return { DBInstance: this.instanceXml(instance) };
   }
@@ -240,7 +255,7 @@ export class RdsStandIn {
       DBInstanceStatus: i.status,
       MasterUsername: i.masterUsername,
       Endpoint: endpoint,
-      AllocatedStorage: 20,
+      AllocatedStorage: this.storage.get(i.id)?.AllocatedStorage ?? 20,
       InstanceCreateTime: i.status === 'creating' ? undefined : i.createdAt,
       PreferredBackupWindow: '03:00-03:30',
       BackupRetentionPeriod: i.backupRetentionPeriod,
@@ -259,7 +274,9 @@ export class RdsStandIn {
       LicenseModel: 'postgresql-license',
       OptionGroupMemberships: list('OptionGroupMembership', [{ OptionGroupName: i.optionGroup, Status: 'in-sync' }]),
       PubliclyAccessible: false,
-      StorageType: 'gp3',
+      StorageType: this.storage.get(i.id)?.StorageType ?? 'gp3',
+      Iops: this.storage.get(i.id)?.Iops,
+      StorageThroughput: this.storage.get(i.id)?.StorageThroughput,
       DbInstancePort: 0,
       StorageEncrypted: true,
       DbiResourceId: i.resourceId,
