@@ -585,7 +585,9 @@ describe('what moto does not model (aws-sdk-client-mock)', () => {
       mock.on(RestoreDBInstanceToPointInTimeCommand).rejects(error);
       const thrown = await rds.restoreToPointInTime(spec()).catch((e) => e);
       expect(thrown.message).toMatch(new RegExp(`^RDS refused the restore \\(restoring "${SOURCE}" to "${TEMP}" at 2026-11-24T09:30:00.000Z\\): ${name}: `));
-      expect(thrown.message).toContain(`${error.message}.`);
+      // RDS's message once, ending in one period (it already has one).
+      expect(thrown.message).toContain(`${error.message.replace(/\.$/, '')}. Likely cause: `);
+      expect(thrown.message).not.toContain('..');
       expect(thrown.message).toContain('Likely cause: ');
       expect(thrown.message).toContain(hint);
       expect(thrown.message).toMatch(/ Nothing was created\.$/);

@@ -450,7 +450,9 @@ function rdsError(err: unknown, failure: Failure): Error {
   const outcome = failure.mutating && !refusedByRds
     ? 'RDS may or may not have acted on the request; the cleanup looks for anything this run created by its tags.'
     : failure.outcome;
-  return new Error(`${head}: ${name}: ${e.message ?? String(err)}.${hint ? ` Likely cause: ${hint}.` : ''}${outcome ? ` ${outcome}` : ''}`);
+  // RDS's own messages usually end in a period already.
+  const message = (e.message ?? String(err)).replace(/\.$/, '');
+  return new Error(`${head}: ${name}: ${message}.${hint ? ` Likely cause: ${hint}.` : ''}${outcome ? ` ${outcome}` : ''}`);
 }
 
 function scrub(text: string, secret: string): string {
