@@ -30,6 +30,19 @@ export const START_ENV = {
   ACCEPT_HAZARDS: 'ACCEPT_HAZARDS',
 } as const;
 
+/**
+ * Variables the runner reads only when set, for a stand-in AWS (the
+ * rehearsal). Neither the construct nor a user sets them on AWS, and a
+ * start-build override cannot (the grant allows overriding START_ENV only).
+ * See buildspec/runner/tuning.ts.
+ */
+export const TUNING_ENV = {
+  /** First wait between two status polls, in ms (default 5000; later waits double up to ten times it). */
+  POLL_INTERVAL_MS: 'PITR_POLL_INTERVAL_MS',
+  /** Tables of at least this many bytes stream COPY to COPY between the instances (default 16 MiB). */
+  STREAM_MIN_BYTES: 'PITR_STREAM_MIN_BYTES',
+} as const;
+
 /** Variables the construct sets on the CodeBuild project (not meant to be overridden). */
 export const PROJECT_ENV = {
   /** Identifier of the RDS instance to recover into. */

@@ -16,8 +16,7 @@ import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import { pgBin } from '../buildspec/runner/local/cluster';
 import { fingerprintDatabase, type SqlRunner } from '../buildspec/runner/local/fingerprint';
 import { REHEARSAL_DATABASE } from '../buildspec/runner/local/rehearse';
-import { TUNING_ENV } from '../buildspec/runner/tuning';
-import { BUILD_ENV, PROJECT_ENV, START_ENV } from '../src/contract';
+import { TUNING_ENV, BUILD_ENV, PROJECT_ENV, START_ENV } from '../src/contract';
 
 const execFileAsync = promisify(execFile);
 const RUNNER = join(__dirname, '..', 'assets', 'runner', 'runner.js');

@@ -13,11 +13,7 @@
  *   as a production database's would.
  */
 import { AWS_POLLING, type Polling } from './workflow';
-
-export const TUNING_ENV = {
-  POLL_INTERVAL_MS: 'PITR_POLL_INTERVAL_MS',
-  STREAM_MIN_BYTES: 'PITR_STREAM_MIN_BYTES',
-} as const;
+import { TUNING_ENV } from '../../src/contract';
 
 const POLL_MIN_MS = 50;
 

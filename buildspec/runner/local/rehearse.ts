@@ -38,11 +38,11 @@ import { RdsStandIn } from './rds-standin/server';
 import { SAMPLE_DAMAGE_SQL, SAMPLE_SEED_SQL } from './rehearse-sample';
 import { TestCa } from './test-ca';
 import { BUILD_ENV, PROJECT_ENV, START_ENV, STRATEGIES, parseStrategy, type Strategy } from '../../../src/contract';
+import { TUNING_ENV } from '../../../src/contract';
 import { StepLog } from '../log';
 import { readStartRequest } from '../plan';
 import { PgDataPath } from '../postgres/data-path';
 import { keptName } from '../postgres/names';
-import { TUNING_ENV } from '../tuning';
 import { runRecovery, type Polling } from '../workflow';
 
 /** Exit codes of `rehearse`. */
