@@ -154,6 +154,7 @@ test('SIGKILL mid-copy: the temporary instance is left; the trigger Lambda, give
 // that could never succeed.
 test('a CA bundle that does not match the instances fails at once, without resetting any password', async () => {
   const modifies = world.standIn.actionsCalled('ModifyDBInstance').length;
+  const restores = world.standIn.actionsCalled('RestoreDBInstanceToPointInTime').filter((c) => c.params.SourceDBInstanceIdentifier === SOURCE_ID).length;
   // A real PEM bundle (the install check passes), just not the CA that issued the instances' certificates.
   const { build } = world.startBuild(explicitTime(), { caBundle: '/etc/ssl/certs/ca-certificates.crt' });
   const line = await build.waitForLine(/RESULT: FAILED|master password reset on/);
@@ -162,5 +163,7 @@ test('a CA bundle that does not match the instances fails at once, without reset
   const left = liveTemporaryInstances();
   await Promise.all(left.map((id) => world.standIn.engine.waitUntilGone(id)));
   expect(world.standIn.actionsCalled('ModifyDBInstance')).toHaveLength(modifies);
-  expect(line).toMatch(/RESULT: FAILED in step "Match credentials to the current secret": .*verify-full/);
+  // Caught by the plan step's login to the original, before anything is created, and told apart from a wrong password.
+  expect(line).toMatch(/RESULT: FAILED in step "Plan and validate": cannot log in to the original pitr-lab-db .*verify-full.*accepted: a network path .* and PG_CA_BUNDLE holding the CA/);
+  expect(world.standIn.actionsCalled('RestoreDBInstanceToPointInTime').filter((c) => c.params.SourceDBInstanceIdentifier === SOURCE_ID)).toHaveLength(restores);
 });

@@ -94,8 +94,8 @@ describe('the plan step logs in to the original with the secret before anything 
     const { error, output, calls } = await refused(rds, { credentials: { username: MASTER, password: stale } });
     expect(error).toBeInstanceOf(PlanError);
     expect(error!.message).toMatch(new RegExp(
-      `^${PROJECT_ENV.SECRET_ARN}: logging in to the original test-db at ${instance.cluster.host}:${instance.cluster.port} as "${MASTER}" with the secret failed \\(.*password authentication failed.*\\); `
-      + 'accepted: the instance\'s current master credentials, and a network path from the build to the instance\\. Nothing was created or changed\\.$',
+      `^${PROJECT_ENV.SECRET_ARN}: the original test-db at ${instance.cluster.host}:${instance.cluster.port} refuses the secret's credentials for "${MASTER}" \\(.*password authentication failed.*\\); `
+      + 'accepted: the instance\'s current master credentials\\. Nothing was created or changed\\.$',
     ));
     expect(calls).toEqual([]);
     expect(Date.now() - started).toBeLessThan(30_000);
@@ -119,7 +119,7 @@ describe('an RDS-managed master password (MasterUserSecret)', () => {
     const { error, calls } = await refused(managed, { secretId: MANAGED_NAME, credentials: { username: MASTER, password: 'rotated-away' } });
     expect(error).toBeInstanceOf(PlanError);
     expect(error!.message).not.toContain('is not the secret RDS manages');
-    expect(error!.message).toContain('with the secret failed (');
+    expect(error!.message).toContain('refuses the secret\'s credentials');
     expect(error!.message).toContain(`accepted: the instance's current master credentials (RDS manages them in ${MANAGED_ARN})`);
     expect(calls).toEqual([]);
   });

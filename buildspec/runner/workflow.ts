@@ -156,9 +156,12 @@ class RecoveryRun {
     try {
       await data.checkLogin(original);
     } catch (err) {
-      throw new PlanError([`${PROJECT_ENV.SECRET_ARN}: logging in to the original ${plan.source.id} at ${original.host}:${original.port} as ${JSON.stringify(original.user)} `
-        + `with the secret failed (${(err as Error).message}); accepted: the instance's current master credentials${plan.source.masterUserSecretArn ? ` (RDS manages them in ${plan.source.masterUserSecretArn})` : ''}, `
-        + 'and a network path from the build to the instance.']);
+      const secret = plan.source.masterUserSecretArn ? ` (RDS manages them in ${plan.source.masterUserSecretArn})` : '';
+      throw new PlanError([isLoginRefused(err)
+        ? `${PROJECT_ENV.SECRET_ARN}: the original ${plan.source.id} at ${original.host}:${original.port} refuses the secret's credentials for ${JSON.stringify(original.user)} `
+          + `(${(err as Error).message}); accepted: the instance's current master credentials${secret}.`
+        : `cannot log in to the original ${plan.source.id} at ${original.host}:${original.port} to check the secret (${(err as Error).message}); `
+          + `accepted: a network path from the build to the instance (subnets, security groups), and ${PROJECT_ENV.PG_CA_BUNDLE} holding the CA that issued its certificate.`]);
     }
     this.currentPlan = plan;
     log.info(`source: ${plan.source.id} (${plan.source.engine} ${plan.source.engineVersion}, ${plan.source.endpoint.host}:${plan.source.endpoint.port})`);
