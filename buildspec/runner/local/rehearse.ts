@@ -27,8 +27,7 @@ import { tmpdir, availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { Client } from 'pg';
-import { LOOPBACK, LocalCluster, SECOND_HOST, pgBin, pgBinDir, quoteIdent, quoteLiteral, sleep } from './cluster';
+import { LOOPBACK, LocalCluster, SECOND_HOST, pgBin, pgBinDir, quoteIdent, sleep } from './cluster';
 import { compareFingerprints, fingerprintDatabase, listAllDatabases } from './fingerprint';
 import { DUMMY_AWS_ENV, motoClientConfig, startMoto, type MotoServer } from './moto-server';
 import { setRolePassword } from './pitr-copy';
@@ -430,7 +429,7 @@ class LocalRig implements Rig {
   private constructor(private readonly options: RigOptions, readonly source: LocalCluster, private readonly rds: LocalRdsControl) {}
 
   rotatePassword(password: string): Promise<void> {
-    return alterPassword(this.source, password);
+    return setRolePassword(this.source, MASTER_USER, password);
   }
 
   async recover(start: Readonly<Record<string, string>>, password: string, signal?: AbortSignal): Promise<RecoverResult> {
@@ -537,16 +536,6 @@ async function runSql(cluster: LocalCluster, sql: { file?: string; sql?: string 
   }
   if (readFileSync(file, 'utf8').trim() === '') throw new Error(`${file} is empty; accepted: a SQL file psql can run.`);
   await cluster.sqlFile(file, REHEARSAL_DATABASE);
-}
-
-async function alterPassword(cluster: LocalCluster, password: string): Promise<void> {
-  const client = new Client({ host: cluster.host, port: cluster.port, user: 'postgres', database: 'postgres' });
-  await client.connect();
-  try {
-    await client.query(`ALTER ROLE ${quoteIdent(MASTER_USER)} PASSWORD ${quoteLiteral(password)}`);
-  } finally {
-    await client.end();
-  }
 }
 
 function describeDiff(diff: { missing: string[]; unexpected: string[] }): string {
