@@ -224,17 +224,20 @@ export async function runHousekeeping(request: HousekeepingRequest, deps: Housek
   const failed: string[] = [];
   let original: PgTarget | undefined;
   let endpoint: DbEndpoint | undefined;
+  // RDS's spelling (lowercase), which is what the runner tags its temporary instances with.
+  let sourceId = request.sourceId;
   let failure: Error | undefined;
   try {
     const inventory = await log.step('Find what earlier runs left', async () => {
       const source = await rds.describeSource(request.sourceId);
       endpoint = source.endpoint;
+      sourceId = source.id;
       original = {
         host: endpoint.host, port: endpoint.port, user: deps.credentials.username, password: deps.credentials.password,
         maintenanceDatabase: 'postgres', sslMode: deps.tls?.sslMode, sslRootCert: deps.tls?.sslRootCert,
       };
-      const found = await takeInventory(deps, request.sourceId, original);
-      for (const line of describeInventory(found, request.sourceId, now())) log.info(line);
+      const found = await takeInventory(deps, sourceId, original);
+      for (const line of describeInventory(found, sourceId, now())) log.info(line);
       return found;
     });
     const cutoff = now().getTime() - request.olderThanMs;
@@ -244,7 +247,7 @@ export async function runHousekeeping(request: HousekeepingRequest, deps: Housek
       ...inventory.preRecovery.filter((d) => old(d.createdAt)),
     ];
     // A snapshot still being taken belongs to a run in flight whatever its name says.
-    const snapshots = inventory.snapshots.filter((s) => s.status === 'available' && old(snapshotTime(request.sourceId, s)));
+    const snapshots = inventory.snapshots.filter((s) => s.status === 'available' && old(snapshotTime(sourceId, s)));
     if (snapshots.length > 0 && !rds.deleteSnapshot) throw new Error('this control plane cannot delete snapshots; nothing was dropped.');
     selected.push(...databases.map((d) => d.name), ...snapshots.map((s) => s.id));
     const title = request.dryRun
@@ -267,7 +270,7 @@ export async function runHousekeeping(request: HousekeepingRequest, deps: Housek
         }
       }
       for (const s of snapshots) {
-        const what = `safety snapshot ${s.id} (${s.allocatedGiB !== undefined ? `${s.allocatedGiB} GiB allocated, ` : ''}${age(snapshotTime(request.sourceId, s), now())} old)`;
+        const what = `safety snapshot ${s.id} (${s.allocatedGiB !== undefined ? `${s.allocatedGiB} GiB allocated, ` : ''}${age(snapshotTime(sourceId, s), now())} old)`;
         if (request.dryRun) {
           log.info(`would delete ${what}`);
           continue;
@@ -294,9 +297,9 @@ export async function runHousekeeping(request: HousekeepingRequest, deps: Housek
     : `Dropped: ${dropped.length > 0 ? dropped.map((n) => JSON.stringify(n)).join(', ') : 'nothing'}.`);
   if (original && endpoint) {
     try {
-      lines.push(...keptLines(await takeInventory(deps, request.sourceId, original), request.sourceId, endpoint, now()));
+      lines.push(...keptLines(await takeInventory(deps, sourceId, original), sourceId, endpoint, now()));
     } catch (err) {
-      lines.push(`Still kept for ${request.sourceId}: could not be listed (${(err as Error).message}).`);
+      lines.push(`Still kept for ${sourceId}: could not be listed (${(err as Error).message}).`);
     }
   }
   lines.push(failure
