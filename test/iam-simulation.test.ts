@@ -22,8 +22,8 @@ import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
 import { AwsBuildStatus } from '../buildspec/runner/aws/builds';
 import { AwsRdsControl } from '../buildspec/runner/aws/rds-control';
 import { readDatabaseCredentials } from '../buildspec/runner/aws/secret';
-import { StepLog } from '../buildspec/runner/log';
 import { readHousekeepingRequest, runHousekeeping } from '../buildspec/runner/housekeeping';
+import { StepLog } from '../buildspec/runner/log';
 import { readStartRequest } from '../buildspec/runner/plan';
 import type { DataPath, OriginalCatalog, PgTarget } from '../buildspec/runner/ports';
 import { runRecovery } from '../buildspec/runner/workflow';
@@ -175,7 +175,11 @@ async function capture(variant: Variant): Promise<Captured> {
   const housekeeping = await runHousekeeping(readHousekeepingRequest({
     [PROJECT_ENV.SOURCE_INSTANCE_ID]: variant.id, [START_ENV.OLDER_THAN]: '1d', [START_ENV.CONFIRM]: variant.id,
   }), {
-    rds: new AwsRdsControl({ client: rdsClient, log }), catalog, builds: new AwsBuildStatus(BUILD_ID, runnerCodebuild), log, credentials,
+    rds: new AwsRdsControl({ client: rdsClient, log }),
+    catalog,
+    builds: new AwsBuildStatus(BUILD_ID, runnerCodebuild),
+    log,
+    credentials,
     now: () => new Date(Date.now() + 2 * 86_400_000),
   });
   if (housekeeping.dropped.length !== 1 || !runner.some((c) => c.command === 'BatchGetBuilds')) {

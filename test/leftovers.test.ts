@@ -35,8 +35,12 @@ function stampDaysAgo(days: number): string {
 
 function housekeepingDeps(log: HousekeepingDeps['log'], control: RdsControl = rds, builds = new LocalBuilds()): HousekeepingDeps {
   return {
-    rds: control, catalog: new PgOriginalCatalog(), builds, log,
-    credentials: { username: MASTER, password: instance.password }, tls: instance.cluster.sslOptions,
+    rds: control,
+    catalog: new PgOriginalCatalog(),
+    builds,
+    log,
+    credentials: { username: MASTER, password: instance.password },
+    tls: instance.cluster.sslOptions,
   };
 }
 
@@ -57,8 +61,14 @@ test('a dead in-progress copy is listed by the plan, dropped before the copy and
 
   const { log, text, lines } = capturedLog();
   const outcome = await runRecovery(request({ [START_ENV.RESTORE_TIME]: t.toISOString(), [START_ENV.DATABASES]: 'shop' }), {
-    rds, data: new PgDataPath(), log, catalog: new PgOriginalCatalog(), builds: new LocalBuilds(),
-    credentials: { username: MASTER, password: instance.password }, tls: instance.cluster.sslOptions, polling: FAST_POLLING,
+    rds,
+    data: new PgDataPath(),
+    log,
+    catalog: new PgOriginalCatalog(),
+    builds: new LocalBuilds(),
+    credentials: { username: MASTER, password: instance.password },
+    tls: instance.cluster.sslOptions,
+    polling: FAST_POLLING,
   });
   await rds.settled();
 
@@ -83,7 +93,7 @@ test('a dead in-progress copy is listed by the plan, dropped before the copy and
   expect(summary.slice(keptHead).join('\n')).toContain(`aws rds delete-db-snapshot --db-snapshot-identifier ${outcome.plan.safetySnapshotId}`);
 });
 
-test("a copy whose build CodeBuild reports running is never touched; once CodeBuild says it ended, it is dropped", async () => {
+test('a copy whose build CodeBuild reports running is never touched; once CodeBuild says it ended, it is dropped', async () => {
   const stamp = stampDaysAgo(3);
   const copy = `shop__pitr_${stamp}`;
   await instance.createDatabase(copy, smallSeed());

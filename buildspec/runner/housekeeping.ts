@@ -233,8 +233,13 @@ export async function runHousekeeping(request: HousekeepingRequest, deps: Housek
       endpoint = source.endpoint;
       sourceId = source.id;
       original = {
-        host: endpoint.host, port: endpoint.port, user: deps.credentials.username, password: deps.credentials.password,
-        maintenanceDatabase: 'postgres', sslMode: deps.tls?.sslMode, sslRootCert: deps.tls?.sslRootCert,
+        host: endpoint.host,
+        port: endpoint.port,
+        user: deps.credentials.username,
+        password: deps.credentials.password,
+        maintenanceDatabase: 'postgres',
+        sslMode: deps.tls?.sslMode,
+        sslRootCert: deps.tls?.sslRootCert,
       };
       const found = await takeInventory(deps, sourceId, original);
       for (const line of describeInventory(found, sourceId, now())) log.info(line);

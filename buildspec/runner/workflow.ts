@@ -441,7 +441,8 @@ class RecoveryRun {
     const plan = this.currentPlan;
     if (!plan || !this.leftovers) return [];
     try {
-      return keptLines(await takeInventory(this.leftovers, plan.source.id, this.originalTarget()), plan.source.id, plan.source.endpoint, this.clock.now());
+      const inventory = await takeInventory(this.leftovers, plan.source.id, this.originalTarget());
+      return keptLines(inventory, plan.source.id, plan.source.endpoint, this.clock.now());
     } catch (err) {
       return [`Still kept for ${plan.source.id}: could not be listed (${(err as Error).message}).`];
     }

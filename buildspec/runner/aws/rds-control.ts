@@ -179,7 +179,9 @@ export class AwsRdsControl implements RdsControl {
         for (const db of page.DBInstances ?? []) {
           if (db.DBInstanceStatus === 'deleting') continue;
           const tags = db.TagList ?? (await this.tagsOf(db));
-          if (tags.some((t) => t.Key === key && t.Value === value)) found.push({ ...stateOf(db), buildId: tags.find((t) => t.Key === TAGS.BUILD_ID)?.Value });
+          if (tags.some((t) => t.Key === key && t.Value === value)) {
+            found.push({ ...stateOf(db), buildId: tags.find((t) => t.Key === TAGS.BUILD_ID)?.Value });
+          }
         }
       }
     } catch (err) {

@@ -15,10 +15,9 @@
  *
  * `faults` injects failures for tests; the AWS adapter has nothing like it.
  */
-import { statfs } from 'node:fs/promises';
+import { rm, statfs } from 'node:fs/promises';
 import { LocalCluster, SECOND_HOST, sleep } from './cluster';
 import { restorePointInTimeCopy, setRolePassword, takeAutomatedBackup } from './pitr-copy';
-import { rm } from 'node:fs/promises';
 import { LATEST, TAGS, stampOfSafetySnapshot, type RestoreWindow } from '../../../src/contract';
 import type { BuildStatus, InstanceState, OriginalStorage, RdsControl, SafetySnapshot, SourceInstance, TemporaryInstanceSpec } from '../ports';
 
