@@ -28,6 +28,12 @@ export const START_ENV = {
   TEMP_INSTANCE_CLASS: 'TEMP_INSTANCE_CLASS',
   /** Comma-separated swap hazards (HAZARDS) the operator accepts after reading what each one does; empty accepts none. */
   ACCEPT_HAZARDS: 'ACCEPT_HAZARDS',
+  /** `recover` (default) or `housekeeping` (MODES). */
+  MODE: 'MODE',
+  /** Housekeeping only: drop pre-recovery copies and safety snapshots older than this (`7d`, `36h`; AGE_ACCEPTED). */
+  OLDER_THAN: 'OLDER_THAN',
+  /** Housekeeping only: `true` lists what would be dropped and drops nothing. */
+  DRY_RUN: 'DRY_RUN',
 } as const;
 
 /**
@@ -115,6 +121,82 @@ export function temporaryInstanceId(source: string, stamp: string): string {
 
 export function safetySnapshotId(source: string, stamp: string): string {
   return `${source}${SAFETY_SNAPSHOT_INFIX}${stamp}`.toLowerCase();
+}
+
+/**
+ * The marker every database the runner creates on the original carries, and
+ * which survives any crash because it is the database's name:
+ * `<db>__pitr_<stamp>` while a copy is in progress, `<db>__before_pitr_<stamp>`
+ * for the pre-recovery data a swap keeps. The stamp is the run's (the same as
+ * in `<source>-pitr-<stamp>` and `<source>-pre-pitr-<stamp>`), so it ties the
+ * database to its run and says when that run started. The runner adds a
+ * catalog check on top (owned by the master user, not a template).
+ */
+export const DATABASE_MARKERS = {
+  IN_PROGRESS: '__pitr_',
+  PRE_RECOVERY: '__before_pitr_',
+} as const;
+export type MarkedKind = 'in-progress' | 'pre-recovery';
+
+export interface MarkedName {
+  readonly kind: MarkedKind;
+  readonly stamp: string;
+  /** When the run that made it started (the stamp). */
+  readonly createdAt: Date;
+  /** The recovered database's name, or its cut form plus a hash when the whole did not fit in 63 bytes. */
+  readonly database: string;
+}
+
+/** `20261124093000` -> the instant, or undefined when it is not a real UTC time. */
+export function timeOfStamp(stamp: string): Date | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/.exec(stamp);
+  if (!m) return undefined;
+  const date = new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z`);
+  return Number.isNaN(date.getTime()) || stampOf(date) !== stamp ? undefined : date;
+}
+
+/** Reads the marker from a database name; undefined for any other name. */
+export function parseMarkedName(name: string): MarkedName | undefined {
+  for (const [kind, infix] of [['pre-recovery', DATABASE_MARKERS.PRE_RECOVERY], ['in-progress', DATABASE_MARKERS.IN_PROGRESS]] as const) {
+    const at = name.lastIndexOf(infix);
+    if (at <= 0) continue;
+    const stamp = name.slice(at + infix.length);
+    const createdAt = timeOfStamp(stamp);
+    // `x__before_pitr_<stamp>` never matches `__pitr_`: the infix needs two underscores before `pitr`.
+    if (createdAt) return { kind, stamp, createdAt, database: name.slice(0, at) };
+  }
+  return undefined;
+}
+
+/** The stamp of a safety snapshot of `source` (`<source>-pre-pitr-<stamp>`), or undefined for any other snapshot. */
+export function stampOfSafetySnapshot(source: string, snapshotId: string): string | undefined {
+  const prefix = safetySnapshotId(source, '');
+  if (!snapshotId.toLowerCase().startsWith(prefix)) return undefined;
+  const stamp = snapshotId.slice(prefix.length);
+  return timeOfStamp(stamp) ? stamp : undefined;
+}
+
+export const MODES = ['recover', 'housekeeping'] as const;
+export type Mode = (typeof MODES)[number];
+export const DEFAULT_MODE: Mode = 'recover';
+
+export function parseMode(value: unknown, field: string = START_ENV.MODE): Mode {
+  if (value === undefined || value === '') return DEFAULT_MODE;
+  if (typeof value === 'string' && (MODES as readonly string[]).includes(value)) return value as Mode;
+  throw new Error(`${field}: ${JSON.stringify(value)} is not a mode; accepted: ${MODES.join(' | ')} (default ${DEFAULT_MODE}).`);
+}
+
+const MAX_AGE_DAYS = 3650;
+export const AGE_ACCEPTED = `a whole number of days or hours such as 7d or 36h (at least 1h, at most ${MAX_AGE_DAYS}d)`;
+
+/** `7d` / `36h` -> milliseconds. Required: there is deliberately no default age for dropping anything. */
+export function parseAge(value: unknown, field: string = START_ENV.OLDER_THAN): number {
+  const m = typeof value === 'string' ? /^(\d{1,6})([dh])$/.exec(value.trim()) : null;
+  const ms = m ? Number(m[1]) * (m[2] === 'd' ? 86_400_000 : 3_600_000) : NaN;
+  if (!(ms >= 3_600_000 && ms <= MAX_AGE_DAYS * 86_400_000)) {
+    throw new Error(`${field}: ${value === undefined || value === '' ? 'not set' : `${JSON.stringify(value)} is not an age`}; accepted: ${AGE_ACCEPTED}.`);
+  }
+  return ms;
 }
 
 /** ISO-8601 UTC with an explicit `Z`, seconds required, fraction optional. */
@@ -218,6 +300,19 @@ export interface RecoveryRequest {
   readonly acceptHazards?: Hazard[];
 }
 export const RECOVERY_REQUEST_FIELDS = ['restoreTime', 'confirm', 'databases', 'strategy', 'acceptHazards'] as const;
+
+/**
+ * The trigger Lambda's input for housekeeping: drops pre-recovery copies and
+ * safety snapshots older than `olderThan` (and in-progress copies of dead
+ * builds); `dryRun` only lists them, and needs no `confirm`.
+ */
+export interface HousekeepingRequest {
+  readonly mode: 'housekeeping';
+  readonly olderThan: string;
+  readonly dryRun?: boolean;
+  readonly confirm?: string;
+}
+export const HOUSEKEEPING_REQUEST_FIELDS = ['mode', 'olderThan', 'dryRun', 'confirm'] as const;
 
 /** The trigger Lambda's answer. */
 export interface RecoveryStarted {

@@ -256,6 +256,11 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     project.role?.attachInlinePolicy(new iam.Policy(this, 'ReadFreeStorage', {
       statements: [new iam.PolicyStatement({ sid: 'ReadFreeStorage', actions: ['cloudwatch:GetMetricStatistics'], resources: ['*'] })],
     }));
+    // Whether the build that made an in-progress copy still runs, before a copy is dropped: this
+    // project's builds only. A policy of its own: the role's default policy cannot name the project it precedes.
+    project.role?.attachInlinePolicy(new iam.Policy(this, 'ReadOwnBuilds', {
+      statements: [new iam.PolicyStatement({ sid: 'ReadOwnBuilds', actions: ['codebuild:BatchGetBuilds'], resources: [project.projectArn] })],
+    }));
 
     const triggerLogs = new logs.LogGroup(this, 'TriggerLogs', { retention });
     const deadLetters = new sqs.Queue(this, 'CleanupDeadLetters', {
@@ -526,6 +531,8 @@ function runnerStatements(arns: RecoveryArns): iam.PolicyStatement[] {
     new iam.PolicyStatement({ sid: 'DescribeAutomatedBackups', actions: ['rds:DescribeDBInstanceAutomatedBackups'], resources: [arns.automatedBackups, arns.source] }),
     new iam.PolicyStatement({ sid: 'DescribeSafetySnapshots', actions: ['rds:DescribeDBSnapshots'], resources: [arns.source, arns.snapshots] }),
     new iam.PolicyStatement({ sid: 'CreateSafetySnapshot', actions: ['rds:CreateDBSnapshot'], resources: [arns.source, arns.snapshots] }),
+    // Housekeeping (MODE=housekeeping, after CONFIRM): this source's safety snapshots only.
+    new iam.PolicyStatement({ sid: 'DeleteSafetySnapshot', actions: ['rds:DeleteDBSnapshot'], resources: [arns.snapshots] }),
     // The restore reuses the source's existing subnet, option and parameter
     // groups; their names are only known at run time and nothing here can change them.
     new iam.PolicyStatement({

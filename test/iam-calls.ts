@@ -158,6 +158,7 @@ export const IAM_MAPPING: Record<string, Mapper> = {
       ...tagOnCreate('db', target, i.Tags),
     ];
   },
+  'rds:DeleteDBSnapshot': (i, w) => [req('rds:DeleteDBSnapshot', 'snapshot', rdsArn(w, 'snapshot', i.DBSnapshotIdentifier))],
   'rds:ModifyDBInstance': (i, w) => [req('rds:ModifyDBInstance', 'db', rdsArn(w, 'db', i.DBInstanceIdentifier), instanceTagContext(w, i.DBInstanceIdentifier))],
   'rds:DeleteDBInstance': (i, w) => [req('rds:DeleteDBInstance', 'db', rdsArn(w, 'db', i.DBInstanceIdentifier), instanceTagContext(w, i.DBInstanceIdentifier))],
   'secretsmanager:GetSecretValue': (i, w) => [req('secretsmanager:GetSecretValue', 'Secret',

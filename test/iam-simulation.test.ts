@@ -12,18 +12,20 @@
  */
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { CodeBuildClient } from '@aws-sdk/client-codebuild';
-import { CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import { CreateDBInstanceCommand, DeleteDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { App, Stack, aws_ec2 as ec2, aws_iam as iam, aws_rds as rds, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { CallWorld, IamRequest, RecordedCall, commandsInSource, iamRequestsOf, mappingProblems, recordCalls } from './iam-calls';
 import { Decision, DeployValues, Policy, decide, identityPoliciesOf } from './iam-policies';
 import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
+import { AwsBuildStatus } from '../buildspec/runner/aws/builds';
 import { AwsRdsControl } from '../buildspec/runner/aws/rds-control';
 import { readDatabaseCredentials } from '../buildspec/runner/aws/secret';
+import { readHousekeepingRequest, runHousekeeping } from '../buildspec/runner/housekeeping';
 import { StepLog } from '../buildspec/runner/log';
 import { readStartRequest } from '../buildspec/runner/plan';
-import type { DataPath, PgTarget } from '../buildspec/runner/ports';
+import type { DataPath, OriginalCatalog, PgTarget } from '../buildspec/runner/ports';
 import { runRecovery } from '../buildspec/runner/workflow';
 import { cleanupAfterDeadBuild } from '../lambda/cleanup';
 import { startRecovery } from '../lambda/start-recovery';
@@ -157,6 +159,33 @@ async function capture(variant: Variant): Promise<Captured> {
   if (outcome.results.length === 0 || !outcome.results.every((r) => r.verified)) {
     throw new Error(`the runbook did not complete against moto, so its calls are not all captured:\n${lines.join('\n')}`);
   }
+
+  // ---- the runner's housekeeping: an in-progress copy whose temporary instance is alive (CodeBuild is asked),
+  // and, two days on, the safety snapshot the runbook kept (deleted after CONFIRM)
+  const stamp = stampOf(new Date(Date.now() - 3_600_000));
+  const running = temporaryInstanceId(variant.id.toLowerCase(), stamp);
+  await createInstance(running, { [TAGS.BUILD_ID]: BUILD_ID, [TAGS.SOURCE]: variant.id.toLowerCase(), [TAGS.CREATED_BY]: CREATED_BY_VALUE });
+  const catalog: OriginalCatalog = {
+    listMarked: async () => [{ name: `app__pitr_${stamp}`, kind: 'in-progress', stamp, createdAt: new Date(), database: 'app', sizeBytes: 1, connections: 1 }],
+    drop: async () => undefined,
+  };
+  const runnerCodebuild = recordCalls(new CodeBuildClient(motoClientConfig('http://127.0.0.1:9')), runner, {
+    answer: (command) => (command === 'BatchGetBuilds' ? { builds: [{ id: BUILD_ID, buildStatus: 'IN_PROGRESS' }] } : undefined),
+  });
+  const housekeeping = await runHousekeeping(readHousekeepingRequest({
+    [PROJECT_ENV.SOURCE_INSTANCE_ID]: variant.id, [START_ENV.OLDER_THAN]: '1d', [START_ENV.CONFIRM]: variant.id,
+  }), {
+    rds: new AwsRdsControl({ client: rdsClient, log }),
+    catalog,
+    builds: new AwsBuildStatus(BUILD_ID, runnerCodebuild),
+    log,
+    credentials,
+    now: () => new Date(Date.now() + 2 * 86_400_000),
+  });
+  if (housekeeping.dropped.length !== 1 || !runner.some((c) => c.command === 'BatchGetBuilds')) {
+    throw new Error(`housekeeping did not delete the safety snapshot and ask CodeBuild:\n${lines.join('\n')}`);
+  }
+  await rdsSetup.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: running, SkipFinalSnapshot: true }));
 
   // ---- the trigger: a validated start, then cleanup after the build died
   const trigger: RecordedCall[] = [];

@@ -218,6 +218,7 @@ describe('runner IAM (CodeBuild role)', () => {
       DescribeAutomatedBackups: [['rds:DescribeDBInstanceAutomatedBackups'], [arnOf('auto-backup', '*'), db]],
       DescribeSafetySnapshots: [['rds:DescribeDBSnapshots'], [db, snaps]],
       CreateSafetySnapshot: [['rds:CreateDBSnapshot'], [db, snaps]],
+      DeleteSafetySnapshot: [['rds:DeleteDBSnapshot'], [snaps]],
       RestoreTemporaryInstance: [['rds:RestoreDBInstanceToPointInTime'], [db, temp, arnOf('subgrp', '*'), arnOf('og', '*'), arnOf('pg', '*')]],
       ManageTemporaryInstance: [['rds:DeleteDBInstance', 'rds:ModifyDBInstance'], [temp]],
       TagTemporaryInstance: [['rds:AddTagsToResource'], [temp]],

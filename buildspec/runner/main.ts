@@ -2,7 +2,8 @@
  * The recovery runner's command line (bundled to assets/runner/runner.js):
  *
  * - `recover`  — the CodeBuild run: the start contract from the environment,
- *   AWS control plane, TLS verify-full with the RDS CA bundle.
+ *   AWS control plane, TLS verify-full with the RDS CA bundle. With
+ *   `MODE=housekeeping` it drops old leftovers instead (housekeeping.ts).
  * - `copy`     — the data path on its own (see copy-cli.ts).
  *
  * The rehearsal (`npx projen rehearse`, its own bundle) runs `recover`
@@ -13,16 +14,19 @@
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { AwsBuildStatus } from './aws/builds';
 import { AwsRdsControl } from './aws/rds-control';
 import { readDatabaseCredentials } from './aws/secret';
 import { runCopyCli } from './copy-cli';
+import { readHousekeepingRequest, runHousekeeping } from './housekeeping';
 import { StepLog } from './log';
 import { readStartRequest } from './plan';
 import { PgDataPath } from './postgres/data-path';
+import { PgOriginalCatalog } from './postgres/leftovers';
 import { withStopSignals } from './stop-signals';
 import { readRunnerTuning } from './tuning';
 import { runRecovery } from './workflow';
-import { PROJECT_ENV } from '../../src/contract';
+import { BUILD_ENV, PROJECT_ENV, START_ENV, parseMode } from '../../src/contract';
 
 const USAGE = [
   'usage: runner.js <command>',
@@ -58,7 +62,9 @@ async function recover(signal: AbortSignal): Promise<number> {
   let setup;
   try {
     setup = await log.step('Read the start variables and the secret', async () => {
-      const request = readStartRequest(env, { cpus: availableParallelism() });
+      const mode = parseMode(env[START_ENV.MODE]?.trim());
+      const request = mode === 'recover' ? readStartRequest(env, { cpus: availableParallelism() }) : undefined;
+      const housekeeping = mode === 'housekeeping' ? readHousekeepingRequest(env) : undefined;
       const caBundle = env[PROJECT_ENV.PG_CA_BUNDLE];
       if (!caBundle || !existsSync(caBundle)) {
         throw new Error(`${PROJECT_ENV.PG_CA_BUNDLE}: ${JSON.stringify(caBundle ?? '')} is not a readable file; accepted: the path of the RDS CA bundle the buildspec downloads (needed for sslmode=verify-full). Nothing was created or changed.`);
@@ -67,20 +73,34 @@ async function recover(signal: AbortSignal): Promise<number> {
       for (const line of tuning.inEffect) log.info(`tuning (for the rehearsal's stand-ins; unset on AWS): ${line}`);
       const credentials = await readDatabaseCredentials(env[PROJECT_ENV.SECRET_ARN] ?? '');
       log.redact(credentials.password);
-      return { request, caBundle, credentials, secretId: env[PROJECT_ENV.SECRET_ARN], tuning };
+      return { request, housekeeping, caBundle, credentials, secretId: env[PROJECT_ENV.SECRET_ARN], tuning };
     });
   } catch (err) {
     log.warn(`RESULT: FAILED: ${(err as Error).message}`);
     return EXIT_FAILED;
   }
+  const rds = new AwsRdsControl({ log });
+  const catalog = new PgOriginalCatalog();
+  const builds = new AwsBuildStatus(env[BUILD_ENV.BUILD_ID] ?? '');
+  const tls = { sslMode: 'verify-full', sslRootCert: setup.caBundle };
+  if (setup.housekeeping) {
+    try {
+      await runHousekeeping(setup.housekeeping, { rds, catalog, builds, log, credentials: setup.credentials, tls });
+      return 0;
+    } catch {
+      return EXIT_FAILED;
+    }
+  }
   try {
-    await runRecovery(setup.request, {
-      rds: new AwsRdsControl({ log }),
+    await runRecovery(setup.request!, {
+      rds,
+      catalog,
+      builds,
       data: new PgDataPath({ streamMinBytes: setup.tuning.streamMinBytes }),
       log,
       credentials: setup.credentials,
       secretId: setup.secretId,
-      tls: { sslMode: 'verify-full', sslRootCert: setup.caBundle },
+      tls,
       polling: setup.tuning.polling,
       signal,
     });

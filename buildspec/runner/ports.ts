@@ -4,7 +4,7 @@
  * PostgreSQL clusters (the rehearsal), and in tests.
  */
 import type { StepLog } from './log';
-import type { Hazard, RestoreWindow, Strategy } from '../../src/contract';
+import type { Hazard, MarkedName, RestoreWindow, Strategy } from '../../src/contract';
 
 // ---------------------------------------------------------------- control plane
 
@@ -69,6 +69,18 @@ export interface InstanceState {
   readonly endpoint?: DbEndpoint;
   /** Pending modifications still being applied (e.g. a master password reset). */
   readonly pendingPasswordChange?: boolean;
+  /** The value of its `TAGS.BUILD_ID` tag, when listed by tag and tagged. */
+  readonly buildId?: string;
+}
+
+/** A manual snapshot of the source named as a safety snapshot (`<source>-pre-pitr-<stamp>`). */
+export interface SafetySnapshot {
+  readonly id: string;
+  readonly status: string;
+  /** SnapshotCreateTime, when RDS reports one. */
+  readonly createdAt?: Date;
+  /** The snapshot's allocated storage (RDS reports no other size for a snapshot). */
+  readonly allocatedGiB?: number;
 }
 
 /** RDS control-plane calls. One AWS SDK adapter, one local adapter. */
@@ -91,6 +103,19 @@ export interface RdsControl {
   originalStorage?(source: SourceInstance): Promise<OriginalStorage | undefined>;
   /** Deletes without a final snapshot and without automated backups; does not wait. */
   deleteInstance(id: string): Promise<void>;
+  /** The source's manual snapshots named as safety snapshots. Adapters that cannot list snapshots leave it out. */
+  listSafetySnapshots?(sourceId: string): Promise<SafetySnapshot[]>;
+  /** Deletes a safety snapshot (housekeeping only). */
+  deleteSnapshot?(snapshotId: string): Promise<void>;
+}
+
+/** CodeBuild, as far as the runner asks it anything: the state of builds of its own project. */
+export interface BuildStatus {
+  /**
+   * The build status (`IN_PROGRESS`, `SUCCEEDED`, `FAILED`, ...) of each id
+   * CodeBuild knows; ids it does not know are left out of the map.
+   */
+  statusOf(buildIds: readonly string[]): Promise<ReadonlyMap<string, string>>;
 }
 
 // ---------------------------------------------------------------- data plane
@@ -146,6 +171,22 @@ export const LOGIN_REFUSED_CODES: readonly string[] = ['28P01', '28000'];
 /** True when `err` (from DataPath.checkLogin) says the server refused the credentials. */
 export function isLoginRefused(err: unknown): boolean {
   return LOGIN_REFUSED_CODES.includes((err as { code?: string }).code ?? '');
+}
+
+/** A database on the original whose name carries the runner's marker (contract `DATABASE_MARKERS`) and that passed the catalog check. */
+export interface MarkedDatabase extends MarkedName {
+  readonly name: string;
+  readonly sizeBytes: number;
+  /** Sessions connected to it when listed. */
+  readonly connections: number;
+}
+
+/** What the runner reads and drops on the original outside the copy itself. */
+export interface OriginalCatalog {
+  /** Databases named with a marker and owned by the connecting (master) user; templates never. */
+  listMarked(target: PgTarget): Promise<MarkedDatabase[]>;
+  /** DROP DATABASE without FORCE: PostgreSQL refuses it while anyone is connected. */
+  drop(target: PgTarget, name: string): Promise<void>;
 }
 
 /** The PostgreSQL data path. */

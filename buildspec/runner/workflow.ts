@@ -6,9 +6,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { describeInventory, dropDeadCopies, keptLines, takeInventory, type LeftoverDeps } from './housekeeping';
 import { formatDuration, type StepLog } from './log';
 import { PlanError, planRecovery, type RecoveryPlan, type StartRequest } from './plan';
-import { isLoginRefused, type DataPath, type DatabaseCopyResult, type DbEndpoint, type InstanceState, type OriginalStorage, type PgTarget, type RdsControl } from './ports';
+import { isLoginRefused, type BuildStatus, type OriginalCatalog, type DataPath, type DatabaseCopyResult, type DbEndpoint, type InstanceState, type OriginalStorage, type PgTarget, type RdsControl } from './ports';
 import { keptName } from './postgres/names';
 import { LATEST, PROJECT_ENV, START_ENV, TAGS } from '../../src/contract';
 
@@ -80,6 +81,15 @@ export interface RecoveryDeps {
   readonly polling?: Polling;
   /** Aborted on SIGTERM/SIGINT: the run stops at the next safe point and cleans up. */
   readonly signal?: AbortSignal;
+  /**
+   * The original's marked databases (leftovers of earlier runs): listed by
+   * the plan, dead in-progress copies dropped before the copy, what is kept
+   * listed in the summary.
+   * @default - leftovers are neither listed nor dropped
+   */
+  readonly catalog?: OriginalCatalog;
+  /** CodeBuild, for in-progress copies whose temporary instance still exists. @default - such copies are left alone */
+  readonly builds?: BuildStatus;
 }
 
 export interface RecoveryOutcome {
@@ -105,6 +115,7 @@ export async function runRecovery(request: StartRequest, deps: RecoveryDeps): Pr
     await log.step('Match credentials to the current secret', () => run.matchCredentials());
     if (run.wantsSafetySnapshot) await log.step('Wait for the safety snapshot', () => run.waitForSafetySnapshot());
     await log.step('Choose databases', () => run.chooseDatabases());
+    if (deps.catalog) await log.step('Drop in-progress copies of dead runs', () => run.dropDeadCopies());
     await log.step(request.strategy === 'swap' ? 'Copy, verify and swap in' : 'Copy, verify and replace', () => run.copyDatabases());
   } catch (err) {
     run.recordFailure(err);
@@ -132,6 +143,10 @@ class RecoveryRun {
   constructor(private readonly request: StartRequest, private readonly deps: RecoveryDeps) {
     this.clock = deps.clock ?? systemClock;
     this.polling = deps.polling ?? AWS_POLLING;
+  }
+
+  private get leftovers(): LeftoverDeps | undefined {
+    return this.deps.catalog ? { rds: this.deps.rds, catalog: this.deps.catalog, builds: this.deps.builds } : undefined;
   }
 
   get wantsSafetySnapshot(): boolean {
@@ -169,6 +184,29 @@ class RecoveryRun {
     log.info(`databases: ${plan.databases ? plan.databases.join(', ') : 'every database that existed at the restore time'}; strategy: ${plan.strategy}; jobs: ${plan.jobs}`
       + `; accepted hazards: ${plan.acceptHazards.length > 0 ? plan.acceptHazards.join(', ') : 'none'}`);
     log.info(`temporary instance: ${plan.temporaryInstanceId}; safety snapshot: ${plan.safetySnapshotId ?? `off (${START_ENV.SAFETY_SNAPSHOT}=false)`}`);
+    if (this.leftovers) {
+      try {
+        const inventory = await takeInventory(this.leftovers, plan.source.id, original, plan.stamp);
+        for (const line of describeInventory(inventory, plan.source.id, this.clock.now())) log.info(`found: ${line}`);
+      } catch (err) {
+        log.warn(`leftovers of earlier runs could not be listed (${(err as Error).message}); the recovery goes ahead without that report`);
+      }
+    }
+  }
+
+  /**
+   * Before the disk check: in-progress copies of runs that are over take
+   * room on the original and nobody will ever finish them.
+   */
+  async dropDeadCopies(): Promise<void> {
+    this.checkNotStopped();
+    const { log } = this.deps;
+    try {
+      const dropped = await dropDeadCopies(this.leftovers!, this.p.source.id, this.originalTarget(), log, this.p.stamp);
+      if (dropped.length > 0) log.info('the room they freed may show in the original\'s FreeStorageSpace only after a minute or so');
+    } catch (err) {
+      log.warn(`in-progress copies of earlier runs could not be looked for (${(err as Error).message}); nothing was dropped, the recovery goes ahead`);
+    }
   }
 
   async startSafetySnapshot(): Promise<void> {
@@ -397,7 +435,20 @@ class RecoveryRun {
       lines.push(`RESULT: FAILED${step ? ` in step "${step.name}"` : ''}: ${failure.message}`);
       lines.push(...await this.whatChanged());
     }
+    lines.push(...await this.stillKept());
     for (const line of lines) log.info(line);
+  }
+
+  /** The last lines of every summary: what is kept for this source, and how to remove each. */
+  private async stillKept(): Promise<string[]> {
+    const plan = this.currentPlan;
+    if (!plan || !this.leftovers) return [];
+    try {
+      const inventory = await takeInventory(this.leftovers, plan.source.id, this.originalTarget());
+      return keptLines(inventory, plan.source.id, plan.source.endpoint, this.clock.now());
+    } catch (err) {
+      return [`Still kept for ${plan.source.id}: could not be listed (${(err as Error).message}).`];
+    }
   }
 
   /** What a failed run left behind on the original, for the person who has to decide what next. */

@@ -10,19 +10,21 @@ import {
   DBInstance,
   DBInstanceAutomatedBackup,
   DeleteDBInstanceCommand,
+  DeleteDBSnapshotCommand,
   DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
   ListTagsForResourceCommand,
   ModifyDBInstanceCommand,
   paginateDescribeDBInstanceAutomatedBackups,
   paginateDescribeDBInstances,
+  paginateDescribeDBSnapshots,
   RDSClient,
   RestoreDBInstanceToPointInTimeCommand,
   RestoreDBInstanceToPointInTimeCommandInput,
   Tag,
 } from '@aws-sdk/client-rds';
-import { LATEST, PROJECT_ENV, RestoreWindow, START_ENV, earliestRestorableTime } from '../../../src/contract';
-import type { DbEndpoint, InstanceState, OriginalStorage, RdsControl, SourceInstance, SourceStorage, TemporaryInstanceSpec } from '../ports';
+import { LATEST, PROJECT_ENV, RestoreWindow, START_ENV, TAGS, earliestRestorableTime, stampOfSafetySnapshot } from '../../../src/contract';
+import type { DbEndpoint, InstanceState, OriginalStorage, RdsControl, SafetySnapshot, SourceInstance, SourceStorage, TemporaryInstanceSpec } from '../ports';
 
 /** Where the adapter reports what it decided on its own (e.g. an instance already gone). `StepLog` fits. */
 export interface AdapterLog {
@@ -177,7 +179,9 @@ export class AwsRdsControl implements RdsControl {
         for (const db of page.DBInstances ?? []) {
           if (db.DBInstanceStatus === 'deleting') continue;
           const tags = db.TagList ?? (await this.tagsOf(db));
-          if (tags.some((t) => t.Key === key && t.Value === value)) found.push(stateOf(db));
+          if (tags.some((t) => t.Key === key && t.Value === value)) {
+            found.push({ ...stateOf(db), buildId: tags.find((t) => t.Key === TAGS.BUILD_ID)?.Value });
+          }
         }
       }
     } catch (err) {
@@ -206,6 +210,29 @@ export class AwsRdsControl implements RdsControl {
     const status = out.DBSnapshots?.[0]?.Status;
     if (!status) throw new Error(`RDS returned no status for snapshot "${snapshotId}".`);
     return status;
+  }
+
+  /** The source's manual snapshots named `<source>-pre-pitr-<stamp>`. */
+  async listSafetySnapshots(sourceId: string): Promise<SafetySnapshot[]> {
+    const found: SafetySnapshot[] = [];
+    await this.call(async () => {
+      const pages = paginateDescribeDBSnapshots({ client: this.client }, { DBInstanceIdentifier: sourceId, SnapshotType: 'manual' });
+      for await (const page of pages) {
+        for (const s of page.DBSnapshots ?? []) {
+          if (s.DBSnapshotIdentifier && stampOfSafetySnapshot(sourceId, s.DBSnapshotIdentifier) !== undefined) {
+            found.push({ id: s.DBSnapshotIdentifier, status: s.Status ?? 'unknown', createdAt: s.SnapshotCreateTime, allocatedGiB: s.AllocatedStorage });
+          }
+        }
+      }
+    }, { what: `listing the safety snapshots of "${sourceId}"` });
+    return found;
+  }
+
+  async deleteSnapshot(snapshotId: string): Promise<void> {
+    await this.call(
+      () => this.client.send(new DeleteDBSnapshotCommand({ DBSnapshotIdentifier: snapshotId })),
+      { what: `deleting the snapshot "${snapshotId}"`, outcome: `"${snapshotId}" was NOT deleted.`, mutating: true },
+    );
   }
 
   async restoreToPointInTime(spec: TemporaryInstanceSpec): Promise<void> {

@@ -15,11 +15,11 @@
  *
  * `faults` injects failures for tests; the AWS adapter has nothing like it.
  */
-import { statfs } from 'node:fs/promises';
+import { rm, statfs } from 'node:fs/promises';
 import { LocalCluster, SECOND_HOST, sleep } from './cluster';
 import { restorePointInTimeCopy, setRolePassword, takeAutomatedBackup } from './pitr-copy';
-import { LATEST, type RestoreWindow } from '../../../src/contract';
-import type { InstanceState, OriginalStorage, RdsControl, SourceInstance, TemporaryInstanceSpec } from '../ports';
+import { LATEST, TAGS, stampOfSafetySnapshot, type RestoreWindow } from '../../../src/contract';
+import type { BuildStatus, InstanceState, OriginalStorage, RdsControl, SafetySnapshot, SourceInstance, TemporaryInstanceSpec } from '../ports';
 
 export interface LocalFaults {
   /** `restoreToPointInTime` rejects with this message and creates nothing (like InvalidRestoreFault). */
@@ -67,12 +67,13 @@ interface LocalInstance {
 
 interface LocalSnapshot {
   status: string;
+  createdAt: Date;
   backupDir?: string;
 }
 
 /** A mutating call, recorded so tests can assert what was (not) created. */
 export interface LocalCall {
-  readonly action: 'startSnapshot' | 'restoreToPointInTime' | 'setMasterPassword' | 'deleteInstance';
+  readonly action: 'startSnapshot' | 'restoreToPointInTime' | 'setMasterPassword' | 'deleteInstance' | 'deleteSnapshot';
   readonly id: string;
   readonly detail?: Readonly<Record<string, unknown>>;
 }
@@ -141,7 +142,7 @@ export class LocalRdsControl implements RdsControl {
     this.assertSource(sourceId);
     if (this.snapshots.has(snapshotId)) throw new Error(`DBSnapshotAlreadyExists: snapshot ${snapshotId} already exists.`);
     this.calls.push({ action: 'startSnapshot', id: snapshotId, detail: { tags } });
-    const snapshot: LocalSnapshot = { status: 'creating' };
+    const snapshot: LocalSnapshot = { status: 'creating', createdAt: new Date() };
     this.snapshots.set(snapshotId, snapshot);
     this.inBackground(async () => {
       try {
@@ -157,6 +158,30 @@ export class LocalRdsControl implements RdsControl {
     const snapshot = this.snapshots.get(snapshotId);
     if (!snapshot) throw new Error(`DBSnapshotNotFound: snapshot ${snapshotId} not found.`);
     return snapshot.status;
+  }
+
+  /** Every snapshot of the source named `<source>-pre-pitr-<stamp>`; all local snapshots are of the source. */
+  async listSafetySnapshots(sourceId: string): Promise<SafetySnapshot[]> {
+    this.assertSource(sourceId);
+    return [...this.snapshots.entries()]
+      .filter(([id]) => stampOfSafetySnapshot(sourceId, id) !== undefined)
+      .map(([id, s]) => ({ id, status: s.status, createdAt: s.createdAt }));
+  }
+
+  async deleteSnapshot(snapshotId: string): Promise<void> {
+    const snapshot = this.snapshots.get(snapshotId);
+    if (!snapshot) throw new Error(`DBSnapshotNotFound: snapshot ${snapshotId} not found.`);
+    if (snapshot.status !== 'available') throw new Error(`InvalidDBSnapshotState: snapshot ${snapshotId} is ${snapshot.status}.`);
+    this.calls.push({ action: 'deleteSnapshot', id: snapshotId });
+    this.snapshots.delete(snapshotId);
+    if (snapshot.backupDir) await rm(snapshot.backupDir, { recursive: true, force: true });
+  }
+
+  /** Moves a snapshot's creation time back (tests of age selection; RDS has no such call). */
+  backdateSnapshot(snapshotId: string, createdAt: Date): void {
+    const snapshot = this.snapshots.get(snapshotId);
+    if (!snapshot) throw new Error(`DBSnapshotNotFound: snapshot ${snapshotId} not found.`);
+    snapshot.createdAt = createdAt;
   }
 
   async restoreToPointInTime(spec: TemporaryInstanceSpec): Promise<void> {
@@ -274,10 +299,27 @@ export class LocalRdsControl implements RdsControl {
       status: instance.status,
       endpoint: instance.cluster && instance.status !== 'creating' ? { host: instance.cluster.host, port: instance.cluster.port } : undefined,
       pendingPasswordChange: instance.pendingPasswordChange,
+      buildId: instance.tags[TAGS.BUILD_ID],
     };
   }
 
   private assertSource(id: string): void {
     if (id !== this.options.sourceId) throw new Error(`DBInstanceNotFound: instance ${id} not found (the local instance is ${this.options.sourceId}).`);
+  }
+}
+
+/**
+ * CodeBuild's build states, played locally: the tests and the rehearsal set
+ * which builds are running; ids never set are unknown, as to CodeBuild.
+ */
+export class LocalBuilds implements BuildStatus {
+  private readonly states = new Map<string, string>();
+
+  set(buildId: string, status: string): void {
+    this.states.set(buildId, status);
+  }
+
+  async statusOf(buildIds: readonly string[]): Promise<ReadonlyMap<string, string>> {
+    return new Map(buildIds.flatMap((id) => (this.states.has(id) ? [[id, this.states.get(id)!] as const] : [])));
   }
 }

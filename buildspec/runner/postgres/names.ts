@@ -4,6 +4,7 @@
  * names collide or cut a UTF-8 character in half; these never do.
  */
 import { createHash } from 'node:crypto';
+import { DATABASE_MARKERS } from '../../../src/contract';
 
 export const MAX_IDENTIFIER_BYTES = 63;
 const HASH_CHARS = 8;
@@ -51,12 +52,12 @@ export function derivedName(database: string, suffix: string): string {
 
 /** Where the point-in-time copy is restored before the swap. */
 export function restoredName(database: string, stamp: string): string {
-  return derivedName(database, `__pitr_${stamp}`);
+  return derivedName(database, `${DATABASE_MARKERS.IN_PROGRESS}${stamp}`);
 }
 
 /** What the pre-recovery database is renamed to by the swap. */
 export function keptName(database: string, stamp: string): string {
-  return derivedName(database, `__before_pitr_${stamp}`);
+  return derivedName(database, `${DATABASE_MARKERS.PRE_RECOVERY}${stamp}`);
 }
 
 /**

@@ -7,6 +7,7 @@
  * not (or only observed), a `GUESS:` comment says what was assumed.
  */
 import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { LocalCluster, sleep } from '../cluster';
 import { restorePointInTimeCopy, setRolePassword, takeAutomatedBackup } from '../pitr-copy';
 import { RdsFault, type Tag } from './query-protocol';
@@ -191,6 +192,17 @@ export class RdsStandInEngine {
   snapshot(id: string): StandInSnapshot {
     const snapshot = this.snapshots.get(id.toLowerCase());
     if (!snapshot) throw new RdsFault('DBSnapshotNotFound', `DBSnapshot ${id} not found.`, 404);
+    return snapshot;
+  }
+
+  /** DeleteDBSnapshot: only an available snapshot, as RDS; its base backup goes with it. */
+  async deleteSnapshot(id: string): Promise<StandInSnapshot> {
+    const snapshot = this.snapshot(id);
+    if (snapshot.status !== 'available') {
+      throw new RdsFault('InvalidDBSnapshotState', `Cannot delete the snapshot because it is in the ${snapshot.status} state.`);
+    }
+    this.snapshots.delete(snapshot.id);
+    if (snapshot.backupDir) await rm(snapshot.backupDir, { recursive: true, force: true });
     return snapshot;
   }
 

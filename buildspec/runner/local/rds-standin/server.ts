@@ -53,7 +53,8 @@ export class RdsStandIn {
       DescribeDBInstanceAutomatedBackups: { params: ['DBInstanceIdentifier', 'DbiResourceId', ...PAGE], handle: (p) => this.describeAutomatedBackups(p) },
       ListTagsForResource: { params: ['ResourceName'], handle: (p) => this.listTags(p) },
       CreateDBSnapshot: { params: ['DBInstanceIdentifier', 'DBSnapshotIdentifier', 'Tags.*'], handle: (p) => this.createSnapshot(p) },
-      DescribeDBSnapshots: { params: ['DBSnapshotIdentifier', 'DBInstanceIdentifier', ...PAGE], handle: (p) => this.describeSnapshots(p) },
+      DescribeDBSnapshots: { params: ['DBSnapshotIdentifier', 'DBInstanceIdentifier', 'SnapshotType', ...PAGE], handle: (p) => this.describeSnapshots(p) },
+      DeleteDBSnapshot: { params: ['DBSnapshotIdentifier'], handle: (p) => this.deleteSnapshot(p) },
       RestoreDBInstanceToPointInTime: {
         params: [
           'SourceDBInstanceIdentifier', 'TargetDBInstanceIdentifier', 'RestoreTime', 'UseLatestRestorableTime', 'DBSubnetGroupName',
@@ -186,11 +187,19 @@ export class RdsStandIn {
   private async describeSnapshots(p: QueryParams): Promise<Record<string, XmlValue>> {
     const id = p.string('DBSnapshotIdentifier');
     const instanceId = p.string('DBInstanceIdentifier');
-    const all = id
+    const all: StandInSnapshot[] = id
       ? [this.engine.snapshot(id)]
       : this.engine.listSnapshots().filter((s) => instanceId === undefined || s.instanceId === instanceId.toLowerCase());
+    // Every snapshot here is manual (CreateDBSnapshot); automated ones live in the source's automated backup.
+    const type = p.string('SnapshotType');
+    if (type !== undefined && type !== 'manual') all.length = 0;
     const { page, marker } = paginate(all, p);
     return { DBSnapshots: list('DBSnapshot', page.map((s) => this.snapshotXml(s))), Marker: marker };
+  }
+
+  private async deleteSnapshot(p: QueryParams): Promise<Record<string, XmlValue>> {
+    const snapshot = await this.engine.deleteSnapshot(p.required('DBSnapshotIdentifier'));
+    return { DBSnapshot: this.snapshotXml({ ...snapshot, status: 'deleted' }) };
   }
 
   private async restore(p: QueryParams): Promise<Record<string, XmlValue>> {
