@@ -3,11 +3,13 @@
  * rejection happens before anything is looked up or started.
  */
 import {
+  HOUSEKEEPING_REQUEST_FIELDS,
   Hazard,
   LATEST,
   RECOVERY_REQUEST_FIELDS,
   RESTORE_TIME_ACCEPTED,
   Strategy,
+  parseAge,
   parseHazards,
   parseRestoreTime,
   parseStrategy,
@@ -74,6 +76,47 @@ export function parseRecoveryRequest(input: unknown, sourceInstanceId: string): 
 function asList(value: unknown, field: string): unknown[] {
   if (!Array.isArray(value)) throw new Error(`${field}: ${describe(value)} is not a list; accepted: a JSON array such as ["subscriptions"].`);
   return value;
+}
+
+/** A housekeeping request that passed every field check. */
+export interface ValidHousekeepingRequest {
+  readonly mode: 'housekeeping';
+  /** As given (`7d`, `36h`): the runner reads the same text. */
+  readonly olderThan: string;
+  readonly dryRun: boolean;
+  /** Required unless dryRun: housekeeping drops databases and snapshots. */
+  readonly confirm?: string;
+}
+
+const HOUSEKEEPING_SHAPE = '{"mode": "housekeeping", "olderThan": "7d", "dryRun"?: true|false, "confirm": "<source instance id>" (not needed for a dry run)}';
+
+/** True for `mode: "housekeeping"`; anything else is read as a recovery request (where `mode` is an unknown field). */
+export function isHousekeepingRequest(input: unknown): boolean {
+  return typeof input === 'object' && input !== null && (input as Record<string, unknown>).mode === 'housekeeping';
+}
+
+/** Checks a housekeeping request; reports every problem at once. */
+export function parseHousekeepingRequest(input: Record<string, unknown>, sourceInstanceId: string): ValidHousekeepingRequest {
+  const problems: string[] = [];
+  const attempt = <T>(check: () => T): T | undefined => {
+    try {
+      return check();
+    } catch (err) {
+      problems.push((err as Error).message);
+      return undefined;
+    }
+  };
+  for (const name of Object.keys(input)) {
+    if (!(HOUSEKEEPING_REQUEST_FIELDS as readonly string[]).includes(name)) {
+      problems.push(`${name}: unknown field for housekeeping (value ${describe(input[name])}); accepted fields: ${HOUSEKEEPING_REQUEST_FIELDS.join(', ')}, as in ${HOUSEKEEPING_SHAPE}.`);
+    }
+  }
+  attempt(() => parseAge(input.olderThan, 'olderThan'));
+  if (input.dryRun !== undefined && typeof input.dryRun !== 'boolean') problems.push(`dryRun: ${describe(input.dryRun)} is not accepted; accepted: true or false.`);
+  const dryRun = input.dryRun === true;
+  if (!dryRun || input.confirm !== undefined) attempt(() => checkConfirm(input.confirm, sourceInstanceId));
+  if (problems.length > 0) throw new RequestRejectedError(problems);
+  return { mode: 'housekeeping', olderThan: (input.olderThan as string).trim(), dryRun, confirm: input.confirm as string | undefined };
 }
 
 function parseRequiredRestoreTime(value: unknown): Date | typeof LATEST {

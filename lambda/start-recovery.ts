@@ -10,9 +10,10 @@ import {
   DescribeDBInstancesCommand,
   paginateDescribeDBInstanceAutomatedBackups,
 } from '@aws-sdk/client-rds';
-import { ValidRecoveryRequest, parseRecoveryRequest } from './recovery-request';
+import { ValidHousekeepingRequest, ValidRecoveryRequest, isHousekeepingRequest, parseHousekeepingRequest, parseRecoveryRequest } from './recovery-request';
 import { TriggerDeps } from './trigger-deps';
 import {
+  HousekeepingStarted,
   LATEST,
   RecoveryStarted,
   RestoreWindow,
@@ -22,7 +23,8 @@ import {
   earliestRestorableTime,
 } from '../src/contract';
 
-export async function startRecovery(input: unknown, deps: TriggerDeps): Promise<RecoveryStarted> {
+export async function startRecovery(input: unknown, deps: TriggerDeps): Promise<RecoveryStarted | HousekeepingStarted> {
+  if (isHousekeepingRequest(input)) return startHousekeeping(parseHousekeepingRequest(input as Record<string, unknown>, deps.config.sourceInstanceId), deps);
   const request = parseRecoveryRequest(input, deps.config.sourceInstanceId);
   const source = await describeSource(deps);
   assertRecoverable(source, deps.config);
@@ -109,20 +111,39 @@ async function restoreWindowOf(source: DBInstance, deps: TriggerDeps): Promise<R
   return { earliest, latest: source.LatestRestorableTime! };
 }
 
-async function startBuild(request: ValidRecoveryRequest, deps: TriggerDeps): Promise<RecoveryStarted> {
+/** Housekeeping needs no restore window: it only lists, and (with confirm) drops, what earlier runs kept. */
+async function startHousekeeping(request: ValidHousekeepingRequest, deps: TriggerDeps): Promise<HousekeepingStarted> {
   const { projectName, region, sourceInstanceId } = deps.config;
-  const overrides = environmentOverrides(request);
+  const variables: Array<[string, string]> = [[START_ENV.MODE, request.mode], [START_ENV.OLDER_THAN, request.olderThan], [START_ENV.DRY_RUN, String(request.dryRun)]];
+  if (request.confirm !== undefined) variables.push([START_ENV.CONFIRM, request.confirm]);
+  const build = await startProjectBuild(variables.map(([name, value]) => ({ name, value, type: 'PLAINTEXT' })), deps, 'The housekeeping');
+  const started: HousekeepingStarted = {
+    buildId: build.id!, mode: 'housekeeping', olderThan: request.olderThan, dryRun: request.dryRun, logsUrl: logsUrlOf(build, projectName, region),
+  };
+  deps.log(`Started housekeeping build ${started.buildId} of "${sourceInstanceId}" (older than ${request.olderThan}${request.dryRun ? ', dry run' : ''}); logs: ${started.logsUrl}`);
+  return started;
+}
+
+async function startProjectBuild(overrides: EnvironmentVariable[], deps: TriggerDeps, what: string): Promise<Build> {
+  const { projectName } = deps.config;
   let build: Build | undefined;
   try {
     build = (await deps.codebuild.send(new StartBuildCommand({ projectName, environmentVariablesOverride: overrides }))).build;
   } catch (err) {
-    throw new Error(`StartBuild on CodeBuild project "${projectName}" failed (${(err as Error).name}: ${(err as Error).message}). The recovery was not started.`);
+    throw new Error(`StartBuild on CodeBuild project "${projectName}" failed (${(err as Error).name}: ${(err as Error).message}). ${what} was not started.`);
   }
   if (!build?.id) {
     throw new Error(`StartBuild on CodeBuild project "${projectName}" returned no build id; check the project's build history before retrying.`);
   }
+  return build;
+}
+
+async function startBuild(request: ValidRecoveryRequest, deps: TriggerDeps): Promise<RecoveryStarted> {
+  const { projectName, region, sourceInstanceId } = deps.config;
+  const overrides = environmentOverrides(request);
+  const build = await startProjectBuild(overrides, deps, 'The recovery');
   const started: RecoveryStarted = {
-    buildId: build.id,
+    buildId: build.id!,
     restoreTime: restoreTimeText(request),
     logsUrl: logsUrlOf(build, projectName, region),
   };

@@ -314,6 +314,15 @@ export interface HousekeepingRequest {
 }
 export const HOUSEKEEPING_REQUEST_FIELDS = ['mode', 'olderThan', 'dryRun', 'confirm'] as const;
 
+/** The trigger Lambda's answer to a housekeeping request. */
+export interface HousekeepingStarted {
+  readonly buildId: string;
+  readonly mode: 'housekeeping';
+  readonly olderThan: string;
+  readonly dryRun: boolean;
+  readonly logsUrl: string;
+}
+
 /** The trigger Lambda's answer. */
 export interface RecoveryStarted {
   readonly buildId: string;

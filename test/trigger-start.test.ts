@@ -21,6 +21,8 @@ import {
   RESTORE_TIME_ACCEPTED,
   START_ENV,
   STRATEGIES,
+  type HousekeepingStarted,
+  type RecoveryStarted,
 } from '../src/contract';
 
 Object.assign(process.env, DUMMY_AWS_ENV);
@@ -312,7 +314,7 @@ describe('starting the build', () => {
     const started = await startRecovery({ restoreTime: typed, confirm: SOURCE }, deps());
     const overrides = startBuildCalls()[0].args[0].input.environmentVariablesOverride;
     expect(overrides?.[0]).toEqual({ name: START_ENV.RESTORE_TIME, value: when.toISOString(), type: 'PLAINTEXT' });
-    expect(started.restoreTime).toBe(when.toISOString());
+    expect((started as RecoveryStarted).restoreTime).toBe(when.toISOString());
   });
 
   test('latest skips the window lookup and starts with the default strategy and no database override', async () => {
@@ -329,7 +331,7 @@ describe('starting the build', () => {
       ],
     });
     expect(started.buildId).toBe(BUILD_ID);
-    expect(started.restoreTime).toBe('latest');
+    expect((started as RecoveryStarted).restoreTime).toBe('latest');
   });
 
   test('a 63-byte database name, the longest PostgreSQL allows, is passed on', async () => {
@@ -353,3 +355,39 @@ describe('starting the build', () => {
     );
   });
 });
+
+describe('housekeeping requests (mode: "housekeeping")', () => {
+  test('a dry run needs no confirm and starts a build with MODE, OLDER_THAN and DRY_RUN only; no restore window is looked up', async () => {
+    const started = await startRecovery({ mode: 'housekeeping', olderThan: '7d', dryRun: true }, deps()) as HousekeepingStarted;
+    expect(startBuildCalls()[0].args[0].input).toEqual({
+      projectName: PROJECT,
+      environmentVariablesOverride: [
+        { name: START_ENV.MODE, value: 'housekeeping', type: 'PLAINTEXT' },
+        { name: START_ENV.OLDER_THAN, value: '7d', type: 'PLAINTEXT' },
+        { name: START_ENV.DRY_RUN, value: 'true', type: 'PLAINTEXT' },
+      ],
+    });
+    expect(started).toMatchObject({ buildId: BUILD_ID, mode: 'housekeeping', olderThan: '7d', dryRun: true });
+    expect(rdsMock.commandCalls(DescribeDBInstanceAutomatedBackupsCommand)).toHaveLength(0);
+  });
+
+  test('dropping needs confirm equal to the source; it is passed on', async () => {
+    await startRecovery({ mode: 'housekeeping', olderThan: '36h', confirm: SOURCE }, deps());
+    expect(startBuildCalls()[0].args[0].input.environmentVariablesOverride).toContainEqual({ name: START_ENV.CONFIRM, value: SOURCE, type: 'PLAINTEXT' });
+    expect(startBuildCalls()[0].args[0].input.environmentVariablesOverride).toContainEqual({ name: START_ENV.DRY_RUN, value: 'false', type: 'PLAINTEXT' });
+  });
+
+  test.each([
+    [{ mode: 'housekeeping', olderThan: '7d' }, /confirm: missing; accepted: exactly "orders-db"/],
+    [{ mode: 'housekeeping', olderThan: '7d', confirm: 'other-db' }, /confirm: "other-db" does not match the source instance/],
+    [{ mode: 'housekeeping', olderThan: 'a week', dryRun: true }, /olderThan: "a week" is not an age; accepted: a whole number of days or hours such as 7d or 36h/],
+    [{ mode: 'housekeeping', olderThan: '7d', dryRun: 'yes' }, /dryRun: "yes" is not accepted; accepted: true or false/],
+    [{ mode: 'housekeeping', olderThan: '7d', dryRun: true, restoreTime: 'latest' }, /restoreTime: unknown field for housekeeping .*accepted fields: mode, olderThan, dryRun, confirm/],
+    [{ mode: 'recover', restoreTime: 'latest', confirm: 'orders-db' }, /mode: unknown field \(value "recover"\); accepted fields: restoreTime/],
+  ])('%j is refused, naming the field, and nothing is started', async (request, message) => {
+    await expect(startRecovery(request, deps())).rejects.toThrow(message);
+    await expect(startRecovery(request, deps())).rejects.toThrow(/Nothing was started\.$/);
+    expect(startBuildCalls()).toHaveLength(0);
+  });
+});
+
