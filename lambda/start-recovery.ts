@@ -24,7 +24,9 @@ import {
 } from '../src/contract';
 
 export async function startRecovery(input: unknown, deps: TriggerDeps): Promise<RecoveryStarted | HousekeepingStarted> {
-  if (isHousekeepingRequest(input)) return startHousekeeping(parseHousekeepingRequest(input as Record<string, unknown>, deps.config.sourceInstanceId), deps);
+  if (isHousekeepingRequest(input)) {
+    return startHousekeeping(parseHousekeepingRequest(input as Record<string, unknown>, deps.config.sourceInstanceId), deps);
+  }
   const request = parseRecoveryRequest(input, deps.config.sourceInstanceId);
   const source = await describeSource(deps);
   assertRecoverable(source, deps.config);
@@ -114,7 +116,9 @@ async function restoreWindowOf(source: DBInstance, deps: TriggerDeps): Promise<R
 /** Housekeeping needs no restore window: it only lists, and (with confirm) drops, what earlier runs kept. */
 async function startHousekeeping(request: ValidHousekeepingRequest, deps: TriggerDeps): Promise<HousekeepingStarted> {
   const { projectName, region, sourceInstanceId } = deps.config;
-  const variables: Array<[string, string]> = [[START_ENV.MODE, request.mode], [START_ENV.OLDER_THAN, request.olderThan], [START_ENV.DRY_RUN, String(request.dryRun)]];
+  const variables: Array<[string, string]> = [
+    [START_ENV.MODE, request.mode], [START_ENV.OLDER_THAN, request.olderThan], [START_ENV.DRY_RUN, String(request.dryRun)],
+  ];
   if (request.confirm !== undefined) variables.push([START_ENV.CONFIRM, request.confirm]);
   const build = await startProjectBuild(variables.map(([name, value]) => ({ name, value, type: 'PLAINTEXT' })), deps, 'The housekeeping');
   const started: HousekeepingStarted = {
