@@ -76,11 +76,25 @@ interface StreamedTable {
   readonly binary: boolean;
 }
 
+/**
+ * One index of a streamed table, built as soon as the table's data is in,
+ * side by side with the table's other indexes: either an archive entry
+ * (restored alone with pg_restore), or a primary key / unique constraint
+ * built as a unique index and attached with `ADD CONSTRAINT ... USING INDEX`
+ * once every index of the table is in (the constraint takes an ACCESS
+ * EXCLUSIVE lock, which would serialize the builds).
+ */
+type IndexWork =
+  | { readonly kind: 'entry'; readonly list: string }
+  | { readonly kind: 'constraint'; readonly createIndex: string; readonly addConstraint: string };
+
 interface RestoreLists {
   /** Everything to restore but the per-table entries. */
   readonly main: string;
-  /** Streamed table OID -> list of its indexes and key constraints. */
-  readonly tables: ReadonlyMap<string, string>;
+  /** Streamed table OID -> its indexes and key constraints. */
+  readonly tables: ReadonlyMap<string, readonly IndexWork[]>;
+  /** Streamed table OID -> a list of the comments and security labels on those, restored after them. */
+  readonly labels: ReadonlyMap<string, string>;
 }
 
 /** What the checks found out about one database, before anything is written. */
@@ -286,15 +300,40 @@ export class PgDataPath implements DataPath {
         // One pg_restore for data and post-data, so it builds each table's indexes as soon as its data is in.
         await log.step(`${db}: copy data, then indexes, constraints, triggers, materialized views (pg_restore -j ${options.jobs})`, () => restore('data', options.jobs, lists.main, ['--section=post-data']));
       } else {
-        await log.step(`${db}: copy data (${plan.streamed.length} streamed table(s), then their indexes; ${options.jobs} at a time)`, () => runPool(options.jobs, [
+        await log.step(`${db}: copy data (${plan.streamed.length} streamed table(s), each one's indexes as soon as its data is in; ${options.jobs} at a time)`, async () => {
+          const queue = new TaskQueue(options.jobs);
           // Small tables share one slot while large ones stream.
-          () => restore('data', 1),
-          ...plan.streamed.map((table) => async () => {
-            await this.streamTable(source, target, plan, into, table, snapshot, processes);
-            const indexes = lists.tables.get(table.oid);
-            if (indexes) await restore('', 1, indexes);
-          }),
-        ]));
+          queue.add(() => restore('data', 1));
+          for (const table of plan.streamed) {
+            queue.add(async () => {
+              await this.streamTable(source, target, plan, into, table, snapshot, processes);
+              const work = lists.tables.get(table.oid) ?? [];
+              // Once every index is in: the constraints built as unique indexes (each takes an ACCESS EXCLUSIVE lock).
+              const finish = async (): Promise<void> => {
+                const constraints = work.flatMap((w) => (w.kind === 'constraint' ? [w.addConstraint] : []));
+                if (constraints.length > 0) await withClient(target, into, async (c) => { for (const sql of constraints) await c.query(sql); });
+                const labels = lists.labels.get(table.oid);
+                if (labels) await restore('', 1, labels);
+              };
+              if (work.length === 0) return finish();
+              let left = work.length;
+              // The table's indexes go ahead of tables not yet started (the largest table's chain sets the time), side by side.
+              queue.addFirst(work.map((w) => async () => {
+                if (w.kind === 'entry') {
+                  await restore('', 1, w.list);
+                } else {
+                  await withClient(target, into, async (c) => {
+                    // As pg_restore does for an index in the database's default tablespace.
+                    await c.query("SET default_tablespace = ''");
+                    await c.query(w.createIndex);
+                  });
+                }
+                if (--left === 0) await finish();
+              }));
+            });
+          }
+          await queue.done();
+        });
         await log.step(`${db}: build indexes, constraints, triggers, materialized views (post-data, -j ${options.jobs})`, () => restore('post-data', options.jobs));
       }
       rmSync(dumpDir, { recursive: true, force: true });
@@ -370,22 +409,63 @@ export class PgDataPath implements DataPath {
       [oids, tableOids]);
       for (const r of rows) owner.set(r.oid, r.rel);
     }
-    const perTable = new Map<string, string[]>();
+    // Primary keys and unique constraints that can be built as a plain unique index and attached to it:
+    // btree, on columns only, default ordering, immediate, in the default tablespace, neither the clustering
+    // nor the replica identity index (pg_dump appends those to the constraint's entry). The index is named
+    // after the constraint, as pg_dump's `ADD CONSTRAINT ... PRIMARY KEY (...)` would name it.
+    const asIndex = new Map<string, IndexWork>();
+    const ownedOids = [...owner.keys()];
+    if (ownedOids.length > 0) {
+      const { rows } = await source.query<{ oid: string; name: string; type: string; rel: string; indexdef: string }>(`
+        SELECT o.oid::text AS oid, o.conname AS name, o.contype AS type, o.conrelid::regclass::text AS rel, pg_get_indexdef(o.conindid) AS indexdef
+          FROM pg_constraint o JOIN pg_class i ON i.oid = o.conindid JOIN pg_index x ON x.indexrelid = o.conindid JOIN pg_am am ON am.oid = i.relam
+         WHERE o.oid = ANY($1::oid[]) AND o.contype IN ('p', 'u') AND NOT o.condeferrable AND i.relname = o.conname AND i.reltablespace = 0
+           AND am.amname = 'btree' AND x.indexprs IS NULL AND x.indpred IS NULL AND NOT x.indisclustered AND NOT x.indisreplident
+           AND NOT EXISTS (SELECT 1 FROM unnest(x.indoption::int2[]) v WHERE v <> 0)`, [ownedOids]);
+      for (const r of rows) {
+        asIndex.set(r.oid, {
+          kind: 'constraint',
+          createIndex: r.indexdef,
+          addConstraint: `ALTER TABLE ONLY ${r.rel} ADD CONSTRAINT ${ident(r.name)} ${r.type === 'p' ? 'PRIMARY KEY' : 'UNIQUE'} USING INDEX ${ident(r.name)}`,
+        });
+      }
+    }
+    const perTable = new Map<string, IndexWork[]>();
+    const perTableLabels = new Map<string, string[]>();
     const main: string[] = [];
+    // The comment or security label of an entry comes right after it, and has no section of its own: pg_restore
+    // gives it the section of the entry before it in the list. Left in the main list without its object, it
+    // would run in whatever section precedes it (pre-data, say) and fail: it goes with its table's entries.
+    let labelsOf: string | undefined;
     for (const line of lines) {
-      const rel = owner.get(entry.exec(line)?.[2] ?? '');
-      if (rel) perTable.set(rel, [...(perTable.get(rel) ?? []), line]);
-      else main.push(line);
+      const oid = entry.exec(line)?.[2] ?? '';
+      const rel = owner.get(oid);
+      if (!rel && labelsOf && /^\d+; \d+ \d+ (COMMENT|SECURITY LABEL) /.test(line)) {
+        perTableLabels.set(labelsOf, [...(perTableLabels.get(labelsOf) ?? []), line]);
+        continue;
+      }
+      labelsOf = rel;
+      if (!rel) {
+        main.push(line);
+        continue;
+      }
+      let work = asIndex.get(oid);
+      if (!work) {
+        const list = join(dumpDir, `restore-${oid}.list`);
+        writeFileSync(list, `${line}\n`);
+        work = { kind: 'entry', list };
+      }
+      perTable.set(rel, [...(perTable.get(rel) ?? []), work]);
     }
     const file = join(dumpDir, 'restore.list');
     writeFileSync(file, main.join('\n'));
-    const tables = new Map<string, string>();
-    for (const [rel, entries] of perTable) {
-      const tableFile = join(dumpDir, `restore-${rel}.list`);
-      writeFileSync(tableFile, entries.join('\n'));
-      tables.set(rel, tableFile);
+    const labels = new Map<string, string>();
+    for (const [rel, entries] of perTableLabels) {
+      const list = join(dumpDir, `restore-${rel}-labels.list`);
+      writeFileSync(list, entries.join('\n'));
+      labels.set(rel, list);
     }
-    return { main: file, tables };
+    return { main: file, tables: perTable, labels };
   }
 
   /** psql | psql: COPY TO STDOUT under the exported snapshot, into COPY FROM STDIN (FREEZE) after TRUNCATE in the same transaction. */
@@ -644,29 +724,67 @@ async function withClient<T>(target: PgTarget, database: string, fn: (client: Cl
 }
 
 /**
- * Runs `tasks` with at most `limit` at a time, in order. Rejects at the first
- * failure without waiting for the others (the caller kills their processes);
- * no further task starts after it.
+ * Runs tasks at most `limit` at a time, in queue order; a running task may
+ * queue more, at the back or ahead of everything waiting. `done()` resolves
+ * once nothing is queued or running, and rejects at the first failure without
+ * waiting for the others (the caller kills their processes); no further task
+ * starts after it.
  */
-function runPool(limit: number, tasks: ReadonlyArray<() => Promise<unknown>>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let next = 0;
-    let failed = false;
-    const worker = async (): Promise<void> => {
-      while (!failed && next < tasks.length) {
-        const task = tasks[next++];
-        try {
-          await task();
-        } catch (err) {
-          if (!failed) reject(err);
-          failed = true;
-        }
-      }
-    };
-    void Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker)).then(() => {
-      if (!failed) resolve();
+export class TaskQueue {
+  private readonly waiting: Array<() => void> = [];
+  private running = 0;
+  private pending = 0;
+  private failed = false;
+  private readonly settled: Promise<void>;
+  private resolve!: () => void;
+  private reject!: (err: unknown) => void;
+
+  constructor(private readonly limit: number) {
+    this.settled = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
     });
-  });
+    // Nobody may be waiting on done() yet when a task fails.
+    this.settled.catch(() => undefined);
+  }
+
+  /** Queues `task` behind everything waiting. */
+  add(task: () => Promise<unknown>): void {
+    this.enqueue([task], false);
+  }
+
+  /** Queues `tasks`, in order, ahead of everything waiting. */
+  addFirst(tasks: ReadonlyArray<() => Promise<unknown>>): void {
+    this.enqueue(tasks, true);
+  }
+
+  done(): Promise<void> {
+    if (this.pending === 0 && !this.failed) this.resolve();
+    return this.settled;
+  }
+
+  private enqueue(tasks: ReadonlyArray<() => Promise<unknown>>, first: boolean): void {
+    const starts = tasks.map((task) => (): void => {
+      this.running++;
+      task().catch((err) => {
+        if (!this.failed) this.reject(err);
+        this.failed = true;
+      }).finally(() => {
+        this.running--;
+        this.pending--;
+        if (this.pending === 0 && !this.failed) this.resolve();
+        this.next();
+      });
+    });
+    this.pending += starts.length;
+    if (first) this.waiting.unshift(...starts);
+    else this.waiting.push(...starts);
+    this.next();
+  }
+
+  private next(): void {
+    while (!this.failed && this.running < this.limit && this.waiting.length > 0) this.waiting.shift()!();
+  }
 }
 
 function mib(bytes: number): string {
