@@ -295,6 +295,8 @@ export class PgDataPath implements DataPath {
         ...(section ? [`--section=${section}`] : []), ...more, '--exit-on-error', '-j', String(jobs), '-L', list, '-d', dbConninfo(into), dumpDir,
       ], { env: libpqEnv(target), captureStdout: false });
 
+      /** Tables already analyzed (quoted qualified names). */
+      const analyzed = new Set<string>();
       await log.step(`${db}: restore schema (pre-data)`, () => restore('pre-data', 1));
       if (plan.streamed.length === 0) {
         // One pg_restore for data and post-data, so it builds each table's indexes as soon as its data is in.
@@ -314,6 +316,12 @@ export class PgDataPath implements DataPath {
                 if (constraints.length > 0) await withClient(target, into, async (c) => { for (const sql of constraints) await c.query(sql); });
                 const labels = lists.labels.get(table.oid);
                 if (labels) await restore('', 1, labels);
+                // Statistics as soon as the table is complete, beside other tables' work rather than all at the end.
+                // (A partition's indexes come with the post-data pass: it is analyzed after that.)
+                if (!table.partition) {
+                  await withClient(target, into, (c) => c.query(`ANALYZE ${qualified(table.schema, table.name)}`));
+                  analyzed.add(qualified(table.schema, table.name));
+                }
               };
               if (work.length === 0) return finish();
               let left = work.length;
@@ -341,9 +349,7 @@ export class PgDataPath implements DataPath {
       if (this.settings.beforeVerify) await this.settings.beforeVerify(plan.database, into);
       // Both only read the restored data: ANALYZE samples it, verification counts and checksums it.
       const [, verified] = await Promise.all([
-        log.step(`${db}: ANALYZE (vacuumdb -Z -j ${options.jobs})`, () => processes.run('vacuumdb', [
-          '-Z', '-q', '-j', String(options.jobs), '-d', dbConninfo(into),
-        ], { env: libpqEnv(target) })),
+        log.step(`${db}: ANALYZE${analyzed.size > 0 ? ` the rest (${analyzed.size} done)` : ''} (${options.jobs} at a time)`, () => this.analyze(target, into, analyzed, options.jobs, processes)),
         log.step(`${db}: verify ${JSON.stringify(into)} against the point-in-time copy`, () => this.verify(source, target, plan, into, snapshot, processes, log)),
       ]);
       await exporter.query('COMMIT');
@@ -524,6 +530,25 @@ export class PgDataPath implements DataPath {
       await copyClient.end().catch(() => undefined);
       await restoredClient.end().catch(() => undefined);
     }
+  }
+
+  /**
+   * ANALYZE, as `vacuumdb -Z` would, of every table and materialized view
+   * (system catalogs included) but those in `done`, on `jobs` sessions. A
+   * relation the user may not analyze is skipped with a warning by the
+   * server, as under vacuumdb.
+   */
+  private async analyze(target: PgTarget, into: string, done: ReadonlySet<string>, jobs: number, processes: PgProcesses): Promise<void> {
+    const relations = await withClient(target, into, async (c) => (await c.query<{ name: string }>(`
+      SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' ORDER BY c.relpages DESC`)).rows.map((r) => r.name).filter((n) => !done.has(n)));
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, relations.length)) }, () => withClient(target, into, async (c) => {
+      while (next < relations.length) {
+        processes.throwIfAborted();
+        await c.query(`ANALYZE ${relations[next++]}`);
+      }
+    })));
   }
 
   /**
