@@ -27,8 +27,8 @@ import { exactPattern, ident, keptName, literal, qualified, restoredName } from 
 import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './process';
 import type { CopyOptions, DataPath, DatabaseCopyResult, PgTarget } from '../ports';
 import {
-  compareFingerprints, compareProperties, fingerprint, listTables,
-  readDatabaseProperties, settingStatement, type DatabaseProperties, type Fingerprint,
+  compareFingerprints, compareProperties, fingerprint, fingerprintRest, listTables, readDatabaseProperties, settingStatement, tableChecksums,
+  type DatabaseProperties, type Fingerprint, type TableCheck,
 } from './verify';
 import { EXCLUDED_DATABASES } from '../../../src/contract';
 
@@ -95,6 +95,14 @@ interface RestoreLists {
   readonly tables: ReadonlyMap<string, readonly IndexWork[]>;
   /** Streamed table OID -> a list of the comments and security labels on those, restored after them. */
   readonly labels: ReadonlyMap<string, string>;
+}
+
+/** The point-in-time copy's half of the verification, running beside the copy. */
+interface SourceFingerprint {
+  readonly listed: Promise<{ tables: TableCheck[]; sequences: Array<{ schema: string; name: string }> }>;
+  readonly done: Promise<Fingerprint>;
+  /** After a failure: close its session. */
+  readonly cancel: () => void;
 }
 
 /** What the checks found out about one database, before anything is written. */
@@ -260,6 +268,7 @@ export class PgDataPath implements DataPath {
     const into = replace ? plan.database : plan.restoredAs;
     const exporter = await connect(source, plan.database);
     const state = { created: false, dropped: false };
+    const sourceSides: SourceFingerprint[] = [];
     let unavailableSince: number | undefined;
     try {
       await exporter.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
@@ -271,6 +280,30 @@ export class PgDataPath implements DataPath {
         '-d', dbConninfo(plan.database),
       ], { env: libpqEnv(source) }));
       const lists = await this.restoreLists(exporter, target, processes, dumpDir, plan.streamed, plan.hazards.leftOutEventTriggers.length > 0);
+      // The point-in-time copy is read-only under the snapshot: its half of the verification runs from now on, beside the copy.
+      const sourceSide = this.sourceFingerprint(source, plan, snapshot, processes);
+      sourceSides.push(sourceSide);
+      /** The restored tables' checksums, each taken once nothing writes its rows any more. */
+      const restoredTables: Record<string, string> = {};
+      const checksum = (tables: readonly TableCheck[]) => (): Promise<void> => withClient(target, into, async (c) => {
+        await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+        Object.assign(restoredTables, await tableChecksums(c, tables, () => processes.throwIfAborted()));
+        await c.query('COMMIT');
+      });
+      /**
+       * The tables' checksum tasks: tables of DEFAULT_STREAM_MIN_BYTES or more (and the streamed ones) one by one,
+       * the others together. Called once every table's data is in: nothing writes rows after that (triggers and
+       * rules are created later, in post-data; generated columns are computed by the load), and the seam for
+       * tampering runs first.
+       */
+      const checksumTasks = async (): Promise<Array<() => Promise<void>>> => {
+        if (this.settings.beforeVerify) await this.settings.beforeVerify(plan.database, into);
+        const { tables } = await sourceSide.listed;
+        const streamedNames = new Set(plan.streamed.map((t) => qualified(t.schema, t.name)));
+        const alone = (t: TableCheck): boolean => t.bytes >= DEFAULT_STREAM_MIN_BYTES || streamedNames.has(qualified(t.schema, t.name));
+        const rest = tables.filter((t) => !alone(t));
+        return [...tables.filter(alone).sort((a, b) => b.bytes - a.bytes).map((t) => checksum([t])), ...(rest.length > 0 ? [checksum(rest)] : [])];
+      };
 
       if (replace && plan.existsOnTarget) {
         processes.throwIfAborted();
@@ -298,17 +331,28 @@ export class PgDataPath implements DataPath {
       /** Tables already analyzed (quoted qualified names). */
       const analyzed = new Set<string>();
       await log.step(`${db}: restore schema (pre-data)`, () => restore('pre-data', 1));
+      let unchecked: Array<() => Promise<void>> = [];
       if (plan.streamed.length === 0) {
         // One pg_restore for data and post-data, so it builds each table's indexes as soon as its data is in.
         await log.step(`${db}: copy data, then indexes, constraints, triggers, materialized views (pg_restore -j ${options.jobs})`, () => restore('data', options.jobs, lists.main, ['--section=post-data']));
+        unchecked = await checksumTasks();
       } else {
         await log.step(`${db}: copy data (${plan.streamed.length} streamed table(s), each one's indexes as soon as its data is in; ${options.jobs} at a time)`, async () => {
           const queue = new TaskQueue(options.jobs);
+          // Once the last table's data is in, every table's checksum is queued behind the index builds.
+          let loading = 1 + plan.streamed.length;
+          const loaded = async (): Promise<void> => {
+            if (--loading === 0) for (const task of await checksumTasks()) queue.add(task);
+          };
           // Small tables share one slot while large ones stream.
-          queue.add(() => restore('data', 1));
+          queue.add(async () => {
+            await restore('data', 1);
+            await loaded();
+          });
           for (const table of plan.streamed) {
             queue.add(async () => {
               await this.streamTable(source, target, plan, into, table, snapshot, processes);
+              await loaded();
               const work = lists.tables.get(table.oid) ?? [];
               // Once every index is in: the constraints built as unique indexes (each takes an ACCESS EXCLUSIVE lock).
               const finish = async (): Promise<void> => {
@@ -346,11 +390,15 @@ export class PgDataPath implements DataPath {
       }
       rmSync(dumpDir, { recursive: true, force: true });
 
-      if (this.settings.beforeVerify) await this.settings.beforeVerify(plan.database, into);
       // Both only read the restored data: ANALYZE samples it, verification counts and checksums it.
       const [, verified] = await Promise.all([
         log.step(`${db}: ANALYZE${analyzed.size > 0 ? ` the rest (${analyzed.size} done)` : ''} (${options.jobs} at a time)`, () => this.analyze(target, into, analyzed, options.jobs, processes)),
-        log.step(`${db}: verify ${JSON.stringify(into)} against the point-in-time copy`, () => this.verify(source, target, plan, into, snapshot, processes, log)),
+        log.step(`${db}: verify ${JSON.stringify(into)} against the point-in-time copy`, async () => {
+          const queue = new TaskQueue(options.jobs);
+          for (const task of unchecked) queue.add(task);
+          await queue.done();
+          return this.verify(target, plan, into, sourceSide, restoredTables, processes, log);
+        }),
       ]);
       await exporter.query('COMMIT');
 
@@ -377,6 +425,7 @@ export class PgDataPath implements DataPath {
       return { database: plan.database, keptAs, unavailableMs, tables: verified.tables, rows: verified.rows, verified: true };
     } catch (err) {
       processes.killAll();
+      for (const side of sourceSides) side.cancel();
       const outcome = await this.cleanUp(target, plan, into, state);
       throw new Error(`${(err as Error).message}\n${outcome}`);
     } finally {
@@ -499,37 +548,70 @@ export class PgDataPath implements DataPath {
     });
   }
 
-  private async verify(source: PgTarget, target: PgTarget, plan: DatabasePlan, into: string, snapshot: string, processes: PgProcesses, log: CopyOptions['log']): Promise<{ tables: number; rows: number }> {
-    const aborted = (): void => processes.throwIfAborted();
-    const copyClient = await connect(source, plan.database);
-    const restoredClient = await connect(target, into);
-    try {
-      await copyClient.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      await copyClient.query(`SET TRANSACTION SNAPSHOT ${literal(snapshot)}`);
-      const tables = await listTables(copyClient);
-      const sequences = (await copyClient.query<{ schema: string; name: string }>(`
-        SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`)).rows;
-      await restoredClient.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      const [copy, restored]: Fingerprint[] = await Promise.all([
-        fingerprint(copyClient, tables, sequences, aborted),
-        fingerprint(restoredClient, tables, sequences, aborted),
-      ]);
-      const mismatches = compareFingerprints(copy, restored);
-      if (mismatches.length > 0) {
-        const shown = mismatches.slice(0, MAX_REPORTED_MISMATCHES);
-        const more = mismatches.length > shown.length ? `\n  ... and ${mismatches.length - shown.length} more` : '';
-        throw new Error(`verification failed: ${JSON.stringify(into)} differs from ${JSON.stringify(plan.database)} on the point-in-time copy:\n  ${shown.join('\n  ')}${more}`);
+  /**
+   * The point-in-time copy's fingerprint under the exported snapshot, on a
+   * session of its own: `listed` (the tables and sequences to compare) comes
+   * first, `done` once every table is checksummed.
+   */
+  private sourceFingerprint(source: PgTarget, plan: DatabasePlan, snapshot: string, processes: PgProcesses): SourceFingerprint {
+    let client: Client | undefined;
+    let cancelled = false;
+    let listedOk!: (v: { tables: TableCheck[]; sequences: Array<{ schema: string; name: string }> }) => void;
+    let listedFailed!: (err: unknown) => void;
+    const listed = new Promise<{ tables: TableCheck[]; sequences: Array<{ schema: string; name: string }> }>((resolve, reject) => {
+      listedOk = resolve;
+      listedFailed = reject;
+    });
+    const done = (async () => {
+      client = await connect(source, plan.database);
+      try {
+        if (cancelled) throw new Error('cancelled');
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+        await client.query(`SET TRANSACTION SNAPSHOT ${literal(snapshot)}`);
+        const tables = await listTables(client);
+        const sequences = (await client.query<{ schema: string; name: string }>(`
+          SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`)).rows;
+        listedOk({ tables, sequences });
+        const result = await fingerprint(client, tables, sequences, () => processes.throwIfAborted());
+        await client.query('COMMIT');
+        return result;
+      } finally {
+        await client.end().catch(() => undefined);
       }
-      const rows = Object.values(copy.tables).reduce((sum, v) => sum + Number(v.split('/')[0]), 0);
-      log.info(`${JSON.stringify(plan.database)}: equal — ${tables.length} tables (${rows} rows): row counts + content checksums; `
-        + `${sequences.length} sequences: values; ${copy.largeObjects.split('/')[0]} large objects: data, owner, privileges; `
-        + `${Object.keys(copy.objects).length} kinds of schema objects: counts`);
-      return { tables: tables.length, rows };
-    } finally {
-      await copyClient.end().catch(() => undefined);
-      await restoredClient.end().catch(() => undefined);
+    })();
+    done.catch((err) => listedFailed(err));
+    listed.catch(() => undefined);
+    return {
+      listed,
+      done,
+      cancel: () => {
+        cancelled = true;
+        void client?.end().catch(() => undefined);
+      },
+    };
+  }
+
+  private async verify(
+    target: PgTarget, plan: DatabasePlan, into: string, sourceSide: SourceFingerprint, restoredTables: Record<string, string>, processes: PgProcesses, log: CopyOptions['log'],
+  ): Promise<{ tables: number; rows: number }> {
+    const { tables, sequences } = await sourceSide.listed;
+    const restored: Fingerprint = await withClient(target, into, async (c) => {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      return { tables: restoredTables, ...await fingerprintRest(c, sequences, () => processes.throwIfAborted()) };
+    });
+    const copy = await sourceSide.done;
+    const mismatches = compareFingerprints(copy, restored);
+    if (mismatches.length > 0) {
+      const shown = mismatches.slice(0, MAX_REPORTED_MISMATCHES);
+      const more = mismatches.length > shown.length ? `\n  ... and ${mismatches.length - shown.length} more` : '';
+      throw new Error(`verification failed: ${JSON.stringify(into)} differs from ${JSON.stringify(plan.database)} on the point-in-time copy:\n  ${shown.join('\n  ')}${more}`);
     }
+    const rows = Object.values(copy.tables).reduce((sum, v) => sum + Number(v.split('/')[0]), 0);
+    log.info(`${JSON.stringify(plan.database)}: equal — ${tables.length} tables (${rows} rows): row counts + content checksums; `
+      + `${sequences.length} sequences: values; ${copy.largeObjects.split('/')[0]} large objects: data, owner, privileges; `
+      + `${Object.keys(copy.objects).length} kinds of schema objects: counts`);
+    return { tables: tables.length, rows };
   }
 
   /**
