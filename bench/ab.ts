@@ -58,6 +58,10 @@ async function main(): Promise<void> {
         process.stderr.write(`run ${run} ${v.name}: ${(r.wallMs / 1000).toFixed(2)} s, CPU ${r.cpu.source.toFixed(1)}/${r.cpu.target.toFixed(1)}/${r.cpu.clients.toFixed(1)}`
           + `${r.failures.length ? ` FAILED ${r.failures[0].stderrTail}` : ''}${bad.length ? ` MISMATCH ${bad.join(',')}` : ''}\n`);
         results.get(v.name)!.push(r);
+        // The critical chain: statements of 300 ms or more, when they started and how long they took.
+        for (const st of r.statements.filter((x) => x.durationMs >= 300)) {
+          process.stderr.write(`    ${(st.atMs / 1000).toFixed(2).padStart(6)} +${(st.durationMs / 1000).toFixed(2).padStart(5)} s ${st.cluster.padEnd(6)} ${st.text.slice(0, 110)}\n`);
+        }
       }
     }
     process.stdout.write(`\n${options.dataset} ${options.route} scale ${options.scaleName}, ${options.runs} run(s), -j ${options.jobs}\n`);

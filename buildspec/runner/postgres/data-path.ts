@@ -84,9 +84,13 @@ interface StreamedTable {
  * once every index of the table is in (the constraint takes an ACCESS
  * EXCLUSIVE lock, which would serialize the builds).
  */
-type IndexWork =
+type IndexWork = (
   | { readonly kind: 'entry'; readonly list: string }
-  | { readonly kind: 'constraint'; readonly createIndex: string; readonly addConstraint: string };
+  | { readonly kind: 'constraint'; readonly createIndex: string; readonly addConstraint: string }
+) & {
+  /** The index's size on the point-in-time copy (the larger, the longer its build). */
+  readonly bytes?: number;
+};
 
 interface RestoreLists {
   /** Everything to restore but the per-table entries. */
@@ -352,7 +356,6 @@ export class PgDataPath implements DataPath {
           for (const table of plan.streamed) {
             queue.add(async () => {
               await this.streamTable(source, target, plan, into, table, snapshot, processes);
-              await loaded();
               const work = lists.tables.get(table.oid) ?? [];
               // Once every index is in: the constraints built as unique indexes (each takes an ACCESS EXCLUSIVE lock).
               const finish = async (): Promise<void> => {
@@ -367,9 +370,13 @@ export class PgDataPath implements DataPath {
                   analyzed.add(qualified(table.schema, table.name));
                 }
               };
-              if (work.length === 0) return finish();
+              if (work.length === 0) {
+                await loaded();
+                return finish();
+              }
               let left = work.length;
-              // The table's indexes go ahead of tables not yet started (the largest table's chain sets the time), side by side.
+              // The table's indexes go ahead of tables not yet started (the largest table's chain sets the time), side by
+              // side, largest first; queued before the checksums that loaded() may queue.
               queue.addFirst(work.map((w) => async () => {
                 if (w.kind === 'entry') {
                   await restore('', 1, w.list);
@@ -382,6 +389,7 @@ export class PgDataPath implements DataPath {
                 }
                 if (--left === 0) await finish();
               }));
+              await loaded();
             });
           }
           await queue.done();
@@ -456,13 +464,20 @@ export class PgDataPath implements DataPath {
     const entry = /^(\d+); \d+ (\d+) (INDEX|CONSTRAINT) /;
     const oids = lines.map((l) => entry.exec(l)?.[2]).filter((o): o is string => o !== undefined);
     const owner = new Map<string, string>();
+    /** Entry OID -> size of its index on the point-in-time copy: the larger ones are built first. */
+    const indexBytes = new Map<string, number>();
     const tableOids = streamed.filter((t) => !t.partition).map((t) => t.oid);
     if (oids.length > 0 && tableOids.length > 0) {
-      const { rows } = await source.query<{ oid: string; rel: string }>(`
-        SELECT indexrelid::text AS oid, indrelid::text AS rel FROM pg_index WHERE indexrelid = ANY($1::oid[]) AND indrelid = ANY($2::oid[])
-        UNION ALL SELECT oid::text, conrelid::text FROM pg_constraint WHERE oid = ANY($1::oid[]) AND contype IN ('p', 'u', 'x') AND conrelid = ANY($2::oid[])`,
+      const { rows } = await source.query<{ oid: string; rel: string; bytes: string }>(`
+        SELECT indexrelid::text AS oid, indrelid::text AS rel, pg_relation_size(indexrelid)::text AS bytes
+          FROM pg_index WHERE indexrelid = ANY($1::oid[]) AND indrelid = ANY($2::oid[])
+        UNION ALL SELECT oid::text, conrelid::text, pg_relation_size(conindid)::text
+          FROM pg_constraint WHERE oid = ANY($1::oid[]) AND contype IN ('p', 'u', 'x') AND conrelid = ANY($2::oid[])`,
       [oids, tableOids]);
-      for (const r of rows) owner.set(r.oid, r.rel);
+      for (const r of rows) {
+        owner.set(r.oid, r.rel);
+        indexBytes.set(r.oid, Number(r.bytes));
+      }
     }
     // Primary keys and unique constraints that can be built as a plain unique index and attached to it:
     // btree, on columns only, default ordering, immediate, in the default tablespace, neither the clustering
@@ -510,7 +525,7 @@ export class PgDataPath implements DataPath {
         writeFileSync(list, `${line}\n`);
         work = { kind: 'entry', list };
       }
-      perTable.set(rel, [...(perTable.get(rel) ?? []), work]);
+      perTable.set(rel, [...(perTable.get(rel) ?? []), { ...work, bytes: indexBytes.get(oid) ?? 0 }]);
     }
     const file = join(dumpDir, 'restore.list');
     writeFileSync(file, main.join('\n'));
@@ -520,6 +535,7 @@ export class PgDataPath implements DataPath {
       writeFileSync(list, entries.join('\n'));
       labels.set(rel, list);
     }
+    for (const work of perTable.values()) work.sort((a, b) => (b.bytes ?? 0) - (a.bytes ?? 0));
     return { main: file, tables: perTable, labels };
   }
 
@@ -621,15 +637,18 @@ export class PgDataPath implements DataPath {
    * server, as under vacuumdb.
    */
   private async analyze(target: PgTarget, into: string, done: ReadonlySet<string>, jobs: number, processes: PgProcesses): Promise<void> {
-    const relations = await withClient(target, into, async (c) => (await c.query<{ name: string }>(`
-      SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' ORDER BY c.relpages DESC`)).rows.map((r) => r.name).filter((n) => !done.has(n)));
+    const relations = await withClient(target, into, async (c) => (await c.query<{ schema: string; name: string }>(`
+      SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' ORDER BY c.relpages DESC`)).rows.map((r) => qualified(r.schema, r.name)).filter((n) => !done.has(n)));
     let next = 0;
+    // One transaction per session: one commit (and WAL flush) per session, not per relation.
     await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, relations.length)) }, () => withClient(target, into, async (c) => {
+      await c.query('BEGIN');
       while (next < relations.length) {
         processes.throwIfAborted();
         await c.query(`ANALYZE ${relations[next++]}`);
       }
+      await c.query('COMMIT');
     })));
   }
 
