@@ -14,8 +14,11 @@
  *   goes through `pg_dump -Fd -Z0 -j N` and `pg_restore`, in three sections:
  *   pre-data, then data (in parallel with the streams), then post-data
  *   (indexes, constraints, triggers, materialized views) with `-j N`.
- * Then ANALYZE (`vacuumdb -Z`), verification, database-level properties, and
- * the swap.
+ * A streamed table's indexes are built as soon as its data is in, side by
+ * side, then it is analyzed. The point-in-time copy's checksums run beside
+ * the copy from the end of the dump; each restored table's checksum is taken
+ * once every table's data is in. Then ANALYZE of the rest, the comparison,
+ * database-level properties, and the swap.
  */
 import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -57,8 +60,9 @@ export interface PgDataPathSettings {
   /** @default DEFAULT_STREAM_MIN_BYTES between different hosts, Infinity (no streaming) on one host; 0 streams every table. */
   readonly streamMinBytes?: number;
   /**
-   * Runs after the restore and before verification, with the restored
-   * database's name: the seam tests use to tamper with the restored data.
+   * Runs once every table's data is in and before any checksum of the
+   * restored database is taken, with its name: the seam tests use to tamper
+   * with the restored data.
    */
   readonly beforeVerify?: (database: string, restoredAs: string) => Promise<void>;
 }
