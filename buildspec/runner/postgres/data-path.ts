@@ -282,11 +282,26 @@ export class PgDataPath implements DataPath {
       await exporter.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       const snapshot = (await exporter.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0].id;
 
-      await log.step(`${db}: dump schema and small tables (pg_dump -Fd -j ${options.jobs})`, () => processes.run('pg_dump', [
-        '-Fd', '-j', String(options.jobs), '-Z0', '--no-sync', `--snapshot=${snapshot}`, '-f', dumpDir,
-        ...plan.streamed.map((t) => `--exclude-table-data=${exactPattern(t.schema, t.name)}`),
-        '-d', dbConninfo(plan.database),
-      ], { env: libpqEnv(source) }));
+      const create = (): Promise<void> => log.step(`${db}: create ${JSON.stringify(into)} on the original (owner and privileges but CONNECT)`, async () => {
+        processes.throwIfAborted();
+        await withClient(target, adminDatabase(target, plan.database), async (c) => {
+          await c.query(createDatabaseSql(into, plan.sourceProperties));
+          state.created = true;
+        });
+        await this.applyProperties(target, plan, into, 'before restore');
+      });
+      // Unless the original must be dropped first (replace), which waits for a good dump, the new database is
+      // created while the dump runs. Both are waited for before anything else, so a failure cleans up after both.
+      const createNow = !(replace && plan.existsOnTarget);
+      const first = await Promise.allSettled([
+        log.step(`${db}: dump schema and small tables (pg_dump -Fd -j ${options.jobs})`, () => processes.run('pg_dump', [
+          '-Fd', '-j', String(options.jobs), '-Z0', '--no-sync', `--snapshot=${snapshot}`, '-f', dumpDir,
+          ...plan.streamed.map((t) => `--exclude-table-data=${exactPattern(t.schema, t.name)}`),
+          '-d', dbConninfo(plan.database),
+        ], { env: libpqEnv(source) })),
+        createNow ? create() : Promise.resolve(),
+      ]);
+      for (const r of first) if (r.status === 'rejected') throw r.reason;
       const lists = await this.restoreLists(exporter, target, processes, dumpDir, plan.streamed, plan.hazards.leftOutEventTriggers.length > 0);
       // The point-in-time copy is read-only under the snapshot: its half of the verification runs from now on, beside the copy.
       const sourceSide = this.sourceFingerprint(source, plan, snapshot, processes);
@@ -323,14 +338,7 @@ export class PgDataPath implements DataPath {
         log.warn(`${db} was dropped on the original; until this copy finishes it is restorable from the pre-recovery safety snapshot.`);
       }
 
-      await log.step(`${db}: create ${JSON.stringify(into)} on the original (owner and privileges but CONNECT)`, async () => {
-        processes.throwIfAborted();
-        await withClient(target, adminDatabase(target, plan.database), async (c) => {
-          await c.query(createDatabaseSql(into, plan.sourceProperties));
-          state.created = true;
-        });
-        await this.applyProperties(target, plan, into, 'before restore');
-      });
+      if (!createNow) await create();
 
       const restore = (section: string, jobs: number, list = lists.main, more: string[] = []): Promise<unknown> => processes.run('pg_restore', [
         ...(section ? [`--section=${section}`] : []), ...more, '--exit-on-error', '-j', String(jobs), '-L', list, '-d', dbConninfo(into), dumpDir,
