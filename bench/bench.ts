@@ -156,8 +156,9 @@ async function benchmark(options: BenchOptions, cleanup: Cleanup): Promise<numbe
     report('A', run, a);
 
     await resetTarget(target);
-    progress(`run ${run}/${options.runs}: B (runner copy --strategy swap --jobs ${options.jobs})`);
-    const b = await check(await runPathB(endpoints, runnerJs, options.jobs, (line) => process.stderr.write(`    runner | ${line}\n`)));
+    const streamArgs = options.streamMinBytes !== undefined ? ['--stream-min-bytes', options.streamMinBytes] : [];
+    progress(`run ${run}/${options.runs}: B (runner copy --strategy swap --jobs ${options.jobs}${streamArgs.length > 0 ? ` ${streamArgs.join(' ')}` : ''})`);
+    const b = await check(await runPathB(endpoints, runnerJs, options.jobs, (line) => process.stderr.write(`    runner | ${line}\n`), streamArgs));
     report('B', run, b);
 
     let c: CheckedPathRun | undefined;

@@ -64,11 +64,13 @@ export interface BenchOptions {
   readonly save: boolean;
   /** Leave the clusters running afterwards and print how to reach and stop them. */
   readonly keep: boolean;
+  /** B's `copy --stream-min-bytes` (a byte count or `never`); undefined: the runner's default for the route. */
+  readonly streamMinBytes?: string;
 }
 
 export class UsageError extends Error {}
 
-const USAGE = `usage: npx projen bench [--dataset ${DATASETS.join('|')}] [--route ${ROUTES.join('|')}] [--scale smoke|default|<1..1000>] [--runs <1..50>] [--jobs <1..64>] [--save] [--keep]`;
+const USAGE = `usage: npx projen bench [--dataset ${DATASETS.join('|')}] [--route ${ROUTES.join('|')}] [--scale smoke|default|<1..1000>] [--runs <1..50>] [--jobs <1..64>] [--stream-min-bytes <bytes>|never] [--save] [--keep]`;
 
 export function parseBenchOptions(argv: readonly string[], defaultJobs: number): BenchOptions {
   let scaleName = 'default';
@@ -78,6 +80,7 @@ export function parseBenchOptions(argv: readonly string[], defaultJobs: number):
   let jobs = Math.max(1, Math.min(defaultJobs, MAX_JOBS));
   let save = false;
   let keep = false;
+  let streamMinBytes: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -110,6 +113,14 @@ export function parseBenchOptions(argv: readonly string[], defaultJobs: number):
       case '--keep':
         keep = true;
         break;
+      case '--stream-min-bytes': {
+        const raw = value();
+        if (raw !== 'never' && (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(Number(raw)))) {
+          throw new UsageError(`bench: --stream-min-bytes ${JSON.stringify(raw)} is not accepted; use a whole number of bytes (0 streams every table) or never. Nothing was started.`);
+        }
+        streamMinBytes = raw;
+        break;
+      }
       case '--help':
       case '-h':
         throw new UsageError(USAGE);
@@ -118,7 +129,7 @@ export function parseBenchOptions(argv: readonly string[], defaultJobs: number):
     }
   }
   const size = NAMED_SCALES[scaleName] ?? sizeOf(integerFlag('--scale', scaleName, 1, MAX_SCALE, `${Object.keys(NAMED_SCALES).join(', ')}, or`));
-  return { scaleName, size, dataset, route, runs, jobs, save, keep };
+  return { scaleName, size, dataset, route, runs, jobs, save, keep, ...(streamMinBytes !== undefined ? { streamMinBytes } : {}) };
 }
 
 function sizeOf(scale: number): DatasetSize {

@@ -68,14 +68,16 @@ export async function runPathA(e: Endpoints): Promise<PathRun> {
 }
 
 /** B: `node assets/runner/runner.js copy ... --strategy swap`, the stable data-path contract. */
-export async function runPathB(e: Endpoints, runnerJs: string, jobs: number, onLogLine?: (line: string) => void): Promise<PathRun> {
+export async function runPathB(
+  e: Endpoints, runnerJs: string, jobs: number, onLogLine?: (line: string) => void, extraArgs: readonly string[] = [],
+): Promise<PathRun> {
   return withProbe(e, BENCH_DB, async () => {
     const copy = await runMeasured(process.execPath, [runnerJs, 'copy',
       '--source', e.source.uri('postgres'),
       '--target', e.target.uri('postgres'),
       '--database', BENCH_DB,
       '--strategy', 'swap',
-      '--jobs', String(jobs)], { onStdoutLine: onLogLine });
+      '--jobs', String(jobs), ...extraArgs], { onStdoutLine: onLogLine });
     return {
       runs: [copy],
       phases: runnerStepDurations(copy.stdout),

@@ -28,6 +28,8 @@ describe('bench flags', () => {
     expect(parseBenchOptions(['--scale', 'smoke', '--runs=1', '--jobs', '4', '--save'], 2)).toMatchObject({ scaleName: 'smoke', size: NAMED_SCALES.smoke, runs: 1, jobs: 4, save: true });
     expect(parseBenchOptions(['--scale=7'], 2).size).toEqual({ pgbenchScale: 7, extraRows: 7 * 30_000, skewedRows: 7 * 125_000 });
     expect(parseBenchOptions(['--dataset', 'skewed', '--route=two-hosts'], 2)).toMatchObject({ dataset: 'skewed', route: 'two-hosts' });
+    expect(parseBenchOptions(['--stream-min-bytes', '0'], 2).streamMinBytes).toBe('0');
+    expect(parseBenchOptions(['--stream-min-bytes=never'], 2).streamMinBytes).toBe('never');
     // The full-size skewed dataset is the issue's: about 2.5M rows in the largest table.
     expect(NAMED_SCALES.default.skewedRows).toBe(2_500_000);
   });
@@ -42,6 +44,7 @@ describe('bench flags', () => {
     [['--route', 'lan'], /--route "lan" is not accepted; use one-host or two-hosts\. Nothing was started/],
     [['--route'], /--route needs a value/],
     [['--fast'], /unknown argument "--fast"/],
+    [['--stream-min-bytes', '16MB'], /--stream-min-bytes "16MB" is not accepted; use a whole number of bytes \(0 streams every table\) or never/],
   ])('refuses %j, naming the flag, the value and what is accepted', (argv, message) => {
     expect(() => parseBenchOptions(argv, 2)).toThrow(UsageError);
     expect(() => parseBenchOptions(argv, 2)).toThrow(message);

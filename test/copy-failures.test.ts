@@ -128,6 +128,20 @@ test('verification finds a mismatch: fail naming the table and both values, befo
   expect(await contentDigest(target, 'tampered')).toEqual(before);
 });
 
+test('verification finds a mismatch with every table streamed (checksums taken as the data comes in): fail before the swap', async () => {
+  const before = await scenario('tampered streamed', '');
+  const message = await copyFails('tampered streamed', {
+    streamMinBytes: 0,
+    beforeVerify: async (_db, restoredAs) => {
+      await target.sql('UPDATE app.orders SET note = \'tampered\' WHERE id = 7', restoredAs);
+    },
+  });
+  expect(message).toContain('verification failed');
+  expect(message).toMatch(/table "app"\."orders": point-in-time copy has 20000\/(-?\d+), restored has 20000\/(?!\1)-?\d+/);
+  expect(message).toContain('"tampered streamed" on the original was not changed');
+  expect(await contentDigest(target, 'tampered streamed')).toEqual(before);
+});
+
 test('verification mismatch under replace: the original stays dropped and the message says how to get it back', async () => {
   await scenario('replaced', '');
   const message = await copyFails('replaced', {

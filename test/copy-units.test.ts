@@ -83,5 +83,17 @@ describe('connection strings', () => {
     expect(args).toMatchObject({ databases: ['one', 'two words'], strategy: 'swap', jobs: 3 });
     expect(args.source.host).toBe('a');
     expect(args.target.host).toBe('b');
+    expect(args.streamMinBytes).toBeUndefined();
+  });
+
+  test('copy arguments: --stream-min-bytes takes bytes or never, and refuses anything else naming the flag', () => {
+    const base = ['--source', 'postgresql://u@a/postgres', '--target', 'postgresql://u@b/postgres', '--database', 'one'];
+    expect(parseCopyArguments([...base, '--stream-min-bytes', '0'], env).streamMinBytes).toBe(0);
+    expect(parseCopyArguments([...base, '--stream-min-bytes=16777216'], env).streamMinBytes).toBe(16777216);
+    expect(parseCopyArguments([...base, '--stream-min-bytes', 'never'], env).streamMinBytes).toBe(Infinity);
+    for (const bad of ['-1', '16MB', '1e6', '', '99999999999999999999']) {
+      expect(() => parseCopyArguments([...base, '--stream-min-bytes', bad], env))
+        .toThrow(`--stream-min-bytes: ${JSON.stringify(bad)} is not a size; accepted: a whole number of bytes (0 streams every table) or "never".`);
+    }
   });
 });

@@ -210,6 +210,38 @@ test('issue #7, failure 2: dates printed under DateStyle SQL, DMY stream into th
   }
 });
 
+test('key constraints of every kind on streamed tables: built side by side, the schema identical to the point-in-time copy', async () => {
+  const db = 'keys';
+  // Plain primary keys and unique constraints go the unique-index route; the others (clustered, replica identity,
+  // deferrable, descending, exclusion) keep pg_dump's own statement. Names must come out the same either way.
+  await createFormatsDatabase(source, db, `
+    SET ROLE ${MASTER.username};
+    CREATE TABLE app.plain (id bigint PRIMARY KEY, a int, b int, c text, CONSTRAINT "plain a b" UNIQUE NULLS NOT DISTINCT (a, b) INCLUDE (c));
+    CREATE INDEX plain_c ON app.plain (c);
+    COMMENT ON CONSTRAINT "plain a b" ON app.plain IS 'pair';
+    CREATE TABLE app.clustered (id int, u int, CONSTRAINT clustered_key PRIMARY KEY (id), CONSTRAINT clustered_u UNIQUE (u) DEFERRABLE INITIALLY DEFERRED);
+    CLUSTER app.clustered USING clustered_key;
+    CREATE TABLE app.ident (id int PRIMARY KEY, u int NOT NULL, r int4range, CONSTRAINT ident_u UNIQUE (u), EXCLUDE USING gist (r WITH &&));
+    ALTER TABLE app.ident REPLICA IDENTITY USING INDEX ident_u;
+    CREATE TABLE app.descending (id int, CONSTRAINT descending_pkey PRIMARY KEY (id));
+    ALTER INDEX app.descending_pkey RENAME TO "descending key renamed";
+    INSERT INTO app.plain SELECT g, g % 100, g / 100, 'c' || g FROM generate_series(1, 5000) g;
+    INSERT INTO app.clustered SELECT g, -g FROM generate_series(1, 2000) g;
+    INSERT INTO app.ident SELECT g, g, int4range(g * 10, g * 10 + 5) FROM generate_series(1, 2000) g;
+    INSERT INTO app.descending SELECT generate_series(1, 100);`);
+  try {
+    await target.sql(`CREATE DATABASE ${quoteIdent(db)} OWNER ${MASTER.username}`);
+    const [result] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), options([db], 'swap'));
+    expect(result.verified).toBe(true);
+    expect(await schemaDump(target, db)).toEqual(await schemaDump(source, db));
+    expect(await contentDigest(target, db)).toEqual(await contentDigest(source, db));
+    const indexes = "SELECT string_agg(indexrelid::regclass || ':' || indisprimary || indisunique || indisclustered || indisreplident || indimmediate, ' ' ORDER BY indexrelid::regclass::text) FROM pg_index WHERE indrelid::regclass::text LIKE 'app.%'";
+    expect(await target.sql(indexes, db)).toBe(await source.sql(indexes, db));
+  } finally {
+    await source.sql(`DROP DATABASE ${quoteIdent(db)} WITH (FORCE)`);
+  }
+});
+
 describe('TLS verify-full', () => {
   test('a CA the server certificate does not chain to: refused, naming the host and the CA file; nothing written', async () => {
     const other = await TestCa.create('some other CA');

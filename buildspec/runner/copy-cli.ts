@@ -20,7 +20,7 @@ import { PgDataPath } from './postgres/data-path';
 import { DEFAULT_STRATEGY, HAZARDS, STRATEGIES, parseHazards, parseStrategy, stampOf, validateDatabaseName, type Hazard, type Strategy } from '../../src/contract';
 
 export const COPY_USAGE = `usage: runner.js copy --source <URI|conninfo> --target <URI|conninfo> --database <name> [--database <name> ...]
-                     [--strategy ${STRATEGIES.join('|')}] [--jobs N] [--work-dir DIR] [--accept-hazard NAME ...]
+                     [--strategy ${STRATEGIES.join('|')}] [--jobs N] [--work-dir DIR] [--accept-hazard NAME ...] [--stream-min-bytes N|never]
   --source    the point-in-time copy, e.g. postgresql://master@pitr-copy.example:5432/postgres?sslmode=verify-full&sslrootcert=/ca.pem
   --target    the original instance, same forms (or "host=... port=... user=... dbname=... sslmode=...")
   --database  a database to copy (repeat for more; required)
@@ -29,6 +29,8 @@ export const COPY_USAGE = `usage: runner.js copy --source <URI|conninfo> --targe
   --jobs      parallel pg_dump/pg_restore jobs (default: this machine's vCPUs)
   --work-dir  scratch directory for the dump (default: the system temp directory)
   --accept-hazard  go on despite a swap hazard the check step reports (repeat for more): ${Object.values(HAZARDS).join(', ')}
+  --stream-min-bytes  stream tables of at least N bytes COPY to COPY instead of through the dump (0: every table; never: none)
+              (default: 16777216 between different hosts, never when both are on this machine)
 Passwords may be given in the URI/conninfo or in PGPASSWORD; they are never printed or put on a command line.`;
 
 const CONN_ACCEPTED = 'a libpq URI (postgresql://user[:password]@host[:port][/database][?sslmode=...&sslrootcert=...]) '
@@ -111,12 +113,14 @@ export interface CopyArguments {
   readonly jobs: number;
   readonly workDir: string;
   readonly acceptHazards: Hazard[];
+  /** Undefined: the data path's default for the route. */
+  readonly streamMinBytes?: number;
 }
 
 /** Parses the arguments after `copy`; throws a UsageError naming the flag, the value and the accepted form. */
 export function parseCopyArguments(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CopyArguments {
   const values: Record<string, string[]> = {};
-  const known = ['--source', '--target', '--database', '--strategy', '--jobs', '--work-dir', '--accept-hazard'];
+  const known = ['--source', '--target', '--database', '--strategy', '--jobs', '--work-dir', '--accept-hazard', '--stream-min-bytes'];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf('=');
@@ -175,7 +179,15 @@ export function parseCopyArguments(argv: readonly string[], env: NodeJS.ProcessE
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  return { source, target, databases, strategy, jobs, workDir: single('--work-dir') ?? tmpdir(), acceptHazards };
+  const streamValue = single('--stream-min-bytes');
+  let streamMinBytes: number | undefined;
+  if (streamValue !== undefined) {
+    streamMinBytes = streamValue === 'never' ? Infinity : Number(streamValue);
+    if (streamValue !== 'never' && (!/^\d+$/.test(streamValue) || !Number.isSafeInteger(streamMinBytes))) {
+      throw new UsageError(`--stream-min-bytes: ${JSON.stringify(streamValue)} is not a size; accepted: a whole number of bytes (0 streams every table) or "never".`);
+    }
+  }
+  return { source, target, databases, strategy, jobs, workDir: single('--work-dir') ?? tmpdir(), acceptHazards, streamMinBytes };
 }
 
 /**
@@ -216,7 +228,7 @@ export async function runCopyCli(
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   try {
-    const dataPath = io.dataPath ?? new PgDataPath();
+    const dataPath = io.dataPath ?? new PgDataPath({ streamMinBytes: args.streamMinBytes });
     const stamp = stampOf(new Date());
     log.info(`copy ${args.databases.map((d) => JSON.stringify(d)).join(', ')} from ${args.source.host}:${args.source.port} to ${args.target.host}:${args.target.port}, `
       + `strategy ${args.strategy}, ${args.jobs} job(s), stamp ${stamp}`);

@@ -14,8 +14,11 @@
  *   goes through `pg_dump -Fd -Z0 -j N` and `pg_restore`, in three sections:
  *   pre-data, then data (in parallel with the streams), then post-data
  *   (indexes, constraints, triggers, materialized views) with `-j N`.
- * Then ANALYZE (`vacuumdb -Z`), verification, database-level properties, and
- * the swap.
+ * A streamed table's indexes are built as soon as its data is in, side by
+ * side, then it is analyzed. The point-in-time copy's checksums run beside
+ * the copy from the end of the dump; each restored table's checksum is taken
+ * once every table's data is in. Then ANALYZE of the rest, the comparison,
+ * database-level properties, and the swap.
  */
 import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,8 +30,8 @@ import { exactPattern, ident, keptName, literal, qualified, restoredName } from 
 import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './process';
 import type { CopyOptions, DataPath, DatabaseCopyResult, PgTarget } from '../ports';
 import {
-  compareFingerprints, compareProperties, fingerprint, listTables,
-  readDatabaseProperties, settingStatement, type DatabaseProperties, type Fingerprint,
+  compareFingerprints, compareProperties, fingerprint, fingerprintRest, listTables, readDatabaseProperties, settingStatement, tableChecksums,
+  type DatabaseProperties, type Fingerprint, type TableCheck,
 } from './verify';
 import { EXCLUDED_DATABASES } from '../../../src/contract';
 
@@ -57,8 +60,9 @@ export interface PgDataPathSettings {
   /** @default DEFAULT_STREAM_MIN_BYTES between different hosts, Infinity (no streaming) on one host; 0 streams every table. */
   readonly streamMinBytes?: number;
   /**
-   * Runs after the restore and before verification, with the restored
-   * database's name: the seam tests use to tamper with the restored data.
+   * Runs once every table's data is in and before any checksum of the
+   * restored database is taken, with its name: the seam tests use to tamper
+   * with the restored data.
    */
   readonly beforeVerify?: (database: string, restoredAs: string) => Promise<void>;
 }
@@ -76,11 +80,37 @@ interface StreamedTable {
   readonly binary: boolean;
 }
 
+/**
+ * One index of a streamed table, built as soon as the table's data is in,
+ * side by side with the table's other indexes: either an archive entry
+ * (restored alone with pg_restore), or a primary key / unique constraint
+ * built as a unique index and attached with `ADD CONSTRAINT ... USING INDEX`
+ * once every index of the table is in (the constraint takes an ACCESS
+ * EXCLUSIVE lock, which would serialize the builds).
+ */
+type IndexWork = (
+  | { readonly kind: 'entry'; readonly list: string }
+  | { readonly kind: 'constraint'; readonly createIndex: string; readonly addConstraint: string }
+) & {
+  /** The index's size on the point-in-time copy (the larger, the longer its build). */
+  readonly bytes?: number;
+};
+
 interface RestoreLists {
   /** Everything to restore but the per-table entries. */
   readonly main: string;
-  /** Streamed table OID -> list of its indexes and key constraints. */
-  readonly tables: ReadonlyMap<string, string>;
+  /** Streamed table OID -> its indexes and key constraints. */
+  readonly tables: ReadonlyMap<string, readonly IndexWork[]>;
+  /** Streamed table OID -> a list of the comments and security labels on those, restored after them. */
+  readonly labels: ReadonlyMap<string, string>;
+}
+
+/** The point-in-time copy's half of the verification, running beside the copy. */
+interface SourceFingerprint {
+  readonly listed: Promise<{ tables: TableCheck[]; sequences: Array<{ schema: string; name: string }> }>;
+  readonly done: Promise<Fingerprint>;
+  /** After a failure: close its session. */
+  readonly cancel: () => void;
 }
 
 /** What the checks found out about one database, before anything is written. */
@@ -253,17 +283,57 @@ export class PgDataPath implements DataPath {
     const into = replace ? plan.database : plan.restoredAs;
     const exporter = await connect(source, plan.database);
     const state = { created: false, dropped: false };
+    const sourceSides: SourceFingerprint[] = [];
     let unavailableSince: number | undefined;
     try {
       await exporter.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       const snapshot = (await exporter.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0].id;
 
-      await log.step(`${db}: dump schema and small tables (pg_dump -Fd -j ${options.jobs})`, () => processes.run('pg_dump', [
-        '-Fd', '-j', String(options.jobs), '-Z0', '--no-sync', `--snapshot=${snapshot}`, '-f', dumpDir,
-        ...plan.streamed.map((t) => `--exclude-table-data=${exactPattern(t.schema, t.name)}`),
-        '-d', dbConninfo(plan.database),
-      ], { env: libpqEnv(source) }));
+      const create = (): Promise<void> => log.step(`${db}: create ${JSON.stringify(into)} on the original (owner and privileges but CONNECT)`, async () => {
+        processes.throwIfAborted();
+        await withClient(target, adminDatabase(target, plan.database), async (c) => {
+          await c.query(createDatabaseSql(into, plan.sourceProperties));
+          state.created = true;
+        });
+        await this.applyProperties(target, plan, into, 'before restore');
+      });
+      // Unless the original must be dropped first (replace), which waits for a good dump, the new database is
+      // created while the dump runs. Both are waited for before anything else, so a failure cleans up after both.
+      const createNow = !(replace && plan.existsOnTarget);
+      const first = await Promise.allSettled([
+        log.step(`${db}: dump schema and small tables (pg_dump -Fd -j ${options.jobs})`, () => processes.run('pg_dump', [
+          '-Fd', '-j', String(options.jobs), '-Z0', '--no-sync', `--snapshot=${snapshot}`, '-f', dumpDir,
+          ...plan.streamed.map((t) => `--exclude-table-data=${exactPattern(t.schema, t.name)}`),
+          '-d', dbConninfo(plan.database),
+        ], { env: libpqEnv(source) })),
+        createNow ? create() : Promise.resolve(),
+      ]);
+      for (const r of first) if (r.status === 'rejected') throw r.reason;
       const lists = await this.restoreLists(exporter, target, processes, dumpDir, plan.streamed, plan.hazards.leftOutEventTriggers.length > 0);
+      // The point-in-time copy is read-only under the snapshot: its half of the verification runs from now on, beside the copy.
+      const sourceSide = this.sourceFingerprint(source, plan, snapshot, processes);
+      sourceSides.push(sourceSide);
+      /** The restored tables' checksums, each taken once nothing writes its rows any more. */
+      const restoredTables: Record<string, string> = {};
+      const checksum = (tables: readonly TableCheck[]) => (): Promise<void> => withClient(target, into, async (c) => {
+        await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+        Object.assign(restoredTables, await tableChecksums(c, tables, () => processes.throwIfAborted()));
+        await c.query('COMMIT');
+      });
+      /**
+       * The tables' checksum tasks: tables of DEFAULT_STREAM_MIN_BYTES or more (and the streamed ones) one by one,
+       * the others together. Called once every table's data is in: nothing writes rows after that (triggers and
+       * rules are created later, in post-data; generated columns are computed by the load), and the seam for
+       * tampering runs first.
+       */
+      const checksumTasks = async (): Promise<Array<() => Promise<void>>> => {
+        if (this.settings.beforeVerify) await this.settings.beforeVerify(plan.database, into);
+        const { tables } = await sourceSide.listed;
+        const streamedNames = new Set(plan.streamed.map((t) => qualified(t.schema, t.name)));
+        const alone = (t: TableCheck): boolean => t.bytes >= DEFAULT_STREAM_MIN_BYTES || streamedNames.has(qualified(t.schema, t.name));
+        const rest = tables.filter((t) => !alone(t));
+        return [...tables.filter(alone).sort((a, b) => b.bytes - a.bytes).map((t) => checksum([t])), ...(rest.length > 0 ? [checksum(rest)] : [])];
+      };
 
       if (replace && plan.existsOnTarget) {
         processes.throwIfAborted();
@@ -275,44 +345,87 @@ export class PgDataPath implements DataPath {
         log.warn(`${db} was dropped on the original; until this copy finishes it is restorable from the pre-recovery safety snapshot.`);
       }
 
-      await log.step(`${db}: create ${JSON.stringify(into)} on the original (owner and privileges but CONNECT)`, async () => {
-        processes.throwIfAborted();
-        await withClient(target, adminDatabase(target, plan.database), async (c) => {
-          await c.query(createDatabaseSql(into, plan.sourceProperties));
-          state.created = true;
-        });
-        await this.applyProperties(target, plan, into, 'before restore');
-      });
+      if (!createNow) await create();
 
       const restore = (section: string, jobs: number, list = lists.main, more: string[] = []): Promise<unknown> => processes.run('pg_restore', [
         ...(section ? [`--section=${section}`] : []), ...more, '--exit-on-error', '-j', String(jobs), '-L', list, '-d', dbConninfo(into), dumpDir,
       ], { env: libpqEnv(target), captureStdout: false });
 
+      /** Tables already analyzed (quoted qualified names). */
+      const analyzed = new Set<string>();
       await log.step(`${db}: restore schema (pre-data)`, () => restore('pre-data', 1));
+      let unchecked: Array<() => Promise<void>> = [];
       if (plan.streamed.length === 0) {
         // One pg_restore for data and post-data, so it builds each table's indexes as soon as its data is in.
         await log.step(`${db}: copy data, then indexes, constraints, triggers, materialized views (pg_restore -j ${options.jobs})`, () => restore('data', options.jobs, lists.main, ['--section=post-data']));
+        unchecked = await checksumTasks();
       } else {
-        await log.step(`${db}: copy data (${plan.streamed.length} streamed table(s), then their indexes; ${options.jobs} at a time)`, () => runPool(options.jobs, [
+        await log.step(`${db}: copy data (${plan.streamed.length} streamed table(s), each one's indexes as soon as its data is in; ${options.jobs} at a time)`, async () => {
+          const queue = new TaskQueue(options.jobs);
+          // Once the last table's data is in, every table's checksum is queued behind the index builds.
+          let loading = 1 + plan.streamed.length;
+          const loaded = async (): Promise<void> => {
+            if (--loading === 0) for (const task of await checksumTasks()) queue.add(task);
+          };
           // Small tables share one slot while large ones stream.
-          () => restore('data', 1),
-          ...plan.streamed.map((table) => async () => {
-            await this.streamTable(source, target, plan, into, table, snapshot, processes);
-            const indexes = lists.tables.get(table.oid);
-            if (indexes) await restore('', 1, indexes);
-          }),
-        ]));
+          queue.add(async () => {
+            await restore('data', 1);
+            await loaded();
+          });
+          for (const table of plan.streamed) {
+            queue.add(async () => {
+              await this.streamTable(source, target, plan, into, table, snapshot, processes);
+              const work = lists.tables.get(table.oid) ?? [];
+              // Once every index is in: the constraints built as unique indexes (each takes an ACCESS EXCLUSIVE lock).
+              const finish = async (): Promise<void> => {
+                const constraints = work.flatMap((w) => (w.kind === 'constraint' ? [w.addConstraint] : []));
+                if (constraints.length > 0) await withClient(target, into, async (c) => { for (const sql of constraints) await c.query(sql); });
+                const labels = lists.labels.get(table.oid);
+                if (labels) await restore('', 1, labels);
+                // Statistics as soon as the table is complete, beside other tables' work rather than all at the end.
+                // (A partition's indexes come with the post-data pass: it is analyzed after that.)
+                if (!table.partition) {
+                  await withClient(target, into, (c) => c.query(`ANALYZE ${qualified(table.schema, table.name)}`));
+                  analyzed.add(qualified(table.schema, table.name));
+                }
+              };
+              if (work.length === 0) {
+                await loaded();
+                return finish();
+              }
+              let left = work.length;
+              // The table's indexes go ahead of tables not yet started (the largest table's chain sets the time), side by
+              // side, largest first; queued before the checksums that loaded() may queue.
+              queue.addFirst(work.map((w) => async () => {
+                if (w.kind === 'entry') {
+                  await restore('', 1, w.list);
+                } else {
+                  await withClient(target, into, async (c) => {
+                    // As pg_restore does for an index in the database's default tablespace.
+                    await c.query("SET default_tablespace = ''");
+                    await c.query(w.createIndex);
+                  });
+                }
+                if (--left === 0) await finish();
+              }));
+              await loaded();
+            });
+          }
+          await queue.done();
+        });
         await log.step(`${db}: build indexes, constraints, triggers, materialized views (post-data, -j ${options.jobs})`, () => restore('post-data', options.jobs));
       }
       rmSync(dumpDir, { recursive: true, force: true });
 
-      if (this.settings.beforeVerify) await this.settings.beforeVerify(plan.database, into);
       // Both only read the restored data: ANALYZE samples it, verification counts and checksums it.
       const [, verified] = await Promise.all([
-        log.step(`${db}: ANALYZE (vacuumdb -Z -j ${options.jobs})`, () => processes.run('vacuumdb', [
-          '-Z', '-q', '-j', String(options.jobs), '-d', dbConninfo(into),
-        ], { env: libpqEnv(target) })),
-        log.step(`${db}: verify ${JSON.stringify(into)} against the point-in-time copy`, () => this.verify(source, target, plan, into, snapshot, processes, log)),
+        log.step(`${db}: ANALYZE${analyzed.size > 0 ? ` the rest (${analyzed.size} done)` : ''} (${options.jobs} at a time)`, () => this.analyze(target, into, analyzed, options.jobs, processes)),
+        log.step(`${db}: verify ${JSON.stringify(into)} against the point-in-time copy`, async () => {
+          const queue = new TaskQueue(options.jobs);
+          for (const task of unchecked) queue.add(task);
+          await queue.done();
+          return this.verify(target, plan, into, sourceSide, restoredTables, processes, log);
+        }),
       ]);
       await exporter.query('COMMIT');
 
@@ -339,6 +452,7 @@ export class PgDataPath implements DataPath {
       return { database: plan.database, keptAs, unavailableMs, tables: verified.tables, rows: verified.rows, verified: true };
     } catch (err) {
       processes.killAll();
+      for (const side of sourceSides) side.cancel();
       const outcome = await this.cleanUp(target, plan, into, state);
       throw new Error(`${(err as Error).message}\n${outcome}`);
     } finally {
@@ -369,30 +483,79 @@ export class PgDataPath implements DataPath {
     const entry = /^(\d+); \d+ (\d+) (INDEX|CONSTRAINT) /;
     const oids = lines.map((l) => entry.exec(l)?.[2]).filter((o): o is string => o !== undefined);
     const owner = new Map<string, string>();
+    /** Entry OID -> size of its index on the point-in-time copy: the larger ones are built first. */
+    const indexBytes = new Map<string, number>();
     const tableOids = streamed.filter((t) => !t.partition).map((t) => t.oid);
     if (oids.length > 0 && tableOids.length > 0) {
-      const { rows } = await source.query<{ oid: string; rel: string }>(`
-        SELECT indexrelid::text AS oid, indrelid::text AS rel FROM pg_index WHERE indexrelid = ANY($1::oid[]) AND indrelid = ANY($2::oid[])
-        UNION ALL SELECT oid::text, conrelid::text FROM pg_constraint WHERE oid = ANY($1::oid[]) AND contype IN ('p', 'u', 'x') AND conrelid = ANY($2::oid[])`,
+      const { rows } = await source.query<{ oid: string; rel: string; bytes: string }>(`
+        SELECT indexrelid::text AS oid, indrelid::text AS rel, pg_relation_size(indexrelid)::text AS bytes
+          FROM pg_index WHERE indexrelid = ANY($1::oid[]) AND indrelid = ANY($2::oid[])
+        UNION ALL SELECT oid::text, conrelid::text, pg_relation_size(conindid)::text
+          FROM pg_constraint WHERE oid = ANY($1::oid[]) AND contype IN ('p', 'u', 'x') AND conrelid = ANY($2::oid[])`,
       [oids, tableOids]);
-      for (const r of rows) owner.set(r.oid, r.rel);
+      for (const r of rows) {
+        owner.set(r.oid, r.rel);
+        indexBytes.set(r.oid, Number(r.bytes));
+      }
     }
-    const perTable = new Map<string, string[]>();
+    // Primary keys and unique constraints that can be built as a plain unique index and attached to it:
+    // btree, on columns only, default ordering, immediate, in the default tablespace, neither the clustering
+    // nor the replica identity index (pg_dump appends those to the constraint's entry). The index is named
+    // after the constraint, as pg_dump's `ADD CONSTRAINT ... PRIMARY KEY (...)` would name it.
+    const asIndex = new Map<string, IndexWork>();
+    const ownedOids = [...owner.keys()];
+    if (ownedOids.length > 0) {
+      const { rows } = await source.query<{ oid: string; name: string; type: string; rel: string; indexdef: string }>(`
+        SELECT o.oid::text AS oid, o.conname AS name, o.contype AS type, o.conrelid::regclass::text AS rel, pg_get_indexdef(o.conindid) AS indexdef
+          FROM pg_constraint o JOIN pg_class i ON i.oid = o.conindid JOIN pg_index x ON x.indexrelid = o.conindid JOIN pg_am am ON am.oid = i.relam
+         WHERE o.oid = ANY($1::oid[]) AND o.contype IN ('p', 'u') AND NOT o.condeferrable AND i.relname = o.conname AND i.reltablespace = 0
+           AND am.amname = 'btree' AND x.indexprs IS NULL AND x.indpred IS NULL AND NOT x.indisclustered AND NOT x.indisreplident
+           AND NOT EXISTS (SELECT 1 FROM unnest(x.indoption::int2[]) v WHERE v <> 0)`, [ownedOids]);
+      for (const r of rows) {
+        asIndex.set(r.oid, {
+          kind: 'constraint',
+          createIndex: r.indexdef,
+          addConstraint: `ALTER TABLE ONLY ${r.rel} ADD CONSTRAINT ${ident(r.name)} ${r.type === 'p' ? 'PRIMARY KEY' : 'UNIQUE'} USING INDEX ${ident(r.name)}`,
+        });
+      }
+    }
+    const perTable = new Map<string, IndexWork[]>();
+    const perTableLabels = new Map<string, string[]>();
     const main: string[] = [];
+    // The comment or security label of an entry comes right after it, and has no section of its own: pg_restore
+    // gives it the section of the entry before it in the list. Left in the main list without its object, it
+    // would run in whatever section precedes it (pre-data, say) and fail: it goes with its table's entries.
+    let labelsOf: string | undefined;
     for (const line of lines) {
-      const rel = owner.get(entry.exec(line)?.[2] ?? '');
-      if (rel) perTable.set(rel, [...(perTable.get(rel) ?? []), line]);
-      else main.push(line);
+      const oid = entry.exec(line)?.[2] ?? '';
+      const rel = owner.get(oid);
+      if (!rel && labelsOf && /^\d+; \d+ \d+ (COMMENT|SECURITY LABEL) /.test(line)) {
+        perTableLabels.set(labelsOf, [...(perTableLabels.get(labelsOf) ?? []), line]);
+        continue;
+      }
+      labelsOf = rel;
+      if (!rel) {
+        main.push(line);
+        continue;
+      }
+      let work = asIndex.get(oid);
+      if (!work) {
+        const list = join(dumpDir, `restore-${oid}.list`);
+        writeFileSync(list, `${line}\n`);
+        work = { kind: 'entry', list };
+      }
+      perTable.set(rel, [...(perTable.get(rel) ?? []), { ...work, bytes: indexBytes.get(oid) ?? 0 }]);
     }
     const file = join(dumpDir, 'restore.list');
     writeFileSync(file, main.join('\n'));
-    const tables = new Map<string, string>();
-    for (const [rel, entries] of perTable) {
-      const tableFile = join(dumpDir, `restore-${rel}.list`);
-      writeFileSync(tableFile, entries.join('\n'));
-      tables.set(rel, tableFile);
+    const labels = new Map<string, string>();
+    for (const [rel, entries] of perTableLabels) {
+      const list = join(dumpDir, `restore-${rel}-labels.list`);
+      writeFileSync(list, entries.join('\n'));
+      labels.set(rel, list);
     }
-    return { main: file, tables };
+    for (const work of perTable.values()) work.sort((a, b) => (b.bytes ?? 0) - (a.bytes ?? 0));
+    return { main: file, tables: perTable, labels };
   }
 
   /** psql | psql: COPY TO STDOUT under the exported snapshot, into COPY FROM STDIN (FREEZE) after TRUNCATE in the same transaction. */
@@ -420,37 +583,92 @@ export class PgDataPath implements DataPath {
     });
   }
 
-  private async verify(source: PgTarget, target: PgTarget, plan: DatabasePlan, into: string, snapshot: string, processes: PgProcesses, log: CopyOptions['log']): Promise<{ tables: number; rows: number }> {
-    const aborted = (): void => processes.throwIfAborted();
-    const copyClient = await connect(source, plan.database);
-    const restoredClient = await connect(target, into);
-    try {
-      await copyClient.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      await copyClient.query(`SET TRANSACTION SNAPSHOT ${literal(snapshot)}`);
-      const tables = await listTables(copyClient);
-      const sequences = (await copyClient.query<{ schema: string; name: string }>(`
-        SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`)).rows;
-      await restoredClient.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      const [copy, restored]: Fingerprint[] = await Promise.all([
-        fingerprint(copyClient, tables, sequences, aborted),
-        fingerprint(restoredClient, tables, sequences, aborted),
-      ]);
-      const mismatches = compareFingerprints(copy, restored);
-      if (mismatches.length > 0) {
-        const shown = mismatches.slice(0, MAX_REPORTED_MISMATCHES);
-        const more = mismatches.length > shown.length ? `\n  ... and ${mismatches.length - shown.length} more` : '';
-        throw new Error(`verification failed: ${JSON.stringify(into)} differs from ${JSON.stringify(plan.database)} on the point-in-time copy:\n  ${shown.join('\n  ')}${more}`);
+  /**
+   * The point-in-time copy's fingerprint under the exported snapshot, on a
+   * session of its own: `listed` (the tables and sequences to compare) comes
+   * first, `done` once every table is checksummed.
+   */
+  private sourceFingerprint(source: PgTarget, plan: DatabasePlan, snapshot: string, processes: PgProcesses): SourceFingerprint {
+    let client: Client | undefined;
+    let cancelled = false;
+    let listedOk!: (v: { tables: TableCheck[]; sequences: Array<{ schema: string; name: string }> }) => void;
+    let listedFailed!: (err: unknown) => void;
+    const listed = new Promise<{ tables: TableCheck[]; sequences: Array<{ schema: string; name: string }> }>((resolve, reject) => {
+      listedOk = resolve;
+      listedFailed = reject;
+    });
+    const done = (async () => {
+      client = await connect(source, plan.database);
+      try {
+        if (cancelled) throw new Error('cancelled');
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+        await client.query(`SET TRANSACTION SNAPSHOT ${literal(snapshot)}`);
+        const tables = await listTables(client);
+        const sequences = (await client.query<{ schema: string; name: string }>(`
+          SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`)).rows;
+        listedOk({ tables, sequences });
+        const result = await fingerprint(client, tables, sequences, () => processes.throwIfAborted());
+        await client.query('COMMIT');
+        return result;
+      } finally {
+        await client.end().catch(() => undefined);
       }
-      const rows = Object.values(copy.tables).reduce((sum, v) => sum + Number(v.split('/')[0]), 0);
-      log.info(`${JSON.stringify(plan.database)}: equal — ${tables.length} tables (${rows} rows): row counts + content checksums; `
-        + `${sequences.length} sequences: values; ${copy.largeObjects.split('/')[0]} large objects: data, owner, privileges; `
-        + `${Object.keys(copy.objects).length} kinds of schema objects: counts`);
-      return { tables: tables.length, rows };
-    } finally {
-      await copyClient.end().catch(() => undefined);
-      await restoredClient.end().catch(() => undefined);
+    })();
+    done.catch((err) => listedFailed(err));
+    listed.catch(() => undefined);
+    return {
+      listed,
+      done,
+      cancel: () => {
+        cancelled = true;
+        void client?.end().catch(() => undefined);
+      },
+    };
+  }
+
+  private async verify(
+    target: PgTarget, plan: DatabasePlan, into: string, sourceSide: SourceFingerprint, restoredTables: Record<string, string>, processes: PgProcesses, log: CopyOptions['log'],
+  ): Promise<{ tables: number; rows: number }> {
+    const { tables, sequences } = await sourceSide.listed;
+    const restored: Fingerprint = await withClient(target, into, async (c) => {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      return { tables: restoredTables, ...await fingerprintRest(c, sequences, () => processes.throwIfAborted()) };
+    });
+    const copy = await sourceSide.done;
+    const mismatches = compareFingerprints(copy, restored);
+    if (mismatches.length > 0) {
+      const shown = mismatches.slice(0, MAX_REPORTED_MISMATCHES);
+      const more = mismatches.length > shown.length ? `\n  ... and ${mismatches.length - shown.length} more` : '';
+      throw new Error(`verification failed: ${JSON.stringify(into)} differs from ${JSON.stringify(plan.database)} on the point-in-time copy:\n  ${shown.join('\n  ')}${more}`);
     }
+    const rows = Object.values(copy.tables).reduce((sum, v) => sum + Number(v.split('/')[0]), 0);
+    log.info(`${JSON.stringify(plan.database)}: equal — ${tables.length} tables (${rows} rows): row counts + content checksums; `
+      + `${sequences.length} sequences: values; ${copy.largeObjects.split('/')[0]} large objects: data, owner, privileges; `
+      + `${Object.keys(copy.objects).length} kinds of schema objects: counts`);
+    return { tables: tables.length, rows };
+  }
+
+  /**
+   * ANALYZE, as `vacuumdb -Z` would, of every table and materialized view
+   * (system catalogs included) but those in `done`, on `jobs` sessions. A
+   * relation the user may not analyze is skipped with a warning by the
+   * server, as under vacuumdb.
+   */
+  private async analyze(target: PgTarget, into: string, done: ReadonlySet<string>, jobs: number, processes: PgProcesses): Promise<void> {
+    const relations = await withClient(target, into, async (c) => (await c.query<{ schema: string; name: string }>(`
+      SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' ORDER BY c.relpages DESC`)).rows.map((r) => qualified(r.schema, r.name)).filter((n) => !done.has(n)));
+    let next = 0;
+    // One transaction per session: one commit (and WAL flush) per session, not per relation.
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, relations.length)) }, () => withClient(target, into, async (c) => {
+      await c.query('BEGIN');
+      while (next < relations.length) {
+        processes.throwIfAborted();
+        await c.query(`ANALYZE ${relations[next++]}`);
+      }
+      await c.query('COMMIT');
+    })));
   }
 
   /**
@@ -683,29 +901,67 @@ async function withClient<T>(target: PgTarget, database: string, fn: (client: Cl
 }
 
 /**
- * Runs `tasks` with at most `limit` at a time, in order. Rejects at the first
- * failure without waiting for the others (the caller kills their processes);
- * no further task starts after it.
+ * Runs tasks at most `limit` at a time, in queue order; a running task may
+ * queue more, at the back or ahead of everything waiting. `done()` resolves
+ * once nothing is queued or running, and rejects at the first failure without
+ * waiting for the others (the caller kills their processes); no further task
+ * starts after it.
  */
-function runPool(limit: number, tasks: ReadonlyArray<() => Promise<unknown>>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let next = 0;
-    let failed = false;
-    const worker = async (): Promise<void> => {
-      while (!failed && next < tasks.length) {
-        const task = tasks[next++];
-        try {
-          await task();
-        } catch (err) {
-          if (!failed) reject(err);
-          failed = true;
-        }
-      }
-    };
-    void Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker)).then(() => {
-      if (!failed) resolve();
+export class TaskQueue {
+  private readonly waiting: Array<() => void> = [];
+  private running = 0;
+  private pending = 0;
+  private failed = false;
+  private readonly settled: Promise<void>;
+  private resolve!: () => void;
+  private reject!: (err: unknown) => void;
+
+  constructor(private readonly limit: number) {
+    this.settled = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
     });
-  });
+    // Nobody may be waiting on done() yet when a task fails.
+    this.settled.catch(() => undefined);
+  }
+
+  /** Queues `task` behind everything waiting. */
+  add(task: () => Promise<unknown>): void {
+    this.enqueue([task], false);
+  }
+
+  /** Queues `tasks`, in order, ahead of everything waiting. */
+  addFirst(tasks: ReadonlyArray<() => Promise<unknown>>): void {
+    this.enqueue(tasks, true);
+  }
+
+  done(): Promise<void> {
+    if (this.pending === 0 && !this.failed) this.resolve();
+    return this.settled;
+  }
+
+  private enqueue(tasks: ReadonlyArray<() => Promise<unknown>>, first: boolean): void {
+    const starts = tasks.map((task) => (): void => {
+      this.running++;
+      task().catch((err) => {
+        if (!this.failed) this.reject(err);
+        this.failed = true;
+      }).finally(() => {
+        this.running--;
+        this.pending--;
+        if (this.pending === 0 && !this.failed) this.resolve();
+        this.next();
+      });
+    });
+    this.pending += starts.length;
+    if (first) this.waiting.unshift(...starts);
+    else this.waiting.push(...starts);
+    this.next();
+  }
+
+  private next(): void {
+    while (!this.failed && this.running < this.limit && this.waiting.length > 0) this.waiting.shift()!();
+  }
 }
 
 function mib(bytes: number): string {

@@ -86,6 +86,18 @@ const OBJECT_COUNTS = `
 export async function fingerprint(
   client: Client, tables: readonly TableCheck[], sequences?: ReadonlyArray<{ schema: string; name: string }>, aborted: () => void = () => undefined,
 ): Promise<Fingerprint> {
+  const tableResult = await tableChecksums(client, tables, aborted);
+  return { tables: tableResult, ...await fingerprintRest(client, sequences, aborted) };
+}
+
+/**
+ * The tables' part of a fingerprint: `schema.name` (quoted) -> `rows/checksum`,
+ * or `missing`. A table's entry may be taken as soon as nothing will write
+ * its rows any more, apart from the rest.
+ */
+export async function tableChecksums(
+  client: Client, tables: readonly TableCheck[], aborted: () => void = () => undefined,
+): Promise<Record<string, string>> {
   // The connection's startup options carry these already; a client opened some other way gets them here.
   for (const [name, value] of Object.entries(SESSION_SETTINGS)) await client.query(`SET ${name} = ${literal(value)}`);
   const tableResult: Record<string, string> = {};
@@ -95,6 +107,14 @@ export async function fingerprint(
     const sql = `SELECT count(*)::text AS rows, coalesce(sum(hashtextextended(ROW(t.*)::text, 0)), 0)::text AS sum FROM ONLY ${name} t`;
     tableResult[name] = await queryOrMissing(client, sql, (r) => `${r.rows}/${r.sum}`);
   }
+  return tableResult;
+}
+
+/** Everything in a fingerprint but the tables: sequences, large objects, counts of schema objects. */
+export async function fingerprintRest(
+  client: Client, sequences?: ReadonlyArray<{ schema: string; name: string }>, aborted: () => void = () => undefined,
+): Promise<Omit<Fingerprint, 'tables'>> {
+  for (const [name, value] of Object.entries(SESSION_SETTINGS)) await client.query(`SET ${name} = ${literal(value)}`);
   const seqs = sequences ?? await listSequences(client);
   const sequenceResult: Record<string, string> = {};
   for (const seq of seqs) {
@@ -111,7 +131,7 @@ export async function fingerprint(
       FROM pg_largeobject_metadata`);
   const objects: Record<string, string> = {};
   for (const row of (await client.query<{ kind: string; n: string }>(OBJECT_COUNTS)).rows) objects[row.kind] = row.n;
-  return { tables: tableResult, sequences: sequenceResult, largeObjects: `${lo.rows[0].n}/${lo.rows[0].sum}`, objects };
+  return { sequences: sequenceResult, largeObjects: `${lo.rows[0].n}/${lo.rows[0].sum}`, objects };
 }
 
 async function queryOrMissing(client: Client, sql: string, format: (row: Record<string, unknown>) => string): Promise<string> {
