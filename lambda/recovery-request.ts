@@ -47,15 +47,7 @@ export function parseRecoveryRequest(input: unknown, sourceInstanceId: string): 
     throw new RequestRejectedError([`request: ${describe(input)} is not a recovery request; accepted: a JSON object ${REQUEST_SHAPE}.`]);
   }
   const fields = input as Record<string, unknown>;
-  const problems: string[] = [];
-  const attempt = <T>(check: () => T): T | undefined => {
-    try {
-      return check();
-    } catch (err) {
-      problems.push((err as Error).message);
-      return undefined;
-    }
-  };
+  const { problems, attempt } = problemCollector();
 
   for (const name of Object.keys(fields)) {
     if (!(RECOVERY_REQUEST_FIELDS as readonly string[]).includes(name)) {
@@ -97,15 +89,7 @@ export function isHousekeepingRequest(input: unknown): boolean {
 
 /** Checks a housekeeping request; reports every problem at once. */
 export function parseHousekeepingRequest(input: Record<string, unknown>, sourceInstanceId: string): ValidHousekeepingRequest {
-  const problems: string[] = [];
-  const attempt = <T>(check: () => T): T | undefined => {
-    try {
-      return check();
-    } catch (err) {
-      problems.push((err as Error).message);
-      return undefined;
-    }
-  };
+  const { problems, attempt } = problemCollector();
   for (const name of Object.keys(input)) {
     if (!(HOUSEKEEPING_REQUEST_FIELDS as readonly string[]).includes(name)) {
       problems.push(`${name}: unknown field for housekeeping (value ${describe(input[name])}); accepted fields: ${HOUSEKEEPING_REQUEST_FIELDS.join(', ')}, as in ${HOUSEKEEPING_SHAPE}.`);
@@ -117,6 +101,20 @@ export function parseHousekeepingRequest(input: Record<string, unknown>, sourceI
   if (!dryRun || input.confirm !== undefined) attempt(() => checkConfirm(input.confirm, sourceInstanceId));
   if (problems.length > 0) throw new RequestRejectedError(problems);
   return { mode: 'housekeeping', olderThan: (input.olderThan as string).trim(), dryRun, confirm: input.confirm as string | undefined };
+}
+
+/** Collects every field's problem instead of stopping at the first: `attempt` runs a check and records what it throws. */
+function problemCollector(): { problems: string[]; attempt: <T>(check: () => T) => T | undefined } {
+  const problems: string[] = [];
+  const attempt = <T>(check: () => T): T | undefined => {
+    try {
+      return check();
+    } catch (err) {
+      problems.push((err as Error).message);
+      return undefined;
+    }
+  };
+  return { problems, attempt };
 }
 
 function parseRequiredRestoreTime(value: unknown): Date | typeof LATEST {
