@@ -23,7 +23,7 @@ import { StepLog } from './log';
 import { readStartRequest } from './plan';
 import { PgDataPath } from './postgres/data-path';
 import { PgOriginalCatalog } from './postgres/leftovers';
-import { withStopSignals } from './stop-signals';
+import { runAsMain, withStopSignals } from './stop-signals';
 import { readRunnerTuning } from './tuning';
 import { runRecovery } from './workflow';
 import { BUILD_ENV, PROJECT_ENV, START_ENV, parseMode } from '../../src/contract';
@@ -111,16 +111,4 @@ async function recover(signal: AbortSignal): Promise<number> {
   }
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-      // An idle keep-alive socket of an SDK client must not hold the build open once the run is over.
-      setTimeout(() => process.exit(code), 5_000).unref();
-    },
-    (err) => {
-      process.stderr.write(`runner: ${(err as Error).stack ?? String(err)}\n`);
-      process.exitCode = EXIT_FAILED;
-    },
-  );
-}
+if (require.main === module) runAsMain(main, 'runner', EXIT_FAILED);

@@ -34,3 +34,21 @@ export async function withStopSignals(run: (signal: AbortSignal) => Promise<numb
     process.off('SIGINT', onInt);
   }
 }
+
+/**
+ * Runs an entry point's `main` with this process's arguments and exits with
+ * its code. An idle keep-alive socket of an SDK client must not hold the
+ * process (or the build) open once the run is over, hence the late exit.
+ */
+export function runAsMain(main: (argv: string[]) => Promise<number>, label: string, crashCode: number): void {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+      setTimeout(() => process.exit(code), 5_000).unref();
+    },
+    (err) => {
+      process.stderr.write(`${label}: ${(err as Error).stack ?? String(err)}\n`);
+      process.exitCode = crashCode;
+    },
+  );
+}

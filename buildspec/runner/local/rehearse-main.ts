@@ -3,7 +3,7 @@
  * shipped): `npx projen rehearse [options]`. See rehearse.ts.
  */
 import { REHEARSE_EXIT, REHEARSE_HELP, parseRehearseArgs, rehearse } from './rehearse';
-import { withStopSignals } from '../stop-signals';
+import { runAsMain, withStopSignals } from '../stop-signals';
 
 export async function main(argv: readonly string[]): Promise<number> {
   let options;
@@ -20,16 +20,4 @@ export async function main(argv: readonly string[]): Promise<number> {
   return withStopSignals((signal) => rehearse(options, signal));
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-      // An idle keep-alive socket of an SDK client must not hold the process open once the rehearsal is over.
-      setTimeout(() => process.exit(code), 5_000).unref();
-    },
-    (err) => {
-      process.stderr.write(`rehearse: ${(err as Error).stack ?? String(err)}\n`);
-      process.exitCode = REHEARSE_EXIT.SETUP_FAILED;
-    },
-  );
-}
+if (require.main === module) runAsMain(main, 'rehearse', REHEARSE_EXIT.SETUP_FAILED);
