@@ -98,8 +98,7 @@ export async function fingerprint(
 export async function tableChecksums(
   client: Client, tables: readonly TableCheck[], aborted: () => void = () => undefined,
 ): Promise<Record<string, string>> {
-  // The connection's startup options carry these already; a client opened some other way gets them here.
-  for (const [name, value] of Object.entries(SESSION_SETTINGS)) await client.query(`SET ${name} = ${literal(value)}`);
+  await pinSessionSettings(client);
   const tableResult: Record<string, string> = {};
   for (const table of tables) {
     aborted();
@@ -110,11 +109,20 @@ export async function tableChecksums(
   return tableResult;
 }
 
+/**
+ * SESSION_SETTINGS on `client`, in one round trip. The runner's connections
+ * carry them in their startup options already; a client opened some other
+ * way gets them here, so row text never depends on how it was opened.
+ */
+async function pinSessionSettings(client: Client): Promise<void> {
+  await client.query(Object.entries(SESSION_SETTINGS).map(([name, value]) => `SET ${name} = ${literal(value)}`).join('; '));
+}
+
 /** Everything in a fingerprint but the tables: sequences, large objects, counts of schema objects. */
 export async function fingerprintRest(
   client: Client, sequences?: ReadonlyArray<{ schema: string; name: string }>, aborted: () => void = () => undefined,
 ): Promise<Omit<Fingerprint, 'tables'>> {
-  for (const [name, value] of Object.entries(SESSION_SETTINGS)) await client.query(`SET ${name} = ${literal(value)}`);
+  await pinSessionSettings(client);
   const seqs = sequences ?? await listSequences(client);
   const sequenceResult: Record<string, string> = {};
   for (const seq of seqs) {
