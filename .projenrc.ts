@@ -49,11 +49,16 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '@types/node@20.19.43',
     `@aws-sdk/client-cloudwatch@${AWS_SDK}`,
     `@aws-sdk/client-codebuild@${AWS_SDK}`,
+    `@aws-sdk/client-eventbridge@${AWS_SDK}`,
     `@aws-sdk/client-rds@${AWS_SDK}`,
     `@aws-sdk/client-secrets-manager@${AWS_SDK}`,
+    `@aws-sdk/client-sns@${AWS_SDK}`,
     'aws-sdk-client-mock@4.1.0',
     'pg@8.23.1',
     '@types/pg@8.23.1',
+    // COPY TO/FROM as node streams: the data path streams large tables in-process.
+    'pg-copy-streams@7.0.0',
+    '@types/pg-copy-streams@1.2.5',
     '@types/aws-lambda@8.10.164',
     'cdk-nag@2.38.2',
     // IAM policy simulation of every AWS call the runner and the Lambda make (test/iam-*.ts).
