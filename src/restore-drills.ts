@@ -79,7 +79,8 @@ export function addRestoreDrills(scope: Construct, options: RestoreDrillsOptions
         sid: 'PutDrillEvent',
         actions: ['events:PutEvents'],
         resources: [stack.formatArn({ service: 'events', resource: 'event-bus', resourceName: 'default' })],
-        conditions: { StringEquals: { 'events:source': DRILL_EVENT.SOURCE } },
+        // events:source is multivalued (one value per entry): every entry's, and at least one.
+        conditions: { 'ForAllValues:StringEquals': { 'events:source': [DRILL_EVENT.SOURCE] }, 'Null': { 'events:source': 'false' } },
       }),
       ...(options.notificationTopic ? [new iam.PolicyStatement({ sid: 'NotifyDrill', actions: ['sns:Publish'], resources: [options.notificationTopic.topicArn] })] : []),
     ],

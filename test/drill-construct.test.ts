@@ -108,7 +108,7 @@ test('the build role may publish metrics in CdkRdsPitr only, events on the defau
   expect(statementsOf(without, 'DrPublishDrillEvidence')).toEqual([{
     Sid: 'PutDrillEvent', Effect: 'Allow', Action: 'events:PutEvents',
     Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':events:eu-west-1:123456789012:event-bus/default']] },
-    Condition: { StringEquals: { 'events:source': 'cdk-rds-pitr' } },
+    Condition: { 'ForAllValues:StringEquals': { 'events:source': ['cdk-rds-pitr'] }, 'Null': { 'events:source': 'false' } },
   }]);
 
   const stack = new Stack(new App(), 'T2', { env: ENV });

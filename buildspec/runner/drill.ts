@@ -247,7 +247,8 @@ class DrillRun extends RecoveryRun {
     const { rds, log } = this.deps;
     const wanted = this.drill.restoreTime;
     try {
-      this.window = await rds.restorableWindow(this.drill.start.sourceId);
+      // As the plan does: by the identifier RDS reports (it stores identifiers in lowercase).
+      this.window = await rds.restorableWindow((await rds.describeSource(this.drill.start.sourceId)).id);
     } catch (err) {
       if (wanted === LATEST || wanted instanceof Date) {
         log.warn(`the restorable window could not be read (${(err as Error).message}); the plan checks the restore time itself`);
