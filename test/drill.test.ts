@@ -8,7 +8,7 @@
 import { Client } from 'pg';
 import { FAST_POLLING, MASTER, SOURCE_ID, TestInstance, capturedLog, request, smallSeed } from './recovery-harness';
 import { DRILL_STEPS, readDrillRequest, runDrill, type DrillDeps, type DrillPublisher, type EvidenceRecord } from '../buildspec/runner/drill';
-import { sleep } from '../buildspec/runner/local/cluster';
+import { diffOriginalState, readOriginalState, settleAutovacuum as settle, type OriginalState } from '../buildspec/runner/local/original-state';
 import type { LocalRdsControl, LocalRdsControlOptions } from '../buildspec/runner/local/rds-control';
 import type { RdsControl } from '../buildspec/runner/ports';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
@@ -62,33 +62,9 @@ function deps(log: DrillDeps['log'], publisher: DrillPublisher, control: RdsCont
   };
 }
 
-/**
- * What the original holds, read as the local superuser: write counters per
- * database (tup_inserted/updated/deleted; reads and read-only transactions
- * do not move them), the database list with OIDs and ACLs, roles and
- * memberships, database/role settings, server settings, and a content
- * fingerprint of every database.
- */
-async function originalState(): Promise<Record<string, unknown>> {
-  // Backends flush their statistics at exit and at most once a second: let the last ones land.
-  await sleep(1_500);
-  const c = instance.cluster;
-  const counters = await c.sql(`SELECT string_agg(datname || ' ins=' || tup_inserted || ' upd=' || tup_updated || ' del=' || tup_deleted, E'\\n' ORDER BY datname)
-    FROM pg_stat_database WHERE datname IS NOT NULL`);
-  const databases = await c.sql("SELECT string_agg(oid || ' ' || datname || ' ' || datdba || ' ' || coalesce(datacl::text, '-') || ' ' || datallowconn || ' ' || datconnlimit, E'\\n' ORDER BY datname) FROM pg_database");
-  const roles = await c.sql("SELECT string_agg(rolname || ' ' || rolcanlogin || ' ' || rolsuper || ' ' || coalesce(rolpassword, '-'), E'\\n' ORDER BY rolname) FROM pg_authid");
-  const members = await c.sql("SELECT string_agg(roleid || '>' || member || ' ' || admin_option, E'\\n' ORDER BY roleid, member) FROM pg_auth_members");
-  const dbSettings = await c.sql("SELECT string_agg(setdatabase || '/' || setrole || ' ' || array_to_string(setconfig, ','), E'\\n' ORDER BY setdatabase, setrole) FROM pg_db_role_setting");
-  const settings = await c.sql("SELECT string_agg(name || '=' || setting, E'\\n' ORDER BY name) FROM pg_settings WHERE source NOT IN ('session', 'client', 'default')");
-  const fingerprints: Record<string, string[]> = {};
-  for (const db of await instance.databases()) fingerprints[db] = await instance.fingerprint(db);
-  return { counters, databases, roles, members, dbSettings, settings, fingerprints };
-}
-
-/** Nothing left for autovacuum to do, so its work cannot move the counters during a test. */
-async function settleAutovacuum(): Promise<void> {
-  for (const db of await instance.databases()) await instance.cluster.sql('VACUUM ANALYZE', db);
-}
+/** The original's state (original-state.ts): write counters, catalog, settings, content. */
+const originalState = (): Promise<OriginalState> => readOriginalState(instance.cluster);
+const settleAutovacuum = (): Promise<void> => settle(instance.cluster);
 
 test('a drill copies and verifies every database on the temporary instance, writes nothing to the original, ends no session, and deletes the instance', async () => {
   await settleAutovacuum();
@@ -98,7 +74,7 @@ test('a drill copies and verifies every database on the temporary instance, writ
   try {
     const pid = (await held.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
     const before = await originalState();
-    expect(String(before.counters)).toMatch(/shop ins=\d+/);
+    expect(String(before['write counters'])).toMatch(/shop inserted=\d+/);
 
     const { log, text } = capturedLog();
     const publisher = recordingPublisher();
@@ -107,6 +83,7 @@ test('a drill copies and verifies every database on the temporary instance, writ
 
     // The original, from its own catalog and counters.
     const after = await originalState();
+    expect(diffOriginalState(before, after)).toEqual([]);
     expect(after).toEqual(before);
     expect((await held.query<{ one: number }>('SELECT 1 AS one')).rows[0].one).toBe(1);
     expect(await instance.cluster.sql(`SELECT count(*) FROM pg_stat_activity WHERE pid = ${pid}`)).toBe('1');
@@ -114,7 +91,7 @@ test('a drill copies and verifies every database on the temporary instance, writ
     await held.query('CREATE TEMP TABLE probe AS SELECT 1 AS x');
     await held.query('INSERT INTO probe VALUES (2)');
     const afterWrite = await originalState();
-    expect(afterWrite.counters).not.toEqual(before.counters);
+    expect(diffOriginalState(before, afterWrite)).toEqual([expect.stringMatching(/^write counters: before, not after: shop inserted=/), expect.stringMatching(/^write counters: after, not before: shop inserted=/)]);
 
     // The temporary instance: sized for a second copy, then deleted.
     const restore = rds.calls.find((c) => c.action === 'restoreToPointInTime')!;

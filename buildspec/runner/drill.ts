@@ -195,8 +195,13 @@ export const DRILL_STEPS = {
   CLEAN_UP: 'Clean up',
 } as const;
 
-/** Expected swap time per database (block connections, end sessions, two renames) when sessions end promptly. */
-const EXPECTED_SWAP_MS = 1_000;
+/**
+ * Expected swap time per database (block connections, end sessions, two
+ * renames) when sessions end promptly: catalog updates only, measured at
+ * about 20 ms in the rehearsal; a tenth of a second leaves room for a
+ * network round trip per statement on AWS.
+ */
+const EXPECTED_SWAP_MS = 100;
 
 /**
  * Runs a drill. Resolves with the evidence record of a successful drill;

@@ -292,7 +292,7 @@ export class PgDataPath implements DataPath {
       await exporter.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       const snapshot = (await exporter.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0].id;
 
-      const create = (): Promise<void> => log.step(`${db}: create ${JSON.stringify(into)} on the original (owner and privileges but CONNECT)`, async () => {
+      const create = (): Promise<void> => log.step(`${db}: create ${JSON.stringify(into)} on the ${options.drill ? 'temporary instance (drill)' : 'original'} (owner and privileges but CONNECT)`, async () => {
         processes.throwIfAborted();
         await withClient(target, adminDatabase(target, plan.database), async (c) => {
           await c.query(createDatabaseSql(into, plan.sourceProperties));
