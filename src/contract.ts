@@ -456,3 +456,23 @@ export const DRILL_EVENT = {
   SOURCE: 'cdk-rds-pitr',
   DETAIL_TYPE: 'PITR Restore Drill Evidence',
 } as const;
+
+/**
+ * The trigger Lambda's input for a restore drill: no `confirm` (nothing on
+ * the original is written). `restoreTime` takes the drill forms
+ * (DRILL_RESTORE_TIME_ACCEPTED; default latest).
+ */
+export interface DrillRequest {
+  readonly mode: 'drill';
+  readonly restoreTime?: string;
+  readonly databases?: string[];
+}
+export const DRILL_REQUEST_FIELDS = ['mode', 'restoreTime', 'databases'] as const;
+
+/** The trigger Lambda's answer to a drill request. */
+export interface DrillStarted {
+  readonly buildId: string;
+  readonly mode: 'drill';
+  readonly restoreTime: string;
+  readonly logsUrl: string;
+}
