@@ -11,7 +11,8 @@ import {
   paginateDescribeDBInstanceAutomatedBackups,
 } from '@aws-sdk/client-rds';
 import {
-  ValidDrillRequest, ValidHousekeepingRequest, ValidRecoveryRequest, isDrillRequest, isHousekeepingRequest, parseDrillRequest, parseHousekeepingRequest, parseRecoveryRequest,
+  ValidDrillRequest, ValidHousekeepingRequest, ValidRecoveryRequest,
+  isDrillRequest, isHousekeepingRequest, parseDrillRequest, parseHousekeepingRequest, parseRecoveryRequest,
 } from './recovery-request';
 import { TriggerDeps } from './trigger-deps';
 import {

@@ -106,7 +106,9 @@ test('the build role may publish metrics in CdkRdsPitr only, events on the defau
     Sid: 'PutDrillMetrics', Effect: 'Allow', Action: 'cloudwatch:PutMetricData', Resource: '*', Condition: { StringEquals: { 'cloudwatch:namespace': 'CdkRdsPitr' } },
   }]);
   expect(statementsOf(without, 'DrPublishDrillEvidence')).toEqual([{
-    Sid: 'PutDrillEvent', Effect: 'Allow', Action: 'events:PutEvents',
+    Sid: 'PutDrillEvent',
+    Effect: 'Allow',
+    Action: 'events:PutEvents',
     Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':events:eu-west-1:123456789012:event-bus/default']] },
     Condition: { 'ForAllValues:StringEquals': { 'events:source': ['cdk-rds-pitr'] }, 'Null': { 'events:source': 'false' } },
   }]);

@@ -5,8 +5,10 @@
  * sends to CloudWatch, EventBridge and SNS (aws-sdk-client-mock).
  */
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+// eslint-disable-next-line import/no-extraneous-dependencies -- 3.1142.0 is in node_modules; declared as a devDependency at integration (issue #11)
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { RDSClient, RestoreDBInstanceToPointInTimeCommand } from '@aws-sdk/client-rds';
+// eslint-disable-next-line import/no-extraneous-dependencies -- 3.1142.0 is in node_modules; declared as a devDependency at integration (issue #11)
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { AwsDrillPublisher, drillMetrics } from '../buildspec/runner/aws/publish';
@@ -98,8 +100,14 @@ describe('temporary instance storage', () => {
   });
 
   const SOURCE: SourceInstance = {
-    id: 'orders-db', status: 'available', engine: 'postgres', engineVersion: '15.4', endpoint: { host: 'h', port: 5432 }, masterUsername: 'm',
-    vpcSecurityGroupIds: [], backupRetentionPeriod: 7,
+    id: 'orders-db',
+    status: 'available',
+    engine: 'postgres',
+    engineVersion: '15.4',
+    endpoint: { host: 'h', port: 5432 },
+    masterUsername: 'm',
+    vpcSecurityGroupIds: [],
+    backupRetentionPeriod: 7,
   };
 
   async function restoreInput(storage: SourceInstance['storage'], allocatedStorageGiB?: number) {
@@ -149,7 +157,10 @@ describe('publication', () => {
     databases: [{ name: 'orders', copiedAs: 'orders__drill_x', sizeBytes: 12e9, tables: 40, rows: 1e8, verification: 'x', result: 'verified' }],
     copy: { bytes: 12e9, seconds: 1200, bytesPerSecond: 1e7 },
     recoveryTimeEstimate: {
-      seconds: 2400, bytesToCopy: 12e9, swapWorstCaseSeconds: 30, assumptions: ['a'],
+      seconds: 2400,
+      bytesToCopy: 12e9,
+      swapWorstCaseSeconds: 30,
+      assumptions: ['a'],
       parts: { planSeconds: 5, restoreAndWaitSeconds: 900, credentialsSeconds: 60, copySeconds: 1434, swapSeconds: 1 },
     },
     ...over,
@@ -199,7 +210,10 @@ describe('publication', () => {
     c.cw.on(PutMetricDataCommand).resolves({});
     c.eb.on(PutEventsCommand).resolves({ FailedEntryCount: 0 });
     const r = record({
-      succeeded: false, failure: { step: DRILL_STEPS.RESTORE, reason: 'InvalidRestoreFault' }, copy: undefined, recoveryTimeEstimate: undefined,
+      succeeded: false,
+      failure: { step: DRILL_STEPS.RESTORE, reason: 'InvalidRestoreFault' },
+      copy: undefined,
+      recoveryTimeEstimate: undefined,
       phases: [{ name: DRILL_STEPS.RESTORE, seconds: 1, outcome: 'failed' }],
     });
     expect(drillMetrics(r).map((m) => [m.MetricName, m.Value])).toEqual([['DrillSucceeded', 0]]);

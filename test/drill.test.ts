@@ -50,9 +50,9 @@ function recordingPublisher(): DrillPublisher & { records: EvidenceRecord[] } {
   return { records, publish: async (r) => void records.push(r) };
 }
 
-function deps(log: DrillDeps['log'], publisher: DrillPublisher, control: RdsControl = rds, data = new PgDataPath()): DrillDeps {
+function deps(log: DrillDeps['log'], publisher: DrillPublisher, plane: RdsControl = rds, data = new PgDataPath()): DrillDeps {
   return {
-    rds: control,
+    rds: plane,
     data,
     log,
     credentials: { username: MASTER, password: instance.password },
@@ -103,7 +103,8 @@ test('a drill copies and verifies every database on the temporary instance, writ
     // The record: what was copied where, verified how, and the estimate.
     expect(publisher.records).toEqual([record]);
     expect(record).toMatchObject({
-      kind: 'cdk-rds-pitr/restore-drill', succeeded: true,
+      kind: 'cdk-rds-pitr/restore-drill',
+      succeeded: true,
       source: { id: SOURCE_ID, engine: 'postgres' },
       restoreTime: { requested: 'latest', useLatestRestorableTime: true },
       temporaryInstance: { allocatedStorageGiB: SOURCE_GIB + 1 },
@@ -190,7 +191,12 @@ test('mutual exclusion: a recovery refuses while a drill runs, and a drill refus
       onTemporaryInstanceUp: async () => {
         const other = capturedLog();
         await runRecovery(request({ [START_ENV.RESTORE_TIME]: 'latest' }), {
-          rds: racer, data: new PgDataPath(), log: other.log, credentials: { username: MASTER, password: instance.password }, tls: instance.cluster.sslOptions, polling: FAST_POLLING,
+          rds: racer,
+          data: new PgDataPath(),
+          log: other.log,
+          credentials: { username: MASTER, password: instance.password },
+          tls: instance.cluster.sslOptions,
+          polling: FAST_POLLING,
         }).catch((err: Error) => refusals.push(`recovery: ${err.message}`));
         const publisher = recordingPublisher();
         await runDrill(drillRequest(), deps(capturedLog().log, publisher, racer)).catch((err: Error) => refusals.push(`drill: ${err.message}`));

@@ -358,7 +358,8 @@ class DrillRun extends RecoveryRun {
     const { log } = this.deps;
     const plan = this.currentPlan;
     const failedStep = log.steps.find((s) => s.outcome === 'failed' && (Object.values(DRILL_STEPS) as string[]).includes(s.name));
-    const seconds = (...names: string[]): number => log.steps.filter((s) => names.includes(s.name)).reduce((sum, s) => sum + (s.durationMs ?? 0), 0) / 1000;
+    const seconds = (...names: string[]): number => log.steps.filter((s) => names.includes(s.name))
+      .reduce((sum, s) => sum + (s.durationMs ?? 0), 0) / 1000;
     const phases = log.steps.filter((s) => (Object.values(DRILL_STEPS) as string[]).includes(s.name))
       .map((s) => ({ name: s.name, seconds: (s.durationMs ?? 0) / 1000, outcome: s.outcome ?? 'running' }));
     const stamp = plan?.stamp;
@@ -375,7 +376,11 @@ class DrillRun extends RecoveryRun {
       };
     });
     const copy = this.copyMs !== undefined && this.copiedBytes !== undefined && this.failure === undefined
-      ? { bytes: this.copiedBytes, seconds: this.copyMs / 1000, bytesPerSecond: this.copyMs > 0 ? Math.round(this.copiedBytes / (this.copyMs / 1000)) : 0 }
+      ? {
+        bytes: this.copiedBytes,
+        seconds: this.copyMs / 1000,
+        bytesPerSecond: this.copyMs > 0 ? Math.round(this.copiedBytes / (this.copyMs / 1000)) : 0,
+      }
       : undefined;
     let estimate: RecoveryTimeEstimate | undefined;
     if (copy && copy.bytesPerSecond > 0) {

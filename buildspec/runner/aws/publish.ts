@@ -6,7 +6,9 @@
  * failures are reported together, and never change the drill's result.
  */
 import { CloudWatchClient, PutMetricDataCommand, type MetricDatum } from '@aws-sdk/client-cloudwatch';
+// eslint-disable-next-line import/no-extraneous-dependencies -- 3.1142.0 is in node_modules; declared as a devDependency at integration (issue #11)
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+// eslint-disable-next-line import/no-extraneous-dependencies -- 3.1142.0 is in node_modules; declared as a devDependency at integration (issue #11)
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { DRILL_EVENT, DRILL_METRICS } from '../../../src/contract';
 import { DRILL_STEPS, describeEvidence, type DrillPublisher, type EvidenceRecord } from '../drill';
@@ -69,7 +71,9 @@ export class AwsDrillPublisher implements DrillPublisher {
     })));
     await attempt('EventBridge PutEvents (default bus)', async () => {
       const out = await this.events.send(new PutEventsCommand({
-        Entries: [{ Source: DRILL_EVENT.SOURCE, DetailType: DRILL_EVENT.DETAIL_TYPE, Detail: JSON.stringify(record), Time: new Date(record.endedAt) }],
+        Entries: [{
+          Source: DRILL_EVENT.SOURCE, DetailType: DRILL_EVENT.DETAIL_TYPE, Detail: JSON.stringify(record), Time: new Date(record.endedAt),
+        }],
       }));
       // PutEvents answers 200 with per-entry failures.
       if (out.FailedEntryCount) throw new Error(`${out.Entries?.[0]?.ErrorCode ?? 'failed entry'}: ${out.Entries?.[0]?.ErrorMessage ?? ''}`);
