@@ -51,10 +51,16 @@ export function diffOriginalState(before: OriginalState, after: OriginalState): 
     for (const db of new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})])) {
       const was = new Set(a?.[db] ?? []);
       const now = new Set(b?.[db] ?? []);
-      if (!a?.[db]) {out.push(`${key}: database ${JSON.stringify(db)} appeared`);} else if (!b?.[db]) {out.push(`${key}: database ${JSON.stringify(db)} disappeared`);} else {
-        for (const l of was) if (!now.has(l)) out.push(`${key} of ${JSON.stringify(db)}: before, not after: ${l}`);
-        for (const l of now) if (!was.has(l)) out.push(`${key} of ${JSON.stringify(db)}: after, not before: ${l}`);
+      if (!a?.[db]) {
+        out.push(`${key}: database ${JSON.stringify(db)} appeared`);
+        continue;
       }
+      if (!b?.[db]) {
+        out.push(`${key}: database ${JSON.stringify(db)} disappeared`);
+        continue;
+      }
+      for (const l of was) if (!now.has(l)) out.push(`${key} of ${JSON.stringify(db)}: before, not after: ${l}`);
+      for (const l of now) if (!was.has(l)) out.push(`${key} of ${JSON.stringify(db)}: after, not before: ${l}`);
     }
   }
   return out;
