@@ -449,6 +449,8 @@ export const DRILL_METRICS = {
   RESTORE_WAIT: 'RestoreWaitSeconds',
   COPY: 'CopySeconds',
   COPY_THROUGHPUT: 'CopyBytesPerSecond',
+  /** 1 when a drill starts: while one runs, the stale-drill alarm waits for its result (up to one build timeout). */
+  STARTED: 'DrillStarted',
 } as const;
 
 /** The EventBridge event (default bus) carrying a drill's evidence record as its detail. */

@@ -50,7 +50,7 @@ export interface RestoreDrillsOptions {
 /** What the drills add: the schedule, the alarms, and the build role's right to publish. */
 export interface RestoreDrills {
   readonly rule?: events.Rule;
-  readonly staleAlarm?: cloudwatch.Alarm;
+  readonly staleAlarm?: cloudwatch.IAlarm;
   readonly recoveryTimeObjectiveAlarm?: cloudwatch.Alarm;
 }
 
@@ -109,19 +109,22 @@ export function addRestoreDrills(scope: Construct, options: RestoreDrillsOptions
     throw new Error(`PitrRecovery: \`drillSchedule\` ${options.schedule.expressionString} is not a rate, so the longest time between two drills is not known; `
       + 'accepted: a rate schedule (events.Schedule.rate(...)), or set `drillMaxInterval` to the longest gap the cron expression allows. Nothing was created.');
   }
-  // A drill publishes at its end: allow the interval plus one build's run time.
-  let range = Duration.minutes(interval.toMinutes() + options.buildTimeout.toMinutes());
+  // Two alarms make one: no success within the interval (plus an hour for the schedule and the build to start), unless
+  // a drill started within one build timeout and may still deliver its result. A weekly schedule thus never alarms
+  // while its next drill runs, and a drill that fails or never ends alarms at most one build timeout after it started.
+  let range = Duration.minutes(interval.toMinutes() + ALARM_PERIOD.toMinutes());
   if (range.toMinutes() > MAX_ALARM_RANGE.toMinutes()) {
-    Annotations.of(scope).addWarningV2('cdk-rds-pitr:DrillAlarmRangeCapped',
-      `PitrRecovery: drills every ${interval.toHumanString()} plus a build timeout of ${options.buildTimeout.toHumanString()} exceed the 7 days a CloudWatch alarm `
-      + 'can look back; the "no successful drill" alarm looks back 7 days, so it may fire briefly while a drill is still running when the previous one is '
-      + 'just over 7 days old. Schedule drills more often (e.g. Schedule.rate(Duration.days(6))) to avoid that.');
+    if (interval.toMinutes() > MAX_ALARM_RANGE.toMinutes()) {
+      Annotations.of(scope).addWarningV2('cdk-rds-pitr:DrillAlarmRangeCapped',
+        `PitrRecovery: drills every ${interval.toHumanString()} are further apart than the 7 days a CloudWatch alarm can look back; `
+        + '`drillStaleAlarm` fires 7 days after the last successful drill until the next one succeeds. Schedule drills at least weekly to avoid that.');
+    }
     range = MAX_ALARM_RANGE;
   }
   const periods = Math.max(1, Math.ceil(range.toMinutes() / ALARM_PERIOD.toMinutes()));
-  const staleAlarm = new cloudwatch.Alarm(scope, 'DrillStaleAlarm', {
+  const noSuccess = new cloudwatch.Alarm(scope, 'DrillNoSuccessAlarm', {
     alarmDescription: `No successful restore drill of ${sourceId} in the last ${Duration.minutes(periods * ALARM_PERIOD.toMinutes()).toHumanString()} `
-      + '(drills run on the schedule; a failed or missing drill counts). Read the latest drill build log: RESULT and EVIDENCE lines.',
+      + '(part of the stale-drill alarm, which also waits for a drill that is running).',
     metric: drillMetric(sourceId, DRILL_METRICS.SUCCEEDED),
     threshold: 1,
     comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
@@ -129,6 +132,25 @@ export function addRestoreDrills(scope: Construct, options: RestoreDrillsOptions
     datapointsToAlarm: periods,
     // No datapoint is no drill: that must alarm too.
     treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+  });
+  const runningPeriods = Math.min(Math.max(1, Math.ceil(options.buildTimeout.toMinutes() / ALARM_PERIOD.toMinutes())), MAX_ALARM_RANGE.toHours());
+  const running = new cloudwatch.Alarm(scope, 'DrillRunningAlarm', {
+    alarmDescription: `A restore drill of ${sourceId} started within one build timeout (part of the stale-drill alarm; not a problem on its own).`,
+    metric: drillMetric(sourceId, DRILL_METRICS.STARTED),
+    threshold: 1,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    evaluationPeriods: runningPeriods,
+    datapointsToAlarm: 1,
+    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+  });
+  const staleAlarm = new cloudwatch.CompositeAlarm(scope, 'DrillStaleAlarm', {
+    alarmDescription: `No successful restore drill of ${sourceId} for longer than the schedule allows (${interval.toHumanString()} between drills, `
+      + `plus up to ${options.buildTimeout.toHumanString()} for a drill that is running); a failed or missing drill counts. `
+      + 'Read the latest drill build log: its RESULT and EVIDENCE lines say why.',
+    alarmRule: cloudwatch.AlarmRule.allOf(
+      cloudwatch.AlarmRule.fromAlarm(noSuccess, cloudwatch.AlarmState.ALARM),
+      cloudwatch.AlarmRule.not(cloudwatch.AlarmRule.fromAlarm(running, cloudwatch.AlarmState.ALARM)),
+    ),
   });
   return { rule, staleAlarm, recoveryTimeObjectiveAlarm: options.recoveryTimeObjective ? rtoAlarm(scope, options) : undefined };
 }

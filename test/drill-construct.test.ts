@@ -26,6 +26,10 @@ function synth(props: Partial<PitrRecoveryProps> = {}): { stack: Stack; recovery
   return { stack, recovery, template: Template.fromStack(stack) };
 }
 
+function stackOf(recovery: PitrRecovery): Stack {
+  return Stack.of(recovery);
+}
+
 function statementsOf(template: Template, policyIdPrefix: string): any[] {
   const policies = template.findResources('AWS::IAM::Policy');
   return Object.entries(policies).filter(([id]) => id.startsWith(policyIdPrefix)).flatMap(([, p]) => (p as any).Properties.PolicyDocument.Statement);
@@ -54,34 +58,58 @@ test('no schedule: no rule and no stale-drill alarm (drills can still be started
   expect(statementsOf(template, 'DrPublishDrillMetrics')).toHaveLength(1);
 });
 
-test('the stale-drill alarm: no success within the interval plus one build, missing data breaching', () => {
-  const { template } = synth({ drillSchedule: events.Schedule.rate(Duration.days(1)), timeout: Duration.hours(8) });
-  template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+test('the stale-drill alarm: no success within the interval (missing data breaching), unless a drill started within one build timeout', () => {
+  const { template, recovery } = synth({ drillSchedule: events.Schedule.rate(Duration.days(1)), timeout: Duration.hours(8) });
+  const noSuccess = template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'DrillSucceeded' } });
+  expect(Object.values(noSuccess).map((a: any) => a.Properties)).toEqual([expect.objectContaining({
     Namespace: DRILL_METRICS.NAMESPACE,
-    MetricName: 'DrillSucceeded',
     Dimensions: [{ Name: 'SourceInstance', Value: 'orders-db' }],
     Statistic: 'Maximum',
     Period: 3600,
-    EvaluationPeriods: 32,
-    DatapointsToAlarm: 32,
+    // A day between drills, plus an hour for the schedule and the build to start.
+    EvaluationPeriods: 25,
+    DatapointsToAlarm: 25,
     Threshold: 1,
     ComparisonOperator: 'LessThanThreshold',
     TreatMissingData: 'breaching',
+  })]);
+  const running = template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'DrillStarted' } });
+  expect(Object.values(running).map((a: any) => a.Properties)).toEqual([expect.objectContaining({
+    Namespace: 'CdkRdsPitr',
+    Statistic: 'Maximum',
+    Period: 3600,
+    EvaluationPeriods: 8,
+    DatapointsToAlarm: 1,
+    Threshold: 1,
+    ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    TreatMissingData: 'notBreaching',
+  })]);
+  const composite = Object.values(template.findResources('AWS::CloudWatch::CompositeAlarm')) as any[];
+  expect(composite).toHaveLength(1);
+  const [noSuccessId] = Object.keys(noSuccess);
+  const [runningId] = Object.keys(running);
+  // No success AND NOT a drill running.
+  expect(composite[0].Properties.AlarmRule).toEqual({
+    'Fn::Join': ['', ['(ALARM("', { 'Fn::GetAtt': [noSuccessId, 'Arn'] }, '") AND (NOT (ALARM("', { 'Fn::GetAtt': [runningId, 'Arn'] }, '"))))']],
   });
+  expect(stackOf(recovery).resolve(recovery.drillStaleAlarm!.alarmArn)).toEqual({ 'Fn::GetAtt': [Object.keys(template.findResources('AWS::CloudWatch::CompositeAlarm'))[0], 'Arn'] });
 });
 
-test('a weekly schedule: the alarm looks back the 7 days CloudWatch allows, with a warning that says so', () => {
-  const { stack, template } = synth({ drillSchedule: events.Schedule.rate(Duration.days(7)) });
-  const alarm = Object.values(template.findResources('AWS::CloudWatch::Alarm'))[0] as any;
+test('a weekly schedule fits the 7 days an alarm can look back; a longer one gets a warning that says what happens', () => {
+  const weekly = synth({ drillSchedule: events.Schedule.rate(Duration.days(7)) });
+  const alarm = Object.values(weekly.template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'DrillSucceeded' } }))[0] as any;
   expect(alarm.Properties.Period * alarm.Properties.EvaluationPeriods).toBe(7 * 86_400);
-  Annotations.fromStack(stack).hasWarning('/Test/Dr', Match.stringLikeRegexp('exceed the 7 days a CloudWatch alarm can look back'));
+  expect(Annotations.fromStack(weekly.stack).findWarning('*', Match.stringLikeRegexp('7 days a CloudWatch alarm'))).toHaveLength(0);
+  const fortnightly = synth({ drillSchedule: events.Schedule.rate(Duration.days(14)) });
+  Annotations.fromStack(fortnightly.stack).hasWarning('/Test/Dr', Match.stringLikeRegexp('further apart than the 7 days a CloudWatch alarm can look back'));
 });
 
 test('a cron schedule needs drillMaxInterval, with an error that says so', () => {
   expect(() => synth({ drillSchedule: events.Schedule.cron({ weekDay: 'SUN', hour: '3', minute: '0' }) }))
     .toThrow(/`drillSchedule` cron\(0 3 \? \* SUN \*\) is not a rate.*set `drillMaxInterval`.*Nothing was created/);
   const { template } = synth({ drillSchedule: events.Schedule.cron({ weekDay: 'SUN,WED', hour: '3', minute: '0' }), drillMaxInterval: Duration.days(4), timeout: Duration.hours(2) });
-  template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'DrillSucceeded', EvaluationPeriods: 98 });
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'DrillSucceeded', EvaluationPeriods: 97 });
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'DrillStarted', EvaluationPeriods: 2 });
 });
 
 test('recoveryTimeObjective: an alarm when the estimate exceeds it; its state holds between drills', () => {

@@ -205,6 +205,20 @@ describe('publication', () => {
     expect(() => JSON.parse(message.Message!)).toThrow();
   });
 
+  test('a drill\'s start is published as DrillStarted=1 (the stale-drill alarm waits for a running drill); a failure says what failed', async () => {
+    const c = clients();
+    c.cw.on(PutMetricDataCommand).resolves({});
+    const at = new Date('2026-11-24T09:00:00Z');
+    await new AwsDrillPublisher(c).started('orders-db', at);
+    expect(c.cw.commandCalls(PutMetricDataCommand)[0].args[0].input).toEqual({
+      Namespace: 'CdkRdsPitr',
+      MetricData: [{ MetricName: 'DrillStarted', Dimensions: [{ Name: 'SourceInstance', Value: 'orders-db' }], Value: 1, Unit: 'Count', Timestamp: at }],
+    });
+    c.cw.reset();
+    c.cw.on(PutMetricDataCommand).rejects(Object.assign(new Error('denied'), { name: 'AccessDenied' }));
+    await expect(new AwsDrillPublisher(c).started('orders-db', at)).rejects.toThrow('CloudWatch PutMetricData (CdkRdsPitr): AccessDenied: denied');
+  });
+
   test('a failed drill publishes DrillSucceeded=0 and only what it measured; no topic, no SNS call', async () => {
     const c = clients();
     c.cw.on(PutMetricDataCommand).resolves({});

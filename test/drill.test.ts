@@ -45,9 +45,10 @@ function drillRequest(overrides: Record<string, string> = {}) {
 }
 
 /** Records what would be published. */
-function recordingPublisher(): DrillPublisher & { records: EvidenceRecord[] } {
+function recordingPublisher(): DrillPublisher & { records: EvidenceRecord[]; starts: string[] } {
   const records: EvidenceRecord[] = [];
-  return { records, publish: async (r) => void records.push(r) };
+  const starts: string[] = [];
+  return { records, starts, started: async (source) => void starts.push(source), publish: async (r) => void records.push(r) };
 }
 
 function deps(log: DrillDeps['log'], publisher: DrillPublisher, plane: RdsControl = rds, data = new PgDataPath()): DrillDeps {
@@ -102,6 +103,7 @@ test('a drill copies and verifies every database on the temporary instance, writ
 
     // The record: what was copied where, verified how, and the estimate.
     expect(publisher.records).toEqual([record]);
+    expect(publisher.starts).toEqual([SOURCE_ID]);
     expect(record).toMatchObject({
       kind: 'cdk-rds-pitr/restore-drill',
       succeeded: true,

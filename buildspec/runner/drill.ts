@@ -23,7 +23,7 @@ import type { PgTarget } from './ports';
 import { DISK_MARGIN, TERMINATE_TIMEOUT_MS } from './postgres/data-path';
 import { derivedName } from './postgres/names';
 import { connect } from './postgres/process';
-import { RecoveryRun, type RecoveryDeps } from './workflow';
+import { RecoveryRun, systemClock, type RecoveryDeps } from './workflow';
 import {
   DRILL_MARKER, LATEST, PROJECT_ENV, START_ENV, parseDrillRestoreTime, type DrillRestoreTime, type RestoreWindow,
 } from '../../src/contract';
@@ -108,6 +108,8 @@ export function drillDatabaseName(database: string, stamp: string): string {
 
 /** Where a drill's evidence goes. Failing to publish never changes the drill's result; the caller logs it. */
 export interface DrillPublisher {
+  /** A drill of `sourceId` started (DrillStarted): the stale-drill alarm waits for its result. */
+  started?(sourceId: string, at: Date): Promise<void>;
   publish(record: EvidenceRecord): Promise<void>;
 }
 
@@ -214,6 +216,9 @@ export async function runDrill(request: DrillRequest, deps: DrillDeps): Promise<
   const { log } = deps;
   log.redact(deps.credentials.password);
   log.info('RESTORE DRILL: the whole recovery path but the final rename; nothing is written to the original');
+  await deps.publisher?.started?.(request.start.sourceId, (deps.clock ?? systemClock).now()).catch((err: Error) => {
+    log.warn(`the drill's start could not be published (${err.message}); the drill goes ahead`);
+  });
   try {
     await log.step(DRILL_STEPS.RESTORE_TIME, () => run.chooseRestoreTime());
     await log.step(DRILL_STEPS.PLAN, () => run.plan());

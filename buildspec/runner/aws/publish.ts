@@ -55,6 +55,15 @@ export class AwsDrillPublisher implements DrillPublisher {
     this.sns = options.sns ?? new SNSClient(CLIENT_CONFIG);
   }
 
+  async started(sourceId: string, at: Date): Promise<void> {
+    await this.cloudwatch.send(new PutMetricDataCommand({
+      Namespace: DRILL_METRICS.NAMESPACE,
+      MetricData: [{ MetricName: DRILL_METRICS.STARTED, Dimensions: [{ Name: DRILL_METRICS.DIMENSION, Value: sourceId }], Value: 1, Unit: 'Count', Timestamp: at }],
+    })).catch((err: { name?: string; message?: string }) => {
+      throw new Error(`CloudWatch PutMetricData (${DRILL_METRICS.NAMESPACE}): ${err.name ?? 'Error'}: ${err.message ?? String(err)}`);
+    });
+  }
+
   async publish(record: EvidenceRecord): Promise<void> {
     const failures: string[] = [];
     const attempt = async (what: string, call: () => Promise<unknown>): Promise<void> => {
