@@ -24,7 +24,7 @@ import { readDrillRequest, runDrill } from './drill';
 import { readHousekeepingRequest, runHousekeeping } from './housekeeping';
 import { StepLog } from './log';
 import { readStartRequest } from './plan';
-import { PgDataPath } from './postgres/data-path';
+import { DEFAULT_STREAM_MIN_BYTES, PgDataPath } from './postgres/data-path';
 import { PgOriginalCatalog } from './postgres/leftovers';
 import { runAsMain, withStopSignals } from './stop-signals';
 import { readRunnerTuning } from './tuning';
@@ -99,7 +99,9 @@ async function recover(signal: AbortSignal): Promise<number> {
     try {
       await runDrill(setup.drill, {
         rds,
-        data: new PgDataPath({ streamMinBytes: setup.tuning.streamMinBytes }),
+        // The drill copies within the temporary instance (one host), where the data path would not stream by default;
+        // a recovery streams between the two instances, so the drill takes that route too.
+        data: new PgDataPath({ streamMinBytes: setup.tuning.streamMinBytes ?? DEFAULT_STREAM_MIN_BYTES }),
         log,
         credentials: setup.credentials,
         secretId: setup.secretId,
