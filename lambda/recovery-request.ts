@@ -3,6 +3,7 @@
  * rejection happens before anything is looked up or started.
  */
 import {
+  DRILL_REQUEST_FIELDS,
   HOUSEKEEPING_REQUEST_FIELDS,
   Hazard,
   LATEST,
@@ -10,6 +11,7 @@ import {
   RESTORE_TIME_ACCEPTED,
   Strategy,
   parseAge,
+  parseDrillRestoreTime,
   parseHazards,
   parseRestoreTime,
   parseStrategy,
@@ -101,6 +103,36 @@ export function parseHousekeepingRequest(input: Record<string, unknown>, sourceI
   if (!dryRun || input.confirm !== undefined) attempt(() => checkConfirm(input.confirm, sourceInstanceId));
   if (problems.length > 0) throw new RequestRejectedError(problems);
   return { mode: 'housekeeping', olderThan: (input.olderThan as string).trim(), dryRun, confirm: input.confirm as string | undefined };
+}
+
+/** A drill request that passed every field check. */
+export interface ValidDrillRequest {
+  readonly mode: 'drill';
+  /** As given (`latest` when left out): the runner parses the same text. */
+  readonly restoreTime: string;
+  readonly databases?: readonly string[];
+}
+
+const DRILL_SHAPE = '{"mode": "drill", "restoreTime"?: "latest"|"random"|"random:7d"|"<ISO-8601 UTC>", "databases"?: ["<name>", ...]}';
+
+/** True for `mode: "drill"`. */
+export function isDrillRequest(input: unknown): boolean {
+  return typeof input === 'object' && input !== null && (input as Record<string, unknown>).mode === 'drill';
+}
+
+/** Checks a drill request (no confirm: a drill never writes to the original); reports every problem at once. */
+export function parseDrillRequest(input: Record<string, unknown>): ValidDrillRequest {
+  const { problems, attempt } = problemCollector();
+  for (const name of Object.keys(input)) {
+    if (!(DRILL_REQUEST_FIELDS as readonly string[]).includes(name)) {
+      problems.push(`${name}: unknown field for a drill (value ${describe(input[name])}); accepted fields: ${DRILL_REQUEST_FIELDS.join(', ')}, as in ${DRILL_SHAPE}.`);
+    }
+  }
+  const raw = input.restoreTime === undefined ? LATEST : input.restoreTime;
+  attempt(() => parseDrillRestoreTime(raw, 'restoreTime'));
+  const databases = attempt(() => parseDatabases(input.databases));
+  if (problems.length > 0) throw new RequestRejectedError(problems);
+  return { mode: 'drill', restoreTime: raw as string, databases };
 }
 
 /** Collects every field's problem instead of stopping at the first: `attempt` runs a check and records what it throws. */

@@ -10,9 +10,13 @@ import {
   DescribeDBInstancesCommand,
   paginateDescribeDBInstanceAutomatedBackups,
 } from '@aws-sdk/client-rds';
-import { ValidHousekeepingRequest, ValidRecoveryRequest, isHousekeepingRequest, parseHousekeepingRequest, parseRecoveryRequest } from './recovery-request';
+import {
+  ValidDrillRequest, ValidHousekeepingRequest, ValidRecoveryRequest,
+  isDrillRequest, isHousekeepingRequest, parseDrillRequest, parseHousekeepingRequest, parseRecoveryRequest,
+} from './recovery-request';
 import { TriggerDeps } from './trigger-deps';
 import {
+  DrillStarted,
   HousekeepingStarted,
   LATEST,
   RecoveryStarted,
@@ -23,10 +27,11 @@ import {
   earliestRestorableTime,
 } from '../src/contract';
 
-export async function startRecovery(input: unknown, deps: TriggerDeps): Promise<RecoveryStarted | HousekeepingStarted> {
+export async function startRecovery(input: unknown, deps: TriggerDeps): Promise<RecoveryStarted | HousekeepingStarted | DrillStarted> {
   if (isHousekeepingRequest(input)) {
     return startHousekeeping(parseHousekeepingRequest(input as Record<string, unknown>, deps.config.sourceInstanceId), deps);
   }
+  if (isDrillRequest(input)) return startDrill(parseDrillRequest(input as Record<string, unknown>), deps);
   const request = parseRecoveryRequest(input, deps.config.sourceInstanceId);
   const source = await describeSource(deps);
   assertRecoverable(source, deps.config);
@@ -125,6 +130,17 @@ async function startHousekeeping(request: ValidHousekeepingRequest, deps: Trigge
     buildId: build.id!, mode: 'housekeeping', olderThan: request.olderThan, dryRun: request.dryRun, logsUrl: logsUrlOf(build, projectName, region),
   };
   deps.log(`Started housekeeping build ${started.buildId} of "${sourceInstanceId}" (older than ${request.olderThan}${request.dryRun ? ', dry run' : ''}); logs: ${started.logsUrl}`);
+  return started;
+}
+
+/** A drill: the runner reads the window and refuses anything it cannot restore, writing nothing to the original. */
+async function startDrill(request: ValidDrillRequest, deps: TriggerDeps): Promise<DrillStarted> {
+  const { projectName, region, sourceInstanceId } = deps.config;
+  const variables: Array<[string, string]> = [[START_ENV.MODE, request.mode], [START_ENV.RESTORE_TIME, request.restoreTime]];
+  if (request.databases) variables.push([START_ENV.DATABASES, request.databases.join(',')]);
+  const build = await startProjectBuild(variables.map(([name, value]) => ({ name, value, type: 'PLAINTEXT' })), deps, 'The drill');
+  const started: DrillStarted = { buildId: build.id!, mode: 'drill', restoreTime: request.restoreTime, logsUrl: logsUrlOf(build, projectName, region) };
+  deps.log(`Started restore drill build ${started.buildId} of "${sourceInstanceId}" at ${request.restoreTime}; logs: ${started.logsUrl}`);
   return started;
 }
 

@@ -12,7 +12,7 @@ import { RDSClient } from '@aws-sdk/client-rds';
 import { CleanupSummary, cleanupAfterDeadBuild, isEventBridgeEvent } from './cleanup';
 import { startRecovery } from './start-recovery';
 import { TriggerDeps, readTriggerConfig } from './trigger-deps';
-import type { HousekeepingStarted, RecoveryStarted } from '../src/contract';
+import type { DrillStarted, HousekeepingStarted, RecoveryStarted } from '../src/contract';
 
 /** Time kept back from the function's timeout to finish the last attempt and report what is left. */
 export const CLEANUP_MARGIN_MS = 30_000;
@@ -22,7 +22,7 @@ export interface TimeBudget {
   getRemainingTimeInMillis(): number;
 }
 
-export async function handler(event: unknown, context?: TimeBudget): Promise<RecoveryStarted | HousekeepingStarted | CleanupSummary> {
+export async function handler(event: unknown, context?: TimeBudget): Promise<RecoveryStarted | HousekeepingStarted | DrillStarted | CleanupSummary> {
   const deps = depsFromEnvironment();
   if (isEventBridgeEvent(event)) {
     // Without a Lambda context (a local call) there is no known time budget: refused deletes are not retried.

@@ -28,7 +28,7 @@ export const START_ENV = {
   TEMP_INSTANCE_CLASS: 'TEMP_INSTANCE_CLASS',
   /** Comma-separated swap hazards (HAZARDS) the operator accepts after reading what each one does; empty accepts none. */
   ACCEPT_HAZARDS: 'ACCEPT_HAZARDS',
-  /** `recover` (default) or `housekeeping` (MODES). */
+  /** `recover` (default), `housekeeping` or `drill` (MODES). */
   MODE: 'MODE',
   /** Housekeeping only: drop pre-recovery copies and safety snapshots older than this (`7d`, `36h`; AGE_ACCEPTED). */
   OLDER_THAN: 'OLDER_THAN',
@@ -61,6 +61,8 @@ export const PROJECT_ENV = {
   PG_CA_BUNDLE: 'PG_CA_BUNDLE',
   /** Overall deadline, in minutes, for the temporary instance to become available. */
   WAIT_TIMEOUT_MINUTES: 'WAIT_TIMEOUT_MINUTES',
+  /** ARN of the SNS topic a drill's evidence is sent to, as a readable message; unset when there is none. */
+  NOTIFICATION_TOPIC_ARN: 'NOTIFICATION_TOPIC_ARN',
 } as const;
 
 /** Variables CodeBuild sets on every build; the runner reads them, nobody overrides them. */
@@ -176,7 +178,7 @@ export function stampOfSafetySnapshot(source: string, snapshotId: string): strin
   return timeOfStamp(stamp) ? stamp : undefined;
 }
 
-export const MODES = ['recover', 'housekeeping'] as const;
+export const MODES = ['recover', 'housekeeping', 'drill'] as const;
 export type Mode = (typeof MODES)[number];
 export const DEFAULT_MODE: Mode = 'recover';
 
@@ -402,4 +404,77 @@ export function earliestRestorableTime(backups: readonly AutomatedBackupWindow[]
     if (backup.Status === 'active' && sameInstance && time && (!earliest || time < earliest)) earliest = time;
   }
   return earliest;
+}
+
+// ---------------------------------------------------------------- restore drills (MODE=drill)
+
+/**
+ * The restore-time forms a drill accepts on top of RESTORE_TIME's: `random`
+ * (anywhere in the restorable window) or `random:<age>` (within the last
+ * `<age>` of it, AGE_ACCEPTED, e.g. `random:7d`). A recovery never accepts them.
+ */
+export const RANDOM = 'random';
+export const DRILL_RESTORE_TIME_ACCEPTED = `${RESTORE_TIME_ACCEPTED}, "${RANDOM}" (anywhere in the restorable window), or "${RANDOM}:<age>" `
+  + '(within the last <age> of the window, e.g. random:7d)';
+
+/** A drill's restore time: `latest`, an instant, or random within the last `withinMs` of the window (undefined: the whole window). */
+export type DrillRestoreTime = Date | typeof LATEST | { readonly random: true; readonly withinMs?: number };
+
+export function parseDrillRestoreTime(value: unknown, field: string = START_ENV.RESTORE_TIME): DrillRestoreTime {
+  if (value === undefined || value === '') return LATEST;
+  if (value === RANDOM) return { random: true };
+  if (typeof value === 'string' && value.startsWith(`${RANDOM}:`)) {
+    try {
+      return { random: true, withinMs: parseAge(value.slice(RANDOM.length + 1), field) };
+    } catch {
+      throw new Error(`${field}: ${JSON.stringify(value)} is not a drill restore time; accepted: ${DRILL_RESTORE_TIME_ACCEPTED}; the age is ${AGE_ACCEPTED}.`);
+    }
+  }
+  try {
+    return parseRestoreTime(value, field);
+  } catch {
+    throw new Error(`${field}: ${JSON.stringify(value)} is not a drill restore time; accepted: ${DRILL_RESTORE_TIME_ACCEPTED}.`);
+  }
+}
+
+/** What a drill names its copy of `<db>` on the temporary instance: `<db>__drill_<stamp>` (never on the original). */
+export const DRILL_MARKER = '__drill_';
+
+/** CloudWatch metrics every drill publishes, with the source instance as the only dimension. */
+export const DRILL_METRICS = {
+  NAMESPACE: 'CdkRdsPitr',
+  DIMENSION: 'SourceInstance',
+  SUCCEEDED: 'DrillSucceeded',
+  RECOVERY_TIME_ESTIMATE: 'RecoveryTimeEstimateSeconds',
+  RESTORE_WAIT: 'RestoreWaitSeconds',
+  COPY: 'CopySeconds',
+  COPY_THROUGHPUT: 'CopyBytesPerSecond',
+  /** 1 when a drill starts: while one runs, the stale-drill alarm waits for its result (up to one build timeout). */
+  STARTED: 'DrillStarted',
+} as const;
+
+/** The EventBridge event (default bus) carrying a drill's evidence record as its detail. */
+export const DRILL_EVENT = {
+  SOURCE: 'cdk-rds-pitr',
+  DETAIL_TYPE: 'PITR Restore Drill Evidence',
+} as const;
+
+/**
+ * The trigger Lambda's input for a restore drill: no `confirm` (nothing on
+ * the original is written). `restoreTime` takes the drill forms
+ * (DRILL_RESTORE_TIME_ACCEPTED; default latest).
+ */
+export interface DrillRequest {
+  readonly mode: 'drill';
+  readonly restoreTime?: string;
+  readonly databases?: string[];
+}
+export const DRILL_REQUEST_FIELDS = ['mode', 'restoreTime', 'databases'] as const;
+
+/** The trigger Lambda's answer to a drill request. */
+export interface DrillStarted {
+  readonly buildId: string;
+  readonly mode: 'drill';
+  readonly restoreTime: string;
+  readonly logsUrl: string;
 }

@@ -1,1 +1,2 @@
 export * from './pitr-recovery';
+export { DrillRestoreTime } from './restore-drills';

@@ -19,9 +19,10 @@ import {
 } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import {
-  DEAD_BUILD_STATES, DEFAULT_STRATEGY, PROJECT_ENV, SAFETY_SNAPSHOT_INFIX, START_ENV, TAGS, TEMP_INSTANCE_INFIX,
+  DEAD_BUILD_STATES, DEFAULT_STRATEGY, DRILL_METRICS, PROJECT_ENV, SAFETY_SNAPSHOT_INFIX, START_ENV, TAGS, TEMP_INSTANCE_INFIX,
   TRIGGER_ENV, safetySnapshotId, temporaryInstancePrefix, validateDatabaseName,
 } from './contract';
+import { DrillRestoreTime, addRestoreDrills, drillMetric } from './restore-drills';
 
 /** Properties of a {@link PitrRecovery}. */
 export interface PitrRecoveryProps {
@@ -150,6 +151,40 @@ export interface PitrRecoveryProps {
    * @default true
    */
   readonly outputs?: boolean;
+
+  /**
+   * Runs a restore drill on this schedule: the whole recovery path but the
+   * final rename, onto a temporary instance, never writing to the original;
+   * each drill publishes its evidence (metrics, an EventBridge event, the
+   * notification topic) and `drillStaleAlarm` fires when no drill succeeded
+   * for longer than the schedule allows.
+   *
+   * @default - no drills
+   */
+  readonly drillSchedule?: events.Schedule;
+
+  /**
+   * The restore time of scheduled drills.
+   *
+   * @default DrillRestoreTime.LATEST
+   */
+  readonly drillRestoreTime?: DrillRestoreTime;
+
+  /**
+   * The longest time between two scheduled drills, for the stale-drill
+   * alarm. Required when `drillSchedule` is a cron expression.
+   *
+   * @default - the rate of `drillSchedule`
+   */
+  readonly drillMaxInterval?: Duration;
+
+  /**
+   * When set, `recoveryTimeObjectiveAlarm` fires when a drill estimates that
+   * a recovery would take longer than this.
+   *
+   * @default - no such alarm
+   */
+  readonly recoveryTimeObjective?: Duration;
 }
 
 /** The oldest PostgreSQL client the Amazon Linux 2023 repositories ship (`postgresql15`). */
@@ -186,7 +221,14 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
    */
   public readonly cleanupDeadLetterQueue: sqs.IQueue;
 
+  /** Fires when no restore drill succeeded for longer than `drillSchedule` allows (a missing drill counts). Undefined without a schedule. */
+  public readonly drillStaleAlarm?: cloudwatch.IAlarm;
+
+  /** Fires when a drill's recovery-time estimate exceeds `recoveryTimeObjective`. Undefined without one. */
+  public readonly recoveryTimeObjectiveAlarm?: cloudwatch.IAlarm;
+
   private readonly buildLogs: logs.ILogGroup;
+  private readonly sourceInstanceId: string;
 
   constructor(scope: Construct, id: string, props: PitrRecoveryProps) {
     super(scope, id);
@@ -203,6 +245,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     const triggerDir = assetDir('trigger', 'index.js');
 
     const resources = new RecoveryArns(this, instance);
+    this.sourceInstanceId = instance.instanceIdentifier;
 
     const buildLogs = new logs.LogGroup(this, 'BuildLogs', { retention });
     this.buildLogs = buildLogs;
@@ -223,6 +266,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
         [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: String(Math.max(1, Math.floor(timeout.toMinutes() / 2))),
         [START_ENV.STRATEGY]: DEFAULT_STRATEGY,
         ...(databases ? { [START_ENV.DATABASES]: databases.join(',') } : {}),
+        ...(props.notificationTopic ? { [PROJECT_ENV.NOTIFICATION_TOPIC_ARN]: props.notificationTopic.topicArn } : {}),
       }),
       vpc,
       subnetSelection: props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
@@ -317,6 +361,19 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
       });
     }
 
+    const drills = addRestoreDrills(this, {
+      project,
+      sourceId: instance.instanceIdentifier,
+      schedule: props.drillSchedule,
+      restoreTime: props.drillRestoreTime,
+      maxInterval: props.drillMaxInterval,
+      buildTimeout: timeout,
+      recoveryTimeObjective: props.recoveryTimeObjective,
+      notificationTopic: props.notificationTopic,
+    });
+    this.drillStaleAlarm = drills.staleAlarm;
+    this.recoveryTimeObjectiveAlarm = drills.recoveryTimeObjectiveAlarm;
+
     if (props.outputs ?? true) this.addOutputs(instance.instanceIdentifier);
     this.addNagSuppressions(triggerRole);
   }
@@ -382,6 +439,12 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
         + 'read-only, and alone in this policy so that the suppression covers nothing else.',
       applies_to: ['Resource::*'],
     }]);
+    suppressNag(this.node.tryFindChild('PublishDrillMetrics')?.node.defaultChild, [{
+      id: 'AwsSolutions-IAM5',
+      reason: 'cloudwatch:PutMetricData (a restore drill\'s evidence) supports no resource-level permissions; the cloudwatch:namespace condition '
+        + 'keeps it to the CdkRdsPitr namespace, and it is alone in this policy so that the suppression covers nothing else.',
+      applies_to: ['Resource::*'],
+    }]);
     suppressNag(policyOf(triggerRole), [
       { id: 'AwsSolutions-IAM5', reason: listing, applies_to: [rdsArn('db:\\*')] },
       { id: 'AwsSolutions-IAM5', reason: autoBackup, applies_to: [rdsArn('auto-backup:\\*')] },
@@ -439,6 +502,26 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
    */
   public metricFailedRecoveries(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.project.metricFailedBuilds(props);
+  }
+
+  /**
+   * 1 for each restore drill that succeeded, 0 for each that failed
+   * (namespace CdkRdsPitr, dimension SourceInstance).
+   *
+   * @default - maximum over 1 hour
+   */
+  public metricDrillSucceeded(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return drillMetric(this.sourceInstanceId, DRILL_METRICS.SUCCEEDED, props);
+  }
+
+  /**
+   * Each drill's estimate, in seconds, of how long a recovery of the
+   * instance would take now.
+   *
+   * @default - maximum over 1 hour
+   */
+  public metricRecoveryTimeEstimate(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return drillMetric(this.sourceInstanceId, DRILL_METRICS.RECOVERY_TIME_ESTIMATE, props);
   }
 
   private chooseClientVersion(instance: rds.IDatabaseInstance, requested: number | undefined): number {

@@ -42,6 +42,8 @@ const SERVICE_OF_CLIENT: Record<string, string> = {
   SecretsManagerClient: 'secretsmanager',
   CodeBuildClient: 'codebuild',
   CloudWatchClient: 'cloudwatch',
+  EventBridgeClient: 'events',
+  SNSClient: 'sns',
 };
 
 interface MiddlewareClient {
@@ -167,6 +169,13 @@ export const IAM_MAPPING: Record<string, Mapper> = {
   'codebuild:BatchGetBuilds': (i, w) => (i.ids as string[]).map((id) =>
     req('codebuild:BatchGetBuilds', 'project', arnOf(w, 'codebuild', `project/${id.slice(0, id.indexOf(':'))}`))),
   'cloudwatch:GetMetricStatistics': () => [req('cloudwatch:GetMetricStatistics', '', '*')],
+  'cloudwatch:PutMetricData': (i) => [req('cloudwatch:PutMetricData', '', '*', { 'cloudwatch:namespace': i.Namespace })],
+  // Authorized per entry, on the bus it names (the default bus when none).
+  'events:PutEvents': (i, w) => (i.Entries as Array<Record<string, any>>).map((e) => req('events:PutEvents', 'event-bus',
+    String(e.EventBusName ?? '').startsWith('arn:') ? e.EventBusName : arnOf(w, 'events', `event-bus/${e.EventBusName ?? 'default'}`),
+    // Both keys are multivalued (ArrayOfString).
+    { 'events:source': [e.Source], 'events:detail-type': [e.DetailType] })),
+  'sns:Publish': (i) => [req('sns:Publish', 'topic', i.TopicArn)],
 };
 
 /**

@@ -12,21 +12,27 @@
  */
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { CodeBuildClient } from '@aws-sdk/client-codebuild';
+// eslint-disable-next-line import/no-extraneous-dependencies -- 3.1142.0 is in node_modules; declared as a devDependency at integration (issue #11)
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { CreateDBInstanceCommand, DeleteDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { App, Stack, aws_ec2 as ec2, aws_iam as iam, aws_rds as rds, aws_secretsmanager as secretsmanager } from 'aws-cdk-lib';
+// eslint-disable-next-line import/no-extraneous-dependencies -- 3.1142.0 is in node_modules; declared as a devDependency at integration (issue #11)
+import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
+import { App, Stack, aws_ec2 as ec2, aws_iam as iam, aws_rds as rds, aws_secretsmanager as secretsmanager, aws_sns as sns } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { CallWorld, IamRequest, RecordedCall, commandsInSource, iamRequestsOf, mappingProblems, recordCalls } from './iam-calls';
 import { Decision, DeployValues, Policy, decide, identityPoliciesOf } from './iam-policies';
 import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
 import { AwsBuildStatus } from '../buildspec/runner/aws/builds';
+import { AwsDrillPublisher } from '../buildspec/runner/aws/publish';
 import { AwsRdsControl } from '../buildspec/runner/aws/rds-control';
 import { readDatabaseCredentials } from '../buildspec/runner/aws/secret';
+import { readDrillRequest, runDrill } from '../buildspec/runner/drill';
 import { readHousekeepingRequest, runHousekeeping } from '../buildspec/runner/housekeeping';
 import { StepLog } from '../buildspec/runner/log';
 import { readStartRequest } from '../buildspec/runner/plan';
 import type { DataPath, OriginalCatalog, PgTarget } from '../buildspec/runner/ports';
-import { runRecovery } from '../buildspec/runner/workflow';
+import { runRecovery, systemClock } from '../buildspec/runner/workflow';
 import { cleanupAfterDeadBuild } from '../lambda/cleanup';
 import { startRecovery } from '../lambda/start-recovery';
 import { TriggerDeps } from '../lambda/trigger-deps';
@@ -74,6 +80,8 @@ interface Captured {
   readonly runner: RecordedCall[];
   readonly trigger: RecordedCall[];
   readonly secretArn: string;
+  /** The notification topic the drill's readable message goes to. */
+  readonly topicArn: string;
   /** Tags of every instance created in the run, by lowercase id. */
   readonly tags: Record<string, Record<string, string>>;
 }
@@ -160,6 +168,33 @@ async function capture(variant: Variant): Promise<Captured> {
     throw new Error(`the runbook did not complete against moto, so its calls are not all captured:\n${lines.join('\n')}`);
   }
 
+  // ---- the runner's restore drill (MODE=drill): a random restore time, storage for a second copy, the evidence
+  // published to CloudWatch, EventBridge and the notification topic. A minute on, so its temporary instance gets another stamp.
+  const topic = await new SNSClient(motoClientConfig(moto.endpoint)).send(new CreateTopicCommand({ Name: 'ops' }));
+  const drillStart = readDrillRequest({
+    [PROJECT_ENV.SOURCE_INSTANCE_ID]: variant.id, [START_ENV.RESTORE_TIME]: 'random:1d', [BUILD_ENV.BUILD_ID]: BUILD_ID, [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '1',
+  }, { cpus: 2 });
+  const record = await runDrill(drillStart, {
+    rds: new AwsRdsControl({ client: rdsClient, log, cloudwatch: recordCalls(new CloudWatchClient(motoClientConfig(moto.endpoint)), runner) }),
+    data: fakeDataPath(),
+    databaseSizes: async () => new Map([['app', 5 * 2 ** 30]]),
+    log,
+    credentials,
+    secretId: secret.ARN!,
+    polling: { initialMs: 10, maxMs: 50, progressEveryMs: 60_000, passwordTimeoutMs: 5_000 },
+    clock: { now: () => new Date(Date.now() + 61_000), sleep: systemClock.sleep },
+    publisher: new AwsDrillPublisher({
+      cloudwatch: recordCalls(new CloudWatchClient(motoClientConfig(moto.endpoint)), runner),
+      events: recordCalls(new EventBridgeClient(motoClientConfig(moto.endpoint)), runner),
+      sns: recordCalls(new SNSClient(motoClientConfig(moto.endpoint)), runner),
+      topicArn: topic.TopicArn!,
+    }),
+  });
+  const restores = runner.filter((c) => c.command === 'RestoreDBInstanceToPointInTime');
+  if (!record.succeeded || !lines.some((l) => l.includes('evidence published')) || restores.at(-1)?.input.AllocatedStorage !== 26) {
+    throw new Error(`the drill did not complete against moto (restore asked for ${restores.at(-1)?.input.AllocatedStorage} GiB), so its calls are not all captured:\n${lines.join('\n')}`);
+  }
+
   // ---- the runner's housekeeping: an in-progress copy whose temporary instance is alive (CodeBuild is asked),
   // and, two days on, the safety snapshot the runbook kept (deleted after CONFIRM)
   const stamp = stampOf(new Date(Date.now() - 3_600_000));
@@ -217,7 +252,7 @@ async function capture(variant: Variant): Promise<Captured> {
       tags[String(id).toLowerCase()] = Object.fromEntries((call.input.Tags ?? []).map((t: any) => [t.Key, t.Value]));
     }
   }
-  const result = { variant, runner, trigger, secretArn: secret.ARN!, tags };
+  const result = { variant, runner, trigger, secretArn: secret.ARN!, topicArn: topic.TopicArn!, tags };
   captured.set(variant.name, result);
   return result;
 }
@@ -236,7 +271,7 @@ interface Synthesized {
   readonly operator: Policy[];
 }
 
-function synthesize(variant: Variant, secretArn: string): Synthesized {
+function synthesize(variant: Variant, secretArn: string, topicArn: string): Synthesized {
   const stack = new Stack(new App(), 'User', { env: { account: ACCOUNT, region: REGION } });
   const vpc = new ec2.Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 1 });
   let recovery: PitrRecovery;
@@ -246,7 +281,7 @@ function synthesize(variant: Variant, secretArn: string): Synthesized {
       vpc,
       credentials: rds.Credentials.fromGeneratedSecret(MASTER),
     });
-    recovery = new PitrRecovery(stack, 'Dr', { instance });
+    recovery = new PitrRecovery(stack, 'Dr', { instance, notificationTopic: sns.Topic.fromTopicArn(stack, 'Ops', topicArn) });
   } else {
     const instance = rds.DatabaseInstance.fromDatabaseInstanceAttributes(stack, 'Instance', {
       instanceIdentifier: variant.id,
@@ -256,7 +291,7 @@ function synthesize(variant: Variant, secretArn: string): Synthesized {
       engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16 }),
     });
     recovery = new PitrRecovery(stack, 'Dr', {
-      instance, vpc, credentials: secretsmanager.Secret.fromSecretCompleteArn(stack, 'Creds', secretArn),
+      instance, vpc, credentials: secretsmanager.Secret.fromSecretCompleteArn(stack, 'Creds', secretArn), notificationTopic: sns.Topic.fromTopicArn(stack, 'Ops', topicArn),
     });
   }
   const operator = new iam.Role(stack, 'Operator', { assumedBy: new iam.AccountRootPrincipal() });
@@ -347,7 +382,7 @@ describe.each(VARIANTS)('IAM for $name', (variant) => {
 
   beforeAll(async () => {
     c = await capture(variant);
-    s = synthesize(variant, c.secretArn);
+    s = synthesize(variant, c.secretArn, c.topicArn);
   });
 
   test('every call of the runbook is allowed to the build role', async () => {
@@ -404,6 +439,27 @@ describe.each(VARIANTS)('IAM for $name', (variant) => {
     expect(lines.filter((l) => l.startsWith('Allowed'))).toEqual([]);
   });
 
+  test('a drill\'s evidence goes only where it should: metrics of another namespace, events on another bus or from another source, another topic are denied', async () => {
+    const cases = [
+      request('cloudwatch:PutMetricData', '', '*', { 'cloudwatch:namespace': 'AWS/RDS' }),
+      request('cloudwatch:PutMetricData', '', '*'),
+      request('events:PutEvents', 'event-bus', `arn:${PARTITION}:events:${REGION}:${ACCOUNT}:event-bus/other`, { 'events:source': ['cdk-rds-pitr'] }),
+      request('events:PutEvents', 'event-bus', `arn:${PARTITION}:events:${REGION}:${ACCOUNT}:event-bus/default`, { 'events:source': ['aws.rds'] }),
+      request('events:PutEvents', 'event-bus', `arn:${PARTITION}:events:${REGION}:${ACCOUNT}:event-bus/default`, { 'events:source': ['cdk-rds-pitr', 'aws.rds'] }),
+      request('events:PutEvents', 'event-bus', `arn:${PARTITION}:events:${REGION}:${ACCOUNT}:event-bus/default`),
+      request('sns:Publish', 'topic', `arn:${PARTITION}:sns:${REGION}:${ACCOUNT}:billing-alerts`),
+    ];
+    const lines = await decisions(s.buildRole, cases, s.values);
+    expect(lines.filter((l) => l.startsWith('Allowed'))).toEqual([]);
+    // The same requests with the right namespace, bus, source and topic are allowed (so the denials above are about those).
+    const allowed = await decisions(s.buildRole, [
+      request('cloudwatch:PutMetricData', '', '*', { 'cloudwatch:namespace': 'CdkRdsPitr' }),
+      request('events:PutEvents', 'event-bus', `arn:${PARTITION}:events:${REGION}:${ACCOUNT}:event-bus/default`, { 'events:source': ['cdk-rds-pitr'] }),
+      request('sns:Publish', 'topic', c.topicArn),
+    ], s.values);
+    expect(allowed.filter((l) => !l.startsWith('Allowed'))).toEqual([]);
+  });
+
   test('GetSecretValue on another secret is denied', async () => {
     const other = `arn:${PARTITION}:secretsmanager:${REGION}:${ACCOUNT}:secret:billing-master-AbCdEf`;
     const lines = await decisions([...s.buildRole, ...s.triggerRole], [request('secretsmanager:GetSecretValue', 'Secret', other)], s.values);
@@ -420,7 +476,8 @@ describe('grantStartRecovery', () => {
   };
 
   beforeAll(async () => {
-    s = synthesize(VARIANTS[1], (await capture(VARIANTS[1])).secretArn);
+    const c1 = await capture(VARIANTS[1]);
+    s = synthesize(VARIANTS[1], c1.secretArn, c1.topicArn);
   });
 
   test('lets a person start a recovery as the README says, and follow the build and its log', async () => {

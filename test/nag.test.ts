@@ -5,7 +5,7 @@
  * Each suppression names the finding it covers and why; a suppression that no
  * longer matches a finding fails the test too, so the lists cannot go stale.
  */
-import { App, Aspects, CfnResource, Stack, aws_ec2 as ec2, aws_rds as rds } from 'aws-cdk-lib';
+import { App, Aspects, CfnResource, Duration, Stack, aws_ec2 as ec2, aws_events as events, aws_rds as rds, aws_sns as sns } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, NagPackSuppression, NagSuppressions } from 'cdk-nag';
 import { PitrLabStack } from './lab-stack';
@@ -133,5 +133,18 @@ describe('cdk-nag AwsSolutions on a user\'s stack', () => {
       const which = { path, id: rule.id, appliesTo: rule.applies_to };
       expect({ ...which, used }).toEqual({ ...which, used: true });
     }
+  });
+});
+
+describe('cdk-nag AwsSolutions on a user\'s stack with restore drills', () => {
+  test('no finding from the construct with a drill schedule, a recovery time objective and a notification topic', () => {
+    const stack = new Stack(new App(), 'User', { env: { account: '123456789012', region: 'eu-west-1' } });
+    const vpc = new ec2.Vpc(stack, 'Vpc');
+    const instance = new rds.DatabaseInstance(stack, 'Db', { engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16 }), vpc });
+    const topic = new sns.Topic(stack, 'Ops', { enforceSSL: true });
+    new PitrRecovery(stack, 'Dr', {
+      instance, drillSchedule: events.Schedule.rate(Duration.days(7)), recoveryTimeObjective: Duration.hours(4), notificationTopic: topic,
+    });
+    expect(findingsOf(stack).filter((f) => f.path.startsWith('/User/Dr/'))).toEqual([]);
   });
 });

@@ -21,6 +21,7 @@ import {
   RESTORE_TIME_ACCEPTED,
   START_ENV,
   STRATEGIES,
+  type DrillStarted,
   type HousekeepingStarted,
   type RecoveryStarted,
 } from '../src/contract';
@@ -391,3 +392,37 @@ describe('housekeeping requests (mode: "housekeeping")', () => {
   });
 });
 
+
+describe('drill requests (mode: "drill")', () => {
+  test('no confirm: a build with MODE=drill and the restore time (latest by default); no restore window is looked up', async () => {
+    const started = await startRecovery({ mode: 'drill' }, deps()) as DrillStarted;
+    expect(startBuildCalls()[0].args[0].input).toEqual({
+      projectName: PROJECT,
+      environmentVariablesOverride: [
+        { name: START_ENV.MODE, value: 'drill', type: 'PLAINTEXT' },
+        { name: START_ENV.RESTORE_TIME, value: 'latest', type: 'PLAINTEXT' },
+      ],
+    });
+    expect(started).toMatchObject({ buildId: BUILD_ID, mode: 'drill', restoreTime: 'latest' });
+    expect(rdsMock.commandCalls(DescribeDBInstanceAutomatedBackupsCommand)).toHaveLength(0);
+  });
+
+  test('random within the last days, and a list of databases, are passed on', async () => {
+    await startRecovery({ mode: 'drill', restoreTime: 'random:7d', databases: ['app', 'reporting'] }, deps());
+    expect(startBuildCalls()[0].args[0].input.environmentVariablesOverride).toEqual([
+      { name: START_ENV.MODE, value: 'drill', type: 'PLAINTEXT' },
+      { name: START_ENV.RESTORE_TIME, value: 'random:7d', type: 'PLAINTEXT' },
+      { name: START_ENV.DATABASES, value: 'app,reporting', type: 'PLAINTEXT' },
+    ]);
+  });
+
+  test.each([
+    [{ mode: 'drill', restoreTime: 'sometime' }, /restoreTime: "sometime" is not a drill restore time; accepted: .*"random:<age>"/],
+    [{ mode: 'drill', databases: [] }, /databases: \[\] is empty/],
+    [{ mode: 'drill', confirm: SOURCE }, /confirm: unknown field for a drill .*accepted fields: mode, restoreTime, databases/],
+  ])('%j is refused, naming the field, and nothing is started', async (request, message) => {
+    await expect(startRecovery(request, deps())).rejects.toThrow(message);
+    await expect(startRecovery(request, deps())).rejects.toThrow(/Nothing was started\.$/);
+    expect(startBuildCalls()).toHaveLength(0);
+  });
+});

@@ -3,7 +3,8 @@
  *
  * - `recover`  — the CodeBuild run: the start contract from the environment,
  *   AWS control plane, TLS verify-full with the RDS CA bundle. With
- *   `MODE=housekeeping` it drops old leftovers instead (housekeeping.ts).
+ *   `MODE=housekeeping` it drops old leftovers instead (housekeeping.ts);
+ *   with `MODE=drill` it runs a restore drill (drill.ts).
  * - `copy`     — the data path on its own (see copy-cli.ts).
  *
  * The rehearsal (`npx projen rehearse`, its own bundle) runs `recover`
@@ -15,13 +16,15 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { AwsBuildStatus } from './aws/builds';
+import { AwsDrillPublisher } from './aws/publish';
 import { AwsRdsControl } from './aws/rds-control';
 import { readDatabaseCredentials } from './aws/secret';
 import { runCopyCli } from './copy-cli';
+import { readDrillRequest, runDrill } from './drill';
 import { readHousekeepingRequest, runHousekeeping } from './housekeeping';
 import { StepLog } from './log';
 import { readStartRequest } from './plan';
-import { PgDataPath } from './postgres/data-path';
+import { DEFAULT_STREAM_MIN_BYTES, PgDataPath } from './postgres/data-path';
 import { PgOriginalCatalog } from './postgres/leftovers';
 import { runAsMain, withStopSignals } from './stop-signals';
 import { readRunnerTuning } from './tuning';
@@ -65,6 +68,7 @@ async function recover(signal: AbortSignal): Promise<number> {
       const mode = parseMode(env[START_ENV.MODE]?.trim());
       const request = mode === 'recover' ? readStartRequest(env, { cpus: availableParallelism() }) : undefined;
       const housekeeping = mode === 'housekeeping' ? readHousekeepingRequest(env) : undefined;
+      const drill = mode === 'drill' ? readDrillRequest(env, { cpus: availableParallelism() }) : undefined;
       const caBundle = env[PROJECT_ENV.PG_CA_BUNDLE];
       if (!caBundle || !existsSync(caBundle)) {
         throw new Error(`${PROJECT_ENV.PG_CA_BUNDLE}: ${JSON.stringify(caBundle ?? '')} is not a readable file; accepted: the path of the RDS CA bundle the buildspec downloads (needed for sslmode=verify-full). Nothing was created or changed.`);
@@ -73,7 +77,7 @@ async function recover(signal: AbortSignal): Promise<number> {
       for (const line of tuning.inEffect) log.info(`tuning (for the rehearsal's stand-ins; unset on AWS): ${line}`);
       const credentials = await readDatabaseCredentials(env[PROJECT_ENV.SECRET_ARN] ?? '');
       log.redact(credentials.password);
-      return { request, housekeeping, caBundle, credentials, secretId: env[PROJECT_ENV.SECRET_ARN], tuning };
+      return { request, housekeeping, drill, caBundle, credentials, secretId: env[PROJECT_ENV.SECRET_ARN], tuning };
     });
   } catch (err) {
     log.warn(`RESULT: FAILED: ${(err as Error).message}`);
@@ -88,6 +92,27 @@ async function recover(signal: AbortSignal): Promise<number> {
       await runHousekeeping(setup.housekeeping, { rds, catalog, builds, log, credentials: setup.credentials, tls });
       return 0;
     } catch {
+      return EXIT_FAILED;
+    }
+  }
+  if (setup.drill) {
+    try {
+      await runDrill(setup.drill, {
+        rds,
+        // The drill copies within the temporary instance (one host), where the data path would not stream by default;
+        // a recovery streams between the two instances, so the drill takes that route too.
+        data: new PgDataPath({ streamMinBytes: setup.tuning.streamMinBytes ?? DEFAULT_STREAM_MIN_BYTES }),
+        log,
+        credentials: setup.credentials,
+        secretId: setup.secretId,
+        tls,
+        polling: setup.tuning.polling,
+        signal,
+        publisher: new AwsDrillPublisher({ topicArn: env[PROJECT_ENV.NOTIFICATION_TOPIC_ARN] || undefined }),
+      });
+      return 0;
+    } catch {
+      // runDrill has logged and published the record that says why.
       return EXIT_FAILED;
     }
   }

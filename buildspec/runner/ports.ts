@@ -61,6 +61,12 @@ export interface TemporaryInstanceSpec {
   readonly restoreTime: Date | 'latest';
   readonly instanceClass?: string;
   readonly tags: Readonly<Record<string, string>>;
+  /**
+   * Allocated storage in GiB, when more than the source's is needed (a drill
+   * copies a database on the temporary instance itself).
+   * @default - the source's
+   */
+  readonly allocatedStorageGiB?: number;
 }
 
 export interface InstanceState {
@@ -148,6 +154,14 @@ export interface CopyOptions {
   readonly acceptHazards?: readonly Hazard[];
   /** Room on the original, measured by the control plane before the copy; undefined when it could not be measured. */
   readonly originalStorage?: OriginalStorage;
+  /**
+   * A restore drill: `target` is the temporary instance itself, each database
+   * is restored there as `intoName(database)` and left (no swap, no replace),
+   * and the read-only checks a recovery makes on the original (roles,
+   * memberships, swap hazards under `strategy`, room) run against `original`.
+   * @default - a recovery: `target` is the original
+   */
+  readonly drill?: { readonly original: PgTarget; readonly intoName: (database: string) => string };
 }
 
 export interface DatabaseCopyResult {

@@ -126,21 +126,27 @@ export async function runRecovery(request: StartRequest, deps: RecoveryDeps): Pr
   return run.outcome();
 }
 
-/** The state one run accumulates, so that cleanup and the summary know what exists. */
-class RecoveryRun {
-  private currentPlan?: RecoveryPlan;
+/**
+ * The state one run accumulates, so that cleanup and the summary know what
+ * exists. Exported (with protected state) for the restore drill (drill.ts),
+ * which runs the same steps and replaces the copy and the summary.
+ */
+export class RecoveryRun {
+  protected currentPlan?: RecoveryPlan;
   private restoreRequested = false;
   private restoreAccepted = false;
   private temporaryEndpoint?: DbEndpoint;
-  private databases: readonly string[] = [];
-  private results: readonly DatabaseCopyResult[] = [];
-  private copyStarted = false;
-  private workDir?: string;
-  private failure?: Error;
-  private readonly clock: Clock;
+  protected databases: readonly string[] = [];
+  protected results: readonly DatabaseCopyResult[] = [];
+  protected copyStarted = false;
+  protected workDir?: string;
+  protected failure?: Error;
+  /** The temporary instance's storage when it must be larger than the source's (a drill). */
+  protected allocatedStorageGiB?: number;
+  protected readonly clock: Clock;
   private readonly polling: Polling;
 
-  constructor(private readonly request: StartRequest, private readonly deps: RecoveryDeps) {
+  constructor(protected request: StartRequest, protected readonly deps: RecoveryDeps) {
     this.clock = deps.clock ?? systemClock;
     this.polling = deps.polling ?? AWS_POLLING;
   }
@@ -153,7 +159,7 @@ class RecoveryRun {
     return this.request.safetySnapshot;
   }
 
-  private get p(): RecoveryPlan {
+  protected get p(): RecoveryPlan {
     if (!this.currentPlan) throw new Error('internal: the plan step has not run');
     return this.currentPlan;
   }
@@ -224,6 +230,7 @@ class RecoveryRun {
       restoreTime: this.p.restoreTime,
       instanceClass: this.p.tempInstanceClass,
       tags: this.p.tags,
+      allocatedStorageGiB: this.allocatedStorageGiB,
     });
     this.restoreAccepted = true;
   }
@@ -334,7 +341,7 @@ class RecoveryRun {
    * measurement that fails or has no datapoint is logged and skipped: a
    * missing metric must not block a recovery.
    */
-  private async measureOriginalStorage(): Promise<OriginalStorage | undefined> {
+  protected async measureOriginalStorage(): Promise<OriginalStorage | undefined> {
     const { rds, log } = this.deps;
     if (!rds.originalStorage) return undefined;
     let storage: OriginalStorage | undefined;
@@ -477,12 +484,12 @@ class RecoveryRun {
       + (snapshot ? `Its state before this run is in the safety snapshot ${snapshot}.` : 'There is no safety snapshot (it was turned off).')];
   }
 
-  private temporaryTarget(): PgTarget {
+  protected temporaryTarget(): PgTarget {
     if (!this.temporaryEndpoint) throw new Error('internal: the temporary instance is not available yet');
     return this.target(this.temporaryEndpoint);
   }
 
-  private originalTarget(): PgTarget {
+  protected originalTarget(): PgTarget {
     return this.target(this.p.source.endpoint);
   }
 
@@ -498,7 +505,7 @@ class RecoveryRun {
     };
   }
 
-  private checkNotStopped(): void {
+  protected checkNotStopped(): void {
     const signal = this.deps.signal;
     if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
   }

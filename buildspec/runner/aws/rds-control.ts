@@ -400,6 +400,7 @@ function restoreInput(spec: TemporaryInstanceSpec): RestoreDBInstanceToPointInTi
     Tags: tagList(spec.tags),
     ...(spec.instanceClass ? { DBInstanceClass: spec.instanceClass } : {}),
     ...storageInput(source.storage),
+    ...largerStorage(source.storage, spec.allocatedStorageGiB),
   };
 }
 
@@ -428,6 +429,18 @@ function storageInput(storage: SourceStorage | undefined): Partial<RestoreDBInst
       : { StorageType: type };
   }
   return { StorageType: type };
+}
+
+/**
+ * AllocatedStorage when the spec asks for more than the source has (a
+ * drill's second copy of a database). Only ever more: RDS refuses a restore
+ * smaller than the source. On gp3 from 400 GiB RDS raises the baseline IOPS
+ * and throughput on its own; provisioned values kept from the source stay
+ * within their allowed ratio to a larger volume.
+ */
+function largerStorage(storage: SourceStorage | undefined, requestedGiB: number | undefined): Partial<RestoreDBInstanceToPointInTimeCommandInput> {
+  if (requestedGiB === undefined || requestedGiB <= (storage?.allocatedGiB ?? 0)) return {};
+  return { AllocatedStorage: Math.ceil(requestedGiB) };
 }
 
 function tagList(tags: Readonly<Record<string, string>>): Tag[] {

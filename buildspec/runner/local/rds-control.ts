@@ -186,7 +186,7 @@ export class LocalRdsControl implements RdsControl {
 
   async restoreToPointInTime(spec: TemporaryInstanceSpec): Promise<void> {
     this.assertSource(spec.source.id);
-    this.calls.push({ action: 'restoreToPointInTime', id: spec.id, detail: { restoreTime: spec.restoreTime, instanceClass: spec.instanceClass, tags: spec.tags } });
+    this.calls.push({ action: 'restoreToPointInTime', id: spec.id, detail: { restoreTime: spec.restoreTime, instanceClass: spec.instanceClass, tags: spec.tags, allocatedStorageGiB: spec.allocatedStorageGiB } });
     if (this.faults.refuseRestore) throw new Error(this.faults.refuseRestore);
     const existing = this.instances.get(spec.id);
     if (existing && !existing.deleted) throw new Error(`DBInstanceAlreadyExists: instance ${spec.id} already exists.`);

@@ -27,6 +27,8 @@ import { tmpdir, availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+// eslint-disable-next-line import/no-extraneous-dependencies -- 3.1142.0 is in node_modules; declared as a devDependency at integration (issue #11)
+import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import { LOOPBACK, LocalCluster, SECOND_HOST, pgBin, pgBinDir, quoteIdent, sleep } from './cluster';
 import { compareFingerprints, fingerprintDatabase, listAllDatabases } from './fingerprint';
 import { DUMMY_AWS_ENV, motoClientConfig, startMoto, type MotoServer } from './moto-server';
@@ -34,10 +36,12 @@ import { setRolePassword } from './pitr-copy';
 import { LocalRdsControl } from './rds-control';
 import { tlsPlacement } from './rds-standin/placement';
 import { RdsStandIn } from './rds-standin/server';
+import { evidenceTap, rehearseDrill } from './rehearse-drill';
 import { SAMPLE_DAMAGE_SQL, SAMPLE_SEED_SQL } from './rehearse-sample';
 import { TestCa } from './test-ca';
 import { BUILD_ENV, PROJECT_ENV, START_ENV, STRATEGIES, parseStrategy, type Strategy } from '../../../src/contract';
 import { TUNING_ENV } from '../../../src/contract';
+import { readDrillRequest, runDrill } from '../drill';
 import { StepLog } from '../log';
 import { readStartRequest } from '../plan';
 import { PgDataPath } from '../postgres/data-path';
@@ -68,6 +72,10 @@ export interface RehearseOptions {
   readonly oneHost: boolean;
   /** `aws` (default): `runner.js recover` against the RDS stand-in and moto; `local`: the runbook in process, local control plane. */
   readonly adapter: RehearsalAdapter;
+  /** A restore drill instead of a recovery, then a check that the original is untouched. */
+  readonly drill?: boolean;
+  /** With `drill`: a real recovery afterwards, timed, to compare with the drill's estimate. */
+  readonly compareRecovery?: boolean;
   readonly help?: boolean;
 }
 
@@ -76,7 +84,7 @@ type RehearsalSslMode = typeof SSL_MODES[number];
 const ADAPTERS = ['aws', 'local'] as const;
 type RehearsalAdapter = typeof ADAPTERS[number];
 
-const USAGE = 'usage: npx projen rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--adapter aws|local] [--sslmode verify-full|disable] [--one-host] [--keep] [--help]';
+const USAGE = 'usage: npx projen rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--adapter aws|local] [--sslmode verify-full|disable] [--one-host] [--drill [--compare-recovery]] [--keep] [--help]';
 
 /** `rehearse --help`. */
 export const REHEARSE_HELP = `${USAGE}
@@ -98,6 +106,9 @@ than the original (127.0.0.1), so large tables stream COPY to COPY. Needs moto_s
   --sslmode M       verify-full (default) or disable (no TLS on the instances; only with --adapter local,
                     because runner.js recover always verifies TLS, as on AWS)
   --one-host        the point-in-time copy on the original's host (no streaming)
+  --drill           a restore drill (MODE=drill) instead of a recovery: prints the evidence record, then checks that the
+                    original is untouched (every table, setting, role, the database list, write counters, a held session)
+  --compare-recovery  with --drill: then a real recovery to the latest restorable time, timed, against the drill's estimate
   --keep            leave the original running; prints how to connect and how to stop it
   --help            this text
 
@@ -133,6 +144,8 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
   let oneHost = false;
   let adapter: RehearsalAdapter = 'aws';
   let help = false;
+  let drill = false;
+  let compareRecovery = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const next = (): string => {
@@ -148,7 +161,7 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
       const value = next();
       if (!(ADAPTERS as readonly string[]).includes(value)) throw new Error(`--adapter: ${JSON.stringify(value)} is not accepted; accepted: ${ADAPTERS.join(' | ')}. ${USAGE}`);
       adapter = value as RehearsalAdapter;
-    } else if (arg === '--one-host') {oneHost = true;} else if (arg === '--help' || arg === '-h') {help = true;} else {throw new Error(`${JSON.stringify(arg)} is not an option of rehearse. ${USAGE}`);}
+    } else if (arg === '--drill') {drill = true;} else if (arg === '--compare-recovery') {compareRecovery = true;} else if (arg === '--one-host') {oneHost = true;} else if (arg === '--help' || arg === '-h') {help = true;} else {throw new Error(`${JSON.stringify(arg)} is not an option of rehearse. ${USAGE}`);}
   }
   for (const [flag, file] of [['--seed', seedFile], ['--damage', damageFile]] as const) {
     if (file !== undefined && !existsSync(file)) throw new Error(`${flag}: ${JSON.stringify(file)} does not exist; accepted: a SQL file psql can run. Nothing was started.`);
@@ -158,11 +171,15 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
     throw new Error('--sslmode disable: runner.js recover always connects with sslmode=verify-full, as on AWS; accepted with --adapter aws (the default): '
       + `verify-full. For a rehearsal without TLS add --adapter local. ${USAGE}`);
   }
-  return { seedFile, damageFile, keep, strategy, sslMode, oneHost, adapter, help };
+  if (compareRecovery && !drill) throw new Error(`--compare-recovery: compares a drill's estimate with a recovery; accepted only with --drill. ${USAGE}`);
+  return { seedFile, damageFile, keep, strategy, sslMode, oneHost, adapter, drill, compareRecovery, help };
 }
 
 /** Runs the rehearsal; resolves to its exit code. `signal` aborts it (SIGTERM/SIGINT). */
-export async function rehearse(options: RehearseOptions, signal?: AbortSignal, out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
+export async function rehearse(options: RehearseOptions, signal?: AbortSignal, sink: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
+  // A drill's evidence record is read back from its log line, as a person would find it in the build log.
+  const tap = evidenceTap(sink);
+  const out = tap.out;
   const log = new StepLog(out);
   const dataset = chooseDataset(options);
   log.info(`rehearsal: PostgreSQL binaries in ${pgBinDir()}; dataset ${dataset.seedName}; damage ${dataset.damageName}; strategy ${options.strategy}`);
@@ -189,6 +206,13 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
       await src.sql(`CREATE DATABASE ${quoteIdent(REHEARSAL_DATABASE)} OWNER ${quoteIdent(MASTER_USER)}`);
       await runSql(src, dataset.seed, scratch);
     });
+
+    if (options.drill) {
+      const result = await rehearseDrill({
+        rig, log, tap, password, sourceId: SOURCE_ID, database: REHEARSAL_DATABASE, compareRecovery: options.compareRecovery ?? false, signal,
+      });
+      return result.outcome === 'passed' ? REHEARSE_EXIT.PASSED : result.outcome === 'drill-failed' ? REHEARSE_EXIT.RECOVERY_FAILED : REHEARSE_EXIT.MISMATCH;
+    }
 
     const atT = await log.step('Rehearsal: record the restore time T and fingerprint every database', async () => {
       const fingerprints = await fingerprintAll(src);
@@ -390,6 +414,13 @@ class AwsRig implements Rig {
       MetricData: [{ MetricName: 'FreeStorageSpace', Dimensions: [{ Name: 'DBInstanceIdentifier', Value: SOURCE_ID }], Value: disk.bavail * disk.bsize, Unit: 'Bytes', Timestamp: new Date() }],
     }));
     env.AWS_ENDPOINT_URL_CLOUDWATCH = this.moto.endpoint;
+    // A drill publishes its evidence: EventBridge and the notification topic live in moto too.
+    env.AWS_ENDPOINT_URL_EVENTBRIDGE = this.moto.endpoint;
+    env.AWS_ENDPOINT_URL_SNS = this.moto.endpoint;
+    if (start[START_ENV.MODE] === 'drill') {
+      const topic = await new SNSClient(motoClientConfig(this.moto.endpoint)).send(new CreateTopicCommand({ Name: `${SOURCE_ID}-notifications` }));
+      env[PROJECT_ENV.NOTIFICATION_TOPIC_ARN] = topic.TopicArn;
+    }
     const runner = { cwd: dirname(RUNNER_BUNDLE), env };
     const code = await runChild(process.execPath, [RUNNER_BUNDLE, 'recover'], runner, this.options.out, signal);
     const target = this.standIn.actionsCalled('RestoreDBInstanceToPointInTime').at(-1)?.params.TargetDBInstanceIdentifier;
@@ -439,6 +470,23 @@ class LocalRig implements Rig {
       [BUILD_ENV.BUILD_ID]: `rehearsal:${randomUUID()}`,
       ...start,
     };
+    if (start[START_ENV.MODE] === 'drill') {
+      try {
+        await runDrill(readDrillRequest(env, { cpus: availableParallelism() }), {
+          rds: this.rds,
+          data: new PgDataPath({ streamMinBytes: this.options.streamMinBytes }),
+          log: this.options.log,
+          credentials: { username: MASTER_USER, password },
+          tls: this.source.sslOptions,
+          scratchDir: this.options.scratch,
+          polling: LOCAL_POLLING,
+          signal,
+        });
+        return { ok: true, stamp: '' };
+      } catch (err) {
+        return { ok: false, why: (err as Error).message };
+      }
+    }
     const request = readStartRequest(env, { cpus: availableParallelism() });
     try {
       const outcome = await runRecovery(request, {

@@ -51,9 +51,9 @@ export function defaultStreamMinBytes(source: PgTarget, target: PgTarget): numbe
   return local(source.host) === local(target.host) ? Infinity : DEFAULT_STREAM_MIN_BYTES;
 }
 /** Head-room on top of the estimated dump size before the disk check passes. */
-const DISK_MARGIN = 1.1;
+export const DISK_MARGIN = 1.1;
 /** How long the swap waits for sessions on the database to end before giving up (and changing nothing). */
-const TERMINATE_TIMEOUT_MS = 30_000;
+export const TERMINATE_TIMEOUT_MS = 30_000;
 const MAX_REPORTED_MISMATCHES = 20;
 
 export interface PgDataPathSettings {
@@ -170,7 +170,9 @@ export class PgDataPath implements DataPath {
   // ------------------------------------------------------------ checks
 
   private async plan(source: PgTarget, target: PgTarget, database: string, options: CopyOptions): Promise<DatabasePlan> {
-    const restoredAs = restoredName(database, options.stamp);
+    const restoredAs = options.drill?.intoName(database) ?? restoredName(database, options.stamp);
+    // A drill writes only to the temporary instance; the checks a recovery makes on the original still run there, read-only.
+    const original = options.drill?.original ?? target;
     const keptAs = keptName(database, options.stamp);
     const streamMin = this.settings.streamMinBytes ?? defaultStreamMinBytes(source, target);
 
@@ -211,7 +213,7 @@ export class PgDataPath implements DataPath {
     // Binary COPY is cheaper to produce and parse, but only portable between servers of the same major version.
     const streamed = inspected.streamed.map((t) => ({ ...t, binary: t.binary && sameMajor }));
 
-    await withClient(target, target.maintenanceDatabase, async (client) => {
+    await withClient(original, original.maintenanceDatabase, async (client) => {
       const names = [...new Set(inspected.roles.map((r) => r.role))];
       const existing = new Set((await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles WHERE rolname = ANY($1)', [names])).rows.map((r) => r.rolname));
       const missing = names.filter((n) => !existing.has(n)).sort();
@@ -252,21 +254,21 @@ export class PgDataPath implements DataPath {
         + `(database ${mib(inspected.size)}, of which ${mib(streamedBytes)} is streamed without a file), ${mib(free)} free. `
         + 'Give the build more disk, or point the work directory elsewhere. Nothing was written to the original.');
     }
-    const existsOnTarget = (await withClient(target, target.maintenanceDatabase, (c) => readDatabaseProperties(c, database))) !== undefined;
-    const hazards = await withClient(target, target.maintenanceDatabase, (onTarget) => withClient(source, database, (onSource) => findHazards({
+    const existsOnTarget = (await withClient(original, original.maintenanceDatabase, (c) => readDatabaseProperties(c, database))) !== undefined;
+    const hazards = await withClient(original, original.maintenanceDatabase, (onTarget) => withClient(source, database, (onSource) => findHazards({
       database,
       strategy: options.strategy,
       existsOnTarget,
       accepted: options.acceptHazards ?? [],
       target: onTarget,
       source: onSource,
-      onTargetDatabase: (other, fn) => withClient(target, other, fn),
+      onTargetDatabase: (other, fn) => withClient(original, other, fn),
     })));
     options.log.info(`${JSON.stringify(database)}: ${mib(inspected.size)}, ${inspected.roles.length} role references all present, `
       + `${streamed.length} table(s) streamed (${mib(streamedBytes)}; ${streamed.filter((t) => t.binary).length} in binary, ${streamed.filter((t) => !t.binary).length} in text COPY), `
       + `${existsOnTarget ? 'exists' : 'does not exist'} on the original`);
     const targetBytes = existsOnTarget
-      ? Number((await withClient(target, target.maintenanceDatabase, (c) => c.query<{ size: string }>('SELECT pg_database_size($1)::text AS size', [database]))).rows[0].size)
+      ? Number((await withClient(original, original.maintenanceDatabase, (c) => c.query<{ size: string }>('SELECT pg_database_size($1)::text AS size', [database]))).rows[0].size)
       : 0;
     return { database, restoredAs, keptAs, existsOnTarget, sourceProperties, streamed, hazards, sourceBytes: inspected.size, targetBytes };
   }
@@ -278,7 +280,8 @@ export class PgDataPath implements DataPath {
   ): Promise<DatabaseCopyResult> {
     const { log } = options;
     const db = JSON.stringify(plan.database);
-    const replace = options.strategy === 'replace';
+    // A drill restores beside the point-in-time copy's own database and never drops anything.
+    const replace = options.strategy === 'replace' && !options.drill;
     // Under replace the copy is restored under the database's own name, after dropping it.
     const into = replace ? plan.database : plan.restoredAs;
     const exporter = await connect(source, plan.database);
@@ -289,7 +292,7 @@ export class PgDataPath implements DataPath {
       await exporter.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       const snapshot = (await exporter.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0].id;
 
-      const create = (): Promise<void> => log.step(`${db}: create ${JSON.stringify(into)} on the original (owner and privileges but CONNECT)`, async () => {
+      const create = (): Promise<void> => log.step(`${db}: create ${JSON.stringify(into)} on the ${options.drill ? 'temporary instance (drill)' : 'original'} (owner and privileges but CONNECT)`, async () => {
         processes.throwIfAborted();
         await withClient(target, adminDatabase(target, plan.database), async (c) => {
           await c.query(createDatabaseSql(into, plan.sourceProperties));
@@ -436,6 +439,8 @@ export class PgDataPath implements DataPath {
       let keptAs: string | undefined;
       if (replace) {
         unavailableMs = unavailableSince === undefined ? 0 : Date.now() - unavailableSince;
+      } else if (options.drill) {
+        unavailableMs = 0;
       } else {
         ({ unavailableMs, keptAs } = await log.step(`${db}: swap in (block connections, end sessions, rename)`, () => this.swap(target, plan, log)));
       }

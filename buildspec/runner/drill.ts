@@ -1,0 +1,477 @@
+/**
+ * Restore drills (`MODE=drill`): the whole recovery path but the final
+ * rename, on a schedule, without writing to the original.
+ *
+ * A drill restores the temporary instance (with room for a second copy of the
+ * largest database), makes its credentials match the secret, runs every
+ * read-only check a recovery runs against the original (login, roles,
+ * memberships, swap hazards, free storage), copies each database into
+ * `<db>__drill_<stamp>` ON THE TEMPORARY INSTANCE with the same data path,
+ * JOBS and verification, and deletes the temporary instance in `finally`.
+ * It ends with one evidence record (a single JSON line in the log), which a
+ * `DrillPublisher` sends to CloudWatch, EventBridge and SNS.
+ *
+ * The original is only ever read: the drill takes no safety snapshot, drops
+ * no leftovers, and the data path's writes all go to the temporary instance.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatDuration } from './log';
+import { PlanError, readStartRequest, type StartRequest } from './plan';
+import type { PgTarget } from './ports';
+import { DISK_MARGIN, TERMINATE_TIMEOUT_MS } from './postgres/data-path';
+import { derivedName } from './postgres/names';
+import { connect } from './postgres/process';
+import { RecoveryRun, systemClock, type RecoveryDeps } from './workflow';
+import {
+  DRILL_MARKER, LATEST, PROJECT_ENV, START_ENV, parseDrillRestoreTime, type DrillRestoreTime, type RestoreWindow,
+} from '../../src/contract';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** A drill request: the recovery's start request (no CONFIRM needed) and the drill's own restore time. */
+export interface DrillRequest {
+  readonly start: StartRequest;
+  readonly restoreTime: DrillRestoreTime;
+  /** RESTORE_TIME as given (`latest` when unset), for the record. */
+  readonly requested: string;
+}
+
+/**
+ * Reads a drill from the start variables. RESTORE_TIME may be `latest`
+ * (the default), an instant, `random` or `random:<age>`. CONFIRM is not
+ * needed (nothing on the original is written); SAFETY_SNAPSHOT and FORCE do
+ * not apply. Every problem is reported at once.
+ */
+export function readDrillRequest(env: Env, defaults: { readonly cpus: number }): DrillRequest {
+  const problems: string[] = [];
+  const raw = env[START_ENV.RESTORE_TIME]?.trim() ?? '';
+  let restoreTime: DrillRestoreTime | undefined;
+  try {
+    restoreTime = parseDrillRestoreTime(raw);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  let start: StartRequest | undefined;
+  try {
+    start = readStartRequest({
+      ...env,
+      // Checked by the drill itself (above); the recovery's parser only needs a well-formed value.
+      [START_ENV.RESTORE_TIME]: LATEST,
+      // A drill writes nothing to the original: nothing to confirm, no safety snapshot to take.
+      [START_ENV.CONFIRM]: env[PROJECT_ENV.SOURCE_INSTANCE_ID]?.trim(),
+      [START_ENV.SAFETY_SNAPSHOT]: 'false',
+      [START_ENV.FORCE]: 'true',
+    }, defaults);
+  } catch (err) {
+    if (err instanceof PlanError) problems.push(...err.problems);
+    else throw err;
+  }
+  if (problems.length > 0) throw new PlanError(problems);
+  return { start: start!, restoreTime: restoreTime!, requested: raw === '' ? LATEST : raw };
+}
+
+/** Keeps a random time this far from the window's earliest edge, which moves forward as backups age out. */
+export const RANDOM_EARLIEST_MARGIN_MS = 10 * 60_000;
+
+/**
+ * A uniformly random whole second inside the window (limited to its last
+ * `withinMs` when given), at least RANDOM_EARLIEST_MARGIN_MS (or half the
+ * window, when shorter) after its earliest edge. `random` returns [0, 1).
+ */
+export function pickRandomRestoreTime(window: RestoreWindow, withinMs: number | undefined, random: () => number): Date {
+  const latest = window.latest.getTime();
+  const from = Math.max(window.earliest.getTime(), withinMs === undefined ? -Infinity : latest - withinMs);
+  const low = from + Math.min(RANDOM_EARLIEST_MARGIN_MS, (latest - from) / 2);
+  const r = Math.min(Math.max(random(), 0), 1);
+  const t = Math.ceil((low + r * (latest - low)) / 1000) * 1000;
+  return new Date(Math.min(Math.max(t, Math.ceil(low)), latest));
+}
+
+/**
+ * Storage for the drill's temporary instance: the source's, plus room for a
+ * second copy of the largest database (with the data path's margin for WAL
+ * and index builds), in whole GiB. Undefined when the source's storage is
+ * not known (the adapter then restores with the source's).
+ */
+export function drillStorageGiB(sourceAllocatedGiB: number | undefined, largestDatabaseBytes: number): number | undefined {
+  if (sourceAllocatedGiB === undefined) return undefined;
+  // Whole MiB first, so that 50 GiB x 1.1 is 55 GiB and not 55.000000001 rounded up.
+  return sourceAllocatedGiB + Math.ceil(Math.round((largestDatabaseBytes * DISK_MARGIN) / 2 ** 20) / 1024);
+}
+
+/** `<db>__drill_<stamp>`, shortened with a hash when it would not fit in 63 bytes (names.ts). */
+export function drillDatabaseName(database: string, stamp: string): string {
+  return derivedName(database, `${DRILL_MARKER}${stamp}`);
+}
+
+/** Where a drill's evidence goes. Failing to publish never changes the drill's result; the caller logs it. */
+export interface DrillPublisher {
+  /** A drill of `sourceId` started (DrillStarted): the stale-drill alarm waits for its result. */
+  started?(sourceId: string, at: Date): Promise<void>;
+  publish(record: EvidenceRecord): Promise<void>;
+}
+
+export interface DrillDeps extends RecoveryDeps {
+  /** @default - the record is only logged */
+  readonly publisher?: DrillPublisher;
+  /** [0, 1) for `random` restore times. @default Math.random */
+  readonly random?: () => number;
+  /** pg_database_size of every database on `target`. @default - read with the catalog (read-only) */
+  readonly databaseSizes?: (target: PgTarget) => Promise<ReadonlyMap<string, number>>;
+}
+
+/** What verification compares for each database (postgres/verify.ts), stated in the record. */
+export const VERIFICATION_COMPARES = 'every table: row count and content checksum; sequences: values; large objects: data, owner, privileges; schema objects: counts per kind';
+
+/** The evidence record's `kind`; bump `version` when a field changes meaning. */
+export const EVIDENCE_KIND = 'cdk-rds-pitr/restore-drill';
+
+/** One drill's evidence: printed as one JSON line and published. */
+export interface EvidenceRecord {
+  readonly kind: typeof EVIDENCE_KIND;
+  readonly version: 1;
+  readonly succeeded: boolean;
+  /** Why it failed: the step and the first error. */
+  readonly failure?: { readonly step?: string; readonly reason: string };
+  readonly source: { readonly id: string; readonly engine?: string; readonly engineVersion?: string };
+  readonly buildId: string;
+  readonly startedAt: string;
+  readonly endedAt: string;
+  readonly restoreTime: {
+    readonly requested: string;
+    /** The instant restored to; for `latest`, the latest restorable time when the restore was requested. */
+    readonly used?: string;
+    readonly useLatestRestorableTime: boolean;
+  };
+  readonly restoreWindow?: { readonly earliest: string; readonly latest: string };
+  readonly temporaryInstance?: { readonly id: string; readonly allocatedStorageGiB?: number };
+  /** The drill's top-level steps, in order. */
+  readonly phases: ReadonlyArray<{ readonly name: string; readonly seconds: number; readonly outcome: string }>;
+  readonly databases: ReadonlyArray<{
+    readonly name: string;
+    readonly copiedAs: string;
+    /** pg_database_size on the point-in-time copy. */
+    readonly sizeBytes?: number;
+    readonly tables?: number;
+    readonly rows?: number;
+    readonly verification: string;
+    readonly result: 'verified' | 'not verified' | 'not copied';
+  }>;
+  readonly copy?: { readonly bytes: number; readonly seconds: number; readonly bytesPerSecond: number };
+  readonly recoveryTimeEstimate?: RecoveryTimeEstimate;
+}
+
+/** How long a real recovery of this instance would take now, and from what. */
+export interface RecoveryTimeEstimate {
+  readonly seconds: number;
+  readonly parts: {
+    /** Plan and checks (measured in the drill). */
+    readonly planSeconds: number;
+    /** Restore request and wait for the temporary instance (measured). */
+    readonly restoreAndWaitSeconds: number;
+    /** Credentials step (measured). */
+    readonly credentialsSeconds: number;
+    /** The original's current databases at the drill's copy throughput. */
+    readonly copySeconds: number;
+    /** The swap of each database: a second each, expected. */
+    readonly swapSeconds: number;
+  };
+  /** The swap's bound when sessions do not end: the data path waits up to 30 s per database, then gives up. */
+  readonly swapWorstCaseSeconds: number;
+  /** The bytes a recovery now would copy: pg_database_size of the databases on the original. */
+  readonly bytesToCopy: number;
+  readonly assumptions: readonly string[];
+}
+
+export const DRILL_STEPS = {
+  RESTORE_TIME: 'Choose the restore time',
+  PLAN: 'Plan and validate (read-only on the original)',
+  SIZE: 'Size the temporary instance',
+  RESTORE: 'Restore temporary instance at the restore time',
+  WAIT: 'Wait for the temporary instance',
+  CREDENTIALS: 'Match credentials to the current secret',
+  CHOOSE: 'Choose databases',
+  COPY: 'Copy and verify on the temporary instance (drill)',
+  CLEAN_UP: 'Clean up',
+} as const;
+
+/**
+ * Expected swap time per database (block connections, end sessions, two
+ * renames) when sessions end promptly: catalog updates only, measured at
+ * about 20 ms in the rehearsal; a tenth of a second leaves room for a
+ * network round trip per statement on AWS.
+ */
+const EXPECTED_SWAP_MS = 100;
+
+/**
+ * Runs a drill. Resolves with the evidence record of a successful drill;
+ * rejects with the cause otherwise, after logging and publishing the
+ * record of the failure. The temporary instance is deleted whatever happens.
+ */
+export async function runDrill(request: DrillRequest, deps: DrillDeps): Promise<EvidenceRecord> {
+  // No catalog: a drill neither lists nor drops the original's leftovers (dropping is a write).
+  const run = new DrillRun(request, { ...deps, catalog: undefined, builds: undefined });
+  const { log } = deps;
+  log.redact(deps.credentials.password);
+  log.info('RESTORE DRILL: the whole recovery path but the final rename; nothing is written to the original');
+  await deps.publisher?.started?.(request.start.sourceId, (deps.clock ?? systemClock).now()).catch((err: Error) => {
+    log.warn(`the drill's start could not be published (${err.message}); the drill goes ahead`);
+  });
+  try {
+    await log.step(DRILL_STEPS.RESTORE_TIME, () => run.chooseRestoreTime());
+    await log.step(DRILL_STEPS.PLAN, () => run.plan());
+    await log.step(DRILL_STEPS.SIZE, () => run.sizeStorage());
+    await log.step(DRILL_STEPS.RESTORE, () => run.restoreTemporaryInstance());
+    await log.step(DRILL_STEPS.WAIT, () => run.waitForTemporaryInstance());
+    await log.step(DRILL_STEPS.CREDENTIALS, () => run.matchCredentials());
+    await log.step(DRILL_STEPS.CHOOSE, () => run.chooseDatabases());
+    await log.step(DRILL_STEPS.COPY, () => run.copyDatabases());
+  } catch (err) {
+    run.recordFailure(err);
+  } finally {
+    await log.step(DRILL_STEPS.CLEAN_UP, () => run.cleanUp()).catch((err) => run.recordFailure(err));
+    await run.summarize();
+  }
+  return run.evidence();
+}
+
+class DrillRun extends RecoveryRun {
+  private readonly startedAt: Date;
+  private window?: RestoreWindow;
+  private usedTime?: Date;
+  private copyMs?: number;
+  private copiedBytes?: number;
+  private sizesOnCopy = new Map<string, number>();
+  private sizesOnOriginal = new Map<string, number>();
+  private record?: EvidenceRecord;
+
+  constructor(private readonly drill: DrillRequest, private readonly drillDeps: DrillDeps) {
+    super(drill.start, drillDeps);
+    this.startedAt = this.clock.now();
+  }
+
+  /** The restorable window (read-only), and from it a random time when asked; for `latest`, the time it stands for now. */
+  async chooseRestoreTime(): Promise<void> {
+    const { rds, log } = this.deps;
+    const wanted = this.drill.restoreTime;
+    try {
+      // As the plan does: by the identifier RDS reports (it stores identifiers in lowercase).
+      this.window = await rds.restorableWindow((await rds.describeSource(this.drill.start.sourceId)).id);
+    } catch (err) {
+      if (wanted === LATEST || wanted instanceof Date) {
+        log.warn(`the restorable window could not be read (${(err as Error).message}); the plan checks the restore time itself`);
+        return this.useTime(wanted);
+      }
+      throw new PlanError([`${START_ENV.RESTORE_TIME}: ${JSON.stringify(this.drill.requested)} needs the restorable window, which could not be read (${(err as Error).message}); `
+        + `accepted: retry, or an explicit time or "${LATEST}".`]);
+    }
+    log.info(`restorable window: ${this.window.earliest.toISOString()} .. ${this.window.latest.toISOString()}`);
+    if (wanted === LATEST || wanted instanceof Date) return this.useTime(wanted);
+    const time = pickRandomRestoreTime(this.window, wanted.withinMs, this.drillDeps.random ?? Math.random);
+    log.info(`random restore time${wanted.withinMs ? ` within the last ${formatDuration(wanted.withinMs)} of the window` : ''}: ${time.toISOString()}`);
+    this.useTime(time);
+  }
+
+  /** Sizes the temporary instance from the original's databases (read-only: pg_database_size). */
+  async sizeStorage(): Promise<void> {
+    const { log } = this.deps;
+    const sizes = await this.sizes(this.originalTarget());
+    this.sizesOnOriginal = new Map([...sizes].filter(([db]) => !this.p.databases || this.p.databases.includes(db)));
+    const largest = Math.max(0, ...this.sizesOnOriginal.values());
+    this.allocatedStorageGiB = drillStorageGiB(this.p.source.storage?.allocatedGiB, largest);
+    log.info(this.allocatedStorageGiB === undefined
+      ? `largest database on the original: ${formatBytes(largest)}; the source's allocated storage is not known, so the temporary instance gets the source's`
+      : `temporary instance storage: ${this.allocatedStorageGiB} GiB = the source's ${this.p.source.storage!.allocatedGiB} GiB + room for a second copy of the largest database (${formatBytes(largest)} + ${Math.round((DISK_MARGIN - 1) * 100)}%)`);
+  }
+
+  /** The recovery's copy, onto the temporary instance itself; the checks on the original stay read-only. */
+  async copyDatabases(): Promise<void> {
+    this.checkNotStopped();
+    const { data, log, signal } = this.deps;
+    this.workDir = mkdtempSync(join(this.deps.scratchDir ?? tmpdir(), `pitr-drill-${this.p.stamp}-`));
+    const originalStorage = await this.measureOriginalStorage();
+    const temporary = this.temporaryTarget();
+    const sizes = await this.sizes(temporary);
+    this.sizesOnCopy = new Map(this.databases.map((d) => [d, sizes.get(d) ?? 0]));
+    const started = this.clock.now().getTime();
+    this.copyStarted = true;
+    const results = await data.copy(temporary, temporary, {
+      databases: this.databases,
+      strategy: this.p.strategy,
+      jobs: this.p.jobs,
+      stamp: this.p.stamp,
+      workDir: this.workDir,
+      log,
+      signal,
+      acceptHazards: this.p.acceptHazards,
+      originalStorage,
+      drill: { original: this.originalTarget(), intoName: (db) => drillDatabaseName(db, this.p.stamp) },
+    });
+    this.copyMs = this.clock.now().getTime() - started;
+    this.copiedBytes = [...this.sizesOnCopy.values()].reduce((a, b) => a + b, 0);
+    this.results = results;
+    const unverified = this.databases.filter((d) => !results.some((r) => r.database === d && r.verified));
+    if (unverified.length > 0) throw new Error(`not verified: ${unverified.join(', ')}; the drill failed.`);
+  }
+
+  /** The drill's summary: steps, the record as one JSON line, then publication (whose failure is only logged). */
+  async summarize(): Promise<void> {
+    const { log } = this.deps;
+    const record = this.buildRecord();
+    this.record = record;
+    const lines = ['', '==== Drill summary ====', 'Steps:', ...log.stepTable()];
+    for (const d of record.databases) lines.push(`  ${d.name}: ${d.result}${d.tables !== undefined ? `, ${d.tables} tables, ${d.rows} rows` : ''} (copied as ${JSON.stringify(d.copiedAs)} on the temporary instance)`);
+    if (record.recoveryTimeEstimate) {
+      const e = record.recoveryTimeEstimate;
+      lines.push(`A recovery of ${record.source.id} now would take about ${formatDuration(e.seconds * 1000)}: plan ${formatDuration(e.parts.planSeconds * 1000)}, `
+        + `restore and wait ${formatDuration(e.parts.restoreAndWaitSeconds * 1000)}, credentials ${formatDuration(e.parts.credentialsSeconds * 1000)}, `
+        + `copy ${formatDuration(e.parts.copySeconds * 1000)}, swap ${formatDuration(e.parts.swapSeconds * 1000)} (up to ${formatDuration(e.swapWorstCaseSeconds * 1000)} if sessions do not end).`);
+    }
+    lines.push('The original instance was not written to (a drill only reads it).');
+    lines.push(record.succeeded ? `RESULT: DRILL SUCCEEDED: ${record.databases.length} database(s) restored, copied and verified.` : `RESULT: DRILL FAILED${record.failure?.step ? ` in step "${record.failure.step}"` : ''}: ${record.failure?.reason}`);
+    for (const line of lines) log.info(line);
+    // One line, machine-readable, for log searches: the same document that is published.
+    log.info(`EVIDENCE ${JSON.stringify(record)}`);
+    if (this.drillDeps.publisher) {
+      try {
+        await this.drillDeps.publisher.publish(record);
+        log.info('evidence published');
+      } catch (err) {
+        log.warn(`the evidence could not be published (${(err as Error).message}); the drill's result above stands`);
+      }
+    }
+  }
+
+  /** The record; throws the first failure after it was logged and published. */
+  evidence(): EvidenceRecord {
+    if (this.failure) throw this.failure;
+    return this.record!;
+  }
+
+  private useTime(time: Date | typeof LATEST): void {
+    this.request = { ...this.request, restoreTime: time };
+    this.usedTime = time === LATEST ? this.window?.latest : time;
+  }
+
+  private async sizes(target: PgTarget): Promise<ReadonlyMap<string, number>> {
+    return (this.drillDeps.databaseSizes ?? readDatabaseSizes)(target);
+  }
+
+  private buildRecord(): EvidenceRecord {
+    const { log } = this.deps;
+    const plan = this.currentPlan;
+    const failedStep = log.steps.find((s) => s.outcome === 'failed' && (Object.values(DRILL_STEPS) as string[]).includes(s.name));
+    const seconds = (...names: string[]): number => log.steps.filter((s) => names.includes(s.name))
+      .reduce((sum, s) => sum + (s.durationMs ?? 0), 0) / 1000;
+    const phases = log.steps.filter((s) => (Object.values(DRILL_STEPS) as string[]).includes(s.name))
+      .map((s) => ({ name: s.name, seconds: (s.durationMs ?? 0) / 1000, outcome: s.outcome ?? 'running' }));
+    const stamp = plan?.stamp;
+    const databases = this.databases.map((name) => {
+      const r = this.results.find((x) => x.database === name);
+      return {
+        name,
+        copiedAs: stamp ? drillDatabaseName(name, stamp) : '',
+        sizeBytes: this.sizesOnCopy.get(name),
+        tables: r?.tables,
+        rows: r?.rows,
+        verification: VERIFICATION_COMPARES,
+        result: r ? (r.verified ? 'verified' as const : 'not verified' as const) : 'not copied' as const,
+      };
+    });
+    const copy = this.copyMs !== undefined && this.copiedBytes !== undefined && this.failure === undefined
+      ? {
+        bytes: this.copiedBytes,
+        seconds: this.copyMs / 1000,
+        bytesPerSecond: this.copyMs > 0 ? Math.round(this.copiedBytes / (this.copyMs / 1000)) : 0,
+      }
+      : undefined;
+    let estimate: RecoveryTimeEstimate | undefined;
+    if (copy && copy.bytesPerSecond > 0) {
+      const bytesToCopy = [...this.sizesOnOriginal.entries()].filter(([db]) => this.databases.includes(db)).reduce((sum, [, b]) => sum + b, 0);
+      const parts = {
+        planSeconds: round(seconds(DRILL_STEPS.PLAN, DRILL_STEPS.CHOOSE)),
+        restoreAndWaitSeconds: round(seconds(DRILL_STEPS.RESTORE, DRILL_STEPS.WAIT)),
+        credentialsSeconds: round(seconds(DRILL_STEPS.CREDENTIALS)),
+        copySeconds: round(bytesToCopy / copy.bytesPerSecond),
+        swapSeconds: round((this.databases.length * EXPECTED_SWAP_MS) / 1000),
+      };
+      estimate = {
+        seconds: round(Object.values(parts).reduce((a, b) => a + b, 0)),
+        parts,
+        swapWorstCaseSeconds: round((this.databases.length * TERMINATE_TIMEOUT_MS) / 1000),
+        bytesToCopy,
+        assumptions: [
+          'the restore and wait, and the credentials step, take as long as they took in this drill (a restore to another time replays a different amount of WAL)',
+          'the copy runs at the throughput this drill measured (bytes of pg_database_size on the point-in-time copy per second of the copy step: '
+            + 'checks, dump, restore, indexes, ANALYZE, verification), applied to the databases\' current size on the original; '
+            + 'the drill reads and writes on the temporary instance alone, a recovery reads there and writes to the original',
+          `each database's swap takes about ${EXPECTED_SWAP_MS / 1000} s when its sessions end promptly; the data path waits at most ${TERMINATE_TIMEOUT_MS / 1000} s per database for them (swapWorstCaseSeconds)`,
+          'the safety snapshot a recovery takes by default is ready by the time the credentials match (it runs beside the restore); otherwise its wait adds to the total',
+          'the build starts at once (no CodeBuild queue) and the same JOBS and instance class are used',
+        ],
+      };
+    }
+    return {
+      kind: EVIDENCE_KIND,
+      version: 1,
+      succeeded: this.failure === undefined,
+      failure: this.failure ? { step: failedStep?.name, reason: this.failure.message } : undefined,
+      source: { id: this.drill.start.sourceId, engine: plan?.source.engine, engineVersion: plan?.source.engineVersion },
+      buildId: this.drill.start.buildId,
+      startedAt: this.startedAt.toISOString(),
+      endedAt: this.clock.now().toISOString(),
+      restoreTime: {
+        requested: this.drill.requested,
+        used: this.usedTime?.toISOString(),
+        useLatestRestorableTime: this.request.restoreTime === LATEST,
+      },
+      restoreWindow: this.window ? { earliest: this.window.earliest.toISOString(), latest: this.window.latest.toISOString() } : undefined,
+      temporaryInstance: plan ? { id: plan.temporaryInstanceId, allocatedStorageGiB: this.allocatedStorageGiB } : undefined,
+      phases,
+      databases,
+      copy,
+      recoveryTimeEstimate: estimate,
+    };
+  }
+}
+
+/** pg_database_size of every database but templates (read-only). */
+export async function readDatabaseSizes(target: PgTarget): Promise<ReadonlyMap<string, number>> {
+  const client = await connect(target, target.maintenanceDatabase);
+  try {
+    const { rows } = await client.query<{ datname: string; size: string }>(
+      'SELECT datname, pg_database_size(oid)::text AS size FROM pg_database WHERE NOT datistemplate AND datallowconn');
+    return new Map(rows.map((r) => [r.datname, Number(r.size)]));
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** The drill's record as a message for a person (SNS), not JSON. */
+export function describeEvidence(record: EvidenceRecord): string {
+  const lines = [
+    `Restore drill of ${record.source.id}: ${record.succeeded ? 'SUCCEEDED' : 'FAILED'}`,
+    ...(record.failure ? [`Why: ${record.failure.step ? `step "${record.failure.step}": ` : ''}${record.failure.reason}`] : []),
+    `Restore time: requested ${record.restoreTime.requested}, used ${record.restoreTime.used ?? (record.restoreTime.useLatestRestorableTime ? 'the latest restorable time' : 'none')}`
+      + (record.restoreWindow ? ` (window ${record.restoreWindow.earliest} .. ${record.restoreWindow.latest})` : ''),
+    ...record.databases.map((d) => `  ${d.name}: ${d.result}${d.tables !== undefined ? `, ${d.tables} tables, ${d.rows} rows` : ''}${d.sizeBytes !== undefined ? `, ${formatBytes(d.sizeBytes)}` : ''}`),
+    ...(record.copy ? [`Copy: ${formatBytes(record.copy.bytes)} in ${formatDuration(record.copy.seconds * 1000)} (${formatBytes(record.copy.bytesPerSecond)}/s)`] : []),
+    ...(record.recoveryTimeEstimate ? [`Estimated time of a recovery now: ${formatDuration(record.recoveryTimeEstimate.seconds * 1000)} `
+      + `(restore and wait ${formatDuration(record.recoveryTimeEstimate.parts.restoreAndWaitSeconds * 1000)}, copy ${formatDuration(record.recoveryTimeEstimate.parts.copySeconds * 1000)})`] : []),
+    'The original instance was only read. The temporary instance was deleted (see the build log).',
+    `Build: ${record.buildId}`,
+  ];
+  return lines.join('\n');
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10;
+}
+
+function formatBytes(bytes: number): string {
+  const gib = bytes / 2 ** 30;
+  return gib >= 1 ? `${gib.toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
