@@ -5,10 +5,8 @@
  * sends to CloudWatch, EventBridge and SNS (aws-sdk-client-mock).
  */
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-// eslint-disable-next-line import/no-extraneous-dependencies -- 3.1142.0 is in node_modules; declared as a devDependency at integration (issue #11)
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { RDSClient, RestoreDBInstanceToPointInTimeCommand } from '@aws-sdk/client-rds';
-// eslint-disable-next-line import/no-extraneous-dependencies -- 3.1142.0 is in node_modules; declared as a devDependency at integration (issue #11)
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { AwsDrillPublisher, drillMetrics } from '../buildspec/runner/aws/publish';

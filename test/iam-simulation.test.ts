@@ -12,11 +12,9 @@
  */
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { CodeBuildClient } from '@aws-sdk/client-codebuild';
-// eslint-disable-next-line import/no-extraneous-dependencies -- 3.1142.0 is in node_modules; declared as a devDependency at integration (issue #11)
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { CreateDBInstanceCommand, DeleteDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-// eslint-disable-next-line import/no-extraneous-dependencies -- 3.1142.0 is in node_modules; declared as a devDependency at integration (issue #11)
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import { App, Stack, aws_ec2 as ec2, aws_iam as iam, aws_rds as rds, aws_secretsmanager as secretsmanager, aws_sns as sns } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';

@@ -6,9 +6,7 @@
  * failures are reported together, and never change the drill's result.
  */
 import { CloudWatchClient, PutMetricDataCommand, type MetricDatum } from '@aws-sdk/client-cloudwatch';
-// eslint-disable-next-line import/no-extraneous-dependencies -- 3.1142.0 is in node_modules; declared as a devDependency at integration (issue #11)
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-// eslint-disable-next-line import/no-extraneous-dependencies -- 3.1142.0 is in node_modules; declared as a devDependency at integration (issue #11)
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { DRILL_EVENT, DRILL_METRICS } from '../../../src/contract';
 import { DRILL_STEPS, describeEvidence, type DrillPublisher, type EvidenceRecord } from '../drill';

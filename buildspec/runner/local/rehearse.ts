@@ -27,7 +27,6 @@ import { tmpdir, availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-// eslint-disable-next-line import/no-extraneous-dependencies -- 3.1142.0 is in node_modules; declared as a devDependency at integration (issue #11)
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import { LOOPBACK, LocalCluster, SECOND_HOST, pgBin, pgBinDir, quoteIdent, sleep } from './cluster';
 import { compareFingerprints, fingerprintDatabase, listAllDatabases } from './fingerprint';
