@@ -23,6 +23,7 @@ import { StepLog } from './log';
 import { readStartRequest } from './plan';
 import { PgDataPath } from './postgres/data-path';
 import { PgOriginalCatalog } from './postgres/leftovers';
+import { PgTablePath } from './postgres/tables';
 import { runAsMain, withStopSignals } from './stop-signals';
 import { readRunnerTuning } from './tuning';
 import { runRecovery } from './workflow';
@@ -97,6 +98,7 @@ async function recover(signal: AbortSignal): Promise<number> {
       catalog,
       builds,
       data: new PgDataPath({ streamMinBytes: setup.tuning.streamMinBytes }),
+      tables: new PgTablePath(),
       log,
       credentials: setup.credentials,
       secretId: setup.secretId,
