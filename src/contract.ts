@@ -415,7 +415,9 @@ export function parseTableList(value: unknown, field: string = START_ENV.TABLES)
  */
 export function tableScopeProblems(
   tables: readonly TableName[] | undefined, databases: readonly string[] | undefined, mode: TableMode,
-  fields: { tables: string; databases: string; tableMode: string } = { tables: START_ENV.TABLES, databases: START_ENV.DATABASES, tableMode: START_ENV.TABLE_MODE },
+  fields: { tables: string; databases: string; tableMode: string } = {
+    tables: START_ENV.TABLES, databases: START_ENV.DATABASES, tableMode: START_ENV.TABLE_MODE,
+  },
 ): string[] {
   const problems: string[] = [];
   if (tables === undefined) {

@@ -78,7 +78,9 @@ export async function listCatalogTables(client: Client): Promise<CatalogTable[]>
  * tables) only explains a miss: a name that exists now but not at T was
  * created after T. Every miss lists the closest names that existed at T.
  */
-export function resolveTables(names: readonly TableName[], atT: readonly CatalogTable[], now: readonly CatalogTable[], partitions: ReadonlyMap<number, readonly number[]>): ResolvedTables {
+export function resolveTables(
+  names: readonly TableName[], atT: readonly CatalogTable[], now: readonly CatalogTable[], partitions: ReadonlyMap<number, readonly number[]>,
+): ResolvedTables {
   const problems: string[] = [];
   const chosen: CatalogTable[] = [];
   const add = (t: CatalogTable): void => {
@@ -167,7 +169,9 @@ async function partitionTree(client: Client, tables: readonly CatalogTable[]): P
 }
 
 /** The names the moving tables get in `pitr_<stamp>`: their own, or `<schema>__<name>` where two would collide. */
-export function restoredNames(moving: ReadonlyArray<{ readonly schema: string; readonly name: string }>, reserved: readonly string[] = [CHANGES_TABLE]): string[] {
+export function restoredNames(
+  moving: ReadonlyArray<{ readonly schema: string; readonly name: string }>, reserved: readonly string[] = [CHANGES_TABLE],
+): string[] {
   const count = new Map<string, number>();
   for (const t of moving) count.set(t.name, (count.get(t.name) ?? 0) + 1);
   return moving.map((t) => ((count.get(t.name) ?? 0) > 1 || reserved.includes(t.name) ? derivedName(`${t.schema}__${t.name}`, '') : t.name));
@@ -323,7 +327,13 @@ export class PgTablePath implements TablePath {
       if (t.kind !== 'r') {
         const parts = resolved.moving.filter((p) => p.partitionOf?.oid === t.oid && p.kind === 'r').map((p) => qualified(schema, names[resolved.moving.indexOf(p)]));
         const rows = parts.reduce((sum, p) => sum + Number((atT[p] ?? '0/').split('/')[0]), 0);
-        return { source: shown(t.schema, t.name), restoredAs: shown(schema, names[i]), partitionOf, rows, verified: sequencesMatch && parts.every((p) => atT[p] === now[p]) };
+        return {
+          source: shown(t.schema, t.name),
+          restoredAs: shown(schema, names[i]),
+          partitionOf,
+          rows,
+          verified: sequencesMatch && parts.every((p) => atT[p] === now[p]),
+        };
       }
       return {
         source: shown(t.schema, t.name),
@@ -402,7 +412,10 @@ export async function tableChanges(
 ): Promise<TableChanges> {
   const live = qualified(liveTable.schema, liveTable.name);
   const restored = qualified(restoredTable.schema, restoredTable.name);
-  const shown = { table: formatTableName({ schema: liveTable.schema, table: liveTable.name }), restoredAs: formatTableName({ schema: restoredTable.schema, table: restoredTable.name }) };
+  const shown = {
+    table: formatTableName({ schema: liveTable.schema, table: liveTable.name }),
+    restoredAs: formatTableName({ schema: restoredTable.schema, table: restoredTable.name }),
+  };
   const count = async (sql: string): Promise<number> => Number((await client.query<{ n: string }>(sql)).rows[0].n);
   const rowsAtT = await count(`SELECT count(*) AS n FROM ${restored}`);
   const notes: string[] = [];
