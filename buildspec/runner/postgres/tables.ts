@@ -107,7 +107,10 @@ export function resolveTables(
       continue;
     }
     const createdAfter = now.some((t) => t.schema === name.schema && t.name === name.table);
-    const close = closest(asked, known);
+    // Close as a whole, or the same (or a close) table name in another schema.
+    const tableName = name.table;
+    const sameName = atT.filter((t) => closest(tableName, [t.name]).length > 0).map((t) => formatTableName({ schema: t.schema, table: t.name }));
+    const close = [...new Set([...closest(asked, known), ...sameName])].slice(0, 5);
     problems.push(`TABLES: ${asked} did not exist at the restore time${createdAfter ? ' (it exists now, so it was created after the restore time: there is nothing to bring back)' : ''}; `
       + `${close.length > 0 ? `close matches that existed then: ${close.join(', ')}` : 'no table with a similar name existed then'}.`);
   }
