@@ -35,6 +35,7 @@ import { LocalRdsControl } from './rds-control';
 import { tlsPlacement } from './rds-standin/placement';
 import { RdsStandIn } from './rds-standin/server';
 import { SAMPLE_DAMAGE_SQL, SAMPLE_SEED_SQL } from './rehearse-sample';
+import { TABLES_DAMAGE_SQL, TABLES_SEED_SQL, checkTableRecovery, keyedRows, parseRehearsalTables, psqlAs, tablesOf } from './rehearse-tables';
 import { TestCa } from './test-ca';
 import { BUILD_ENV, PROJECT_ENV, START_ENV, STRATEGIES, parseStrategy, type Strategy } from '../../../src/contract';
 import { TUNING_ENV } from '../../../src/contract';
@@ -42,6 +43,7 @@ import { StepLog } from '../log';
 import { readStartRequest } from '../plan';
 import { PgDataPath } from '../postgres/data-path';
 import { keptName } from '../postgres/names';
+import { PgTablePath, tableSchemaName } from '../postgres/tables';
 import { runRecovery, type Polling } from '../workflow';
 
 /** Exit codes of `rehearse`. */
@@ -68,6 +70,8 @@ export interface RehearseOptions {
   readonly oneHost: boolean;
   /** `aws` (default): `runner.js recover` against the RDS stand-in and moto; `local`: the runbook in process, local control plane. */
   readonly adapter: RehearsalAdapter;
+  /** `--tables`: a table-level recovery (TABLES) of the rehearsal database instead of whole databases (rehearse-tables.ts). */
+  readonly tables?: string;
   readonly help?: boolean;
 }
 
@@ -76,7 +80,8 @@ type RehearsalSslMode = typeof SSL_MODES[number];
 const ADAPTERS = ['aws', 'local'] as const;
 type RehearsalAdapter = typeof ADAPTERS[number];
 
-const USAGE = 'usage: npx projen rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--adapter aws|local] [--sslmode verify-full|disable] [--one-host] [--keep] [--help]';
+const USAGE = 'usage: npx projen rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--tables schema.table,...] [--adapter aws|local] '
+  + '[--sslmode verify-full|disable] [--one-host] [--keep] [--help]';
 
 /** `rehearse --help`. */
 export const REHEARSE_HELP = `${USAGE}
@@ -93,6 +98,9 @@ than the original (127.0.0.1), so large tables stream COPY to COPY. Needs moto_s
                     (default: the repository's rich dataset, or a built-in sample outside the repository)
   --damage FILE     SQL run the same way after T: the mistake to recover from
   --strategy S      swap (default) or replace
+  --tables LIST     recover only these tables of "orders" (TABLES, e.g. billing.invoice) beside the live ones; then run the
+                    undo SQL from the report as the master user and check each table holds its rows at T plus the rows
+                    inserted after T (default dataset and damage: invoices, half of them deleted, some updated, new ones added)
   --adapter A       aws (default: runner.js recover, AWS SDK, stand-ins) or local (the runbook in this process
                     through the local control plane; no AWS SDK, no moto_server)
   --sslmode M       verify-full (default) or disable (no TLS on the instances; only with --adapter local,
@@ -133,6 +141,7 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
   let oneHost = false;
   let adapter: RehearsalAdapter = 'aws';
   let help = false;
+  let tables: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const next = (): string => {
@@ -148,6 +157,9 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
       const value = next();
       if (!(ADAPTERS as readonly string[]).includes(value)) throw new Error(`--adapter: ${JSON.stringify(value)} is not accepted; accepted: ${ADAPTERS.join(' | ')}. ${USAGE}`);
       adapter = value as RehearsalAdapter;
+    } else if (arg === '--tables') {
+      tables = next();
+      parseRehearsalTables(tables);
     } else if (arg === '--one-host') {oneHost = true;} else if (arg === '--help' || arg === '-h') {help = true;} else {throw new Error(`${JSON.stringify(arg)} is not an option of rehearse. ${USAGE}`);}
   }
   for (const [flag, file] of [['--seed', seedFile], ['--damage', damageFile]] as const) {
@@ -158,7 +170,7 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
     throw new Error('--sslmode disable: runner.js recover always connects with sslmode=verify-full, as on AWS; accepted with --adapter aws (the default): '
       + `verify-full. For a rehearsal without TLS add --adapter local. ${USAGE}`);
   }
-  return { seedFile, damageFile, keep, strategy, sslMode, oneHost, adapter, help };
+  return { seedFile, damageFile, keep, strategy, sslMode, oneHost, adapter, help, ...(tables !== undefined ? { tables } : {}) };
 }
 
 /** Runs the rehearsal; resolves to its exit code. `signal` aborts it (SIGTERM/SIGINT). */
@@ -190,6 +202,10 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
       await runSql(src, dataset.seed, scratch);
     });
 
+    const tableNames = options.tables === undefined ? [] : await tablesOf(src, REHEARSAL_DATABASE, parseRehearsalTables(options.tables));
+    const readTables = async (): Promise<Map<string, Awaited<ReturnType<typeof keyedRows>>>> =>
+      new Map(await Promise.all(tableNames.map(async (t) => [t, await keyedRows(src, REHEARSAL_DATABASE, t)] as const)));
+    const tablesAtT = await readTables();
     const atT = await log.step('Rehearsal: record the restore time T and fingerprint every database', async () => {
       const fingerprints = await fingerprintAll(src);
       await sleep(20);
@@ -215,17 +231,41 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
       log.info(`  ${db}: ${after ? `${changed!.missing.length + changed!.unexpected.length} facts differ from T` : 'dropped'}`);
     }
 
+    const tablesDamaged = await readTables();
     const start: Record<string, string> = {
       [START_ENV.RESTORE_TIME]: atT.restoreTime.toISOString(),
       [START_ENV.CONFIRM]: SOURCE_ID,
       [START_ENV.STRATEGY]: options.strategy,
-      // No DATABASES: the default, every database that existed at T, as on AWS.
+      // No DATABASES: the default, every database that existed at T, as on AWS. A table recovery needs its one database.
+      ...(options.tables !== undefined ? { [START_ENV.TABLES]: options.tables, [START_ENV.DATABASES]: REHEARSAL_DATABASE } : {}),
     };
     log.info(`---- the recovery runbook, as on AWS${options.adapter === 'aws' ? ': the build phase of buildspec.yml, `node runner.js recover`' : ''} ----`);
     const run = await rig.recover(start, password, signal);
     if (!run.ok) {
       log.warn(`REHEARSAL FAILED: the recovery did not complete: ${signal?.aborted ? (signal.reason as Error).message : run.why}`);
       return REHEARSE_EXIT.RECOVERY_FAILED;
+    }
+    if (options.tables !== undefined) {
+      log.info('---- independent check: nothing but the new schema was written; then the undo SQL, run as a user would ----');
+      const found = await log.step('Rehearsal: check the tables, run the undo SQL, compare with T', async () => {
+        const out: string[] = [];
+        for (const [db, expected] of damaged) {
+          const diff = compareFingerprints(expected, (await fingerprintDatabase(src, db)).filter((fact) => !fact.includes(tableSchemaName(run.stamp))));
+          if (diff.missing.length + diff.unexpected.length > 0) out.push(`${db}: written outside ${tableSchemaName(run.stamp)}:\n${describeDiff(diff)}`);
+        }
+        out.push(...await checkTableRecovery({
+          cluster: src, database: REHEARSAL_DATABASE, stamp: run.stamp, atT: tablesAtT, damaged: tablesDamaged, log,
+          runAsUser: (sql) => psqlAs(src, REHEARSAL_DATABASE, MASTER_USER, password, sql),
+        }));
+        return out;
+      });
+      if (found.length > 0) {
+        log.warn(`REHEARSAL FAILED: the table recovery reported success, but:\n${found.join('\n')}`);
+        return REHEARSE_EXIT.MISMATCH;
+      }
+      log.info(`REHEARSAL PASSED: ${tableNames.join(', ')} came back beside the live tables as at T ${atT.restoreTime.toISOString()}; `
+        + 'after the undo SQL each holds its rows at T plus the rows inserted since.');
+      return REHEARSE_EXIT.PASSED;
     }
     log.info('---- independent check against the fingerprints taken at T ----');
     const problems = await log.step('Rehearsal: compare every database with its state at T', async () => {
@@ -444,6 +484,7 @@ class LocalRig implements Rig {
       const outcome = await runRecovery(request, {
         rds: this.rds,
         data: new PgDataPath({ streamMinBytes: this.options.streamMinBytes }),
+        tables: new PgTablePath(),
         log: this.options.log,
         credentials: { username: MASTER_USER, password },
         tls: this.source.sslOptions,
@@ -515,6 +556,10 @@ interface Dataset {
 
 /** --seed/--damage, else the repository's rich fixtures when they are there, else the built-in sample. */
 function chooseDataset(options: RehearseOptions): Dataset {
+  if (options.tables !== undefined && !options.seedFile) {
+    const damage = options.damageFile ? { file: options.damageFile } : { sql: TABLES_DAMAGE_SQL };
+    return { seed: { sql: TABLES_SEED_SQL }, damage, seedName: 'the built-in invoices', damageName: damage.file ?? 'the built-in invoice damage' };
+  }
   const rich = existsSync(RICH_SEED) && existsSync(RICH_DAMAGE);
   const seed = options.seedFile ? { file: options.seedFile } : rich ? { file: RICH_SEED } : { sql: SAMPLE_SEED_SQL };
   const damage = options.damageFile ? { file: options.damageFile } : rich && !options.seedFile ? { file: RICH_DAMAGE } : { sql: SAMPLE_DAMAGE_SQL };
