@@ -254,7 +254,12 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
           if (diff.missing.length + diff.unexpected.length > 0) out.push(`${db}: written outside ${tableSchemaName(run.stamp)}:\n${describeDiff(diff)}`);
         }
         out.push(...await checkTableRecovery({
-          cluster: src, database: REHEARSAL_DATABASE, stamp: run.stamp, atT: tablesAtT, damaged: tablesDamaged, log,
+          cluster: src,
+          database: REHEARSAL_DATABASE,
+          stamp: run.stamp,
+          atT: tablesAtT,
+          damaged: tablesDamaged,
+          log,
           runAsUser: (sql) => psqlAs(src, REHEARSAL_DATABASE, MASTER_USER, password, sql),
         }));
         return out;
