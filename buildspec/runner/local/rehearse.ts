@@ -248,12 +248,13 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
     if (options.tables !== undefined) {
       log.info('---- independent check: nothing but the new schema was written; then the undo SQL, run as a user would ----');
       const found = await log.step('Rehearsal: check the tables, run the undo SQL, compare with T', async () => {
-        const out: string[] = [];
+        const issues: string[] = [];
+        const schema = tableSchemaName(run.stamp);
         for (const [db, expected] of damaged) {
-          const diff = compareFingerprints(expected, (await fingerprintDatabase(src, db)).filter((fact) => !fact.includes(tableSchemaName(run.stamp))));
-          if (diff.missing.length + diff.unexpected.length > 0) out.push(`${db}: written outside ${tableSchemaName(run.stamp)}:\n${describeDiff(diff)}`);
+          const diff = compareFingerprints(expected, (await fingerprintDatabase(src, db)).filter((fact) => !fact.includes(schema)));
+          if (diff.missing.length + diff.unexpected.length > 0) issues.push(`${db}: written outside ${schema}:\n${describeDiff(diff)}`);
         }
-        out.push(...await checkTableRecovery({
+        issues.push(...await checkTableRecovery({
           cluster: src,
           database: REHEARSAL_DATABASE,
           stamp: run.stamp,
@@ -262,7 +263,7 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, o
           log,
           runAsUser: (sql) => psqlAs(src, REHEARSAL_DATABASE, MASTER_USER, password, sql),
         }));
-        return out;
+        return issues;
       });
       if (found.length > 0) {
         log.warn(`REHEARSAL FAILED: the table recovery reported success, but:\n${found.join('\n')}`);
