@@ -72,7 +72,7 @@ async function main(): Promise<void> {
     console.log(`generating ${TABLES} tables x ${rowsPerTable} rows on both clusters ...`);
     await Promise.all([generate(source, PRISTINE, rowsPerTable), generate(original, DB, rowsPerTable)]);
     await original.sql('DELETE FROM public.t01 WHERE id % 2 = 0', DB);
-    const sizes = await source.sql(`SELECT pg_database_size(current_database()) || ' ' || pg_total_relation_size('public.t01')`, PRISTINE);
+    const sizes = await source.sql('SELECT pg_database_size(current_database()) || \' \' || pg_total_relation_size(\'public.t01\')', PRISTINE);
     const [dbBytes, tableBytes] = sizes.split(' ').map(Number);
     console.log(`database ${(dbBytes / 2 ** 20).toFixed(0)} MiB; public.t01 ${(tableBytes / 2 ** 20).toFixed(1)} MiB (${((100 * tableBytes) / dbBytes).toFixed(1)}%)`);
 

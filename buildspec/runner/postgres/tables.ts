@@ -203,7 +203,18 @@ export class PgTablePath implements TablePath {
         return result;
       });
       const names = restoredNames(resolved.moving);
-      const leftOut = await log.step(`move them into ${schema} on the point-in-time copy`, () => this.isolate(copy, resolved, names, schema));
+      const leftOut = await log.step(`move them into ${schema} on the point-in-time copy`, async () => {
+        try {
+          return await this.isolate(copy, resolved, names, schema);
+        } catch (err) {
+          const e = err as Error & { code?: string };
+          // 42501 insufficient_privilege: the usual cause on RDS, where the master user is not a superuser.
+          const hint = e.code === '42501'
+            ? ' The master user needs CREATE on the database and must own the chosen tables or be a member of their owner role (GRANT <owner> TO <master user>).'
+            : '';
+          throw new Error(`the tables could not be moved into ${ident(schema)} on the point-in-time copy: ${e.message}.${hint} Nothing on the original was changed.`);
+        }
+      });
       for (const line of leftOut) log.info(`left out: ${line}`);
       processes.throwIfAborted();
       await log.step(`copy ${schema} to the original (pg_dump -n | pg_restore --single-transaction)`, async () => {
