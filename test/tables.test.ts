@@ -55,6 +55,8 @@ INSERT INTO billing.dropped_later SELECT g, 'v' || g FROM generate_series(1, 25)
 CREATE SCHEMA "Sales";
 CREATE TABLE "Sales"."Order Items" ("Id" serial PRIMARY KEY, "Qty" int NOT NULL, "Größe" text);
 INSERT INTO "Sales"."Order Items" ("Qty", "Größe") SELECT g, 'XL' FROM generate_series(1, 60) g;
+CREATE TABLE billing.ledger (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text NOT NULL);
+INSERT INTO billing.ledger (v) SELECT 'l' || g FROM generate_series(1, 40) g;
 CREATE TABLE public.invoice (id int PRIMARY KEY, x text);
 INSERT INTO public.invoice SELECT g, 'p' || g FROM generate_series(1, 10) g;
 `;
@@ -71,6 +73,8 @@ INSERT INTO billing.audit VALUES ('after T 1'), ('after T 2');
 DROP TABLE billing.dropped_later;
 CREATE TABLE billing.created_later (id int PRIMARY KEY);
 DELETE FROM "Sales"."Order Items" WHERE "Id" > 50;
+DELETE FROM billing.ledger WHERE id <= 10;
+ALTER TABLE billing.ledger ADD COLUMN extra int NOT NULL DEFAULT 7;
 `;
 
 let instance: TestInstance;
@@ -85,6 +89,7 @@ beforeAll(async () => {
   await instance.createDatabase(DB, SEED);
   await instance.createDatabase(OTHER_DB, `SET ROLE ${MASTER}; CREATE TABLE kept (id int);`);
   atT = await rowTexts(DB, ['billing.invoice', 'billing.line', 'billing.events', 'billing.audit', 'billing.dropped_later', '"Sales"."Order Items"', 'public.invoice']);
+  atT.ledger = (await rowTexts(DB, ['(SELECT id, v FROM billing.ledger)']))['(SELECT id, v FROM billing.ledger)'];
   t = await instance.markRestoreTime();
   await instance.runSql(DB, DAMAGE);
 });
@@ -249,6 +254,33 @@ test('side by side: the chosen tables at T land in pitr_<stamp>, nothing else is
 function literalOf(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
+
+test('a partition named alone comes back on its own; schema.* takes the schema; identity ALWAYS and a column added since T in the undo SQL', async () => {
+  const before = await outsideState(DB);
+  const { log } = capturedLog();
+  const outcome = await runRecovery(request({
+    [START_ENV.RESTORE_TIME]: t.toISOString(), [START_ENV.DATABASES]: DB, [START_ENV.SAFETY_SNAPSHOT]: 'false',
+    [START_ENV.TABLES]: 'billing.events_2025,"Sales".*,billing.ledger',
+  }), deps(log));
+  await rds.settled();
+  const result = outcome.tables!;
+  const schema = result.schema;
+  expect(result.verified).toBe(true);
+  expect(await outsideState(DB)).toBe(before);
+  expect(result.tables.map((x) => x.restoredAs).sort()).toEqual([`${schema}."Order Items"`, `${schema}.events_2025`, `${schema}.ledger`]);
+  expect(result.leftOut).toContain('billing.events_2025 is restored on its own, without its partitioned table billing.events (not in TABLES)');
+  expect(await instance.cluster.sql(`SELECT count(*) || ' ' || bool_or(relispartition) FROM pg_class WHERE relname = 'events_2025' AND relnamespace = '${schema}'::regnamespace`, DB))
+    .toBe('1 false');
+  expect(await instance.cluster.sql(`SELECT count(*) FROM ${schema}.events_2025`, DB)).toBe('213');
+
+  const ledger = result.changes.find((c) => c.table === 'billing.ledger')!;
+  expect(ledger).toMatchObject({ deleted: 10, inserted: 0, changed: 0 });
+  expect(ledger.notes.join(' ')).toContain('columns added after T, left out of the comparison (restored rows get their defaults): "extra"');
+  expect(ledger.undoInsertSql).toContain('INSERT INTO "billing"."ledger" ("id", "v") OVERRIDING SYSTEM VALUE');
+  await asMaster(DB, (c) => c.query(ledger.undoInsertSql!));
+  expect((await rowTexts(DB, ['(SELECT id, v FROM billing.ledger)']))['(SELECT id, v FROM billing.ledger)']).toBe(atT.ledger);
+  expect(await instance.cluster.sql('SELECT count(*) FROM billing.ledger WHERE extra = 7', DB)).toBe('40');
+});
 
 test.each([
   ['a table created after T', 'billing.created_later', /TABLES: billing\.created_later did not exist at the restore time \(it exists now, so it was created after the restore time/],
