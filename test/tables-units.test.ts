@@ -180,6 +180,8 @@ describe('name resolution at T', () => {
     expect(restoredNames([
       { schema: 'billing', name: 'invoice' }, { schema: 'public', name: 'invoice' }, { schema: 'x', name: 'line' }, { schema: 'x', name: CHANGES_TABLE },
     ])).toEqual(['billing__invoice', 'public__invoice', 'line', 'x__changes']);
+    expect(restoredNames([{ schema: 'billing', name: 'invoice' }, { schema: 'public', name: 'invoice' }, { schema: 'x', name: 'billing__invoice' }]))
+      .toEqual(['billing__invoice', 'public__invoice', 'billing__invoice_2']);
     const long = restoredNames([{ schema: 's'.repeat(40), name: 't'.repeat(40) }, { schema: 'o', name: 't'.repeat(40) }]);
     expect(Buffer.byteLength(long[0])).toBeLessThanOrEqual(63);
   });

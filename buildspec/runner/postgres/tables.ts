@@ -177,7 +177,15 @@ export function restoredNames(
 ): string[] {
   const count = new Map<string, number>();
   for (const t of moving) count.set(t.name, (count.get(t.name) ?? 0) + 1);
-  return moving.map((t) => ((count.get(t.name) ?? 0) > 1 || reserved.includes(t.name) ? derivedName(`${t.schema}__${t.name}`, '') : t.name));
+  const first = moving.map((t) => ((count.get(t.name) ?? 0) > 1 || reserved.includes(t.name) ? derivedName(`${t.schema}__${t.name}`, '') : t.name));
+  // A chosen table may itself be called `<schema>__<name>`: number any name that is still taken.
+  const taken = new Set<string>(reserved);
+  return first.map((name) => {
+    let unique = name;
+    for (let i = 2; taken.has(unique); i++) unique = derivedName(name, `_${i}`);
+    taken.add(unique);
+    return unique;
+  });
 }
 
 /** The PostgreSQL table path. */
@@ -191,14 +199,20 @@ export class PgTablePath implements TablePath {
     let original: Client | undefined;
     let restored = false;
     try {
-      original = await connect(target, database);
+      try {
+        original = await connect(target, database);
+      } catch (err) {
+        throw new Error(`the database ${JSON.stringify(database)} existed at the restore time but cannot be opened on the original now (${(err as Error).message}); `
+          + 'tables are restored beside the live ones, in the same database: if it was dropped, recover the whole database instead (leave TABLES empty). Nothing on the original was changed.');
+      }
       const resolved = await log.step('resolve the tables at the restore time', async () => {
         const atT = await listCatalogTables(copy);
         const result = resolveTables(options.tables, atT, await listCatalogTables(original!), await partitionTree(copy, atT));
         const exists = await original!.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
         if (exists.rowCount) throw new Error(`schema ${ident(schema)} already exists in ${JSON.stringify(database)} on the original; it belongs to another run with the same stamp. Nothing on the original was changed.`);
         for (const t of result.moving) {
-          log.info(`${qualified(t.schema, t.name)}${t.kind === 'p' ? ' (partitioned)' : ''}${t.partitionOf ? ` (partition of ${qualified(t.partitionOf.schema, t.partitionOf.name)})` : ''}`);
+          const partOf = t.partitionOf ? ` (partition of ${formatTableName({ schema: t.partitionOf.schema, table: t.partitionOf.name })})` : '';
+          log.info(`${formatTableName({ schema: t.schema, table: t.name })}${t.kind === 'p' ? ' (partitioned)' : ''}${partOf}`);
         }
         return result;
       });
