@@ -295,7 +295,7 @@ export function parseHazards(value: unknown, field: string = START_ENV.ACCEPT_HA
   return out;
 }
 
-/** `side-by-side`: the tables at T go into a new schema `pitr_<stamp>`; `swap` would also move them in place of the live ones. */
+/** `side-by-side`: the tables at T go into a new schema `pitr_<stamp>`; `swap` then also moves them in place of the live ones. */
 export const TABLE_MODES = ['side-by-side', 'swap'] as const;
 export type TableMode = (typeof TABLE_MODES)[number];
 export const DEFAULT_TABLE_MODE: TableMode = 'side-by-side';
@@ -410,8 +410,8 @@ export function parseTableList(value: unknown, field: string = START_ENV.TABLES)
 /**
  * How TABLES combines with the rest of a request, one rule for the trigger
  * Lambda and the runner: exactly one database (the instance's only one when
- * DATABASES is empty, checked once the point-in-time copy is up), and no
- * swap yet. Returns the problems, empty when the combination is accepted.
+ * DATABASES is empty, checked once the point-in-time copy is up), and
+ * TABLE_MODE only with TABLES. Returns the problems, empty when accepted.
  */
 export function tableScopeProblems(
   tables: readonly TableName[] | undefined, databases: readonly string[] | undefined, mode: TableMode,
@@ -427,11 +427,6 @@ export function tableScopeProblems(
   if (databases !== undefined && databases.length !== 1) {
     problems.push(`${fields.databases}: ${JSON.stringify(databases.join(','))} names ${databases.length} databases, but ${fields.tables} recovers tables of one database; `
       + `accepted with ${fields.tables}: exactly one database, or ${fields.databases} empty when the instance has a single non-template database.`);
-  }
-  if (mode === 'swap') {
-    // Refused outright rather than half-built: a swap must first find and move every object that depends on the live table (issue #12).
-    problems.push(`${fields.tableMode}: "swap" is not supported yet; accepted: "${DEFAULT_TABLE_MODE}" (the default), which restores the tables beside the live ones `
-      + 'and prints the SQL that puts rows back.');
   }
   return problems;
 }

@@ -79,8 +79,8 @@ describe('the runner refuses bad combinations before anything is created', () =>
       .toThrow(/DATABASES: "app,reporting" names 2 databases, but TABLES recovers tables of one database.*Nothing was created or changed/);
   });
 
-  test('TABLE_MODE=swap is not supported yet; TABLE_MODE without TABLES', () => {
-    expect(() => request({ [START_ENV.TABLES]: 'billing.invoice', [START_ENV.TABLE_MODE]: 'swap' })).toThrow('TABLE_MODE: "swap" is not supported yet');
+  test('TABLE_MODE=swap with TABLES; TABLE_MODE without TABLES is refused', () => {
+    expect(request({ [START_ENV.TABLES]: 'billing.invoice', [START_ENV.TABLE_MODE]: 'swap', [START_ENV.DATABASES]: 'app' }).tableMode).toBe('swap');
     expect(() => request({ [START_ENV.TABLE_MODE]: 'swap' })).toThrow('TABLE_MODE: "swap" applies to a table recovery only');
   });
 
@@ -118,6 +118,8 @@ describe('the trigger Lambda', () => {
     const env = Object.fromEntries(environmentOverrides(valid).map((v) => [v.name, v.value]));
     expect(env[START_ENV.TABLES]).toBe('billing.invoice,"a,b".c');
     expect(env[START_ENV.TABLE_MODE]).toBe('side-by-side');
+    const swap = parseRecoveryRequest({ ...base, databases: ['app'], tables: ['billing.invoice'], tableMode: 'swap' }, SOURCE);
+    expect(Object.fromEntries(environmentOverrides(swap).map((v) => [v.name, v.value]))[START_ENV.TABLE_MODE]).toBe('swap');
     expect(parseTableList(env[START_ENV.TABLES])).toEqual([{ schema: 'billing', table: 'invoice' }, { schema: 'a,b', table: 'c' }]);
     expect(environmentOverrides(parseRecoveryRequest(base, SOURCE)).map((v) => v.name)).not.toContain(START_ENV.TABLES);
   });
@@ -128,7 +130,6 @@ describe('the trigger Lambda', () => {
     ['no schema', { tables: ['invoice'] }, 'tables[0]: "invoice" names no schema'],
     ['two tables in one entry', { tables: ['a.b,c.d'] }, 'tables[0]: "a.b,c.d" is not schema.table'],
     ['several databases', { tables: ['a.b'], databases: ['x', 'y'] }, 'databases: "x,y" names 2 databases, but tables recovers tables of one database'],
-    ['swap', { tables: ['a.b'], tableMode: 'swap' }, 'tableMode: "swap" is not supported yet'],
     ['a bad mode', { tables: ['a.b'], tableMode: 'inplace' }, 'tableMode: "inplace" is not a table mode'],
     ['tableMode without tables', { tableMode: 'swap' }, 'tableMode: "swap" applies to a table recovery only'],
   ])('refuses %s before anything is started', (_, fields, message) => {

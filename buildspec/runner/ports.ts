@@ -4,7 +4,7 @@
  * PostgreSQL clusters (the rehearsal), and in tests.
  */
 import type { StepLog } from './log';
-import type { Hazard, MarkedName, RestoreWindow, Strategy, TableName } from '../../src/contract';
+import type { Hazard, MarkedName, RestoreWindow, Strategy, TableMode, TableName } from '../../src/contract';
 
 // ---------------------------------------------------------------- control plane
 
@@ -209,6 +209,8 @@ export interface TableRecoveryOptions {
   readonly stamp: string;
   readonly log: StepLog;
   readonly signal?: AbortSignal;
+  /** `swap`: after the side-by-side restore, move each restored table in place of the live one (postgres/tables-swap.ts). */
+  readonly mode?: TableMode;
 }
 
 /** One table restored into `pitr_<stamp>`. */
@@ -257,6 +259,8 @@ export interface TableRecoveryResult {
   readonly verified: boolean;
   /** From the point-in-time copy being reachable to the tables verified on the original. */
   readonly copyMs: number;
+  /** TABLE_MODE=swap: each table swapped in, where the live one went, and how long it was locked. */
+  readonly swapped?: ReadonlyArray<{ readonly table: string; readonly before: string; readonly windowMs: number }>;
 }
 
 /** Table-level recovery into a new schema of the original (postgres/tables.ts). */

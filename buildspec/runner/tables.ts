@@ -29,12 +29,13 @@ export function chooseTableDatabase(requested: readonly string[] | undefined, at
 
 /** One log line for the plan. */
 export function describeTableRequest(tables: readonly TableName[], mode: TableMode, stamp: string): string {
-  return `tables: ${tables.map(formatTableName).join(', ')}; table mode: ${mode} (restored into the new schema ${tableSchemaName(stamp)}; live tables are not written)`;
+  return `tables: ${tables.map(formatTableName).join(', ')}; table mode: ${mode} (restored into the new schema ${tableSchemaName(stamp)}${mode === 'swap' ? ', then swapped in place of the live tables' : '; live tables are not written'})`;
 }
 
 /** The summary's lines for a table recovery. */
 export function tableSummary(result: TableRecoveryResult): string[] {
-  const lines = [`Restored beside the live tables, in schema "${result.schema}" of ${JSON.stringify(result.database)} (nothing else was written; no session was ended):`];
+  const lines = [`Restored beside the live tables, in schema "${result.schema}" of ${JSON.stringify(result.database)}`
+    + `${result.swapped ? ', then swapped in' : ' (nothing else was written; no session was ended)'}:`];
   for (const t of result.tables) {
     lines.push(`  ${t.source} -> ${t.restoredAs}${t.partitionOf ? ` (partition of ${t.partitionOf})` : ''}: ${t.verified ? 'verified' : 'NOT verified'}, ${t.rows} rows`);
   }
@@ -42,6 +43,7 @@ export function tableSummary(result: TableRecoveryResult): string[] {
   for (const c of result.changes) {
     lines.push(`  changes since T in ${c.table}: ${c.deleted} deleted, ${c.inserted} inserted, ${c.changed ?? 'unknown (no key)'} changed`);
   }
+  for (const w of result.swapped ?? []) lines.push(`  swapped: ${w.table} is the table at T now; the live table is kept as ${w.before}; unavailable for ${w.windowMs} ms`);
   lines.push(`The report and the undo SQL (never executed) are in "${result.schema}".changes. Once you no longer need them: DROP SCHEMA "${result.schema}" CASCADE;`);
   return lines;
 }

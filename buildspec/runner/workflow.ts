@@ -351,6 +351,7 @@ class RecoveryRun {
       stamp: this.p.stamp,
       log: this.deps.log,
       signal: this.deps.signal,
+      mode: this.p.tableMode,
     });
   }
 
@@ -455,7 +456,8 @@ class RecoveryRun {
         : 'Safety snapshot: off');
     }
     if (failure === undefined && this.tableResult) {
-      lines.push(`RESULT: SUCCESS: ${this.tableResult.tables.length} table(s) restored and verified into schema "${this.tableResult.schema}"; no live table was changed.`);
+      lines.push(`RESULT: SUCCESS: ${this.tableResult.tables.length} table(s) restored and verified into schema "${this.tableResult.schema}"; `
+        + (this.tableResult.swapped ? `${this.tableResult.swapped.length} swapped in place of the live one(s).` : 'no live table was changed.'));
     } else if (failure === undefined) {
       lines.push(`RESULT: SUCCESS: ${this.results.length} database(s) recovered and verified.`);
     } else {
@@ -483,7 +485,7 @@ class RecoveryRun {
   private async whatChanged(): Promise<string[]> {
     if (!this.copyStarted) return ['The original instance was not changed.'];
     const stamp = this.p.stamp;
-    if (this.p.tables) return [`Table recovery: no live table was changed; anything restored is in schema ${JSON.stringify(tableSchemaName(stamp))} of ${JSON.stringify(this.databases[0])} (see above whether it was kept).`];
+    if (this.p.tables) return [`Table recovery: ${this.p.tableMode === 'swap' ? 'a live table is changed only by its swap, which commits whole or not at all (see above which were swapped); ' : 'no live table was changed; '} anything restored is in schema ${JSON.stringify(tableSchemaName(stamp))} of ${JSON.stringify(this.databases[0])} (see above whether it was kept).`];
     if (this.p.strategy === 'swap') {
       // The data path stops at the first failure; the databases it had already swapped are the ones with a kept copy.
       let onOriginal: string[];

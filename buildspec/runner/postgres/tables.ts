@@ -22,9 +22,13 @@
 import type { Client } from 'pg';
 import { derivedName, ident, literal, qualified } from './names';
 import { PgProcesses, connect, dbConninfo, libpqEnv } from './process';
+import { swapRefusals, swapTable, type SwapResult, type SwapTable } from './tables-swap';
 import { tableChecksums, type TableCheck } from './verify';
-import { formatTableName, type TableName } from '../../../src/contract';
+import { START_ENV, formatTableName, type TableName } from '../../../src/contract';
 import type { PgTarget, RestoredTable, TableChanges, TablePath, TableRecoveryOptions, TableRecoveryResult } from '../ports';
+
+/** How long a swap waits for the live table's lock before giving up (it then changes nothing): queries queue behind the wait. */
+export const SWAP_LOCK_TIMEOUT_MS = 5_000;
 
 /** The table that holds the change report in `pitr_<stamp>`. */
 export const CHANGES_TABLE = 'changes';
@@ -198,6 +202,7 @@ export class PgTablePath implements TablePath {
     const copy = await connect(source, database);
     let original: Client | undefined;
     let restored = false;
+    const swapped: SwapResult[] = [];
     try {
       try {
         original = await connect(target, database);
@@ -248,10 +253,34 @@ export class PgTablePath implements TablePath {
       }
       const copyMs = Date.now() - started;
       const changes = await log.step('report changes since the restore time', () => this.report(original!, resolved, names, schema, log));
-      return { database, schema, tables, leftOut, changes, verified, copyMs };
+      if (options.mode !== 'swap') return { database, schema, tables, leftOut, changes, verified, copyMs };
+      const pairs: SwapTable[] = resolved.chosen.map((t) => ({
+        live: { schema: t.schema, name: t.name }, restored: { schema, name: names[resolved.moving.findIndex((m) => m.oid === t.oid)] },
+      }));
+      await log.step('check what depends on the live tables', async () => {
+        const refusals: string[] = [];
+        for (const pair of pairs) refusals.push(...await swapRefusals(original!, pair));
+        if (refusals.length > 0) {
+          throw new Error(`${START_ENV.TABLE_MODE}=swap refused, because:\n${refusals.map((r) => `  - ${r}`).join('\n')}\nNo live table was changed; `
+            + `the tables at T are in schema ${ident(schema)} beside the live ones, with the change report and the undo SQL. Remove or move those objects and run again, or use ${START_ENV.TABLE_MODE}=side-by-side.`);
+        }
+        log.info('nothing else depends on the live tables by OID: they can be swapped');
+      });
+      for (const pair of pairs) {
+        const result = await log.step(`swap in ${formatTableName({ schema: pair.live.schema, table: pair.live.name })}`, () => swapTable(original!, pair, SWAP_LOCK_TIMEOUT_MS));
+        log.info(`${result.table} is now the table at T; the live table is kept as ${result.before}; unavailable for ${result.windowMs} ms`);
+        swapped.push(result);
+      }
+      return { database, schema, tables, leftOut, changes, verified, copyMs, swapped };
     } catch (err) {
       processes.killAll();
-      if (restored) (err as Error).message += ` Schema ${ident(schema)} on the original holds the restored tables and is kept; no live table was changed.`;
+      const error = err as Error;
+      if (swapped.length > 0) {
+        error.message += ` Swapped before the failure (each in a transaction of its own): ${swapped.map((w) => `${w.table} (live table kept as ${w.before})`).join(', ')}; `
+          + 'the other live tables were not changed.';
+      } else if (restored && !error.message.includes(ident(schema))) {
+        error.message += ` Schema ${ident(schema)} on the original holds the restored tables and is kept; no live table was changed.`;
+      }
       throw err;
     } finally {
       processes.dispose();
