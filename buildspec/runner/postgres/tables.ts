@@ -18,6 +18,9 @@
  * is called `changes` (the report), each of those is named `<schema>__<table>`.
  * Indexes and sequences that would collide in the one schema are renamed the
  * same way on the copy before the move.
+ *
+ * TABLE_MODE=swap continues from there (tables-swap.ts): the restored tables
+ * take the live ones' places, one short transaction each.
  */
 import type { Client } from 'pg';
 import { derivedName, ident, literal, qualified } from './names';
