@@ -10,11 +10,16 @@ import {
   RECOVERY_REQUEST_FIELDS,
   RESTORE_TIME_ACCEPTED,
   Strategy,
+  TableMode,
+  TableName,
   parseAge,
   parseDrillRestoreTime,
   parseHazards,
   parseRestoreTime,
   parseStrategy,
+  parseTableList,
+  parseTableMode,
+  tableScopeProblems,
   validateDatabaseName,
 } from '../src/contract';
 
@@ -28,6 +33,9 @@ export interface ValidRecoveryRequest {
   readonly strategy: Strategy;
   /** Swap hazards the operator accepts (empty: none). */
   readonly acceptHazards: readonly Hazard[];
+  /** Recover only these tables, as given (the build parses the same text again); undefined for whole databases. */
+  readonly tables?: readonly string[];
+  readonly tableMode?: TableMode;
 }
 
 /** Thrown when the input is rejected; the message lists every problem. */
@@ -62,8 +70,29 @@ export function parseRecoveryRequest(input: unknown, sourceInstanceId: string): 
   const strategy = attempt(() => parseStrategy(fields.strategy, 'strategy'));
   const acceptHazards = attempt(() => parseHazards(fields.acceptHazards === undefined ? undefined : asList(fields.acceptHazards, 'acceptHazards'), 'acceptHazards'));
 
+  const tables = attempt(() => parseTables(fields.tables));
+  const tableMode = attempt(() => parseTableMode(fields.tableMode, 'tableMode'));
+  if (tableMode !== undefined && (tables !== undefined || fields.tables === undefined)) {
+    problems.push(...tableScopeProblems(tables?.names, databases, tableMode, { tables: 'tables', databases: 'databases', tableMode: 'tableMode' }));
+  }
+
   if (problems.length > 0) throw new RequestRejectedError(problems);
-  return { restoreTime: restoreTime!, confirm: confirm!, databases, strategy: strategy!, acceptHazards: acceptHazards! };
+  return {
+    restoreTime: restoreTime!,
+    confirm: confirm!,
+    databases,
+    strategy: strategy!,
+    acceptHazards: acceptHazards!,
+    ...(tables ? { tables: tables.texts, tableMode } : {}),
+  };
+}
+
+/** A JSON list of names, each checked as the build will read it from TABLES. */
+function parseTables(value: unknown): { names: TableName[]; texts: string[] } | undefined {
+  if (value === undefined) return undefined;
+  const names = parseTableList(asList(value, 'tables'), 'tables');
+  if (!names) throw new Error('tables: [] is empty; accepted: a non-empty JSON array such as ["billing.invoice", "billing.*"], or leave tables out to recover whole databases.');
+  return { names, texts: (value as string[]).map((t) => t.trim()) };
 }
 
 /** A JSON list, not a comma-separated string (which would slip through as one name). */

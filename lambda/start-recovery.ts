@@ -52,6 +52,9 @@ export function environmentOverrides(request: ValidRecoveryRequest): Environment
   if (request.databases) variables.push([START_ENV.DATABASES, request.databases.join(',')]);
   variables.push([START_ENV.STRATEGY, request.strategy]);
   if (request.acceptHazards.length > 0) variables.push([START_ENV.ACCEPT_HAZARDS, request.acceptHazards.join(',')]);
+  // TABLES splits on commas outside double quotes, so a quoted name with a comma travels intact.
+  if (request.tables) variables.push([START_ENV.TABLES, request.tables.join(',')]);
+  if (request.tableMode) variables.push([START_ENV.TABLE_MODE, request.tableMode]);
   return variables.map(([name, value]) => ({ name, value, type: 'PLAINTEXT' }));
 }
 

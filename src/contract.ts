@@ -34,6 +34,10 @@ export const START_ENV = {
   OLDER_THAN: 'OLDER_THAN',
   /** Housekeeping only: `true` lists what would be dropped and drops nothing. */
   DRY_RUN: 'DRY_RUN',
+  /** Comma-separated `schema.table` names or `schema.*` (TABLE_NAME_ACCEPTED): recover only these tables, beside the live ones. */
+  TABLES: 'TABLES',
+  /** With TABLES: `side-by-side` (default) or `swap` (TABLE_MODES). */
+  TABLE_MODE: 'TABLE_MODE',
 } as const;
 
 /**
@@ -293,6 +297,142 @@ export function parseHazards(value: unknown, field: string = START_ENV.ACCEPT_HA
   return out;
 }
 
+/** `side-by-side`: the tables at T go into a new schema `pitr_<stamp>`; `swap` then also moves them in place of the live ones. */
+export const TABLE_MODES = ['side-by-side', 'swap'] as const;
+export type TableMode = (typeof TABLE_MODES)[number];
+export const DEFAULT_TABLE_MODE: TableMode = 'side-by-side';
+
+export function parseTableMode(value: unknown, field: string = START_ENV.TABLE_MODE): TableMode {
+  if (value === undefined || value === '') return DEFAULT_TABLE_MODE;
+  if (typeof value === 'string' && (TABLE_MODES as readonly string[]).includes(value)) return value as TableMode;
+  throw new Error(`${field}: ${JSON.stringify(value)} is not a table mode; accepted: ${TABLE_MODES.join(' | ')} (default ${DEFAULT_TABLE_MODE}).`);
+}
+
+/**
+ * One entry of TABLES: a schema and a table, or every table of the schema
+ * (`table` undefined, written `schema.*`). Names are as PostgreSQL stores
+ * them: unquoted parts are folded to lower case, quoted parts kept exactly.
+ */
+export interface TableName {
+  readonly schema: string;
+  /** Undefined for `schema.*`. */
+  readonly table?: string;
+}
+
+export const TABLE_NAME_ACCEPTED = 'schema.table or schema.* (as in SQL: unquoted names fold to lower case, "Mixed Case" keeps its case, "" is a quote inside quotes)';
+
+/** `schema.table` as SQL would write it: quoted only where needed. */
+export function formatTableName(name: TableName): string {
+  const part = (p: string): string => (/^[a-z_][a-z0-9_$]*$/.test(p) ? p : `"${p.replace(/"/g, '""')}"`);
+  return `${part(name.schema)}.${name.table === undefined ? '*' : part(name.table)}`;
+}
+
+/**
+ * Reads one identifier at `text[at]`: `"..."` (doubled quotes inside) kept
+ * exactly, or an unquoted name folded to lower case (ASCII only, as
+ * PostgreSQL does). Returns the name and where it ended, or undefined.
+ */
+function readIdentifier(text: string, at: number): { name: string; end: number } | undefined {
+  if (text[at] === '"') {
+    let name = '';
+    let i = at + 1;
+    for (;;) {
+      if (i >= text.length) return undefined;
+      if (text[i] === '"') {
+        if (text[i + 1] !== '"') break;
+        name += '"';
+        i += 2;
+      } else {
+        name += text[i++];
+      }
+    }
+    return name === '' ? undefined : { name, end: i + 1 };
+  }
+  const m = /^[\p{L}_][\p{L}\p{N}_$]*/u.exec(text.slice(at));
+  return m ? { name: m[0].replace(/[A-Z]+/g, (c) => c.toLowerCase()), end: at + m[0].length } : undefined;
+}
+
+/** Parses one `schema.table` / `schema.*`; throws naming `field`, the value and TABLE_NAME_ACCEPTED. */
+export function parseTableName(value: unknown, field: string = START_ENV.TABLES): TableName {
+  const text = typeof value === 'string' ? value.trim() : undefined;
+  const bad = (why: string): Error => new Error(`${field}: ${JSON.stringify(value)} ${why}; accepted: ${TABLE_NAME_ACCEPTED}.`);
+  if (text === undefined || text === '') throw bad('is not a table name');
+  const schema = readIdentifier(text, 0);
+  if (!schema) throw bad('does not start with a schema name');
+  if (text[schema.end] !== '.') throw bad(schema.end >= text.length ? 'names no schema (write schema.table, e.g. public.' + text + ')' : 'is not schema.table');
+  if (text.slice(schema.end + 1) === '*') return { schema: schema.name };
+  const table = readIdentifier(text, schema.end + 1);
+  if (!table || table.end !== text.length) throw bad('is not schema.table');
+  for (const part of [schema.name, table.name]) {
+    if (Buffer.byteLength(part, 'utf8') > 63 || /[\u0000-\u001f\u007f]/.test(part)) throw bad('has a name longer than 63 bytes or with control characters');
+  }
+  return { schema: schema.name, table: table.name };
+}
+
+/** Splits TABLES on the commas outside double quotes. */
+export function splitTableList(value: string): string[] {
+  const out: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (const ch of value) {
+    if (ch === '"') quoted = !quoted;
+    if (ch === ',' && !quoted) {
+      out.push(current);
+      current = '';
+    } else {
+      current += ch;
+    }
+  }
+  out.push(current);
+  return out;
+}
+
+/** Parses TABLES (comma-separated text) or the Lambda's `tables` (a list); undefined when not set. Each name once. */
+export function parseTableList(value: unknown, field: string = START_ENV.TABLES): TableName[] | undefined {
+  if (value === undefined || value === '' || (typeof value === 'string' && value.trim() === '')) return undefined;
+  const items = typeof value === 'string' ? splitTableList(value) : value;
+  if (!Array.isArray(items) || items.length === 0) {
+    throw new Error(`${field}: ${JSON.stringify(value)} is not a list of tables; accepted: ${typeof value === 'string' ? 'comma-separated ' : 'a non-empty JSON array of '}${TABLE_NAME_ACCEPTED}.`);
+  }
+  const out: TableName[] = [];
+  const problems: string[] = [];
+  items.forEach((item: unknown, i) => {
+    try {
+      const name = parseTableName(item, typeof value === 'string' ? field : `${field}[${i}]`);
+      if (out.some((o) => o.schema === name.schema && o.table === name.table)) throw new Error(`${field}: ${JSON.stringify(item)} is listed twice; list each table once.`);
+      out.push(name);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  });
+  if (problems.length > 0) throw new Error(problems.join(' '));
+  return out;
+}
+
+/**
+ * How TABLES combines with the rest of a request, one rule for the trigger
+ * Lambda and the runner: exactly one database (the instance's only one when
+ * DATABASES is empty, checked once the point-in-time copy is up), and
+ * TABLE_MODE only with TABLES. Returns the problems, empty when accepted.
+ */
+export function tableScopeProblems(
+  tables: readonly TableName[] | undefined, databases: readonly string[] | undefined, mode: TableMode,
+  fields: { tables: string; databases: string; tableMode: string } = {
+    tables: START_ENV.TABLES, databases: START_ENV.DATABASES, tableMode: START_ENV.TABLE_MODE,
+  },
+): string[] {
+  const problems: string[] = [];
+  if (tables === undefined) {
+    if (mode !== DEFAULT_TABLE_MODE) problems.push(`${fields.tableMode}: ${JSON.stringify(mode)} applies to a table recovery only; accepted: set ${fields.tables} too, or leave ${fields.tableMode} empty.`);
+    return problems;
+  }
+  if (databases !== undefined && databases.length !== 1) {
+    problems.push(`${fields.databases}: ${JSON.stringify(databases.join(','))} names ${databases.length} databases, but ${fields.tables} recovers tables of one database; `
+      + `accepted with ${fields.tables}: exactly one database, or ${fields.databases} empty when the instance has a single non-template database.`);
+  }
+  return problems;
+}
+
 /** The trigger Lambda's input when invoked directly. */
 export interface RecoveryRequest {
   readonly restoreTime: string;
@@ -300,8 +440,11 @@ export interface RecoveryRequest {
   readonly databases?: string[];
   readonly strategy?: Strategy;
   readonly acceptHazards?: Hazard[];
+  /** Recover only these tables (TABLE_NAME_ACCEPTED), beside the live ones. */
+  readonly tables?: string[];
+  readonly tableMode?: TableMode;
 }
-export const RECOVERY_REQUEST_FIELDS = ['restoreTime', 'confirm', 'databases', 'strategy', 'acceptHazards'] as const;
+export const RECOVERY_REQUEST_FIELDS = ['restoreTime', 'confirm', 'databases', 'strategy', 'acceptHazards', 'tables', 'tableMode'] as const;
 
 /**
  * The trigger Lambda's input for housekeeping: drops pre-recovery copies and

@@ -87,6 +87,19 @@ describe('drill restore time', () => {
     expect((error as Error).message).toMatch(/JOBS: "0" is not accepted/);
     expect((error as Error).message).toMatch(/nothing was created or changed/i);
   });
+
+  test('a drill with TABLES or TABLE_MODE is refused, naming both, rather than silently copying whole databases', () => {
+    const base = { [PROJECT_ENV.SOURCE_INSTANCE_ID]: 'orders-db', [BUILD_ENV.BUILD_ID]: 'p:1' };
+    let error: unknown;
+    try {
+      readDrillRequest({ ...base, [START_ENV.TABLES]: 'billing.invoice', [START_ENV.TABLE_MODE]: 'swap', [START_ENV.DATABASES]: 'orders' }, { cpus: 2 });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(PlanError);
+    expect((error as Error).message).toMatch(/TABLES: "billing.invoice" does not apply to a drill/);
+    expect((error as Error).message).toMatch(/TABLE_MODE: "swap" does not apply to a drill/);
+  });
 });
 
 describe('temporary instance storage', () => {

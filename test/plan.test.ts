@@ -42,6 +42,8 @@ describe('readStartRequest', () => {
       tempInstanceClass: undefined,
       waitTimeoutMs: 120 * 60_000,
       buildId: 'pitr-project:0f5c',
+      tables: undefined,
+      tableMode: 'side-by-side',
     });
   });
 

@@ -68,6 +68,10 @@ export function readDrillRequest(env: Env, defaults: { readonly cpus: number }):
     if (err instanceof PlanError) problems.push(...err.problems);
     else throw err;
   }
+  for (const name of [START_ENV.TABLES, START_ENV.TABLE_MODE]) {
+    const value = env[name]?.trim();
+    if (value) problems.push(`${name}: ${JSON.stringify(value)} does not apply to a drill, which copies whole databases onto the temporary instance; accepted: leave ${name} unset with ${START_ENV.MODE}=drill.`);
+  }
   if (problems.length > 0) throw new PlanError(problems);
   return { start: start!, restoreTime: restoreTime!, requested: raw === '' ? LATEST : raw };
 }

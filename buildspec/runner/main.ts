@@ -26,6 +26,7 @@ import { StepLog } from './log';
 import { readStartRequest } from './plan';
 import { DEFAULT_STREAM_MIN_BYTES, PgDataPath } from './postgres/data-path';
 import { PgOriginalCatalog } from './postgres/leftovers';
+import { PgTablePath } from './postgres/tables';
 import { runAsMain, withStopSignals } from './stop-signals';
 import { readRunnerTuning } from './tuning';
 import { runRecovery } from './workflow';
@@ -122,6 +123,7 @@ async function recover(signal: AbortSignal): Promise<number> {
       catalog,
       builds,
       data: new PgDataPath({ streamMinBytes: setup.tuning.streamMinBytes }),
+      tables: new PgTablePath(),
       log,
       credentials: setup.credentials,
       secretId: setup.secretId,

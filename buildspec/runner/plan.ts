@@ -17,12 +17,17 @@ import {
   parseHazards,
   parseRestoreTime,
   parseStrategy,
+  parseTableList,
+  parseTableMode,
   safetySnapshotId,
+  tableScopeProblems,
   stampOf,
   temporaryInstanceId,
   type Hazard,
   type RestoreWindow,
   type Strategy,
+  type TableMode,
+  type TableName,
 } from '../../src/contract';
 
 /** What the person starting the recovery asked for, checked for form only. */
@@ -40,6 +45,9 @@ export interface StartRequest {
   readonly tempInstanceClass?: string;
   readonly waitTimeoutMs: number;
   readonly buildId: string;
+  /** TABLES: recover only these tables of one database (tables.ts); undefined recovers whole databases. */
+  readonly tables?: readonly TableName[];
+  readonly tableMode: TableMode;
 }
 
 /** A request checked against the source: everything the runbook needs to act. */
@@ -119,6 +127,11 @@ export function readStartRequest(env: Env, defaults: { readonly cpus: number }):
   const safetySnapshot = attempt(() => parseBoolean(START_ENV.SAFETY_SNAPSHOT, value(START_ENV.SAFETY_SNAPSHOT), true));
   const force = attempt(() => parseBoolean(START_ENV.FORCE, value(START_ENV.FORCE), false));
   const acceptHazards = attempt(() => parseHazards(value(START_ENV.ACCEPT_HAZARDS)));
+  const tables = attempt(() => parseTableList(env[START_ENV.TABLES]));
+  const tableMode = attempt(() => parseTableMode(value(START_ENV.TABLE_MODE)));
+  if (tableMode !== undefined && (tables !== undefined || value(START_ENV.TABLES) === undefined)) {
+    problems.push(...tableScopeProblems(tables, databases, tableMode));
+  }
   if (strategy === 'replace' && safetySnapshot === false && force === false) {
     problems.push(`${START_ENV.STRATEGY}: "replace" drops each database before restoring it, and with ${START_ENV.SAFETY_SNAPSHOT}=false there would be no way back; accepted: leave ${START_ENV.SAFETY_SNAPSHOT} on, use "swap", or set ${START_ENV.FORCE}=true to accept that risk.`);
   }
@@ -149,6 +162,8 @@ export function readStartRequest(env: Env, defaults: { readonly cpus: number }):
     tempInstanceClass,
     waitTimeoutMs: waitMinutes! * 60_000,
     buildId: buildId!,
+    tables,
+    tableMode: tableMode!,
   };
 }
 

@@ -4,7 +4,7 @@
  * PostgreSQL clusters (the rehearsal), and in tests.
  */
 import type { StepLog } from './log';
-import type { Hazard, MarkedName, RestoreWindow, Strategy } from '../../src/contract';
+import type { Hazard, MarkedName, RestoreWindow, Strategy, TableMode, TableName } from '../../src/contract';
 
 // ---------------------------------------------------------------- control plane
 
@@ -211,4 +211,73 @@ export interface DataPath {
   listDatabases(source: PgTarget): Promise<string[]>;
   /** Roles check, disk check, dump, restore, database properties, verify, then swap or replace. */
   copy(source: PgTarget, target: PgTarget, options: CopyOptions): Promise<DatabaseCopyResult[]>;
+}
+
+// ---------------------------------------------------------------- table recovery (TABLES, issue #12)
+
+export interface TableRecoveryOptions {
+  /** The one database the tables live in. */
+  readonly database: string;
+  readonly tables: readonly TableName[];
+  /** The run's stamp: the tables go into the schema `pitr_<stamp>`. */
+  readonly stamp: string;
+  readonly log: StepLog;
+  readonly signal?: AbortSignal;
+  /** `swap`: after the side-by-side restore, move each restored table in place of the live one (postgres/tables-swap.ts). */
+  readonly mode?: TableMode;
+}
+
+/** One table restored into `pitr_<stamp>`. */
+export interface RestoredTable {
+  /** `schema.table` (quoted) as it was at T. */
+  readonly source: string;
+  /** `pitr_<stamp>.name` (quoted) on the original. */
+  readonly restoredAs: string;
+  /** The partitioned table it belongs to, when it came along as a partition. */
+  readonly partitionOf?: string;
+  readonly rows: number;
+  readonly verified: boolean;
+}
+
+/** The change report for one chosen table: the restored table at T against the live table now. */
+export interface TableChanges {
+  /** The live table, `schema.table` (quoted). */
+  readonly table: string;
+  readonly restoredAs: string;
+  /** The key rows are paired by (column names), or undefined when the table has none (counts only). */
+  readonly key?: readonly string[];
+  readonly rowsAtT: number;
+  /** Undefined when the live table does not exist. */
+  readonly rowsNow?: number;
+  /** In the restored table only. */
+  readonly deleted: number;
+  /** In the live table only. */
+  readonly inserted: number;
+  /** Same key, different content; undefined without a key. */
+  readonly changed?: number;
+  readonly notes: readonly string[];
+  /** Puts back the rows deleted since T; printed and stored, never executed. */
+  readonly undoInsertSql?: string;
+  /** Puts back T's content of rows changed since T; printed and stored, never executed. */
+  readonly undoUpdateSql?: string;
+}
+
+export interface TableRecoveryResult {
+  readonly database: string;
+  /** `pitr_<stamp>`. */
+  readonly schema: string;
+  readonly tables: readonly RestoredTable[];
+  /** Objects of the chosen tables that were not restored, and why (foreign keys out of the set, triggers). */
+  readonly leftOut: readonly string[];
+  readonly changes: readonly TableChanges[];
+  readonly verified: boolean;
+  /** From the point-in-time copy being reachable to the tables verified on the original. */
+  readonly copyMs: number;
+  /** TABLE_MODE=swap: each table swapped in, where the live one went, and how long it was locked. */
+  readonly swapped?: ReadonlyArray<{ readonly table: string; readonly before: string; readonly windowMs: number }>;
+}
+
+/** Table-level recovery into a new schema of the original (postgres/tables.ts). */
+export interface TablePath {
+  recoverTables(source: PgTarget, target: PgTarget, options: TableRecoveryOptions): Promise<TableRecoveryResult>;
 }

@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import { describeInventory, dropDeadCopies, keptLines, takeInventory, type LeftoverDeps } from './housekeeping';
 import { formatDuration, type StepLog } from './log';
 import { PlanError, planRecovery, type RecoveryPlan, type StartRequest } from './plan';
-import { isLoginRefused, type BuildStatus, type OriginalCatalog, type DataPath, type DatabaseCopyResult, type DbEndpoint, type InstanceState, type OriginalStorage, type PgTarget, type RdsControl } from './ports';
+import { isLoginRefused, type BuildStatus, type OriginalCatalog, type DataPath, type DatabaseCopyResult, type DbEndpoint, type InstanceState, type OriginalStorage, type PgTarget, type RdsControl, TablePath, TableRecoveryResult } from './ports';
 import { keptName } from './postgres/names';
+import { tableSchemaName } from './postgres/tables';
+import { chooseTableDatabase, describeTableRequest, tableSummary } from './tables';
 import { LATEST, PROJECT_ENV, START_ENV, TAGS } from '../../src/contract';
 
 /** Instance statuses from which RDS does not recover on its own: waiting longer is pointless. */
@@ -90,11 +92,15 @@ export interface RecoveryDeps {
   readonly catalog?: OriginalCatalog;
   /** CodeBuild, for in-progress copies whose temporary instance still exists. @default - such copies are left alone */
   readonly builds?: BuildStatus;
+  /** Table-level recovery (TABLES). @default - a request with TABLES is refused before anything is created */
+  readonly tables?: TablePath;
 }
 
 export interface RecoveryOutcome {
   readonly plan: RecoveryPlan;
   readonly results: readonly DatabaseCopyResult[];
+  /** With TABLES: the tables restored beside the live ones, and the change report. */
+  readonly tables?: TableRecoveryResult;
 }
 
 /**
@@ -116,7 +122,8 @@ export async function runRecovery(request: StartRequest, deps: RecoveryDeps): Pr
     if (run.wantsSafetySnapshot) await log.step('Wait for the safety snapshot', () => run.waitForSafetySnapshot());
     await log.step('Choose databases', () => run.chooseDatabases());
     if (deps.catalog) await log.step('Drop in-progress copies of dead runs', () => run.dropDeadCopies());
-    await log.step(request.strategy === 'swap' ? 'Copy, verify and swap in' : 'Copy, verify and replace', () => run.copyDatabases());
+    if (request.tables) await log.step('Recover tables beside the live ones', () => run.recoverTables());
+    else await log.step(request.strategy === 'swap' ? 'Copy, verify and swap in' : 'Copy, verify and replace', () => run.copyDatabases());
   } catch (err) {
     run.recordFailure(err);
   } finally {
@@ -139,6 +146,7 @@ export class RecoveryRun {
   protected databases: readonly string[] = [];
   protected results: readonly DatabaseCopyResult[] = [];
   protected copyStarted = false;
+  private tableResult?: TableRecoveryResult;
   protected workDir?: string;
   protected failure?: Error;
   /** The temporary instance's storage when it must be larger than the source's (a drill). */
@@ -166,6 +174,7 @@ export class RecoveryRun {
 
   async plan(): Promise<void> {
     this.checkNotStopped();
+    if (this.request.tables && !this.deps.tables) throw new PlanError([`${START_ENV.TABLES}: this runner was built without table recovery; accepted: leave ${START_ENV.TABLES} empty.`]);
     const plan = await planRecovery(this.request, this.deps.rds, {
       now: this.clock.now(),
       secretUsername: this.deps.credentials.username,
@@ -189,6 +198,7 @@ export class RecoveryRun {
     log.info(`restore time: ${plan.restoreTime === LATEST ? 'latest restorable time' : plan.restoreTime.toISOString()}${plan.window ? ` (restorable window ${plan.window.earliest.toISOString()} .. ${plan.window.latest.toISOString()})` : ''}`);
     log.info(`databases: ${plan.databases ? plan.databases.join(', ') : 'every database that existed at the restore time'}; strategy: ${plan.strategy}; jobs: ${plan.jobs}`
       + `; accepted hazards: ${plan.acceptHazards.length > 0 ? plan.acceptHazards.join(', ') : 'none'}`);
+    if (plan.tables) log.info(describeTableRequest(plan.tables, plan.tableMode, plan.stamp));
     log.info(`temporary instance: ${plan.temporaryInstanceId}; safety snapshot: ${plan.safetySnapshotId ?? `off (${START_ENV.SAFETY_SNAPSHOT}=false)`}`);
     if (this.leftovers) {
       try {
@@ -300,7 +310,9 @@ export class RecoveryRun {
   async chooseDatabases(): Promise<void> {
     this.checkNotStopped();
     const atRestoreTime = await this.deps.data.listDatabases(this.temporaryTarget());
-    if (this.p.databases) {
+    if (this.p.tables) {
+      this.databases = [chooseTableDatabase(this.p.databases, atRestoreTime)];
+    } else if (this.p.databases) {
       const missing = this.p.databases.filter((d) => !atRestoreTime.includes(d));
       if (missing.length > 0) {
         throw new Error(`${START_ENV.DATABASES}: ${missing.map((d) => JSON.stringify(d)).join(', ')} did not exist at the restore time; accepted: databases that did: ${atRestoreTime.map((d) => JSON.stringify(d)).join(', ')}. Nothing on the original was changed.`);
@@ -334,6 +346,20 @@ export class RecoveryRun {
     if (unverified.length > 0) {
       throw new Error(`not verified: ${unverified.join(', ')}; the run does not count as a recovery.`);
     }
+  }
+
+  /** TABLES: the chosen tables at T into `pitr_<stamp>` on the original, verified, with the change report. */
+  async recoverTables(): Promise<void> {
+    this.checkNotStopped();
+    this.copyStarted = true;
+    this.tableResult = await this.deps.tables!.recoverTables(this.temporaryTarget(), this.originalTarget(), {
+      database: this.databases[0],
+      tables: this.p.tables!,
+      stamp: this.p.stamp,
+      log: this.deps.log,
+      signal: this.deps.signal,
+      mode: this.p.tableMode,
+    });
   }
 
   /**
@@ -409,7 +435,7 @@ export class RecoveryRun {
   /** The result, or the first failure. */
   outcome(): RecoveryOutcome {
     if (this.failure) throw this.failure;
-    return { plan: this.p, results: this.results };
+    return { plan: this.p, results: this.results, ...(this.tableResult ? { tables: this.tableResult } : {}) };
   }
 
   async summarize(): Promise<void> {
@@ -431,11 +457,15 @@ export class RecoveryRun {
           for (const r of kept) lines.push(`  DROP DATABASE ${quoteIdent(r.keptAs!)};`);
         }
       }
+      if (this.tableResult) lines.push(...tableSummary(this.tableResult));
       lines.push(plan.safetySnapshotId
         ? `Safety snapshot of the original (kept): ${plan.safetySnapshotId}; delete it when no longer needed: aws rds delete-db-snapshot --db-snapshot-identifier ${plan.safetySnapshotId}`
         : 'Safety snapshot: off');
     }
-    if (failure === undefined) {
+    if (failure === undefined && this.tableResult) {
+      lines.push(`RESULT: SUCCESS: ${this.tableResult.tables.length} table(s) restored and verified into schema "${this.tableResult.schema}"; `
+        + (this.tableResult.swapped ? `${this.tableResult.swapped.length} swapped in place of the live one(s).` : 'no live table was changed.'));
+    } else if (failure === undefined) {
       lines.push(`RESULT: SUCCESS: ${this.results.length} database(s) recovered and verified.`);
     } else {
       const step = log.steps.find((s) => s.outcome === 'failed');
@@ -462,6 +492,7 @@ export class RecoveryRun {
   private async whatChanged(): Promise<string[]> {
     if (!this.copyStarted) return ['The original instance was not changed.'];
     const stamp = this.p.stamp;
+    if (this.p.tables) return [`Table recovery: ${this.p.tableMode === 'swap' ? 'a live table is changed only by its swap, which commits whole or not at all (see above which were swapped); ' : 'no live table was changed; '} anything restored is in schema ${JSON.stringify(tableSchemaName(stamp))} of ${JSON.stringify(this.databases[0])} (see above whether it was kept).`];
     if (this.p.strategy === 'swap') {
       // The data path stops at the first failure; the databases it had already swapped are the ones with a kept copy.
       let onOriginal: string[];

@@ -37,6 +37,7 @@ import { tlsPlacement } from './rds-standin/placement';
 import { RdsStandIn } from './rds-standin/server';
 import { evidenceTap, rehearseDrill } from './rehearse-drill';
 import { SAMPLE_DAMAGE_SQL, SAMPLE_SEED_SQL } from './rehearse-sample';
+import { TABLES_DAMAGE_SQL, TABLES_SEED_SQL, checkTableRecovery, keyedRows, parseRehearsalTables, psqlAs, tablesOf } from './rehearse-tables';
 import { TestCa } from './test-ca';
 import { BUILD_ENV, PROJECT_ENV, START_ENV, STRATEGIES, parseStrategy, type Strategy } from '../../../src/contract';
 import { TUNING_ENV } from '../../../src/contract';
@@ -45,6 +46,7 @@ import { StepLog } from '../log';
 import { readStartRequest } from '../plan';
 import { PgDataPath } from '../postgres/data-path';
 import { keptName } from '../postgres/names';
+import { PgTablePath, tableSchemaName } from '../postgres/tables';
 import { runRecovery, type Polling } from '../workflow';
 
 /** Exit codes of `rehearse`. */
@@ -75,6 +77,8 @@ export interface RehearseOptions {
   readonly drill?: boolean;
   /** With `drill`: a real recovery afterwards, timed, to compare with the drill's estimate. */
   readonly compareRecovery?: boolean;
+  /** `--tables`: a table-level recovery (TABLES) of the rehearsal database instead of whole databases (rehearse-tables.ts). */
+  readonly tables?: string;
   readonly help?: boolean;
 }
 
@@ -83,7 +87,8 @@ type RehearsalSslMode = typeof SSL_MODES[number];
 const ADAPTERS = ['aws', 'local'] as const;
 type RehearsalAdapter = typeof ADAPTERS[number];
 
-const USAGE = 'usage: npx projen rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--adapter aws|local] [--sslmode verify-full|disable] [--one-host] [--drill [--compare-recovery]] [--keep] [--help]';
+const USAGE = 'usage: npx projen rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--tables schema.table,...] [--adapter aws|local] '
+  + '[--sslmode verify-full|disable] [--one-host] [--drill [--compare-recovery]] [--keep] [--help]';
 
 /** `rehearse --help`. */
 export const REHEARSE_HELP = `${USAGE}
@@ -100,6 +105,9 @@ than the original (127.0.0.1), so large tables stream COPY to COPY. Needs moto_s
                     (default: the repository's rich dataset, or a built-in sample outside the repository)
   --damage FILE     SQL run the same way after T: the mistake to recover from
   --strategy S      swap (default) or replace
+  --tables LIST     recover only these tables of "orders" (TABLES, e.g. billing.invoice) beside the live ones; then run the
+                    undo SQL from the report as the master user and check each table holds its rows at T plus the rows
+                    inserted after T (default dataset and damage: invoices, half of them deleted, some updated, new ones added)
   --adapter A       aws (default: runner.js recover, AWS SDK, stand-ins) or local (the runbook in this process
                     through the local control plane; no AWS SDK, no moto_server)
   --sslmode M       verify-full (default) or disable (no TLS on the instances; only with --adapter local,
@@ -145,6 +153,7 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
   let help = false;
   let drill = false;
   let compareRecovery = false;
+  let tables: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const next = (): string => {
@@ -160,6 +169,9 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
       const value = next();
       if (!(ADAPTERS as readonly string[]).includes(value)) throw new Error(`--adapter: ${JSON.stringify(value)} is not accepted; accepted: ${ADAPTERS.join(' | ')}. ${USAGE}`);
       adapter = value as RehearsalAdapter;
+    } else if (arg === '--tables') {
+      tables = next();
+      parseRehearsalTables(tables);
     } else if (arg === '--drill') {drill = true;} else if (arg === '--compare-recovery') {compareRecovery = true;} else if (arg === '--one-host') {oneHost = true;} else if (arg === '--help' || arg === '-h') {help = true;} else {throw new Error(`${JSON.stringify(arg)} is not an option of rehearse. ${USAGE}`);}
   }
   for (const [flag, file] of [['--seed', seedFile], ['--damage', damageFile]] as const) {
@@ -171,7 +183,8 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
       + `verify-full. For a rehearsal without TLS add --adapter local. ${USAGE}`);
   }
   if (compareRecovery && !drill) throw new Error(`--compare-recovery: compares a drill's estimate with a recovery; accepted only with --drill. ${USAGE}`);
-  return { seedFile, damageFile, keep, strategy, sslMode, oneHost, adapter, drill, compareRecovery, help };
+  if (drill && tables !== undefined) throw new Error(`--tables: a drill copies whole databases onto the temporary instance; accepted: --drill or --tables, not both. ${USAGE}`);
+  return { seedFile, damageFile, keep, strategy, sslMode, oneHost, adapter, drill, compareRecovery, help, ...(tables !== undefined ? { tables } : {}) };
 }
 
 /** Runs the rehearsal; resolves to its exit code. `signal` aborts it (SIGTERM/SIGINT). */
@@ -213,6 +226,10 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, s
       return result.outcome === 'passed' ? REHEARSE_EXIT.PASSED : result.outcome === 'drill-failed' ? REHEARSE_EXIT.RECOVERY_FAILED : REHEARSE_EXIT.MISMATCH;
     }
 
+    const tableNames = options.tables === undefined ? [] : await tablesOf(src, REHEARSAL_DATABASE, parseRehearsalTables(options.tables));
+    const readTables = async (): Promise<Map<string, Awaited<ReturnType<typeof keyedRows>>>> =>
+      new Map(await Promise.all(tableNames.map(async (t) => [t, await keyedRows(src, REHEARSAL_DATABASE, t)] as const)));
+    const tablesAtT = await readTables();
     const atT = await log.step('Rehearsal: record the restore time T and fingerprint every database', async () => {
       const fingerprints = await fingerprintAll(src);
       await sleep(20);
@@ -238,17 +255,47 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, s
       log.info(`  ${db}: ${after ? `${changed!.missing.length + changed!.unexpected.length} facts differ from T` : 'dropped'}`);
     }
 
+    const tablesDamaged = await readTables();
     const start: Record<string, string> = {
       [START_ENV.RESTORE_TIME]: atT.restoreTime.toISOString(),
       [START_ENV.CONFIRM]: SOURCE_ID,
       [START_ENV.STRATEGY]: options.strategy,
-      // No DATABASES: the default, every database that existed at T, as on AWS.
+      // No DATABASES: the default, every database that existed at T, as on AWS. A table recovery needs its one database.
+      ...(options.tables !== undefined ? { [START_ENV.TABLES]: options.tables, [START_ENV.DATABASES]: REHEARSAL_DATABASE } : {}),
     };
     log.info(`---- the recovery runbook, as on AWS${options.adapter === 'aws' ? ': the build phase of buildspec.yml, `node runner.js recover`' : ''} ----`);
     const run = await rig.recover(start, password, signal);
     if (!run.ok) {
       log.warn(`REHEARSAL FAILED: the recovery did not complete: ${signal?.aborted ? (signal.reason as Error).message : run.why}`);
       return REHEARSE_EXIT.RECOVERY_FAILED;
+    }
+    if (options.tables !== undefined) {
+      log.info('---- independent check: nothing but the new schema was written; then the undo SQL, run as a user would ----');
+      const found = await log.step('Rehearsal: check the tables, run the undo SQL, compare with T', async () => {
+        const issues: string[] = [];
+        const schema = tableSchemaName(run.stamp);
+        for (const [db, expected] of damaged) {
+          const diff = compareFingerprints(expected, (await fingerprintDatabase(src, db)).filter((fact) => !fact.includes(schema)));
+          if (diff.missing.length + diff.unexpected.length > 0) issues.push(`${db}: written outside ${schema}:\n${describeDiff(diff)}`);
+        }
+        issues.push(...await checkTableRecovery({
+          cluster: src,
+          database: REHEARSAL_DATABASE,
+          stamp: run.stamp,
+          atT: tablesAtT,
+          damaged: tablesDamaged,
+          log,
+          runAsUser: (sql) => psqlAs(src, REHEARSAL_DATABASE, MASTER_USER, password, sql),
+        }));
+        return issues;
+      });
+      if (found.length > 0) {
+        log.warn(`REHEARSAL FAILED: the table recovery reported success, but:\n${found.join('\n')}`);
+        return REHEARSE_EXIT.MISMATCH;
+      }
+      log.info(`REHEARSAL PASSED: ${tableNames.join(', ')} came back beside the live tables as at T ${atT.restoreTime.toISOString()}; `
+        + 'after the undo SQL each holds its rows at T plus the rows inserted since.');
+      return REHEARSE_EXIT.PASSED;
     }
     log.info('---- independent check against the fingerprints taken at T ----');
     const problems = await log.step('Rehearsal: compare every database with its state at T', async () => {
@@ -491,6 +538,7 @@ class LocalRig implements Rig {
       const outcome = await runRecovery(request, {
         rds: this.rds,
         data: new PgDataPath({ streamMinBytes: this.options.streamMinBytes }),
+        tables: new PgTablePath(),
         log: this.options.log,
         credentials: { username: MASTER_USER, password },
         tls: this.source.sslOptions,
@@ -562,6 +610,10 @@ interface Dataset {
 
 /** --seed/--damage, else the repository's rich fixtures when they are there, else the built-in sample. */
 function chooseDataset(options: RehearseOptions): Dataset {
+  if (options.tables !== undefined && !options.seedFile) {
+    const damage = options.damageFile ? { file: options.damageFile } : { sql: TABLES_DAMAGE_SQL };
+    return { seed: { sql: TABLES_SEED_SQL }, damage, seedName: 'the built-in invoices', damageName: damage.file ?? 'the built-in invoice damage' };
+  }
   const rich = existsSync(RICH_SEED) && existsSync(RICH_DAMAGE);
   const seed = options.seedFile ? { file: options.seedFile } : rich ? { file: RICH_SEED } : { sql: SAMPLE_SEED_SQL };
   const damage = options.damageFile ? { file: options.damageFile } : rich && !options.seedFile ? { file: RICH_DAMAGE } : { sql: SAMPLE_DAMAGE_SQL };
