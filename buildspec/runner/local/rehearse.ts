@@ -183,7 +183,9 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
       + `verify-full. For a rehearsal without TLS add --adapter local. ${USAGE}`);
   }
   if (compareRecovery && !drill) throw new Error(`--compare-recovery: compares a drill's estimate with a recovery; accepted only with --drill. ${USAGE}`);
-  if (drill && tables !== undefined) throw new Error(`--tables: a drill copies whole databases onto the temporary instance; accepted: --drill or --tables, not both. ${USAGE}`);
+  if (drill && tables !== undefined) {
+    throw new Error(`--tables: a drill copies whole databases onto the temporary instance; accepted: --drill or --tables, not both. ${USAGE}`);
+  }
   return { seedFile, damageFile, keep, strategy, sslMode, oneHost, adapter, drill, compareRecovery, help, ...(tables !== undefined ? { tables } : {}) };
 }
 
