@@ -186,7 +186,9 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
   if (drill && tables !== undefined) {
     throw new Error(`--tables: a drill copies whole databases onto the temporary instance; accepted: --drill or --tables, not both. ${USAGE}`);
   }
-  return { seedFile, damageFile, keep, strategy, sslMode, oneHost, adapter, drill, compareRecovery, help, ...(tables !== undefined ? { tables } : {}) };
+  return {
+    seedFile, damageFile, keep, strategy, sslMode, oneHost, adapter, drill, compareRecovery, help, ...(tables !== undefined ? { tables } : {}),
+  };
 }
 
 /** Runs the rehearsal; resolves to its exit code. `signal` aborts it (SIGTERM/SIGINT). */
