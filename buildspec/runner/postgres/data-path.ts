@@ -340,19 +340,23 @@ export class PgDataPath implements DataPath {
        * rules are created later, in post-data; generated columns are computed by the load), and the seam for
        * tampering runs first.
        */
-      const checksumTasks = async (): Promise<Array<() => Promise<void>>> => {
+      const checksumTasks = async (): Promise<{ streamed: Array<() => Promise<void>>; others: Array<() => Promise<void>> }> => {
         if (this.settings.beforeVerify) await this.settings.beforeVerify(plan.database, into);
         const { tables } = await sourceSide.listed;
         const streamedByName = new Map(plan.streamed.map((t) => [qualified(t.schema, t.name), t]));
         const alone = (t: TableCheck): boolean => t.bytes >= DEFAULT_STREAM_MIN_BYTES || streamedByName.has(qualified(t.schema, t.name));
         const rest = tables.filter((t) => !alone(t));
-        return [
-          ...tables.filter(alone).sort((a, b) => b.bytes - a.bytes).map((t) => {
+        const largest = tables.filter(alone).sort((a, b) => b.bytes - a.bytes);
+        return {
+          streamed: largest.flatMap((t) => {
             const streamed = streamedByName.get(qualified(t.schema, t.name));
-            return streamed ? streamedChecksum(streamed) : checksum([t]);
+            return streamed ? [streamedChecksum(streamed)] : [];
           }),
-          ...(rest.length > 0 ? [checksum(rest)] : []),
-        ];
+          others: [
+            ...largest.filter((t) => !streamedByName.has(qualified(t.schema, t.name))).map((t) => checksum([t])),
+            ...(rest.length > 0 ? [checksum(rest)] : []),
+          ],
+        };
       };
 
       if (replace && plan.existsOnTarget) {
@@ -378,16 +382,21 @@ export class PgDataPath implements DataPath {
       if (plan.streamed.length === 0) {
         // One pg_restore for data and post-data, so it builds each table's indexes as soon as its data is in.
         await log.step(`${db}: copy data, then indexes, constraints, triggers, materialized views (pg_restore -j ${options.jobs})`, () => restore('data', options.jobs, lists.main, ['--section=post-data']));
-        unchecked = await checksumTasks();
+        const { streamed, others } = await checksumTasks();
+        unchecked = [...streamed, ...others];
       } else {
         await log.step(`${db}: copy data (${plan.streamed.length} streamed table(s), each one's indexes as soon as its data is in; ${options.jobs} at a time)`, async () => {
           const queue = new TaskQueue(options.jobs);
-          // Once the last table's data is in, every table's checksum is queued ahead of the index builds still waiting:
-          // behind them, the checksum of a table would still hold its lock when the table's last index is in, and
-          // the constraints (ACCESS EXCLUSIVE) and its ANALYZE would wait for it, with a core idle.
+          // Once the last table's data is in, every table's checksum is queued: a streamed table's ahead of the index
+          // builds still waiting (behind them, it would still hold the table's lock when its last index is in, and the
+          // constraints, ACCESS EXCLUSIVE, and ANALYZE would wait for it with a core idle); the others behind them,
+          // off the streamed tables' chain (their constraints come with post-data, after this step).
           let loading = 1 + plan.streamed.length;
           const loaded = async (): Promise<void> => {
-            if (--loading === 0) queue.addFirst(await checksumTasks());
+            if (--loading !== 0) return;
+            const { streamed, others } = await checksumTasks();
+            queue.addFirst(streamed);
+            for (const task of others) queue.add(task);
           };
           // Small tables share one slot while large ones stream.
           queue.add(async () => {
