@@ -41,8 +41,9 @@ export type DatasetName = typeof DATASETS[number];
 /**
  * `one-host`: both clusters on 127.0.0.1. `two-hosts`: the source (the
  * point-in-time copy) is reached on a second loopback address, 127.0.0.2, so
- * every client sees two different hosts, as in production (the runner then
- * streams large tables instead of dumping them first).
+ * every client sees two different hosts, as in production (TLS and
+ * streaming then cross what clients see as a network; the runner streams
+ * large tables on both routes).
  */
 export const ROUTES = ['one-host', 'two-hosts'] as const;
 export type Route = typeof ROUTES[number];

@@ -5,11 +5,15 @@
  * content digests taken before and after).
  */
 import { rmSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { MASTER, ODD_DATABASE, contentDigest, databaseExists, databasesLike, loadDataset, masterTarget, startSourceAndTarget } from './pg-test-env';
 import { makeWorkDir, type LocalCluster } from '../buildspec/runner/local/cluster';
 import { StepLog } from '../buildspec/runner/log';
 import type { CopyOptions } from '../buildspec/runner/ports';
 import { PgDataPath, type PgDataPathSettings } from '../buildspec/runner/postgres/data-path';
+import { connect } from '../buildspec/runner/postgres/process';
+import { CopyChecksum, copyChecksum, copyOutSql, type CopiedTable } from '../buildspec/runner/postgres/verify';
 
 const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 let source: LocalCluster;
@@ -164,4 +168,66 @@ test('abort (SIGTERM) while the data is being copied: children killed, half-made
   expect(message).toContain('copy aborted (SIGTERM)');
   expect(message).toContain('"aborted" on the original was not changed');
   expect(await contentDigest(target, 'aborted')).toEqual(before);
+});
+
+test('a streamed table is verified against the checksum of its own COPY stream: one changed value (same row count) fails before the swap', async () => {
+  const before = await scenario('tampered in flight', '');
+  const scans = async (): Promise<number> => Number(await source.sql("SELECT seq_scan FROM pg_stat_user_tables WHERE relid = 'app.customers'::regclass", 'tampered in flight'));
+  const scansBefore = await scans();
+  const message = await copyFails('tampered in flight', {
+    streamMinBytes: 0,
+    beforeVerify: async (_db, restoredAs) => {
+      await target.sql('UPDATE app.customers SET name = name || \'.\' WHERE id = 3', restoredAs);
+    },
+  });
+  expect(message).toMatch(/table "app"\."customers": point-in-time copy has 500\/(-?\d+), restored has 500\/(?!\1)-?\d+/);
+  expect(message).toContain('"tampered in flight" on the original was not changed');
+  expect(await contentDigest(target, 'tampered in flight')).toEqual(before);
+  // The point-in-time copy's table was read once, by the stream: its checksum, the only witness of its rows, came from the stream.
+  // (Ended sessions flush their statistics as they exit: wait for the stream's scan to show, then for anything later.)
+  for (let i = 0; i < 50 && await scans() === scansBefore; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  expect(await scans()).toBe(scansBefore + 1);
+});
+
+test('CopyChecksum: the stream\'s checksum equals copyChecksum of a table loaded from that stream; a changed value or another row order differs', async () => {
+  const db = 'copy checksum';
+  await source.sql(`CREATE DATABASE ${q(db)} OWNER ${q(MASTER.username)}`);
+  const client = await connect(masterTarget(source), db);
+  try {
+    await client.query(`CREATE TABLE public.a (id int, v text, j jsonb);
+      INSERT INTO public.a SELECT i, md5(i::text), jsonb_build_object('i', i) FROM generate_series(1, 5000) i;
+      CREATE TABLE public.b (LIKE public.a); CREATE TABLE public.c (LIKE public.a); INSERT INTO public.c SELECT * FROM public.a ORDER BY id DESC`);
+    for (const binary of [true, false]) {
+      const table = (name: string): CopiedTable => ({ schema: 'public', name, columns: ['id', 'v', 'j'], binary });
+      // As on the original: in a transaction of its own.
+      const checksumOf = async (name: string): Promise<string> => {
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+        try {
+          return await copyChecksum(client, table(name), 'UTF8');
+        } finally {
+          await client.query('COMMIT');
+        }
+      };
+      const streamed = new CopyChecksum();
+      const reader = await connect(masterTarget(source), db);
+      try {
+        await client.query('TRUNCATE public.b');
+        const out = reader.query(copyTo(copyOutSql(table('a'))));
+        await pipeline(out, streamed.passThrough(), client.query(copyFrom(`COPY public.b FROM STDIN${binary ? ' (FORMAT binary)' : ''}`)));
+        const inFlight = streamed.result(out.rowCount);
+        expect(inFlight).toMatch(/^5000\/-?\d+$/);
+        expect(await checksumOf('b')).toBe(inFlight);
+        expect(await checksumOf('a')).toBe(inFlight);
+        expect(await checksumOf('c')).not.toBe(inFlight);
+        await client.query("UPDATE public.b SET v = 'x' || substr(v, 2) WHERE id = 4000");
+        expect(await checksumOf('b')).not.toBe(inFlight);
+        expect(await checksumOf('missing')).toBe('missing');
+      } finally {
+        await reader.end();
+      }
+    }
+  } finally {
+    await client.end();
+  }
 });

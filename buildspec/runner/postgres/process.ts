@@ -234,6 +234,8 @@ class OrphanWatchdog {
  */
 export class PgProcesses {
   private readonly running = new Set<ChildProcess>();
+  /** In-process work (COPY streams on `pg` connections): closing its connections is its kill. */
+  private readonly closers = new Set<() => void>();
   private readonly onAbort: () => void;
 
   constructor(private readonly signal?: AbortSignal) {
@@ -249,6 +251,17 @@ export class PgProcesses {
   /** Throws the abort reason when the copy was aborted. */
   throwIfAborted(): void {
     if (this.signal?.aborted) throw abortError(this.signal);
+  }
+
+  /**
+   * Registers in-process work to stop along with the children (`close`
+   * ends its connections, so the servers roll back what it was writing).
+   * Returns the function that unregisters it once it is done.
+   */
+  track(close: () => void): () => void {
+    this.throwIfAborted();
+    this.closers.add(close);
+    return () => this.closers.delete(close);
   }
 
   /** Runs `bin args` to completion; rejects with the tail of its stderr on a non-zero exit. */
@@ -318,6 +331,8 @@ export class PgProcesses {
   /** Kills every child still running, with its workers (after a failure, so nothing keeps writing while the half-made database is dropped). */
   killAll(): void {
     for (const child of this.running) killGroup(child);
+    for (const close of this.closers) close();
+    this.closers.clear();
   }
 }
 

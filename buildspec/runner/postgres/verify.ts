@@ -19,7 +19,11 @@
  * point-in-time copy is restored from the original), so both compute the
  * same function.
  */
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import { ident, literal, qualified } from './names';
 import { SESSION_SETTINGS } from './process';
 
@@ -107,6 +111,89 @@ export async function tableChecksums(
     tableResult[name] = await queryOrMissing(client, sql, (r) => `${r.rows}/${r.sum}`);
   }
   return tableResult;
+}
+
+/**
+ * A table whose data is streamed with COPY, and the COPY it is read with: the
+ * columns named (generated columns excluded), in binary or text format.
+ */
+export interface CopiedTable {
+  readonly schema: string;
+  readonly name: string;
+  readonly columns: readonly string[];
+  readonly binary: boolean;
+}
+
+/** `COPY <table> (<columns>) TO STDOUT [(FORMAT binary)]`: one statement for the source's stream and the restored table's checksum, so both print the same bytes. */
+export function copyOutSql(table: CopiedTable): string {
+  return `COPY ${qualified(table.schema, table.name)} (${table.columns.map(ident).join(', ')}) TO STDOUT${table.binary ? ' (FORMAT binary)' : ''}`;
+}
+
+/**
+ * The checksum of a streamed table, taken over the bytes of its COPY output
+ * (copyOutSql) instead of a second read of the point-in-time copy: on the
+ * source while the stream flows into the original, on the original by one
+ * COPY of the restored table. `rows/<first 64 bits of the SHA-256, signed>`.
+ * It depends on row order, which is the same on both sides: the restored
+ * table is filled by that one COPY into a table emptied in the same
+ * transaction, so its pages hold the rows in stream order, and it is read
+ * back by a sequential scan from its first page (synchronize_seqscans off).
+ * A changed, missing, extra or moved row changes it; a moved row can only
+ * come from a write to the restored table, which nothing does before
+ * verification.
+ */
+export class CopyChecksum {
+  private readonly hash: Hash = createHash('sha256');
+
+  /** A pass-through that hashes what flows from the source's COPY TO into the target's COPY FROM. */
+  passThrough(): Transform {
+    const hash = this.hash;
+    return new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        hash.update(chunk);
+        done(null, chunk);
+      },
+    });
+  }
+
+  /** A sink that hashes a COPY TO's output. */
+  sink(): Writable {
+    const hash = this.hash;
+    return new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        hash.update(chunk);
+        done();
+      },
+    });
+  }
+
+  /** Once the COPY is complete: `rows/checksum`, as in a Fingerprint. */
+  result(rows: number): string {
+    return `${rows}/${BigInt.asIntN(64, this.hash.digest().readBigUInt64BE(0))}`;
+  }
+}
+
+/**
+ * A streamed table's checksum on the restored database, read with COPY
+ * (copyOutSql) in `encoding`, the point-in-time copy's database encoding
+ * (the stream's client_encoding); `missing` when the table does not exist.
+ */
+export async function copyChecksum(client: Client, table: CopiedTable, encoding: string): Promise<string> {
+  await pinSessionSettings(client);
+  // A scan that joins another one running on the same table (an index build) would start mid-table, in another row order.
+  await client.query(`SET synchronize_seqscans = off; SET client_encoding = ${literal(encoding)}`);
+  await client.query('SAVEPOINT pitr_verify');
+  const checksum = new CopyChecksum();
+  const out = client.query(copyTo(copyOutSql(table)));
+  try {
+    await pipeline(out, checksum.sink());
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42P01') throw err;
+    await client.query('ROLLBACK TO SAVEPOINT pitr_verify');
+    return 'missing';
+  }
+  await client.query('RELEASE SAVEPOINT pitr_verify');
+  return checksum.result(out.rowCount);
 }
 
 /**
