@@ -44,7 +44,7 @@ import { TUNING_ENV } from '../../../src/contract';
 import { readDrillRequest, runDrill } from '../drill';
 import { StepLog } from '../log';
 import { readStartRequest } from '../plan';
-import { PgDataPath } from '../postgres/data-path';
+import { DEFAULT_STREAM_MIN_BYTES, PgDataPath } from '../postgres/data-path';
 import { keptName } from '../postgres/names';
 import { PgTablePath, tableSchemaName } from '../postgres/tables';
 import { runRecovery, type Polling } from '../workflow';
@@ -204,7 +204,7 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, s
   log.info(options.adapter === 'aws'
     ? `rehearsal path: as on CodeBuild: node ${RUNNER_BUNDLE} recover, through the AWS SDK, against an RDS stand-in (real PostgreSQL) and moto_server's Secrets Manager`
     : 'rehearsal path: --adapter local: the runbook in this process through the local control plane (no AWS SDK)');
-  log.info(`rehearsal route: original on ${LOOPBACK}, point-in-time copy on ${temporaryHost}${streamMinBytes === undefined ? ' (one host: nothing streams)' : ` (two hosts: tables from ${streamMinBytes / 1024} KiB stream)`}; `
+  log.info(`rehearsal route: original on ${LOOPBACK}, point-in-time copy on ${temporaryHost}${streamMinBytes === undefined ? ` (one host: tables from ${DEFAULT_STREAM_MIN_BYTES / 2 ** 20} MiB stream, as on AWS)` : ` (two hosts: tables from ${streamMinBytes / 1024} KiB stream)`}; `
     + `TLS ${options.sslMode === 'verify-full' ? 'verify-full against a throwaway CA' : 'off'}`);
   let password = randomBytes(18).toString('base64url');
   log.redact(password);
