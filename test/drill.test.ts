@@ -186,6 +186,30 @@ test('restore refused: the record says so, DrillSucceeded=0, nothing is left run
   expect(refusing.liveInstanceIds()).toEqual([]);
 });
 
+test('swap hazards do not stop a drill (it swaps nothing): the record lists what a recovery now would have to accept', async () => {
+  // A subscription applying into "shop" on the original (and so in the point-in-time copy): a recovery refuses it unless accepted.
+  await instance.cluster.sql('CREATE SUBSCRIPTION inbound CONNECTION \'host=127.0.0.1 port=1 dbname=nowhere\' PUBLICATION p WITH (connect = false)', 'shop');
+  try {
+    const { log, text } = capturedLog();
+    const record = await runDrill(drillRequest(), deps(log, recordingPublisher()));
+    await rds.settled();
+    expect(record.succeeded).toBe(true);
+    const shop = record.databases.find((d) => d.name === 'shop')!;
+    expect(shop.result).toBe('verified');
+    expect(shop.hazardsForRecovery!.join('\n')).toMatch(/^\[subscriptions\] "shop": subscription\(s\) "inbound" apply changes into "shop".*A recovery now needs ACCEPT_HAZARDS=subscriptions\.$/m);
+    expect(record.databases.find((d) => d.name === 'postgres')!.hazardsForRecovery).toEqual([]);
+    expect(text()).toMatch(/ shop: a recovery now would meet this swap hazard: \[subscriptions\]/);
+    expect(rds.liveInstanceIds()).toEqual([]);
+    // Accepted in ACCEPT_HAZARDS: said so, still listed.
+    const accepted = await runDrill(drillRequest({ [START_ENV.ACCEPT_HAZARDS]: 'subscriptions' }), deps(capturedLog().log, recordingPublisher()));
+    await rds.settled();
+    expect(accepted.databases.find((d) => d.name === 'shop')!.hazardsForRecovery!.join('\n')).toContain('[subscriptions, accepted in ACCEPT_HAZARDS]');
+  } finally {
+    await instance.cluster.sql('ALTER SUBSCRIPTION inbound SET (slot_name = NONE)', 'shop').catch(() => undefined);
+    await instance.cluster.sql('DROP SUBSCRIPTION IF EXISTS inbound', 'shop');
+  }
+});
+
 test('mutual exclusion: a recovery refuses while a drill runs, and a drill refuses while another drill (or a recovery) runs', async () => {
   const refusals: string[] = [];
   let racer: LocalRdsControl;

@@ -137,7 +137,7 @@ test('the runner no longer rehearses: it points to the rehearsal, starting nothi
   expect(run.output).toMatch(/rehearse: the rehearsal is not part of the runner; in a clone of the repository run `npx projen rehearse`/);
 });
 
-test('--adapter local --one-host --sslmode disable: the runbook in process through the local control plane, no TLS, nothing streamed', async () => {
+test('--adapter local --one-host --sslmode disable: the runbook in process through the local control plane, no TLS, the small seed below the 16 MiB streaming threshold', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pitr-local-'));
   try {
     writeFileSync(join(dir, 'seed.sql'), smallSeed());
@@ -146,7 +146,8 @@ test('--adapter local --one-host --sslmode disable: the runbook in process throu
     expect(run.output).toMatch(/REHEARSAL PASSED: 2 database\(s\) equal their state at T/);
     expect(run.code).toBe(0);
     expect(run.output).toContain('rehearsal path: --adapter local: the runbook in this process through the local control plane (no AWS SDK)');
-    expect(run.output).toContain('point-in-time copy on 127.0.0.1 (one host: nothing streams); TLS off');
+    expect(run.output).toContain('point-in-time copy on 127.0.0.1 (one host: tables from 16 MiB stream, as on AWS); TLS off');
+    expect(run.output).toMatch(/"orders": [\d.]+ MiB, \d+ role references all present, 0 table\(s\) streamed/);
     expect(run.output).not.toMatch(/Read the start variables and the secret|moto_server/);
     expect(run.output).toMatch(/temporary instance rehearsal-db-pitr-\d{14} is available at 127\.0\.0\.1:\d+/);
   } finally {

@@ -162,6 +162,8 @@ export interface EvidenceRecord {
     readonly rows?: number;
     readonly verification: string;
     readonly result: 'verified' | 'not verified' | 'not copied';
+    /** Swap hazards a recovery of this database would have to accept or resolve now; none stops a drill. */
+    readonly hazardsForRecovery?: readonly string[];
   }>;
   readonly copy?: { readonly bytes: number; readonly seconds: number; readonly bytesPerSecond: number };
   readonly recoveryTimeEstimate?: RecoveryTimeEstimate;
@@ -333,6 +335,9 @@ class DrillRun extends RecoveryRun {
         + `restore and wait ${formatDuration(e.parts.restoreAndWaitSeconds * 1000)}, credentials ${formatDuration(e.parts.credentialsSeconds * 1000)}, `
         + `copy ${formatDuration(e.parts.copySeconds * 1000)}, swap ${formatDuration(e.parts.swapSeconds * 1000)} (up to ${formatDuration(e.swapWorstCaseSeconds * 1000)} if sessions do not end).`);
     }
+    for (const d of record.databases) {
+      for (const hazard of d.hazardsForRecovery ?? []) lines.push(`  ${d.name}: a recovery now would meet this swap hazard: ${hazard}`);
+    }
     lines.push('The original instance was not written to (a drill only reads it).');
     lines.push(record.succeeded ? `RESULT: DRILL SUCCEEDED: ${record.databases.length} database(s) restored, copied and verified.` : `RESULT: DRILL FAILED${record.failure?.step ? ` in step "${record.failure.step}"` : ''}: ${record.failure?.reason}`);
     for (const line of lines) log.info(line);
@@ -382,6 +387,7 @@ class DrillRun extends RecoveryRun {
         rows: r?.rows,
         verification: VERIFICATION_COMPARES,
         result: r ? (r.verified ? 'verified' as const : 'not verified' as const) : 'not copied' as const,
+        ...(r?.hazardsForRecovery ? { hazardsForRecovery: r.hazardsForRecovery } : {}),
       };
     });
     const copy = this.copyMs !== undefined && this.copiedBytes !== undefined && this.failure === undefined
@@ -461,6 +467,7 @@ export function describeEvidence(record: EvidenceRecord): string {
     `Restore time: requested ${record.restoreTime.requested}, used ${record.restoreTime.used ?? (record.restoreTime.useLatestRestorableTime ? 'the latest restorable time' : 'none')}`
       + (record.restoreWindow ? ` (window ${record.restoreWindow.earliest} .. ${record.restoreWindow.latest})` : ''),
     ...record.databases.map((d) => `  ${d.name}: ${d.result}${d.tables !== undefined ? `, ${d.tables} tables, ${d.rows} rows` : ''}${d.sizeBytes !== undefined ? `, ${formatBytes(d.sizeBytes)}` : ''}`),
+    ...record.databases.flatMap((d) => (d.hazardsForRecovery ?? []).map((h) => `  ${d.name}: a recovery now would meet this swap hazard: ${h}`)),
     ...(record.copy ? [`Copy: ${formatBytes(record.copy.bytes)} in ${formatDuration(record.copy.seconds * 1000)} (${formatBytes(record.copy.bytesPerSecond)}/s)`] : []),
     ...(record.recoveryTimeEstimate ? [`Estimated time of a recovery now: ${formatDuration(record.recoveryTimeEstimate.seconds * 1000)} `
       + `(restore and wait ${formatDuration(record.recoveryTimeEstimate.parts.restoreAndWaitSeconds * 1000)}, copy ${formatDuration(record.recoveryTimeEstimate.parts.copySeconds * 1000)})`] : []),

@@ -173,6 +173,8 @@ export interface DatabaseCopyResult {
   readonly tables: number;
   readonly rows: number;
   readonly verified: boolean;
+  /** A drill: the swap hazards a recovery of this database would have to accept or resolve now (none stops a drill). */
+  readonly hazardsForRecovery?: readonly string[];
 }
 
 /**

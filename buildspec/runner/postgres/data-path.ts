@@ -29,7 +29,7 @@ import type { Client } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { formatDuration } from '../log';
 import type { StepLog } from '../log';
-import { enforceHazards, findHazards, type HazardReport } from './hazards';
+import { enforceHazards, findHazards, reviewHazardsForDrill, type HazardReport } from './hazards';
 import { exactPattern, ident, keptName, literal, qualified, restoredName } from './names';
 import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './process';
 import type { CopyOptions, DataPath, DatabaseCopyResult, PgTarget } from '../ports';
@@ -37,7 +37,7 @@ import {
   compareFingerprints, compareProperties, copyChecksum, CopyChecksum, copyOutSql, fingerprint, fingerprintRest, listTables, readDatabaseProperties,
   settingStatement, tableChecksums, type DatabaseProperties, type Fingerprint, type TableCheck,
 } from './verify';
-import { EXCLUDED_DATABASES } from '../../../src/contract';
+import { EXCLUDED_DATABASES, HAZARDS } from '../../../src/contract';
 
 /** Tables at least this large are streamed source -> target instead of going through the dump directory. */
 export const DEFAULT_STREAM_MIN_BYTES = 16 * 1024 * 1024;
@@ -155,17 +155,21 @@ export class PgDataPath implements DataPath {
     if (options.databases.length === 0) throw new Error('copy: no database to copy; pass at least one database name. Nothing was changed.');
     if (!Number.isInteger(options.jobs) || options.jobs < 1) throw new Error(`copy: jobs ${options.jobs} is not a positive integer. Nothing was changed.`);
     const processes = new PgProcesses(options.signal);
+    let drillHazards: ReadonlyMap<string, string[]> | undefined;
     try {
       const plans = await options.log.step('check roles, privileges, swap hazards and disk on the original', async () => {
         const out: DatabasePlan[] = [];
         for (const database of options.databases) out.push(await this.plan(source, target, database, options));
-        enforceHazards(out.map((p) => p.hazards), options.acceptHazards ?? [], options.log);
+        // A drill swaps nothing: the hazards are what a recovery would meet, listed in its record, and none stops it.
+        if (options.drill) drillHazards = reviewHazardsForDrill(out.map((p) => p.hazards), options.acceptHazards ?? [], options.log);
+        else enforceHazards(out.map((p) => p.hazards), options.acceptHazards ?? [], options.log);
         checkOriginalStorage(out, options);
         return out;
       });
       const results: DatabaseCopyResult[] = [];
       for (const [index, plan] of plans.entries()) {
-        results.push(await this.copyDatabase(source, target, plan, options, processes, join(options.workDir, `pitr-dump-${options.stamp}-${index}`)));
+        const result = await this.copyDatabase(source, target, plan, options, processes, join(options.workDir, `pitr-dump-${options.stamp}-${index}`));
+        results.push(drillHazards ? { ...result, hazardsForRecovery: drillHazards.get(plan.database) ?? [] } : result);
       }
       return results;
     } finally {
@@ -265,7 +269,8 @@ export class PgDataPath implements DataPath {
       database,
       strategy: options.strategy,
       existsOnTarget,
-      accepted: options.acceptHazards ?? [],
+      // A drill restores as a recovery that accepted every hazard would (event triggers left out, say), and lists them.
+      accepted: options.drill ? Object.values(HAZARDS) : options.acceptHazards ?? [],
       target: onTarget,
       source: onSource,
       onTargetDatabase: (other, fn) => withClient(original, other, fn),

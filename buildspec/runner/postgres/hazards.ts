@@ -158,6 +158,29 @@ export async function findHazards(ctx: HazardContext): Promise<HazardReport> {
 }
 
 /**
+ * A drill's view of the hazards: it swaps nothing, so none of them stops it,
+ * but a recovery now would have to accept or resolve each one. Logs the
+ * warnings and returns, per database, one line per finding saying what a
+ * recovery would need (for the evidence record).
+ */
+export function reviewHazardsForDrill(reports: readonly HazardReport[], accepted: readonly Hazard[], log: { warn: (line: string) => void }): Map<string, string[]> {
+  const byDatabase = new Map<string, string[]>();
+  for (const report of reports) {
+    for (const warning of report.warnings) log.warn(warning);
+    for (const finding of report.findings) {
+      const line = finding.hazard === undefined
+        ? `[cannot be accepted] ${finding.message} A recovery now would be refused until this is resolved.`
+        : accepted.includes(finding.hazard)
+          ? `[${finding.hazard}, accepted in ${START_ENV.ACCEPT_HAZARDS}] ${finding.message}`
+          : `[${finding.hazard}] ${finding.message} A recovery now needs ${START_ENV.ACCEPT_HAZARDS}=${finding.hazard}.`;
+      log.warn(`drill: swap hazard a recovery would meet: ${line}`);
+      byDatabase.set(finding.database, [...byDatabase.get(finding.database) ?? [], line]);
+    }
+  }
+  return byDatabase;
+}
+
+/**
  * Logs every warning and every accepted hazard, and throws one error listing
  * every hazard that stops the run (all databases at once), before anything
  * is written.
