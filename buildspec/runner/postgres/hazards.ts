@@ -163,7 +163,9 @@ export async function findHazards(ctx: HazardContext): Promise<HazardReport> {
  * warnings and returns, per database, one line per finding saying what a
  * recovery would need (for the evidence record).
  */
-export function reviewHazardsForDrill(reports: readonly HazardReport[], accepted: readonly Hazard[], log: { warn: (line: string) => void }): Map<string, string[]> {
+export function reviewHazardsForDrill(
+  reports: readonly HazardReport[], accepted: readonly Hazard[], log: { warn: (line: string) => void },
+): Map<string, string[]> {
   const byDatabase = new Map<string, string[]>();
   for (const report of reports) {
     for (const warning of report.warnings) log.warn(warning);
