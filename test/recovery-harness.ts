@@ -14,12 +14,28 @@ import { compareFingerprints, fingerprintDatabase } from '../buildspec/runner/lo
 import { LocalRdsControl, type LocalRdsControlOptions } from '../buildspec/runner/local/rds-control';
 import { StepLog } from '../buildspec/runner/log';
 import { readStartRequest, type StartRequest } from '../buildspec/runner/plan';
-import type { Polling } from '../buildspec/runner/workflow';
+import type { RdsControl } from '../buildspec/runner/ports';
+import { PgDataPath } from '../buildspec/runner/postgres/data-path';
+import { PgTablePath } from '../buildspec/runner/postgres/tables';
+import type { Polling, RecoveryDeps } from '../buildspec/runner/workflow';
 import { BUILD_ENV, PROJECT_ENV, START_ENV } from '../src/contract';
 
 export const SOURCE_ID = 'test-db';
 export const MASTER = 'pitr_master';
 export const FAST_POLLING: Polling = { initialMs: 50, maxMs: 500, progressEveryMs: 60_000, passwordTimeoutMs: 60_000 };
+
+/** A recovery's dependencies on `instance` with the real data path and table path, polling fast. */
+export function tableRecoveryDeps(instance: TestInstance, rds: RdsControl, log: RecoveryDeps['log']): RecoveryDeps {
+  return {
+    rds,
+    data: new PgDataPath(),
+    tables: new PgTablePath(),
+    log,
+    credentials: { username: MASTER, password: instance.password },
+    tls: instance.cluster.sslOptions,
+    polling: FAST_POLLING,
+  };
+}
 
 /** A small database owned by the master user. `slowRows` adds a table whose every inserted row takes 20 ms (a CHECK calling pg_sleep), so a restore lasts long enough to interrupt. */
 export function smallSeed(slowRows = 0): string {

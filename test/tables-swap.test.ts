@@ -5,10 +5,8 @@
  * continues past both); a table with dependents of every kind is refused,
  * naming each one, and no live table changes.
  */
-import { FAST_POLLING, MASTER, TestInstance, capturedLog, request } from './recovery-harness';
+import { MASTER, TestInstance, tableRecoveryDeps, capturedLog, request } from './recovery-harness';
 import type { LocalRdsControl } from '../buildspec/runner/local/rds-control';
-import { PgDataPath } from '../buildspec/runner/postgres/data-path';
-import { PgTablePath } from '../buildspec/runner/postgres/tables';
 import { runRecovery, type RecoveryDeps } from '../buildspec/runner/workflow';
 import { START_ENV } from '../src/contract';
 
@@ -64,15 +62,7 @@ afterAll(async () => {
 });
 
 function deps(log: RecoveryDeps['log']): RecoveryDeps {
-  return {
-    rds,
-    data: new PgDataPath(),
-    tables: new PgTablePath(),
-    log,
-    credentials: { username: MASTER, password: instance.password },
-    tls: instance.cluster.sslOptions,
-    polling: FAST_POLLING,
-  };
+  return tableRecoveryDeps(instance, rds, log);
 }
 
 function digest(table: string): Promise<string> {

@@ -7,12 +7,10 @@
  * undo SQL, run as a user would, puts back exactly what was deleted.
  */
 import { Client } from 'pg';
-import { FAST_POLLING, MASTER, TestInstance, capturedLog, request, withWrappedBinaries } from './recovery-harness';
+import { MASTER, TestInstance, tableRecoveryDeps, capturedLog, request, withWrappedBinaries } from './recovery-harness';
 import { quoteIdent } from '../buildspec/runner/local/cluster';
 import type { LocalRdsControl } from '../buildspec/runner/local/rds-control';
-import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { pgSslOptions } from '../buildspec/runner/postgres/process';
-import { PgTablePath } from '../buildspec/runner/postgres/tables';
 import { runRecovery, type RecoveryDeps } from '../buildspec/runner/workflow';
 import { START_ENV } from '../src/contract';
 
@@ -101,15 +99,7 @@ afterAll(async () => {
 });
 
 function deps(log: RecoveryDeps['log']): RecoveryDeps {
-  return {
-    rds,
-    data: new PgDataPath(),
-    tables: new PgTablePath(),
-    log,
-    credentials: { username: MASTER, password: instance.password },
-    tls: instance.cluster.sslOptions,
-    polling: FAST_POLLING,
-  };
+  return tableRecoveryDeps(instance, rds, log);
 }
 
 /** Sorted row text of each table, read as the superuser in a fixed output format (independent of the runner's checksums). */

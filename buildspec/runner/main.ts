@@ -24,7 +24,7 @@ import { readDrillRequest, runDrill } from './drill';
 import { readHousekeepingRequest, runHousekeeping } from './housekeeping';
 import { StepLog } from './log';
 import { readStartRequest } from './plan';
-import { DEFAULT_STREAM_MIN_BYTES, PgDataPath } from './postgres/data-path';
+import { PgDataPath } from './postgres/data-path';
 import { PgOriginalCatalog } from './postgres/leftovers';
 import { PgTablePath } from './postgres/tables';
 import { runAsMain, withStopSignals } from './stop-signals';
@@ -96,21 +96,21 @@ async function recover(signal: AbortSignal): Promise<number> {
       return EXIT_FAILED;
     }
   }
+  // What a drill and a recovery share: the same control plane, data path, credentials and TLS.
+  const common = {
+    rds,
+    log,
+    tls,
+    signal,
+    data: new PgDataPath({ streamMinBytes: setup.tuning.streamMinBytes }),
+    credentials: setup.credentials,
+    secretId: setup.secretId,
+    polling: setup.tuning.polling,
+  };
   if (setup.drill) {
     try {
-      await runDrill(setup.drill, {
-        rds,
-        // The drill copies within the temporary instance (one host), where the data path would not stream by default;
-        // a recovery streams between the two instances, so the drill takes that route too.
-        data: new PgDataPath({ streamMinBytes: setup.tuning.streamMinBytes ?? DEFAULT_STREAM_MIN_BYTES }),
-        log,
-        credentials: setup.credentials,
-        secretId: setup.secretId,
-        tls,
-        polling: setup.tuning.polling,
-        signal,
-        publisher: new AwsDrillPublisher({ topicArn: env[PROJECT_ENV.NOTIFICATION_TOPIC_ARN] || undefined }),
-      });
+      const publisher = new AwsDrillPublisher({ topicArn: env[PROJECT_ENV.NOTIFICATION_TOPIC_ARN] || undefined });
+      await runDrill(setup.drill, { ...common, publisher });
       return 0;
     } catch {
       // runDrill has logged and published the record that says why.
@@ -118,19 +118,7 @@ async function recover(signal: AbortSignal): Promise<number> {
     }
   }
   try {
-    await runRecovery(setup.request!, {
-      rds,
-      catalog,
-      builds,
-      data: new PgDataPath({ streamMinBytes: setup.tuning.streamMinBytes }),
-      tables: new PgTablePath(),
-      log,
-      credentials: setup.credentials,
-      secretId: setup.secretId,
-      tls,
-      polling: setup.tuning.polling,
-      signal,
-    });
+    await runRecovery(setup.request!, { ...common, catalog, builds, tables: new PgTablePath() });
     return 0;
   } catch {
     // runRecovery has already logged the cause and what was (not) changed in its summary.

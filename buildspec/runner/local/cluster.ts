@@ -306,7 +306,14 @@ export class LocalCluster {
     const copy = new LocalCluster(baseDir, dataDir, host, port, undefined, this.tls);
     await copy.start();
     const deadline = Date.now() + 300_000;
-    while ((await copy.sql('SELECT pg_is_in_recovery()')) === 't') {
+    // Connections are accepted while WAL is still replayed (hot standby). A login that races the replay of a
+    // database rename (a swap before the target time) is refused with "database ... has disappeared from
+    // pg_database": not an answer, so ask again. (RDS reports an instance available only after promotion.)
+    const inRecovery = (): Promise<string> => copy.sql('SELECT pg_is_in_recovery()').catch((err: Error) => {
+      if (/has disappeared from pg_database/.test(err.message)) return 't';
+      throw err;
+    });
+    while ((await inRecovery()) === 't') {
       if (Date.now() > deadline) throw new Error(`point-in-time copy did not finish recovery within 300 s; see ${join(baseDir, 'server.log')}.`);
       await sleep(100);
     }
