@@ -239,8 +239,8 @@ test('mutual exclusion: a recovery refuses while a drill runs, and a drill refus
   await racing.settled();
   expect(record.succeeded).toBe(true);
   expect(refusals).toHaveLength(3);
-  expect(refusals[0]).toMatch(/^recovery: another recovery of test-db appears to be in progress: temporary instance test-db-pitr-\d+ \(creating\) is still alive/);
-  expect(refusals[1]).toMatch(/^drill: another recovery of test-db appears to be in progress/);
+  expect(refusals[0]).toMatch(/^recovery: another recovery or restore drill of test-db appears to be in progress: temporary instance test-db-pitr-\d+ \(creating\) is still alive/);
+  expect(refusals[1]).toMatch(/^drill: another recovery or restore drill of test-db appears to be in progress/);
   expect(refusals[2]).toBe('published: false');
   expect(racing.liveInstanceIds()).toEqual([]);
 });

@@ -206,7 +206,7 @@ describe('planRecovery', () => {
   test('refuses when another temporary instance of the source is alive, ignoring ones being deleted', async () => {
     const others = [{ id: 'orders-db-pitr-20261124090000', status: 'available' }, { id: 'orders-db-pitr-20261123090000', status: 'deleting' }];
     await expect(planRecovery(read(), fakeRds({ others }), context)).rejects.toThrow(
-      /another recovery of orders-db appears to be in progress: temporary instance orders-db-pitr-20261124090000 \(available\) is still alive/,
+      /another recovery or restore drill of orders-db appears to be in progress: temporary instance orders-db-pitr-20261124090000 \(available\) is still alive/,
     );
     await expect(planRecovery(read(), fakeRds({ others: [others[1]] }), context)).resolves.toBeDefined();
   });

@@ -219,7 +219,7 @@ export async function planRecovery(
 
   const others = (await rds.findInstancesByTag(TAGS.SOURCE, source.id)).filter((i) => i.status !== 'deleting');
   if (others.length > 0) {
-    problems.push(`another recovery of ${source.id} appears to be in progress: temporary instance ${others.map((i) => `${i.id} (${i.status})`).join(', ')} is still alive; accepted: start again once it is gone (delete it if its build has ended).`);
+    problems.push(`another recovery or restore drill of ${source.id} appears to be in progress: temporary instance ${others.map((i) => `${i.id} (${i.status})`).join(', ')} is still alive; accepted: start again once it is gone (delete it if its build has ended).`);
   }
   if (problems.length > 0) throw new PlanError(problems);
 
