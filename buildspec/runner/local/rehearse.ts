@@ -520,18 +520,20 @@ class LocalRig implements Rig {
       [BUILD_ENV.BUILD_ID]: `rehearsal:${randomUUID()}`,
       ...start,
     };
+    // What a drill and a recovery share, as in main.ts.
+    const common = {
+      rds: this.rds,
+      data: new PgDataPath({ streamMinBytes: this.options.streamMinBytes }),
+      log: this.options.log,
+      credentials: { username: MASTER_USER, password },
+      tls: this.source.sslOptions,
+      scratchDir: this.options.scratch,
+      polling: LOCAL_POLLING,
+      signal,
+    };
     if (start[START_ENV.MODE] === 'drill') {
       try {
-        await runDrill(readDrillRequest(env, { cpus: availableParallelism() }), {
-          rds: this.rds,
-          data: new PgDataPath({ streamMinBytes: this.options.streamMinBytes }),
-          log: this.options.log,
-          credentials: { username: MASTER_USER, password },
-          tls: this.source.sslOptions,
-          scratchDir: this.options.scratch,
-          polling: LOCAL_POLLING,
-          signal,
-        });
+        await runDrill(readDrillRequest(env, { cpus: availableParallelism() }), common);
         return { ok: true, stamp: '' };
       } catch (err) {
         return { ok: false, why: (err as Error).message };
@@ -539,17 +541,7 @@ class LocalRig implements Rig {
     }
     const request = readStartRequest(env, { cpus: availableParallelism() });
     try {
-      const outcome = await runRecovery(request, {
-        rds: this.rds,
-        data: new PgDataPath({ streamMinBytes: this.options.streamMinBytes }),
-        tables: new PgTablePath(),
-        log: this.options.log,
-        credentials: { username: MASTER_USER, password },
-        tls: this.source.sslOptions,
-        scratchDir: this.options.scratch,
-        polling: LOCAL_POLLING,
-        signal,
-      });
+      const outcome = await runRecovery(request, { ...common, tables: new PgTablePath() });
       return { ok: true, stamp: outcome.plan.stamp };
     } catch (err) {
       return { ok: false, why: (err as Error).message };
