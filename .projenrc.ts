@@ -75,7 +75,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
 
   tsconfigDevFile: 'tsconfig.dev.json',
   tsconfigDev: {
-    include: ['src/**/*.ts', 'lambda/**/*.ts', 'buildspec/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', '.projenrc.ts'],
+    include: ['src/**/*.ts', 'lambda/**/*.ts', 'buildspec/**/*.ts', 'local/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', '.projenrc.ts'],
     exclude: ['test/**/*.snapshot/**', 'test/.tmp/**'],
     compilerOptions: {},
   },
@@ -83,7 +83,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
     // tsconfig.dev.json covers every folder; tsconfig.json (jsii) covers src/ only.
     tsconfigPath: './tsconfig.dev.json',
     dirs: ['src'],
-    devdirs: ['lambda', 'buildspec', 'test', 'bench'],
+    devdirs: ['lambda', 'buildspec', 'local', 'test', 'bench'],
   },
 
   jestOptions: {
@@ -108,7 +108,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
 });
 
 // assets/rehearsal/ holds the rehearsal and its stand-ins: for a clone of the repository, not for users' synths.
-for (const pattern of ['/lambda/', '/buildspec/', '/bench/', '/scripts/', '/.ci/', 'tsconfig.dev.json', '/assets/rehearsal/']) {
+for (const pattern of ['/lambda/', '/buildspec/', '/local/', '/bench/', '/scripts/', '/.ci/', 'tsconfig.dev.json', '/assets/rehearsal/']) {
   project.addPackageIgnore(pattern);
 }
 
@@ -135,7 +135,7 @@ bundle.exec('esbuild lambda/trigger.ts --bundle --platform=node --target=node22 
 bundle.exec('esbuild buildspec/runner/main.ts --bundle --platform=node --target=node22 --outfile=assets/runner/runner.js --external:pg-native --log-level=warning');
 bundle.exec('cp buildspec/buildspec.yml assets/runner/buildspec.yml');
 // The rehearsal: runner.js recover against the RDS stand-in and moto. Its own bundle, so the stand-ins never ship (see below).
-bundle.exec('esbuild buildspec/runner/local/rehearse-main.ts --bundle --platform=node --target=node22 --outfile=assets/rehearsal/rehearse.js --external:pg-native --log-level=warning');
+bundle.exec('esbuild local/rehearse-main.ts --bundle --platform=node --target=node22 --outfile=assets/rehearsal/rehearse.js --external:pg-native --log-level=warning');
 bundle.exec('node scripts/rds-ca-bundle.js assets/runner/rds-ca-bundle.pem');
 project.preCompileTask.spawn(bundle);
 project.testTask.prependSpawn(bundle);

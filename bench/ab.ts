@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { BENCH_DB, buildDatasets, resetTarget, sourceTables, startClusters, tableFingerprints } from './dataset';
 import { parseBenchOptions } from './options';
 import { runPathB, type PathRun } from './paths';
-import { LocalCluster, makeWorkDir } from '../buildspec/runner/local/cluster';
+import { LocalCluster, makeWorkDir } from '../local/cluster';
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);

@@ -18,7 +18,7 @@ import { killLiveChildren } from './measure';
 import { parseBenchOptions, UsageError, type BenchOptions } from './options';
 import { findPgcopydb, runPathA, runPathB, runPathC, runPathD, type Endpoints, type PathRun } from './paths';
 import { C_SKIPPED, correct, markdownTable, summarize, verdictLine, type CheckedPathRun, type Checks, type RunRecord } from './report';
-import { LocalCluster, makeWorkDir, pgBin } from '../buildspec/runner/local/cluster';
+import { LocalCluster, makeWorkDir, pgBin } from '../local/cluster';
 
 const REPO = resolve(__dirname, '..');
 const RUNNER_JS = join(REPO, 'assets', 'runner', 'runner.js');

@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { DatasetName, DatasetSize, Route } from './options';
-import { LocalCluster, LOOPBACK, pgBin, quoteIdent, quoteLiteral, SECOND_HOST } from '../buildspec/runner/local/cluster';
+import { LocalCluster, LOOPBACK, pgBin, quoteIdent, quoteLiteral, SECOND_HOST } from '../local/cluster';
 
 const execFileAsync = promisify(execFile);
 

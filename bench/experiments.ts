@@ -12,7 +12,7 @@ import { BENCH_DB, CLUSTER_SETTINGS, generateDatabase, sourceTables, startCluste
 import { killLiveChildren, runMeasured, type ProcessRun } from './measure';
 import { parseBenchOptions, UsageError } from './options';
 import { spread } from './report';
-import { LocalCluster, makeWorkDir, pgBin, quoteIdent } from '../buildspec/runner/local/cluster';
+import { LocalCluster, makeWorkDir, pgBin, quoteIdent } from '../local/cluster';
 
 const FRESH_DB = 'experiment';
 

@@ -12,7 +12,7 @@ import { delimiter, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BENCH_DB, PROBE_TABLE } from './dataset';
 import { childrenCpuMs, runMeasured, serverCpuMs, ServerLogTap, WriteProbe, type LoggedStatement, type ProbeResult, type ProcessRun } from './measure';
-import { LocalCluster, pgBin, pgBinDir, quoteIdent } from '../buildspec/runner/local/cluster';
+import { LocalCluster, pgBin, pgBinDir, quoteIdent } from '../local/cluster';
 
 export interface CpuSeconds {
   readonly source: number;

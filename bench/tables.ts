@@ -20,11 +20,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCluster } from './dataset';
-import { LOOPBACK, SECOND_HOST, quoteIdent, type LocalCluster } from '../buildspec/runner/local/cluster';
 import { StepLog } from '../buildspec/runner/log';
 import type { PgTarget } from '../buildspec/runner/ports';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { PgTablePath } from '../buildspec/runner/postgres/tables';
+import { LOOPBACK, SECOND_HOST, quoteIdent, type LocalCluster } from '../local/cluster';
 
 const DB = 'bench_tables';
 const PRISTINE = 'bench_tables_pristine';

@@ -16,7 +16,7 @@ import { childrenCpuMs, runMeasured, serverCpuMs, ServerLogTap, WriteProbe } fro
 import { NAMED_SCALES, parseBenchOptions, UsageError } from '../bench/options';
 import { findPgcopydb, pgcopydbDurationMs, pgcopydbSteps, runnerStepDurations, runnerUnavailableMs, runnerVerified, runPathC } from '../bench/paths';
 import { spread, verdictLine, type PathSummary, type Summary } from '../bench/report';
-import { LocalCluster, LOOPBACK, makeWorkDir, pgBin, quoteIdent } from '../buildspec/runner/local/cluster';
+import { LocalCluster, LOOPBACK, makeWorkDir, pgBin, quoteIdent } from '../local/cluster';
 
 describe('bench flags', () => {
   test('defaults: the ~1 GB default dataset, one host, 3 runs, -j = cores', () => {

@@ -8,12 +8,12 @@ import { rmSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { MASTER, ODD_DATABASE, contentDigest, databaseExists, databasesLike, loadDataset, masterTarget, startSourceAndTarget } from './pg-test-env';
-import { makeWorkDir, type LocalCluster } from '../buildspec/runner/local/cluster';
 import { StepLog } from '../buildspec/runner/log';
 import type { CopyOptions } from '../buildspec/runner/ports';
 import { PgDataPath, type PgDataPathSettings } from '../buildspec/runner/postgres/data-path';
 import { connect } from '../buildspec/runner/postgres/process';
 import { CopyChecksum, copyChecksum, copyOutSql, type CopiedTable } from '../buildspec/runner/postgres/verify';
+import { makeWorkDir, type LocalCluster } from '../local/cluster';
 
 const q = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 let source: LocalCluster;

@@ -10,11 +10,11 @@ import {
   MASTER, ODD_DATABASE, contentDigest, databaseProperties, databasesLike, loadDataset, masterTarget, masterUri, schemaDump, startSourceAndTarget,
 } from './pg-test-env';
 import { runCopyCli } from '../buildspec/runner/copy-cli';
-import { makeWorkDir, type LocalCluster } from '../buildspec/runner/local/cluster';
 import { StepLog } from '../buildspec/runner/log';
 import type { CopyOptions } from '../buildspec/runner/ports';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { keptName } from '../buildspec/runner/postgres/names';
+import { makeWorkDir, type LocalCluster } from '../local/cluster';
 
 const DAMAGED_TEMPLATE = 'damaged template';
 let source: LocalCluster;

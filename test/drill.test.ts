@@ -8,11 +8,11 @@
 import { Client } from 'pg';
 import { FAST_POLLING, MASTER, SOURCE_ID, TestInstance, capturedLog, request, smallSeed } from './recovery-harness';
 import { DRILL_STEPS, readDrillRequest, runDrill, type DrillDeps, type DrillPublisher, type EvidenceRecord } from '../buildspec/runner/drill';
-import { diffOriginalState, readOriginalState, settleAutovacuum as settle, type OriginalState } from '../buildspec/runner/local/original-state';
-import type { LocalRdsControl, LocalRdsControlOptions } from '../buildspec/runner/local/rds-control';
 import type { RdsControl } from '../buildspec/runner/ports';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { runRecovery } from '../buildspec/runner/workflow';
+import { diffOriginalState, readOriginalState, settleAutovacuum as settle, type OriginalState } from '../local/original-state';
+import type { LocalRdsControl, LocalRdsControlOptions } from '../local/rds-control';
 import { BUILD_ENV, PROJECT_ENV, START_ENV, TAGS } from '../src/contract';
 
 let instance: TestInstance;

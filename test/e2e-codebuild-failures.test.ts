@@ -15,7 +15,7 @@ import { startCodeBuildApi, type CodeBuildApi } from './standin/codebuild-api';
 import { matchesEventPattern, synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { invokeTrigger } from './standin/trigger';
 import { ACCOUNT, PROJECT_NAME, SOURCE_ID, startWorld, type World } from './standin/world';
-import { fingerprintDatabase } from '../buildspec/runner/local/fingerprint';
+import { fingerprintDatabase } from '../local/fingerprint';
 import { BUILD_STATE_CHANGE, START_ENV, temporaryInstancePrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');

@@ -11,7 +11,7 @@ import { LAB_DATABASE } from './lab-stack';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import { synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { SOURCE_ID, startWorld, type World } from './standin/world';
-import { fingerprintDatabase } from '../buildspec/runner/local/fingerprint';
+import { fingerprintDatabase } from '../local/fingerprint';
 import { START_ENV, TAGS, temporaryInstancePrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');

@@ -16,7 +16,7 @@ import type { CodeBuildApi } from './standin/codebuild-api';
 import { synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { invokeTrigger } from './standin/trigger';
 import { PROJECT_NAME, SOURCE_ID, startLabCodeBuildApi, startWorld, type World } from './standin/world';
-import { fingerprintDatabase } from '../buildspec/runner/local/fingerprint';
+import { fingerprintDatabase } from '../local/fingerprint';
 import { START_ENV, temporaryInstancePrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');

@@ -9,12 +9,12 @@ import { rmSync } from 'node:fs';
 import { Client } from 'pg';
 import { MASTER, contentDigest, databasesLike, masterTarget, startCluster, testCa } from './pg-test-env';
 import { parseCopyArguments } from '../buildspec/runner/copy-cli';
-import { LOOPBACK, LocalCluster, SECOND_HOST, makeWorkDir, quoteIdent } from '../buildspec/runner/local/cluster';
 import { StepLog } from '../buildspec/runner/log';
 import type { CopyOptions } from '../buildspec/runner/ports';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { pgSslOptions } from '../buildspec/runner/postgres/process';
 import { parseRecoveryRequest } from '../lambda/recovery-request';
+import { LOOPBACK, LocalCluster, SECOND_HOST, makeWorkDir, quoteIdent } from '../local/cluster';
 import { HAZARDS, parseHazards, type Hazard } from '../src/contract';
 
 const DB = 'shop';

@@ -8,12 +8,12 @@
  */
 import { FAST_POLLING, MASTER, SOURCE_ID, TestInstance, capturedLog, request, smallSeed } from './recovery-harness';
 import { readHousekeepingRequest, runHousekeeping, type HousekeepingDeps } from '../buildspec/runner/housekeeping';
-import { LocalBuilds, type LocalRdsControl } from '../buildspec/runner/local/rds-control';
 import { PlanError } from '../buildspec/runner/plan';
 import type { RdsControl } from '../buildspec/runner/ports';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { PgOriginalCatalog } from '../buildspec/runner/postgres/leftovers';
 import { runRecovery } from '../buildspec/runner/workflow';
+import { LocalBuilds, type LocalRdsControl } from '../local/rds-control';
 import { PROJECT_ENV, START_ENV, TAGS, safetySnapshotId, stampOf, temporaryInstanceId } from '../src/contract';
 
 const DAY = 86_400_000;

@@ -1,6 +1,6 @@
 /**
  * Test helper: a throwaway `moto_server` per test file. The launcher lives
- * with the rehearsal, which starts one too (buildspec/runner/local/moto-server.ts).
+ * with the rehearsal, which starts one too (local/moto-server.ts).
  *
  *   const moto = await startMoto();
  *   const rds = new RDSClient({ ...motoClientConfig(moto.endpoint) });
@@ -9,4 +9,4 @@
  *
  * Not a test itself (no `.test.ts`), so jest does not collect it.
  */
-export * from '../buildspec/runner/local/moto-server';
+export * from '../local/moto-server';

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { MASTER, databasesLike, masterUri, startSourceAndTarget } from './pg-test-env';
-import { makeWorkDir, quoteIdent, sleep, type LocalCluster } from '../buildspec/runner/local/cluster';
+import { makeWorkDir, quoteIdent, sleep, type LocalCluster } from '../local/cluster';
 
 const RUNNER = join(__dirname, '..', 'assets', 'runner', 'runner.js');
 const DB = 'ledger';

@@ -7,9 +7,9 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { LOOPBACK, LocalCluster, SECOND_HOST, pgBin, quoteIdent, quoteLiteral } from '../buildspec/runner/local/cluster';
-import { TestCa } from '../buildspec/runner/local/test-ca';
 import type { PgTarget } from '../buildspec/runner/ports';
+import { LOOPBACK, LocalCluster, SECOND_HOST, pgBin, quoteIdent, quoteLiteral } from '../local/cluster';
+import { TestCa } from '../local/test-ca';
 
 const execFileAsync = promisify(execFile);
 

@@ -9,11 +9,11 @@
  */
 import { rmSync } from 'node:fs';
 import { MASTER, contentDigest, databaseProperties, databasesLike, masterTarget, schemaDump, startCluster, startSourceAndTarget, testCa } from './pg-test-env';
-import { LOOPBACK, makeWorkDir, quoteIdent, type LocalCluster } from '../buildspec/runner/local/cluster';
-import { TestCa } from '../buildspec/runner/local/test-ca';
 import { StepLog } from '../buildspec/runner/log';
 import type { CopyOptions } from '../buildspec/runner/ports';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
+import { LOOPBACK, makeWorkDir, quoteIdent, type LocalCluster } from '../local/cluster';
+import { TestCa } from '../local/test-ca';
 
 const DB = 'Formats ü';
 let source: LocalCluster;

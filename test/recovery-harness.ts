@@ -9,15 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { testCa } from './pg-test-env';
-import { LocalCluster, pgBinDir, quoteIdent, quoteLiteral, sleep } from '../buildspec/runner/local/cluster';
-import { compareFingerprints, fingerprintDatabase } from '../buildspec/runner/local/fingerprint';
-import { LocalRdsControl, type LocalRdsControlOptions } from '../buildspec/runner/local/rds-control';
 import { StepLog } from '../buildspec/runner/log';
 import { readStartRequest, type StartRequest } from '../buildspec/runner/plan';
 import type { RdsControl } from '../buildspec/runner/ports';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { PgTablePath } from '../buildspec/runner/postgres/tables';
 import type { Polling, RecoveryDeps } from '../buildspec/runner/workflow';
+import { LocalCluster, pgBinDir, quoteIdent, quoteLiteral, sleep } from '../local/cluster';
+import { compareFingerprints, fingerprintDatabase } from '../local/fingerprint';
+import { LocalRdsControl, type LocalRdsControlOptions } from '../local/rds-control';
 import { BUILD_ENV, PROJECT_ENV, START_ENV } from '../src/contract';
 
 export const SOURCE_ID = 'test-db';

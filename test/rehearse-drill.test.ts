@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseRehearseArgs } from '../buildspec/runner/local/rehearse';
+import { parseRehearseArgs } from '../local/rehearse';
 
 const REHEARSAL = join(__dirname, '..', 'assets', 'rehearsal', 'rehearse.js');
 

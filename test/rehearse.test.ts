@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
-import { pgBin } from '../buildspec/runner/local/cluster';
-import { fingerprintDatabase, type SqlRunner } from '../buildspec/runner/local/fingerprint';
-import { REHEARSAL_DATABASE } from '../buildspec/runner/local/rehearse';
+import { pgBin } from '../local/cluster';
+import { fingerprintDatabase, type SqlRunner } from '../local/fingerprint';
+import { REHEARSAL_DATABASE } from '../local/rehearse';
 import { TUNING_ENV, BUILD_ENV, PROJECT_ENV, START_ENV } from '../src/contract';
 
 const execFileAsync = promisify(execFile);

@@ -6,8 +6,8 @@
  * naming each one, and no live table changes.
  */
 import { MASTER, TestInstance, tableRecoveryDeps, capturedLog, request } from './recovery-harness';
-import type { LocalRdsControl } from '../buildspec/runner/local/rds-control';
 import { runRecovery, type RecoveryDeps } from '../buildspec/runner/workflow';
+import type { LocalRdsControl } from '../local/rds-control';
 import { START_ENV } from '../src/contract';
 
 const DB = 'shop';

@@ -8,10 +8,10 @@
  */
 import { Client } from 'pg';
 import { MASTER, TestInstance, tableRecoveryDeps, capturedLog, request, withWrappedBinaries } from './recovery-harness';
-import { quoteIdent } from '../buildspec/runner/local/cluster';
-import type { LocalRdsControl } from '../buildspec/runner/local/rds-control';
 import { pgSslOptions } from '../buildspec/runner/postgres/process';
 import { runRecovery, type RecoveryDeps } from '../buildspec/runner/workflow';
+import { quoteIdent } from '../local/cluster';
+import type { LocalRdsControl } from '../local/rds-control';
 import { START_ENV } from '../src/contract';
 
 const DB = 'shop';

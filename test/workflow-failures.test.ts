@@ -5,10 +5,10 @@
  * (swap) or restorable from the safety snapshot (replace).
  */
 import { FAST_POLLING, MASTER, SMALL_DAMAGE, TestInstance, capturedLog, expectSame, request, smallSeed, withWrappedBinaries } from './recovery-harness';
-import { fingerprintDatabase } from '../buildspec/runner/local/fingerprint';
-import type { LocalFaults, LocalRdsControl } from '../buildspec/runner/local/rds-control';
 import { PgDataPath, type PgDataPathSettings } from '../buildspec/runner/postgres/data-path';
 import { runRecovery } from '../buildspec/runner/workflow';
+import { fingerprintDatabase } from '../local/fingerprint';
+import type { LocalFaults, LocalRdsControl } from '../local/rds-control';
 import { START_ENV } from '../src/contract';
 
 let instance: TestInstance;

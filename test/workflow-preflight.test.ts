@@ -9,11 +9,11 @@
  */
 import { statfsSync } from 'node:fs';
 import { FAST_POLLING, MASTER, TestInstance, capturedLog, request, smallSeed } from './recovery-harness';
-import type { LocalRdsControl } from '../buildspec/runner/local/rds-control';
 import { PlanError, isSameSecret } from '../buildspec/runner/plan';
 import type { CopyOptions, DataPath } from '../buildspec/runner/ports';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { runRecovery, type RecoveryDeps } from '../buildspec/runner/workflow';
+import type { LocalRdsControl } from '../local/rds-control';
 import { LATEST, PROJECT_ENV, START_ENV } from '../src/contract';
 
 const GIB = 2 ** 30;

@@ -6,11 +6,11 @@
  */
 import { join } from 'node:path';
 import { FAST_POLLING, MASTER, TestInstance, capturedLog, expectSame, request, smallSeed } from './recovery-harness';
-import type { LocalRdsControl } from '../buildspec/runner/local/rds-control';
 import { PlanError } from '../buildspec/runner/plan';
 import type { RdsControl } from '../buildspec/runner/ports';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { runRecovery, type RecoveryDeps } from '../buildspec/runner/workflow';
+import type { LocalRdsControl } from '../local/rds-control';
 import { LATEST, START_ENV, TAGS } from '../src/contract';
 
 const RICH_SEED = join(__dirname, 'fixtures', 'rich-dataset.sql');

@@ -19,7 +19,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
-import { pgBinDir } from '../../buildspec/runner/local/cluster';
+import { pgBinDir } from '../../local/cluster';
 
 interface Buildspec {
   readonly version: number | string;

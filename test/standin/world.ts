@@ -12,12 +12,12 @@ import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from
 import { startBuild, type BuildResult, type RunningBuild } from './codebuild';
 import { startCodeBuildApi, type CodeBuildApi, type KnownBuild } from './codebuild-api';
 import { synthesizeLab, type LabDeployment } from './lab-deployment';
-import { quoteIdent } from '../../buildspec/runner/local/cluster';
-import { setRolePassword } from '../../buildspec/runner/local/pitr-copy';
-import type { StandInInstance } from '../../buildspec/runner/local/rds-standin/engine';
-import { tlsPlacement } from '../../buildspec/runner/local/rds-standin/placement';
-import { RdsStandIn } from '../../buildspec/runner/local/rds-standin/server';
-import { TestCa } from '../../buildspec/runner/local/test-ca';
+import { quoteIdent } from '../../local/cluster';
+import { setRolePassword } from '../../local/pitr-copy';
+import type { StandInInstance } from '../../local/rds-standin/engine';
+import { tlsPlacement } from '../../local/rds-standin/placement';
+import { RdsStandIn } from '../../local/rds-standin/server';
+import { TestCa } from '../../local/test-ca';
 import { BUILD_ENV, PROJECT_ENV } from '../../src/contract';
 import { LAB_DATABASE } from '../lab-stack';
 import { DUMMY_AWS_ENV, motoClientConfig, startMoto, type MotoServer } from '../moto';

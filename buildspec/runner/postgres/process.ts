@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, type ClientConfig } from 'pg';
-import { pgBin } from '../local/cluster';
+import { pgBin } from './binaries';
 import type { PgTarget } from '../ports';
 
 /**

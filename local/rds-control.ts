@@ -18,8 +18,8 @@
 import { rm, statfs } from 'node:fs/promises';
 import { LocalCluster, SECOND_HOST, sleep } from './cluster';
 import { restorePointInTimeCopy, setRolePassword, takeAutomatedBackup } from './pitr-copy';
-import { LATEST, TAGS, stampOfSafetySnapshot, type RestoreWindow } from '../../../src/contract';
-import type { BuildStatus, InstanceState, OriginalStorage, RdsControl, SafetySnapshot, SourceInstance, TemporaryInstanceSpec } from '../ports';
+import type { BuildStatus, InstanceState, OriginalStorage, RdsControl, SafetySnapshot, SourceInstance, TemporaryInstanceSpec } from '../buildspec/runner/ports';
+import { LATEST, TAGS, stampOfSafetySnapshot, type RestoreWindow } from '../src/contract';
 
 export interface LocalFaults {
   /** `restoreToPointInTime` rejects with this message and creates nothing (like InvalidRestoreFault). */

@@ -12,7 +12,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { isRoot, postgresUser } from './os-user';
 import type { TestCa } from './test-ca';
+import { pgBin, pgBinDir } from '../buildspec/runner/postgres/binaries';
+
+export { pgBin, pgBinDir };
 
 const execFileAsync = promisify(execFile);
 
@@ -24,38 +28,6 @@ export const LOOPBACK = '127.0.0.1';
  * between different hosts. Locally, another loopback address is that.
  */
 export const SECOND_HOST = '127.0.0.2';
-
-/**
- * Directory of the PostgreSQL binaries: PG_BIN_DIR, else Debian's
- * /usr/lib/postgresql/<major>/bin (newest first), else undefined, meaning
- * "whatever is on PATH" (CodeBuild's Amazon Linux installs the client in /usr/bin).
- */
-export function pgBinDir(): string | undefined {
-  if (process.env.PG_BIN_DIR) return process.env.PG_BIN_DIR;
-  for (const major of ['17', '16', '15']) {
-    const dir = `/usr/lib/postgresql/${major}/bin`;
-    if (existsSync(join(dir, 'pg_dump'))) return dir;
-  }
-  return undefined;
-}
-
-/** Path of a PostgreSQL binary (client or server). */
-export function pgBin(name: string): string {
-  const dir = pgBinDir();
-  return dir ? join(dir, name) : name;
-}
-
-export const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
-
-let postgresIds: { uid: number; gid: number } | undefined;
-export async function postgresUser(): Promise<{ uid: number; gid: number }> {
-  if (!postgresIds) {
-    const uid = Number((await execFileAsync('id', ['-u', 'postgres'])).stdout.trim());
-    const gid = Number((await execFileAsync('id', ['-g', 'postgres'])).stdout.trim());
-    postgresIds = { uid, gid };
-  }
-  return postgresIds;
-}
 
 /** Runs a server-side binary, as `postgres` when we are root. */
 async function runServerCommand(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {

@@ -15,9 +15,9 @@
 import { Client } from 'pg';
 import type { LocalCluster } from './cluster';
 import { diffOriginalState, readOriginalState, settleAutovacuum } from './original-state';
-import { LATEST, START_ENV } from '../../../src/contract';
-import type { EvidenceRecord } from '../drill';
-import { formatDuration, type StepLog } from '../log';
+import type { EvidenceRecord } from '../buildspec/runner/drill';
+import { formatDuration, type StepLog } from '../buildspec/runner/log';
+import { LATEST, START_ENV } from '../src/contract';
 
 /** The part of the rehearsal's rig a drill needs. */
 export interface DrillRig {

@@ -13,7 +13,7 @@ import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { isRoot, postgresUser } from './cluster';
+import { isRoot, postgresUser } from './os-user';
 
 const execFileAsync = promisify(execFile);
 

@@ -3,7 +3,7 @@
  * shipped): `npx projen rehearse [options]`. See rehearse.ts.
  */
 import { REHEARSE_EXIT, REHEARSE_HELP, parseRehearseArgs, rehearse } from './rehearse';
-import { runAsMain, withStopSignals } from '../stop-signals';
+import { runAsMain, withStopSignals } from '../buildspec/runner/stop-signals';
 
 export async function main(argv: readonly string[]): Promise<number> {
   let options;

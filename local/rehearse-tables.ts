@@ -10,9 +10,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { pgBin, quoteLiteral, type LocalCluster } from './cluster';
-import { formatTableName, parseTableList, type TableName } from '../../../src/contract';
-import type { StepLog } from '../log';
-import { CHANGES_TABLE, tableSchemaName } from '../postgres/tables';
+import type { StepLog } from '../buildspec/runner/log';
+import { CHANGES_TABLE, tableSchemaName } from '../buildspec/runner/postgres/tables';
+import { formatTableName, parseTableList, type TableName } from '../src/contract';
 
 const execFileAsync = promisify(execFile);
 

@@ -39,15 +39,15 @@ import { evidenceTap, rehearseDrill } from './rehearse-drill';
 import { SAMPLE_DAMAGE_SQL, SAMPLE_SEED_SQL } from './rehearse-sample';
 import { TABLES_DAMAGE_SQL, TABLES_SEED_SQL, checkTableRecovery, keyedRows, parseRehearsalTables, psqlAs, tablesOf } from './rehearse-tables';
 import { TestCa } from './test-ca';
-import { BUILD_ENV, PROJECT_ENV, START_ENV, STRATEGIES, parseStrategy, type Strategy } from '../../../src/contract';
-import { TUNING_ENV } from '../../../src/contract';
-import { readDrillRequest, runDrill } from '../drill';
-import { StepLog } from '../log';
-import { readStartRequest } from '../plan';
-import { DEFAULT_STREAM_MIN_BYTES, PgDataPath } from '../postgres/data-path';
-import { keptName } from '../postgres/names';
-import { PgTablePath, tableSchemaName } from '../postgres/tables';
-import { runRecovery, type Polling } from '../workflow';
+import { readDrillRequest, runDrill } from '../buildspec/runner/drill';
+import { StepLog } from '../buildspec/runner/log';
+import { readStartRequest } from '../buildspec/runner/plan';
+import { DEFAULT_STREAM_MIN_BYTES, PgDataPath } from '../buildspec/runner/postgres/data-path';
+import { keptName } from '../buildspec/runner/postgres/names';
+import { PgTablePath, tableSchemaName } from '../buildspec/runner/postgres/tables';
+import { runRecovery, type Polling } from '../buildspec/runner/workflow';
+import { TUNING_ENV } from '../src/contract';
+import { BUILD_ENV, PROJECT_ENV, START_ENV, STRATEGIES, parseStrategy, type Strategy } from '../src/contract';
 
 /** Exit codes of `rehearse`. */
 export const REHEARSE_EXIT = {
@@ -131,8 +131,8 @@ const SOURCE_ID = 'rehearsal-db';
 const MASTER_USER = 'pitr_master';
 /** The database the seed and damage scripts run in (they may create and \connect to others). */
 export const REHEARSAL_DATABASE = 'orders';
-/** The repository: three levels up from buildspec/runner/local/*.ts, two from assets/runner/runner.js. */
-const REPO_ROOT = [resolve(__dirname, '..', '..', '..'), resolve(__dirname, '..', '..')]
+/** The repository: one level up from local/*.ts, two from assets/rehearsal/rehearse.js. */
+const REPO_ROOT = [resolve(__dirname, '..'), resolve(__dirname, '..', '..')]
   .find((dir) => existsSync(join(dir, 'test', 'fixtures'))) ?? resolve(__dirname, '..', '..');
 const RICH_SEED = join(REPO_ROOT, 'test', 'fixtures', 'rich-dataset.sql');
 const RICH_DAMAGE = join(REPO_ROOT, 'test', 'fixtures', 'damage.sql');
