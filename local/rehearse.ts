@@ -28,6 +28,7 @@ import { dirname, join, resolve } from 'node:path';
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
+import { startCodeBuildApi, type CodeBuildApi } from './codebuild-api';
 import { LOOPBACK, LocalCluster, SECOND_HOST, pgBin, pgBinDir, quoteIdent, sleep } from './cluster';
 import { compareFingerprints, fingerprintDatabase, listAllDatabases } from './fingerprint';
 import { DUMMY_AWS_ENV, motoClientConfig, startMoto, type MotoServer } from './moto-server';
@@ -438,7 +439,18 @@ class AwsRig implements Rig {
     await this.secrets.send(new PutSecretValueCommand({ SecretId: this.secretArn, SecretString: this.secretJson(password) }));
   }
 
+  /** CodeBuild as the runner asks it about its own build (how its start variables were passed). */
+  private codebuild?: CodeBuildApi;
+
   async recover(start: Readonly<Record<string, string>>, _password: string, signal?: AbortSignal): Promise<RecoverResult> {
+    const project = 'rehearsal';
+    const buildId = `${project}:${randomUUID()}`;
+    this.codebuild ??= await startCodeBuildApi({ projectName: project });
+    const variables = Object.entries(start).map(([name, value]) => ({ name, value, type: 'PLAINTEXT' }));
+    this.codebuild.builds.set(buildId, {
+      id: buildId, arn: `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:000000000000:build/${buildId}`, projectName: project,
+      buildStatus: 'IN_PROGRESS', buildComplete: false, environment: { environmentVariables: variables },
+    });
     // The build's environment: the project's variables, the start overrides, what CodeBuild sets, and where the SDK sends its calls.
     const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(AWS_|PG|CODEBUILD_)/.test(k)));
     const pgBinaries = pgBinDir();
@@ -450,9 +462,10 @@ class AwsRig implements Rig {
       [PROJECT_ENV.PG_CA_BUNDLE]: this.options.ca!.caFile,
       [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '10',
       ...start,
-      [BUILD_ENV.BUILD_ID]: `rehearsal:${randomUUID()}`,
+      [BUILD_ENV.BUILD_ID]: buildId,
       ...DUMMY_AWS_ENV,
       AWS_ENDPOINT_URL_RDS: this.standIn.endpoint,
+      AWS_ENDPOINT_URL_CODEBUILD: this.codebuild.endpoint,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: this.moto.endpoint,
       [TUNING_ENV.POLL_INTERVAL_MS]: String(STANDIN_POLL_INTERVAL_MS),
       [TUNING_ENV.STREAM_MIN_BYTES]: this.options.streamMinBytes === undefined ? undefined : String(this.options.streamMinBytes),
@@ -473,6 +486,9 @@ class AwsRig implements Rig {
     }
     const runner = { cwd: dirname(RUNNER_BUNDLE), env };
     const code = await runChild(process.execPath, [RUNNER_BUNDLE, 'recover'], runner, this.options.out, signal);
+    const known = this.codebuild.builds.get(buildId)!;
+    known.buildStatus = code === 0 ? 'SUCCEEDED' : signal?.aborted ? 'STOPPED' : 'FAILED';
+    known.buildComplete = true;
     const target = this.standIn.actionsCalled('RestoreDBInstanceToPointInTime').at(-1)?.params.TargetDBInstanceIdentifier;
     if (code !== 0) return { ok: false, why: `runner.js recover exited with ${code} (its log above says why)` };
     if (!target) return { ok: false, why: 'runner.js recover exited 0 without asking the stand-in for a restore' };
@@ -485,6 +501,7 @@ class AwsRig implements Rig {
     const kept = keep ? this.standIn.engine.release(SOURCE_ID) : undefined;
     await this.standIn.stop();
     await this.moto.stop();
+    await this.codebuild?.stop();
     return kept;
   }
 }

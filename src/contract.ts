@@ -8,6 +8,26 @@
  * contract bundled into the Lambda and the runner, not public jsii API.
  */
 
+/** The characters a quoted start value may show; anything else ends the quote. */
+const QUOTABLE = /^[A-Za-z0-9._:-]*/;
+/** At most this many characters of a start value appear in a message. */
+export const QUOTED_PREFIX_LENGTH = 16;
+
+/**
+ * How every message quotes a value someone passed in a start variable or a
+ * request: never whole. A start variable may hold anything, and the build
+ * log is read by people who may start builds but not read the master
+ * secret. Shows the value's first characters from [A-Za-z0-9._:-] (at most
+ * QUOTED_PREFIX_LENGTH), "…" when more follows, and its length:
+ * `"2026-11-24T09:30…" (25 characters)`.
+ */
+export function quoteValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value !== 'string') return `a ${Array.isArray(value) ? 'list' : value === null ? 'null' : typeof value}`;
+  const head = QUOTABLE.exec(value)![0].slice(0, QUOTED_PREFIX_LENGTH);
+  return head === value ? JSON.stringify(value) : `"${head}…" (${[...value].length} characters)`;
+}
+
 /** Variables a user sets when starting a recovery (start-build overrides). */
 export const START_ENV = {
   /** ISO-8601 UTC instant (`2026-11-24T09:30:00Z`) or `latest`. */
@@ -189,7 +209,7 @@ export const DEFAULT_MODE: Mode = 'recover';
 export function parseMode(value: unknown, field: string = START_ENV.MODE): Mode {
   if (value === undefined || value === '') return DEFAULT_MODE;
   if (typeof value === 'string' && (MODES as readonly string[]).includes(value)) return value as Mode;
-  throw new Error(`${field}: ${JSON.stringify(value)} is not a mode; accepted: ${MODES.join(' | ')} (default ${DEFAULT_MODE}).`);
+  throw new Error(`${field}: ${quoteValue(value)} is not a mode; accepted: ${MODES.join(' | ')} (default ${DEFAULT_MODE}).`);
 }
 
 const MAX_AGE_DAYS = 3650;
@@ -200,7 +220,7 @@ export function parseAge(value: unknown, field: string = START_ENV.OLDER_THAN): 
   const m = typeof value === 'string' ? /^(\d{1,6})([dh])$/.exec(value.trim()) : null;
   const ms = m ? Number(m[1]) * (m[2] === 'd' ? 86_400_000 : 3_600_000) : NaN;
   if (!(ms >= 3_600_000 && ms <= MAX_AGE_DAYS * 86_400_000)) {
-    throw new Error(`${field}: ${value === undefined || value === '' ? 'not set' : `${JSON.stringify(value)} is not an age`}; accepted: ${AGE_ACCEPTED}.`);
+    throw new Error(`${field}: ${value === undefined || value === '' ? 'not set' : `${quoteValue(value)} is not an age`}; accepted: ${AGE_ACCEPTED}.`);
   }
   return ms;
 }
@@ -216,12 +236,12 @@ export const RESTORE_TIME_ACCEPTED = `an ISO-8601 UTC time such as 2026-11-24T09
 export function parseRestoreTime(value: unknown, field: string = START_ENV.RESTORE_TIME): Date | typeof LATEST {
   if (value === LATEST) return LATEST;
   if (typeof value !== 'string' || !RESTORE_TIME_PATTERN.test(value)) {
-    throw new Error(`${field}: ${JSON.stringify(value)} is not a valid restore time; accepted: ${RESTORE_TIME_ACCEPTED}.`);
+    throw new Error(`${field}: ${quoteValue(value)} is not a valid restore time; accepted: ${RESTORE_TIME_ACCEPTED}.`);
   }
   const date = new Date(value);
   // Date accepts 2026-02-31; round-tripping the date part catches it.
   if (Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== value.slice(0, 10)) {
-    throw new Error(`${field}: ${JSON.stringify(value)} is not a real calendar time; accepted: ${RESTORE_TIME_ACCEPTED}.`);
+    throw new Error(`${field}: ${quoteValue(value)} is not a real calendar time; accepted: ${RESTORE_TIME_ACCEPTED}.`);
   }
   return date;
 }
@@ -237,7 +257,7 @@ export function validateDatabaseName(value: unknown, field: string = START_ENV.D
     && !/[\u0000-\u001f\u007f]/.test(value)
     && !(EXCLUDED_DATABASES as readonly string[]).includes(value);
   if (!ok) {
-    throw new Error(`${field}: ${JSON.stringify(value)} is not a database that can be recovered; accepted: ${DATABASE_NAME_ACCEPTED}.`);
+    throw new Error(`${field}: ${quoteValue(value)} is not a database that can be recovered; accepted: ${DATABASE_NAME_ACCEPTED}.`);
   }
   return value as string;
 }
@@ -249,7 +269,7 @@ export function parseDatabaseList(value: string | undefined): string[] | undefin
   const seen = new Set<string>();
   for (const name of names) {
     validateDatabaseName(name);
-    if (seen.has(name)) throw new Error(`${START_ENV.DATABASES}: "${name}" is listed twice in ${JSON.stringify(value)}; list each database once.`);
+    if (seen.has(name)) throw new Error(`${START_ENV.DATABASES}: ${quoteValue(name)} is listed twice; list each database once.`);
     seen.add(name);
   }
   return names;
@@ -258,7 +278,7 @@ export function parseDatabaseList(value: string | undefined): string[] | undefin
 export function parseStrategy(value: unknown, field: string = START_ENV.STRATEGY): Strategy {
   if (value === undefined || value === '') return DEFAULT_STRATEGY;
   if (typeof value === 'string' && (STRATEGIES as readonly string[]).includes(value)) return value as Strategy;
-  throw new Error(`${field}: ${JSON.stringify(value)} is not a strategy; accepted: ${STRATEGIES.join(' | ')} (default ${DEFAULT_STRATEGY}).`);
+  throw new Error(`${field}: ${quoteValue(value)} is not a strategy; accepted: ${STRATEGIES.join(' | ')} (default ${DEFAULT_STRATEGY}).`);
 }
 
 /**
@@ -287,11 +307,11 @@ export function parseHazards(value: unknown, field: string = START_ENV.ACCEPT_HA
   if (value === undefined || value === '') return [];
   const accepted = `accepted: ${HAZARD_NAMES.join(', ')}${typeof value === 'string' ? ', comma-separated' : ', as a list'}, or nothing`;
   const names = typeof value === 'string' ? value.split(',').map((n) => n.trim()) : value;
-  if (!Array.isArray(names)) throw new Error(`${field}: ${JSON.stringify(value)} is not a list of hazards; ${accepted}.`);
+  if (!Array.isArray(names)) throw new Error(`${field}: ${quoteValue(value)} is not a list of hazards; ${accepted}.`);
   const out: Hazard[] = [];
   for (const name of names) {
-    if (typeof name !== 'string' || !HAZARD_NAMES.includes(name)) throw new Error(`${field}: ${JSON.stringify(name)} is not a hazard; ${accepted}.`);
-    if (out.includes(name as Hazard)) throw new Error(`${field}: ${JSON.stringify(name)} is listed twice; list each hazard once.`);
+    if (typeof name !== 'string' || !HAZARD_NAMES.includes(name)) throw new Error(`${field}: ${quoteValue(name)} is not a hazard; ${accepted}.`);
+    if (out.includes(name as Hazard)) throw new Error(`${field}: ${quoteValue(name)} is listed twice; list each hazard once.`);
     out.push(name as Hazard);
   }
   return out;
@@ -305,7 +325,7 @@ export const DEFAULT_TABLE_MODE: TableMode = 'side-by-side';
 export function parseTableMode(value: unknown, field: string = START_ENV.TABLE_MODE): TableMode {
   if (value === undefined || value === '') return DEFAULT_TABLE_MODE;
   if (typeof value === 'string' && (TABLE_MODES as readonly string[]).includes(value)) return value as TableMode;
-  throw new Error(`${field}: ${JSON.stringify(value)} is not a table mode; accepted: ${TABLE_MODES.join(' | ')} (default ${DEFAULT_TABLE_MODE}).`);
+  throw new Error(`${field}: ${quoteValue(value)} is not a table mode; accepted: ${TABLE_MODES.join(' | ')} (default ${DEFAULT_TABLE_MODE}).`);
 }
 
 /**
@@ -355,11 +375,11 @@ function readIdentifier(text: string, at: number): { name: string; end: number }
 /** Parses one `schema.table` / `schema.*`; throws naming `field`, the value and TABLE_NAME_ACCEPTED. */
 export function parseTableName(value: unknown, field: string = START_ENV.TABLES): TableName {
   const text = typeof value === 'string' ? value.trim() : undefined;
-  const bad = (why: string): Error => new Error(`${field}: ${JSON.stringify(value)} ${why}; accepted: ${TABLE_NAME_ACCEPTED}.`);
+  const bad = (why: string): Error => new Error(`${field}: ${quoteValue(value)} ${why}; accepted: ${TABLE_NAME_ACCEPTED}.`);
   if (text === undefined || text === '') throw bad('is not a table name');
   const schema = readIdentifier(text, 0);
   if (!schema) throw bad('does not start with a schema name');
-  if (text[schema.end] !== '.') throw bad(schema.end >= text.length ? 'names no schema (write schema.table, e.g. public.' + text + ')' : 'is not schema.table');
+  if (text[schema.end] !== '.') throw bad(schema.end >= text.length ? 'names no schema (write schema.table, e.g. public.<table>)' : 'is not schema.table');
   if (text.slice(schema.end + 1) === '*') return { schema: schema.name };
   const table = readIdentifier(text, schema.end + 1);
   if (!table || table.end !== text.length) throw bad('is not schema.table');
@@ -392,14 +412,14 @@ export function parseTableList(value: unknown, field: string = START_ENV.TABLES)
   if (value === undefined || value === '' || (typeof value === 'string' && value.trim() === '')) return undefined;
   const items = typeof value === 'string' ? splitTableList(value) : value;
   if (!Array.isArray(items) || items.length === 0) {
-    throw new Error(`${field}: ${JSON.stringify(value)} is not a list of tables; accepted: ${typeof value === 'string' ? 'comma-separated ' : 'a non-empty JSON array of '}${TABLE_NAME_ACCEPTED}.`);
+    throw new Error(`${field}: ${quoteValue(value)} is not a list of tables; accepted: ${typeof value === 'string' ? 'comma-separated ' : 'a non-empty JSON array of '}${TABLE_NAME_ACCEPTED}.`);
   }
   const out: TableName[] = [];
   const problems: string[] = [];
   items.forEach((item: unknown, i) => {
     try {
       const name = parseTableName(item, typeof value === 'string' ? field : `${field}[${i}]`);
-      if (out.some((o) => o.schema === name.schema && o.table === name.table)) throw new Error(`${field}: ${JSON.stringify(item)} is listed twice; list each table once.`);
+      if (out.some((o) => o.schema === name.schema && o.table === name.table)) throw new Error(`${field}: ${quoteValue(item)} is listed twice; list each table once.`);
       out.push(name);
     } catch (err) {
       problems.push((err as Error).message);
@@ -423,11 +443,11 @@ export function tableScopeProblems(
 ): string[] {
   const problems: string[] = [];
   if (tables === undefined) {
-    if (mode !== DEFAULT_TABLE_MODE) problems.push(`${fields.tableMode}: ${JSON.stringify(mode)} applies to a table recovery only; accepted: set ${fields.tables} too, or leave ${fields.tableMode} empty.`);
+    if (mode !== DEFAULT_TABLE_MODE) problems.push(`${fields.tableMode}: ${quoteValue(mode)} applies to a table recovery only; accepted: set ${fields.tables} too, or leave ${fields.tableMode} empty.`);
     return problems;
   }
   if (databases !== undefined && databases.length !== 1) {
-    problems.push(`${fields.databases}: ${JSON.stringify(databases.join(','))} names ${databases.length} databases, but ${fields.tables} recovers tables of one database; `
+    problems.push(`${fields.databases}: ${quoteValue(databases.join(','))} names ${databases.length} databases, but ${fields.tables} recovers tables of one database; `
       + `accepted with ${fields.tables}: exactly one database, or ${fields.databases} empty when the instance has a single non-template database.`);
   }
   return problems;
@@ -570,13 +590,13 @@ export function parseDrillRestoreTime(value: unknown, field: string = START_ENV.
     try {
       return { random: true, withinMs: parseAge(value.slice(RANDOM.length + 1), field) };
     } catch {
-      throw new Error(`${field}: ${JSON.stringify(value)} is not a drill restore time; accepted: ${DRILL_RESTORE_TIME_ACCEPTED}; the age is ${AGE_ACCEPTED}.`);
+      throw new Error(`${field}: ${quoteValue(value)} is not a drill restore time; accepted: ${DRILL_RESTORE_TIME_ACCEPTED}; the age is ${AGE_ACCEPTED}.`);
     }
   }
   try {
     return parseRestoreTime(value, field);
   } catch {
-    throw new Error(`${field}: ${JSON.stringify(value)} is not a drill restore time; accepted: ${DRILL_RESTORE_TIME_ACCEPTED}.`);
+    throw new Error(`${field}: ${quoteValue(value)} is not a drill restore time; accepted: ${DRILL_RESTORE_TIME_ACCEPTED}.`);
   }
 }
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { LAB_DATABASE } from './lab-stack';
 import { DUMMY_AWS_ENV } from './moto';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
-import { startCodeBuildApi, type CodeBuildApi } from './standin/codebuild-api';
+import { startCodeBuildApi, type CodeBuildApi } from '../local/codebuild-api';
 import { matchesEventPattern, synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { invokeTrigger } from './standin/trigger';
 import { ACCOUNT, PROJECT_NAME, SOURCE_ID, startWorld, type World } from './standin/world';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { LAB_DATABASE } from './lab-stack';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import type { RunningBuild } from './standin/codebuild';
-import type { CodeBuildApi } from './standin/codebuild-api';
+import type { CodeBuildApi } from '../local/codebuild-api';
 import { synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { invokeTrigger } from './standin/trigger';
 import { PROJECT_NAME, SOURCE_ID, startLabCodeBuildApi, startWorld, type World } from './standin/world';

@@ -25,7 +25,7 @@ import { derivedName } from './postgres/names';
 import { connect } from './postgres/process';
 import { RecoveryRun, systemClock, type RecoveryDeps } from './workflow';
 import {
-  DRILL_MARKER, LATEST, PROJECT_ENV, START_ENV, parseDrillRestoreTime, type DrillRestoreTime, type RestoreWindow,
+  DRILL_MARKER, LATEST, PROJECT_ENV, START_ENV, parseDrillRestoreTime, quoteValue, type DrillRestoreTime, type RestoreWindow,
 } from '../../src/contract';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -70,7 +70,7 @@ export function readDrillRequest(env: Env, defaults: { readonly cpus: number }):
   }
   for (const name of [START_ENV.TABLES, START_ENV.TABLE_MODE]) {
     const value = env[name]?.trim();
-    if (value) problems.push(`${name}: ${JSON.stringify(value)} does not apply to a drill, which copies whole databases onto the temporary instance; accepted: leave ${name} unset with ${START_ENV.MODE}=drill.`);
+    if (value) problems.push(`${name}: ${quoteValue(value)} does not apply to a drill, which copies whole databases onto the temporary instance; accepted: leave ${name} unset with ${START_ENV.MODE}=drill.`);
   }
   if (problems.length > 0) throw new PlanError(problems);
   return { start: start!, restoreTime: restoreTime!, requested: raw === '' ? LATEST : raw };

@@ -28,7 +28,7 @@ import { PlanError } from './plan';
 import type { BuildStatus, DbEndpoint, MarkedDatabase, OriginalCatalog, PgTarget, RdsControl, SafetySnapshot } from './ports';
 import { ident } from './postgres/names';
 import {
-  PROJECT_ENV, START_ENV, TAGS, parseAge, stampOfSafetySnapshot, temporaryInstanceId, timeOfStamp,
+  PROJECT_ENV, START_ENV, TAGS, parseAge, quoteValue, stampOfSafetySnapshot, temporaryInstanceId, timeOfStamp,
 } from '../../src/contract';
 
 export interface InProgressCopy extends MarkedDatabase {
@@ -188,13 +188,13 @@ export function readHousekeepingRequest(env: Env): HousekeepingRequest {
   let dryRun = false;
   if (dryRunText !== undefined) {
     if (dryRunText.toLowerCase() === 'true') dryRun = true;
-    else if (dryRunText.toLowerCase() !== 'false') problems.push(`${START_ENV.DRY_RUN}: ${JSON.stringify(dryRunText)} is not a boolean; accepted: true | false (default false).`);
+    else if (dryRunText.toLowerCase() !== 'false') problems.push(`${START_ENV.DRY_RUN}: ${quoteValue(dryRunText)} is not a boolean; accepted: true | false (default false).`);
   }
   const confirm = value(START_ENV.CONFIRM);
   if (sourceId && !dryRun && confirm !== sourceId) {
     problems.push(confirm === undefined
-      ? `${START_ENV.CONFIRM}: not set; accepted: exactly ${JSON.stringify(sourceId)}, to confirm that pre-recovery copies and safety snapshots older than ${olderThan ?? `${START_ENV.OLDER_THAN}`} are dropped for good (or ${START_ENV.DRY_RUN}=true to only list them).`
-      : `${START_ENV.CONFIRM}: ${JSON.stringify(confirm)} does not match the source instance; accepted: exactly ${JSON.stringify(sourceId)}.`);
+      ? `${START_ENV.CONFIRM}: not set; accepted: exactly ${JSON.stringify(sourceId)}, to confirm that pre-recovery copies and safety snapshots older than ${olderThan === undefined ? START_ENV.OLDER_THAN : quoteValue(olderThan)} are dropped for good (or ${START_ENV.DRY_RUN}=true to only list them).`
+      : `${START_ENV.CONFIRM}: ${quoteValue(confirm)} does not match the source instance; accepted: exactly ${JSON.stringify(sourceId)}.`);
   }
   if (problems.length > 0) throw new PlanError(problems);
   return { sourceId: sourceId!, olderThanMs, olderThan: olderThan!, dryRun };

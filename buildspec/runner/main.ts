@@ -19,6 +19,7 @@ import { AwsBuildStatus } from './aws/builds';
 import { AwsDrillPublisher } from './aws/publish';
 import { AwsRdsControl } from './aws/rds-control';
 import { readDatabaseCredentials } from './aws/secret';
+import { assertPlaintextStartVariables } from './aws/start-variables';
 import { runCopyCli } from './copy-cli';
 import { readDrillRequest, runDrill } from './drill';
 import { readHousekeepingRequest, runHousekeeping } from './housekeeping';
@@ -66,6 +67,8 @@ async function recover(signal: AbortSignal): Promise<number> {
   let setup;
   try {
     setup = await log.step('Read the start variables and the secret', async () => {
+      // First of all: a start variable CodeBuild resolved from a secret must never reach a message.
+      await assertPlaintextStartVariables(env[BUILD_ENV.BUILD_ID]);
       const mode = parseMode(env[START_ENV.MODE]?.trim());
       const request = mode === 'recover' ? readStartRequest(env, { cpus: availableParallelism() }) : undefined;
       const housekeeping = mode === 'housekeeping' ? readHousekeepingRequest(env) : undefined;

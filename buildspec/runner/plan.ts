@@ -19,6 +19,7 @@ import {
   parseStrategy,
   parseTableList,
   parseTableMode,
+  quoteValue,
   safetySnapshotId,
   tableScopeProblems,
   stampOf,
@@ -118,7 +119,7 @@ export function readStartRequest(env: Env, defaults: { readonly cpus: number }):
   if (sourceId !== undefined && confirm !== sourceId) {
     problems.push(confirm === undefined
       ? `${START_ENV.CONFIRM}: not set; accepted: exactly the source instance identifier ${JSON.stringify(sourceId)}, to confirm that its databases will be overwritten with their state at the restore time.`
-      : `${START_ENV.CONFIRM}: ${JSON.stringify(confirm)} does not match the source instance; accepted: exactly ${JSON.stringify(sourceId)}.`);
+      : `${START_ENV.CONFIRM}: ${quoteValue(confirm)} does not match the source instance; accepted: exactly ${JSON.stringify(sourceId)}.`);
   }
 
   const databases = attempt(() => parseDatabaseList(env[START_ENV.DATABASES]));
@@ -138,7 +139,7 @@ export function readStartRequest(env: Env, defaults: { readonly cpus: number }):
 
   const tempInstanceClass = value(START_ENV.TEMP_INSTANCE_CLASS);
   if (tempInstanceClass !== undefined && !INSTANCE_CLASS_PATTERN.test(tempInstanceClass)) {
-    problems.push(`${START_ENV.TEMP_INSTANCE_CLASS}: ${JSON.stringify(tempInstanceClass)} is not a DB instance class; accepted: a class such as db.r6g.large, or empty for the source's class.`);
+    problems.push(`${START_ENV.TEMP_INSTANCE_CLASS}: ${quoteValue(tempInstanceClass)} is not a DB instance class; accepted: a class such as db.r6g.large, or empty for the source's class.`);
   }
 
   const waitField = PROJECT_ENV.WAIT_TIMEOUT_MINUTES;
@@ -259,14 +260,14 @@ function parseBoolean(field: string, value: string | undefined, fallback: boolea
   const lower = value.toLowerCase();
   if (lower === 'true') return true;
   if (lower === 'false') return false;
-  throw new Error(`${field}: ${JSON.stringify(value)} is not a boolean; accepted: true | false (default ${fallback}).`);
+  throw new Error(`${field}: ${quoteValue(value)} is not a boolean; accepted: true | false (default ${fallback}).`);
 }
 
 function parseWholeNumber(field: string, value: string | undefined, fallback: number, max: number): number {
   if (value === undefined) return fallback;
   const n = /^\d+$/.test(value) ? Number(value) : NaN;
   if (!(n >= 1 && n <= max)) {
-    throw new Error(`${field}: ${JSON.stringify(value)} is not accepted; accepted: a whole number from 1 to ${max} (default ${fallback}).`);
+    throw new Error(`${field}: ${quoteValue(value)} is not accepted; accepted: a whole number from 1 to ${max} (default ${fallback}).`);
   }
   return n;
 }

@@ -5,7 +5,7 @@
  */
 import type { TableRecoveryResult } from './ports';
 import { tableSchemaName } from './postgres/tables';
-import { START_ENV, formatTableName, type TableMode, type TableName } from '../../src/contract';
+import { START_ENV, formatTableName, quoteValue, type TableMode, type TableName } from '../../src/contract';
 
 /**
  * The one database TABLES applies to: the one DATABASES names (it must have
@@ -16,7 +16,7 @@ export function chooseTableDatabase(requested: readonly string[] | undefined, at
   if (requested) {
     // The plan allows exactly one database with TABLES.
     if (!atRestoreTime.includes(requested[0])) {
-      throw new Error(`${START_ENV.DATABASES}: ${JSON.stringify(requested[0])} did not exist at the restore time; accepted: a database that did: ${list}. Nothing on the original was changed.`);
+      throw new Error(`${START_ENV.DATABASES}: ${quoteValue(requested[0])} did not exist at the restore time; accepted: a database that did: ${list}. Nothing on the original was changed.`);
     }
     return requested[0];
   }

@@ -13,7 +13,7 @@ import { isLoginRefused, type BuildStatus, type OriginalCatalog, type DataPath, 
 import { keptName } from './postgres/names';
 import { tableSchemaName } from './postgres/tables';
 import { chooseTableDatabase, describeTableRequest, tableSummary } from './tables';
-import { LATEST, PROJECT_ENV, START_ENV, TAGS } from '../../src/contract';
+import { LATEST, PROJECT_ENV, START_ENV, TAGS, quoteValue } from '../../src/contract';
 
 /** Instance statuses from which RDS does not recover on its own: waiting longer is pointless. */
 export const TERMINAL_INSTANCE_STATUSES = [
@@ -315,7 +315,7 @@ export class RecoveryRun {
     } else if (this.p.databases) {
       const missing = this.p.databases.filter((d) => !atRestoreTime.includes(d));
       if (missing.length > 0) {
-        throw new Error(`${START_ENV.DATABASES}: ${missing.map((d) => JSON.stringify(d)).join(', ')} did not exist at the restore time; accepted: databases that did: ${atRestoreTime.map((d) => JSON.stringify(d)).join(', ')}. Nothing on the original was changed.`);
+        throw new Error(`${START_ENV.DATABASES}: ${missing.map((d) => quoteValue(d)).join(', ')} did not exist at the restore time; accepted: databases that did: ${atRestoreTime.map((d) => JSON.stringify(d)).join(', ')}. Nothing on the original was changed.`);
       }
       this.databases = this.p.databases;
     } else {

@@ -6,7 +6,7 @@
  */
 import { existsSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CodeBuildApi } from './codebuild-api';
+import type { CodeBuildApi } from '../../local/codebuild-api';
 import type { World } from './world';
 import { TRIGGER_ENV } from '../../src/contract';
 import { DUMMY_AWS_ENV } from '../moto';

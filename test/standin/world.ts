@@ -8,9 +8,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { startBuild, type BuildResult, type RunningBuild } from './codebuild';
-import { startCodeBuildApi, type CodeBuildApi, type KnownBuild } from './codebuild-api';
+import { startCodeBuildApi, type BuildVariable, type CodeBuildApi, type KnownBuild } from '../../local/codebuild-api';
 import { synthesizeLab, type LabDeployment } from './lab-deployment';
 import { quoteIdent } from '../../local/cluster';
 import { setRolePassword } from '../../local/pitr-copy';
@@ -50,13 +50,31 @@ export interface World {
   sql(sql: string, database?: string): Promise<string>;
   /** Runs a psql script (meta-commands allowed) as the local superuser on the source. */
   script(text: string, database?: string): Promise<void>;
-  /** Starts the synthesized project's build with `overrides` (a start-build's environment-variables-override). */
-  startBuild(
-    overrides: Readonly<Record<string, string>>,
-    options?: { onLine?: (line: string) => void; caBundle?: string },
-  ): { build: RunningBuild; buildId: string };
+  /**
+   * The CodeBuild API of this "deployment": it knows every build started
+   * here, with its environment variables and their types (the runner asks
+   * it about its own build); StartBuild and StopBuild run and stop builds.
+   */
+  readonly codebuild: CodeBuildApi;
+  /** Every build started here, by id. */
+  readonly runs: Map<string, RunningBuild>;
+  /** Starts the synthesized project's build with `overrides` (a start-build's environment-variables-override, all PLAINTEXT). */
+  startBuild(overrides: Readonly<Record<string, string>>, options?: BuildStartOptions): { build: RunningBuild; buildId: string };
+  /**
+   * Starts a build with typed overrides, as StartBuild does: a
+   * SECRETS_MANAGER variable (`<secret id or ARN>[:<json key>]`) is resolved
+   * from Secrets Manager (moto) into the build's environment, as CodeBuild
+   * resolves it with the build role, while BatchGetBuilds reports the value
+   * as passed, with its type. PARAMETER_STORE is not modeled here (refused).
+   */
+  startBuildWith(variables: readonly BuildVariable[], options?: BuildStartOptions): Promise<{ build: RunningBuild; buildId: string; known: KnownBuild }>;
   runBuild(overrides: Readonly<Record<string, string>>): Promise<BuildResult & { buildId: string }>;
   dispose(): Promise<void>;
+}
+
+export interface BuildStartOptions {
+  readonly onLine?: (line: string) => void;
+  readonly caBundle?: string;
 }
 
 export async function startWorld(options: { readonly lab?: LabDeployment } = {}): Promise<World> {
@@ -65,6 +83,14 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
   const ca = await TestCa.create('cdk-rds-pitr stand-in test CA');
   const moto = await startMoto();
   let standIn: RdsStandIn | undefined;
+  const runs = new Map<string, RunningBuild>();
+  let startWith: World['startBuildWith'] | undefined;
+  const codebuild = await startCodeBuildApi({
+    projectName: PROJECT_NAME,
+    start: async (_project, variables) => (await startWith!(variables)).known,
+    // CodeBuild stops a build by stopping its container: the runner gets SIGTERM.
+    stopBuild: (build) => runs.get(build.id)?.signal('SIGTERM'),
+  });
   try {
     standIn = await RdsStandIn.start({ region: DUMMY_AWS_ENV.AWS_REGION, accountId: ACCOUNT, placement: tlsPlacement(ca) });
     let password = randomBytes(15).toString('base64url');
@@ -87,11 +113,15 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
       [`${lab.logicalIds.trigger}.Arn`]: `arn:aws:lambda:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:function:DrTrigger-standin`,
     };
     const projectEnv = Object.fromEntries(lab.projectEnvironment.map((v) => [v.Name, lab.resolve(v.Value, physical)]));
+    /** The project's own variables as BatchGetBuilds reports them. */
+    const projectVariables: BuildVariable[] = lab.projectEnvironment.map((v) => ({ name: v.Name, value: projectEnv[v.Name], type: v.Type ?? 'PLAINTEXT' }));
     const standInRef = standIn;
 
     const world: World = {
       lab,
       standIn,
+      codebuild,
+      runs,
       moto,
       ca,
       source,
@@ -112,6 +142,36 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
         await cluster.sqlFile(file, database);
       },
       startBuild(overrides, buildOptions = {}) {
+        const { build, buildId } = launch(overrides, Object.entries(overrides).map(([name, value]) => ({ name, value, type: 'PLAINTEXT' })), buildOptions);
+        return { build, buildId };
+      },
+      async startBuildWith(variables, buildOptions = {}) {
+        const resolved: Record<string, string> = {};
+        for (const v of variables) {
+          const type = v.type ?? 'PLAINTEXT';
+          if (type === 'PLAINTEXT') resolved[v.name] = v.value;
+          else if (type === 'SECRETS_MANAGER') resolved[v.name] = await resolveSecretVariable(secrets, v);
+          else throw new Error(`the CodeBuild stand-in does not resolve ${type} variables (${v.name})`);
+        }
+        return launch(resolved, variables, buildOptions);
+      },
+      async runBuild(overrides) {
+        const { build, buildId } = world.startBuild(overrides);
+        return { ...await build.done, buildId };
+      },
+      async dispose() {
+        await codebuild.stop();
+        await standInRef.stop();
+        await moto.stop();
+        ca.destroy();
+        rmSync(scratch, { recursive: true, force: true });
+      },
+    };
+    startWith = world.startBuildWith;
+    return world;
+
+    /** Runs a build: `overrides` as the build sees them, `reported` as BatchGetBuilds reports them. */
+    function launch(overrides: Readonly<Record<string, string>>, reported: readonly BuildVariable[], buildOptions: BuildStartOptions) {
         // The runner names what it creates by the second (<source>-pitr-<yyyymmddhhmmss>); on AWS one build of a project runs at
         // a time and lasts minutes, so two never share a second. Here a build that fails fast could share one with the next:
         // start after the second in which the previous build started or ended (its runner took its stamp in between).
@@ -136,29 +196,33 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
           // The only change from AWS: where the SDK sends its calls.
           AWS_ENDPOINT_URL_RDS: standInRef.endpoint,
           AWS_ENDPOINT_URL_SECRETS_MANAGER: moto.endpoint,
+          AWS_ENDPOINT_URL_CODEBUILD: codebuild.endpoint,
           // moto's CloudWatch has no FreeStorageSpace datapoint here: the runner says so and goes on (the rehearsal publishes one).
           AWS_ENDPOINT_URL_CLOUDWATCH: moto.endpoint,
         };
         const caFile = buildOptions.caBundle ?? ca.caFile;
         const build = startBuild({ sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile, onLine: buildOptions.onLine });
-        void build.done.then(() => {
+        runs.set(buildId, build);
+        const byName = new Map<string, BuildVariable>([...projectVariables, ...reported].map((v) => [v.name, v]));
+        const known: KnownBuild = {
+          id: buildId,
+          arn: `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:build/${buildId}`,
+          projectName: PROJECT_NAME,
+          buildStatus: 'IN_PROGRESS',
+          buildComplete: false,
+          environmentVariablesOverride: reported,
+          environment: { environmentVariables: [...byName.values()] },
+        };
+        codebuild.builds.set(buildId, known);
+        void build.done.then((result) => {
           lastBusySecond = Math.max(lastBusySecond, Math.floor(Date.now() / 1000));
+          known.buildStatus = result.status === 'SUCCEEDED' ? 'SUCCEEDED' : result.status === 'SIGNALLED' ? 'STOPPED' : 'FAILED';
+          known.buildComplete = true;
         });
-        return { build, buildId };
-      },
-      async runBuild(overrides) {
-        const { build, buildId } = world.startBuild(overrides);
-        return { ...await build.done, buildId };
-      },
-      async dispose() {
-        await standInRef.stop();
-        await moto.stop();
-        ca.destroy();
-        rmSync(scratch, { recursive: true, force: true });
-      },
-    };
-    return world;
+        return { build, buildId, known };
+    }
   } catch (err) {
+    await codebuild.stop();
     await standIn?.stop().catch(() => undefined);
     await moto.stop();
     ca.destroy();
@@ -168,32 +232,29 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
 }
 
 /**
- * The CodeBuild API for the lab's project: StartBuild runs the synthesized
- * build on this machine (`world.startBuild` with the request's overrides),
- * and BatchGetBuilds reports it IN_PROGRESS until it ends, then SUCCEEDED or
- * FAILED as CodeBuild would.
+ * The CodeBuild API for the lab's project (the world's own): StartBuild runs
+ * the synthesized build on this machine with the request's typed overrides,
+ * BatchGetBuilds reports it IN_PROGRESS until it ends, then SUCCEEDED,
+ * FAILED or STOPPED as CodeBuild would, and StopBuild stops it.
  */
 export async function startLabCodeBuildApi(world: World): Promise<{ api: CodeBuildApi; runs: Map<string, RunningBuild> }> {
-  const runs = new Map<string, RunningBuild>();
-  const api = await startCodeBuildApi({
-    projectName: PROJECT_NAME,
-    start: (projectName, overrides) => {
-      const { build, buildId } = world.startBuild(overrides);
-      const known: KnownBuild = {
-        id: buildId,
-        arn: `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:build/${buildId}`,
-        projectName,
-        buildStatus: 'IN_PROGRESS',
-        buildComplete: false,
-        environmentVariablesOverride: Object.entries(overrides).map(([name, value]) => ({ name, value, type: 'PLAINTEXT' })),
-      };
-      void build.done.then((result) => {
-        known.buildStatus = result.status === 'SUCCEEDED' ? 'SUCCEEDED' : result.status === 'SIGNALLED' ? 'STOPPED' : 'FAILED';
-        known.buildComplete = true;
-      });
-      runs.set(buildId, build);
-      return known;
-    },
-  });
-  return { api, runs };
+  return { api: world.codebuild, runs: world.runs };
+}
+
+/**
+ * A SECRETS_MANAGER variable's value resolved as CodeBuild documents it:
+ * `<secret id>:<json key>:<version stage>:<version id>`, the id a name or a
+ * full ARN (which has colons of its own), the rest optional.
+ */
+async function resolveSecretVariable(secrets: SecretsManagerClient, variable: BuildVariable): Promise<string> {
+  const parts = variable.value.split(':');
+  const idParts = variable.value.startsWith('arn:') ? 7 : 1;
+  const [jsonKey, versionStage, versionId] = parts.slice(idParts);
+  const answer = await secrets.send(new GetSecretValueCommand({
+    SecretId: parts.slice(0, idParts).join(':'),
+    ...(versionStage ? { VersionStage: versionStage } : {}),
+    ...(versionId ? { VersionId: versionId } : {}),
+  }));
+  const text = answer.SecretString ?? '';
+  return jsonKey ? String(JSON.parse(text)[jsonKey]) : text;
 }
