@@ -23,7 +23,8 @@ export const QUOTED_PREFIX_LENGTH = 16;
  */
 export function quoteValue(value: unknown): string {
   if (value === undefined) return 'nothing';
-  if (typeof value !== 'string') return `a ${Array.isArray(value) ? 'list' : value === null ? 'null' : typeof value}`;
+  if (value === null) return 'null';
+  if (typeof value !== 'string') return `a ${Array.isArray(value) ? 'list' : typeof value}`;
   const head = QUOTABLE.exec(value)![0].slice(0, QUOTED_PREFIX_LENGTH);
   return head === value ? JSON.stringify(value) : `"${head}…" (${[...value].length} characters)`;
 }

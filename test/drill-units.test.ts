@@ -16,7 +16,7 @@ import {
 } from '../buildspec/runner/drill';
 import { PlanError } from '../buildspec/runner/plan';
 import type { SourceInstance } from '../buildspec/runner/ports';
-import { BUILD_ENV, DRILL_EVENT, DRILL_METRICS, LATEST, PROJECT_ENV, START_ENV, parseDrillRestoreTime } from '../src/contract';
+import { BUILD_ENV, DRILL_EVENT, DRILL_METRICS, LATEST, PROJECT_ENV, START_ENV, parseDrillRestoreTime, quoteValue } from '../src/contract';
 
 const DAY = 86_400_000;
 const SAVED_ENV = { ...process.env };
@@ -37,7 +37,7 @@ describe('drill restore time', () => {
   });
 
   test.each(['random:7', 'random:0h', 'randomly', 'yesterday', '2026-02-31T00:00:00Z'])('%s is refused with the field, the value and every accepted form', (value) => {
-    expect(() => parseDrillRestoreTime(value)).toThrow(`RESTORE_TIME: ${JSON.stringify(value)} is not a drill restore time; accepted: an ISO-8601 UTC time`);
+    expect(() => parseDrillRestoreTime(value)).toThrow(`RESTORE_TIME: ${quoteValue(value)} is not a drill restore time; accepted: an ISO-8601 UTC time`);
     expect(() => parseDrillRestoreTime(value)).toThrow(/"random" \(anywhere in the restorable window\), or "random:<age>"/);
   });
 

@@ -9,7 +9,7 @@ import { CHANGES_TABLE, TableNameError, closest, resolveTables, restoredNames, t
 import { chooseTableDatabase } from '../buildspec/runner/tables';
 import { RequestRejectedError, parseRecoveryRequest } from '../lambda/recovery-request';
 import { environmentOverrides } from '../lambda/start-recovery';
-import { START_ENV, TABLE_NAME_ACCEPTED, formatTableName, parseTableList, parseTableMode, parseTableName } from '../src/contract';
+import { START_ENV, TABLE_NAME_ACCEPTED, formatTableName, parseTableList, parseTableMode, parseTableName, quoteValue } from '../src/contract';
 
 describe('parseTableName', () => {
   test.each([
@@ -28,7 +28,7 @@ describe('parseTableName', () => {
 
   test.each([
     ['', 'is not a table name'],
-    ['invoice', 'names no schema (write schema.table, e.g. public.invoice)'],
+    ['invoice', 'names no schema (write schema.table, e.g. public.<table>)'],
     ['billing.', 'is not schema.table'],
     ['billing.invoice.x', 'is not schema.table'],
     ['"billing.invoice', 'does not start with a schema name'],
@@ -38,7 +38,7 @@ describe('parseTableName', () => {
     [`billing.${'x'.repeat(64)}`, 'has a name longer than 63 bytes'],
     ['billing.invoice; DROP TABLE x', 'is not schema.table'],
   ])('refuses %j, naming the field, the value and what is accepted', (text, why) => {
-    expect(() => parseTableName(text)).toThrow(`${START_ENV.TABLES}: ${JSON.stringify(text)} ${why}`);
+    expect(() => parseTableName(text)).toThrow(`${START_ENV.TABLES}: ${quoteValue(text)} ${why}`);
     expect(() => parseTableName(text)).toThrow(TABLE_NAME_ACCEPTED);
   });
 
@@ -59,9 +59,9 @@ describe('parseTableList', () => {
   });
 
   test('every bad entry at once; the same table twice (even spelled differently) is refused', () => {
-    expect(() => parseTableList('a, b.c, d.')).toThrow(/TABLES: "a" names no schema.*TABLES: " d\." is not schema\.table/);
+    expect(() => parseTableList('a, b.c, d.')).toThrow(/TABLES: "a" names no schema.*TABLES: "…" \(3 characters\) is not schema\.table/);
     expect(() => parseTableList('billing.invoice,Billing.INVOICE')).toThrow('TABLES: "Billing.INVOICE" is listed twice; list each table once.');
-    expect(() => parseTableList(['ok.t', 42], 'tables')).toThrow('tables[1]: 42 is not a table name');
+    expect(() => parseTableList(['ok.t', 42], 'tables')).toThrow('tables[1]: a number is not a table name');
   });
 
   test('TABLE_MODE', () => {
@@ -76,7 +76,7 @@ describe('the runner refuses bad combinations before anything is created', () =>
 
   test('TABLES with several databases', () => {
     expect(() => request({ [START_ENV.TABLES]: 'billing.invoice', [START_ENV.DATABASES]: 'app,reporting' }))
-      .toThrow(/DATABASES: "app,reporting" names 2 databases, but TABLES recovers tables of one database.*Nothing was created or changed/);
+      .toThrow(/DATABASES: "app…" \(13 characters\) names 2 databases, but TABLES recovers tables of one database.*Nothing was created or changed/);
   });
 
   test('TABLE_MODE=swap with TABLES; TABLE_MODE without TABLES is refused', () => {
@@ -126,10 +126,10 @@ describe('the trigger Lambda', () => {
 
   test.each([
     ['a string, not a list', { tables: 'billing.invoice' }, 'tables: "billing.invoice" is not a list'],
-    ['an empty list', { tables: [] }, 'tables: [] is not a list of tables'],
+    ['an empty list', { tables: [] }, 'tables: a list is not a list of tables'],
     ['no schema', { tables: ['invoice'] }, 'tables[0]: "invoice" names no schema'],
-    ['two tables in one entry', { tables: ['a.b,c.d'] }, 'tables[0]: "a.b,c.d" is not schema.table'],
-    ['several databases', { tables: ['a.b'], databases: ['x', 'y'] }, 'databases: "x,y" names 2 databases, but tables recovers tables of one database'],
+    ['two tables in one entry', { tables: ['a.b,c.d'] }, 'tables[0]: "a.b…" (7 characters) is not schema.table'],
+    ['several databases', { tables: ['a.b'], databases: ['x', 'y'] }, 'databases: "x…" (3 characters) names 2 databases, but tables recovers tables of one database'],
     ['a bad mode', { tables: ['a.b'], tableMode: 'inplace' }, 'tableMode: "inplace" is not a table mode'],
     ['tableMode without tables', { tableMode: 'swap' }, 'tableMode: "swap" applies to a table recovery only'],
   ])('refuses %s before anything is started', (_, fields, message) => {

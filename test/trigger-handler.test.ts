@@ -81,7 +81,7 @@ const forgedEvent = {
 function describeHandler(load: () => Promise<Handler>) {
   test('a bad request is rejected before anything is started', async () => {
     await expect((await load())({ restoreTime: '2026-11-24T09:30:00', confirm: 'wrong-db' })).rejects.toThrow(
-      /restoreTime: "2026-11-24T09:30:00" is not a valid restore time; accepted: .* confirm: "wrong-db" does not match the source instance; accepted: exactly "orders-db".* Nothing was started\.$/,
+      /restoreTime: "2026-11-24T09:30…" \(19 characters\) is not a valid restore time; accepted: .* confirm: "wrong-db" does not match the source instance; accepted: exactly "orders-db".* Nothing was started\.$/,
     );
   });
 

@@ -21,6 +21,7 @@ import {
   RESTORE_TIME_ACCEPTED,
   START_ENV,
   STRATEGIES,
+  quoteValue,
   type DrillStarted,
   type HousekeepingStarted,
   type RecoveryStarted,
@@ -144,7 +145,7 @@ describe('request validation (nothing is looked up or started)', () => {
     ['empty string', ''],
     ['epoch seconds', 1795512600],
   ])('malformed restoreTime: %s', async (_, value) => {
-    await expectRejected({ restoreTime: value, confirm: SOURCE }, [`restoreTime: ${JSON.stringify(value)}`, RESTORE_TIME_ACCEPTED]);
+    await expectRejected({ restoreTime: value, confirm: SOURCE }, [`restoreTime: ${quoteValue(value)}`, RESTORE_TIME_ACCEPTED]);
   });
 
   test('unknown field names the field, its value and the accepted fields', async () => {
@@ -156,13 +157,13 @@ describe('request validation (nothing is looked up or started)', () => {
 
   test.each([
     ['empty name', [''], 'databases[0]: ""'],
-    ['64 bytes', ['x'.repeat(64)], `databases[0]: "${'x'.repeat(64)}"`],
-    ['64 bytes of UTF-8 in 32 characters', ['é'.repeat(32)], `databases[0]: "${'é'.repeat(32)}"`],
+    ['64 bytes', ['x'.repeat(64)], `databases[0]: "${'x'.repeat(16)}…" (64 characters)`],
+    ['64 bytes of UTF-8 in 32 characters', ['é'.repeat(32)], 'databases[0]: "…" (32 characters)'],
     ['template1', ['app', 'template1'], 'databases[1]: "template1"'],
     ['template0', ['template0'], 'databases[0]: "template0"'],
     ['rdsadmin', ['rdsadmin'], 'databases[0]: "rdsadmin"'],
-    ['control character', ['app\nx'], 'databases[0]: "app\\nx"'],
-    ['not a string', [42], 'databases[0]: 42'],
+    ['control character', ['app\nx'], 'databases[0]: "app…" (5 characters)'],
+    ['not a string', [42], 'databases[0]: a number'],
   ])('bad database name: %s', async (_, databases, named) => {
     await expectRejected({ restoreTime: 'latest', confirm: SOURCE, databases }, [named, DATABASE_NAME_ACCEPTED]);
   });
@@ -189,7 +190,7 @@ describe('request validation (nothing is looked up or started)', () => {
 
   test.each([['SWAP'], ['delete'], [1], [null]])('bad strategy %p', async (strategy) => {
     await expectRejected({ restoreTime: 'latest', confirm: SOURCE, strategy }, [
-      `strategy: ${JSON.stringify(strategy)} is not a strategy`,
+      `strategy: ${quoteValue(strategy)} is not a strategy`,
       STRATEGIES.join(' | '),
     ]);
   });
@@ -210,7 +211,7 @@ describe('request validation (nothing is looked up or started)', () => {
   test('every problem is reported in one message', async () => {
     const message = await expectRejected(
       { restoreTime: '2026-11-24T09:30:00', confirm: 'prod', databases: ['template1'], strategy: 'fast', mode: 'x' },
-      ['mode: unknown field', 'restoreTime: "2026-11-24T09:30:00"', 'confirm: "prod"', 'databases[0]: "template1"', 'strategy: "fast"'],
+      ['mode: unknown field', 'restoreTime: "2026-11-24T09:30…" (19 characters)', 'confirm: "prod"', 'databases[0]: "template1"', 'strategy: "fast"'],
     );
     expect(message.endsWith('Nothing was started.')).toBe(true);
   });
@@ -381,7 +382,7 @@ describe('housekeeping requests (mode: "housekeeping")', () => {
   test.each([
     [{ mode: 'housekeeping', olderThan: '7d' }, /confirm: missing; accepted: exactly "orders-db"/],
     [{ mode: 'housekeeping', olderThan: '7d', confirm: 'other-db' }, /confirm: "other-db" does not match the source instance/],
-    [{ mode: 'housekeeping', olderThan: 'a week', dryRun: true }, /olderThan: "a week" is not an age; accepted: a whole number of days or hours such as 7d or 36h/],
+    [{ mode: 'housekeeping', olderThan: 'a week', dryRun: true }, /olderThan: "a…" \(6 characters\) is not an age; accepted: a whole number of days or hours such as 7d or 36h/],
     [{ mode: 'housekeeping', olderThan: '7d', dryRun: 'yes' }, /dryRun: "yes" is not accepted; accepted: true or false/],
     [{ mode: 'housekeeping', olderThan: '7d', dryRun: true, restoreTime: 'latest' }, /restoreTime: unknown field for housekeeping .*accepted fields: mode, olderThan, dryRun, confirm/],
     [{ mode: 'recover', restoreTime: 'latest', confirm: 'orders-db' }, /mode: unknown field \(value "recover"\); accepted fields: restoreTime/],
