@@ -151,7 +151,7 @@ function reasonToIgnore(event: BuildStateChangeEvent, projectName: string): stri
  * prefix of this project's source instance, and the build-id tag must name
  * the dead build. The source instance itself never qualifies.
  */
-async function findTemporaryInstances(deps: TriggerDeps, buildIds: ReadonlySet<string>, pageSize: number): Promise<DBInstance[]> {
+export async function findTemporaryInstances(deps: TriggerDeps, buildIds: ReadonlySet<string>, pageSize: number): Promise<DBInstance[]> {
   const source = deps.config.sourceInstanceId;
   const prefix = temporaryInstancePrefix(source);
   const found: DBInstance[] = [];

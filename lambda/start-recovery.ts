@@ -14,6 +14,7 @@ import {
   ValidDrillRequest, ValidHousekeepingRequest, ValidRecoveryRequest,
   isDrillRequest, isHousekeepingRequest, parseDrillRequest, parseHousekeepingRequest, parseRecoveryRequest,
 } from './recovery-request';
+import { stopRunningDrills } from './stop-drill';
 import { TriggerDeps } from './trigger-deps';
 import {
   DrillStarted,
@@ -27,7 +28,24 @@ import {
   earliestRestorableTime,
 } from '../src/contract';
 
-export async function startRecovery(input: unknown, deps: TriggerDeps): Promise<RecoveryStarted | HousekeepingStarted | DrillStarted> {
+export interface StartOptions {
+  /**
+   * Until when (ms since the epoch) a recovery may wait for a running drill
+   * it stopped to get out of the way. @default now + DRILL_STOP_WAIT_MS
+   */
+  readonly deadline?: number;
+  /** @default 5 s */
+  readonly pollMs?: number;
+}
+
+/**
+ * How long a recovery request waits for a stopped drill by default: under
+ * the AWS CLI's 60-second read timeout, after which `aws lambda invoke`
+ * gives up on the answer (and may invoke again).
+ */
+export const DRILL_STOP_WAIT_MS = 40_000;
+
+export async function startRecovery(input: unknown, deps: TriggerDeps, options: StartOptions = {}): Promise<RecoveryStarted | HousekeepingStarted | DrillStarted> {
   if (isHousekeepingRequest(input)) {
     return startHousekeeping(parseHousekeepingRequest(input as Record<string, unknown>, deps.config.sourceInstanceId), deps);
   }
@@ -39,7 +57,9 @@ export async function startRecovery(input: unknown, deps: TriggerDeps): Promise<
     const window = await restoreWindowOf(source, deps);
     assertInsideRestoreWindow(request.restoreTime, window, 'restoreTime');
   }
-  return startBuild(request, deps);
+  // Confirmed and checked: a running drill gives way (a running recovery never does).
+  const stoppedDrills = await stopRunningDrills(deps, { deadline: options.deadline ?? Date.now() + DRILL_STOP_WAIT_MS, pollMs: options.pollMs });
+  return startBuild(request, deps, stoppedDrills);
 }
 
 /** The StartBuild overrides for a request, named by the start contract. */
@@ -161,7 +181,7 @@ async function startProjectBuild(overrides: EnvironmentVariable[], deps: Trigger
   return build;
 }
 
-async function startBuild(request: ValidRecoveryRequest, deps: TriggerDeps): Promise<RecoveryStarted> {
+async function startBuild(request: ValidRecoveryRequest, deps: TriggerDeps, stoppedDrills: readonly string[]): Promise<RecoveryStarted> {
   const { projectName, region, sourceInstanceId } = deps.config;
   const overrides = environmentOverrides(request);
   const build = await startProjectBuild(overrides, deps, 'The recovery');
@@ -169,9 +189,10 @@ async function startBuild(request: ValidRecoveryRequest, deps: TriggerDeps): Pro
     buildId: build.id!,
     restoreTime: restoreTimeText(request),
     logsUrl: logsUrlOf(build, projectName, region),
+    ...(stoppedDrills.length > 0 ? { stoppedDrills: [...stoppedDrills] } : {}),
   };
   deps.log(
-    `Started recovery build ${started.buildId} of "${sourceInstanceId}" to ${started.restoreTime} `
+    `${stoppedDrills.length > 0 ? `Stopped restore drill build ${stoppedDrills.join(', ')} first. ` : ''}Started recovery build ${started.buildId} of "${sourceInstanceId}" to ${started.restoreTime} `
     + `(strategy ${request.strategy}, databases ${request.databases?.join(',') ?? 'all'}); logs: ${started.logsUrl}`,
   );
   return started;

@@ -10,7 +10,7 @@
 import { CodeBuildClient } from '@aws-sdk/client-codebuild';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { CleanupSummary, cleanupAfterDeadBuild, isEventBridgeEvent } from './cleanup';
-import { startRecovery } from './start-recovery';
+import { DRILL_STOP_WAIT_MS, startRecovery } from './start-recovery';
 import { TriggerDeps, readTriggerConfig } from './trigger-deps';
 import type { DrillStarted, HousekeepingStarted, RecoveryStarted } from '../src/contract';
 
@@ -29,7 +29,9 @@ export async function handler(event: unknown, context?: TimeBudget): Promise<Rec
     const retryDeadline = context ? Date.now() + context.getRemainingTimeInMillis() - CLEANUP_MARGIN_MS : undefined;
     return cleanupAfterDeadBuild(event, deps, { retryDeadline });
   }
-  return startRecovery(event, deps);
+  // A recovery may wait for a drill it stopped, within the default wait and the function's own time.
+  const deadline = context ? Math.min(Date.now() + DRILL_STOP_WAIT_MS, Date.now() + context.getRemainingTimeInMillis() - CLEANUP_MARGIN_MS) : undefined;
+  return startRecovery(event, deps, { deadline });
 }
 
 // Reused across warm invocations; keyed by region only because that is all the environment varies.

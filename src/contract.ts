@@ -494,6 +494,8 @@ export interface RecoveryStarted {
   readonly buildId: string;
   readonly restoreTime: string;
   readonly logsUrl: string;
+  /** Restore drill builds the trigger stopped so that this recovery could run (the project runs one build at a time). */
+  readonly stoppedDrills?: string[];
 }
 
 /**

@@ -648,6 +648,8 @@ function triggerStatements(arns: RecoveryArns, project: codebuild.IProject): iam
     startBuildStatement(project, 'StartRecoveryBuild'),
     // Cleanup asks CodeBuild whether a build really ended before deleting its instances: an invoker could forge the event.
     new iam.PolicyStatement({ sid: 'ConfirmDeadBuild', actions: ['codebuild:BatchGetBuilds'], resources: [project.projectArn] }),
+    // A confirmed recovery stops a running restore drill of this project (never a recovery: the function reads MODE first).
+    new iam.PolicyStatement({ sid: 'StopRunningDrill', actions: ['codebuild:ListBuildsForProject', 'codebuild:StopBuild'], resources: [project.projectArn] }),
     // Cleanup lists instances to find those tagged with the dead build's id; read-only.
     new iam.PolicyStatement({ sid: 'DescribeInstances', actions: ['rds:DescribeDBInstances'], resources: [arns.allInstances] }),
     new iam.PolicyStatement({ sid: 'ListTemporaryInstanceTags', actions: ['rds:ListTagsForResource'], resources: [arns.source, arns.temporary] }),

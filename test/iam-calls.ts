@@ -166,6 +166,8 @@ export const IAM_MAPPING: Record<string, Mapper> = {
   'secretsmanager:GetSecretValue': (i, w) => [req('secretsmanager:GetSecretValue', 'Secret',
     String(i.SecretId).startsWith('arn:') ? i.SecretId : arnOf(w, 'secretsmanager', `secret:${i.SecretId}`))],
   'codebuild:StartBuild': (i, w) => [req('codebuild:StartBuild', 'project', arnOf(w, 'codebuild', `project/${i.projectName}`), startBuildContext(i))],
+  'codebuild:ListBuildsForProject': (i, w) => [req('codebuild:ListBuildsForProject', 'project', arnOf(w, 'codebuild', `project/${i.projectName}`))],
+  'codebuild:StopBuild': (i, w) => [req('codebuild:StopBuild', 'project', arnOf(w, 'codebuild', `project/${String(i.id).slice(0, String(i.id).indexOf(':'))}`))],
   'codebuild:BatchGetBuilds': (i, w) => (i.ids as string[]).map((id) =>
     req('codebuild:BatchGetBuilds', 'project', arnOf(w, 'codebuild', `project/${id.slice(0, id.indexOf(':'))}`))),
   'cloudwatch:GetMetricStatistics': () => [req('cloudwatch:GetMetricStatistics', '', '*')],

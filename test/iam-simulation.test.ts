@@ -22,6 +22,7 @@ import { CallWorld, IamRequest, RecordedCall, commandsInSource, iamRequestsOf, m
 import { Decision, DeployValues, Policy, decide, identityPoliciesOf } from './iam-policies';
 import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
 import { AwsBuildStatus } from '../buildspec/runner/aws/builds';
+import { assertPlaintextStartVariables } from '../buildspec/runner/aws/start-variables';
 import { AwsDrillPublisher } from '../buildspec/runner/aws/publish';
 import { AwsRdsControl } from '../buildspec/runner/aws/rds-control';
 import { readDatabaseCredentials } from '../buildspec/runner/aws/secret';
@@ -215,6 +216,8 @@ async function capture(variant: Variant): Promise<Captured> {
     credentials,
     now: () => new Date(Date.now() + 2 * 86_400_000),
   });
+  // Before reading any start variable, the runner asks CodeBuild how they were passed (its own build).
+  await assertPlaintextStartVariables(BUILD_ID, runnerCodebuild);
   if (housekeeping.dropped.length !== 1 || !runner.some((c) => c.command === 'BatchGetBuilds')) {
     throw new Error(`housekeeping did not delete the safety snapshot and ask CodeBuild:\n${lines.join('\n')}`);
   }
@@ -223,8 +226,24 @@ async function capture(variant: Variant): Promise<Captured> {
   // ---- the trigger: a validated start, then cleanup after the build died
   const trigger: RecordedCall[] = [];
   const buildRecord = { id: BUILD_ID, arn: `arn:aws:codebuild:${REGION}:${ACCOUNT}:build/${BUILD_ID}`, projectName: PROJECT, buildStatus: 'FAILED', buildComplete: true };
+  // A restore drill runs when the recovery is requested: the trigger stops it (and only it) before starting the recovery.
+  const drillId = `${PROJECT}:0d0d0d0d-0000-4000-8000-000000000002`;
+  let drillStopped = false;
+  const drillRecord = () => ({
+    id: drillId, projectName: PROJECT, buildStatus: drillStopped ? 'STOPPED' : 'IN_PROGRESS', buildComplete: drillStopped,
+    environment: { environmentVariables: [{ name: START_ENV.MODE, value: 'drill', type: 'PLAINTEXT' }] },
+  });
   const codebuild = recordCalls(new CodeBuildClient(motoClientConfig('http://127.0.0.1:9')), trigger, {
-    answer: (command) => (command === 'StartBuild' ? { build: { id: BUILD_ID } } : command === 'BatchGetBuilds' ? { builds: [buildRecord] } : undefined),
+    answer: (command, input) => {
+      if (command === 'StartBuild') return { build: { id: BUILD_ID } };
+      if (command === 'ListBuildsForProject') return { ids: [drillId] };
+      if (command === 'StopBuild') {
+        drillStopped = true;
+        return { build: drillRecord() };
+      }
+      if (command === 'BatchGetBuilds') return { builds: (input.ids as string[]).includes(drillId) ? [drillRecord()] : [buildRecord] };
+      return undefined;
+    },
   });
   const deps: TriggerDeps = {
     config: { projectName: PROJECT, sourceInstanceId: variant.id, region: REGION },
@@ -392,7 +411,9 @@ describe.each(VARIANTS)('IAM for $name', (variant) => {
 
   test('every call of the trigger (start and cleanup) is allowed to the trigger role', async () => {
     const requests = c.trigger.flatMap((call) => iamRequestsOf(call, worldOf(c)));
-    expect(requests.map((r) => r.action)).toEqual(expect.arrayContaining(['codebuild:StartBuild', 'codebuild:BatchGetBuilds', 'rds:DeleteDBInstance']));
+    expect(requests.map((r) => r.action)).toEqual(expect.arrayContaining([
+      'codebuild:StartBuild', 'codebuild:BatchGetBuilds', 'codebuild:ListBuildsForProject', 'codebuild:StopBuild', 'rds:DeleteDBInstance',
+    ]));
     const lines = await decisions(s.triggerRole, requests, s.values);
     expect(lines.filter((l) => !l.startsWith('Allowed'))).toEqual([]);
   });
@@ -455,6 +476,18 @@ describe.each(VARIANTS)('IAM for $name', (variant) => {
       request('events:PutEvents', 'event-bus', `arn:${PARTITION}:events:${REGION}:${ACCOUNT}:event-bus/default`, { 'events:source': ['cdk-rds-pitr'] }),
       request('sns:Publish', 'topic', c.topicArn),
     ], s.values);
+    expect(allowed.filter((l) => !l.startsWith('Allowed'))).toEqual([]);
+  });
+
+  test('the trigger may list and stop builds of its own project only; the build role and a grantee may stop none', async () => {
+    const other = `arn:${PARTITION}:codebuild:${REGION}:${ACCOUNT}:project/BillingDr`;
+    const own = `arn:${PARTITION}:codebuild:${REGION}:${ACCOUNT}:project/${PROJECT}`;
+    const denied = [
+      ...await decisions(s.triggerRole, [request('codebuild:StopBuild', 'project', other), request('codebuild:ListBuildsForProject', 'project', other)], s.values),
+      ...await decisions([...s.buildRole, ...s.operator], [request('codebuild:StopBuild', 'project', own)], s.values),
+    ];
+    expect(denied.filter((l) => l.startsWith('Allowed'))).toEqual([]);
+    const allowed = await decisions(s.triggerRole, [request('codebuild:StopBuild', 'project', own), request('codebuild:ListBuildsForProject', 'project', own)], s.values);
     expect(allowed.filter((l) => !l.startsWith('Allowed'))).toEqual([]);
   });
 
