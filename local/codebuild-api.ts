@@ -46,6 +46,14 @@ export async function startCodeBuildApi(options: {
   readonly stopBuild?: StopHandler;
   /** The builds to answer for; a new map by default. */
   readonly builds?: Map<string, KnownBuild>;
+  /**
+   * The project's concurrent build limit: StartBuild is refused while this
+   * many of its builds run ("builds return an error if the number of running
+   * builds reaches the concurrent build limit for the project", CodeBuild
+   * User Guide, Builds in AWS CodeBuild). The error's name is a guess.
+   * @default no limit
+   */
+  readonly concurrentBuildLimit?: number;
 }): Promise<CodeBuildApi> {
   const builds = options.builds ?? new Map<string, KnownBuild>();
   const received: string[] = [];
@@ -83,6 +91,10 @@ export async function startCodeBuildApi(options: {
         }
         if (target === 'CodeBuild_20161006.StartBuild' && options.start) {
           if (input.projectName !== options.projectName) return notFound(`Project cannot be found: ${input.projectName}`);
+          const running = [...builds.values()].filter((b) => b.projectName === input.projectName && !b.buildComplete).length;
+          if (options.concurrentBuildLimit !== undefined && running >= options.concurrentBuildLimit) {
+            return reply(400, { __type: 'AccountLimitExceededException', message: `Project ${input.projectName} has reached its concurrent build limit of ${options.concurrentBuildLimit}` });
+          }
           const build = await options.start(input.projectName, input.environmentVariablesOverride ?? []);
           builds.set(build.id, build);
           return reply(200, { build });

@@ -165,6 +165,8 @@ describe('bundled assets/trigger/index.js', () => {
   const answers: Partial<Record<string, (body: any) => unknown>> = {
     'CodeBuild_20161006.StartBuild': () => ({ build: { id: BUILD_ID, projectName: PROJECT } }),
     'CodeBuild_20161006.BatchGetBuilds': batchGetBuildsFrom(KNOWN_BUILDS),
+    // No build of the project runs: nothing to stop before starting.
+    'CodeBuild_20161006.ListBuildsForProject': () => ({ ids: [] }),
   };
   const server = http.createServer((req, res) => {
     let body = '';
@@ -196,6 +198,10 @@ describe('bundled assets/trigger/index.js', () => {
     expect(started).toMatchObject({ buildId: BUILD_ID, restoreTime: 'latest' });
     expect(logged()).toContain(`Started recovery build ${BUILD_ID} of "${SOURCE}" to latest (strategy replace, databases all)`);
     expect(received).toEqual([{
+      // First: is a drill running that must give way (none here)?
+      target: 'CodeBuild_20161006.ListBuildsForProject',
+      body: { projectName: PROJECT, sortOrder: 'DESCENDING' },
+    }, {
       target: 'CodeBuild_20161006.StartBuild',
       body: {
         projectName: PROJECT,

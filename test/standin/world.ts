@@ -88,6 +88,8 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
   const codebuild = await startCodeBuildApi({
     projectName: PROJECT_NAME,
     start: async (_project, variables) => (await startWith!(variables)).known,
+    // As the construct sets it on the project (concurrentBuildLimit: 1).
+    concurrentBuildLimit: 1,
     // CodeBuild stops a build by stopping its container: the runner gets SIGTERM.
     stopBuild: (build) => runs.get(build.id)?.signal('SIGTERM'),
   });
