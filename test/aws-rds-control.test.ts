@@ -32,6 +32,7 @@ import {
 import { AwsStub, mockClient } from 'aws-sdk-client-mock';
 import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
 import { AdapterLog, AwsRdsControl, InstanceNotFoundError } from '../buildspec/runner/aws/rds-control';
+import { PlanError, planRecovery, readStartRequest } from '../buildspec/runner/plan';
 import type { SourceInstance, SourceStorage, TemporaryInstanceSpec } from '../buildspec/runner/ports';
 import { CREATED_BY_VALUE, PROJECT_ENV, START_ENV, TAGS, safetySnapshotId, temporaryInstanceId } from '../src/contract';
 
@@ -436,6 +437,28 @@ describe('what moto does not model (aws-sdk-client-mock)', () => {
       const source = await rds.describeSource(SOURCE);
       expect(source.masterUserSecretArn).toBe(secretArn);
       expect(source.storage).toEqual({ type: 'gp3', allocatedGiB: 500, maxAllocatedGiB: 1000, iops: 15000, throughputMiBps: 750 });
+    });
+  });
+
+  describe('a Multi-AZ DB cluster member', () => {
+    test('is refused by the plan, naming the cluster, before any call that creates anything', async () => {
+      // What DescribeDBInstances reports for a member of a Multi-AZ DB cluster: engine postgres, DBClusterIdentifier set.
+      mock.on(DescribeDBInstancesCommand).resolves({
+        DBInstances: [{
+          DBInstanceIdentifier: SOURCE, DBInstanceStatus: 'available', Engine: 'postgres', EngineVersion: '16.4', MasterUsername: 'master',
+          BackupRetentionPeriod: 7, DBClusterIdentifier: 'orders-cluster', Endpoint: { Address: 'orders-db.abc.us-east-1.rds.amazonaws.com', Port: SOURCE_PORT },
+        }],
+      });
+      const request = readStartRequest({
+        [PROJECT_ENV.SOURCE_INSTANCE_ID]: SOURCE, [START_ENV.RESTORE_TIME]: 'latest', [START_ENV.CONFIRM]: SOURCE, CODEBUILD_BUILD_ID: 'p:1',
+      }, { cpus: 2 });
+
+      const refusal = planRecovery(request, rds, { now: new Date(), secretUsername: 'master' });
+
+      await expect(refusal).rejects.toThrow(PlanError);
+      await expect(refusal).rejects.toThrow(new RegExp(`SOURCE_INSTANCE_ID: instance "${SOURCE}" is a member of DB cluster "orders-cluster" \\(a Multi-AZ DB cluster or Aurora\\).*Nothing was created or changed\\.$`));
+      const sent = mock.calls().map((c) => (c.args[0] as { constructor: { name: string } }).constructor.name);
+      expect(sent.filter((name) => /^(Create|Restore|Modify|Delete)/.test(name))).toEqual([]);
     });
   });
 

@@ -193,6 +193,12 @@ export async function planRecovery(
   if (source.engine !== 'postgres') {
     problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: instance ${JSON.stringify(source.id)} runs engine ${JSON.stringify(source.engine)}; accepted: an RDS for PostgreSQL instance (engine "postgres").`);
   }
+  if (source.clusterId) {
+    // A cluster's point in time is restored as a whole cluster (RestoreDBClusterToPointInTime), not one member instance.
+    problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: instance ${JSON.stringify(source.id)} is a member of DB cluster ${JSON.stringify(source.clusterId)} (a Multi-AZ DB cluster or Aurora), `
+      + 'whose point-in-time restores are of the whole cluster; this construct restores a single DB instance and does not recover into clusters. '
+      + 'accepted: an RDS for PostgreSQL DB instance that is not part of a DB cluster (Single-AZ, or a Multi-AZ instance deployment).');
+  }
   if (source.status !== 'available') {
     problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: instance ${JSON.stringify(source.id)} is ${JSON.stringify(source.status)}; accepted: an instance in status "available". Retry once it is.`);
   }

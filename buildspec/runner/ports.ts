@@ -26,6 +26,8 @@ export interface SourceInstance {
   readonly masterUserSecretArn?: string;
   /** Storage the temporary instance should match, so that it is not slower than the source. */
   readonly storage?: SourceStorage;
+  /** The DB cluster the instance belongs to (DBClusterIdentifier): a Multi-AZ DB cluster member, or Aurora. */
+  readonly clusterId?: string;
 }
 
 /** The source's storage settings, as DescribeDBInstances reports them. */

@@ -96,6 +96,7 @@ export class AwsRdsControl implements RdsControl {
       optionGroupName: db.OptionGroupMemberships?.[0]?.OptionGroupName,
       backupRetentionPeriod: db.BackupRetentionPeriod ?? 0,
       masterUserSecretArn: db.MasterUserSecret?.SecretArn,
+      clusterId: db.DBClusterIdentifier,
       storage: {
         type: db.StorageType,
         iops: db.Iops,
