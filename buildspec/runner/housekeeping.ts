@@ -139,6 +139,16 @@ export async function dropDeadCopies(deps: LeftoverDeps, sourceId: string, origi
   return dropped;
 }
 
+/**
+ * RDS allows 100 manual DB instance snapshots per Region and account by
+ * default (adjustable; RDS User Guide, "Quotas and constraints for Amazon
+ * RDS"), shared by every instance there. Past this many safety snapshots of
+ * one source, the summary says so: at the quota, CreateDBSnapshot fails and a
+ * recovery cannot take its safety snapshot.
+ */
+export const SNAPSHOT_QUOTA_WARNING_ABOVE = 20;
+const MANUAL_SNAPSHOT_QUOTA = 100;
+
 /** The end of every summary: what is still kept for this source, with sizes and the command that removes each. */
 export function keptLines(inventory: Inventory, sourceId: string, original: DbEndpoint, now: Date): string[] {
   const lines: string[] = [];
@@ -151,6 +161,11 @@ export function keptLines(inventory: Inventory, sourceId: string, original: DbEn
   }
   const head = `Still kept for ${sourceId}`;
   const unknown = inventory.snapshotsUnknown ? [`  (snapshots could not be listed: ${inventory.snapshotsUnknown})`] : [];
+  if (inventory.snapshots.length > SNAPSHOT_QUOTA_WARNING_ABOVE) {
+    unknown.push(`  ${inventory.snapshots.length} safety snapshots of ${sourceId} are kept. Manual DB snapshots count against a quota of ${MANUAL_SNAPSHOT_QUOTA} per Region `
+      + 'for the whole account (every instance\'s manual snapshots; adjustable in Service Quotas); once it is reached, CreateDBSnapshot fails and the next recovery '
+      + `cannot take its safety snapshot. Drop the old ones: ${START_ENV.MODE}=housekeeping ${START_ENV.OLDER_THAN}=<age>.`);
+  }
   if (lines.length === 0) return [`${head}: nothing on the original (${original.host}:${original.port}) and no safety snapshot.`, ...unknown];
   return [
     `${head} (databases on the original ${original.host}:${original.port}, run as the master user; or ${START_ENV.MODE}=housekeeping ${START_ENV.OLDER_THAN}=<age>):`,
