@@ -15,6 +15,8 @@ import {
 import { TriggerDeps } from './trigger-deps';
 import {
   BUILD_STATE_CHANGE,
+  CLEANUP_SWEEP,
+  CLEANUP_SWEEP_MINUTES,
   DEAD_BUILD_STATES,
   TAGS,
   codeBuildIdOf,
@@ -152,18 +154,84 @@ function reasonToIgnore(event: BuildStateChangeEvent, projectName: string): stri
  * the dead build. The source instance itself never qualifies.
  */
 export async function findTemporaryInstances(deps: TriggerDeps, buildIds: ReadonlySet<string>, pageSize: number): Promise<DBInstance[]> {
+  return (await temporaryInstancesOfSource(deps, pageSize)).filter((t) => buildIds.has(t.buildId)).map((t) => t.instance);
+}
+
+/** Every instance named as a temporary instance of this source and tagged with a build id, with that id. */
+async function temporaryInstancesOfSource(deps: TriggerDeps, pageSize: number): Promise<Array<{ instance: DBInstance; buildId: string }>> {
   const source = deps.config.sourceInstanceId;
   const prefix = temporaryInstancePrefix(source);
-  const found: DBInstance[] = [];
+  const found: Array<{ instance: DBInstance; buildId: string }> = [];
   for await (const page of paginateDescribeDBInstances({ client: deps.rds, pageSize }, {})) {
     for (const instance of page.DBInstances ?? []) {
       const id = instance.DBInstanceIdentifier ?? '';
       if (id === source || !id.toLowerCase().startsWith(prefix)) continue;
       const tags = instance.TagList ?? await tagsOf(instance, deps);
-      if (tags.some((t) => t.Key === TAGS.BUILD_ID && t.Value !== undefined && buildIds.has(t.Value))) found.push(instance);
+      const buildId = tags.find((t) => t.Key === TAGS.BUILD_ID)?.Value;
+      if (buildId) found.push({ instance, buildId });
     }
   }
   return found;
+}
+
+/** What one sweep did. */
+export interface SweepSummary {
+  /** Deletion requested by this sweep. */
+  readonly deleted: string[];
+  /** Refused by RDS for now (being created, modified...); the next sweep tries again. */
+  readonly waiting: string[];
+}
+
+/** True for the scheduled sweep's input (CLEANUP_SWEEP). */
+export function isSweepEvent(event: unknown): boolean {
+  return typeof event === 'object' && event !== null && (event as Record<string, unknown>).cleanup === CLEANUP_SWEEP.cleanup;
+}
+
+/**
+ * The scheduled sweep: deletes every temporary instance of this source whose
+ * build CodeBuild confirms is complete and dead (DEAD_BUILD_STATES), however
+ * long ago it died. A delete RDS refuses for now is not waited for: the next
+ * sweep, CLEANUP_SWEEP_MINUTES later, tries again, until the instance is
+ * gone. Instances of running, succeeded or unknown builds are left alone.
+ */
+export async function sweepTemporaryInstances(deps: TriggerDeps, options: { readonly pageSize?: number } = {}): Promise<SweepSummary> {
+  const { projectName } = deps.config;
+  const candidates = (await temporaryInstancesOfSource(deps, options.pageSize ?? 100)).filter((t) => t.instance.DBInstanceStatus !== 'deleting');
+  const ids = [...new Set(candidates.map((t) => codeBuildIdOf(t.buildId)).filter((id) => id.startsWith(`${projectName}:`)))];
+  const dead = new Map<string, string>();
+  for (let i = 0; i < ids.length; i += 100) {
+    const answer = await deps.codebuild.send(new BatchGetBuildsCommand({ ids: ids.slice(i, i + 100) }));
+    for (const b of answer?.builds ?? []) {
+      if (b.id && b.projectName === projectName && b.buildComplete === true && (DEAD_BUILD_STATES as readonly (string | undefined)[]).includes(b.buildStatus)) {
+        dead.set(b.id, b.buildStatus!);
+      }
+    }
+  }
+  const deleted: string[] = [];
+  const waiting: string[] = [];
+  const failures: string[] = [];
+  for (const { instance, buildId } of candidates) {
+    const id = instance.DBInstanceIdentifier!;
+    const status = dead.get(codeBuildIdOf(buildId));
+    if (!status) continue;
+    const attempt = await attemptDelete(id, deps);
+    if (attempt.kind === 'requested') {
+      deleted.push(id);
+      deps.log(`Sweep: deleting ${id}, left by build ${buildId} (${status}); not waiting for it to finish.`);
+    } else if (attempt.kind === 'refused') {
+      waiting.push(id);
+      deps.log(`Sweep: ${id}, left by build ${buildId} (${status}), is ${instance.DBInstanceStatus}; RDS refused to delete it for now `
+        + `(${attempt.error.name}: ${attempt.error.message}). The next sweep, in ${CLEANUP_SWEEP_MINUTES} minutes, tries again.`);
+    } else if (attempt.kind === 'failed') {
+      failures.push(`${id} (${attempt.error.name}: ${attempt.error.message})`);
+    }
+  }
+  if (failures.length > 0) {
+    throw new Error(`Cleanup sweep: could not delete ${failures.join('; ')}. Deletion requested for: ${deleted.join(', ') || 'none'}. `
+      + `The next sweep tries again in ${CLEANUP_SWEEP_MINUTES} minutes; to delete by hand: aws rds delete-db-instance --db-instance-identifier <id> --skip-final-snapshot --delete-automated-backups`);
+  }
+  if (deleted.length === 0 && waiting.length === 0) deps.log('Sweep: no temporary instance of a dead build is left.');
+  return { deleted, waiting };
 }
 
 /** DescribeDBInstances normally includes TagList; older responses may not. */
@@ -276,7 +344,8 @@ async function deleteAll(instances: DBInstance[], buildId: string, deps: Trigger
     // Throwing makes Lambda retry the event, which deletes what is still left.
     throw new Error(
       `Cleanup after build ${buildId}: could not delete ${failures.join('; ')}. `
-      + `Deletion requested for: ${deleted.join(', ') || 'none'}. The event will be retried; if that fails too, delete the remaining instances by hand `
+      + `Deletion requested for: ${deleted.join(', ') || 'none'}. The event will be retried, and the cleanup sweep tries again every ${CLEANUP_SWEEP_MINUTES} minutes `
+      + 'until the instance is gone (RDS refuses to delete an instance while it is being created, which lasts as long as the restore); if neither can, delete the remaining instances by hand '
       + '(aws rds delete-db-instance --db-instance-identifier <id> --skip-final-snapshot --delete-automated-backups).',
     );
   }

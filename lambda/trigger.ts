@@ -9,7 +9,7 @@
  */
 import { CodeBuildClient } from '@aws-sdk/client-codebuild';
 import { RDSClient } from '@aws-sdk/client-rds';
-import { CleanupSummary, cleanupAfterDeadBuild, isEventBridgeEvent } from './cleanup';
+import { CleanupSummary, SweepSummary, cleanupAfterDeadBuild, isEventBridgeEvent, isSweepEvent, sweepTemporaryInstances } from './cleanup';
 import { DRILL_STOP_WAIT_MS, startRecovery } from './start-recovery';
 import { TriggerDeps, readTriggerConfig } from './trigger-deps';
 import type { DrillStarted, HousekeepingStarted, RecoveryStarted } from '../src/contract';
@@ -22,8 +22,10 @@ export interface TimeBudget {
   getRemainingTimeInMillis(): number;
 }
 
-export async function handler(event: unknown, context?: TimeBudget): Promise<RecoveryStarted | HousekeepingStarted | DrillStarted | CleanupSummary> {
+export async function handler(event: unknown, context?: TimeBudget): Promise<RecoveryStarted | HousekeepingStarted | DrillStarted | CleanupSummary | SweepSummary> {
   const deps = depsFromEnvironment();
+  // The construct's schedule: temporary instances of dead builds that RDS refused to delete earlier.
+  if (isSweepEvent(event)) return sweepTemporaryInstances(deps);
   if (isEventBridgeEvent(event)) {
     // Without a Lambda context (a local call) there is no known time budget: refused deletes are not retried.
     const retryDeadline = context ? Date.now() + context.getRemainingTimeInMillis() - CLEANUP_MARGIN_MS : undefined;

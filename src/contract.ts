@@ -537,6 +537,16 @@ export const BUILD_STATE_CHANGE = {
 } as const;
 
 /**
+ * The input the construct's schedule sends the trigger Lambda every
+ * CLEANUP_SWEEP_MINUTES: delete every temporary instance of this source
+ * whose build CodeBuild reports dead. RDS refuses to delete an instance while
+ * it is being created, which lasts as long as the restore, so a cleanup
+ * refused after a build died is tried again by each sweep until it is gone.
+ */
+export const CLEANUP_SWEEP = { cleanup: 'sweep' } as const;
+export const CLEANUP_SWEEP_MINUTES = 15;
+
+/**
  * The value of the `TAGS.BUILD_ID` tag is the CodeBuild build id
  * `<project>:<uuid>` (the runner's `CODEBUILD_BUILD_ID`), never the build ARN.
  * Build state change events carry the ARN (`arn:aws:codebuild:...:build/<project>:<uuid>`)

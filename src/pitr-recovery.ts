@@ -19,7 +19,7 @@ import {
 } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import {
-  DEAD_BUILD_STATES, DEFAULT_STRATEGY, DRILL_METRICS, PROJECT_ENV, SAFETY_SNAPSHOT_INFIX, START_ENV, TAGS, TEMP_INSTANCE_INFIX,
+  CLEANUP_SWEEP, CLEANUP_SWEEP_MINUTES, DEAD_BUILD_STATES, DEFAULT_STRATEGY, DRILL_METRICS, PROJECT_ENV, SAFETY_SNAPSHOT_INFIX, START_ENV, TAGS, TEMP_INSTANCE_INFIX,
   TRIGGER_ENV, safetySnapshotId, temporaryInstancePrefix, validateDatabaseName,
 } from './contract';
 import { DrillRestoreTime, addRestoreDrills, drillMetric } from './restore-drills';
@@ -346,6 +346,14 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
       description: `Deletes the temporary instances of a ${DEAD_BUILD_STATES.join('/')} PITR build`,
       eventPattern: { detail: { 'build-status': [...DEAD_BUILD_STATES] } },
       target: new targets.LambdaFunction(fn, { deadLetterQueue: deadLetters }),
+    });
+
+    // RDS refuses to delete an instance while it is being created (as long as the restore takes): every
+    // CLEANUP_SWEEP_MINUTES the function deletes what dead builds left, until it is gone.
+    new events.Rule(this, 'CleanupSweep', {
+      description: `Deletes the temporary instances of dead PITR builds that RDS refused to delete earlier (every ${CLEANUP_SWEEP_MINUTES} minutes)`,
+      schedule: events.Schedule.rate(Duration.minutes(CLEANUP_SWEEP_MINUTES)),
+      targets: [new targets.LambdaFunction(fn, { event: events.RuleTargetInput.fromObject(CLEANUP_SWEEP), deadLetterQueue: deadLetters })],
     });
 
     if (props.notificationTopic) {

@@ -38,6 +38,8 @@ export interface StandInFaults {
   restoreEndsIn?: string;
   /** DeleteDBInstance is refused with InvalidDBInstanceState while the instance is in one of these statuses. */
   refuseDeleteIn?: readonly string[];
+  /** Accept DeleteDBInstance on a `creating` instance (refused by default, as RDS is assumed to; see deleteInstance). */
+  acceptDeleteWhileCreating?: boolean;
   /** The safety snapshot ends in this status instead of `available`. */
   snapshotEndsIn?: string;
   /** Runs once a point-in-time copy is up, before its instance leaves `creating`. */
@@ -394,7 +396,15 @@ export class RdsStandInEngine {
       throw new RdsFault('InvalidParameterCombination', 'FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.');
     }
     if (!options.skipFinalSnapshot) throw new RdsFault('InvalidParameterValue', 'The RDS stand-in does not implement final snapshots; pass SkipFinalSnapshot=true.');
-    // GUESS: with SkipFinalSnapshot, RDS accepts the delete in any status but `deleting` (creating included).
+    // GUESS: RDS refuses to delete an instance that is still `creating`, even with SkipFinalSnapshot. Sources: the RDS
+    // API reference's DeleteDBInstance lists InvalidDBInstanceState, "The specified DB instance isn't in the available
+    // state" (HTTP 400), and names only failed/incompatible-restore/incompatible-network as deletable (with
+    // SkipFinalSnapshot) outside `available`; CloudFormation stacks report "Instance <id> is currently creating - a final
+    // snapshot cannot be taken" for a delete during creation. Nothing found says a creating instance is deleted without
+    // a final snapshot, so the stand-in takes the stricter answer, which the cleanup must survive (the sweep).
+    if (instance.status === 'creating' && !this.faults.acceptDeleteWhileCreating) {
+      throw new RdsFault('InvalidDBInstanceState', `Instance ${instance.id} is currently creating; it cannot be deleted until it is available.`);
+    }
     instance.deleteRequested = true;
     this.setStatus(instance, 'deleting');
     // A still-creating instance is removed by its restore task once its cluster is up.

@@ -36,6 +36,8 @@ export interface LabDeployment {
   readonly triggerEnvironment: Readonly<Record<string, Cfn>>;
   /** The cleanup rule's EventPattern (values unresolved). */
   readonly cleanupEventPattern: Cfn;
+  /** The cleanup sweep's schedule rule: its schedule expression and the input it sends the trigger. */
+  readonly cleanupSweep: { readonly schedule: string; readonly input: unknown };
   /** Resolves `Ref`/`Fn::GetAtt`/`Fn::Join`/`Fn::Sub` with the given physical ids (by logical id). */
   resolve(value: Cfn, physical: Readonly<Record<string, string>>): string;
   /** Removes the synthesized cloud assembly. */
@@ -68,7 +70,9 @@ export function synthesizeLab(): LabDeployment {
   const [instanceId] = only('AWS::RDS::DBInstance');
   const [secretId] = only('AWS::SecretsManager::SecretTargetAttachment');
   const [projectId, project] = only('AWS::CodeBuild::Project');
-  const [ruleId, rule] = only('AWS::Events::Rule', (r) => JSON.stringify(r.Properties?.Targets ?? []).includes('Trigger'));
+  const targetsTrigger = (r: CfnResource): boolean => JSON.stringify(r.Properties?.Targets ?? []).includes('Trigger');
+  const [ruleId, rule] = only('AWS::Events::Rule', (r) => targetsTrigger(r) && r.Properties?.EventPattern !== undefined);
+  const [, sweep] = only('AWS::Events::Rule', (r) => targetsTrigger(r) && r.Properties?.ScheduleExpression !== undefined);
   const triggerId = ((rule.Properties!.Targets as Array<{ Arn: { 'Fn::GetAtt': [string, string] } }>)[0].Arn)['Fn::GetAtt'][0];
   const trigger = template.Resources[triggerId];
   void ruleId;
@@ -96,6 +100,10 @@ export function synthesizeLab(): LabDeployment {
     triggerHandler: triggerProps.Handler,
     triggerEnvironment: triggerProps.Environment.Variables,
     cleanupEventPattern: rule.Properties!.EventPattern,
+    cleanupSweep: {
+      schedule: String(sweep.Properties!.ScheduleExpression),
+      input: JSON.parse(String((sweep.Properties!.Targets as Array<{ Input: string }>)[0].Input)),
+    },
     resolve: (value, physical) => resolveCfn(value, physical),
     dispose: () => rmSync(outdir, { recursive: true, force: true }),
   };
