@@ -51,7 +51,9 @@ test('a weekly drill schedule starts the project with MODE=drill and the restore
 
 test('no schedule: no rule and no stale-drill alarm (drills can still be started by hand)', () => {
   const { template, recovery } = synth();
-  expect(Object.keys(template.findResources('AWS::Events::Rule', { Properties: { ScheduleExpression: Match.anyValue() } }))).toHaveLength(0);
+  // The only schedule is the cleanup sweep's (it invokes the trigger function, never starts a build).
+  const schedules = Object.values(template.findResources('AWS::Events::Rule', { Properties: { ScheduleExpression: Match.anyValue() } }));
+  expect(schedules.map((r) => JSON.stringify(r.Properties.Targets))).toEqual([expect.stringContaining('"Input":"{\\"cleanup\\":\\"sweep\\"}"')]);
   template.resourceCountIs('AWS::CloudWatch::Alarm', 0);
   expect(recovery.drillStaleAlarm).toBeUndefined();
   // The build may still publish a drill's evidence.

@@ -389,7 +389,7 @@ describe('trigger function', () => {
     expect(render(fn.Properties.Code.S3Key)).toMatch(/^[0-9a-f]{64}\.zip$/);
   });
 
-  test('role: no managed policy; StartBuild and BatchGetBuilds on its project only; describe, tags and delete as narrow as the API allows', () => {
+  test('role: no managed policy; StartBuild, BatchGetBuilds, ListBuildsForProject and StopBuild on its project only; describe, tags and delete as narrow as the API allows', () => {
     const f = fixture();
     const { template } = synth({ instance: imported(f), vpc: f.vpc, credentials: importedSecret(f) }, f);
     const role = Object.entries(template.findResources('AWS::IAM::Role')).find(([k]) => k.startsWith('DrTriggerRole'))![1];
@@ -400,6 +400,7 @@ describe('trigger function', () => {
     const expected: Record<string, [string[], string[]]> = {
       StartRecoveryBuild: [['codebuild:StartBuild'], [`\${${project}.Arn}`]],
       ConfirmDeadBuild: [['codebuild:BatchGetBuilds'], [`\${${project}.Arn}`]],
+      StopRunningDrill: [['codebuild:ListBuildsForProject', 'codebuild:StopBuild'], [`\${${project}.Arn}`]],
       DescribeInstances: [['rds:DescribeDBInstances'], [arnOf('db', '*')]],
       ListTemporaryInstanceTags: [['rds:ListTagsForResource'], [arnOf('db', 'orders-db'), temp]],
       DescribeAutomatedBackups: [['rds:DescribeDBInstanceAutomatedBackups'], [arnOf('auto-backup', '*'), arnOf('db', 'orders-db')]],
@@ -435,7 +436,20 @@ describe('trigger function', () => {
       Principal: 'events.amazonaws.com',
       SourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DrProjectCleanupRule'), 'Arn'] },
     });
-    template.resourceCountIs('AWS::Events::Rule', 1);
+    // And the cleanup sweep's schedule (below): two rules in all.
+    template.resourceCountIs('AWS::Events::Rule', 2);
+  });
+
+  test('cleanup sweep: every 15 minutes the function gets the sweep input, with the dead-letter queue behind it', () => {
+    const { template } = synth();
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(15 minutes)',
+      Targets: [Match.objectLike({
+        Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DrTrigger[0-9A-F]{8}$'), 'Arn'] },
+        Input: JSON.stringify({ cleanup: 'sweep' }),
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DrCleanupDeadLetters'), 'Arn'] } },
+      })],
+    });
   });
 });
 
@@ -444,7 +458,7 @@ describe('notifications', () => {
     const f = fixture();
     const topic = new sns.Topic(f.stack, 'Topic');
     const { template } = synth({ notificationTopic: topic }, f);
-    template.resourceCountIs('AWS::Events::Rule', 2);
+    template.resourceCountIs('AWS::Events::Rule', 3);
     template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: Match.objectLike({
         detail: {
@@ -593,7 +607,7 @@ describe('synth-time errors name the prop and the value', () => {
     [['a,b'], /`databases\[0\]`: "a,b" cannot be passed to the build; accepted: a name without commas/],
     [[' orders'], /`databases\[0\]`: " orders" cannot be passed/],
     [['orders', 'orders'], /`databases\[1\]`: "orders" is listed twice/],
-    [['x'.repeat(64)], /`databases\[0\]`: "x{64}" is not a database/],
+    [['x'.repeat(64)], /`databases\[0\]`: "x{16}…" \(64 characters\) is not a database/],
     [[], /`databases` is an empty list/],
   ])('databases %j', (databases, message) => {
     expectError(() => ({ databases }), message);

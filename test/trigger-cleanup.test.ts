@@ -16,9 +16,9 @@ import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
 import {
   PROJECT, REGION, SOURCE, batchGetBuildsFrom, buildArn, codeBuildRecord, config, createPostgres, instanceStates, recordingLog,
 } from './trigger-fixtures';
-import { BuildStateChangeEvent, cleanupAfterDeadBuild } from '../lambda/cleanup';
+import { BuildStateChangeEvent, cleanupAfterDeadBuild, isEventBridgeEvent, isSweepEvent, sweepTemporaryInstances } from '../lambda/cleanup';
 import { TriggerDeps } from '../lambda/trigger-deps';
-import { BUILD_STATE_CHANGE, temporaryInstanceId } from '../src/contract';
+import { BUILD_STATE_CHANGE, CLEANUP_SWEEP, temporaryInstanceId } from '../src/contract';
 
 Object.assign(process.env, DUMMY_AWS_ENV);
 
@@ -323,8 +323,9 @@ describe('deletes RDS refuses', () => {
 
     await expect(failure).rejects.toThrow(
       `Cleanup after build ${DEAD_BUILD}: could not delete ${DEAD_TEMP_1} (InvalidDBInstanceStateFault: Instance is currently modifying; `
-      + `status available, still refused after 4 attempt(s)). Deletion requested for: ${DEAD_TEMP_2}. The event will be retried; `
-      + 'if that fails too, delete the remaining instances by hand (aws rds delete-db-instance --db-instance-identifier <id> --skip-final-snapshot --delete-automated-backups).',
+      + `status available, still refused after 4 attempt(s)). Deletion requested for: ${DEAD_TEMP_2}. The event will be retried, `
+      + 'and the cleanup sweep tries again every 15 minutes until the instance is gone (RDS refuses to delete an instance while it is being created, '
+      + 'which lasts as long as the restore); if neither can, delete the remaining instances by hand (aws rds delete-db-instance --db-instance-identifier <id> --skip-final-snapshot --delete-automated-backups).',
     );
     expect(clock.sleep).toHaveBeenCalledTimes(3);
     expect(deleteCallsFor(DEAD_TEMP_1)).toBe(4);
@@ -374,5 +375,45 @@ describe('deletes RDS refuses', () => {
     const states = await instanceStates(rds);
     expect(states[DEAD_TEMP_1]).toBe('available');
     expect(states[DEAD_TEMP_2]).toBeUndefined();
+  });
+});
+
+describe('the scheduled sweep', () => {
+  test('deletes every temporary instance of a dead build, and nothing of a running build, untagged, the source or a look-alike', async () => {
+    const log = recordingLog();
+    const summary = await sweepTemporaryInstances(deps({ log: log.log }));
+
+    expect([...summary.deleted].sort()).toEqual([DEAD_TEMP_1, DEAD_TEMP_2]);
+    expect(summary.waiting).toEqual([]);
+    const states = await instanceStates(rds);
+    for (const id of SURVIVORS) expect(states[id]).toBe('available');
+    // One question to CodeBuild about every build id found on a temporary instance of this source.
+    expect(batchGetBuildsCalls()).toEqual([{ ids: expect.arrayContaining([DEAD_BUILD, OTHER_BUILD]) }]);
+    expect(log.lines.join('\n')).toContain(`Sweep: deleting ${DEAD_TEMP_1}, left by build ${DEAD_BUILD} (FAILED)`);
+  });
+
+  test('a delete RDS refuses for now is left to the next sweep, named, without throwing', async () => {
+    const spy = mockClient(rds);
+    spy.send.callThrough();
+    spy.on(DeleteDBInstanceCommand, { DBInstanceIdentifier: DEAD_TEMP_1 }).rejects(
+      Object.assign(new Error(`Instance ${DEAD_TEMP_1} is currently creating.`), { name: 'InvalidDBInstanceStateFault', $fault: 'client' }),
+    );
+    const log = recordingLog();
+    const summary = await sweepTemporaryInstances(deps({ log: log.log })).finally(() => spy.restore());
+    expect(summary).toEqual({ deleted: [DEAD_TEMP_2], waiting: [DEAD_TEMP_1] });
+    expect(log.lines.join('\n')).toMatch(new RegExp(`Sweep: ${DEAD_TEMP_1}, left by build ${DEAD_BUILD} \\(FAILED\\), is available; RDS refused to delete it for now .*The next sweep, in 15 minutes, tries again\\.`));
+  });
+
+  test('a build CodeBuild does not know or reports succeeded: its instance is left alone', async () => {
+    codeBuildKnows(codeBuildRecord(OTHER_BUILD, 'SUCCEEDED'));
+    const summary = await sweepTemporaryInstances(deps());
+    expect(summary).toEqual({ deleted: [], waiting: [] });
+    expect(Object.keys(await instanceStates(rds)).sort()).toEqual(ALL_INSTANCES);
+  });
+
+  test('the sweep input is recognised, and is not a build state change', () => {
+    expect(isSweepEvent(CLEANUP_SWEEP)).toBe(true);
+    expect(isSweepEvent({ restoreTime: 'latest' })).toBe(false);
+    expect(isEventBridgeEvent(CLEANUP_SWEEP)).toBe(false);
   });
 });
