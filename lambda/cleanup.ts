@@ -202,7 +202,8 @@ export async function sweepTemporaryInstances(deps: TriggerDeps, options: { read
   for (let i = 0; i < ids.length; i += 100) {
     const answer = await deps.codebuild.send(new BatchGetBuildsCommand({ ids: ids.slice(i, i + 100) }));
     for (const b of answer?.builds ?? []) {
-      if (b.id && b.projectName === projectName && b.buildComplete === true && (DEAD_BUILD_STATES as readonly (string | undefined)[]).includes(b.buildStatus)) {
+      const isDead = (DEAD_BUILD_STATES as readonly (string | undefined)[]).includes(b.buildStatus);
+      if (b.id && b.projectName === projectName && b.buildComplete === true && isDead) {
         dead.set(b.id, b.buildStatus!);
       }
     }

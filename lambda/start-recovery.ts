@@ -45,7 +45,9 @@ export interface StartOptions {
  */
 export const DRILL_STOP_WAIT_MS = 40_000;
 
-export async function startRecovery(input: unknown, deps: TriggerDeps, options: StartOptions = {}): Promise<RecoveryStarted | HousekeepingStarted | DrillStarted> {
+export async function startRecovery(
+  input: unknown, deps: TriggerDeps, options: StartOptions = {},
+): Promise<RecoveryStarted | HousekeepingStarted | DrillStarted> {
   if (isHousekeepingRequest(input)) {
     return startHousekeeping(parseHousekeepingRequest(input as Record<string, unknown>, deps.config.sourceInstanceId), deps);
   }

@@ -22,7 +22,9 @@ export interface TimeBudget {
   getRemainingTimeInMillis(): number;
 }
 
-export async function handler(event: unknown, context?: TimeBudget): Promise<RecoveryStarted | HousekeepingStarted | DrillStarted | CleanupSummary | SweepSummary> {
+export async function handler(
+  event: unknown, context?: TimeBudget,
+): Promise<RecoveryStarted | HousekeepingStarted | DrillStarted | CleanupSummary | SweepSummary> {
   const deps = depsFromEnvironment();
   // The construct's schedule: temporary instances of dead builds that RDS refused to delete earlier.
   if (isSweepEvent(event)) return sweepTemporaryInstances(deps);
@@ -32,7 +34,8 @@ export async function handler(event: unknown, context?: TimeBudget): Promise<Rec
     return cleanupAfterDeadBuild(event, deps, { retryDeadline });
   }
   // A recovery may wait for a drill it stopped, within the default wait and the function's own time.
-  const deadline = context ? Math.min(Date.now() + DRILL_STOP_WAIT_MS, Date.now() + context.getRemainingTimeInMillis() - CLEANUP_MARGIN_MS) : undefined;
+  const now = Date.now();
+  const deadline = context ? Math.min(now + DRILL_STOP_WAIT_MS, now + context.getRemainingTimeInMillis() - CLEANUP_MARGIN_MS) : undefined;
   return startRecovery(event, deps, { deadline });
 }
 

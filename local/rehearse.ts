@@ -28,8 +28,8 @@ import { dirname, join, resolve } from 'node:path';
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
-import { startCodeBuildApi, type CodeBuildApi } from './codebuild-api';
 import { LOOPBACK, LocalCluster, SECOND_HOST, pgBin, pgBinDir, quoteIdent, sleep } from './cluster';
+import { startCodeBuildApi, type CodeBuildApi } from './codebuild-api';
 import { compareFingerprints, fingerprintDatabase, listAllDatabases } from './fingerprint';
 import { DUMMY_AWS_ENV, motoClientConfig, startMoto, type MotoServer } from './moto-server';
 import { setRolePassword } from './pitr-copy';
@@ -424,6 +424,9 @@ class AwsRig implements Rig {
     }
   }
 
+  /** CodeBuild as the runner asks it about its own build (how its start variables were passed). */
+  private codebuild?: CodeBuildApi;
+
   private constructor(
     private readonly options: RigOptions,
     private readonly moto: MotoServer,
@@ -439,17 +442,18 @@ class AwsRig implements Rig {
     await this.secrets.send(new PutSecretValueCommand({ SecretId: this.secretArn, SecretString: this.secretJson(password) }));
   }
 
-  /** CodeBuild as the runner asks it about its own build (how its start variables were passed). */
-  private codebuild?: CodeBuildApi;
-
   async recover(start: Readonly<Record<string, string>>, _password: string, signal?: AbortSignal): Promise<RecoverResult> {
     const project = 'rehearsal';
     const buildId = `${project}:${randomUUID()}`;
     this.codebuild ??= await startCodeBuildApi({ projectName: project });
     const variables = Object.entries(start).map(([name, value]) => ({ name, value, type: 'PLAINTEXT' }));
     this.codebuild.builds.set(buildId, {
-      id: buildId, arn: `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:000000000000:build/${buildId}`, projectName: project,
-      buildStatus: 'IN_PROGRESS', buildComplete: false, environment: { environmentVariables: variables },
+      id: buildId,
+      arn: `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:000000000000:build/${buildId}`,
+      projectName: project,
+      buildStatus: 'IN_PROGRESS',
+      buildComplete: false,
+      environment: { environmentVariables: variables },
     });
     // The build's environment: the project's variables, the start overrides, what CodeBuild sets, and where the SDK sends its calls.
     const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(AWS_|PG|CODEBUILD_)/.test(k)));

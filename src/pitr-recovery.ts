@@ -19,7 +19,8 @@ import {
 } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import {
-  CLEANUP_SWEEP, CLEANUP_SWEEP_MINUTES, DEAD_BUILD_STATES, DEFAULT_STRATEGY, DRILL_METRICS, PROJECT_ENV, SAFETY_SNAPSHOT_INFIX, START_ENV, TAGS, TEMP_INSTANCE_INFIX,
+  CLEANUP_SWEEP, CLEANUP_SWEEP_MINUTES,
+  DEAD_BUILD_STATES, DEFAULT_STRATEGY, DRILL_METRICS, PROJECT_ENV, SAFETY_SNAPSHOT_INFIX, START_ENV, TAGS, TEMP_INSTANCE_INFIX,
   TRIGGER_ENV, safetySnapshotId, temporaryInstancePrefix, validateDatabaseName,
 } from './contract';
 import { DrillRestoreTime, addRestoreDrills, drillMetric } from './restore-drills';

@@ -445,8 +445,14 @@ describe('what moto does not model (aws-sdk-client-mock)', () => {
       // What DescribeDBInstances reports for a member of a Multi-AZ DB cluster: engine postgres, DBClusterIdentifier set.
       mock.on(DescribeDBInstancesCommand).resolves({
         DBInstances: [{
-          DBInstanceIdentifier: SOURCE, DBInstanceStatus: 'available', Engine: 'postgres', EngineVersion: '16.4', MasterUsername: 'master',
-          BackupRetentionPeriod: 7, DBClusterIdentifier: 'orders-cluster', Endpoint: { Address: 'orders-db.abc.us-east-1.rds.amazonaws.com', Port: SOURCE_PORT },
+          DBInstanceIdentifier: SOURCE,
+          DBInstanceStatus: 'available',
+          Engine: 'postgres',
+          EngineVersion: '16.4',
+          MasterUsername: 'master',
+          BackupRetentionPeriod: 7,
+          DBClusterIdentifier: 'orders-cluster',
+          Endpoint: { Address: 'orders-db.abc.us-east-1.rds.amazonaws.com', Port: SOURCE_PORT },
         }],
       });
       const request = readStartRequest({

@@ -10,11 +10,11 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { DUMMY_AWS_ENV } from './moto';
 import { smallSeed } from './recovery-harness';
 import { synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { invokeTrigger } from './standin/trigger';
 import { ACCOUNT, PROJECT_NAME, SOURCE_ID, startWorld, type World } from './standin/world';
-import { DUMMY_AWS_ENV } from './moto';
 import { BUILD_STATE_CHANGE, CLEANUP_SWEEP, START_ENV, temporaryInstancePrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');

@@ -22,10 +22,10 @@ import { CallWorld, IamRequest, RecordedCall, commandsInSource, iamRequestsOf, m
 import { Decision, DeployValues, Policy, decide, identityPoliciesOf } from './iam-policies';
 import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
 import { AwsBuildStatus } from '../buildspec/runner/aws/builds';
-import { assertPlaintextStartVariables } from '../buildspec/runner/aws/start-variables';
 import { AwsDrillPublisher } from '../buildspec/runner/aws/publish';
 import { AwsRdsControl } from '../buildspec/runner/aws/rds-control';
 import { readDatabaseCredentials } from '../buildspec/runner/aws/secret';
+import { assertPlaintextStartVariables } from '../buildspec/runner/aws/start-variables';
 import { readDrillRequest, runDrill } from '../buildspec/runner/drill';
 import { readHousekeepingRequest, runHousekeeping } from '../buildspec/runner/housekeeping';
 import { StepLog } from '../buildspec/runner/log';
@@ -230,7 +230,10 @@ async function capture(variant: Variant): Promise<Captured> {
   const drillId = `${PROJECT}:0d0d0d0d-0000-4000-8000-000000000002`;
   let drillStopped = false;
   const drillRecord = () => ({
-    id: drillId, projectName: PROJECT, buildStatus: drillStopped ? 'STOPPED' : 'IN_PROGRESS', buildComplete: drillStopped,
+    id: drillId,
+    projectName: PROJECT,
+    buildStatus: drillStopped ? 'STOPPED' : 'IN_PROGRESS',
+    buildComplete: drillStopped,
     environment: { environmentVariables: [{ name: START_ENV.MODE, value: 'drill', type: 'PLAINTEXT' }] },
   });
   const codebuild = recordCalls(new CodeBuildClient(motoClientConfig('http://127.0.0.1:9')), trigger, {

@@ -28,7 +28,9 @@ function build(id: string, mode: string | undefined, status: Build['buildStatus'
     buildComplete: status !== 'IN_PROGRESS',
     startTime: new Date('2026-11-24T09:00:00Z'),
     environment: {
-      type: 'LINUX_CONTAINER', image: 'x', computeType: 'BUILD_GENERAL1_SMALL',
+      type: 'LINUX_CONTAINER',
+      image: 'x',
+      computeType: 'BUILD_GENERAL1_SMALL',
       environmentVariables: mode === undefined ? [] : [{ name: START_ENV.MODE, value: mode, type: type as 'PLAINTEXT' }],
     },
   };
@@ -36,7 +38,8 @@ function build(id: string, mode: string | undefined, status: Build['buildStatus'
 
 function instance(status: string): DBInstance {
   return {
-    DBInstanceIdentifier: DRILL_INSTANCE, DBInstanceStatus: status,
+    DBInstanceIdentifier: DRILL_INSTANCE,
+    DBInstanceStatus: status,
     TagList: [{ Key: TAGS.BUILD_ID, Value: DRILL }, { Key: TAGS.SOURCE, Value: SOURCE }],
   };
 }
@@ -44,7 +47,9 @@ function instance(status: string): DBInstance {
 /** CodeBuild and RDS as seen at each look: the builds by id, and the instances. */
 function world(builds: Map<string, Build>, instances: () => DBInstance[]): void {
   codebuildMock.on(ListBuildsForProjectCommand).resolves({ ids: [...builds.keys()] });
-  codebuildMock.on(BatchGetBuildsCommand).callsFake((input: { ids: string[] }) => ({ builds: input.ids.flatMap((id) => (builds.has(id) ? [builds.get(id)!] : [])) }));
+  codebuildMock.on(BatchGetBuildsCommand).callsFake((input: { ids: string[] }) => ({
+    builds: input.ids.flatMap((id) => (builds.has(id) ? [builds.get(id)!] : [])),
+  }));
   rdsMock.on(DescribeDBInstancesCommand).callsFake(() => ({ DBInstances: instances() }));
 }
 

@@ -6,8 +6,8 @@
  */
 import { existsSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CodeBuildApi } from '../../local/codebuild-api';
 import type { World } from './world';
+import type { CodeBuildApi } from '../../local/codebuild-api';
 import { TRIGGER_ENV } from '../../src/contract';
 import { DUMMY_AWS_ENV } from '../moto';
 

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateSecretCommand, GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { startBuild, type BuildResult, type RunningBuild } from './codebuild';
-import { startCodeBuildApi, type BuildVariable, type CodeBuildApi, type KnownBuild } from '../../local/codebuild-api';
 import { synthesizeLab, type LabDeployment } from './lab-deployment';
 import { quoteIdent } from '../../local/cluster';
+import { startCodeBuildApi, type BuildVariable, type CodeBuildApi, type KnownBuild } from '../../local/codebuild-api';
 import { setRolePassword } from '../../local/pitr-copy';
 import type { StandInInstance } from '../../local/rds-standin/engine';
 import { tlsPlacement } from '../../local/rds-standin/placement';
@@ -38,6 +38,14 @@ export interface World {
   readonly standIn: RdsStandIn;
   readonly moto: MotoServer;
   readonly ca: TestCa;
+  /**
+   * The CodeBuild API of this "deployment": it knows every build started
+   * here, with its environment variables and their types (the runner asks
+   * it about its own build); StartBuild and StopBuild run and stop builds.
+   */
+  readonly codebuild: CodeBuildApi;
+  /** Every build started here, by id. */
+  readonly runs: Map<string, RunningBuild>;
   readonly source: StandInInstance;
   readonly secretArn: string;
   /** Logical id -> physical id, for resolving the template. */
@@ -50,14 +58,6 @@ export interface World {
   sql(sql: string, database?: string): Promise<string>;
   /** Runs a psql script (meta-commands allowed) as the local superuser on the source. */
   script(text: string, database?: string): Promise<void>;
-  /**
-   * The CodeBuild API of this "deployment": it knows every build started
-   * here, with its environment variables and their types (the runner asks
-   * it about its own build); StartBuild and StopBuild run and stop builds.
-   */
-  readonly codebuild: CodeBuildApi;
-  /** Every build started here, by id. */
-  readonly runs: Map<string, RunningBuild>;
   /** Starts the synthesized project's build with `overrides` (a start-build's environment-variables-override, all PLAINTEXT). */
   startBuild(overrides: Readonly<Record<string, string>>, options?: BuildStartOptions): { build: RunningBuild; buildId: string };
   /**
@@ -67,7 +67,9 @@ export interface World {
    * resolves it with the build role, while BatchGetBuilds reports the value
    * as passed, with its type. PARAMETER_STORE is not modeled here (refused).
    */
-  startBuildWith(variables: readonly BuildVariable[], options?: BuildStartOptions): Promise<{ build: RunningBuild; buildId: string; known: KnownBuild }>;
+  startBuildWith(
+    variables: readonly BuildVariable[], options?: BuildStartOptions,
+  ): Promise<{ build: RunningBuild; buildId: string; known: KnownBuild }>;
   runBuild(overrides: Readonly<Record<string, string>>): Promise<BuildResult & { buildId: string }>;
   dispose(): Promise<void>;
 }
@@ -174,54 +176,54 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
 
     /** Runs a build: `overrides` as the build sees them, `reported` as BatchGetBuilds reports them. */
     function launch(overrides: Readonly<Record<string, string>>, reported: readonly BuildVariable[], buildOptions: BuildStartOptions) {
-        // The runner names what it creates by the second (<source>-pitr-<yyyymmddhhmmss>); on AWS one build of a project runs at
-        // a time and lasts minutes, so two never share a second. Here a build that fails fast could share one with the next:
-        // start after the second in which the previous build started or ended (its runner took its stamp in between).
-        const second = Math.floor(Date.now() / 1000);
-        if (second <= lastBusySecond) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, (lastBusySecond + 1) * 1000 - Date.now() + 5);
-        lastBusySecond = Math.floor(Date.now() / 1000);
-        const buildId = `${PROJECT_NAME}:${randomUUID()}`;
-        const env: Record<string, string> = {
-          ...projectEnv,
-          // The template's /tmp/rds-ca is one path for every concurrent test file; each world gets its own.
-          [PROJECT_ENV.PG_CA_BUNDLE]: join(scratch, 'rds-ca', 'global-bundle.pem'),
-          ...overrides,
-          // What CodeBuild sets on every build.
-          [BUILD_ENV.BUILD_ID]: buildId,
-          CODEBUILD_BUILD_ARN: `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:build/${buildId}`,
-          AWS_REGION: DUMMY_AWS_ENV.AWS_REGION,
-          AWS_DEFAULT_REGION: DUMMY_AWS_ENV.AWS_REGION,
-          // Credentials CodeBuild would take from the service role; dummies for the stand-ins.
-          AWS_ACCESS_KEY_ID: DUMMY_AWS_ENV.AWS_ACCESS_KEY_ID,
-          AWS_SECRET_ACCESS_KEY: DUMMY_AWS_ENV.AWS_SECRET_ACCESS_KEY,
-          AWS_EC2_METADATA_DISABLED: 'true',
-          // The only change from AWS: where the SDK sends its calls.
-          AWS_ENDPOINT_URL_RDS: standInRef.endpoint,
-          AWS_ENDPOINT_URL_SECRETS_MANAGER: moto.endpoint,
-          AWS_ENDPOINT_URL_CODEBUILD: codebuild.endpoint,
-          // moto's CloudWatch has no FreeStorageSpace datapoint here: the runner says so and goes on (the rehearsal publishes one).
-          AWS_ENDPOINT_URL_CLOUDWATCH: moto.endpoint,
-        };
-        const caFile = buildOptions.caBundle ?? ca.caFile;
-        const build = startBuild({ sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile, onLine: buildOptions.onLine });
-        runs.set(buildId, build);
-        const byName = new Map<string, BuildVariable>([...projectVariables, ...reported].map((v) => [v.name, v]));
-        const known: KnownBuild = {
-          id: buildId,
-          arn: `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:build/${buildId}`,
-          projectName: PROJECT_NAME,
-          buildStatus: 'IN_PROGRESS',
-          buildComplete: false,
-          environmentVariablesOverride: reported,
-          environment: { environmentVariables: [...byName.values()] },
-        };
-        codebuild.builds.set(buildId, known);
-        void build.done.then((result) => {
-          lastBusySecond = Math.max(lastBusySecond, Math.floor(Date.now() / 1000));
-          known.buildStatus = result.status === 'SUCCEEDED' ? 'SUCCEEDED' : result.status === 'SIGNALLED' ? 'STOPPED' : 'FAILED';
-          known.buildComplete = true;
-        });
-        return { build, buildId, known };
+      // The runner names what it creates by the second (<source>-pitr-<yyyymmddhhmmss>); on AWS one build of a project runs at
+      // a time and lasts minutes, so two never share a second. Here a build that fails fast could share one with the next:
+      // start after the second in which the previous build started or ended (its runner took its stamp in between).
+      const second = Math.floor(Date.now() / 1000);
+      if (second <= lastBusySecond) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, (lastBusySecond + 1) * 1000 - Date.now() + 5);
+      lastBusySecond = Math.floor(Date.now() / 1000);
+      const buildId = `${PROJECT_NAME}:${randomUUID()}`;
+      const env: Record<string, string> = {
+        ...projectEnv,
+        // The template's /tmp/rds-ca is one path for every concurrent test file; each world gets its own.
+        [PROJECT_ENV.PG_CA_BUNDLE]: join(scratch, 'rds-ca', 'global-bundle.pem'),
+        ...overrides,
+        // What CodeBuild sets on every build.
+        [BUILD_ENV.BUILD_ID]: buildId,
+        CODEBUILD_BUILD_ARN: `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:build/${buildId}`,
+        AWS_REGION: DUMMY_AWS_ENV.AWS_REGION,
+        AWS_DEFAULT_REGION: DUMMY_AWS_ENV.AWS_REGION,
+        // Credentials CodeBuild would take from the service role; dummies for the stand-ins.
+        AWS_ACCESS_KEY_ID: DUMMY_AWS_ENV.AWS_ACCESS_KEY_ID,
+        AWS_SECRET_ACCESS_KEY: DUMMY_AWS_ENV.AWS_SECRET_ACCESS_KEY,
+        AWS_EC2_METADATA_DISABLED: 'true',
+        // The only change from AWS: where the SDK sends its calls.
+        AWS_ENDPOINT_URL_RDS: standInRef.endpoint,
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: moto.endpoint,
+        AWS_ENDPOINT_URL_CODEBUILD: codebuild.endpoint,
+        // moto's CloudWatch has no FreeStorageSpace datapoint here: the runner says so and goes on (the rehearsal publishes one).
+        AWS_ENDPOINT_URL_CLOUDWATCH: moto.endpoint,
+      };
+      const caFile = buildOptions.caBundle ?? ca.caFile;
+      const build = startBuild({ sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile, onLine: buildOptions.onLine });
+      runs.set(buildId, build);
+      const byName = new Map<string, BuildVariable>([...projectVariables, ...reported].map((v) => [v.name, v]));
+      const known: KnownBuild = {
+        id: buildId,
+        arn: `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:build/${buildId}`,
+        projectName: PROJECT_NAME,
+        buildStatus: 'IN_PROGRESS',
+        buildComplete: false,
+        environmentVariablesOverride: reported,
+        environment: { environmentVariables: [...byName.values()] },
+      };
+      codebuild.builds.set(buildId, known);
+      void build.done.then((result) => {
+        lastBusySecond = Math.max(lastBusySecond, Math.floor(Date.now() / 1000));
+        known.buildStatus = result.status === 'SUCCEEDED' ? 'SUCCEEDED' : result.status === 'SIGNALLED' ? 'STOPPED' : 'FAILED';
+        known.buildComplete = true;
+      });
+      return { build, buildId, known };
     }
   } catch (err) {
     await codebuild.stop();
