@@ -1,8 +1,8 @@
 /**
- * The checks before anything is written (recovery step 6's first part): the
- * database exists on the point-in-time copy, every role it references exists
- * on the original and can be acted as, its derived names are free, the dump
- * fits on the build's disk, its swap hazards, and room on the original.
+ * The checks before anything is written: the database exists on the
+ * point-in-time copy, every role it references exists on the original and
+ * can be acted as, its derived names are free, the dump fits on the build's
+ * disk; its swap hazards; and room on the original.
  */
 import { mkdirSync, statfsSync } from 'node:fs';
 import { EXCLUDED_DATABASES, HAZARDS } from '../../../../src/contract';

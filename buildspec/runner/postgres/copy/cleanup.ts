@@ -1,10 +1,10 @@
-import type { PgTarget } from '../../ports';
+/** Clean up after a failure. */
 import { ident } from '../names';
 import { adminDatabase, withClient } from './sessions';
-import type { DatabasePlan } from './types';
+import type { DatabaseCopy } from './types';
 
 /** After a failure: drop the half-made database, and say what state the original is in. */
-export async function cleanUp(target: PgTarget, plan: DatabasePlan, into: string, state: { created: boolean; dropped: boolean }): Promise<string> {
+export async function cleanUp({ target, plan, into, state }: DatabaseCopy): Promise<string> {
   let dropped = '';
   if (state.created) {
     try {

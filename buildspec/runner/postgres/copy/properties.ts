@@ -1,8 +1,15 @@
+/** Properties: the database-level privileges, settings and comment of the point-in-time copy's database. */
 import type { PgTarget } from '../../ports';
 import { ident, literal } from '../names';
 import { compareProperties, readDatabaseProperties, settingStatement, type DatabaseProperties } from '../verify';
+import { PHASES } from './phases';
 import { adminDatabase, withClient } from './sessions';
-import type { DatabasePlan } from './types';
+import type { DatabaseCopy, DatabasePlan } from './types';
+
+/** After verification: the rest of the properties (see applyProperties), compared with the point-in-time copy. */
+export function applyDatabaseProperties(copy: DatabaseCopy): Promise<void> {
+  return copy.options.log.step(PHASES.applyProperties(copy.db), () => applyProperties(copy.target, copy.plan, copy.into, 'after verify'));
+}
 
 /**
  * Database-level properties of the point-in-time copy, in two phases.

@@ -61,3 +61,8 @@ export class TaskQueue {
     while (!this.failed && this.running < this.limit && this.waiting.length > 0) this.waiting.shift()!();
   }
 }
+
+/** Waits for every one of `work`, then throws the first failure: a clean-up then runs with none of them still running. */
+export async function settleAll(work: ReadonlyArray<Promise<unknown>>): Promise<void> {
+  for (const r of await Promise.allSettled(work)) if (r.status === 'rejected') throw r.reason;
+}

@@ -1,11 +1,14 @@
+/**
+ * The dump's table of contents, split into the lists pg_restore is run with
+ * (restoreLists), and pg_restore of one of them into the new database (pgRestore).
+ */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'pg';
-import type { PgTarget } from '../../ports';
 import { ident } from '../names';
-import { libpqEnv, type PgProcesses } from '../process';
+import { dbConninfo, libpqEnv } from '../process';
 import { withClient } from './sessions';
-import type { IndexWork, RestoreLists, StreamedTable } from './types';
+import type { DatabaseCopy, IndexWork, RestoreLists } from './types';
 
 /**
  * The archive's table of contents as restore lists: the main one, minus what
@@ -15,9 +18,9 @@ import type { IndexWork, RestoreLists, StreamedTable } from './types';
  * (pg_restore -j schedules a whole archive the same way). Those entries are
  * taken out of the main list.
  */
-export async function restoreLists(
-  source: Client, target: PgTarget, processes: PgProcesses, dumpDir: string, streamed: readonly StreamedTable[], withoutEventTriggers: boolean,
-): Promise<RestoreLists> {
+export async function restoreLists(source: Client, { target, processes, dumpDir, plan }: DatabaseCopy): Promise<RestoreLists> {
+  const { streamed } = plan;
+  const withoutEventTriggers = plan.hazards.leftOutEventTriggers.length > 0;
   const { stdout } = await processes.run('pg_restore', ['-l', dumpDir], { env: libpqEnv(target) });
   const superuser = await withClient(target, target.maintenanceDatabase, async (c) => (await c.query<{ su: string }>("SELECT current_setting('is_superuser') AS su")).rows[0].su === 'on');
   // COMMENT ON EXTENSION needs extension ownership the master user of RDS does not have; CREATE EXTENSION sets the comment anyway.
@@ -102,4 +105,11 @@ export async function restoreLists(
   }
   for (const work of perTable.values()) work.sort((a, b) => (b.bytes ?? 0) - (a.bytes ?? 0));
   return { main: file, tables: perTable, labels };
+}
+
+/** pg_restore of `list` from the dump into the new database (`section` '' for a list of single entries). */
+export function pgRestore(copy: DatabaseCopy, list: string, section: string, jobs: number, more: string[] = []): Promise<unknown> {
+  return copy.processes.run('pg_restore', [
+    ...(section ? [`--section=${section}`] : []), ...more, '--exit-on-error', '-j', String(jobs), '-L', list, '-d', dbConninfo(copy.into), copy.dumpDir,
+  ], { env: libpqEnv(copy.target), captureStdout: false });
 }

@@ -1,11 +1,11 @@
+/** Streams: a large table's data from the point-in-time copy straight into the new database, hashed as it flows. */
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import type { PgTarget } from '../../ports';
 import { ident, literal, qualified } from '../names';
-import { connect, type PgProcesses } from '../process';
+import { connect } from '../process';
 import { CopyChecksum, copyOutSql } from '../verify';
-import type { DatabasePlan, StreamedTable } from './types';
+import type { DatabaseCopy, StreamedTable } from './types';
 
 /**
  * COPY TO STDOUT under the exported snapshot, into COPY FROM STDIN (FREEZE)
@@ -15,9 +15,8 @@ import type { DatabasePlan, StreamedTable } from './types';
  * the table there. Both sessions use the database's encoding as
  * client_encoding, so the bytes pass unconverted. Returns the checksum.
  */
-export async function streamTable(
-  source: PgTarget, target: PgTarget, plan: DatabasePlan, into: string, table: StreamedTable, snapshot: string, processes: PgProcesses,
-): Promise<string> {
+export async function streamTable(copy: DatabaseCopy, table: StreamedTable, snapshot: string): Promise<string> {
+  const { source, target, plan, into, processes } = copy;
   const name = qualified(table.schema, table.name);
   const encoding = `SET client_encoding = ${literal(plan.sourceProperties.encoding)}`;
   const clients: Client[] = [];

@@ -1,16 +1,39 @@
+/** Swap: the restored database takes the live one's name; the live one is kept beside it. */
 import type { StepLog } from '../../log';
 import type { PgTarget } from '../../ports';
 import { ident } from '../names';
 import { TERMINATE_TIMEOUT_MS } from './limits';
+import { PHASES } from './phases';
 import { adminDatabase, withClient } from './sessions';
-import type { DatabasePlan } from './types';
+import type { DatabaseCopy, DatabasePlan } from './types';
+
+/**
+ * Puts the verified copy in place: under swap by renaming (the critical
+ * section below); under replace it is in place already, unavailable since the
+ * drop (`unavailableSince`); a drill swaps nothing. From here on the copy is
+ * the database, which a clean-up must not drop.
+ */
+export async function swapIn(copy: DatabaseCopy, unavailableSince: number | undefined): Promise<{ unavailableMs: number; keptAs?: string }> {
+  const { options } = copy;
+  copy.processes.throwIfAborted();
+  let swapped: { unavailableMs: number; keptAs?: string };
+  if (copy.replace) {
+    swapped = { unavailableMs: unavailableSince === undefined ? 0 : Date.now() - unavailableSince };
+  } else if (options.drill) {
+    swapped = { unavailableMs: 0 };
+  } else {
+    swapped = await options.log.step(PHASES.swap(copy.db), () => swap(copy.target, copy.plan, options.log));
+  }
+  copy.state.created = false;
+  return swapped;
+}
 
 /**
  * The critical section: block new connections to the live database, end its
  * sessions, and rename both databases in one transaction. Returns how long
  * the live database refused connections.
  */
-export async function swap(target: PgTarget, plan: DatabasePlan, log: StepLog): Promise<{ unavailableMs: number; keptAs?: string }> {
+async function swap(target: PgTarget, plan: DatabasePlan, log: StepLog): Promise<{ unavailableMs: number; keptAs?: string }> {
   return withClient(target, adminDatabase(target, plan.database), async (client) => {
     const live = ident(plan.database);
     const restored = ident(plan.restoredAs);

@@ -1,5 +1,7 @@
 /** What the data path's phases hand each other. */
+import type { CopyOptions, PgTarget } from '../../ports';
 import type { HazardReport } from '../hazards';
+import type { PgProcesses } from '../process';
 import type { DatabaseProperties, Fingerprint, TableCheck } from '../verify';
 
 export interface PgDataPathSettings {
@@ -71,4 +73,35 @@ export interface DatabasePlan {
   /** pg_database_size on the point-in-time copy, and of the database on the original (0 when it does not exist there). */
   readonly sourceBytes: number;
   readonly targetBytes: number;
+}
+
+/** One database's copy, as its phases share it. */
+export interface DatabaseCopy {
+  readonly source: PgTarget;
+  readonly target: PgTarget;
+  readonly plan: DatabasePlan;
+  readonly options: CopyOptions;
+  readonly processes: PgProcesses;
+  /** Where pg_dump writes the schema and the small tables. */
+  readonly dumpDir: string;
+  /** The database's name as the log lines begin with it (JSON-quoted). */
+  readonly db: string;
+  /** Strategy replace in a recovery (a drill restores beside the point-in-time copy's own database and never drops anything). */
+  readonly replace: boolean;
+  /** The database restored into: under replace the database's own name, after dropping it; otherwise the restored name. */
+  readonly into: string;
+  /** What a clean-up after a failure has to undo. */
+  readonly state: { created: boolean; dropped: boolean };
+  /** The restored tables' checksums, each taken once nothing writes its rows any more. */
+  readonly restoredTables: Record<string, string>;
+  /** The streamed tables' checksums on the point-in-time copy, taken from their streams. */
+  readonly streamChecksums: Record<string, string>;
+  /** Tables already analyzed (quoted qualified names). */
+  readonly analyzed: Set<string>;
+}
+
+/** Tasks that checksum the restored tables: the streamed ones' and the others'. */
+export interface ChecksumTasks {
+  readonly streamed: Array<() => Promise<void>>;
+  readonly others: Array<() => Promise<void>>;
 }

@@ -3,9 +3,12 @@ import type { Client } from 'pg';
 import type { CopyOptions, PgTarget } from '../../ports';
 import { literal, qualified } from '../names';
 import { connect, type PgProcesses } from '../process';
-import { compareFingerprints, fingerprint, fingerprintRest, listTables, type Fingerprint, type TableCheck } from '../verify';
+import { compareFingerprints, copyChecksum, fingerprint, fingerprintRest, listTables, tableChecksums, type Fingerprint, type TableCheck } from '../verify';
+import { DEFAULT_STREAM_MIN_BYTES } from './limits';
+import { PHASES } from './phases';
+import { TaskQueue } from './queue';
 import { withClient } from './sessions';
-import type { DatabasePlan, SourceFingerprint } from './types';
+import type { ChecksumTasks, DatabaseCopy, DatabasePlan, PgDataPathSettings, SourceFingerprint, StreamedTable } from './types';
 
 const MAX_REPORTED_MISMATCHES = 20;
 
@@ -14,7 +17,7 @@ const MAX_REPORTED_MISMATCHES = 20;
  * session of its own: `listed` (the tables and sequences to compare) comes
  * first, `done` once every table is checksummed.
  */
-export function sourceFingerprint(source: PgTarget, plan: DatabasePlan, snapshot: string, processes: PgProcesses): SourceFingerprint {
+export function sourceFingerprint({ source, plan, processes }: DatabaseCopy, snapshot: string): SourceFingerprint {
   let client: Client | undefined;
   let cancelled = false;
   let listedOk!: (v: { tables: TableCheck[]; sequences: Array<{ schema: string; name: string }> }) => void;
@@ -56,7 +59,61 @@ export function sourceFingerprint(source: PgTarget, plan: DatabasePlan, snapshot
   };
 }
 
-export async function verify(
+/**
+ * The restored tables' checksum tasks: tables of DEFAULT_STREAM_MIN_BYTES or
+ * more (and the streamed ones) one by one, the others together. To be called
+ * once every table's data is in: nothing writes rows after that (triggers and
+ * rules are created later, in post-data; generated columns are computed by
+ * the load), and the seam for tampering (`beforeVerify`) runs first. Each
+ * task records its checksums in `copy.restoredTables`.
+ */
+export async function restoredChecksumTasks(
+  copy: DatabaseCopy, sourceSide: SourceFingerprint, beforeVerify: PgDataPathSettings['beforeVerify'],
+): Promise<ChecksumTasks> {
+  const { target, plan, into, processes, restoredTables } = copy;
+  const checksum = (tables: readonly TableCheck[]) => (): Promise<void> => withClient(target, into, async (c) => {
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    Object.assign(restoredTables, await tableChecksums(c, tables, () => processes.throwIfAborted()));
+    await c.query('COMMIT');
+  });
+  const streamedChecksum = (table: StreamedTable) => (): Promise<void> => withClient(target, into, async (c) => {
+    processes.throwIfAborted();
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    restoredTables[qualified(table.schema, table.name)] = await copyChecksum(c, table, plan.sourceProperties.encoding);
+    await c.query('COMMIT');
+  });
+  if (beforeVerify) await beforeVerify(plan.database, into);
+  const { tables } = await sourceSide.listed;
+  const streamedByName = new Map(plan.streamed.map((t) => [qualified(t.schema, t.name), t]));
+  const alone = (t: TableCheck): boolean => t.bytes >= DEFAULT_STREAM_MIN_BYTES || streamedByName.has(qualified(t.schema, t.name));
+  const rest = tables.filter((t) => !alone(t));
+  const largest = tables.filter(alone).sort((a, b) => b.bytes - a.bytes);
+  return {
+    streamed: largest.flatMap((t) => {
+      const streamed = streamedByName.get(qualified(t.schema, t.name));
+      return streamed ? [streamedChecksum(streamed)] : [];
+    }),
+    others: [
+      ...largest.filter((t) => !streamedByName.has(qualified(t.schema, t.name))).map((t) => checksum([t])),
+      ...(rest.length > 0 ? [checksum(rest)] : []),
+    ],
+  };
+}
+
+/** The verify phase: runs the checksum tasks not yet run (`unchecked`), then compares the restored database with the point-in-time copy. */
+export function verifyCopy(
+  copy: DatabaseCopy, sourceSide: SourceFingerprint, unchecked: ReadonlyArray<() => Promise<void>>,
+): Promise<{ tables: number; rows: number }> {
+  const { options } = copy;
+  return options.log.step(PHASES.verify(copy.db, copy.into), async () => {
+    const queue = new TaskQueue(options.jobs);
+    for (const task of unchecked) queue.add(task);
+    await queue.done();
+    return verify(copy.target, copy.plan, copy.into, sourceSide, copy.streamChecksums, copy.restoredTables, copy.processes, options.log);
+  });
+}
+
+async function verify(
   target: PgTarget, plan: DatabasePlan, into: string, sourceSide: SourceFingerprint, streamChecksums: Readonly<Record<string, string>>,
   restoredTables: Record<string, string>, processes: PgProcesses, log: CopyOptions['log'],
 ): Promise<{ tables: number; rows: number }> {
