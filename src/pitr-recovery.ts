@@ -442,7 +442,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     if (props.housekeepingSchedule) addHousekeepingSchedule(this, project, instance.instanceIdentifier, props.housekeepingSchedule);
 
     if (props.outputs ?? true) this.addOutputs(instance.instanceIdentifier);
-    this.addNagSuppressions(triggerRole);
+    this.addNagSuppressions(triggerRole, props.notificationTopic?.masterKey !== undefined);
   }
 
   /**
@@ -451,7 +451,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
    * the finding it covers; anything a user adds to these resources is still
    * reported.
    */
-  private addNagSuppressions(triggerRole: iam.Role): void {
+  private addNagSuppressions(triggerRole: iam.Role, encryptedTopic: boolean): void {
     const policyOf = (scope: Construct | undefined) => scope?.node.tryFindChild('DefaultPolicy')?.node.defaultChild;
     suppressNag(this.project.node.defaultChild, [{
       id: 'AwsSolutions-CB4',
@@ -500,6 +500,13 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
         applies_to: [rdsArn('(subgrp|og|pg):\\*')],
       },
     ]);
+    if (encryptedTopic) {
+      suppressNag(policyOf(this.project.role as Construct | undefined), [{
+        id: 'AwsSolutions-IAM5',
+        reason: 'aws-cdk-lib\'s topic.grantPublish on the notification topic\'s own KMS key: kms:GenerateDataKey* (data keys for the message), that key only.',
+        applies_to: ['Action::kms:GenerateDataKey*'],
+      }]);
+    }
     suppressNag(this.node.tryFindChild('ReadFreeStorage')?.node.defaultChild, [{
       id: 'AwsSolutions-IAM5',
       reason: 'cloudwatch:GetMetricStatistics (the original\'s FreeStorageSpace before the copy) supports no resource-level permissions; '
