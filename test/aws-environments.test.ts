@@ -173,7 +173,7 @@ describe('the RDS CA bundle per region (caBundleFile)', () => {
     test('an RDS endpoint in il-central-1 against the shipped bundle: the region and the bundle to download are named', async () => {
       const err = await realUnknownCaError(SHIPPED_BUNDLE);
       expect(err.code).toMatch(/UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT_LOCALLY/);
-      const target = { host: 'orders-db.abc123.il-central-1.rds.amazonaws.com', port: 5432, user: 'postgres', sslMode: 'verify-full', sslRootCert: SHIPPED_BUNDLE };
+      const target = { host: 'orders-db.abc123.il-central-1.rds.amazonaws.com', port: 5432, user: 'postgres', maintenanceDatabase: 'postgres', sslMode: 'verify-full', sslRootCert: SHIPPED_BUNDLE };
       expect(tlsHint(target, err)).toContain(`The CA file ${SHIPPED_BUNDLE} holds no RDS root certificate of il-central-1, the instance's region: `
         + 'download https://truststore.pki.rds.amazonaws.com/il-central-1/il-central-1-bundle.pem and pass its path as the construct\'s `caBundleFile`');
     });

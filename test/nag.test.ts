@@ -159,7 +159,10 @@ describe('cdk-nag AwsSolutions on a user\'s stack without NAT', () => {
     });
     const topic = new sns.Topic(stack, 'Ops', { enforceSSL: true, masterKey: new kms.Key(stack, 'TopicKey', { enableKeyRotation: true }) });
     new PitrRecovery(stack, 'Dr', {
-      instance, vpcSubnets, createVpcEndpoints: true, notificationTopic: topic,
+      instance,
+      vpcSubnets,
+      createVpcEndpoints: true,
+      notificationTopic: topic,
       housekeepingSchedule: { schedule: events.Schedule.rate(Duration.days(1)), olderThan: Duration.days(14) },
     });
     expect(findingsOf(stack).filter((f) => f.path.startsWith('/User/Dr/'))).toEqual([]);
