@@ -142,7 +142,8 @@ export interface PitrRecoveryProps {
   readonly instanceEncryptionKey?: kms.IKey;
 
   /**
-   * A PEM file with the RDS CA certificates the build trusts for
+   * A PEM file (its path, absolute or relative to the directory synth runs
+   * in) with the RDS CA certificates the build trusts for
    * `sslmode=verify-full`, instead of the bundle shipped with this library
    * (which covers the regions listed in README "Network requirements").
    * It is shipped in the runner asset. Needed where the shipped bundle has

@@ -382,6 +382,21 @@ describe('VPC endpoints (createVpcEndpoints) and isolated subnets', () => {
   });
 });
 
+describe('VPC endpoints across stacks', () => {
+  test('createVpcEndpoints in two stacks for one VPC is refused: a VPC takes one private-DNS endpoint per service', () => {
+    const app = new App();
+    const network = stackIn('eu-west-1', app, 'Network');
+    const vpc = new ec2.Vpc(network, 'Vpc', { maxAzs: 2, natGateways: 0, subnetConfiguration: [{ name: 'Isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }] });
+    const vpcSubnets = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
+    const recover = (id: string) => {
+      const stack = stackIn('eu-west-1', app, id);
+      new PitrRecovery(stack, 'Dr', { instance: postgres(stack, vpc, { vpcSubnets }), vpcSubnets, createVpcEndpoints: true });
+    };
+    recover('Orders');
+    expect(() => recover('Billing')).toThrow(/`createVpcEndpoints` is set for VPC Network\/Vpc in stacks Orders and Billing; a VPC takes one interface endpoint/);
+  });
+});
+
 describe('scheduled housekeeping (housekeepingSchedule)', () => {
   test('a rule starts the project with MODE=housekeeping, OLDER_THAN and CONFIRM=<instance id>, and nothing else', () => {
     for (const [olderThan, value] of [[Duration.days(7), '7d'], [Duration.hours(36), '36h']] as const) {
