@@ -417,7 +417,9 @@ describe('scheduled housekeeping (housekeepingSchedule)', () => {
 
   test('no rule without it', () => {
     const { stack } = importedRecovery('eu-west-1');
-    expect(Object.keys(Template.fromStack(stack).findResources('AWS::Events::Rule', { Properties: { ScheduleExpression: Match.anyValue() } }))).toEqual([]);
+    // The only schedule is the cleanup sweep's, which invokes the trigger function and starts no build.
+    const schedules = Object.values(Template.fromStack(stack).findResources('AWS::Events::Rule', { Properties: { ScheduleExpression: Match.anyValue() } }));
+    expect(schedules.map((r) => r.Properties.Targets[0].Input)).toEqual([JSON.stringify({ cleanup: 'sweep' })]);
   });
 
   test.each([

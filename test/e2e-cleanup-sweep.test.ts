@@ -65,6 +65,7 @@ test('a build stopped while its temporary instance is creating: the runner and t
   // The runner asked, RDS refused, and the log says what is left and how it goes.
   expect(world.standIn.actionsCalled('DeleteDBInstance').map((c) => c.params.DBInstanceIdentifier)).toContain(temp);
   expect(result.log).toMatch(new RegExp(`temporary instance ${temp} could not be deleted .*InvalidDBInstanceState.*currently creating`));
+  expect(result.log).toMatch(new RegExp(`temporary instance ${temp} could not be deleted .*its sweep tries again every 15 minutes until RDS allows it`));
   expect(statusOf(temp)).toBe('creating');
 
   // The trigger's cleanup after the dead build: one Lambda run, refused too; the answer names the sweep.

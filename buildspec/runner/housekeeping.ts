@@ -208,7 +208,7 @@ export function readHousekeepingRequest(env: Env): HousekeepingRequest {
   const confirm = value(START_ENV.CONFIRM);
   if (sourceId && !dryRun && confirm !== sourceId) {
     problems.push(confirm === undefined
-      ? `${START_ENV.CONFIRM}: not set; accepted: exactly ${JSON.stringify(sourceId)}, to confirm that pre-recovery copies and safety snapshots older than ${olderThan === undefined ? START_ENV.OLDER_THAN : quoteValue(olderThan)} are dropped for good (or ${START_ENV.DRY_RUN}=true to only list them).`
+      ? `${START_ENV.CONFIRM}: not set; accepted: exactly ${JSON.stringify(sourceId)}, to confirm that pre-recovery copies and safety snapshots older than ${olderThan === undefined ? START_ENV.OLDER_THAN : olderThanMs > 0 ? olderThan : quoteValue(olderThan)} are dropped for good (or ${START_ENV.DRY_RUN}=true to only list them).`
       : `${START_ENV.CONFIRM}: ${quoteValue(confirm)} does not match the source instance; accepted: exactly ${JSON.stringify(sourceId)}.`);
   }
   if (problems.length > 0) throw new PlanError(problems);

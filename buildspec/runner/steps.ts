@@ -15,7 +15,7 @@ import {
   checkNotStopped, leftoverDeps, originalTarget, planOf, targetAt, temporaryTarget, type RunState,
 } from './run-state';
 import { chooseTableDatabase, describeTableRequest } from './tables';
-import { LATEST, PROJECT_ENV, START_ENV, TAGS, quoteValue } from '../../src/contract';
+import { CLEANUP_SWEEP_MINUTES, LATEST, PROJECT_ENV, START_ENV, TAGS, quoteValue } from '../../src/contract';
 
 /** Instance statuses from which RDS does not recover on its own: waiting longer is pointless. */
 export const TERMINAL_INSTANCE_STATUSES = [
@@ -292,7 +292,9 @@ export async function cleanUp(run: RunState): Promise<void> {
         await rds.deleteInstance(id);
         log.info(`temporary instance ${id}: deletion requested (no final snapshot, automated backups deleted; not waiting)`);
       } catch (err) {
-        problems.push(`temporary instance ${id} could not be deleted (${(err as Error).message}); delete it by hand: aws rds delete-db-instance --db-instance-identifier ${id} --skip-final-snapshot --delete-automated-backups`);
+        problems.push(`temporary instance ${id} could not be deleted (${(err as Error).message}); once this build has ended, the trigger's cleanup deletes it, `
+          + `and its sweep tries again every ${CLEANUP_SWEEP_MINUTES} minutes until RDS allows it (RDS does not delete an instance still being created); `
+          + `to delete it by hand: aws rds delete-db-instance --db-instance-identifier ${id} --skip-final-snapshot --delete-automated-backups`);
       }
     }
   }
