@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import { pgBin } from '../local/cluster';
+import { startCodeBuildApi } from '../local/codebuild-api';
 import { fingerprintDatabase, type SqlRunner } from '../local/fingerprint';
 import { REHEARSAL_DATABASE } from '../local/rehearse';
 import { TUNING_ENV, BUILD_ENV, PROJECT_ENV, START_ENV } from '../src/contract';
@@ -165,11 +166,23 @@ test('bad arguments are refused with the usage, before anything starts', async (
   expect(missing.output).toMatch(/--seed: "\/nonexistent\/seed.sql" does not exist/);
 });
 
-test('recover refuses bad start variables before touching AWS, naming each one', async () => {
+test('recover refuses bad start variables before touching AWS (but asking CodeBuild how they were passed), naming each one', async () => {
+  // The one call before the start variables are read: BatchGetBuilds on the runner's own build.
+  const codebuild = await startCodeBuildApi({ projectName: 'proj' });
+  codebuild.builds.set('proj:1234', {
+    id: 'proj:1234',
+    arn: 'arn:aws:codebuild:us-east-1:123456789012:build/proj:1234',
+    projectName: 'proj',
+    buildStatus: 'IN_PROGRESS',
+    buildComplete: false,
+    environment: { environmentVariables: [{ name: START_ENV.RESTORE_TIME, value: '2026-11-24 09:30', type: 'PLAINTEXT' }, { name: START_ENV.CONFIRM, value: 'other-db' }] },
+  });
+  afterAll(() => codebuild.stop());
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
-    // Nothing listens here: had the runner called AWS, the error would be a connection failure instead.
+    // Nothing listens here: had the runner called AWS (other than CodeBuild), the error would be a connection failure instead.
     AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+    AWS_ENDPOINT_URL_CODEBUILD: codebuild.endpoint,
     AWS_EC2_METADATA_DISABLED: 'true',
     AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
     AWS_SECRET_ACCESS_KEY: 'dummy',
@@ -182,7 +195,7 @@ test('recover refuses bad start variables before touching AWS, naming each one',
   };
   const run = await runRunner(['recover'], undefined, env);
   expect(run.code).toBe(1);
-  expect(run.output).toMatch(/RESTORE_TIME: "2026-11-24 09:30" is not a valid restore time/);
+  expect(run.output).toMatch(/RESTORE_TIME: "2026-11-24…" \(16 characters\) is not a valid restore time/);
   expect(run.output).toMatch(/CONFIRM: "other-db" does not match the source instance; accepted: exactly "orders-db"/);
   expect(run.output).toMatch(/RESULT: FAILED: 2 problems, nothing was created or changed/);
   expect(run.output).not.toMatch(/ECONNREFUSED|127\.0\.0\.1:9/);
@@ -198,6 +211,7 @@ test('recover refuses bad start variables before touching AWS, naming each one',
   expect(tuned.code).toBe(1);
   expect(tuned.output).toMatch(/RESULT: FAILED: PITR_POLL_INTERVAL_MS: "fast" is not accepted; accepted: a whole number from 50 to 30000, or unset \(the default, for AWS\)\. Nothing was created or changed\./);
   expect(tuned.output).not.toMatch(/ECONNREFUSED|127\.0\.0\.1:9/);
+  expect(codebuild.received).toEqual(['CodeBuild_20161006.BatchGetBuilds', 'CodeBuild_20161006.BatchGetBuilds']);
 });
 
 test('SIGTERM during the copy: exits non-zero naming the signal, the original is untouched, the temporary instance is deleted', async () => {
