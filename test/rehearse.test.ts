@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import { pgBin } from '../local/cluster';
-import { startCodeBuildApi } from '../local/codebuild-api';
+import { startCodeBuildApi, type CodeBuildApi } from '../local/codebuild-api';
 import { fingerprintDatabase, type SqlRunner } from '../local/fingerprint';
 import { REHEARSAL_DATABASE } from '../local/rehearse';
 import { TUNING_ENV, BUILD_ENV, PROJECT_ENV, START_ENV } from '../src/contract';
@@ -177,7 +177,14 @@ test('recover refuses bad start variables before touching AWS (but asking CodeBu
     buildComplete: false,
     environment: { environmentVariables: [{ name: START_ENV.RESTORE_TIME, value: '2026-11-24 09:30', type: 'PLAINTEXT' }, { name: START_ENV.CONFIRM, value: 'other-db' }] },
   });
-  afterAll(() => codebuild.stop());
+  try {
+    await refusesBadStartVariables(codebuild);
+  } finally {
+    await codebuild.stop();
+  }
+});
+
+async function refusesBadStartVariables(codebuild: CodeBuildApi): Promise<void> {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     // Nothing listens here: had the runner called AWS (other than CodeBuild), the error would be a connection failure instead.
@@ -212,7 +219,7 @@ test('recover refuses bad start variables before touching AWS (but asking CodeBu
   expect(tuned.output).toMatch(/RESULT: FAILED: PITR_POLL_INTERVAL_MS: "fast" is not accepted; accepted: a whole number from 50 to 30000, or unset \(the default, for AWS\)\. Nothing was created or changed\./);
   expect(tuned.output).not.toMatch(/ECONNREFUSED|127\.0\.0\.1:9/);
   expect(codebuild.received).toEqual(['CodeBuild_20161006.BatchGetBuilds', 'CodeBuild_20161006.BatchGetBuilds']);
-});
+}
 
 test('SIGTERM during the copy: exits non-zero naming the signal, the original is untouched, the temporary instance is deleted', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pitr-sigterm-'));
