@@ -30,6 +30,8 @@ describe('bench flags', () => {
     expect(parseBenchOptions(['--dataset', 'skewed', '--route=two-hosts'], 2)).toMatchObject({ dataset: 'skewed', route: 'two-hosts' });
     expect(parseBenchOptions(['--stream-min-bytes', '0'], 2).streamMinBytes).toBe('0');
     expect(parseBenchOptions(['--stream-min-bytes=never'], 2).streamMinBytes).toBe('never');
+    expect(parseBenchOptions(['--pg', '17'], 2).pgMajor).toBe('17');
+    expect(parseBenchOptions(['--pg=18'], 2).pgMajor).toBe('18');
     // The full-size skewed dataset is the issue's: about 2.5M rows in the largest table.
     expect(NAMED_SCALES.default.skewedRows).toBe(2_500_000);
   });
@@ -44,6 +46,7 @@ describe('bench flags', () => {
     [['--route', 'lan'], /--route "lan" is not accepted; use one-host or two-hosts\. Nothing was started/],
     [['--route'], /--route needs a value/],
     [['--fast'], /unknown argument "--fast"/],
+    [['--pg', '16'], /--pg "16" is not accepted; use 15, 17, 18\. Nothing was started/],
     [['--stream-min-bytes', '16MB'], /--stream-min-bytes "16MB" is not accepted; use a whole number of bytes \(0 streams every table\) or never/],
   ])('refuses %j, naming the flag, the value and what is accepted', (argv, message) => {
     expect(() => parseBenchOptions(argv, 2)).toThrow(UsageError);
