@@ -9,6 +9,7 @@
  * installed by `PG_MAJORS=15,17,18 bash scripts/setup.sh` into
  * PG_CACHE_DIR (default /var/cache/cdk-rds-pitr)/pg<major>/bin.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pgBinDir } from '../buildspec/runner/postgres/binaries';
@@ -66,4 +67,15 @@ export function usePgMajor(major?: string, what = 'PG_MAJOR'): PgMajor {
     process.env.PG_BIN_DIR = binDirWeSet;
   }
   return chosen;
+}
+
+/**
+ * Whether the server binaries in use have the shared library `name` (e.g.
+ * `pg_cron`): 15 and 17 have pg_cron, the 18 built by setup has not (see
+ * scripts/setup-pg-majors.sh), and the tests that need it skip there.
+ */
+export function serverHasLibrary(name: string): boolean {
+  const dir = serverBinDir();
+  const pkglibdir = execFileSync(dir ? join(dir, 'pg_config') : 'pg_config', ['--pkglibdir']).toString().trim();
+  return existsSync(join(pkglibdir, `${name}.so`));
 }

@@ -5,14 +5,14 @@
 #   PG_MAJORS     majors to have, comma-separated (default 15: bookworm's packages, installed by setup.sh)
 #   PG_CACHE_DIR  where 17 and 18 go (default /var/cache/cdk-rds-pitr): pg17/, pg18/, each with bin/
 #                 holding server AND client of that major. A directory is reused when it is complete
-#                 (its .complete file is written last); delete it to reinstall.
+#                 (its .complete file, written last, names the recipe below); delete it to reinstall.
 #
 # 17: Debian trixie's binary packages (postgresql-17, postgresql-client-17, libpq5, postgresql-17-cron),
 #     unpacked with dpkg -x. They need glibc 2.38 and bookworm has 2.36, so trixie's libc, loader and the
 #     few libraries whose bookworm version is too old are unpacked beside them and every binary is pointed
 #     at them with patchelf (interpreter + DT_RPATH); everything else comes from bookworm.
-# 18: Debian sid's source package postgresql-18 (upstream tarball), built with
-#     --with-openssl --without-icu --without-readline, contrib included. No pg_cron: sid's pg-cron source is
+# 18: Debian sid's source package postgresql-18 (upstream tarball), built with OpenSSL, libxml and ICU (as RDS
+#     has them; the type-matrix tests need xml) but without readline, contrib included. No pg_cron: sid's pg-cron source is
 #     not served here and its postgresql-18-cron binary needs glibc 2.38 (__isoc23_strtol), so the pg_cron
 #     hazard tests skip on 18 (they run on 15 and 17).
 #
@@ -23,6 +23,10 @@ cd "$(dirname "$0")/.."
 
 PG_MAJORS="${PG_MAJORS:-15}"
 PG_CACHE_DIR="${PG_CACHE_DIR:-/var/cache/cdk-rds-pitr}"
+# What each cached directory was made with: a changed recipe reinstalls it.
+RECIPE_17="trixie binaries: postgresql-17 postgresql-client-17 libpq5 postgresql-17-cron; patchelf"
+CONFIGURE_18="--with-openssl --with-libxml --with-icu --without-readline"
+RECIPE_18="sid source postgresql-18: configure $CONFIGURE_18; contrib"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
@@ -30,7 +34,13 @@ wanted=()
 for major in ${PG_MAJORS//,/ }; do
   case "$major" in
     15) ;; # bookworm's packages: scripts/setup.sh
-    17|18) [ -f "$PG_CACHE_DIR/pg$major/.complete" ] && echo "setup: PostgreSQL $major: cached in $PG_CACHE_DIR/pg$major" || wanted+=("$major") ;;
+    17|18)
+      recipe="RECIPE_$major"
+      if [ "$(cat "$PG_CACHE_DIR/pg$major/.complete" 2>/dev/null)" = "${!recipe}" ]; then
+        echo "setup: PostgreSQL $major: cached in $PG_CACHE_DIR/pg$major"
+      else
+        wanted+=("$major")
+      fi ;;
     *) echo "setup: PG_MAJORS=\"$PG_MAJORS\": major \"$major\" is not one this project installs; accepted: 15, 17, 18" >&2; exit 1 ;;
   esac
 done
@@ -41,7 +51,7 @@ $sudo mkdir -p "$PG_CACHE_DIR"
 
 # Build tools and patchelf, from bookworm.
 missing=()
-for pkg in build-essential bison flex libssl-dev zlib1g-dev patchelf dpkg-dev; do
+for pkg in build-essential bison flex pkg-config libssl-dev libxml2-dev libicu-dev zlib1g-dev patchelf dpkg-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -96,7 +106,7 @@ install_pg17() {
   fi
   "$dest/bin/postgres" --version
   "$dest/bin/pg_dump" --version
-  touch "$dest/.complete"
+  echo "$RECIPE_17" >"$dest/.complete"
   echo "setup: PostgreSQL 17 took $(since "$start") s"
 }
 
@@ -111,12 +121,12 @@ install_pg18() {
   rm -rf "$dest"
   src=$(echo "$work"/postgresql-18.*/)
   # The prefix is the final directory: the binaries find libpq by their build-time rpath.
-  (cd "$src" && ./configure -q --prefix="$dest" --with-openssl --without-icu --without-readline >/dev/null \
+  (cd "$src" && ./configure -q --prefix="$dest" $CONFIGURE_18 >/dev/null \
     && make -s -j"$(nproc)" >/dev/null && make -s -j"$(nproc)" -C contrib >/dev/null \
     && make -s install >/dev/null && make -s -C contrib install >/dev/null)
   rm -rf "$work"
   "$dest/bin/postgres" --version
-  touch "$dest/.complete"
+  echo "$RECIPE_18" >"$dest/.complete"
   echo "setup: PostgreSQL 18 took $(since "$start") s"
 }
 
