@@ -460,6 +460,8 @@ class AwsRig implements Rig {
     const env: Record<string, string | undefined> = {
       ...inherited,
       PATH: [...(pgBinaries ? [pgBinaries] : []), process.env.PATH ?? '/usr/bin:/bin'].join(':'),
+      // The runner prefers Debian's /usr/lib/postgresql/<major>/bin to PATH (binaries.ts): PG_BIN_DIR keeps the client of --pg / PG_MAJOR.
+      ...(pgBinaries ? { PG_BIN_DIR: pgBinaries } : {}),
       [PROJECT_ENV.SOURCE_INSTANCE_ID]: SOURCE_ID,
       [PROJECT_ENV.SECRET_ARN]: this.secretArn,
       [PROJECT_ENV.PG_CA_BUNDLE]: this.options.ca!.caFile,
