@@ -140,7 +140,18 @@ export function parseBenchOptions(argv: readonly string[], defaultJobs: number):
     }
   }
   const size = NAMED_SCALES[scaleName] ?? sizeOf(integerFlag('--scale', scaleName, 1, MAX_SCALE, `${Object.keys(NAMED_SCALES).join(', ')}, or`));
-  return { scaleName, size, dataset, route, runs, jobs, save, keep, ...(streamMinBytes !== undefined ? { streamMinBytes } : {}), ...(pgMajor !== undefined ? { pgMajor } : {}) };
+  return {
+    scaleName,
+    size,
+    dataset,
+    route,
+    runs,
+    jobs,
+    save,
+    keep,
+    ...(streamMinBytes !== undefined ? { streamMinBytes } : {}),
+    ...(pgMajor !== undefined ? { pgMajor } : {}),
+  };
 }
 
 function sizeOf(scale: number): DatasetSize {

@@ -31,11 +31,11 @@ import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import { LOOPBACK, LocalCluster, SECOND_HOST, pgBin, pgBinDir, quoteIdent, sleep } from './cluster';
 import { compareFingerprints, fingerprintDatabase, listAllDatabases } from './fingerprint';
 import { DUMMY_AWS_ENV, motoClientConfig, startMoto, type MotoServer } from './moto-server';
+import { DEFAULT_PG_MAJOR, PG_MAJORS, parsePgMajor, serverBinDir, usePgMajor, type PgMajor } from './pg-major';
 import { setRolePassword } from './pitr-copy';
 import { LocalRdsControl } from './rds-control';
 import { tlsPlacement } from './rds-standin/placement';
 import { RdsStandIn } from './rds-standin/server';
-import { DEFAULT_PG_MAJOR, PG_MAJORS, parsePgMajor, serverBinDir, usePgMajor, type PgMajor } from './pg-major';
 import { evidenceTap, rehearseDrill } from './rehearse-drill';
 import { SAMPLE_DAMAGE_SQL, SAMPLE_SEED_SQL } from './rehearse-sample';
 import { TABLES_DAMAGE_SQL, TABLES_SEED_SQL, checkTableRecovery, keyedRows, parseRehearsalTables, psqlAs, tablesOf } from './rehearse-tables';
@@ -195,7 +195,18 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
     throw new Error(`--tables: a drill copies whole databases onto the temporary instance; accepted: --drill or --tables, not both. ${USAGE}`);
   }
   return {
-    seedFile, damageFile, keep, strategy, sslMode, oneHost, adapter, drill, compareRecovery, help, ...(tables !== undefined ? { tables } : {}), ...(pgMajor !== undefined ? { pgMajor } : {}),
+    seedFile,
+    damageFile,
+    keep,
+    strategy,
+    sslMode,
+    oneHost,
+    adapter,
+    drill,
+    compareRecovery,
+    help,
+    ...(tables !== undefined ? { tables } : {}),
+    ...(pgMajor !== undefined ? { pgMajor } : {}),
   };
 }
 

@@ -56,7 +56,8 @@ beforeAll(async () => {
       tls: await testCa(),
       master: { username: MASTER.username, password: MASTER.password },
       settings: {
-        'wal_level': 'logical', 'max_prepared_transactions': '4',
+        wal_level: 'logical',
+        max_prepared_transactions: '4',
         ...(PG_CRON ? { 'shared_preload_libraries': "'pg_cron'", 'cron.database_name': "'cron_home'" } : {}),
       },
     }),
