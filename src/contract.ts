@@ -435,6 +435,8 @@ export function tableScopeProblems(
 
 /** The trigger Lambda's input when invoked directly. */
 export interface RecoveryRequest {
+  /** `recover`, the default: the same request without `mode`. */
+  readonly mode?: 'recover';
   readonly restoreTime: string;
   readonly confirm: string;
   readonly databases?: string[];
@@ -444,7 +446,7 @@ export interface RecoveryRequest {
   readonly tables?: string[];
   readonly tableMode?: TableMode;
 }
-export const RECOVERY_REQUEST_FIELDS = ['restoreTime', 'confirm', 'databases', 'strategy', 'acceptHazards', 'tables', 'tableMode'] as const;
+export const RECOVERY_REQUEST_FIELDS = ['mode', 'restoreTime', 'confirm', 'databases', 'strategy', 'acceptHazards', 'tables', 'tableMode'] as const;
 
 /**
  * The trigger Lambda's input for housekeeping: drops pre-recovery copies and
