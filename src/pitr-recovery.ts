@@ -221,11 +221,14 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
    */
   public readonly cleanupDeadLetterQueue: sqs.IQueue;
 
-  /** Fires when no restore drill succeeded for longer than `drillSchedule` allows (a missing drill counts). Undefined without a schedule. */
-  public readonly drillStaleAlarm?: cloudwatch.IAlarm;
+  /**
+   * Fires when no restore drill succeeded for longer than `drillSchedule` allows (a missing drill counts). Undefined without a schedule.
+   * An alarm, not just an `IAlarm`: `dr.drillStaleAlarm!.addAlarmAction(...)` sends it somewhere.
+   */
+  public readonly drillStaleAlarm?: cloudwatch.AlarmBase;
 
-  /** Fires when a drill's recovery-time estimate exceeds `recoveryTimeObjective`. Undefined without one. */
-  public readonly recoveryTimeObjectiveAlarm?: cloudwatch.IAlarm;
+  /** Fires when a drill's recovery-time estimate exceeds `recoveryTimeObjective`. Undefined without one. Takes alarm actions, as `drillStaleAlarm`. */
+  public readonly recoveryTimeObjectiveAlarm?: cloudwatch.AlarmBase;
 
   private readonly buildLogs: logs.ILogGroup;
   private readonly sourceInstanceId: string;
