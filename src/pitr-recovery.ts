@@ -134,10 +134,12 @@ export interface PitrRecoveryProps {
   readonly logRetention?: logs.RetentionDays;
 
   /**
-   * A topic that receives the recovery build's state changes: started,
-   * succeeded, failed, stopped and timed out, through an EventBridge rule. A
-   * topic encrypted with a customer managed key must let
-   * `events.amazonaws.com` use that key.
+   * A topic that receives the build's state changes, for recoveries,
+   * housekeeping and drills alike: IN_PROGRESS, SUCCEEDED, FAILED, FAULT,
+   * STOPPED and TIMED_OUT, through an EventBridge rule; and a readable
+   * message with each restore drill's evidence, from the build. A topic
+   * encrypted with a customer managed key must let `events.amazonaws.com`
+   * use that key.
    *
    * @default - no notifications
    */
@@ -146,7 +148,7 @@ export interface PitrRecoveryProps {
   /**
    * Stack outputs for the person starting a recovery: the project name, the
    * trigger function name, the instance id, and ready-to-paste
-   * `aws codebuild start-build` and `aws lambda invoke` command lines.
+   * `aws codebuild start-build` and `aws lambda invoke` (AWS CLI v2) command lines.
    *
    * @default true
    */
@@ -194,7 +196,7 @@ const NEWEST_KNOWN_CLIENT = 17;
 /** CodeBuild's accepted build timeout range, in minutes. */
 const MIN_TIMEOUT_MINUTES = 5;
 const MAX_TIMEOUT_MINUTES = 2160;
-/** Where the buildspec downloads the RDS CA bundle. */
+/** Where the buildspec puts the RDS CA bundle shipped in the runner asset (nothing is downloaded). */
 const CA_BUNDLE_PATH = '/tmp/rds-ca/global-bundle.pem';
 const ASSETS_DIR = path.join(__dirname, '..', 'assets');
 
@@ -467,7 +469,8 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
         + `name=${START_ENV.RESTORE_TIME},value=2026-11-24T09:30:00Z,type=PLAINTEXT name=${START_ENV.CONFIRM},value=${instanceId},type=PLAINTEXT`,
     });
     new CfnOutput(this, 'InvokeCommand', {
-      description: 'PITR recovery: start a recovery through the trigger function, which checks the restorable window first (replace the restore time)',
+      description: 'PITR recovery: start a recovery through the trigger function, which checks the restorable window first (replace the restore time). '
+        + 'Needs AWS CLI v2; with v1, leave out --cli-binary-format raw-in-base64-out',
       value: `aws lambda invoke${regionArg} --function-name ${this.triggerFunction.functionName} --cli-binary-format raw-in-base64-out `
         + `--payload '{"restoreTime":"2026-11-24T09:30:00Z","confirm":"${instanceId}"}' /dev/stdout`,
     });
