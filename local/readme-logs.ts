@@ -62,11 +62,12 @@ export function normalizeLine(line: string): string {
   return line
     .replace(TIMESTAMPED, '<t> ')
     .replace(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g, '<time>')
-    .replace(/(?<!\d)\d{14}(?!\d)/g, '<stamp>')
     .replace(/\b\d+(\.\d+)? (ms|s)\b/g, '<duration>')
     .replace(/\b\d+(\.\d+)? (KiB|MiB|GiB|bytes)\b/g, '<size>')
     .replace(/\b(127\.0\.0\.\d+|localhost):\d+/g, '<host>:<port>')
+    // A temporary path holds a stamp and a random suffix: it goes first, whole.
     .replace(/\/tmp\/[\w.-]+/g, '<tmp>')
+    .replace(/(?<!\d)\d{14}(?!\d)/g, '<stamp>')
     .replace(/\bpostgres \d+(\.\d+)?\b/g, 'postgres <version>')
     .replace(/-j \d+/g, '-j <n>')
     .replace(/\bjobs: \d+/g, 'jobs: <n>')

@@ -51,32 +51,62 @@ export function blocksOf(langs: readonly string[], readme?: string): FencedBlock
 export interface ShellCommand {
   /** One command, continuation lines joined, as a shell would read it. */
   readonly text: string;
+  /** Variable assignments earlier in the same block (`RESTORE_TIME=$(date ...)`), which the command uses. */
+  readonly prelude: string;
   /** README line where it starts. */
   readonly line: number;
   /** Where it came from: a fenced block, or an inline code span in prose. */
   readonly from: 'block' | 'inline';
 }
 
+/** Whether `text` ends inside a single- or double-quoted string (bash's rules: no escapes inside single quotes). */
+function insideQuotes(text: string): boolean {
+  let quote: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quote === "'") {
+      if (ch === "'") quote = undefined;
+    } else if (ch === '\\') {
+      i++;
+    } else if (quote === '"') {
+      if (ch === '"') quote = undefined;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+    } else if (ch === '#' && (i === 0 || /\s/.test(text[i - 1]))) {
+      return false;
+    }
+  }
+  return quote !== undefined;
+}
+
 /**
  * Every shell command in the README's sh/bash blocks (comment lines are
- * not commands; a trailing `# ...` comment is cut by the shell itself), and
- * every inline code span that starts with `aws `.
+ * not commands; a trailing `# ...` comment is cut by the shell itself; a
+ * command goes on over a trailing backslash or an open quote), and every
+ * inline code span that starts with `aws `. `NAME=...` lines are not
+ * commands: they are the prelude of the block's later commands.
  */
 export function shellCommands(readme: string = readReadme()): ShellCommand[] {
   const out: ShellCommand[] = [];
   for (const block of blocksOf(['sh', 'bash'], readme)) {
     const lines = block.text.split('\n');
+    const prelude: string[] = [];
     for (let i = 0; i < lines.length; i++) {
       if (/^\s*(#|$)/.test(lines[i])) continue;
       const first = i;
       let text = lines[i];
-      while (/\\\s*$/.test(text) && i + 1 < lines.length) text = `${text.replace(/\\\s*$/, '')} ${lines[++i].trim()}`;
-      out.push({ text: text.trim(), line: block.line + 1 + first, from: 'block' });
+      for (;;) {
+        if (/\\\s*$/.test(text) && i + 1 < lines.length) text = `${text.replace(/\\\s*$/, '')} ${lines[++i].trim()}`;
+        else if (insideQuotes(text) && i + 1 < lines.length) text = `${text}\n${lines[++i]}`;
+        else break;
+      }
+      if (/^[A-Z_][A-Z0-9_]*=/.test(text.trim())) prelude.push(text.trim());
+      else out.push({ text: text.trim(), prelude: prelude.join('\n'), line: block.line + 1 + first, from: 'block' });
     }
   }
   readme.split('\n').forEach((line, i) => {
     if (/^\s*(```|    )/.test(line)) return;
-    for (const m of line.matchAll(/`(aws [^`]+)`/g)) out.push({ text: m[1], line: i + 1, from: 'inline' });
+    for (const m of line.matchAll(/`(aws [a-z0-9-]+ [a-z0-9-]+[^`]*)`/g)) out.push({ text: m[1], prelude: '', line: i + 1, from: 'inline' });
   });
   return out;
 }
@@ -88,6 +118,8 @@ export const PLACEHOLDERS: Readonly<Record<string, string>> = {
   '<trigger function>': 'pitr-trigger-orders',
   '<drill build id>': 'pitr-recovery-orders:6f1c2a7e-0000-4000-8000-000000000001',
   '<region>': 'us-east-1',
+  '<stack>': 'OrdersStack',
+  '<build id>': 'pitr-recovery-orders:6f1c2a7e-0000-4000-8000-000000000001',
 };
 
 export function fillPlaceholders(text: string): string {
@@ -102,8 +134,8 @@ export function fillPlaceholders(text: string): string {
  * The words bash makes of a command line (quotes removed, no expansion
  * beyond what the text asks for), by asking bash itself.
  */
-export function shellWords(command: string): string[] {
-  const out = execFileSync('bash', ['-c', `words() { printf '%s\\0' "$@"; }; words ${command}`], { encoding: 'utf8' });
+export function shellWords(command: string, prelude = ''): string[] {
+  const out = execFileSync('bash', ['-c', `words() { printf '%s\\0' "$@"; }\n${prelude}\nwords ${command}`], { encoding: 'utf8' });
   return out.split('\0').slice(0, -1);
 }
 

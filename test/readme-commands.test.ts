@@ -69,7 +69,7 @@ interface Call {
 
 /** What the port of the CLI's rules makes of a command. Throws the CLI's kind of error. */
 function parseAsCli(command: ShellCommand): Call {
-  const words = shellWords(fillPlaceholders(command.text));
+  const words = shellWords(fillPlaceholders(command.text), fillPlaceholders(command.prelude));
   if (words[0] !== 'aws' || words.length < 3) throw new Error(`not an aws <service> <operation> command: ${command.text}`);
   const options: Record<string, string[]> = {};
   let name: string | undefined;
@@ -142,7 +142,7 @@ async function captureServer(): Promise<{ server: Server; endpoint: string; requ
 
 /** Runs the README's command text through bash with `aws` pointed at the capture server. */
 async function runRealCli(command: ShellCommand, endpoint: string): Promise<{ code: number; stderr: string }> {
-  const script = `aws() { "$AWS_V2_BIN" --endpoint-url "$CAPTURE_ENDPOINT" "$@"; }\n${fillPlaceholders(command.text)}`;
+  const script = `aws() { "$AWS_V2_BIN" --endpoint-url "$CAPTURE_ENDPOINT" "$@"; }\n${fillPlaceholders(command.prelude)}\n${fillPlaceholders(command.text)}`;
   try {
     await execFileAsync('bash', ['-c', script], { env: { ...process.env, ...DUMMY_ENV, AWS_V2_BIN: AWS_V2!, CAPTURE_ENDPOINT: endpoint }, timeout: 60_000 });
     return { code: 0, stderr: '' };
@@ -245,7 +245,7 @@ describe('README shell commands', () => {
     const sections = readme.split(/\n(?=#{2,3} )/);
     const using = sections.filter((s) => s.includes('--cli-binary-format'));
     expect(using.length).toBeGreaterThan(0);
-    for (const section of using) expect({ section: section.split('\n')[0], saysV2: /AWS CLI v2/.test(section) }).toEqual({ section: section.split('\n')[0], saysV2: true });
+    for (const section of using) expect({ section: section.split('\n')[0], saysV2: /AWS CLI\s+v2/.test(section) }).toEqual({ section: section.split('\n')[0], saysV2: true });
   });
 
   test(`the real AWS CLI v2 (${AWS_V2 ?? 'not installed'}) sends what the port of its rules says, for every command`, async () => {
