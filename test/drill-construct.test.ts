@@ -100,7 +100,9 @@ test('the alarms take alarm actions, as the README shows (dr.drillStaleAlarm!.ad
   const topic = new sns.Topic(stack, 'Topic');
   const vpc = new ec2.Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 1 });
   const instance = rds.DatabaseInstance.fromDatabaseInstanceAttributes(stack, 'Imported', {
-    instanceIdentifier: 'orders-db', instanceEndpointAddress: 'orders-db.abc.eu-west-1.rds.amazonaws.com', port: 5432,
+    instanceIdentifier: 'orders-db',
+    instanceEndpointAddress: 'orders-db.abc.eu-west-1.rds.amazonaws.com',
+    port: 5432,
     securityGroups: [ec2.SecurityGroup.fromSecurityGroupId(stack, 'DbSg', 'sg-0123456789abcdef0')],
     engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_15 }),
   });

@@ -31,12 +31,14 @@ export function fencedBlocks(readme: string = readReadme()): FencedBlock[] {
   for (let i = 0; i < lines.length; i++) {
     const heading = /^#{1,6}\s+(.*)$/.exec(lines[i]);
     if (heading) section = heading[1].trim();
-    const fence = /^```(\S*)\s*$/.exec(lines[i]);
+    // A fence may be indented (a block inside a list item): its lines lose that indentation.
+    const fence = /^( *)```(\S*)\s*$/.exec(lines[i]);
     if (!fence) continue;
     const start = i;
+    const indent = fence[1].length;
     const body: string[] = [];
-    for (i++; i < lines.length && !/^```\s*$/.test(lines[i]); i++) body.push(lines[i]);
-    out.push({ lang: fence[1], text: body.join('\n'), line: start + 1, section });
+    for (i++; i < lines.length && !/^ *```\s*$/.test(lines[i]); i++) body.push(lines[i].slice(Math.min(indent, /^ */.exec(lines[i])![0].length)));
+    out.push({ lang: fence[2], text: body.join('\n'), line: start + 1, section });
   }
   return out;
 }
@@ -57,6 +59,8 @@ export interface ShellCommand {
   readonly line: number;
   /** Where it came from: a fenced block, or an inline code span in prose. */
   readonly from: 'block' | 'inline';
+  /** The nearest heading above it. */
+  readonly section: string;
 }
 
 /** Whether `text` ends inside a single- or double-quoted string (bash's rules: no escapes inside single quotes). */
@@ -101,12 +105,17 @@ export function shellCommands(readme: string = readReadme()): ShellCommand[] {
         else break;
       }
       if (/^[A-Z_][A-Z0-9_]*=/.test(text.trim())) prelude.push(text.trim());
-      else out.push({ text: text.trim(), prelude: prelude.join('\n'), line: block.line + 1 + first, from: 'block' });
+      else out.push({ text: text.trim(), prelude: prelude.join('\n'), line: block.line + 1 + first, from: 'block', section: block.section });
     }
   }
+  let section = '';
+  let fenced = false;
   readme.split('\n').forEach((line, i) => {
-    if (/^\s*(```|    )/.test(line)) return;
-    for (const m of line.matchAll(/`(aws [a-z0-9-]+ [a-z0-9-]+[^`]*)`/g)) out.push({ text: m[1], prelude: '', line: i + 1, from: 'inline' });
+    if (/^ *```/.test(line)) fenced = !fenced;
+    const heading = /^#{1,6}\s+(.*)$/.exec(line);
+    if (heading && !fenced) section = heading[1].trim();
+    if (fenced || /^ *```/.test(line)) return;
+    for (const m of line.matchAll(/`(aws [a-z0-9-]+ [a-z0-9-]+[^`]*)`/g)) out.push({ text: m[1], prelude: '', line: i + 1, from: 'inline', section });
   });
   return out;
 }

@@ -6,7 +6,8 @@
  * When the runner's log changes, `npx projen readme:logs` rewrites the
  * excerpt. Needs `npx projen bundle` and moto_server.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { readReadme } from './readme-blocks';
 import {
   BEGIN_MARKER, REGENERATE, REHEARSAL, compareExcerpts, normalizeLine, readmeExcerpt, runRehearsal, runnerExcerpt, withExcerpt,
@@ -30,6 +31,21 @@ describe('the build log excerpt in README.md', () => {
     const problems = compareExcerpts(shown, run);
     if (problems.length > 0) {
       throw new Error(`The README's build log excerpt no longer matches what the runner prints (${problems.length} difference(s)). ${FIX}\n\n${problems.join('\n\n')}`);
+    }
+  });
+});
+
+describe('the First recovery section', () => {
+  test('every log text it quotes is in the build log excerpt (a failure\'s, in the runner)', () => {
+    const readme = readReadme();
+    const section = readme.slice(readme.indexOf('## First recovery'), readme.indexOf('\n## ', readme.indexOf('## First recovery') + 5));
+    const excerpt = (readmeExcerpt(readme) ?? []).join('\n');
+    const runner = ['main.ts', 'workflow.ts'].map((f) => readFileSync(join(__dirname, '..', 'buildspec', 'runner', f), 'utf8')).join('\n');
+    // Multi-word spans that are not commands, options or placeholders: what the log prints.
+    const quoted = [...section.replace(/```[\s\S]*?```/g, '').matchAll(/`([^`]+)`/g)].map((m) => m[1]).filter((t) => / /.test(t) && !/^(aws |--)|[<$]/.test(t));
+    expect(quoted).toEqual(expect.arrayContaining(['Wait for the temporary instance', 'RESULT: SUCCESS', 'RESULT: FAILED']));
+    for (const text of quoted) {
+      expect({ text, printed: text.startsWith('RESULT: FAILED') ? runner.includes(text) : excerpt.includes(text) }).toEqual({ text, printed: true });
     }
   });
 });

@@ -14,8 +14,16 @@ const ROOT = join(__dirname, '..');
 
 /** aws-cdk-lib modules by the aliases the README uses. */
 const MODULE_ALIASES: Record<string, string> = {
-  rds: 'aws_rds', ec2: 'aws_ec2', events: 'aws_events', cloudwatch: 'aws_cloudwatch', cw_actions: 'aws_cloudwatch_actions',
-  sns: 'aws_sns', kms: 'aws_kms', secretsmanager: 'aws_secretsmanager', iam: 'aws_iam', codebuild: 'aws_codebuild',
+  rds: 'aws_rds',
+  ec2: 'aws_ec2',
+  events: 'aws_events',
+  cloudwatch: 'aws_cloudwatch',
+  cw_actions: 'aws_cloudwatch_actions',
+  sns: 'aws_sns',
+  kms: 'aws_kms',
+  secretsmanager: 'aws_secretsmanager',
+  iam: 'aws_iam',
+  codebuild: 'aws_codebuild',
 };
 /** What a block may use without defining it, and its type. */
 const AMBIENT: Record<string, string> = {
@@ -77,7 +85,7 @@ function compile(files: Record<string, string>): string[] {
     .map((d) => {
       const { line } = d.file!.getLineAndCharacterOfPosition(d.start ?? 0);
       const text = d.file!.text.split('\n')[line];
-      return `README block ${/line-(\d+)/.exec(d.file!.fileName)?.[1] ?? "?"}: ${ts.flattenDiagnosticMessageText(d.messageText, " ")}  at: ${text.trim()}`;
+      return `README block ${/line-(\d+)/.exec(d.file!.fileName)?.[1] ?? '?'}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}  at: ${text.trim()}`;
     });
 }
 
