@@ -136,20 +136,24 @@ export function withExcerpt(readme: string, excerpt: readonly string[]): string 
   return `${readme.slice(0, begin)}${BEGIN_MARKER}\n\`\`\`text\n${excerpt.join('\n')}\n\`\`\`\n${readme.slice(end)}`;
 }
 
-async function main(): Promise<number> {
+/** `--force` rewrites the excerpt even when only times, ports and stamps differ (otherwise it is left alone: no churn). */
+async function main(argv: readonly string[]): Promise<number> {
   process.stdout.write('readme:logs: running the rehearsal (about 30 s)...\n');
   const excerpt = runnerExcerpt(await runRehearsal());
   const before = readFileSync(README, 'utf8');
-  const after = withExcerpt(before, excerpt);
-  writeFileSync(README, after);
-  const old = readmeExcerpt(before) ?? [];
-  process.stdout.write(`readme:logs: README.md build log excerpt: ${excerpt.length} lines (was ${old.length}); `
-    + `${compareExcerpts(old, excerpt).length === 0 ? 'same lines as before, new times' : 'changed'}\n`);
+  const old = readmeExcerpt(before);
+  const differences = old ? compareExcerpts(old, excerpt) : ['no excerpt yet'];
+  if (differences.length === 0 && !argv.includes('--force')) {
+    process.stdout.write(`readme:logs: README.md already shows what the runner prints (${excerpt.length} lines; only times, ports and stamps differ): left as it is (--force rewrites it)\n`);
+    return 0;
+  }
+  writeFileSync(README, withExcerpt(before, excerpt));
+  process.stdout.write(`readme:logs: README.md build log excerpt rewritten: ${excerpt.length} lines (was ${old?.length ?? 0}), ${differences.length} difference(s) before; read the diff before committing\n`);
   return 0;
 }
 
 if (require.main === module) {
-  main().then((code) => { process.exitCode = code; }, (err: Error) => {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err: Error) => {
     process.stderr.write(`readme:logs: ${err.message}\n`);
     process.exitCode = 1;
   });

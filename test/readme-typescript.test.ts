@@ -6,6 +6,7 @@
  * defining them (`instance`, `vpc`, `topic`, the aws-cdk-lib module aliases)
  * are declared around it, typed as a user's code would have them.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ts from 'typescript';
 import { blocksOf } from './readme-blocks';
@@ -38,6 +39,18 @@ const AMBIENT: Record<string, string> = {
   grantee: 'iam.IGrantable',
 };
 
+/** What the library exports (src/index.ts and the modules it re-exports): a block may use them without importing them. */
+function libraryExports(): string[] {
+  const index = readFileSync(join(ROOT, 'src', 'index.ts'), 'utf8');
+  const names = [...index.matchAll(/export \{([^}]+)\}/g)].flatMap((m) => m[1].split(',').map((n) => n.trim()));
+  for (const m of index.matchAll(/export \* from '\.\/([\w-]+)'/g)) {
+    const source = readFileSync(join(ROOT, 'src', `${m[1]}.ts`), 'utf8');
+    names.push(...[...source.matchAll(/^export (?:abstract )?(?:class|enum|interface|const|function) (\w+)/gm)].map((e) => e[1]));
+  }
+  return names;
+}
+const LIBRARY = libraryExports();
+
 /** The block as a module: its imports first, then the aliases and ambient names it does not import itself, then a stack around the rest. */
 function wrap(block: string): string {
   const lines = block.split('\n');
@@ -51,6 +64,9 @@ function wrap(block: string): string {
   return [
     ...imports,
     `import { ${[...cdkNames, ...aliases].join(', ')} } from 'aws-cdk-lib';`,
+    ...(imported.has('path') ? [] : ["import * as path from 'node:path';"]),
+    // An excerpt after the README's first example may leave out `import { PitrRecovery } from 'cdk-rds-pitr'`.
+    `import { ${LIBRARY.filter((n) => !imported.has(n)).join(', ')} } from 'cdk-rds-pitr';`,
     ...Object.entries(AMBIENT).map(([name, type]) => `declare const ${name}: ${type};`),
     'export class ReadmeExampleStack extends Stack {',
     '  constructor(scope: App, id: string) {',
@@ -59,6 +75,7 @@ function wrap(block: string): string {
     '  }',
     '}',
     'void Duration;',
+    ...(imported.has('path') ? [] : ['void path;']),
   ].join('\n');
 }
 
