@@ -113,8 +113,11 @@ test('the alarms take alarm actions, as the README shows (dr.drillStaleAlarm!.ad
   });
   dr.drillStaleAlarm!.addAlarmAction(new cw_actions.SnsAction(topic));
   dr.recoveryTimeObjectiveAlarm!.addAlarmAction(new cw_actions.SnsAction(topic));
+  // The README's network section: `recovery.cleanupDeadLetterAlarm.addAlarmAction(new actions.SnsAction(topic))`.
+  dr.cleanupDeadLetterAlarm.addAlarmAction(new cw_actions.SnsAction(topic));
   const template = Template.fromStack(stack);
   const topicRef = { Ref: Object.keys(template.findResources('AWS::SNS::Topic'))[0] };
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'ApproximateNumberOfMessagesVisible', AlarmActions: [topicRef] });
   template.hasResourceProperties('AWS::CloudWatch::CompositeAlarm', { AlarmActions: [topicRef] });
   template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: DRILL_METRICS.RECOVERY_TIME_ESTIMATE, AlarmActions: [topicRef] });
 });
