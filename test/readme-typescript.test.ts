@@ -4,7 +4,9 @@
  * the project's own compiler options. A block is wrapped in a stack's
  * constructor (so `this` is a Stack); the names a block uses without
  * defining them (`instance`, `vpc`, `topic`, the aws-cdk-lib module aliases)
- * are declared around it, typed as a user's code would have them.
+ * are declared around it, typed as a user's code would have them. The
+ * drill's evidence record (a JSON block) must be a value of the runner's
+ * EvidenceRecord type.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -114,12 +116,17 @@ describe('README TypeScript blocks', () => {
   beforeAll(() => {
     // One program for every block and the negative control: loading aws-cdk-lib's types is most of the time.
     const files = Object.fromEntries(blocks.map((b) => [join(ROOT, 'test', `.readme-example-line-${b.line}.ts`), wrap(b.text)]));
+    // The drill's evidence record shown in the README: an object literal of the runner's own type (excess property checks catch a renamed field).
+    for (const b of blocksOf(['json']).filter((j) => j.text.includes('"kind": "cdk-rds-pitr/restore-drill"'))) {
+      files[join(ROOT, 'test', `.readme-example-line-${b.line}.ts`)] = `import type { EvidenceRecord } from '../buildspec/runner/drill';\nexport const record: EvidenceRecord = ${b.text};\n`;
+    }
     files[negative] = wrap("import { PitrRecovery } from 'cdk-rds-pitr';\nnew PitrRecovery(this, 'Dr', { instance, noSuchProp: 1 });");
     problems = compile(files);
   });
 
-  test('there are TypeScript examples (Use, RDS-managed passwords, restore drills)', () => {
+  test('there are TypeScript examples (Use, RDS-managed passwords, restore drills) and the evidence record', () => {
     expect(blocks.length).toBeGreaterThanOrEqual(3);
+    expect(blocksOf(['json']).filter((j) => j.text.includes('"kind": "cdk-rds-pitr/restore-drill"'))).toHaveLength(1);
   });
 
   test('every block compiles against the library', () => {
