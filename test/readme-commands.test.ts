@@ -283,6 +283,41 @@ describe('README shell commands', () => {
   });
 });
 
+describe('the port of the AWS CLI shorthand rules, on the cases the README warns about', () => {
+  const cases: Array<[string, string, unknown]> = [
+    ['an unquoted comma makes a list (StartBuild then refuses it)', 'name=DATABASES,value=orders,billing,type=PLAINTEXT', ['orders', 'billing']],
+    ['a double quote inside a value does not parse', 'name=TABLES,value="Sales"."Order Items",type=PLAINTEXT', ShorthandSyntaxError],
+    ['a single-quoted value keeps its comma', "name=DATABASES,value='orders,billing',type=PLAINTEXT", 'orders,billing'],
+    ['a value without comma or quote is a string', 'name=RESTORE_TIME,value=2026-11-24T09:30:00Z,type=PLAINTEXT', '2026-11-24T09:30:00Z'],
+  ];
+
+  test.each(cases)('%s', (_, word, expected) => {
+    if (expected === ShorthandSyntaxError) expect(() => parseShorthand(word)).toThrow(ShorthandSyntaxError);
+    else expect(parseShorthand(word)).toEqual({ name: word.split(',')[0].slice(5), value: expected, type: 'PLAINTEXT' });
+  });
+
+  test('the real AWS CLI v2 agrees on each case (when installed)', async () => {
+    if (!AWS_V2) return;
+    const { server, endpoint, requests } = await captureServer();
+    try {
+      for (const [, word, expected] of cases) {
+        requests.length = 0;
+        const quoted = `'${word.replace(/'/g, "'\\''")}'`;
+        const { stderr } = await runRealCli({ text: `aws codebuild start-build --project-name p --environment-variables-override ${quoted}`, prelude: '', line: 0, from: 'inline', section: '' }, endpoint);
+        if (typeof expected === 'string') {
+          expect(JSON.parse(requests[0].body).environmentVariablesOverride[0].value).toBe(expected);
+        } else {
+          // Refused before any request: a list fails StartBuild's parameter validation, a quote the shorthand parser.
+          expect(requests).toHaveLength(0);
+          expect(stderr).toMatch(expected === ShorthandSyntaxError ? /Error parsing parameter '--environment-variables-override'/ : /Invalid type for parameter environmentVariablesOverride\[0\]\.value/);
+        }
+      }
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe('the Lambda reply shown in the README', () => {
   test('is what the Lambda answers to the payload above it (keys, and restoreTime as sent back)', async () => {
     const lines = readReadme().split('\n');
