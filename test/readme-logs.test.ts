@@ -6,7 +6,7 @@
  * When the runner's log changes, `npx projen readme:logs` rewrites the
  * excerpt. Needs `npx projen bundle` and moto_server.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readReadme } from './readme-blocks';
 import {
@@ -40,7 +40,8 @@ describe('the First recovery section', () => {
     const readme = readReadme();
     const section = readme.slice(readme.indexOf('## First recovery'), readme.indexOf('\n## ', readme.indexOf('## First recovery') + 5));
     const excerpt = (readmeExcerpt(readme) ?? []).join('\n');
-    const runner = ['main.ts', 'workflow.ts'].map((f) => readFileSync(join(__dirname, '..', 'buildspec', 'runner', f), 'utf8')).join('\n');
+    const runnerDir = join(__dirname, '..', 'buildspec', 'runner');
+    const runner = readdirSync(runnerDir).filter((f) => f.endsWith('.ts')).map((f) => readFileSync(join(runnerDir, f), 'utf8')).join('\n');
     // Multi-word spans that are not commands, options or placeholders: what the log prints.
     const quoted = [...section.replace(/```[\s\S]*?```/g, '').matchAll(/`([^`]+)`/g)].map((m) => m[1]).filter((t) => / /.test(t) && !/^(aws |--)|[<$]/.test(t));
     expect(quoted).toEqual(expect.arrayContaining(['Wait for the temporary instance', 'RESULT: SUCCESS', 'RESULT: FAILED']));
