@@ -29,6 +29,7 @@ import type { Client } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { formatDuration } from '../log';
 import type { StepLog } from '../log';
+import { checkClientMatchesServer, type ClientVersionReader } from './client-version';
 import { enforceHazards, findHazards, reviewHazardsForDrill, type HazardReport } from './hazards';
 import { exactPattern, ident, keptName, literal, qualified, restoredName } from './names';
 import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './process';
@@ -71,6 +72,8 @@ export interface PgDataPathSettings {
    * with the restored data.
    */
   readonly beforeVerify?: (database: string, restoredAs: string) => Promise<void>;
+  /** How the clients' versions are read (client-version.ts). @default - `<tool> --version` of the binaries the copy runs */
+  readonly clientVersion?: ClientVersionReader;
 }
 
 /** A table whose data is streamed, with the columns COPY must name (generated columns excluded). */
@@ -139,6 +142,10 @@ export class PgDataPath implements DataPath {
   async checkLogin(target: PgTarget): Promise<void> {
     const client = await connect(target, target.maintenanceDatabase);
     await client.end();
+  }
+
+  checkClientVersion(target: PgTarget, label: string): Promise<string> {
+    return checkClientMatchesServer(target, label, this.settings.clientVersion);
   }
 
   async listDatabases(source: PgTarget): Promise<string[]> {
