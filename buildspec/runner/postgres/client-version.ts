@@ -30,15 +30,17 @@ export interface ClientVersionOutput {
  */
 export type ClientVersionReader = (tool: string) => Promise<ClientVersionOutput>;
 
-export const readClientVersion: ClientVersionReader = (tool) => {
-  const path = pgBin(tool);
+export const readClientVersion: ClientVersionReader = (tool) => readClientVersionAt(pgBin(tool));
+
+/** Runs `<path> --version`. */
+export function readClientVersionAt(path: string): Promise<ClientVersionOutput> {
   return new Promise((resolve, reject) => {
     execFile(path, ['--version'], { timeout: 30_000 }, (err, stdout) => {
       if (err) reject(new Error(`${path} --version could not be run (${err.message.trim()})`));
       else resolve({ path, output: stdout.trim() });
     });
   });
-};
+}
 
 /** `pg_dump (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)` -> `15.14`; undefined when the output is not a PostgreSQL client's. */
 export function parseClientVersion(output: string): string | undefined {
