@@ -12,10 +12,8 @@
  * and execs the real binary otherwise (withWrappedBinaries), or
  * PgDataPathSettings.clientVersion.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
-import { FAST_POLLING, MASTER, TestInstance, capturedLog, request, withWrappedBinaries } from './recovery-harness';
+import { FAST_POLLING, MASTER, TestInstance, capturedLog, otherMajorClientDirs, request, withWrappedBinaries } from './recovery-harness';
 import { PlanError } from '../buildspec/runner/plan';
 import { CHECKED_CLIENTS, parseClientVersion, readClientVersion, readClientVersionAt, type ClientVersionReader } from '../buildspec/runner/postgres/client-version';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
@@ -60,28 +58,6 @@ async function recover(data?: PgDataPath) {
 function answering(version: string): Record<string, string> {
   return Object.fromEntries(CHECKED_CLIENTS.map((tool) => [tool,
     `if [ "$1" = "--version" ]; then echo "${tool} (PostgreSQL) ${version}"; exit 0; fi\nexec "$REAL" "$@"`]));
-}
-
-/** Directories with a real pg_dump and pg_restore, that run here, of a major other than `serverMajor`. */
-function otherMajorClientDirs(serverMajor: number): string[] {
-  const candidates = [
-    ...(process.env.PG_OTHER_CLIENT_DIRS ?? '').split(':').filter(Boolean),
-    ...[16, 17, 18].map((m) => `/usr/lib/postgresql/${m}/bin`),
-  ];
-  for (const cache of ['/var/cache/cdk-rds-pitr', join(process.env.HOME ?? '/root', '.cache', 'cdk-rds-pitr')]) {
-    if (!existsSync(cache)) continue;
-    for (const entry of readdirSync(cache).filter((e) => /^pg\d+$/.test(e))) candidates.push(join(cache, entry, 'bin'));
-  }
-  const runs = (dir: string): string | undefined => {
-    try {
-      const printed = CHECKED_CLIENTS.map((tool) => execFileSync(join(dir, tool), ['--version'], { encoding: 'utf8', timeout: 10_000 }));
-      const majors = new Set(printed.map((p) => parseClientVersion(p)?.split('.')[0]));
-      return majors.size === 1 && !majors.has(String(serverMajor)) && !majors.has(undefined) ? realpathSync(dir) : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-  return [...new Set(candidates.map(runs).filter((d): d is string => d !== undefined))];
 }
 
 describe('parseClientVersion reads what the clients print', () => {

@@ -66,7 +66,7 @@ const readDir = (dir, filter) => {
 const reposdir = args.find((a) => a.startsWith('--setopt=reposdir='));
 const repoFiles = reposdir ? readDir(reposdir.slice('--setopt=reposdir='.length), (f) => f.endsWith('.repo')) : {};
 const vars = tool === 'dnf' ? readDir(process.env.PITR_DNF_VARS_DIR || '/nonexistent', () => true) : {};
-fs.appendFileSync(process.env.PITR_STUB_LOG, JSON.stringify({ tool, args, repoFiles, vars }) + '\n');
+fs.appendFileSync(process.env.PITR_STUB_LOG, JSON.stringify({ tool, args, repoFiles, vars }) + '\\n');
 `;
 
 function writeInstallStubs(work: string, stubs: InstallStubs): { bin: string; log: string; env: Record<string, string> } {
@@ -77,8 +77,8 @@ function writeInstallStubs(work: string, stubs: InstallStubs): { bin: string; lo
   const recorder = join(work, 'stub-recorder.js');
   writeFileSync(recorder, STUB_RECORDER);
   const curlExit = stubs.cdnReachable === false ? 28 : 0;
-  writeFileSync(join(bin, 'curl'), `#!/bin/sh\nnode ${JSON.stringify(recorder)} curl "$@"\n${curlExit ? 'echo "curl: (28) Connection timed out after 5001 milliseconds" >&2\n' : ''}exit ${curlExit}\n`, { mode: 0o755 });
-  writeFileSync(join(bin, 'dnf'), `#!/bin/sh\nnode ${JSON.stringify(recorder)} dnf "$@"\necho "(stand-in dnf: nothing installed) $*"\nexit ${stubs.dnfExit ?? 0}\n`, { mode: 0o755 });
+  writeFileSync(join(bin, 'curl'), `#!/bin/sh\nnode ${JSON.stringify(recorder)} curl "$@" || exit 99\n${curlExit ? 'echo "curl: (28) Connection timed out after 5001 milliseconds" >&2\n' : ''}exit ${curlExit}\n`, { mode: 0o755 });
+  writeFileSync(join(bin, 'dnf'), `#!/bin/sh\nnode ${JSON.stringify(recorder)} dnf "$@" || exit 99\necho "(stand-in dnf: nothing installed) $*"\nexit ${stubs.dnfExit ?? 0}\n`, { mode: 0o755 });
   return { bin, log, env: { PITR_STUB_LOG: log, PITR_DNF_VARS_DIR: join(work, 'dnf-vars') } };
 }
 
