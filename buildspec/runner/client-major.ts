@@ -39,7 +39,7 @@ export async function chooseClientMajor(env: Env, rds: Pick<RdsControl, 'describ
     source = await rds.describeSource(sourceId);
   } catch (err) {
     throw new Error(`the PostgreSQL client is chosen from the instance's engine version, and DescribeDBInstances on ${JSON.stringify(sourceId)} failed: `
-      + `${(err as Error).message.replace(/ Nothing was created\.$/, '')} (the build needs the rds endpoint: NAT or an rds interface endpoint). ${nothing}`);
+      + `${(err as Error).message.replace(/ Nothing was created\.$/, '').replace(/\.$/, '')} (the build needs the rds endpoint: NAT or an rds interface endpoint). ${nothing}`);
   }
   const supported = `PostgreSQL ${PG_MAJORS.oldest} to ${PG_MAJORS.newest}`;
   if (source.engine !== 'postgres') {
