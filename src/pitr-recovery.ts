@@ -547,7 +547,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
         + `(pg_dump refuses a newer server; pg_restore 17 and later fail on servers up to 16). Accepted: ${serverMajor}, or leave it out (deprecated). Nothing was created.`);
     }
     Annotations.of(this).addWarningV2('cdk-rds-pitr:PostgresClientVersionDeprecated',
-      `PitrRecovery: \`postgresClientVersion\` is deprecated: the build installs the client of the instance's own major, read from its EngineVersion at run time. `
+      'PitrRecovery: `postgresClientVersion` is deprecated: the build installs the client of the instance\'s own major, read from its EngineVersion at run time. '
       + `With ${requested} set, a build stops at install when the instance runs another major. Remove the prop.`);
     return requested;
   }

@@ -11,8 +11,14 @@ import { PROJECT_ENV } from '../src/contract';
 function rdsAnswering(engine: string, engineVersion: string) {
   return {
     describeSource: async (id: string): Promise<SourceInstance> => ({
-      id, status: 'available', engine, engineVersion, endpoint: { host: 'db.example', port: 5432 }, masterUsername: 'postgres',
-      vpcSecurityGroupIds: [], backupRetentionPeriod: 7,
+      id,
+      status: 'available',
+      engine,
+      engineVersion,
+      endpoint: { host: 'db.example', port: 5432 },
+      masterUsername: 'postgres',
+      vpcSecurityGroupIds: [],
+      backupRetentionPeriod: 7,
     }),
   };
 }

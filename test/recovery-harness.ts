@@ -3,8 +3,8 @@
  * databases seeded from SQL, a captured step log, and real process faults
  * (wrapper binaries on PG_BIN_DIR). Not a test file itself.
  */
-import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -140,7 +140,9 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
           AWS_ENDPOINT_URL_CLOUDWATCH: moto.endpoint,
         };
         const caFile = buildOptions.caBundle ?? ca.caFile;
-        const build = startBuild({ sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile, onLine: buildOptions.onLine, install: buildOptions.install });
+        const build = startBuild({
+          sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile, onLine: buildOptions.onLine, install: buildOptions.install,
+        });
         void build.done.then(() => {
           lastBusySecond = Math.max(lastBusySecond, Math.floor(Date.now() / 1000));
         });
