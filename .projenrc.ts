@@ -133,7 +133,7 @@ const bundle = project.addTask('bundle', {
 // test/trigger-handler.test.ts holds it under 100 KB and to those two imports.
 bundle.exec('esbuild lambda/trigger.ts --bundle --platform=node --target=node22 --outfile=assets/trigger/index.js --external:@aws-sdk/* --log-level=warning');
 bundle.exec('esbuild buildspec/runner/main.ts --bundle --platform=node --target=node22 --outfile=assets/runner/runner.js --external:pg-native --log-level=warning');
-bundle.exec('cp buildspec/buildspec.yml assets/runner/buildspec.yml');
+bundle.exec('cp buildspec/buildspec.yml buildspec/install-client.sh assets/runner/');
 // The rehearsal: runner.js recover against the RDS stand-in and moto. Its own bundle, so the stand-ins never ship (see below).
 bundle.exec('esbuild local/rehearse-main.ts --bundle --platform=node --target=node22 --outfile=assets/rehearsal/rehearse.js --external:pg-native --log-level=warning');
 bundle.exec('node scripts/rds-ca-bundle.js assets/runner/rds-ca-bundle.pem');
@@ -147,6 +147,16 @@ const rehearse = project.addTask('rehearse', {
 });
 rehearse.spawn(bundle);
 rehearse.exec('node assets/rehearsal/rehearse.js', { receiveArgs: true });
+
+// ---- README: the build log excerpt comes from a real rehearsal -------------
+// test/readme-logs.test.ts fails when the runner's log and the README's excerpt differ; this rewrites the excerpt.
+const readmeLogs = project.addTask('readme:logs', {
+  description: 'Rewrite the build log excerpt in README.md from a real rehearsal run when it differs (test/readme-logs.test.ts checks it; --force rewrites it anyway)',
+  env: { TS_NODE_TRANSPILE_ONLY: 'true' },
+  receiveArgs: true,
+});
+readmeLogs.spawn(bundle);
+readmeLogs.exec('ts-node --project tsconfig.dev.json local/readme-logs.ts', { receiveArgs: true });
 
 // ---- benchmark: recovery data path vs the old proof of concept -------------
 const bench = project.addTask('bench', {

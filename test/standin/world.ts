@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateSecretCommand, GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { startBuild, type BuildResult, type RunningBuild } from './codebuild';
+import { startBuild, type BuildResult, type InstallStubs, type RunningBuild } from './codebuild';
 import { synthesizeLab, type LabDeployment } from './lab-deployment';
 import { quoteIdent } from '../../local/cluster';
 import { startCodeBuildApi, type BuildVariable, type CodeBuildApi, type KnownBuild } from '../../local/codebuild-api';
@@ -70,13 +70,14 @@ export interface World {
   startBuildWith(
     variables: readonly BuildVariable[], options?: BuildStartOptions,
   ): Promise<{ build: RunningBuild; buildId: string; known: KnownBuild }>;
-  runBuild(overrides: Readonly<Record<string, string>>): Promise<BuildResult & { buildId: string }>;
+  runBuild(overrides: Readonly<Record<string, string>>, options?: { install?: InstallStubs }): Promise<BuildResult & { buildId: string }>;
   dispose(): Promise<void>;
 }
 
 export interface BuildStartOptions {
   readonly onLine?: (line: string) => void;
   readonly caBundle?: string;
+  readonly install?: InstallStubs;
 }
 
 export async function startWorld(options: { readonly lab?: LabDeployment } = {}): Promise<World> {
@@ -159,8 +160,8 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
         }
         return launch(resolved, variables, buildOptions);
       },
-      async runBuild(overrides) {
-        const { build, buildId } = world.startBuild(overrides);
+      async runBuild(overrides, runOptions = {}) {
+        const { build, buildId } = world.startBuild(overrides, runOptions);
         return { ...await build.done, buildId };
       },
       async dispose() {
@@ -205,7 +206,7 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
         AWS_ENDPOINT_URL_CLOUDWATCH: moto.endpoint,
       };
       const caFile = buildOptions.caBundle ?? ca.caFile;
-      const build = startBuild({ sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile, onLine: buildOptions.onLine });
+      const build = startBuild({ sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile, onLine: buildOptions.onLine, install: buildOptions.install });
       runs.set(buildId, build);
       const byName = new Map<string, BuildVariable>([...projectVariables, ...reported].map((v) => [v.name, v]));
       const known: KnownBuild = {
