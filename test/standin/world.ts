@@ -206,7 +206,9 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
         AWS_ENDPOINT_URL_CLOUDWATCH: moto.endpoint,
       };
       const caFile = buildOptions.caBundle ?? ca.caFile;
-      const build = startBuild({ sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile, onLine: buildOptions.onLine, install: buildOptions.install });
+      const build = startBuild({
+        sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile, onLine: buildOptions.onLine, install: buildOptions.install,
+      });
       runs.set(buildId, build);
       const byName = new Map<string, BuildVariable>([...projectVariables, ...reported].map((v) => [v.name, v]));
       const known: KnownBuild = {
