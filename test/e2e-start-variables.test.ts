@@ -46,8 +46,10 @@ test.each([START_ENV.DATABASES, START_ENV.STRATEGY])('%s passed as SECRETS_MANAG
   expect(result.log).toContain('Nothing was read from the start variables, created or changed.');
   expect(result.log).not.toContain(world.password);
   expect(lines.join('\n')).not.toContain(world.password);
-  // Nothing on RDS was even asked: no describe, no snapshot, no restore.
-  expect(world.standIn.calls.slice(callsBefore)).toEqual([]);
+  // Nothing on RDS was created or changed, and the runner asked nothing: the only calls are the install phase's
+  // DescribeDBInstances (the source's engine version, to choose the client), before the runner starts.
+  expect(world.standIn.calls.slice(callsBefore).map((c) => c.action)).toEqual(['DescribeDBInstances']);
+  expect(result.log.indexOf('passed as type SECRETS_MANAGER')).toBeGreaterThan(result.log.lastIndexOf('[install]'));
 });
 
 test('PLAINTEXT start variables pass the check (a dry-run housekeeping run reads them and ends)', async () => {
