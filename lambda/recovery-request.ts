@@ -19,6 +19,9 @@ import {
   parseStrategy,
   parseTableList,
   parseTableMode,
+  parseChanges,
+  parseAfter,
+  type ChangesSetting,
   tableScopeProblems,
   validateDatabaseName,
 } from '../src/contract';
@@ -36,6 +39,10 @@ export interface ValidRecoveryRequest {
   /** Recover only these tables, as given (the build parses the same text again); undefined for whole databases. */
   readonly tables?: readonly string[];
   readonly tableMode?: TableMode;
+  /** CHANGES as given; undefined leaves the default (on). */
+  readonly changes?: ChangesSetting;
+  /** AFTER as given (the build parses the same text again). */
+  readonly after?: string;
 }
 
 /** Thrown when the input is rejected; the message lists every problem. */
@@ -76,6 +83,9 @@ export function parseRecoveryRequest(input: unknown, sourceInstanceId: string): 
     problems.push(...tableScopeProblems(tables?.names, databases, tableMode, { tables: 'tables', databases: 'databases', tableMode: 'tableMode' }));
   }
 
+  const changes = fields.changes === undefined ? undefined : attempt(() => parseChanges(fields.changes, 'changes'));
+  const after = attempt(() => (parseAfter(fields.after, 'after') ? (fields.after as string).trim() : undefined));
+
   if (problems.length > 0) throw new RequestRejectedError(problems);
   return {
     restoreTime: restoreTime!,
@@ -84,6 +94,8 @@ export function parseRecoveryRequest(input: unknown, sourceInstanceId: string): 
     strategy: strategy!,
     acceptHazards: acceptHazards!,
     ...(tables ? { tables: tables.texts, tableMode } : {}),
+    ...(changes ? { changes } : {}),
+    ...(after ? { after } : {}),
   };
 }
 

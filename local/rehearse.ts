@@ -44,6 +44,7 @@ import { StepLog } from '../buildspec/runner/log';
 import { readStartRequest } from '../buildspec/runner/plan';
 import { DEFAULT_STREAM_MIN_BYTES, PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { keptName } from '../buildspec/runner/postgres/names';
+import { recordChanges } from '../buildspec/runner/postgres/changes';
 import { PgTablePath, tableSchemaName } from '../buildspec/runner/postgres/tables';
 import { runRecovery, type Polling } from '../buildspec/runner/workflow';
 import { TUNING_ENV } from '../src/contract';
@@ -541,7 +542,7 @@ class LocalRig implements Rig {
     }
     const request = readStartRequest(env, { cpus: availableParallelism() });
     try {
-      const outcome = await runRecovery(request, { ...common, tables: new PgTablePath() });
+      const outcome = await runRecovery(request, { ...common, tables: new PgTablePath(), changes: { record: recordChanges } });
       return { ok: true, stamp: outcome.plan.stamp };
     } catch (err) {
       return { ok: false, why: (err as Error).message };

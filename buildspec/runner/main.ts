@@ -26,6 +26,7 @@ import { StepLog } from './log';
 import { readStartRequest } from './plan';
 import { PgDataPath } from './postgres/data-path';
 import { PgOriginalCatalog } from './postgres/leftovers';
+import { recordChanges } from './postgres/changes';
 import { PgTablePath } from './postgres/tables';
 import { runAsMain, withStopSignals } from './stop-signals';
 import { readRunnerTuning } from './tuning';
@@ -118,7 +119,7 @@ async function recover(signal: AbortSignal): Promise<number> {
     }
   }
   try {
-    await runRecovery(setup.request!, { ...common, catalog, builds, tables: new PgTablePath() });
+    await runRecovery(setup.request!, { ...common, catalog, builds, tables: new PgTablePath(), changes: { record: recordChanges } });
     return 0;
   } catch {
     // runRecovery has already logged the cause and what was (not) changed in its summary.

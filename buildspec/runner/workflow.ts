@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { changesSkipped, recordWritesAfterT, type ChangesPath } from './changes';
 import { describeInventory, dropDeadCopies, keptLines, takeInventory, type LeftoverDeps } from './housekeeping';
 import { formatDuration, type StepLog } from './log';
 import { PlanError, planRecovery, type RecoveryPlan, type StartRequest } from './plan';
@@ -94,6 +95,8 @@ export interface RecoveryDeps {
   readonly builds?: BuildStatus;
   /** Table-level recovery (TABLES). @default - a request with TABLES is refused before anything is created */
   readonly tables?: TablePath;
+  /** The record of writes made after the restore time (CHANGES). @default - not recorded */
+  readonly changes?: ChangesPath;
 }
 
 export interface RecoveryOutcome {
@@ -124,6 +127,7 @@ export async function runRecovery(request: StartRequest, deps: RecoveryDeps): Pr
     if (deps.catalog) await log.step('Drop in-progress copies of dead runs', () => run.dropDeadCopies());
     if (request.tables) await log.step('Recover tables beside the live ones', () => run.recoverTables());
     else await log.step(request.strategy === 'swap' ? 'Copy, verify and swap in' : 'Copy, verify and replace', () => run.copyDatabases());
+    if (run.wantsChanges) await log.step('Record writes made after the restore time', () => run.recordChanges());
   } catch (err) {
     run.recordFailure(err);
   } finally {
@@ -147,6 +151,7 @@ export class RecoveryRun {
   protected results: readonly DatabaseCopyResult[] = [];
   protected copyStarted = false;
   private tableResult?: TableRecoveryResult;
+  private changesLines: string[] = [];
   protected workDir?: string;
   protected failure?: Error;
   /** The temporary instance's storage when it must be larger than the source's (a drill). */
@@ -362,6 +367,15 @@ export class RecoveryRun {
     });
   }
 
+  get wantsChanges(): boolean {
+    return !this.request.tables && this.request.strategy === 'swap' && this.request.changes && this.deps.changes !== undefined;
+  }
+
+  /** After the swap: the writes made after T, from each pre-recovery copy (changes.ts); never fails the recovery. */
+  async recordChanges(): Promise<void> {
+    this.changesLines = await recordWritesAfterT(this.p, this.results, this.originalTarget(), this.deps.changes!, this.deps.log);
+  }
+
   /**
    * Room on the original for the copy, for the data path to check. A
    * measurement that fails or has no datapoint is logged and skipped: a
@@ -458,6 +472,7 @@ export class RecoveryRun {
         }
       }
       if (this.tableResult) lines.push(...tableSummary(this.tableResult));
+      if (this.results.length > 0) lines.push(...this.changesLines, ...[changesSkipped(plan)].filter((l): l is string => l !== undefined));
       lines.push(plan.safetySnapshotId
         ? `Safety snapshot of the original (kept): ${plan.safetySnapshotId}; delete it when no longer needed: aws rds delete-db-snapshot --db-snapshot-identifier ${plan.safetySnapshotId}`
         : 'Safety snapshot: off');
