@@ -151,3 +151,36 @@ test('swap recovery, then the record: known counts, rows kept, replay restores e
   // Keyless: no replay, the table stays as at T.
   expect(await target.sql('SELECT count(*) FROM app.log', DB)).toBe('50');
 });
+
+test('AFTER with commit timestamps: the replay brings back only the good writes made after the bad change, not the bad change nor what came before it', async () => {
+  const db = 'after bound';
+  for (const c of [source, target]) {
+    await c.sql(`CREATE DATABASE ${quoteIdent(db)} OWNER ${MASTER.username}`);
+    await c.sql(`SET ROLE ${MASTER.username}; CREATE TABLE public.accounts (id int PRIMARY KEY, name text NOT NULL);
+      INSERT INTO public.accounts SELECT g, 'a' || g FROM generate_series(1, 100) g`, db);
+  }
+  // After T on the original: a good write, the bad change, then good writes again.
+  await target.sql(`SET ROLE ${MASTER.username}; INSERT INTO public.accounts VALUES (101, 'good before the bad change')`, db);
+  await target.sql(`SET ROLE ${MASTER.username}; DELETE FROM public.accounts WHERE id <= 10; UPDATE public.accounts SET name = 'bad' WHERE id BETWEEN 11 AND 20`, db);
+  const afterBad = new Date(await target.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"));
+  await new Promise((r) => setTimeout(r, 20));
+  await target.sql(`SET ROLE ${MASTER.username}; INSERT INTO public.accounts VALUES (102, 'good'), (103, 'good'); UPDATE public.accounts SET name = 'good later' WHERE id = 50`, db);
+
+  const stamp = '20260404000002';
+  const log = new StepLog(() => undefined);
+  const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
+  const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, after: afterBad });
+  expect(record.commitTimes).toBe(true);
+  expect(record.tables).toEqual([expect.objectContaining({ table: 'public.accounts', inserted: 3, changed: 11, deleted: 10 })]);
+  expect(record.replaySql).toContain(`SET pitr.after = '${afterBad.toISOString()}';`);
+
+  const client = await connect(masterTarget(target), db);
+  try {
+    await client.query(record.replaySql);
+  } finally {
+    await client.end();
+  }
+  // T's state plus exactly the writes after the bad change.
+  const expected = (await source.sql("SELECT string_agg(id || '=' || name, ',' ORDER BY id) FROM (SELECT id, CASE WHEN id = 50 THEN 'good later' ELSE name END AS name FROM public.accounts UNION ALL VALUES (102, 'good'), (103, 'good')) x", db));
+  expect(await target.sql("SELECT string_agg(id || '=' || name, ',' ORDER BY id) FROM public.accounts", db)).toBe(expected);
+});
