@@ -4,8 +4,8 @@
  * the replay script's shape for a table with known columns.
  */
 import { request } from './recovery-harness';
-import { PlanError } from '../buildspec/runner/plan';
 import { changesSkipped } from '../buildspec/runner/changes';
+import { PlanError } from '../buildspec/runner/plan';
 import { AFTER_SETTING, replayScript, replaySettings } from '../buildspec/runner/postgres/changes';
 import { RequestRejectedError, parseRecoveryRequest } from '../lambda/recovery-request';
 import { environmentOverrides } from '../lambda/start-recovery';
@@ -65,8 +65,15 @@ describe('the trigger Lambda', () => {
 
 describe('replayScript', () => {
   const replay = {
-    live: '"app"."t"', kept: '"pitr_1_after"."app__t"', owner: 'app owner', key: ['id'], insertColumns: ['id', 'v'], updateColumns: ['v'], hashColumns: ['id', 'v', 'g'],
-    overriding: false, triggers: [],
+    live: '"app"."t"',
+    kept: '"pitr_1_after"."app__t"',
+    owner: 'app owner',
+    key: ['id'],
+    insertColumns: ['id', 'v'],
+    updateColumns: ['v'],
+    hashColumns: ['id', 'v', 'g'],
+    overriding: false,
+    triggers: [],
   };
   const table = { table: 'app.t', status: 'compared' as const, inserted: 1, changed: 2, deleted: 3, notes: [], replay };
   const ctx = { database: 'shop', keptAs: 'shop__before_pitr_1', schema: 'pitr_1_after', stamp: '1', commitTimes: true };

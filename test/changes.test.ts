@@ -147,7 +147,7 @@ test('swap recovery, then the record: known counts, rows kept, replay restores e
   expect(await rows(DB, 'app.orders', 'id, customer_id, amount, doubled, at')).toBe(await rows(kept, 'app.orders', 'id, customer_id, amount, doubled, at'));
   expect(await rows(DB, 'app."Odd ""Table"""', '"Key A", "key b", v')).toBe(await rows(kept, 'app."Odd ""Table"""', '"Key A", "key b", v'));
   // The sequence moved on: the next order does not collide with a replayed one.
-  expect(Number(await target.sql("SELECT last_value FROM app.orders_id_seq", DB))).toBeGreaterThanOrEqual(3011);
+  expect(Number(await target.sql('SELECT last_value FROM app.orders_id_seq', DB))).toBeGreaterThanOrEqual(3011);
   // Keyless: no replay, the table stays as at T.
   expect(await target.sql('SELECT count(*) FROM app.log', DB)).toBe('50');
 });

@@ -148,7 +148,9 @@ async function foreignKeys(client: Client): Promise<Array<{ child: number; paren
 }
 
 /** Parents before children (cycles broken by name order), so inserts and updates see their parents; deletes run the other way. */
-export function foreignKeyOrder<T extends { readonly oid: number }>(tables: readonly T[], edges: ReadonlyArray<{ child: number; parent: number }>): T[] {
+export function foreignKeyOrder<T extends { readonly oid: number }>(
+  tables: readonly T[], edges: ReadonlyArray<{ child: number; parent: number }>,
+): T[] {
   const out: T[] = [];
   const done = new Set<number>();
   const visiting = new Set<number>();
@@ -215,7 +217,10 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     for (const b of beforeTables.filter((x) => !atTByName.has(key(x)))) {
       const rows = Number((await before.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${qualified(b.schema, b.name)}`)).rows[0].n);
       results.push({
-        table: formatTableName({ schema: b.schema, table: b.name }), status: 'created after T', inserted: rows, deleted: 0,
+        table: formatTableName({ schema: b.schema, table: b.name }),
+        status: 'created after T',
+        inserted: rows,
+        deleted: 0,
         notes: [`created after T (or renamed): not in the recovered database; its ${rows} rows are in ${keptAs} only. To bring it back whole: pg_dump -t ${qualified(b.schema, b.name)} from ${keptAs} and restore it.`],
       });
       log.info(describeTable(results[results.length - 1]));
@@ -228,7 +233,8 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     const replaySql = replayScript({ database, keptAs, schema, stamp, commitTimes, after: options.after }, foreignKeyOrder(
       results.map((r, i) => ({ ...r, oid: atTTables[i]?.oid ?? -1 - i })), edges), sequences);
     await writeSummary(now, schema, results, sequences, replaySql);
-    const record: ChangesRecord = { database, keptAs, schema, tables: results.map(({ replay: _, ...r }) => r), sequences, commitTimes, replaySql, ms: Date.now() - started };
+    const tables = results.map(({ replay: _, ...r }) => r);
+    const record: ChangesRecord = { database, keptAs, schema, tables, sequences, commitTimes, replaySql, ms: Date.now() - started };
     for (const line of describeRecord(record)) log.info(line);
     return record;
   } catch (err) {
@@ -267,7 +273,9 @@ interface TableReplay {
   readonly triggers: readonly string[];
 }
 
-async function compareTable(before: Client, now: Client, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean): Promise<TableWrites & { replay?: TableReplay }> {
+async function compareTable(
+  before: Client, now: Client, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean,
+): Promise<TableWrites & { replay?: TableReplay }> {
   const table = formatTableName({ schema: t.schema, table: t.name });
   const live = qualified(t.schema, t.name);
   const [atTCols, beforeCols] = [await columnsOf(now, t.oid), await columnsOf(before, b.oid)];
@@ -343,9 +351,23 @@ async function compareTable(before: Client, now: Client, t: Table, b: Table, sch
   const triggers = (await now.query<{ name: string }>('SELECT tgname AS name FROM pg_trigger WHERE tgrelid = $1::oid AND NOT tgisinternal ORDER BY 1', [t.oid])).rows.map((r) => r.name);
   if (triggers.length > 0) notes.push(`the table has triggers (${triggers.map(ident).join(', ')}): the replay fires them, as any write would.`);
   return {
-    table, status: 'compared', keptIn: formatTableName({ schema, table: keptName }), key, inserted, changed, deleted, notes,
+    table,
+    status: 'compared',
+    keptIn: formatTableName({ schema, table: keptName }),
+    key,
+    inserted,
+    changed,
+    deleted,
+    notes,
     replay: {
-      live, kept, owner: t.owner, key, insertColumns, hashColumns: common, overriding: identityAlways.length > 0, triggers,
+      live,
+      kept,
+      owner: t.owner,
+      key,
+      insertColumns,
+      hashColumns: common,
+      overriding: identityAlways.length > 0,
+      triggers,
       updateColumns: insertColumns.filter((c) => !key.includes(c) && !atTByName.get(c)!.identityAlways),
     },
   };
@@ -383,7 +405,9 @@ interface ReplayContext {
 const AFTER_UNSET = `nullif(current_setting(${literal(AFTER_SETTING)}, true), '') IS NULL`;
 
 /** The replay script: inserts and updates parents first, deletes children first, sequences last. Never executed here. */
-export function replayScript(ctx: ReplayContext, ordered: ReadonlyArray<TableWrites & { replay?: TableReplay }>, sequences: readonly SequenceMove[]): string {
+export function replayScript(
+  ctx: ReplayContext, ordered: ReadonlyArray<TableWrites & { replay?: TableReplay }>, sequences: readonly SequenceMove[],
+): string {
   const lines: string[] = [
     `-- cdk-rds-pitr: replay of the writes made after the restore time in ${JSON.stringify(ctx.database)} (run ${ctx.stamp}).`,
     `-- Taken from ${JSON.stringify(ctx.keptAs)}; the rows are in schema ${ident(ctx.schema)}. The runner never executed this.`,
@@ -440,7 +464,9 @@ export function replayScript(ctx: ReplayContext, ordered: ReadonlyArray<TableWri
   return lines.join('\n');
 }
 
-async function writeSummary(client: Client, schema: string, tables: readonly TableWrites[], sequences: readonly SequenceMove[], replaySql: string): Promise<void> {
+async function writeSummary(
+  client: Client, schema: string, tables: readonly TableWrites[], sequences: readonly SequenceMove[], replaySql: string,
+): Promise<void> {
   await client.query(`CREATE TABLE ${qualified(schema, SUMMARY_TABLE)} (
     table_name text NOT NULL, status text NOT NULL, kept_in text, key_columns text[], inserted_after_t bigint NOT NULL, changed_after_t bigint,
     deleted_after_t bigint NOT NULL, notes text)`);
