@@ -29,7 +29,7 @@ export const START_ENV = {
   TEMP_INSTANCE_CLASS: 'TEMP_INSTANCE_CLASS',
   /** Comma-separated swap hazards (HAZARDS) the operator accepts after reading what each one does; empty accepts none. */
   ACCEPT_HAZARDS: 'ACCEPT_HAZARDS',
-  /** `recover` (default), `housekeeping` or `drill` (MODES). */
+  /** `recover` (default), `housekeeping`, `drill` or `changes` (MODES). */
   MODE: 'MODE',
   /** Housekeeping only: drop pre-recovery copies and safety snapshots older than this (`7d`, `36h`; AGE_ACCEPTED). */
   OLDER_THAN: 'OLDER_THAN',
@@ -43,6 +43,8 @@ export const START_ENV = {
   CHANGES: 'CHANGES',
   /** Optional ISO-8601 UTC time: the replay SQL of the writes made after T replays only what committed after it (needs track_commit_timestamp). */
   AFTER: 'AFTER',
+  /** With MODE=changes: the stamp (YYYYMMDDHHMMSS) of the recovery whose pre-recovery copies `<db>__before_pitr_<stamp>` to compare. */
+  STAMP: 'STAMP',
 } as const;
 
 /**
@@ -187,7 +189,7 @@ export function stampOfSafetySnapshot(source: string, snapshotId: string): strin
   return timeOfStamp(stamp) ? stamp : undefined;
 }
 
-export const MODES = ['recover', 'housekeeping', 'drill'] as const;
+export const MODES = ['recover', 'housekeeping', 'drill', 'changes'] as const;
 export type Mode = (typeof MODES)[number];
 export const DEFAULT_MODE: Mode = 'recover';
 

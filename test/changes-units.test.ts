@@ -5,6 +5,7 @@
  */
 import { request } from './recovery-harness';
 import { changesSkipped } from '../buildspec/runner/changes';
+import { readChangesModeRequest } from '../buildspec/runner/changes-mode';
 import { PlanError } from '../buildspec/runner/plan';
 import { AFTER_SETTING, replayScript, replaySettings } from '../buildspec/runner/postgres/changes';
 import { RequestRejectedError, parseRecoveryRequest } from '../lambda/recovery-request';
@@ -87,5 +88,26 @@ describe('replayScript', () => {
     expect(sql).toContain('-- needs: INSERT, UPDATE, DELETE on "app"."t" (owner "app owner"');
     expect(replayScript({ ...ctx, after: new Date('2026-11-24T09:42:00Z') }, [table], [])).toContain(`SET ${AFTER_SETTING} = '2026-11-24T09:42:00.000Z';`);
     expect(replayScript({ ...ctx, commitTimes: false }, [table], [])).toContain('track_commit_timestamp was off');
+  });
+});
+
+describe('MODE=changes', () => {
+  const env = { SOURCE_INSTANCE_ID: 'prod-db', [START_ENV.CONFIRM]: 'prod-db', [START_ENV.STAMP]: '20261124093000' };
+  test('reads the stamp, the databases and AFTER', () => {
+    expect(readChangesModeRequest({ ...env, [START_ENV.DATABASES]: 'orders', [START_ENV.AFTER]: '2026-11-24T09:42:00Z' }))
+      .toEqual({ sourceId: 'prod-db', stamp: '20261124093000', databases: ['orders'], after: new Date('2026-11-24T09:42:00Z') });
+  });
+  test('every problem at once: a bad stamp, no CONFIRM', () => {
+    const error = (() => {
+      try {
+        readChangesModeRequest({ ...env, [START_ENV.STAMP]: '2026-11-24', [START_ENV.CONFIRM]: undefined });
+      } catch (err) {
+        return err as PlanError;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(PlanError);
+    expect(error!.problems.join('\n')).toContain('STAMP: "2026-11-24" is not a run stamp; accepted: the 14 digits YYYYMMDDHHMMSS');
+    expect(error!.problems.join('\n')).toContain('CONFIRM: not set; accepted: exactly "prod-db"');
   });
 });

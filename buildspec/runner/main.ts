@@ -19,6 +19,7 @@ import { AwsBuildStatus } from './aws/builds';
 import { AwsDrillPublisher } from './aws/publish';
 import { AwsRdsControl } from './aws/rds-control';
 import { readDatabaseCredentials } from './aws/secret';
+import { readChangesModeRequest, runChangesMode } from './changes-mode';
 import { runCopyCli } from './copy-cli';
 import { readDrillRequest, runDrill } from './drill';
 import { readHousekeepingRequest, runHousekeeping } from './housekeeping';
@@ -71,6 +72,7 @@ async function recover(signal: AbortSignal): Promise<number> {
       const request = mode === 'recover' ? readStartRequest(env, { cpus: availableParallelism() }) : undefined;
       const housekeeping = mode === 'housekeeping' ? readHousekeepingRequest(env) : undefined;
       const drill = mode === 'drill' ? readDrillRequest(env, { cpus: availableParallelism() }) : undefined;
+      const changes = mode === 'changes' ? readChangesModeRequest(env) : undefined;
       const caBundle = env[PROJECT_ENV.PG_CA_BUNDLE];
       if (!caBundle || !existsSync(caBundle)) {
         throw new Error(`${PROJECT_ENV.PG_CA_BUNDLE}: ${JSON.stringify(caBundle ?? '')} is not a readable file; accepted: the path of the RDS CA bundle the buildspec downloads (needed for sslmode=verify-full). Nothing was created or changed.`);
@@ -79,7 +81,7 @@ async function recover(signal: AbortSignal): Promise<number> {
       for (const line of tuning.inEffect) log.info(`tuning (for the rehearsal's stand-ins; unset on AWS): ${line}`);
       const credentials = await readDatabaseCredentials(env[PROJECT_ENV.SECRET_ARN] ?? '');
       log.redact(credentials.password);
-      return { request, housekeeping, drill, caBundle, credentials, secretId: env[PROJECT_ENV.SECRET_ARN], tuning };
+      return { request, housekeeping, drill, changes, caBundle, credentials, secretId: env[PROJECT_ENV.SECRET_ARN], tuning };
     });
   } catch (err) {
     log.warn(`RESULT: FAILED: ${(err as Error).message}`);
@@ -89,6 +91,14 @@ async function recover(signal: AbortSignal): Promise<number> {
   const catalog = new PgOriginalCatalog();
   const builds = new AwsBuildStatus(env[BUILD_ENV.BUILD_ID] ?? '');
   const tls = { sslMode: 'verify-full', sslRootCert: setup.caBundle };
+  if (setup.changes) {
+    try {
+      await runChangesMode(setup.changes, { rds, log, credentials: setup.credentials, tls });
+      return 0;
+    } catch {
+      return EXIT_FAILED;
+    }
+  }
   if (setup.housekeeping) {
     try {
       await runHousekeeping(setup.housekeeping, { rds, catalog, builds, log, credentials: setup.credentials, tls });

@@ -302,24 +302,28 @@ async function compareTable(
     return { table, status: 'compared', inserted, deleted, notes };
   }
 
-  // Pass 1: key + md5 of the row text of every row before the recovery.
+  // Pass 1: key + a hash of every row before the recovery: the types' own 64-bit hash where every column has one that
+  // does not depend on OIDs (4x cheaper than text + md5), else an md5 of the row text.
   const keyCols = key.map((k) => beforeByName.get(k)!);
-  await now.query(`CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h text)`);
+  const fastHash = await hashableByValue(before, b.oid, common);
+  const rowHash = (alias: string): string => (fastHash
+    ? `hash_record_extended(ROW(${common.map((c) => `${alias}.${ident(c)}`).join(', ')}), 0)` : rowText(alias, common));
+  // Binary COPY when hashing by value (the key and the hash cross without text conversion).
+  const format = fastHash ? ' (FORMAT binary)' : '';
+  await now.query(`CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h ${fastHash ? 'bigint' : 'text'})`);
   await stream(before, now,
-    `COPY (SELECT ${key.map((k) => `x.${ident(k)}`).join(', ')}, ${rowText('x', common)} FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT`,
-    `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN`);
+    `COPY (SELECT ${key.map((k) => `x.${ident(k)}`).join(', ')}, ${rowHash('x')} FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT${format}`,
+    `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN${format}`);
   await now.query('ANALYZE pg_temp.pitr_stage');
   const match = (a: string, c: string): string => key.map((k) => `${a}.${ident(k)} = ${c}.${ident(k)}`).join(' AND ');
   await now.query('DROP TABLE IF EXISTS pg_temp.pitr_want');
+  // One full join: only before (inserted after T), only at T (deleted after T), both with another hash (changed).
   await now.query(`CREATE TEMP TABLE pitr_want AS
-    SELECT 'inserted'::text AS pitr_change, ${key.map((k) => `s.${ident(k)}`).join(', ')}, NULL::text AS pitr_row_at_t
-      FROM pg_temp.pitr_stage s WHERE NOT EXISTS (SELECT 1 FROM ONLY ${live} r WHERE ${match('r', 's')})
-    UNION ALL
-    SELECT 'changed', ${key.map((k) => `s.${ident(k)}`).join(', ')}, ${rowText('r', common)}
-      FROM pg_temp.pitr_stage s JOIN ONLY ${live} r ON ${match('r', 's')} WHERE s.pitr_h <> ${rowText('r', common)}
-    UNION ALL
-    SELECT 'deleted', ${key.map((k) => `r.${ident(k)}`).join(', ')}, ${rowText('r', common)}
-      FROM ONLY ${live} r WHERE NOT EXISTS (SELECT 1 FROM pg_temp.pitr_stage s WHERE ${match('r', 's')})`);
+    SELECT CASE WHEN s.pitr_h IS NULL THEN 'deleted' WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change,
+           ${key.map((k) => `coalesce(s.${ident(k)}, r.${ident(k)}) AS ${ident(k)}`).join(', ')},
+           CASE WHEN r.ctid IS NULL THEN NULL ELSE ${rowText('r', common)} END AS pitr_row_at_t
+      FROM pg_temp.pitr_stage s FULL JOIN ONLY ${live} r ON ${match('r', 's')}
+     WHERE s.pitr_h IS NULL OR r.ctid IS NULL OR s.pitr_h <> ${rowHash('r')}`);
   const counts = new Map((await now.query<{ c: string; n: string }>('SELECT pitr_change AS c, count(*) AS n FROM pg_temp.pitr_want GROUP BY 1')).rows.map((r) => [r.c, Number(r.n)]));
   const [inserted, changed, deleted] = ['inserted', 'changed', 'deleted'].map((c) => counts.get(c) ?? 0);
 
@@ -371,6 +375,23 @@ async function compareTable(
       updateColumns: insertColumns.filter((c) => !key.includes(c) && !atTByName.get(c)!.identityAlways),
     },
   };
+}
+
+/**
+ * True when every column's type (through domains and arrays) is a base type with a default hash operator class, so
+ * hash_record_extended gives the same value for the same content in both databases. Enums, composites and ranges
+ * are left out: an enum hashes by its label's OID, which a restore renumbers.
+ */
+async function hashableByValue(client: Client, oid: number, columns: readonly string[]): Promise<boolean> {
+  const { rows } = await client.query<{ ok: boolean }>(`
+    WITH cols AS (
+      SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END AS typ FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+       WHERE a.attrelid = $1::oid AND a.attname = ANY($2::text[])),
+    base AS (SELECT CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END AS typ FROM cols JOIN pg_type t ON t.oid = cols.typ)
+    SELECT coalesce(bool_and(t.typtype = 'b' AND EXISTS (
+             SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod WHERE am.amname = 'hash' AND oc.opcdefault AND oc.opcintype = t.oid)), false) AS ok
+      FROM base JOIN pg_type t ON t.oid = base.typ`, [oid, columns]);
+  return rows[0].ok;
 }
 
 /** COPY out of `from` into `to`, as the bytes flow. */
