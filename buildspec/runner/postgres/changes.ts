@@ -43,6 +43,17 @@ const FETCH_BATCH = 5_000;
 /** Log lines of the replay SQL shown in the build log; the whole script is in the schema. */
 const LOG_REPLAY_LINES = 60;
 
+/**
+ * The record's cost as a share of the copy's time, from `npx projen bench --changes` (bench/results/*-changes.md):
+ * both read every row once per side, the record hashes instead of writing.
+ */
+export const CHANGES_COST_OF_COPY = 0.5;
+
+/** Estimated seconds of the record of writes made after T for a copy of `copySeconds` (the drill's evidence). */
+export function changesRecordSeconds(copySeconds: number): number {
+  return copySeconds * CHANGES_COST_OF_COPY;
+}
+
 /** `pitr_<stamp>_after`: where the record of writes made after T is kept in the recovered database. */
 export function changesSchemaName(stamp: string): string {
   return `pitr_${stamp}_after`;
@@ -57,7 +68,12 @@ export interface ChangesOptions {
   readonly log: StepLog;
   /** AFTER: when set, the replay SQL starts with `SET pitr.after = ...` and replays only what committed after it. */
   readonly after?: Date;
+  /** Tables compared at a time (two sessions each). @default CHANGES_JOBS */
+  readonly jobs?: number;
 }
+
+/** Tables compared at a time by default: the comparison runs after the swap, beside the application's own load. */
+export const CHANGES_JOBS = 2;
 
 /** One table's writes since T. */
 export interface TableWrites {
@@ -203,17 +219,41 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     const atTByName = new Map(atTTables.map((t) => [key(t), t]));
     const names = keptNames(atTTables);
     const results: Array<TableWrites & { replay?: TableReplay }> = [];
-    for (const [i, t] of atTTables.entries()) {
-      const b = beforeByName.get(key(t));
-      const shown = formatTableName({ schema: t.schema, table: t.name });
-      if (!b) {
-        const rows = Number((await now.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${qualified(t.schema, t.name)}`)).rows[0].n);
-        results.push({ table: shown, status: 'dropped after T', inserted: 0, deleted: rows, notes: [`the table existed at T and not before the recovery: dropped or renamed after T (its ${rows} rows at T are back; nothing to replay).`] });
-        continue;
+    // Tables are compared JOBS at a time, each worker on its own pair of sessions; the pre-recovery side shares one snapshot.
+    const snapshot = (await before.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0].s;
+    const slots: Array<TableWrites & { replay?: TableReplay }> = new Array(atTTables.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      const wBefore = await connect(target, keptAs);
+      let wNow: Client | undefined;
+      try {
+        wNow = await connect(target, database);
+        await wBefore.query(`BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT ${literal(snapshot)}`);
+        for (let i = next++; i < atTTables.length; i = next++) {
+          const t = atTTables[i];
+          const b = beforeByName.get(key(t));
+          if (!b) {
+            const rows = Number((await wNow.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${qualified(t.schema, t.name)}`)).rows[0].n);
+            slots[i] = {
+              table: formatTableName({ schema: t.schema, table: t.name }),
+              status: 'dropped after T',
+              inserted: 0,
+              deleted: rows,
+              notes: [`the table existed at T and not before the recovery: dropped or renamed after T (its ${rows} rows at T are back; nothing to replay).`],
+            };
+          } else {
+            slots[i] = await compareTable(wBefore, wNow, t, b, schema, names[i], commitTimes);
+          }
+          log.info(describeTable(slots[i]));
+        }
+        await wBefore.query('COMMIT');
+      } finally {
+        await wBefore.end().catch(() => undefined);
+        await wNow?.end().catch(() => undefined);
       }
-      results.push(await compareTable(before, now, t, b, schema, names[i], commitTimes));
-      log.info(describeTable(results[results.length - 1]));
-    }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(options.jobs ?? CHANGES_JOBS, atTTables.length)) }, worker));
+    results.push(...slots);
     for (const b of beforeTables.filter((x) => !atTByName.has(key(x)))) {
       const rows = Number((await before.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${qualified(b.schema, b.name)}`)).rows[0].n);
       results.push({
