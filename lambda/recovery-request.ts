@@ -3,6 +3,8 @@
  * rejection happens before anything is looked up or started.
  */
 import {
+  DEFAULT_MODE,
+  MODES,
   DRILL_REQUEST_FIELDS,
   HOUSEKEEPING_REQUEST_FIELDS,
   Hazard,
@@ -53,7 +55,7 @@ export class RequestRejectedError extends Error {
   }
 }
 
-const REQUEST_SHAPE = '{"restoreTime": "<ISO-8601 UTC>|latest", "confirm": "<source instance id>", "databases"?: ["<name>", ...], "strategy"?: "swap"|"replace", "acceptHazards"?: ["<hazard>", ...]}';
+const REQUEST_SHAPE = '{"restoreTime": "<ISO-8601 UTC>|latest", "confirm": "<source instance id>", "databases"?: ["<name>", ...], "strategy"?: "swap"|"replace", "acceptHazards"?: ["<hazard>", ...], "mode"?: "recover"}';
 
 /**
  * Checks every field of `input` and reports all problems at once, so a
@@ -69,6 +71,17 @@ export function parseRecoveryRequest(input: unknown, sourceInstanceId: string): 
   for (const name of Object.keys(fields)) {
     if (!(RECOVERY_REQUEST_FIELDS as readonly string[]).includes(name)) {
       problems.push(`${name}: unknown field (value ${describe(fields[name])}); accepted fields: ${RECOVERY_REQUEST_FIELDS.join(', ')}.`);
+    }
+  }
+  // housekeeping and drill requests never get here (start-recovery.ts); any other mode is a typo, named as such.
+  if (fields.mode !== undefined) {
+    // MODE=changes is a CodeBuild override only: this function must never start a recovery for it.
+    const modes = MODES.filter((m) => m !== 'changes');
+    if (fields.mode === 'changes') {
+      problems.push('mode: "changes" is not started by this function; accepted here: ' + `${modes.join(' | ')}. `
+        + 'Start MODE=changes with aws codebuild start-build (MODE=changes, STAMP=<the recovery\'s stamp>, CONFIRM=<instance id>).');
+    } else if (!(modes as readonly unknown[]).includes(fields.mode)) {
+      problems.push(`mode: ${JSON.stringify(fields.mode)} is not a mode; accepted: ${modes.join(' | ')} (default ${DEFAULT_MODE}).`);
     }
   }
   const restoreTime = attempt(() => parseRequiredRestoreTime(fields.restoreTime));
@@ -125,7 +138,7 @@ export interface ValidHousekeepingRequest {
 
 const HOUSEKEEPING_SHAPE = '{"mode": "housekeeping", "olderThan": "7d", "dryRun"?: true|false, "confirm": "<source instance id>" (not needed for a dry run)}';
 
-/** True for `mode: "housekeeping"`; anything else is read as a recovery request (where `mode` is an unknown field). */
+/** True for `mode: "housekeeping"`; anything else is read as a recovery request (where `mode` may only be `recover`). */
 export function isHousekeepingRequest(input: unknown): boolean {
   return typeof input === 'object' && input !== null && (input as Record<string, unknown>).mode === 'housekeeping';
 }

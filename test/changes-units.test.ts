@@ -111,3 +111,7 @@ describe('MODE=changes', () => {
     expect(error!.problems.join('\n')).toContain('CONFIRM: not set; accepted: exactly "prod-db"');
   });
 });
+
+test('the trigger Lambda refuses mode "changes" (it would otherwise start a recovery)', () => {
+  expect(() => parseRecoveryRequest({ restoreTime: 'latest', confirm: 'prod-db', mode: 'changes' }, 'prod-db')).toThrow('mode: "changes" is not started by this function');
+});

@@ -9,6 +9,7 @@ import type { StepLog } from './log';
 import type { RecoveryPlan } from './plan';
 import type { DatabaseCopyResult, PgTarget } from './ports';
 import { changesSchemaName, changesSummary, type ChangesOptions, type ChangesRecord } from './postgres/changes';
+import { originalTarget, planOf, type RunState } from './run-state';
 import { START_ENV } from '../../src/contract';
 
 /** Computes the record for one database (PostgreSQL: postgres/changes.ts recordChanges). */
@@ -42,4 +43,21 @@ export async function recordWritesAfterT(
     }
   }
   return lines;
+}
+
+/** True when the run records the writes made after T: a whole-database swap with CHANGES on and a ChangesPath. */
+export function wantsChanges(run: RunState): boolean {
+  return !run.request.tables && run.request.strategy === 'swap' && run.request.changes && run.deps.changes !== undefined;
+}
+
+/** The step after the swap: the record for each swapped database; never fails the recovery. */
+export async function recordChangesStep(run: RunState): Promise<void> {
+  run.changesLines = await recordWritesAfterT(planOf(run), run.results, originalTarget(run), run.deps.changes!, run.deps.log);
+}
+
+/** The summary's lines about the record: what was recorded, or why nothing was. */
+export function changesSummaryLines(run: RunState): string[] {
+  if (run.results.length === 0 || !run.plan) return [];
+  const skipped = changesSkipped(run.plan);
+  return [...(run.changesLines ?? []), ...(skipped ? [skipped] : [])];
 }
