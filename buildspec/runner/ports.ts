@@ -199,7 +199,7 @@ export interface MarkedDatabase extends MarkedName {
 
 /** What the runner reads and drops on the original outside the copy itself. */
 export interface OriginalCatalog {
-  /** Databases named with a marker and owned by the connecting (master) user; templates never. */
+  /** Databases named with a marker whose owner's privileges the connecting (master) user has; templates never. */
   listMarked(target: PgTarget): Promise<MarkedDatabase[]>;
   /** DROP DATABASE without FORCE: PostgreSQL refuses it while anyone is connected. */
   drop(target: PgTarget, name: string): Promise<void>;
@@ -213,6 +213,14 @@ export interface DataPath {
   listDatabases(source: PgTarget): Promise<string[]>;
   /** Roles check, disk check, dump, restore, database properties, verify, then swap or replace. */
   copy(source: PgTarget, target: PgTarget, options: CopyOptions): Promise<DatabaseCopyResult[]>;
+  /**
+   * Checks that the PostgreSQL clients this data path runs (pg_dump,
+   * pg_restore) are of the major version of the server at `target` (`label`
+   * names it in messages); resolves to a line for the log, rejects naming
+   * both versions and what to do.
+   * @default - not checked (a data path that runs no client)
+   */
+  checkClientVersion?(target: PgTarget, label: string): Promise<string>;
 }
 
 // ---------------------------------------------------------------- table recovery (TABLES, issue #12)
