@@ -41,7 +41,7 @@ export const AFTER_SETTING = 'pitr.after';
 /** Keys passed to the pre-recovery database per query when fetching the post-T rows. */
 const FETCH_BATCH = 5_000;
 /** Log lines of the replay SQL shown in the build log; the whole script is in the schema. */
-const LOG_REPLAY_LINES = 60;
+const LOG_REPLAY_LINES = 40;
 
 /**
  * The record's cost as a share of the copy's time, from `npx projen bench --changes` (bench/results/*-changes.md):
@@ -448,7 +448,9 @@ async function sequenceMoves(before: Client, now: Client): Promise<SequenceMove[
   const atT = new Map((await now.query<{ name: string; v: string | null }>(sql)).rows.map((r) => [r.name, r.v]));
   const out: SequenceMove[] = [];
   for (const r of (await before.query<{ name: string; v: string | null }>(sql)).rows) {
-    if (r.v === null || !atT.has(r.name) || atT.get(r.name) === r.v) continue;
+    const at = atT.get(r.name);
+    // Only sequences that moved past their value at T: one behind it (reset, or restarted lower) has nothing to replay.
+    if (r.v === null || at === undefined || (at !== null && BigInt(r.v) <= BigInt(at))) continue;
     out.push({ sequence: r.name, atT: atT.get(r.name) ?? 'unused', now: r.v, setval: `SELECT setval(${literal(r.name)}, greatest(${r.v}, (SELECT last_value FROM ${r.name})));` });
   }
   return out;
