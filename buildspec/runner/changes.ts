@@ -8,14 +8,10 @@
 import type { StepLog } from './log';
 import type { RecoveryPlan } from './plan';
 import type { DatabaseCopyResult, PgTarget } from './ports';
-import { changesSchemaName, changesSummary, type ChangesOptions, type ChangesRecord } from './postgres/changes';
-import { originalTarget, planOf, type RunState } from './run-state';
+import { changesSchemaName, changesSummary } from './postgres/changes';
+import { originalTarget, planOf, type ChangesPath, type RunState } from './run-state';
 import { START_ENV } from '../../src/contract';
 
-/** Computes the record for one database (PostgreSQL: postgres/changes.ts recordChanges). */
-export interface ChangesPath {
-  record(target: PgTarget, options: ChangesOptions): Promise<ChangesRecord>;
-}
 
 /** Why there is no record, when there is none: the summary line. */
 export function changesSkipped(plan: RecoveryPlan): string | undefined {

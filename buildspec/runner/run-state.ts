@@ -7,11 +7,11 @@
  * the restore drill (drill.ts) pass the same kind of state through their
  * steps.
  */
-import type { ChangesPath } from './changes';
 import type { LeftoverDeps } from './housekeeping';
 import type { StepLog } from './log';
 import type { RecoveryPlan, StartRequest } from './plan';
 import type { BuildStatus, DatabaseCopyResult, DataPath, DbEndpoint, OriginalCatalog, PgTarget, RdsControl, TablePath, TableRecoveryResult } from './ports';
+import type { ChangesOptions, ChangesRecord } from './postgres/changes';
 
 /** Time, made injectable so tests do not wait for real minutes. */
 export interface Clock {
@@ -86,6 +86,11 @@ export interface RecoveryDeps {
   readonly tables?: TablePath;
   /** The record of writes made after the restore time (CHANGES, changes.ts). @default - not recorded */
   readonly changes?: ChangesPath;
+}
+
+/** Computes the record of writes made after T for one database (PostgreSQL: postgres/changes.ts recordChanges). */
+export interface ChangesPath {
+  record(target: PgTarget, options: ChangesOptions): Promise<ChangesRecord>;
 }
 
 /** The state one run accumulates, step by step. Each field says which step sets it. */
