@@ -27,8 +27,8 @@ describe('CHANGES and AFTER in the build', () => {
 
   test.each([
     [START_ENV.CHANGES, 'no', 'CHANGES: "no" is not accepted; accepted: on | off (default on'],
-    [START_ENV.AFTER, '2026-11-24 09:42', 'AFTER: "2026-11-24 09:42" is not a time; accepted: an ISO-8601 time with its zone'],
-    [START_ENV.AFTER, '2026-13-45T09:42:00Z', 'AFTER: "2026-13-45T09:42:00Z" is not a time'],
+    [START_ENV.AFTER, '2026-11-24 09:42', 'AFTER: "2026-11-24…" (16 characters) is not a time; accepted: an ISO-8601 time with its zone'],
+    [START_ENV.AFTER, '2026-13-45T09:42:00Z', 'AFTER: "2026-13-45T09:42…" (20 characters) is not a time'],
   ])('%s=%j is refused before anything is created, naming the field, the value and what is accepted', (name, value, message) => {
     expect(() => startRequest({ [name]: value })).toThrow(PlanError);
     expect(() => startRequest({ [name]: value })).toThrow(message);
@@ -56,7 +56,7 @@ describe('the trigger Lambda', () => {
   });
 
   test.each([
-    [{ changes: false }, 'changes: false is not accepted; accepted: on | off'],
+    [{ changes: false }, 'changes: a boolean is not accepted; accepted: on | off'],
     [{ after: 'yesterday' }, 'after: "yesterday" is not a time'],
   ])('refuses %j before anything is started', (fields, message) => {
     expect(() => parseRecoveryRequest({ ...base, ...fields }, SOURCE)).toThrow(RequestRejectedError);
