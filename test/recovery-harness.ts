@@ -12,6 +12,7 @@ import { testCa } from './pg-test-env';
 import { StepLog } from '../buildspec/runner/log';
 import { readStartRequest, type StartRequest } from '../buildspec/runner/plan';
 import type { RdsControl } from '../buildspec/runner/ports';
+import { pgSslOptions } from '../buildspec/runner/postgres/process';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { PgTablePath } from '../buildspec/runner/postgres/tables';
 import type { Polling, RecoveryDeps } from '../buildspec/runner/workflow';
@@ -127,6 +128,14 @@ export class TestInstance {
     }
     this.password = password;
     return password;
+  }
+
+  /** A connected session as the user would open one: the master user, verify-full, the server's default settings. */
+  async masterClient(database: string): Promise<Client> {
+    const target = { host: this.cluster.host, port: this.cluster.port, user: MASTER, password: this.password, maintenanceDatabase: 'postgres', ...this.cluster.sslOptions };
+    const client = new Client({ host: target.host, port: target.port, user: MASTER, password: this.password, database, ssl: pgSslOptions(target) });
+    await client.connect();
+    return client;
   }
 
   fingerprint(database: string): Promise<string[]> {

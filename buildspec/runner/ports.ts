@@ -262,6 +262,12 @@ export interface TableChanges {
   readonly undoInsertSql?: string;
   /** Puts back T's content of rows changed since T; printed and stored, never executed. */
   readonly undoUpdateSql?: string;
+  /**
+   * The live table's owner: the role whose privileges the undo SQL needs. The
+   * master user runs it with them as a member of that role; without them
+   * (a membership without INHERIT), after `SET ROLE <undoRole>`.
+   */
+  readonly undoRole?: string;
 }
 
 export interface TableRecoveryResult {
