@@ -32,6 +32,7 @@ import type { StepLog } from '../log';
 import { enforceHazards, findHazards, reviewHazardsForDrill, type HazardReport } from './hazards';
 import { exactPattern, ident, keptName, literal, qualified, restoredName } from './names';
 import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './process';
+import { checkRoles } from './roles';
 import type { CopyOptions, DataPath, DatabaseCopyResult, PgTarget } from '../ports';
 import {
   compareFingerprints, compareProperties, copyChecksum, CopyChecksum, copyOutSql, fingerprint, fingerprintRest, listTables, readDatabaseProperties,
@@ -224,29 +225,7 @@ export class PgDataPath implements DataPath {
     const streamed = inspected.streamed.map((t) => ({ ...t, binary: t.binary && sameMajor }));
 
     await withClient(original, original.maintenanceDatabase, async (client) => {
-      const names = [...new Set(inspected.roles.map((r) => r.role))];
-      const existing = new Set((await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles WHERE rolname = ANY($1)', [names])).rows.map((r) => r.rolname));
-      const missing = names.filter((n) => !existing.has(n)).sort();
-      if (missing.length > 0) {
-        throw new Error(`database ${JSON.stringify(database)} references roles that do not exist on the original (${target.host}:${target.port}): `
-          + `${missing.map(ident).join(', ')}. Create them there (e.g. from \`pg_dumpall --roles-only\`), then run again. Nothing was written to the original.`);
-      }
-      const owners = [...new Set(inspected.roles.filter((r) => r.owns).map((r) => r.role))];
-      const { rows } = await client.query<{ role: string; member: boolean; superuser: boolean }>(`
-        SELECT r AS role, pg_has_role(current_user, r, 'MEMBER') AS member, (SELECT rolsuper FROM pg_roles WHERE rolname = r) AS superuser
-          FROM unnest($1::text[]) AS r`, [owners]);
-      const superusers = rows.filter((r) => !r.member && r.superuser).map((r) => r.role).sort();
-      if (superusers.length > 0) {
-        throw new Error(`objects in database ${JSON.stringify(database)} are owned by the superuser role(s) ${superusers.map(ident).join(', ')}, `
-          + `which ${ident(target.user)} (not a superuser) cannot restore as their owner. Give them another owner on the point-in-time copy's source, `
-          + 'or copy as a superuser. Nothing was written to the original.');
-      }
-      const cannot = rows.filter((r) => !r.member).map((r) => r.role).sort();
-      if (cannot.length > 0) {
-        throw new Error(`the user ${ident(target.user)} on the original cannot act as ${cannot.map(ident).join(', ')}, which own objects in database ${JSON.stringify(database)}, `
-          + `so the restore could not give those objects their owners. As ${ident(target.user)}, run: GRANT ${cannot.map(ident).join(', ')} TO ${ident(target.user)}; `
-          + 'then run again. Nothing was written to the original.');
-      }
+      await checkRoles(client, inspected.roles, { database, user: target.user, where: `${target.host}:${target.port}` });
       const taken = (await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [[restoredAs, keptAs]])).rows.map((r) => r.datname);
       if (taken.length > 0) {
         throw new Error(`database ${taken.map((n) => JSON.stringify(n)).join(' and ')} already exists on the original: a run with stamp ${options.stamp} was here before. `
@@ -899,7 +878,7 @@ function notInExtension(catalog: string, oid: string, negate = false): string {
  * restoring user must be able to act as) and the rest (ACL grantees and
  * grantors, policy roles, role-in-database settings), extension members excluded.
  */
-const REFERENCED_ROLES = `
+export const REFERENCED_ROLES = `
   WITH owners(oid) AS (
     SELECT relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND ${notInExtension('pg_class', 'c.oid')}
     UNION SELECT proowner FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_proc', 'p.oid')}
