@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { formatDuration } from './log';
 import { PlanError, readStartRequest, type StartRequest } from './plan';
 import type { PgTarget } from './ports';
+import type { PreflightReport } from './preflight';
 import { DISK_MARGIN, TERMINATE_TIMEOUT_MS } from './postgres/data-path';
 import { derivedName } from './postgres/names';
 import { connect } from './postgres/process';
@@ -167,6 +168,8 @@ export interface EvidenceRecord {
   }>;
   readonly copy?: { readonly bytes: number; readonly seconds: number; readonly bytesPerSecond: number };
   readonly recoveryTimeEstimate?: RecoveryTimeEstimate;
+  /** The plan's pre-flight on the original: each check, how long it took, and what it found (issue #19). */
+  readonly preflight?: PreflightReport;
 }
 
 /** How long a real recovery of this instance would take now, and from what. */
@@ -244,6 +247,7 @@ export async function runDrill(request: DrillRequest, deps: DrillDeps): Promise<
 }
 
 class DrillRun extends RecoveryRun {
+  protected readonly isDrill = true;
   private readonly startedAt: Date;
   private window?: RestoreWindow;
   private usedTime?: Date;
@@ -443,6 +447,7 @@ class DrillRun extends RecoveryRun {
       databases,
       copy,
       recoveryTimeEstimate: estimate,
+      preflight: this.preflightReport,
     };
   }
 }

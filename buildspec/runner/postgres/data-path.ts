@@ -32,7 +32,8 @@ import type { StepLog } from '../log';
 import { enforceHazards, findHazards, reviewHazardsForDrill, type HazardReport } from './hazards';
 import { exactPattern, ident, keptName, literal, qualified, restoredName } from './names';
 import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './process';
-import { checkRoles } from './roles';
+import { PgOriginalInspector } from './preflight';
+import { REFERENCED_ROLES, checkRoles } from './roles';
 import type { CopyOptions, DataPath, DatabaseCopyResult, PgTarget } from '../ports';
 import {
   compareFingerprints, compareProperties, copyChecksum, CopyChecksum, copyOutSql, fingerprint, fingerprintRest, listTables, readDatabaseProperties,
@@ -135,6 +136,8 @@ interface DatabasePlan {
 }
 
 export class PgDataPath implements DataPath {
+  readonly preflight = new PgOriginalInspector();
+
   constructor(private readonly settings: PgDataPathSettings = {}) {}
 
   async checkLogin(target: PgTarget): Promise<void> {
@@ -847,7 +850,9 @@ export class PgDataPath implements DataPath {
  * fits only with it is allowed with a warning; one that cannot fit even then
  * is refused.
  */
-function checkOriginalStorage(plans: readonly DatabasePlan[], options: CopyOptions): void {
+export function checkOriginalStorage(
+  plans: ReadonlyArray<Pick<DatabasePlan, 'database' | 'sourceBytes' | 'targetBytes'>>, options: Pick<CopyOptions, 'originalStorage' | 'strategy' | 'log'>,
+): void {
   const storage = options.originalStorage;
   if (!storage) return;
   const needed = plans.reduce((sum, p) => sum + (options.strategy === 'swap' ? p.sourceBytes : Math.max(0, p.sourceBytes - p.targetBytes)), 0) * DISK_MARGIN;
@@ -867,63 +872,6 @@ function checkOriginalStorage(plans: readonly DatabasePlan[], options: CopyOptio
     + 'Increase the instance\'s allocated storage (aws rds modify-db-instance --allocated-storage ... --apply-immediately), recover fewer databases at a time, '
     + `${options.strategy === 'swap' ? 'or use strategy replace (the pre-recovery safety snapshot is then the way back), ' : ''}then run again. Nothing was written to the original.`);
 }
-
-/** SQL: the object is not a member of an extension (those are created, and owned, by CREATE EXTENSION). */
-function notInExtension(catalog: string, oid: string, negate = false): string {
-  return `${negate ? '' : 'NOT '}EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${catalog}'::regclass AND e.objid = ${oid} AND e.deptype = 'e')`;
-}
-
-/**
- * Every role a restore of the current database will name: owners (whom the
- * restoring user must be able to act as) and the rest (ACL grantees and
- * grantors, policy roles, role-in-database settings), extension members excluded.
- */
-export const REFERENCED_ROLES = `
-  WITH owners(oid) AS (
-    SELECT relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND ${notInExtension('pg_class', 'c.oid')}
-    UNION SELECT proowner FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_proc', 'p.oid')}
-    UNION SELECT typowner FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND ${notInExtension('pg_type', 't.oid')}
-      AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND ${notInExtension('pg_class', 'c.oid', true)})
-      AND NOT EXISTS (SELECT 1 FROM pg_type el WHERE el.typarray = t.oid)
-    UNION SELECT nspowner FROM pg_namespace s WHERE ${notInExtension('pg_namespace', 's.oid')} AND nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp\\_%'
-    UNION SELECT collowner FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_collation', 'c.oid')}
-    UNION SELECT conowner FROM pg_conversion c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_conversion', 'c.oid')}
-    UNION SELECT oprowner FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_operator', 'o.oid')}
-    UNION SELECT opcowner FROM pg_opclass o JOIN pg_namespace n ON n.oid = o.opcnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_opclass', 'o.oid')}
-    UNION SELECT opfowner FROM pg_opfamily o JOIN pg_namespace n ON n.oid = o.opfnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_opfamily', 'o.oid')}
-    UNION SELECT dictowner FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_ts_dict', 'd.oid')}
-    UNION SELECT cfgowner FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_ts_config', 'c.oid')}
-    UNION SELECT lomowner FROM pg_largeobject_metadata
-    UNION SELECT defaclrole FROM pg_default_acl
-    UNION SELECT fdwowner FROM pg_foreign_data_wrapper
-    UNION SELECT srvowner FROM pg_foreign_server
-    UNION SELECT pubowner FROM pg_publication
-    UNION SELECT datdba FROM pg_database WHERE datname = current_database()
-  ), acls(acl) AS (
-    SELECT relacl FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND relacl IS NOT NULL
-    UNION ALL SELECT attacl FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND attacl IS NOT NULL
-    UNION ALL SELECT proacl FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND proacl IS NOT NULL
-    UNION ALL SELECT nspacl FROM pg_namespace WHERE nspacl IS NOT NULL AND nspname NOT IN ('pg_catalog', 'information_schema')
-    UNION ALL SELECT typacl FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND typacl IS NOT NULL
-    UNION ALL SELECT lomacl FROM pg_largeobject_metadata WHERE lomacl IS NOT NULL
-    UNION ALL SELECT defaclacl FROM pg_default_acl
-    UNION ALL SELECT fdwacl FROM pg_foreign_data_wrapper WHERE fdwacl IS NOT NULL
-    UNION ALL SELECT srvacl FROM pg_foreign_server WHERE srvacl IS NOT NULL
-    UNION ALL SELECT datacl FROM pg_database WHERE datname = current_database() AND datacl IS NOT NULL
-  ), others(oid) AS (
-    SELECT (aclexplode(acl)).grantee FROM acls
-    UNION SELECT (aclexplode(acl)).grantor FROM acls
-    UNION SELECT unnest(polroles) FROM pg_policy
-    UNION SELECT umuser FROM pg_user_mappings
-    UNION SELECT setrole FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = current_database()
-  )
-  -- Built-in roles (pg_*, OIDs below 16384) exist everywhere and are never acted as.
-  SELECT r.rolname AS role, bool_or(o.owns) AS owns
-    FROM (SELECT oid, true AS owns FROM owners UNION ALL SELECT oid, false FROM others) o
-    JOIN pg_roles r ON r.oid = o.oid
-   WHERE o.oid <> 0 AND NOT (o.oid < 16384 AND r.rolname LIKE 'pg\\_%')
-   GROUP BY r.rolname`;
 
 function createDatabaseSql(name: string, p: DatabaseProperties): string {
   const parts = [`CREATE DATABASE ${ident(name)} TEMPLATE template0 ENCODING ${literal(p.encoding)}`,
