@@ -473,6 +473,7 @@ export function describeEvidence(record: EvidenceRecord): string {
       + (record.restoreWindow ? ` (window ${record.restoreWindow.earliest} .. ${record.restoreWindow.latest})` : ''),
     ...record.databases.map((d) => `  ${d.name}: ${d.result}${d.tables !== undefined ? `, ${d.tables} tables, ${d.rows} rows` : ''}${d.sizeBytes !== undefined ? `, ${formatBytes(d.sizeBytes)}` : ''}`),
     ...record.databases.flatMap((d) => (d.hazardsForRecovery ?? []).map((h) => `  ${d.name}: a recovery now would meet this swap hazard: ${h}`)),
+    ...(record.preflight?.checks ?? []).filter((c) => c.outcome !== 'passed').flatMap((c) => c.findings.map((f) => `  pre-flight, ${c.name}: ${f}`)),
     ...(record.copy ? [`Copy: ${formatBytes(record.copy.bytes)} in ${formatDuration(record.copy.seconds * 1000)} (${formatBytes(record.copy.bytesPerSecond)}/s)`] : []),
     ...(record.recoveryTimeEstimate ? [`Estimated time of a recovery now: ${formatDuration(record.recoveryTimeEstimate.seconds * 1000)} `
       + `(restore and wait ${formatDuration(record.recoveryTimeEstimate.parts.restoreAndWaitSeconds * 1000)}, copy ${formatDuration(record.recoveryTimeEstimate.parts.copySeconds * 1000)})`] : []),

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describeInventory, dropDeadCopies, keptLines, takeInventory, type LeftoverDeps } from './housekeeping';
 import { formatDuration, type StepLog } from './log';
 import { PlanError, planRecovery, type RecoveryPlan, type StartRequest } from './plan';
+import { runPreflight, type PreflightReport } from './preflight';
 import { isLoginRefused, type BuildStatus, type OriginalCatalog, type DataPath, type DatabaseCopyResult, type DbEndpoint, type InstanceState, type OriginalStorage, type PgTarget, type RdsControl, TablePath, TableRecoveryResult } from './ports';
 import { keptName } from './postgres/names';
 import { tableSchemaName } from './postgres/tables';
@@ -149,6 +150,10 @@ export class RecoveryRun {
   private tableResult?: TableRecoveryResult;
   protected workDir?: string;
   protected failure?: Error;
+  /** What the plan's pre-flight found on the original (a drill's record carries it). */
+  protected preflightReport?: PreflightReport;
+  /** A drill: the pre-flight's hazards are findings, not refusals. */
+  protected readonly isDrill: boolean = false;
   /** The temporary instance's storage when it must be larger than the source's (a drill). */
   protected allocatedStorageGiB?: number;
   protected readonly clock: Clock;
@@ -193,16 +198,15 @@ export class RecoveryRun {
         : `cannot log in to the original ${plan.source.id} at ${original.host}:${original.port} to check the secret (${(err as Error).message}); `
           + `accepted: a network path from the build to the instance (subnets, security groups), and ${PROJECT_ENV.PG_CA_BUNDLE} holding the CA that issued its certificate.`]);
     }
-    // A client of another major fails only at the restore, after the snapshot and the point-in-time restore: refuse now.
-    const client = await this.checkClientVersion(original, `the original ${plan.source.id} (EngineVersion ${plan.source.engineVersion})`, true);
     this.currentPlan = plan;
     log.info(`source: ${plan.source.id} (${plan.source.engine} ${plan.source.engineVersion}, ${plan.source.endpoint.host}:${plan.source.endpoint.port})`);
-    if (client) log.info(client);
     log.info(`restore time: ${plan.restoreTime === LATEST ? 'latest restorable time' : plan.restoreTime.toISOString()}${plan.window ? ` (restorable window ${plan.window.earliest.toISOString()} .. ${plan.window.latest.toISOString()})` : ''}`);
     log.info(`databases: ${plan.databases ? plan.databases.join(', ') : 'every database that existed at the restore time'}; strategy: ${plan.strategy}; jobs: ${plan.jobs}`
       + `; accepted hazards: ${plan.acceptHazards.length > 0 ? plan.acceptHazards.join(', ') : 'none'}`);
     if (plan.tables) log.info(describeTableRequest(plan.tables, plan.tableMode, plan.stamp));
     log.info(`temporary instance: ${plan.temporaryInstanceId}; safety snapshot: ${plan.safetySnapshotId ?? `off (${START_ENV.SAFETY_SNAPSHOT}=false)`}`);
+    // Everything the copy would refuse at T that can be read on the original now, refused now (preflight.ts).
+    this.preflightReport = await runPreflight(plan, original, { data, rds: this.deps.rds, log, drill: this.isDrill });
     if (this.leftovers) {
       try {
         const inventory = await takeInventory(this.leftovers, plan.source.id, original, plan.stamp);
@@ -265,29 +269,6 @@ export class RecoveryRun {
    * password (never the original's) is set to it.
    */
   async matchCredentials(): Promise<void> {
-    await this.loginToTemporaryInstance();
-    // RestoreDBInstanceToPointInTime takes no engine version: check that the restore runs the major the client was chosen for.
-    const client = await this.checkClientVersion(this.temporaryTarget(), `the temporary instance ${this.p.temporaryInstanceId}`, false);
-    if (client) this.deps.log.info(client);
-  }
-
-  /**
-   * The clients must be the server's major (postgres/client-version.ts). In
-   * the plan a mismatch is a PlanError: nothing was created.
-   */
-  private async checkClientVersion(target: PgTarget, label: string, planning: boolean): Promise<string | undefined> {
-    const { data } = this.deps;
-    if (!data.checkClientVersion) return undefined;
-    try {
-      return await data.checkClientVersion(target, label);
-    } catch (err) {
-      const message = (err as Error).message;
-      if (planning) throw new PlanError([message]);
-      throw new Error(`${message} The original instance was not changed.`);
-    }
-  }
-
-  private async loginToTemporaryInstance(): Promise<void> {
     const { rds, data, log } = this.deps;
     const id = this.p.temporaryInstanceId;
     const target = this.temporaryTarget();
