@@ -206,6 +206,8 @@ test('swap hazards do not stop a drill (it swaps nothing): the record lists what
     expect(hazards.findings.join('\n')).toMatch(/\[subscriptions\] "shop": subscription\(s\) "inbound" apply changes into "shop".*A recovery now needs ACCEPT_HAZARDS=subscriptions\./);
     expect(record.preflight!.checks.map((c) => c.name)).toEqual(['databases on the original now', 'roles and memberships', 'swap hazards', 'free storage']);
     expect(describeEvidence(record)).toContain('pre-flight, swap hazards: [subscriptions] "shop"');
+    // Its own session in the database is not one a swap would end.
+    expect(describeEvidence(record)).not.toMatch(/session\(s\) connected now/);
     expect(rds.liveInstanceIds()).toEqual([]);
     // Accepted in ACCEPT_HAZARDS: said so, still listed.
     const accepted = await runDrill(drillRequest({ [START_ENV.ACCEPT_HAZARDS]: 'subscriptions' }), deps(capturedLog().log, recordingPublisher()));

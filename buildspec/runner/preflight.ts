@@ -147,7 +147,8 @@ export async function runPreflight(plan: RecoveryPlan, original: PgTarget, deps:
       }
       const sink = { warn: (line: string) => findings.push(line) };
       if (deps.drill) {
-        reviewHazardsForDrill(reports, plan.acceptHazards, sink);
+        const byDatabase = reviewHazardsForDrill(reports, plan.acceptHazards, { warn: (line) => !line.startsWith('drill: ') && sink.warn(line) });
+        findings.push(...[...byDatabase.values()].flat());
         return findings.length > 0 ? 'noted' : 'passed';
       }
       try {

@@ -95,12 +95,14 @@ export async function findHazards(ctx: HazardContext): Promise<HazardReport> {
         + `${ctx.strategy === 'swap' ? 'the rename' : 'DROP DATABASE'} cannot proceed while they exist. Resolve each one first: ${sql}`);
     }
 
+    // The pre-flight's own session in the database is not one the swap would end.
+    const ownSessions = ctx.inspectingOriginal ? [(await ctx.source.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid] : [];
     const sessions = (await ctx.target.query<{ app: string; n: number; superuser: number }>(`
       SELECT coalesce(nullif(a.application_name, ''), '(no application_name)') AS app, count(*)::int AS n,
              count(*) FILTER (WHERE r.rolsuper AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))::int AS superuser
         FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
-       WHERE a.datname = $1 AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
-       GROUP BY 1 ORDER BY 2 DESC, 1`, [ctx.database])).rows;
+       WHERE a.datname = $1 AND a.pid <> pg_backend_pid() AND a.pid <> ALL($2::int[]) AND a.backend_type = 'client backend'
+       GROUP BY 1 ORDER BY 2 DESC, 1`, [ctx.database, ownSessions])).rows;
     if (sessions.length > 0) {
       const total = sessions.reduce((sum, s) => sum + s.n, 0);
       warnings.push(`${db}: ${total} session(s) connected now will be ended by the ${ctx.strategy === 'swap' ? 'swap' : 'drop'}: `
