@@ -146,7 +146,9 @@ const rehearse = project.addTask('rehearse', {
   receiveArgs: true,
 });
 rehearse.spawn(bundle);
-rehearse.exec('node assets/rehearsal/rehearse.js', { receiveArgs: true });
+// An argv, not a shell string: projen appends received arguments to a string unquoted, so `--tables 'billing."Invoice Line"'`
+// would reach the rehearsal without its double quotes; an argv passes each one as it was given.
+rehearse.execArgs(['node', 'assets/rehearsal/rehearse.js'], { receiveArgs: true });
 
 // ---- benchmark: recovery data path vs the old proof of concept -------------
 const bench = project.addTask('bench', {
