@@ -36,7 +36,12 @@ afterAll(async () => {
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 
-function copy(onLine?: (output: string) => void): { exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>; kill: () => void } {
+interface CopyRun {
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>;
+  readonly kill: () => void;
+}
+
+function copy(onLine?: (output: string) => void): CopyRun {
   const child = spawn(process.execPath, [RUNNER, 'copy', '--source', masterUri(source), '--target', masterUri(target), '--database', DB, '--jobs', '2',
     '--work-dir', workDir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

@@ -238,8 +238,11 @@ CREATE VIEW public.mine_view AS SELECT id FROM public.mine;
     const t = await instance.markRestoreTime();
     const firstCall = rds.calls.length;
     const error = await runRecovery(request({
-      [START_ENV.RESTORE_TIME]: t.toISOString(), [START_ENV.DATABASES]: STRANGER_DB, [START_ENV.SAFETY_SNAPSHOT]: 'false',
-      [START_ENV.TABLES]: 'public.mine', [START_ENV.TABLE_MODE]: 'swap',
+      [START_ENV.RESTORE_TIME]: t.toISOString(),
+      [START_ENV.DATABASES]: STRANGER_DB,
+      [START_ENV.SAFETY_SNAPSHOT]: 'false',
+      [START_ENV.TABLES]: 'public.mine',
+      [START_ENV.TABLE_MODE]: 'swap',
     }), deps(capturedLog().log, { tables: new PgTablePath() })).then(() => undefined, (err: Error) => err);
     expect(error).toBeInstanceOf(PlanError);
     expect(error!.message).toContain('TABLE_MODE=swap refused, because:');

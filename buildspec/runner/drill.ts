@@ -20,10 +20,10 @@ import { join } from 'node:path';
 import { formatDuration } from './log';
 import { PlanError, readStartRequest, type StartRequest } from './plan';
 import type { PgTarget } from './ports';
-import type { PreflightReport } from './preflight';
 import { DISK_MARGIN, TERMINATE_TIMEOUT_MS } from './postgres/data-path';
 import { derivedName } from './postgres/names';
 import { connect } from './postgres/process';
+import type { PreflightReport } from './preflight';
 import { RecoveryRun, systemClock, type RecoveryDeps } from './workflow';
 import {
   DRILL_MARKER, LATEST, PROJECT_ENV, START_ENV, parseDrillRestoreTime, type DrillRestoreTime, type RestoreWindow,

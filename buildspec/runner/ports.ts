@@ -220,11 +220,17 @@ export interface OriginalInspector {
   /** The swap hazards of recovering `database` as it is now, as the copy's check finds them. */
   hazards(original: PgTarget, database: string, strategy: Strategy, accepted: readonly Hazard[]): Promise<PreflightHazards>;
   /** Each name of TABLES, and whether it names a table in `database` now. */
-  tablesNow(original: PgTarget, database: string, tables: readonly TableName[]): Promise<ReadonlyArray<{ readonly name: string; readonly found: boolean }>>;
+  tablesNow(original: PgTarget, database: string, tables: readonly TableName[]): Promise<ReadonlyArray<TableNow>>;
   /** TABLE_MODE=swap: the reasons not to swap the live tables TABLES names now, as the swap step gives them. */
   tableSwapRefusals(original: PgTarget, database: string, tables: readonly TableName[]): Promise<string[]>;
   /** pg_database_size of `database`, or with `tables`, the total size of those tables (indexes and TOAST included). */
   sizeBytes(original: PgTarget, database: string, tables?: readonly TableName[]): Promise<number>;
+}
+
+/** A name of TABLES, and whether it names a table on the original now. */
+export interface TableNow {
+  readonly name: string;
+  readonly found: boolean;
 }
 
 /** The swap hazards of one database (postgres/hazards.ts HazardReport). */

@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { describeInventory, dropDeadCopies, keptLines, takeInventory, type LeftoverDeps } from './housekeeping';
 import { formatDuration, type StepLog } from './log';
 import { PlanError, planRecovery, type RecoveryPlan, type StartRequest } from './plan';
-import { runPreflight, type PreflightReport } from './preflight';
 import { isLoginRefused, type BuildStatus, type OriginalCatalog, type DataPath, type DatabaseCopyResult, type DbEndpoint, type InstanceState, type OriginalStorage, type PgTarget, type RdsControl, TablePath, TableRecoveryResult } from './ports';
 import { keptName } from './postgres/names';
 import { tableSchemaName } from './postgres/tables';
+import { runPreflight, type PreflightReport } from './preflight';
 import { chooseTableDatabase, describeTableRequest, tableSummary } from './tables';
 import { LATEST, PROJECT_ENV, START_ENV, TAGS } from '../../src/contract';
 

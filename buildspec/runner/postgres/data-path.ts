@@ -31,15 +31,15 @@ import { formatDuration } from '../log';
 import type { StepLog } from '../log';
 import { enforceHazards, findHazards, reviewHazardsForDrill, type HazardReport } from './hazards';
 import { exactPattern, ident, keptName, literal, qualified, restoredName } from './names';
-import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './process';
 import { PgOriginalInspector } from './preflight';
+import { PgProcesses, connect, dbConninfo, describe, libpqEnv } from './process';
 import { REFERENCED_ROLES, checkRoles } from './roles';
+import { EXCLUDED_DATABASES, HAZARDS } from '../../../src/contract';
 import type { CopyOptions, DataPath, DatabaseCopyResult, PgTarget } from '../ports';
 import {
   compareFingerprints, compareProperties, copyChecksum, CopyChecksum, copyOutSql, fingerprint, fingerprintRest, listTables, readDatabaseProperties,
   settingStatement, tableChecksums, type DatabaseProperties, type Fingerprint, type TableCheck,
 } from './verify';
-import { EXCLUDED_DATABASES, HAZARDS } from '../../../src/contract';
 
 /** Tables at least this large are streamed source -> target instead of going through the dump directory. */
 export const DEFAULT_STREAM_MIN_BYTES = 16 * 1024 * 1024;

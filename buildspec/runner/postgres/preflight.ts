@@ -63,7 +63,8 @@ export class PgOriginalInspector implements OriginalInspector {
   }
 
   async tablesNow(original: PgTarget, database: string, tables: readonly TableName[]): Promise<Array<{ name: string; found: boolean }>> {
-    return withClient(original, database, async (client) => matchNow(tables, await listCatalogTables(client)).map((m) => ({ name: m.name, found: m.tables.length > 0 })));
+    return withClient(original, database, async (client) => matchNow(tables, await listCatalogTables(client))
+      .map((m) => ({ name: m.name, found: m.tables.length > 0 })));
   }
 
   async tableSwapRefusals(original: PgTarget, database: string, tables: readonly TableName[]): Promise<string[]> {
