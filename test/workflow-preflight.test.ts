@@ -213,6 +213,19 @@ CREATE VIEW public.mine_view AS SELECT id FROM public.mine;
     expect(text()).toMatch(/The original instance was not changed\./);
   });
 
+  test('DATABASES empty: a database on the original now may not have existed at T, so its refusal is only noted, and the copy refuses it at T', async () => {
+    const t = await instance.markRestoreTime();
+    const firstCall = rds.calls.length;
+    const { log, text } = capturedLog();
+    const error = await runRecovery(request({ [START_ENV.RESTORE_TIME]: t.toISOString() }), deps(log)).then(() => undefined, (err: Error) => err);
+    await rds.settled();
+    expect(text()).toMatch(/pre-flight: roles and memberships: noted/);
+    expect(text()).toContain('(DATABASES is empty: this is refused at the restore time if the database existed then; name the databases in DATABASES to have it refused before the restore)');
+    expect(rds.calls.slice(firstCall).map((c) => c.action)).toContain('restoreToPointInTime');
+    expect(error!.message).toContain(`run: GRANT "stranger" TO "${MASTER}";`);
+    expect(text()).toMatch(/RESULT: FAILED in step "Copy, verify and swap in"/);
+  });
+
   test('TABLES: only the chosen tables\' owners count; a table owned by such a role is refused before the restore, one the master user owns goes ahead', async () => {
     const t = await instance.markRestoreTime();
     const firstCall = rds.calls.length;

@@ -70,7 +70,7 @@ export async function runPreflight(plan: RecoveryPlan, original: PgTarget, deps:
   if (!inspector) return undefined;
   const checks: PreflightCheck[] = [];
   const refusals: string[] = [];
-  const timed = async (name: string, fn: (findings: string[]) => Promise<'passed' | 'noted' | 'refused' | 'skipped'>): Promise<void> => {
+  const timed = async (name: string, fn: (findings: string[]) => Promise<PreflightCheck['outcome']>): Promise<void> => {
     const started = performance.now();
     const findings: string[] = [];
     let outcome: PreflightCheck['outcome'];
@@ -86,8 +86,16 @@ export async function runPreflight(plan: RecoveryPlan, original: PgTarget, deps:
     log.info(`pre-flight: ${name}: ${outcome} (${check.seconds.toFixed(2)} s)`);
     for (const finding of findings) log.info(`  ${finding}`);
   };
-  const refuse = (findings: string[], message: string, suffix = ''): 'refused' => {
+  // With DATABASES empty, every database that existed at T is recovered: one on the original now may have been created since,
+  // so what it would be refused for is only noted (the copy refuses it at T if it existed then).
+  const sure = plan.databases !== undefined || plan.tables !== undefined;
+  const refuse = (findings: string[], message: string, suffix = ''): 'refused' | 'noted' => {
     const line = `${message.replace(NOTHING_WRITTEN, '')}${suffix}`;
+    if (!sure) {
+      findings.push(`${line} (${START_ENV.DATABASES} is empty: this is refused at the restore time if the database existed then; `
+        + `name the databases in ${START_ENV.DATABASES} to have it refused before the restore)`);
+      return 'noted';
+    }
     findings.push(line);
     refusals.push(line);
     return 'refused';
@@ -112,11 +120,12 @@ export async function runPreflight(plan: RecoveryPlan, original: PgTarget, deps:
   });
 
   await timed(PREFLIGHT_CHECKS.ROLES, async (findings) => {
+    let outcome: PreflightCheck['outcome'] = 'passed';
     for (const database of databases) {
       const refusal = await inspector.roleRefusal(original, database, plan.tables);
-      if (refusal) refuse(findings, refusal);
+      if (refusal) outcome = refuse(findings, refusal);
     }
-    return refusals.length > 0 ? 'refused' : 'passed';
+    return outcome;
   });
 
   if (plan.tables) {
