@@ -24,6 +24,7 @@ import {
   START_ENV,
   TRIGGER_ENV,
   assertInsideRestoreWindow,
+  consoleBaseUrl,
   earliestRestorableTime,
 } from '../src/contract';
 
@@ -186,5 +187,5 @@ export function logsUrlOf(build: Build, projectName: string, region: string): st
   const deepLink = build.logs?.deepLink;
   if (deepLink && !/(group|stream)=null/.test(deepLink)) return deepLink;
   const id = encodeURIComponent(build.id ?? '');
-  return `https://${region}.console.aws.amazon.com/codesuite/codebuild/projects/${encodeURIComponent(projectName)}/build/${id}/log?region=${region}`;
+  return `${consoleBaseUrl(region)}/codesuite/codebuild/projects/${encodeURIComponent(projectName)}/build/${id}/log?region=${region}`;
 }

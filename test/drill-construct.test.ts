@@ -4,15 +4,14 @@
  * metrics, and the build role's right to publish the evidence (and nothing
  * broader).
  */
-import { App, Duration, Stack, aws_ec2 as ec2, aws_events as events, aws_rds as rds, aws_sns as sns } from 'aws-cdk-lib';
+import { App, Duration, Stack, aws_ec2 as ec2, aws_events as events, aws_kms as kms, aws_rds as rds, aws_sns as sns } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { DRILL_METRICS, PROJECT_ENV, START_ENV } from '../src/contract';
 import { DrillRestoreTime, PitrRecovery, PitrRecoveryProps } from '../src/index';
 
 const ENV = { account: '123456789012', region: 'eu-west-1' };
 
-function synth(props: Partial<PitrRecoveryProps> = {}): { stack: Stack; recovery: PitrRecovery; template: Template } {
-  const stack = new Stack(new App(), 'Test', { env: ENV });
+function synth(props: Partial<PitrRecoveryProps> = {}, stack = new Stack(new App(), 'Test', { env: ENV })): { stack: Stack; recovery: PitrRecovery; template: Template } {
   const vpc = new ec2.Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 1 });
   const instance = rds.DatabaseInstance.fromDatabaseInstanceAttributes(stack, 'Imported', {
     instanceIdentifier: 'orders-db',
@@ -52,7 +51,9 @@ test('a weekly drill schedule starts the project with MODE=drill and the restore
 test('no schedule: no rule and no stale-drill alarm (drills can still be started by hand)', () => {
   const { template, recovery } = synth();
   expect(Object.keys(template.findResources('AWS::Events::Rule', { Properties: { ScheduleExpression: Match.anyValue() } }))).toHaveLength(0);
-  template.resourceCountIs('AWS::CloudWatch::Alarm', 0);
+  // The only alarm is the cleanup dead-letter queue's.
+  expect(Object.keys(template.findResources('AWS::CloudWatch::Alarm', { Properties: { Namespace: 'CdkRdsPitr' } }))).toHaveLength(0);
+  template.resourceCountIs('AWS::CloudWatch::CompositeAlarm', 0);
   expect(recovery.drillStaleAlarm).toBeUndefined();
   // The build may still publish a drill's evidence.
   expect(statementsOf(template, 'DrPublishDrillMetrics')).toHaveLength(1);
@@ -144,8 +145,20 @@ test('the build role may publish metrics in CdkRdsPitr only, events on the defau
   const stack = new Stack(new App(), 'T2', { env: ENV });
   const topic = sns.Topic.fromTopicArn(stack, 'Ops', 'arn:aws:sns:eu-west-1:123456789012:ops');
   const withTopic = synth({ notificationTopic: topic }).template;
-  expect(statementsOf(withTopic, 'DrPublishDrillEvidence')).toContainEqual({ Sid: 'NotifyDrill', Effect: 'Allow', Action: 'sns:Publish', Resource: 'arn:aws:sns:eu-west-1:123456789012:ops' });
+  expect(statementsOf(withTopic, 'DrProjectRoleDefaultPolicy')).toContainEqual({ Effect: 'Allow', Action: 'sns:Publish', Resource: 'arn:aws:sns:eu-west-1:123456789012:ops' });
   withTopic.hasResourceProperties('AWS::CodeBuild::Project', {
     Environment: { EnvironmentVariables: Match.arrayWith([{ Name: PROJECT_ENV.NOTIFICATION_TOPIC_ARN, Type: 'PLAINTEXT', Value: 'arn:aws:sns:eu-west-1:123456789012:ops' }]) },
+  });
+});
+
+test('a topic encrypted with a customer managed key: the build role may publish to it and use its key (topic.grantPublish)', () => {
+  const stack = new Stack(new App(), 'T3', { env: ENV });
+  const key = new kms.Key(stack, 'TopicKey');
+  const topic = new sns.Topic(stack, 'Ops', { masterKey: key });
+  const { template } = synth({ notificationTopic: topic }, stack);
+  const statements = statementsOf(template, 'DrProjectRoleDefaultPolicy');
+  expect(statements).toContainEqual({ Effect: 'Allow', Action: 'sns:Publish', Resource: { Ref: expect.stringMatching(/^Ops/) } });
+  expect(statements).toContainEqual({
+    Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey*'], Resource: { 'Fn::GetAtt': [expect.stringMatching(/^TopicKey/), 'Arn'] },
   });
 });

@@ -192,6 +192,7 @@ export const START_BUILD_OVERRIDE_KEYS: Record<string, string> = {
   privilegedModeOverride: 'codebuild:environment.privilegedMode',
   certificateOverride: 'codebuild:environment.certificate',
   encryptionKeyOverride: 'codebuild:encryptionKey',
+  autoRetryLimitOverride: 'codebuild:autoRetryLimit',
 };
 
 export function startBuildContext(input: Record<string, any>): Record<string, string | string[]> {

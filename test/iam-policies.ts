@@ -81,9 +81,14 @@ export function identityPoliciesOf(template: Template, rolePrefix: string, value
 
 export type Decision = 'Allowed' | 'ImplicitlyDenied' | 'ExplicitlyDenied';
 
-/** The simulator's decision for one request by a principal holding `policies`; validation errors throw. */
-export async function decide(policies: readonly Policy[], request: IamRequest, values: DeployValues): Promise<Decision> {
+/**
+ * The simulator's decision for one request by a principal holding `policies`,
+ * on a resource with `resourcePolicy` (a KMS key's key policy: KMS allows
+ * nothing the key policy does not); validation errors throw.
+ */
+export async function decide(policies: readonly Policy[], request: IamRequest, values: DeployValues, resourcePolicy?: Policy['policy']): Promise<Decision> {
   const result = await runSimulation({
+    ...(resourcePolicy ? { resourcePolicy } : {}),
     identityPolicies: policies.map((p) => ({ name: p.name, policy: p.policy })),
     serviceControlPolicies: [],
     resourceControlPolicies: [],

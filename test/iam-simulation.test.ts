@@ -494,6 +494,8 @@ describe('grantStartRecovery', () => {
     ['image', 'codebuild:environment.image', 'attacker/image:latest'],
     ['environment type', 'codebuild:environment.type', 'ARM_CONTAINER'],
     ['service role', 'codebuild:serviceRole', `arn:aws:iam::${ACCOUNT}:role/other`],
+    // CodeBuild would retry a failed recovery by itself, unattended.
+    ['auto-retry limit', 'codebuild:autoRetryLimit', '3'],
   ])('StartBuild with a %s override is denied, to the grantee and to the trigger role', async (_what, key, value) => {
     const lines = await decisions(s.operator, [{ action: 'codebuild:StartBuild', resourceType: 'project', resource: projectArn, context: { ...startVariables, [key]: value } }], s.values);
     lines.push(...await decisions(s.triggerRole, [{ action: 'codebuild:StartBuild', resourceType: 'project', resource: projectArn, context: { [key]: value } }], s.values));

@@ -5,7 +5,7 @@
  * Each suppression names the finding it covers and why; a suppression that no
  * longer matches a finding fails the test too, so the lists cannot go stale.
  */
-import { App, Aspects, CfnResource, Duration, Stack, aws_ec2 as ec2, aws_events as events, aws_rds as rds, aws_sns as sns } from 'aws-cdk-lib';
+import { App, Aspects, CfnResource, Duration, Stack, aws_ec2 as ec2, aws_events as events, aws_kms as kms, aws_rds as rds, aws_sns as sns } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, NagPackSuppression, NagSuppressions } from 'cdk-nag';
 import { PitrLabStack } from './lab-stack';
@@ -144,6 +144,26 @@ describe('cdk-nag AwsSolutions on a user\'s stack with restore drills', () => {
     const topic = new sns.Topic(stack, 'Ops', { enforceSSL: true });
     new PitrRecovery(stack, 'Dr', {
       instance, drillSchedule: events.Schedule.rate(Duration.days(7)), recoveryTimeObjective: Duration.hours(4), notificationTopic: topic,
+    });
+    expect(findingsOf(stack).filter((f) => f.path.startsWith('/User/Dr/'))).toEqual([]);
+  });
+});
+
+describe('cdk-nag AwsSolutions on a user\'s stack without NAT', () => {
+  test('no finding from the construct with isolated subnets, createVpcEndpoints, scheduled housekeeping and a KMS-encrypted topic', () => {
+    const stack = new Stack(new App(), 'User', { env: { account: '123456789012', region: 'eu-west-1' } });
+    const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, subnetConfiguration: [{ name: 'Isolated', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }] });
+    const vpcSubnets = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
+    const instance = new rds.DatabaseInstance(stack, 'Db', {
+      engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16 }), vpc, vpcSubnets, storageEncryptionKey: new kms.Key(stack, 'DbKey', { enableKeyRotation: true }),
+    });
+    const topic = new sns.Topic(stack, 'Ops', { enforceSSL: true, masterKey: new kms.Key(stack, 'TopicKey', { enableKeyRotation: true }) });
+    new PitrRecovery(stack, 'Dr', {
+      instance,
+      vpcSubnets,
+      createVpcEndpoints: true,
+      notificationTopic: topic,
+      housekeepingSchedule: { schedule: events.Schedule.rate(Duration.days(1)), olderThan: Duration.days(14) },
     });
     expect(findingsOf(stack).filter((f) => f.path.startsWith('/User/Dr/'))).toEqual([]);
   });

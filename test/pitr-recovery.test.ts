@@ -342,13 +342,18 @@ describe('runner IAM (CodeBuild role)', () => {
     expect(policy.Metadata.cdk_nag.rules_to_suppress).toEqual([expect.objectContaining({ id: 'AwsSolutions-IAM5', applies_to: ['Resource::*'] })]);
   });
 
-  test('a customer managed storage key: CreateGrant and DescribeKey on that key only', () => {
+  test('a customer managed storage key: CreateGrant (only for RDS, only for an AWS resource) and DescribeKey on that key only', () => {
     const f = fixture();
     const key = new kms.Key(f.stack, 'StorageKey');
     const statements = statementsOf(synth({ instanceEncryptionKey: key }, f).template, 'DrProjectRole');
     const kmsStatements = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('kms:')));
-    expect(kmsStatements.map((s) => ({ actions: actionsOf(s), resources: resourcesOf(s) }))).toEqual([
-      { actions: ['kms:CreateGrant', 'kms:DescribeKey'], resources: [expect.stringMatching(/^\$\{StorageKey[0-9A-F]{8}\.Arn\}$/)] },
+    expect(kmsStatements.map((s) => ({ actions: actionsOf(s), resources: resourcesOf(s), conditions: s.Condition }))).toEqual([
+      {
+        actions: ['kms:CreateGrant'],
+        resources: [expect.stringMatching(/^\$\{StorageKey[0-9A-F]{8}\.Arn\}$/)],
+        conditions: { StringEquals: { 'kms:ViaService': 'rds.eu-west-1.amazonaws.com' }, Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+      },
+      { actions: ['kms:DescribeKey'], resources: [expect.stringMatching(/^\$\{StorageKey[0-9A-F]{8}\.Arn\}$/)], conditions: undefined },
     ]);
     expect(statementsOf(synth().template, 'DrProjectRole').some((s) => actionsOf(s).some((a) => a.startsWith('kms:')))).toBe(false);
   });

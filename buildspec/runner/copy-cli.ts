@@ -14,8 +14,8 @@
  * stopped by SIGINT/SIGTERM.
  */
 import { availableParallelism, tmpdir } from 'node:os';
-import { age, formatBytes } from './housekeeping';
-import { StepLog, formatDuration } from './log';
+import { age } from './housekeeping';
+import { StepLog, formatBytes, formatDuration } from './log';
 import type { DataPath, OriginalCatalog, PgTarget } from './ports';
 import { PgDataPath } from './postgres/data-path';
 import { PgOriginalCatalog } from './postgres/leftovers';

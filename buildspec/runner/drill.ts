@@ -14,17 +14,21 @@
  * The original is only ever read: the drill takes no safety snapshot, drops
  * no leftovers, and the data path's writes all go to the temporary instance.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { formatDuration } from './log';
+import { formatBytes, formatDuration } from './log';
 import { PlanError, readStartRequest, type StartRequest } from './plan';
 import type { PgTarget } from './ports';
 import { DISK_MARGIN, TERMINATE_TIMEOUT_MS } from './postgres/data-path';
 import { derivedName } from './postgres/names';
 import { connect } from './postgres/process';
 import type { PreflightReport } from './preflight';
-import { RecoveryRun, systemClock, type RecoveryDeps } from './workflow';
+import {
+  checkNotStopped, newRunState, originalTarget, planOf, recordFailure, temporaryTarget, type RecoveryDeps, type RunState,
+} from './run-state';
+import {
+  chooseDatabases, cleanUp, copyOptions, makeWorkDir, matchCredentials, measureOriginalStorage, notVerified, planAndValidate,
+  restoreTemporaryInstance, waitForTemporaryInstance,
+} from './steps';
+import { RECOVERY_STEPS } from './workflow';
 import {
   DRILL_MARKER, LATEST, PROJECT_ENV, START_ENV, parseDrillRestoreTime, type DrillRestoreTime, type RestoreWindow,
 } from '../../src/contract';
@@ -194,16 +198,20 @@ export interface RecoveryTimeEstimate {
   readonly assumptions: readonly string[];
 }
 
+/**
+ * The drill's step names, as the build log and the evidence record's phases
+ * show them: the recovery's (workflow.ts) for the steps it shares.
+ */
 export const DRILL_STEPS = {
   RESTORE_TIME: 'Choose the restore time',
   PLAN: 'Plan and validate (read-only on the original)',
   SIZE: 'Size the temporary instance',
-  RESTORE: 'Restore temporary instance at the restore time',
-  WAIT: 'Wait for the temporary instance',
-  CREDENTIALS: 'Match credentials to the current secret',
-  CHOOSE: 'Choose databases',
+  RESTORE: RECOVERY_STEPS.RESTORE,
+  WAIT: RECOVERY_STEPS.WAIT,
+  CREDENTIALS: RECOVERY_STEPS.CREDENTIALS,
+  CHOOSE: RECOVERY_STEPS.CHOOSE,
   COPY: 'Copy and verify on the temporary instance (drill)',
-  CLEAN_UP: 'Clean up',
+  CLEAN_UP: RECOVERY_STEPS.CLEAN_UP,
 } as const;
 
 /**
@@ -214,242 +222,250 @@ export const DRILL_STEPS = {
  */
 const EXPECTED_SWAP_MS = 100;
 
+/** What the drill learns beside the recovery's run state, for its evidence record. */
+interface DrillState {
+  readonly request: DrillRequest;
+  readonly startedAt: Date;
+  readonly random: () => number;
+  readonly databaseSizes: (target: PgTarget) => Promise<ReadonlyMap<string, number>>;
+  /** The restorable window, when it could be read. */
+  window?: RestoreWindow;
+  /** The instant restored to; for `latest`, the latest restorable time when the drill chose it. */
+  usedTime?: Date;
+  /** pg_database_size on the original, of the databases a recovery would copy (they size the temporary instance). */
+  sizesOnOriginal: ReadonlyMap<string, number>;
+  /** pg_database_size on the point-in-time copy, of the databases copied. */
+  sizesOnCopy: ReadonlyMap<string, number>;
+  copyMs?: number;
+  copiedBytes?: number;
+}
+
 /**
  * Runs a drill. Resolves with the evidence record of a successful drill;
  * rejects with the cause otherwise, after logging and publishing the
  * record of the failure. The temporary instance is deleted whatever happens.
+ *
+ * The recovery's steps (workflow.ts), with these replaced: the restore time
+ * is chosen first (it may be random); the plan lists no leftovers and no
+ * safety snapshot is taken; the temporary instance is sized for a second
+ * copy; no dead copies are dropped; the copy goes onto the temporary
+ * instance; the summary is the evidence record, published.
  */
 export async function runDrill(request: DrillRequest, deps: DrillDeps): Promise<EvidenceRecord> {
   // No catalog: a drill neither lists nor drops the original's leftovers (dropping is a write).
-  const run = new DrillRun(request, { ...deps, catalog: undefined, builds: undefined });
+  const run = newRunState(request.start, { ...deps, catalog: undefined, builds: undefined });
+  const drill: DrillState = {
+    request,
+    startedAt: run.clock.now(),
+    random: deps.random ?? Math.random,
+    databaseSizes: deps.databaseSizes ?? readDatabaseSizes,
+    sizesOnOriginal: new Map(),
+    sizesOnCopy: new Map(),
+  };
   const { log } = deps;
   log.redact(deps.credentials.password);
   log.info('RESTORE DRILL: the whole recovery path but the final rename; nothing is written to the original');
-  await deps.publisher?.started?.(request.start.sourceId, (deps.clock ?? systemClock).now()).catch((err: Error) => {
+  await deps.publisher?.started?.(request.start.sourceId, run.clock.now()).catch((err: Error) => {
     log.warn(`the drill's start could not be published (${err.message}); the drill goes ahead`);
   });
+  let record: EvidenceRecord;
   try {
-    await log.step(DRILL_STEPS.RESTORE_TIME, () => run.chooseRestoreTime());
-    await log.step(DRILL_STEPS.PLAN, () => run.plan());
-    await log.step(DRILL_STEPS.SIZE, () => run.sizeStorage());
-    await log.step(DRILL_STEPS.RESTORE, () => run.restoreTemporaryInstance());
-    await log.step(DRILL_STEPS.WAIT, () => run.waitForTemporaryInstance());
-    await log.step(DRILL_STEPS.CREDENTIALS, () => run.matchCredentials());
-    await log.step(DRILL_STEPS.CHOOSE, () => run.chooseDatabases());
-    await log.step(DRILL_STEPS.COPY, () => run.copyDatabases());
+    await log.step(DRILL_STEPS.RESTORE_TIME, () => chooseRestoreTime(run, drill));
+    await log.step(DRILL_STEPS.PLAN, () => planAndValidate(run, { drill: true }));
+    await log.step(DRILL_STEPS.SIZE, () => sizeTemporaryInstance(run, drill));
+    await log.step(DRILL_STEPS.RESTORE, () => restoreTemporaryInstance(run));
+    await log.step(DRILL_STEPS.WAIT, () => waitForTemporaryInstance(run));
+    await log.step(DRILL_STEPS.CREDENTIALS, () => matchCredentials(run));
+    await log.step(DRILL_STEPS.CHOOSE, () => chooseDatabases(run));
+    await log.step(DRILL_STEPS.COPY, () => copyOntoTemporaryInstance(run, drill));
   } catch (err) {
-    run.recordFailure(err);
+    recordFailure(run, err);
   } finally {
-    await log.step(DRILL_STEPS.CLEAN_UP, () => run.cleanUp()).catch((err) => run.recordFailure(err));
-    await run.summarize();
+    await log.step(DRILL_STEPS.CLEAN_UP, () => cleanUp(run)).catch((err) => recordFailure(run, err));
+    record = await summarizeAndPublish(run, drill, deps.publisher);
   }
-  return run.evidence();
+  // The first failure, after its record was logged and published.
+  if (run.failure) throw run.failure;
+  return record;
 }
 
-class DrillRun extends RecoveryRun {
-  protected readonly isDrill = true;
-  private readonly startedAt: Date;
-  private window?: RestoreWindow;
-  private usedTime?: Date;
-  private copyMs?: number;
-  private copiedBytes?: number;
-  private sizesOnCopy = new Map<string, number>();
-  private sizesOnOriginal = new Map<string, number>();
-  private record?: EvidenceRecord;
-
-  constructor(private readonly drill: DrillRequest, private readonly drillDeps: DrillDeps) {
-    super(drill.start, drillDeps);
-    this.startedAt = this.clock.now();
+/** The restorable window (read-only), and from it a random time when asked; for `latest`, the time it stands for now. */
+async function chooseRestoreTime(run: RunState, drill: DrillState): Promise<void> {
+  const { rds, log } = run.deps;
+  const wanted = drill.request.restoreTime;
+  let window: RestoreWindow;
+  try {
+    // As the plan does: by the identifier RDS reports (it stores identifiers in lowercase).
+    window = await rds.restorableWindow((await rds.describeSource(drill.request.start.sourceId)).id);
+  } catch (err) {
+    if (wanted === LATEST || wanted instanceof Date) {
+      log.warn(`the restorable window could not be read (${(err as Error).message}); the plan checks the restore time itself`);
+      return useRestoreTime(run, drill, wanted);
+    }
+    throw new PlanError([`${START_ENV.RESTORE_TIME}: ${JSON.stringify(drill.request.requested)} needs the restorable window, which could not be read (${(err as Error).message}); `
+      + `accepted: retry, or an explicit time or "${LATEST}".`]);
   }
+  drill.window = window;
+  log.info(`restorable window: ${window.earliest.toISOString()} .. ${window.latest.toISOString()}`);
+  if (wanted === LATEST || wanted instanceof Date) return useRestoreTime(run, drill, wanted);
+  const time = pickRandomRestoreTime(window, wanted.withinMs, drill.random);
+  log.info(`random restore time${wanted.withinMs ? ` within the last ${formatDuration(wanted.withinMs)} of the window` : ''}: ${time.toISOString()}`);
+  useRestoreTime(run, drill, time);
+}
 
-  /** The restorable window (read-only), and from it a random time when asked; for `latest`, the time it stands for now. */
-  async chooseRestoreTime(): Promise<void> {
-    const { rds, log } = this.deps;
-    const wanted = this.drill.restoreTime;
+/** The run restores to `time` from here on (the plan checks it); the record states the instant. */
+function useRestoreTime(run: RunState, drill: DrillState, time: Date | typeof LATEST): void {
+  run.request = { ...run.request, restoreTime: time };
+  drill.usedTime = time === LATEST ? drill.window?.latest : time;
+}
+
+/** Sizes the temporary instance from the original's databases (read-only: pg_database_size). */
+async function sizeTemporaryInstance(run: RunState, drill: DrillState): Promise<void> {
+  const { log } = run.deps;
+  const plan = planOf(run);
+  const sizes = await drill.databaseSizes(originalTarget(run));
+  drill.sizesOnOriginal = new Map([...sizes].filter(([db]) => !plan.databases || plan.databases.includes(db)));
+  const largest = Math.max(0, ...drill.sizesOnOriginal.values());
+  run.allocatedStorageGiB = drillStorageGiB(plan.source.storage?.allocatedGiB, largest);
+  log.info(run.allocatedStorageGiB === undefined
+    ? `largest database on the original: ${formatBytes(largest)}; the source's allocated storage is not known, so the temporary instance gets the source's`
+    : `temporary instance storage: ${run.allocatedStorageGiB} GiB = the source's ${plan.source.storage!.allocatedGiB} GiB + room for a second copy of the largest database (${formatBytes(largest)} + ${Math.round((DISK_MARGIN - 1) * 100)}%)`);
+}
+
+/** The recovery's copy, onto the temporary instance itself; the checks on the original stay read-only. */
+async function copyOntoTemporaryInstance(run: RunState, drill: DrillState): Promise<void> {
+  checkNotStopped(run);
+  const stamp = planOf(run).stamp;
+  run.workDir = makeWorkDir(run, 'pitr-drill');
+  const originalStorage = await measureOriginalStorage(run);
+  const temporary = temporaryTarget(run);
+  const sizes = await drill.databaseSizes(temporary);
+  drill.sizesOnCopy = new Map(run.databases.map((d) => [d, sizes.get(d) ?? 0]));
+  const started = run.clock.now().getTime();
+  run.copyStarted = true;
+  const results = await run.deps.data.copy(temporary, temporary, {
+    ...copyOptions(run, run.workDir, originalStorage),
+    drill: { original: originalTarget(run), intoName: (db) => drillDatabaseName(db, stamp) },
+  });
+  drill.copyMs = run.clock.now().getTime() - started;
+  drill.copiedBytes = [...drill.sizesOnCopy.values()].reduce((a, b) => a + b, 0);
+  run.results = results;
+  const unverified = notVerified(run.databases, results);
+  if (unverified.length > 0) throw new Error(`not verified: ${unverified.join(', ')}; the drill failed.`);
+}
+
+/** The drill's summary: steps, the record as one JSON line, then publication (whose failure is only logged). */
+async function summarizeAndPublish(run: RunState, drill: DrillState, publisher: DrillPublisher | undefined): Promise<EvidenceRecord> {
+  const { log } = run.deps;
+  const record = evidenceRecord(run, drill);
+  const lines = ['', '==== Drill summary ====', 'Steps:', ...log.stepTable()];
+  for (const d of record.databases) lines.push(`  ${d.name}: ${d.result}${d.tables !== undefined ? `, ${d.tables} tables, ${d.rows} rows` : ''} (copied as ${JSON.stringify(d.copiedAs)} on the temporary instance)`);
+  if (record.recoveryTimeEstimate) {
+    const e = record.recoveryTimeEstimate;
+    lines.push(`A recovery of ${record.source.id} now would take about ${formatDuration(e.seconds * 1000)}: plan ${formatDuration(e.parts.planSeconds * 1000)}, `
+      + `restore and wait ${formatDuration(e.parts.restoreAndWaitSeconds * 1000)}, credentials ${formatDuration(e.parts.credentialsSeconds * 1000)}, `
+      + `copy ${formatDuration(e.parts.copySeconds * 1000)}, swap ${formatDuration(e.parts.swapSeconds * 1000)} (up to ${formatDuration(e.swapWorstCaseSeconds * 1000)} if sessions do not end).`);
+  }
+  for (const d of record.databases) {
+    for (const hazard of d.hazardsForRecovery ?? []) lines.push(`  ${d.name}: a recovery now would meet this swap hazard: ${hazard}`);
+  }
+  lines.push('The original instance was not written to (a drill only reads it).');
+  lines.push(record.succeeded ? `RESULT: DRILL SUCCEEDED: ${record.databases.length} database(s) restored, copied and verified.` : `RESULT: DRILL FAILED${record.failure?.step ? ` in step "${record.failure.step}"` : ''}: ${record.failure?.reason}`);
+  for (const line of lines) log.info(line);
+  // One line, machine-readable, for log searches: the same document that is published.
+  log.info(`EVIDENCE ${JSON.stringify(record)}`);
+  if (publisher) {
     try {
-      // As the plan does: by the identifier RDS reports (it stores identifiers in lowercase).
-      this.window = await rds.restorableWindow((await rds.describeSource(this.drill.start.sourceId)).id);
+      await publisher.publish(record);
+      log.info('evidence published');
     } catch (err) {
-      if (wanted === LATEST || wanted instanceof Date) {
-        log.warn(`the restorable window could not be read (${(err as Error).message}); the plan checks the restore time itself`);
-        return this.useTime(wanted);
-      }
-      throw new PlanError([`${START_ENV.RESTORE_TIME}: ${JSON.stringify(this.drill.requested)} needs the restorable window, which could not be read (${(err as Error).message}); `
-        + `accepted: retry, or an explicit time or "${LATEST}".`]);
-    }
-    log.info(`restorable window: ${this.window.earliest.toISOString()} .. ${this.window.latest.toISOString()}`);
-    if (wanted === LATEST || wanted instanceof Date) return this.useTime(wanted);
-    const time = pickRandomRestoreTime(this.window, wanted.withinMs, this.drillDeps.random ?? Math.random);
-    log.info(`random restore time${wanted.withinMs ? ` within the last ${formatDuration(wanted.withinMs)} of the window` : ''}: ${time.toISOString()}`);
-    this.useTime(time);
-  }
-
-  /** Sizes the temporary instance from the original's databases (read-only: pg_database_size). */
-  async sizeStorage(): Promise<void> {
-    const { log } = this.deps;
-    const sizes = await this.sizes(this.originalTarget());
-    this.sizesOnOriginal = new Map([...sizes].filter(([db]) => !this.p.databases || this.p.databases.includes(db)));
-    const largest = Math.max(0, ...this.sizesOnOriginal.values());
-    this.allocatedStorageGiB = drillStorageGiB(this.p.source.storage?.allocatedGiB, largest);
-    log.info(this.allocatedStorageGiB === undefined
-      ? `largest database on the original: ${formatBytes(largest)}; the source's allocated storage is not known, so the temporary instance gets the source's`
-      : `temporary instance storage: ${this.allocatedStorageGiB} GiB = the source's ${this.p.source.storage!.allocatedGiB} GiB + room for a second copy of the largest database (${formatBytes(largest)} + ${Math.round((DISK_MARGIN - 1) * 100)}%)`);
-  }
-
-  /** The recovery's copy, onto the temporary instance itself; the checks on the original stay read-only. */
-  async copyDatabases(): Promise<void> {
-    this.checkNotStopped();
-    const { data, log, signal } = this.deps;
-    this.workDir = mkdtempSync(join(this.deps.scratchDir ?? tmpdir(), `pitr-drill-${this.p.stamp}-`));
-    const originalStorage = await this.measureOriginalStorage();
-    const temporary = this.temporaryTarget();
-    const sizes = await this.sizes(temporary);
-    this.sizesOnCopy = new Map(this.databases.map((d) => [d, sizes.get(d) ?? 0]));
-    const started = this.clock.now().getTime();
-    this.copyStarted = true;
-    const results = await data.copy(temporary, temporary, {
-      databases: this.databases,
-      strategy: this.p.strategy,
-      jobs: this.p.jobs,
-      stamp: this.p.stamp,
-      workDir: this.workDir,
-      log,
-      signal,
-      acceptHazards: this.p.acceptHazards,
-      originalStorage,
-      drill: { original: this.originalTarget(), intoName: (db) => drillDatabaseName(db, this.p.stamp) },
-    });
-    this.copyMs = this.clock.now().getTime() - started;
-    this.copiedBytes = [...this.sizesOnCopy.values()].reduce((a, b) => a + b, 0);
-    this.results = results;
-    const unverified = this.databases.filter((d) => !results.some((r) => r.database === d && r.verified));
-    if (unverified.length > 0) throw new Error(`not verified: ${unverified.join(', ')}; the drill failed.`);
-  }
-
-  /** The drill's summary: steps, the record as one JSON line, then publication (whose failure is only logged). */
-  async summarize(): Promise<void> {
-    const { log } = this.deps;
-    const record = this.buildRecord();
-    this.record = record;
-    const lines = ['', '==== Drill summary ====', 'Steps:', ...log.stepTable()];
-    for (const d of record.databases) lines.push(`  ${d.name}: ${d.result}${d.tables !== undefined ? `, ${d.tables} tables, ${d.rows} rows` : ''} (copied as ${JSON.stringify(d.copiedAs)} on the temporary instance)`);
-    if (record.recoveryTimeEstimate) {
-      const e = record.recoveryTimeEstimate;
-      lines.push(`A recovery of ${record.source.id} now would take about ${formatDuration(e.seconds * 1000)}: plan ${formatDuration(e.parts.planSeconds * 1000)}, `
-        + `restore and wait ${formatDuration(e.parts.restoreAndWaitSeconds * 1000)}, credentials ${formatDuration(e.parts.credentialsSeconds * 1000)}, `
-        + `copy ${formatDuration(e.parts.copySeconds * 1000)}, swap ${formatDuration(e.parts.swapSeconds * 1000)} (up to ${formatDuration(e.swapWorstCaseSeconds * 1000)} if sessions do not end).`);
-    }
-    for (const d of record.databases) {
-      for (const hazard of d.hazardsForRecovery ?? []) lines.push(`  ${d.name}: a recovery now would meet this swap hazard: ${hazard}`);
-    }
-    lines.push('The original instance was not written to (a drill only reads it).');
-    lines.push(record.succeeded ? `RESULT: DRILL SUCCEEDED: ${record.databases.length} database(s) restored, copied and verified.` : `RESULT: DRILL FAILED${record.failure?.step ? ` in step "${record.failure.step}"` : ''}: ${record.failure?.reason}`);
-    for (const line of lines) log.info(line);
-    // One line, machine-readable, for log searches: the same document that is published.
-    log.info(`EVIDENCE ${JSON.stringify(record)}`);
-    if (this.drillDeps.publisher) {
-      try {
-        await this.drillDeps.publisher.publish(record);
-        log.info('evidence published');
-      } catch (err) {
-        log.warn(`the evidence could not be published (${(err as Error).message}); the drill's result above stands`);
-      }
+      log.warn(`the evidence could not be published (${(err as Error).message}); the drill's result above stands`);
     }
   }
+  return record;
+}
 
-  /** The record; throws the first failure after it was logged and published. */
-  evidence(): EvidenceRecord {
-    if (this.failure) throw this.failure;
-    return this.record!;
-  }
-
-  private useTime(time: Date | typeof LATEST): void {
-    this.request = { ...this.request, restoreTime: time };
-    this.usedTime = time === LATEST ? this.window?.latest : time;
-  }
-
-  private async sizes(target: PgTarget): Promise<ReadonlyMap<string, number>> {
-    return (this.drillDeps.databaseSizes ?? readDatabaseSizes)(target);
-  }
-
-  private buildRecord(): EvidenceRecord {
-    const { log } = this.deps;
-    const plan = this.currentPlan;
-    const failedStep = log.steps.find((s) => s.outcome === 'failed' && (Object.values(DRILL_STEPS) as string[]).includes(s.name));
-    const seconds = (...names: string[]): number => log.steps.filter((s) => names.includes(s.name))
-      .reduce((sum, s) => sum + (s.durationMs ?? 0), 0) / 1000;
-    const phases = log.steps.filter((s) => (Object.values(DRILL_STEPS) as string[]).includes(s.name))
-      .map((s) => ({ name: s.name, seconds: (s.durationMs ?? 0) / 1000, outcome: s.outcome ?? 'running' }));
-    const stamp = plan?.stamp;
-    const databases = this.databases.map((name) => {
-      const r = this.results.find((x) => x.database === name);
-      return {
-        name,
-        copiedAs: stamp ? drillDatabaseName(name, stamp) : '',
-        sizeBytes: this.sizesOnCopy.get(name),
-        tables: r?.tables,
-        rows: r?.rows,
-        verification: VERIFICATION_COMPARES,
-        result: r ? (r.verified ? 'verified' as const : 'not verified' as const) : 'not copied' as const,
-        ...(r?.hazardsForRecovery ? { hazardsForRecovery: r.hazardsForRecovery } : {}),
-      };
-    });
-    const copy = this.copyMs !== undefined && this.copiedBytes !== undefined && this.failure === undefined
-      ? {
-        bytes: this.copiedBytes,
-        seconds: this.copyMs / 1000,
-        bytesPerSecond: this.copyMs > 0 ? Math.round(this.copiedBytes / (this.copyMs / 1000)) : 0,
-      }
-      : undefined;
-    let estimate: RecoveryTimeEstimate | undefined;
-    if (copy && copy.bytesPerSecond > 0) {
-      const bytesToCopy = [...this.sizesOnOriginal.entries()].filter(([db]) => this.databases.includes(db)).reduce((sum, [, b]) => sum + b, 0);
-      const parts = {
-        planSeconds: round(seconds(DRILL_STEPS.PLAN, DRILL_STEPS.CHOOSE)),
-        restoreAndWaitSeconds: round(seconds(DRILL_STEPS.RESTORE, DRILL_STEPS.WAIT)),
-        credentialsSeconds: round(seconds(DRILL_STEPS.CREDENTIALS)),
-        copySeconds: round(bytesToCopy / copy.bytesPerSecond),
-        swapSeconds: round((this.databases.length * EXPECTED_SWAP_MS) / 1000),
-      };
-      estimate = {
-        seconds: round(Object.values(parts).reduce((a, b) => a + b, 0)),
-        parts,
-        swapWorstCaseSeconds: round((this.databases.length * TERMINATE_TIMEOUT_MS) / 1000),
-        bytesToCopy,
-        assumptions: [
-          'the restore and wait, and the credentials step, take as long as they took in this drill (a restore to another time replays a different amount of WAL)',
-          'the copy runs at the throughput this drill measured (bytes of pg_database_size on the point-in-time copy per second of the copy step: '
-            + 'checks, dump, restore, indexes, ANALYZE, verification), applied to the databases\' current size on the original; '
-            + 'the drill reads and writes on the temporary instance alone, a recovery reads there and writes to the original',
-          `each database's swap takes about ${EXPECTED_SWAP_MS / 1000} s when its sessions end promptly; the data path waits at most ${TERMINATE_TIMEOUT_MS / 1000} s per database for them (swapWorstCaseSeconds)`,
-          'the safety snapshot a recovery takes by default is ready by the time the credentials match (it runs beside the restore); otherwise its wait adds to the total',
-          'the build starts at once (no CodeBuild queue) and the same JOBS and instance class are used',
-        ],
-      };
-    }
+/** The evidence record from what the run and the drill recorded, and the step log's durations. */
+function evidenceRecord(run: RunState, drill: DrillState): EvidenceRecord {
+  const { log } = run.deps;
+  const { plan, failure } = run;
+  const drillSteps = Object.values(DRILL_STEPS) as string[];
+  const failedStep = log.steps.find((s) => s.outcome === 'failed' && drillSteps.includes(s.name));
+  const phases = log.steps.filter((s) => drillSteps.includes(s.name))
+    .map((s) => ({ name: s.name, seconds: (s.durationMs ?? 0) / 1000, outcome: s.outcome ?? 'running' }));
+  const databases = run.databases.map((name) => {
+    const r = run.results.find((x) => x.database === name);
     return {
-      kind: EVIDENCE_KIND,
-      version: 1,
-      succeeded: this.failure === undefined,
-      failure: this.failure ? { step: failedStep?.name, reason: this.failure.message } : undefined,
-      source: { id: this.drill.start.sourceId, engine: plan?.source.engine, engineVersion: plan?.source.engineVersion },
-      buildId: this.drill.start.buildId,
-      startedAt: this.startedAt.toISOString(),
-      endedAt: this.clock.now().toISOString(),
-      restoreTime: {
-        requested: this.drill.requested,
-        used: this.usedTime?.toISOString(),
-        useLatestRestorableTime: this.request.restoreTime === LATEST,
-      },
-      restoreWindow: this.window ? { earliest: this.window.earliest.toISOString(), latest: this.window.latest.toISOString() } : undefined,
-      temporaryInstance: plan ? { id: plan.temporaryInstanceId, allocatedStorageGiB: this.allocatedStorageGiB } : undefined,
-      phases,
-      databases,
-      copy,
-      recoveryTimeEstimate: estimate,
-      preflight: this.preflightReport,
+      name,
+      copiedAs: plan?.stamp ? drillDatabaseName(name, plan.stamp) : '',
+      sizeBytes: drill.sizesOnCopy.get(name),
+      tables: r?.tables,
+      rows: r?.rows,
+      verification: VERIFICATION_COMPARES,
+      result: r ? (r.verified ? 'verified' as const : 'not verified' as const) : 'not copied' as const,
+      ...(r?.hazardsForRecovery ? { hazardsForRecovery: r.hazardsForRecovery } : {}),
     };
-  }
+  });
+  const copy = drill.copyMs !== undefined && drill.copiedBytes !== undefined && failure === undefined
+    ? {
+      bytes: drill.copiedBytes,
+      seconds: drill.copyMs / 1000,
+      bytesPerSecond: drill.copyMs > 0 ? Math.round(drill.copiedBytes / (drill.copyMs / 1000)) : 0,
+    }
+    : undefined;
+  return {
+    kind: EVIDENCE_KIND,
+    version: 1,
+    succeeded: failure === undefined,
+    failure: failure ? { step: failedStep?.name, reason: failure.message } : undefined,
+    source: { id: drill.request.start.sourceId, engine: plan?.source.engine, engineVersion: plan?.source.engineVersion },
+    buildId: drill.request.start.buildId,
+    startedAt: drill.startedAt.toISOString(),
+    endedAt: run.clock.now().toISOString(),
+    restoreTime: {
+      requested: drill.request.requested,
+      used: drill.usedTime?.toISOString(),
+      useLatestRestorableTime: run.request.restoreTime === LATEST,
+    },
+    restoreWindow: drill.window ? { earliest: drill.window.earliest.toISOString(), latest: drill.window.latest.toISOString() } : undefined,
+    temporaryInstance: plan ? { id: plan.temporaryInstanceId, allocatedStorageGiB: run.allocatedStorageGiB } : undefined,
+    phases,
+    databases,
+    copy,
+    recoveryTimeEstimate: copy && copy.bytesPerSecond > 0 ? recoveryTimeEstimate(run, drill, copy.bytesPerSecond) : undefined,
+    preflight: run.preflight,
+  };
+}
+
+/** A recovery of the original's current databases at the throughput this drill measured, and the steps' measured durations. */
+function recoveryTimeEstimate(run: RunState, drill: DrillState, bytesPerSecond: number): RecoveryTimeEstimate {
+  const { log } = run.deps;
+  const { databases } = run;
+  const seconds = (...names: string[]): number => log.steps.filter((s) => names.includes(s.name))
+    .reduce((sum, s) => sum + (s.durationMs ?? 0), 0) / 1000;
+  const bytesToCopy = [...drill.sizesOnOriginal.entries()].filter(([db]) => databases.includes(db)).reduce((sum, [, b]) => sum + b, 0);
+  const parts = {
+    planSeconds: round(seconds(DRILL_STEPS.PLAN, DRILL_STEPS.CHOOSE)),
+    restoreAndWaitSeconds: round(seconds(DRILL_STEPS.RESTORE, DRILL_STEPS.WAIT)),
+    credentialsSeconds: round(seconds(DRILL_STEPS.CREDENTIALS)),
+    copySeconds: round(bytesToCopy / bytesPerSecond),
+    swapSeconds: round((databases.length * EXPECTED_SWAP_MS) / 1000),
+  };
+  return {
+    seconds: round(Object.values(parts).reduce((a, b) => a + b, 0)),
+    parts,
+    swapWorstCaseSeconds: round((databases.length * TERMINATE_TIMEOUT_MS) / 1000),
+    bytesToCopy,
+    assumptions: [
+      'the restore and wait, and the credentials step, take as long as they took in this drill (a restore to another time replays a different amount of WAL)',
+      'the copy runs at the throughput this drill measured (bytes of pg_database_size on the point-in-time copy per second of the copy step: '
+        + 'checks, dump, restore, indexes, ANALYZE, verification), applied to the databases\' current size on the original; '
+        + 'the drill reads and writes on the temporary instance alone, a recovery reads there and writes to the original',
+      `each database's swap takes about ${EXPECTED_SWAP_MS / 1000} s when its sessions end promptly; the data path waits at most ${TERMINATE_TIMEOUT_MS / 1000} s per database for them (swapWorstCaseSeconds)`,
+      'the safety snapshot a recovery takes by default is ready by the time the credentials match (it runs beside the restore); otherwise its wait adds to the total',
+      'the build starts at once (no CodeBuild queue) and the same JOBS and instance class are used',
+    ],
+  };
 }
 
 /** pg_database_size of every database but templates (read-only). */
@@ -485,10 +501,5 @@ export function describeEvidence(record: EvidenceRecord): string {
 
 function round(n: number): number {
   return Math.round(n * 10) / 10;
-}
-
-function formatBytes(bytes: number): string {
-  const gib = bytes / 2 ** 30;
-  return gib >= 1 ? `${gib.toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 

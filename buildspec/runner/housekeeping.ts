@@ -23,7 +23,7 @@
  * matched against an instance list older than it. The drop itself is a plain
  * DROP DATABASE, which PostgreSQL refuses while any session is connected.
  */
-import { formatDuration, type StepLog } from './log';
+import { formatBytes, formatDuration, type StepLog } from './log';
 import { PlanError } from './plan';
 import type { BuildStatus, DbEndpoint, MarkedDatabase, OriginalCatalog, PgTarget, RdsControl, SafetySnapshot } from './ports';
 import { ident } from './postgres/names';
@@ -324,9 +324,4 @@ export function age(since: Date | undefined, now: Date): string {
   const ms = Math.max(0, now.getTime() - since.getTime());
   const days = Math.floor(ms / 86_400_000);
   return days >= 1 ? `${days} d ${Math.floor((ms % 86_400_000) / 3_600_000)} h` : formatDuration(ms);
-}
-
-export function formatBytes(bytes: number): string {
-  const gib = bytes / 2 ** 30;
-  return gib >= 1 ? `${gib.toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }

@@ -18,10 +18,11 @@
  * A drill runs the same checks: hazards never stop it (it swaps nothing),
  * and its evidence record carries the findings.
  */
-import type { StepLog } from './log';
+import { formatBytes as mib, type StepLog } from './log';
 import { PlanError, type RecoveryPlan } from './plan';
 import type { DataPath, OriginalStorage, PgTarget, RdsControl } from './ports';
-import { DISK_MARGIN, checkOriginalStorage } from './postgres/data-path';
+import { checkOriginalStorage } from './postgres/copy/checks';
+import { DISK_MARGIN } from './postgres/copy/limits';
 import { enforceHazards, reviewHazardsForDrill, type HazardReport } from './postgres/hazards';
 import { START_ENV } from '../../src/contract';
 
@@ -203,9 +204,4 @@ export async function runPreflight(plan: RecoveryPlan, original: PgTarget, deps:
     throw new PlanError(refusals.map((r) => `pre-flight on the original: ${r}`));
   }
   return { databases, checks };
-}
-
-function mib(bytes: number): string {
-  const gib = bytes / 2 ** 30;
-  return gib >= 1 ? `${gib.toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }

@@ -12,7 +12,7 @@
  *   tables are small; 256 KiB sends its larger ones down the streaming route
  *   as a production database's would.
  */
-import { AWS_POLLING, type Polling } from './workflow';
+import { AWS_POLLING, type Polling } from './run-state';
 import { TUNING_ENV } from '../../src/contract';
 
 const POLL_MIN_MS = 50;

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, type ClientConfig } from 'pg';
 import { pgBin } from './binaries';
+import { missingRegionalRootHint } from './rds-ca';
 import type { PgTarget } from '../ports';
 
 /**
@@ -147,13 +148,14 @@ export async function connect(target: PgTarget, database: string): Promise<Clien
 }
 
 /** For a refused server certificate: which check failed and against which CA file, so a wrong bundle or host name is told apart. */
-function tlsHint(target: PgTarget, err: unknown): string {
+export function tlsHint(target: PgTarget, err: unknown): string {
   const { code, message } = err as { code?: string; message?: string };
   const certificate = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(code ?? '') || /certificate|altnames/i.test(message ?? '');
   if (!certificate) return '';
   const ca = target.sslRootCert ? `the CA file ${target.sslRootCert}` : "Node's default CAs (no CA file given)";
   const hostCheck = target.sslMode === 'verify-full' ? ` and name the host ${JSON.stringify(target.host)}` : '';
-  return ` (TLS ${target.sslMode ?? 'prefer'}: the server's certificate must chain to ${ca}${hostCheck}; on AWS the CA file is PG_CA_BUNDLE, the RDS CA bundle)`;
+  return ` (TLS ${target.sslMode ?? 'prefer'}: the server's certificate must chain to ${ca}${hostCheck}; on AWS the CA file is PG_CA_BUNDLE, the RDS CA bundle`
+    + `${missingRegionalRootHint(target.host, target.sslRootCert, code)})`;
 }
 
 export function describe(target: PgTarget, database: string): string {
