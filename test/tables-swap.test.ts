@@ -138,7 +138,9 @@ test('the swap step checks again after the restore (what the pre-flight cannot s
   const before = await digest('billing.invoice');
   // The data path without a pre-flight: the refusal comes from the swap step, as it would for a dependent created during the restore.
   const real = new PgDataPath();
-  const message = await swapInvoice({ checkLogin: (x) => real.checkLogin(x), listDatabases: (x) => real.listDatabases(x), copy: (a, b, c) => real.copy(a, b, c) });
+  const message = await swapInvoice({
+    checkLogin: (x) => real.checkLogin(x), listDatabases: (x) => real.listDatabases(x), copy: (a, b, c) => real.copy(a, b, c),
+  });
   expect(restoresSince).toBe(1);
   expect(message).toContain('TABLE_MODE=swap refused, because:');
   for (const named of [...DEPENDENTS, 'No live table was changed']) expect(message).toContain(named);
