@@ -150,6 +150,16 @@ rehearse.spawn(bundle);
 // would reach the rehearsal without its double quotes; an argv passes each one as it was given.
 rehearse.execArgs(['node', 'assets/rehearsal/rehearse.js'], { receiveArgs: true });
 
+// ---- README: the build log excerpt comes from a real rehearsal -------------
+// test/readme-logs.test.ts fails when the runner's log and the README's excerpt differ; this rewrites the excerpt.
+const readmeLogs = project.addTask('readme:logs', {
+  description: 'Rewrite the build log excerpt in README.md from a real rehearsal run when it differs (test/readme-logs.test.ts checks it; --force rewrites it anyway)',
+  env: { TS_NODE_TRANSPILE_ONLY: 'true' },
+  receiveArgs: true,
+});
+readmeLogs.spawn(bundle);
+readmeLogs.exec('ts-node --project tsconfig.dev.json local/readme-logs.ts', { receiveArgs: true });
+
 // ---- benchmark: recovery data path vs the old proof of concept -------------
 const bench = project.addTask('bench', {
   description: 'Benchmark the recovery data path against the old proof of concept',

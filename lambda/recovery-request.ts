@@ -15,6 +15,7 @@ import {
   parseAge,
   parseDrillRestoreTime,
   parseHazards,
+  parseMode,
   parseRestoreTime,
   parseStrategy,
   parseTableList,
@@ -46,7 +47,7 @@ export class RequestRejectedError extends Error {
   }
 }
 
-const REQUEST_SHAPE = '{"restoreTime": "<ISO-8601 UTC>|latest", "confirm": "<source instance id>", "databases"?: ["<name>", ...], "strategy"?: "swap"|"replace", "acceptHazards"?: ["<hazard>", ...]}';
+const REQUEST_SHAPE = '{"restoreTime": "<ISO-8601 UTC>|latest", "confirm": "<source instance id>", "databases"?: ["<name>", ...], "strategy"?: "swap"|"replace", "acceptHazards"?: ["<hazard>", ...], "mode"?: "recover"}';
 
 /**
  * Checks every field of `input` and reports all problems at once, so a
@@ -64,6 +65,8 @@ export function parseRecoveryRequest(input: unknown, sourceInstanceId: string): 
       problems.push(`${name}: unknown field (value ${describe(fields[name])}); accepted fields: ${RECOVERY_REQUEST_FIELDS.join(', ')}.`);
     }
   }
+  // housekeeping and drill requests never get here (start-recovery.ts); any other mode is a typo, named as such.
+  if (fields.mode !== undefined) attempt(() => parseMode(fields.mode, 'mode'));
   const restoreTime = attempt(() => parseRequiredRestoreTime(fields.restoreTime));
   const confirm = attempt(() => checkConfirm(fields.confirm, sourceInstanceId));
   const databases = attempt(() => parseDatabases(fields.databases));
@@ -113,7 +116,7 @@ export interface ValidHousekeepingRequest {
 
 const HOUSEKEEPING_SHAPE = '{"mode": "housekeeping", "olderThan": "7d", "dryRun"?: true|false, "confirm": "<source instance id>" (not needed for a dry run)}';
 
-/** True for `mode: "housekeeping"`; anything else is read as a recovery request (where `mode` is an unknown field). */
+/** True for `mode: "housekeeping"`; anything else is read as a recovery request (where `mode` may only be `recover`). */
 export function isHousekeepingRequest(input: unknown): boolean {
   return typeof input === 'object' && input !== null && (input as Record<string, unknown>).mode === 'housekeeping';
 }

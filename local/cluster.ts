@@ -278,11 +278,13 @@ export class LocalCluster {
     const copy = new LocalCluster(baseDir, dataDir, host, port, undefined, this.tls);
     await copy.start();
     const deadline = Date.now() + 300_000;
-    // Connections are accepted while WAL is still replayed (hot standby). A login that races the replay of a
-    // database rename (a swap before the target time) is refused with "database ... has disappeared from
-    // pg_database": not an answer, so ask again. (RDS reports an instance available only after promotion.)
+    // Connections are accepted while WAL is still replayed (hot standby). A login that races the replay of an
+    // earlier swap or replace of the database it connects to is refused: "has disappeared from pg_database" (a
+    // rename), "is not currently accepting connections" (ALLOW_CONNECTIONS false before a drop), "does not exist"
+    // (between the drop and the new database). None is an answer: ask again until the deadline. (RDS reports an
+    // instance available only after promotion.)
     const inRecovery = (): Promise<string> => copy.sql('SELECT pg_is_in_recovery()').catch((err: Error) => {
-      if (/has disappeared from pg_database/.test(err.message)) return 't';
+      if (/has disappeared from pg_database|is not currently accepting connections|database "[^"]*" does not exist/.test(err.message)) return 't';
       throw err;
     });
     while ((await inRecovery()) === 't') {

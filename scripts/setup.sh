@@ -25,6 +25,9 @@ if $need_pg; then
 fi
 # pgcopydb (Debian package, 0.10 on bookworm): path C of `npx projen bench`; the bench skips C without it.
 command -v pgcopydb >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"; DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq pgcopydb >/dev/null || { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq pgcopydb >/dev/null; }; }
+# AWS CLI v2 (Debian's awscli, 2.9 on bookworm): test/readme-commands.test.ts runs the README's aws commands through it
+# against a loopback capture server (a pip-installed v1 lacks --cli-binary-format). Looked for at /usr/bin/aws.
+/usr/bin/aws --version 2>/dev/null | grep -q '^aws-cli/2' || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"; DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq awscli >/dev/null || { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq awscli >/dev/null; }; }
 id postgres >/dev/null 2>&1 || { echo "setup: the 'postgres' user is missing; the PostgreSQL packages should have created it" >&2; exit 1; }
 command -v runuser >/dev/null || { echo "setup: runuser (util-linux) is required" >&2; exit 1; }
 

@@ -19,7 +19,7 @@ export const START_ENV = {
   DATABASES: 'DATABASES',
   /** `swap` (default) or `replace`. */
   STRATEGY: 'STRATEGY',
-  /** Parallel pg_dump/pg_restore jobs; empty means the build's vCPU count. */
+  /** Parallel pg_dump/pg_restore jobs, 1 to MAX_JOBS; empty means the build's vCPU count. */
   JOBS: 'JOBS',
   /** `true` to allow `replace` without a pre-recovery safety snapshot. */
   FORCE: 'FORCE',
@@ -54,6 +54,9 @@ export const TUNING_ENV = {
   STREAM_MIN_BYTES: 'PITR_STREAM_MIN_BYTES',
 } as const;
 
+/** The most parallel pg_dump/pg_restore jobs JOBS (and `copy --jobs`) accepts. */
+export const MAX_JOBS = 64;
+
 /** Variables the construct sets on the CodeBuild project (not meant to be overridden). */
 export const PROJECT_ENV = {
   /** Identifier of the RDS instance to recover into. */
@@ -62,7 +65,7 @@ export const PROJECT_ENV = {
   SECRET_ARN: 'SECRET_ARN',
   /** Major version of the PostgreSQL client the buildspec installs. */
   PG_CLIENT_VERSION: 'PG_CLIENT_VERSION',
-  /** Path of the RDS CA bundle the buildspec downloads; enables sslmode=verify-full. */
+  /** Path where the buildspec puts the RDS CA bundle shipped in the runner asset; enables sslmode=verify-full. */
   PG_CA_BUNDLE: 'PG_CA_BUNDLE',
   /** Overall deadline, in minutes, for the temporary instance to become available. */
   WAIT_TIMEOUT_MINUTES: 'WAIT_TIMEOUT_MINUTES',
@@ -193,7 +196,8 @@ export function parseMode(value: unknown, field: string = START_ENV.MODE): Mode 
   throw new Error(`${field}: ${JSON.stringify(value)} is not a mode; accepted: ${MODES.join(' | ')} (default ${DEFAULT_MODE}).`);
 }
 
-const MAX_AGE_DAYS = 3650;
+/** The longest age OLDER_THAN (and a drill's `random:<age>`) accepts, in days. */
+export const MAX_AGE_DAYS = 3650;
 export const AGE_ACCEPTED = `a whole number of days or hours such as 7d or 36h (at least 1h, at most ${MAX_AGE_DAYS}d)`;
 
 /** `7d` / `36h` -> milliseconds. Required: there is deliberately no default age for dropping anything. */
@@ -436,6 +440,8 @@ export function tableScopeProblems(
 
 /** The trigger Lambda's input when invoked directly. */
 export interface RecoveryRequest {
+  /** `recover`, the default: the same request without `mode`. */
+  readonly mode?: 'recover';
   readonly restoreTime: string;
   readonly confirm: string;
   readonly databases?: string[];
@@ -445,7 +451,7 @@ export interface RecoveryRequest {
   readonly tables?: string[];
   readonly tableMode?: TableMode;
 }
-export const RECOVERY_REQUEST_FIELDS = ['restoreTime', 'confirm', 'databases', 'strategy', 'acceptHazards', 'tables', 'tableMode'] as const;
+export const RECOVERY_REQUEST_FIELDS = ['mode', 'restoreTime', 'confirm', 'databases', 'strategy', 'acceptHazards', 'tables', 'tableMode'] as const;
 
 /**
  * The trigger Lambda's input for housekeeping: drops pre-recovery copies and

@@ -171,12 +171,13 @@ export interface PitrRecoveryProps {
   readonly logRetention?: logs.RetentionDays;
 
   /**
-   * A topic that receives the recovery build's state changes: started,
-   * succeeded, failed, stopped and timed out, through an EventBridge rule,
-   * and a drill's message. The build role gets `grantPublish`, which carries
-   * the rights on the topic's KMS key. A topic encrypted with an imported
-   * customer managed key must let `events.amazonaws.com` use that key in its
-   * key policy.
+   * A topic that receives the build's state changes, for recoveries,
+   * housekeeping and drills alike: IN_PROGRESS, SUCCEEDED, FAILED, FAULT,
+   * STOPPED and TIMED_OUT, through an EventBridge rule; and a readable
+   * message with each restore drill's evidence, from the build. The build
+   * role gets `grantPublish`, which carries the rights on the topic's KMS
+   * key. A topic encrypted with an imported customer managed key must let
+   * `events.amazonaws.com` use that key in its key policy.
    *
    * @default - no notifications
    */
@@ -185,7 +186,7 @@ export interface PitrRecoveryProps {
   /**
    * Stack outputs for the person starting a recovery: the project name, the
    * trigger function name, the instance id, and ready-to-paste
-   * `aws codebuild start-build` and `aws lambda invoke` command lines.
+   * `aws codebuild start-build` and `aws lambda invoke` (AWS CLI v2) command lines.
    *
    * @default true
    */
@@ -242,7 +243,7 @@ const NEWEST_KNOWN_CLIENT = 17;
 /** CodeBuild's accepted build timeout range, in minutes. */
 const MIN_TIMEOUT_MINUTES = 5;
 const MAX_TIMEOUT_MINUTES = 2160;
-/** Where the buildspec downloads the RDS CA bundle. */
+/** Where the buildspec puts the RDS CA bundle shipped in the runner asset (nothing is downloaded). */
 const CA_BUNDLE_PATH = '/tmp/rds-ca/global-bundle.pem';
 const ASSETS_DIR = path.join(__dirname, '..', 'assets');
 
@@ -273,13 +274,16 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
    * Fires when `cleanupDeadLetterQueue` holds a message: a temporary
    * instance may be left running. Add an action (`addAlarmAction`) to be told.
    */
-  public readonly cleanupDeadLetterAlarm: cloudwatch.IAlarm;
+  public readonly cleanupDeadLetterAlarm: cloudwatch.AlarmBase;
 
-  /** Fires when no restore drill succeeded for longer than `drillSchedule` allows (a missing drill counts). Undefined without a schedule. */
-  public readonly drillStaleAlarm?: cloudwatch.IAlarm;
+  /**
+   * Fires when no restore drill succeeded for longer than `drillSchedule` allows (a missing drill counts). Undefined without a schedule.
+   * An alarm, not just an `IAlarm`: `dr.drillStaleAlarm!.addAlarmAction(...)` sends it somewhere.
+   */
+  public readonly drillStaleAlarm?: cloudwatch.AlarmBase;
 
-  /** Fires when a drill's recovery-time estimate exceeds `recoveryTimeObjective`. Undefined without one. */
-  public readonly recoveryTimeObjectiveAlarm?: cloudwatch.IAlarm;
+  /** Fires when a drill's recovery-time estimate exceeds `recoveryTimeObjective`. Undefined without one. Takes alarm actions, as `drillStaleAlarm`. */
+  public readonly recoveryTimeObjectiveAlarm?: cloudwatch.AlarmBase;
 
   private readonly buildLogs: logs.ILogGroup;
   private readonly sourceInstanceId: string;
@@ -539,7 +543,8 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
         + `name=${START_ENV.RESTORE_TIME},value=2026-11-24T09:30:00Z,type=PLAINTEXT name=${START_ENV.CONFIRM},value=${instanceId},type=PLAINTEXT`,
     });
     new CfnOutput(this, 'InvokeCommand', {
-      description: 'PITR recovery: start a recovery through the trigger function, which checks the restorable window first (replace the restore time)',
+      description: 'PITR recovery: start a recovery through the trigger function, which checks the restorable window first (replace the restore time). '
+        + 'Needs AWS CLI v2; with v1, leave out --cli-binary-format raw-in-base64-out',
       value: `aws lambda invoke${regionArg} --function-name ${this.triggerFunction.functionName} --cli-binary-format raw-in-base64-out `
         + `--payload '{"restoreTime":"2026-11-24T09:30:00Z","confirm":"${instanceId}"}' /dev/stdout`,
     });

@@ -50,7 +50,7 @@ export interface RestoreDrillsOptions {
 /** What the drills add: the schedule, the alarms, and the build role's right to publish. */
 export interface RestoreDrills {
   readonly rule?: events.Rule;
-  readonly staleAlarm?: cloudwatch.IAlarm;
+  readonly staleAlarm?: cloudwatch.CompositeAlarm;
   readonly recoveryTimeObjectiveAlarm?: cloudwatch.Alarm;
 }
 

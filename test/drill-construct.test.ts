@@ -4,7 +4,7 @@
  * metrics, and the build role's right to publish the evidence (and nothing
  * broader).
  */
-import { App, Duration, Stack, aws_ec2 as ec2, aws_events as events, aws_kms as kms, aws_rds as rds, aws_sns as sns } from 'aws-cdk-lib';
+import { App, Duration, Stack, aws_cloudwatch_actions as cw_actions, aws_ec2 as ec2, aws_events as events, aws_kms as kms, aws_rds as rds, aws_sns as sns } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { DRILL_METRICS, PROJECT_ENV, START_ENV } from '../src/contract';
 import { DrillRestoreTime, PitrRecovery, PitrRecoveryProps } from '../src/index';
@@ -94,6 +94,32 @@ test('the stale-drill alarm: no success within the interval (missing data breach
     'Fn::Join': ['', ['(ALARM("', { 'Fn::GetAtt': [noSuccessId, 'Arn'] }, '") AND (NOT (ALARM("', { 'Fn::GetAtt': [runningId, 'Arn'] }, '"))))']],
   });
   expect(stackOf(recovery).resolve(recovery.drillStaleAlarm!.alarmArn)).toEqual({ 'Fn::GetAtt': [Object.keys(template.findResources('AWS::CloudWatch::CompositeAlarm'))[0], 'Arn'] });
+});
+
+test('the alarms take alarm actions, as the README shows (dr.drillStaleAlarm!.addAlarmAction(...))', () => {
+  const stack = new Stack(new App(), 'Actions', { env: ENV });
+  const topic = new sns.Topic(stack, 'Topic');
+  const vpc = new ec2.Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 1 });
+  const instance = rds.DatabaseInstance.fromDatabaseInstanceAttributes(stack, 'Imported', {
+    instanceIdentifier: 'orders-db',
+    instanceEndpointAddress: 'orders-db.abc.eu-west-1.rds.amazonaws.com',
+    port: 5432,
+    securityGroups: [ec2.SecurityGroup.fromSecurityGroupId(stack, 'DbSg', 'sg-0123456789abcdef0')],
+    engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_15 }),
+  });
+  const credentials = rds.DatabaseSecret.fromSecretCompleteArn(stack, 'Creds', 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:orders-AbCdEf');
+  const dr = new PitrRecovery(stack, 'Dr', {
+    instance, vpc, credentials, drillSchedule: events.Schedule.rate(Duration.days(7)), recoveryTimeObjective: Duration.hours(2),
+  });
+  dr.drillStaleAlarm!.addAlarmAction(new cw_actions.SnsAction(topic));
+  dr.recoveryTimeObjectiveAlarm!.addAlarmAction(new cw_actions.SnsAction(topic));
+  // The README's network section: `recovery.cleanupDeadLetterAlarm.addAlarmAction(new actions.SnsAction(topic))`.
+  dr.cleanupDeadLetterAlarm.addAlarmAction(new cw_actions.SnsAction(topic));
+  const template = Template.fromStack(stack);
+  const topicRef = { Ref: Object.keys(template.findResources('AWS::SNS::Topic'))[0] };
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'ApproximateNumberOfMessagesVisible', AlarmActions: [topicRef] });
+  template.hasResourceProperties('AWS::CloudWatch::CompositeAlarm', { AlarmActions: [topicRef] });
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: DRILL_METRICS.RECOVERY_TIME_ESTIMATE, AlarmActions: [topicRef] });
 });
 
 test('a weekly schedule fits the 7 days an alarm can look back; a longer one gets a warning that says what happens', () => {

@@ -93,6 +93,53 @@ test('a dead in-progress copy is listed by the plan, dropped before the copy and
   expect(summary.slice(keptHead).join('\n')).toContain(`aws rds delete-db-snapshot --db-snapshot-identifier ${outcome.plan.safetySnapshotId}`);
 });
 
+test('a pre-recovery copy owned by the application\'s role (the master user a member of it, the usual RDS layout) is listed as kept, and housekeeping can drop it', async () => {
+  // The swap renames the original, so the pre-recovery copy keeps the original's owner. Listed only when the
+  // master user owned the database, such copies were invisible: never in "Still kept", never dropped by housekeeping.
+  await instance.cluster.sql('CREATE ROLE crm_owner NOLOGIN');
+  await instance.cluster.sql(`GRANT crm_owner TO ${MASTER}`);
+  await instance.cluster.sql('CREATE DATABASE crm OWNER crm_owner');
+  await instance.cluster.sql('CREATE TABLE contacts (id int PRIMARY KEY, name text); INSERT INTO contacts SELECT g, \'c\' || g FROM generate_series(1, 50) g; ALTER TABLE contacts OWNER TO crm_owner;', 'crm');
+  const t = await instance.markRestoreTime();
+  const { log, lines } = capturedLog();
+  const outcome = await runRecovery(request({ [START_ENV.RESTORE_TIME]: t.toISOString(), [START_ENV.DATABASES]: 'crm' }), {
+    rds,
+    data: new PgDataPath(),
+    log,
+    catalog: new PgOriginalCatalog(),
+    builds: new LocalBuilds(),
+    credentials: { username: MASTER, password: instance.password },
+    tls: instance.cluster.sslOptions,
+    polling: FAST_POLLING,
+  });
+  await rds.settled();
+  const kept = outcome.results[0].keptAs!;
+  expect((await instance.cluster.sql(`SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '${kept}'`)).trim()).toBe('crm_owner');
+  const summary = lines.slice(lines.findIndex((l) => l.includes('==== Summary ====')));
+  const keptBlock = summary.slice(summary.findIndex((l) => /Still kept for test-db/.test(l))).join('\n');
+  expect(keptBlock).toContain(`database "${kept}" (`);
+  expect(keptBlock).toContain(`DROP DATABASE "${kept}";`);
+
+  // A look-alike owned by a role the master user cannot act as stays invisible.
+  const foreign = `crm__before_pitr_${stampDaysAgo(3)}`;
+  await instance.cluster.sql(`CREATE DATABASE "${foreign}"`);
+  const asMaster = {
+    host: instance.cluster.host,
+    port: instance.cluster.port,
+    user: MASTER,
+    password: instance.password,
+    maintenanceDatabase: 'postgres',
+    ...instance.cluster.sslOptions,
+  };
+  const listed = (await new PgOriginalCatalog().listMarked(asMaster)).map((m) => m.name);
+  expect(listed).toContain(kept);
+  expect(listed).not.toContain(foreign);
+  // Housekeeping's drop, as the master user: allowed through the membership.
+  await new PgOriginalCatalog().drop(asMaster, kept);
+  expect(await instance.databases()).not.toContain(kept);
+  await instance.cluster.sql(`DROP DATABASE "${foreign}"`);
+});
+
 test('a copy whose build CodeBuild reports running is never touched; once CodeBuild says it ended, it is dropped', async () => {
   const stamp = stampDaysAgo(3);
   const copy = `shop__pitr_${stamp}`;

@@ -210,7 +210,7 @@ describe('request validation (nothing is looked up or started)', () => {
   test('every problem is reported in one message', async () => {
     const message = await expectRejected(
       { restoreTime: '2026-11-24T09:30:00', confirm: 'prod', databases: ['template1'], strategy: 'fast', mode: 'x' },
-      ['mode: unknown field', 'restoreTime: "2026-11-24T09:30:00"', 'confirm: "prod"', 'databases[0]: "template1"', 'strategy: "fast"'],
+      ['mode: "x" is not a mode', 'restoreTime: "2026-11-24T09:30:00"', 'confirm: "prod"', 'databases[0]: "template1"', 'strategy: "fast"'],
     );
     expect(message.endsWith('Nothing was started.')).toBe(true);
   });
@@ -384,7 +384,8 @@ describe('housekeeping requests (mode: "housekeeping")', () => {
     [{ mode: 'housekeeping', olderThan: 'a week', dryRun: true }, /olderThan: "a week" is not an age; accepted: a whole number of days or hours such as 7d or 36h/],
     [{ mode: 'housekeeping', olderThan: '7d', dryRun: 'yes' }, /dryRun: "yes" is not accepted; accepted: true or false/],
     [{ mode: 'housekeeping', olderThan: '7d', dryRun: true, restoreTime: 'latest' }, /restoreTime: unknown field for housekeeping .*accepted fields: mode, olderThan, dryRun, confirm/],
-    [{ mode: 'recover', restoreTime: 'latest', confirm: 'orders-db' }, /mode: unknown field \(value "recover"\); accepted fields: restoreTime/],
+    [{ mode: 'recovery', restoreTime: 'latest', confirm: 'orders-db' }, /mode: "recovery" is not a mode; accepted: recover \| housekeeping \| drill \(default recover\)/],
+    [{ mode: 'RECOVER', restoreTime: 'latest', confirm: 'orders-db' }, /mode: "RECOVER" is not a mode; accepted: recover/],
   ])('%j is refused, naming the field, and nothing is started', async (request, message) => {
     await expect(startRecovery(request, deps())).rejects.toThrow(message);
     await expect(startRecovery(request, deps())).rejects.toThrow(/Nothing was started\.$/);
@@ -392,6 +393,21 @@ describe('housekeeping requests (mode: "housekeeping")', () => {
   });
 });
 
+
+describe('recovery requests with mode: "recover" (the documented default, spelled out)', () => {
+  test('is a recovery request: the build gets the same variables as without mode', async () => {
+    const time = insideWindow();
+    await startRecovery({ restoreTime: time, confirm: SOURCE, databases: ['orders'] }, deps());
+    await startRecovery({ mode: 'recover', restoreTime: time, confirm: SOURCE, databases: ['orders'] }, deps());
+    const [without, withMode] = startBuildCalls().map((c) => c.args[0].input.environmentVariablesOverride);
+    expect(withMode).toEqual(without);
+    expect(withMode).toContainEqual({ name: START_ENV.CONFIRM, value: SOURCE, type: 'PLAINTEXT' });
+  });
+
+  test('still needs confirm, as any recovery', async () => {
+    await expectRejected({ mode: 'recover', restoreTime: 'latest' }, ['confirm: missing']);
+  });
+});
 
 describe('drill requests (mode: "drill")', () => {
   test('no confirm: a build with MODE=drill and the restore time (latest by default); no restore window is looked up', async () => {

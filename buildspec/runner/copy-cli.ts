@@ -17,10 +17,10 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { age } from './housekeeping';
 import { StepLog, formatBytes, formatDuration } from './log';
 import type { DataPath, OriginalCatalog, PgTarget } from './ports';
-import { PgDataPath } from './postgres/data-path';
+import { DEFAULT_STREAM_MIN_BYTES, PgDataPath } from './postgres/data-path';
 import { PgOriginalCatalog } from './postgres/leftovers';
 import { ident, restoredName } from './postgres/names';
-import { DEFAULT_STRATEGY, HAZARDS, STRATEGIES, parseHazards, parseStrategy, stampOf, validateDatabaseName, type Hazard, type Strategy } from '../../src/contract';
+import { DEFAULT_STRATEGY, HAZARDS, MAX_JOBS, STRATEGIES, parseHazards, parseStrategy, stampOf, validateDatabaseName, type Hazard, type Strategy } from '../../src/contract';
 
 export const COPY_USAGE = `usage: runner.js copy --source <URI|conninfo> --target <URI|conninfo> --database <name> [--database <name> ...]
                      [--strategy ${STRATEGIES.join('|')}] [--jobs N] [--work-dir DIR] [--accept-hazard NAME ...] [--stream-min-bytes N|never]
@@ -33,14 +33,13 @@ export const COPY_USAGE = `usage: runner.js copy --source <URI|conninfo> --targe
   --work-dir  scratch directory for the dump (default: the system temp directory)
   --accept-hazard  go on despite a swap hazard the check step reports (repeat for more): ${Object.values(HAZARDS).join(', ')}
   --stream-min-bytes  stream tables of at least N bytes COPY to COPY instead of through the dump (0: every table; never: none)
-              (default: 16777216 between different hosts, never when both are on this machine)
+              (default: ${DEFAULT_STREAM_MIN_BYTES}, 16 MiB, on every route: one host or two)
 Passwords may be given in the URI/conninfo or in PGPASSWORD; they are never printed or put on a command line.`;
 
 const CONN_ACCEPTED = 'a libpq URI (postgresql://user[:password]@host[:port][/database][?sslmode=...&sslrootcert=...]) '
   + 'or a conninfo string ("host=... port=... user=... [password=...] [dbname=...] [sslmode=...] [sslrootcert=...]")';
 const CONN_KEYS = new Set(['host', 'port', 'user', 'password', 'dbname', 'sslmode', 'sslrootcert', 'connect_timeout', 'application_name']);
 const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
-const MAX_JOBS = 64;
 export const EXIT_FAILED = 1;
 /** EX_USAGE, as for the runner's other commands. */
 export const EXIT_USAGE = 64;

@@ -72,7 +72,7 @@ async function recover(signal: AbortSignal): Promise<number> {
       const drill = mode === 'drill' ? readDrillRequest(env, { cpus: availableParallelism() }) : undefined;
       const caBundle = env[PROJECT_ENV.PG_CA_BUNDLE];
       if (!caBundle || !existsSync(caBundle)) {
-        throw new Error(`${PROJECT_ENV.PG_CA_BUNDLE}: ${JSON.stringify(caBundle ?? '')} is not a readable file; accepted: the path of the RDS CA bundle the buildspec downloads (needed for sslmode=verify-full). Nothing was created or changed.`);
+        throw new Error(`${PROJECT_ENV.PG_CA_BUNDLE}: ${JSON.stringify(caBundle ?? '')} is not a readable file; accepted: the path where the buildspec puts the RDS CA bundle shipped in the runner asset (needed for sslmode=verify-full). Nothing was created or changed.`);
       }
       const tuning = readRunnerTuning(env);
       for (const line of tuning.inEffect) log.info(`tuning (for the rehearsal's stand-ins; unset on AWS): ${line}`);

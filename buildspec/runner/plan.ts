@@ -9,6 +9,7 @@ import {
   BUILD_ENV,
   CREATED_BY_VALUE,
   LATEST,
+  MAX_JOBS,
   PROJECT_ENV,
   START_ENV,
   TAGS,
@@ -76,7 +77,6 @@ export class PlanError extends Error {
 
 export const DEFAULT_WAIT_TIMEOUT_MINUTES = 120;
 const MAX_WAIT_TIMEOUT_MINUTES = 24 * 60;
-const MAX_JOBS = 64;
 /** RDS: letter first; letters, digits, hyphens; no `--`; no trailing hyphen; 1-63 characters. */
 const INSTANCE_ID_PATTERN = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}$/;
 const INSTANCE_CLASS_PATTERN = /^db\.[a-z0-9-]+\.[a-z0-9]+$/;

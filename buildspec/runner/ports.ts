@@ -199,7 +199,7 @@ export interface MarkedDatabase extends MarkedName {
 
 /** What the runner reads and drops on the original outside the copy itself. */
 export interface OriginalCatalog {
-  /** Databases named with a marker and owned by the connecting (master) user; templates never. */
+  /** Databases named with a marker whose owner's privileges the connecting (master) user has; templates never. */
   listMarked(target: PgTarget): Promise<MarkedDatabase[]>;
   /** DROP DATABASE without FORCE: PostgreSQL refuses it while anyone is connected. */
   drop(target: PgTarget, name: string): Promise<void>;

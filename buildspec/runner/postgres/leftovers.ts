@@ -12,16 +12,20 @@ import type { MarkedDatabase, OriginalCatalog, PgTarget } from '../ports';
 export class PgOriginalCatalog implements OriginalCatalog {
   /**
    * The name is the marker; the catalog check is that the connecting user
-   * (the master user, which creates every copy) owns the database and that it
-   * is not a template. A user's own database that merely looks alike but
-   * belongs to someone else is never listed, so never dropped.
+   * (the master user, which creates every copy) has its owner's privileges
+   * (owns it, or is a member of the owning role with INHERIT, as PostgreSQL
+   * requires for DROP DATABASE) and that it is not a template. A swap keeps
+   * the original's owner on the pre-recovery copy: on the usual RDS layout
+   * that is the application's role, not the master user. A database that
+   * merely looks alike but belongs to a role the master user cannot act as is
+   * never listed, so never dropped.
    */
   async listMarked(target: PgTarget): Promise<MarkedDatabase[]> {
     const rows = await withClient(target, (c) => c.query<{ name: string; size: string; connections: number }>(
       `SELECT d.datname AS name, pg_database_size(d.oid)::text AS size,
               (SELECT count(*)::int FROM pg_stat_activity a WHERE a.datid = d.oid) AS connections
          FROM pg_database d
-        WHERE NOT d.datistemplate AND d.datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+        WHERE NOT d.datistemplate AND pg_has_role(current_user, d.datdba, 'USAGE')
         ORDER BY d.datname`,
     ));
     const out: MarkedDatabase[] = [];
