@@ -133,7 +133,7 @@ const bundle = project.addTask('bundle', {
 // test/trigger-handler.test.ts holds it under 100 KB and to those two imports.
 bundle.exec('esbuild lambda/trigger.ts --bundle --platform=node --target=node22 --outfile=assets/trigger/index.js --external:@aws-sdk/* --log-level=warning');
 bundle.exec('esbuild buildspec/runner/main.ts --bundle --platform=node --target=node22 --outfile=assets/runner/runner.js --external:pg-native --log-level=warning');
-bundle.exec('cp buildspec/buildspec.yml assets/runner/buildspec.yml');
+bundle.exec('cp buildspec/buildspec.yml buildspec/install-client.sh assets/runner/');
 // The rehearsal: runner.js recover against the RDS stand-in and moto. Its own bundle, so the stand-ins never ship (see below).
 bundle.exec('esbuild local/rehearse-main.ts --bundle --platform=node --target=node22 --outfile=assets/rehearsal/rehearse.js --external:pg-native --log-level=warning');
 bundle.exec('node scripts/rds-ca-bundle.js assets/runner/rds-ca-bundle.pem');

@@ -63,7 +63,11 @@ export const PROJECT_ENV = {
   SOURCE_INSTANCE_ID: 'SOURCE_INSTANCE_ID',
   /** ARN of the Secrets Manager secret holding the master credentials (`username`, `password`). */
   SECRET_ARN: 'SECRET_ARN',
-  /** Major version of the PostgreSQL client the buildspec installs. */
+  /**
+   * Set only by the deprecated `postgresClientVersion` prop: the major version
+   * the build expects the instance to run. The client is chosen at run time
+   * from the instance's EngineVersion; the install refuses when they differ.
+   */
   PG_CLIENT_VERSION: 'PG_CLIENT_VERSION',
   /** Path where the buildspec puts the RDS CA bundle shipped in the runner asset; enables sslmode=verify-full. */
   PG_CA_BUNDLE: 'PG_CA_BUNDLE',
@@ -74,6 +78,19 @@ export const PROJECT_ENV = {
 } as const;
 
 /** Variables CodeBuild sets on every build; the runner reads them, nobody overrides them. */
+/**
+ * The PostgreSQL majors the runner recovers: the build installs the client of
+ * the instance's own major (Amazon Linux 2023 packages postgresql15 to
+ * postgresql18), and the plan refuses a client of another major.
+ */
+export const PG_MAJORS = { oldest: 15, newest: 18 } as const;
+
+/** `"15.8"`, `"17.2"`, `"18beta1"` (EngineVersion, server_version) -> the major, or undefined. */
+export function majorOfVersion(version: string): number | undefined {
+  const m = /^(\d+)(?:[.a-z]|$)/.exec(version.trim());
+  return m ? Number(m[1]) : undefined;
+}
+
 export const BUILD_ENV = {
   /** `<project>:<uuid>`; the value of the `TAGS.BUILD_ID` tag. */
   BUILD_ID: 'CODEBUILD_BUILD_ID',

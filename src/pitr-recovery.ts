@@ -20,7 +20,7 @@ import {
 import { Construct } from 'constructs';
 import { runnerSourceDir } from './ca-bundle';
 import {
-  DEAD_BUILD_STATES, DEFAULT_STRATEGY, DRILL_METRICS, PROJECT_ENV, SAFETY_SNAPSHOT_INFIX, START_ENV, TAGS, TEMP_INSTANCE_INFIX,
+  DEAD_BUILD_STATES, DEFAULT_STRATEGY, DRILL_METRICS, PG_MAJORS, PROJECT_ENV, SAFETY_SNAPSHOT_INFIX, START_ENV, TAGS, TEMP_INSTANCE_INFIX,
   TRIGGER_ENV, safetySnapshotId, temporaryInstancePrefix, validateDatabaseName,
 } from './contract';
 import { addHousekeepingSchedule } from './housekeeping-rule';
@@ -104,12 +104,17 @@ export interface PitrRecoveryProps {
   readonly databases?: string[];
 
   /**
-   * Major version of the PostgreSQL client (`pg_dump`, `pg_restore`, `psql`)
-   * installed from the Amazon Linux 2023 repositories. It must be at least the
-   * server's major version.
+   * The PostgreSQL major version the build expects the instance to run.
    *
-   * @default - the engine's major version when it is known (at least 15, the
-   * oldest client on Amazon Linux 2023); 17 when the engine version is unknown
+   * The build installs the client (`pg_dump`, `pg_restore`, `psql`) of the
+   * instance's own major, read from its EngineVersion when the build starts,
+   * and the recovery refuses a client of any other major before it creates
+   * anything. Setting this only adds a check: the build stops at install,
+   * before anything is created, when the instance runs another major.
+   *
+   * @default - the client is chosen from the instance's EngineVersion at run time
+   * @deprecated The client is chosen at run time from the instance's engine
+   * version; this prop only pins an expectation. Remove it.
    */
   readonly postgresClientVersion?: number;
 
@@ -236,10 +241,6 @@ export interface PitrRecoveryProps {
   readonly recoveryTimeObjective?: Duration;
 }
 
-/** The oldest PostgreSQL client the Amazon Linux 2023 repositories ship (`postgresql15`). */
-const OLDEST_CLIENT = 15;
-/** The newest client known to be in the Amazon Linux 2023 repositories when this version was released. */
-const NEWEST_KNOWN_CLIENT = 17;
 /** CodeBuild's accepted build timeout range, in minutes. */
 const MIN_TIMEOUT_MINUTES = 5;
 const MAX_TIMEOUT_MINUTES = 2160;
@@ -295,7 +296,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     checkEngine(instance);
     const vpc = props.vpc ?? vpcOf(instance);
     const secret = props.credentials ?? secretOf(instance);
-    const clientVersion = this.chooseClientVersion(instance, props.postgresClientVersion);
+    const clientVersion = this.checkPinnedClientVersion(instance, props.postgresClientVersion);
     const databases = checkDatabases(props.databases);
     const timeout = checkTimeout(props.timeout ?? Duration.hours(8));
     const retention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
@@ -319,7 +320,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
       environmentVariables: plaintext({
         [PROJECT_ENV.SOURCE_INSTANCE_ID]: instance.instanceIdentifier,
         [PROJECT_ENV.SECRET_ARN]: secret.secretArn,
-        [PROJECT_ENV.PG_CLIENT_VERSION]: String(clientVersion),
+        ...(clientVersion !== undefined ? { [PROJECT_ENV.PG_CLIENT_VERSION]: String(clientVersion) } : {}),
         [PROJECT_ENV.PG_CA_BUNDLE]: CA_BUNDLE_PATH,
         // Half the build for the restore leaves the other half for the copy.
         [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: String(Math.max(1, Math.floor(timeout.toMinutes() / 2))),
@@ -604,35 +605,33 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     return drillMetric(this.sourceInstanceId, DRILL_METRICS.RECOVERY_TIME_ESTIMATE, props);
   }
 
-  private chooseClientVersion(instance: rds.IDatabaseInstance, requested: number | undefined): number {
-    const serverMajor = serverMajorVersion(instance);
-    if (requested === undefined) {
-      if (serverMajor === undefined) {
-        Annotations.of(this).addWarningV2('cdk-rds-pitr:ClientVersionUnknownServer',
-          `PitrRecovery: the PostgreSQL major version of ${describe(instance)} is not known at synth time, so the build installs `
-          + `PostgreSQL client ${NEWEST_KNOWN_CLIENT}. Set \`postgresClientVersion\` to the server's major version (or higher) to pin it.`);
-        return NEWEST_KNOWN_CLIENT;
-      }
-      return Math.max(serverMajor, OLDEST_CLIENT);
+  /** The deprecated `postgresClientVersion`, checked: a PostgreSQL major the runner recovers, and the instance's when that is known. */
+  private checkPinnedClientVersion(instance: rds.IDatabaseInstance, requested: number | undefined): number | undefined {
+    const known = serverMajorVersion(instance);
+    if (known !== undefined && (known < PG_MAJORS.oldest || known > PG_MAJORS.newest)) {
+      Annotations.of(this).addWarningV2('cdk-rds-pitr:UnsupportedPostgresMajor',
+        `PitrRecovery: ${describe(instance)} runs PostgreSQL ${known}; the recovery runs on PostgreSQL ${PG_MAJORS.oldest} to ${PG_MAJORS.newest} only `
+        + '(the client of the instance\'s own major is installed at run time), so every build would stop at install, before anything is created.');
     }
+    if (requested === undefined) return undefined;
     if (Token.isUnresolved(requested)) {
-      throw new Error('PitrRecovery: `postgresClientVersion` must be a plain number (the buildspec installs postgresql<N>), not a token. Nothing was created.');
+      throw new Error('PitrRecovery: `postgresClientVersion` must be a plain number, not a token; better, leave it out: the build installs the client of the instance\'s own major, read at run time. Nothing was created.');
     }
-    if (!Number.isInteger(requested) || requested < OLDEST_CLIENT) {
-      throw new Error(`PitrRecovery: \`postgresClientVersion\` is ${requested}; accepted: a whole PostgreSQL major version from ${OLDEST_CLIENT} `
-        + '(the oldest client on Amazon Linux 2023; newer clients dump older servers). Nothing was created.');
+    if (!Number.isInteger(requested) || requested < PG_MAJORS.oldest || requested > PG_MAJORS.newest) {
+      throw new Error(`PitrRecovery: \`postgresClientVersion\` is ${requested}; accepted: a PostgreSQL major version from ${PG_MAJORS.oldest} to ${PG_MAJORS.newest}, `
+        + 'or leave it out (deprecated: the build installs the client of the instance\'s own major, read at run time). Nothing was created.');
     }
-    if (serverMajor !== undefined && requested < serverMajor) {
-      throw new Error(`PitrRecovery: \`postgresClientVersion\` is ${requested}, lower than the instance's PostgreSQL major version ${serverMajor}; `
-        + `pg_dump refuses to dump a newer server. Accepted: ${serverMajor} or higher. Nothing was created.`);
+    const serverMajor = serverMajorVersion(instance);
+    if (serverMajor !== undefined && requested !== serverMajor) {
+      throw new Error(`PitrRecovery: \`postgresClientVersion\` is ${requested}, but the instance runs PostgreSQL ${serverMajor}; the client must be the server's major `
+        + `(pg_dump refuses a newer server; pg_restore 17 and later fail on servers up to 16). Accepted: ${serverMajor}, or leave it out (deprecated). Nothing was created.`);
     }
-    if (requested > NEWEST_KNOWN_CLIENT) {
-      Annotations.of(this).addWarningV2('cdk-rds-pitr:ClientVersionNewerThanKnown',
-        `PitrRecovery: \`postgresClientVersion\` ${requested} is newer than ${NEWEST_KNOWN_CLIENT}, the newest client this library knows `
-        + `Amazon Linux 2023 ships; the build fails at install if the package postgresql${requested} does not exist.`);
-    }
+    Annotations.of(this).addWarningV2('cdk-rds-pitr:PostgresClientVersionDeprecated',
+      'PitrRecovery: `postgresClientVersion` is deprecated: the build installs the client of the instance\'s own major, read from its EngineVersion at run time. '
+      + `With ${requested} set, a build stops at install when the instance runs another major. Remove the prop.`);
     return requested;
   }
+
 }
 
 /**

@@ -135,19 +135,18 @@ describe('CodeBuild project', () => {
     expect(render(project.Properties.Source.Location)).toMatch(/^cdk-hnb659fds-assets-123456789012-eu-west-1\/[0-9a-f]{64}\.zip$/);
   });
 
-  test('environment carries the source id, secret ARN, client version, CA path, wait deadline and start defaults', () => {
+  test('environment carries the source id, secret ARN, CA path, wait deadline and start defaults (no client version: it is chosen at run time)', () => {
     const { template } = synth();
     const project = Object.values(template.findResources('AWS::CodeBuild::Project'))[0];
     const vars = Object.fromEntries((project.Properties.Environment.EnvironmentVariables as Array<{ Name: string; Value: unknown; Type: string }>)
       .map((v) => [v.Name, { value: v.Value, type: v.Type }]));
     expect(Object.keys(vars).sort()).toEqual([
-      PROJECT_ENV.PG_CA_BUNDLE, PROJECT_ENV.PG_CLIENT_VERSION, PROJECT_ENV.SECRET_ARN, PROJECT_ENV.SOURCE_INSTANCE_ID,
+      PROJECT_ENV.PG_CA_BUNDLE, PROJECT_ENV.SECRET_ARN, PROJECT_ENV.SOURCE_INSTANCE_ID,
       START_ENV.STRATEGY, PROJECT_ENV.WAIT_TIMEOUT_MINUTES,
     ].sort());
     expect(Object.values(vars).every((v) => v.type === 'PLAINTEXT')).toBe(true);
     expect(vars[PROJECT_ENV.SOURCE_INSTANCE_ID].value).toEqual({ Ref: expect.stringMatching(/^Db[0-9A-F]{8}$/) });
     expect(vars[PROJECT_ENV.SECRET_ARN].value).toEqual({ Ref: expect.stringMatching(/^DbSecretAttachment/) });
-    expect(vars[PROJECT_ENV.PG_CLIENT_VERSION].value).toBe('16');
     expect(vars[PROJECT_ENV.PG_CA_BUNDLE].value).toMatch(/^\/.+\.pem$/);
     expect(vars[PROJECT_ENV.WAIT_TIMEOUT_MINUTES].value).toBe('240');
     expect(vars[START_ENV.STRATEGY].value).toBe('swap');
@@ -544,28 +543,34 @@ describe('PostgreSQL client version', () => {
   const clientVersion = (template: Template) => {
     const project = Object.values(template.findResources('AWS::CodeBuild::Project'))[0];
     return (project.Properties.Environment.EnvironmentVariables as Array<{ Name: string; Value: string }>)
-      .find((v) => v.Name === PROJECT_ENV.PG_CLIENT_VERSION)!.Value;
+      .find((v) => v.Name === PROJECT_ENV.PG_CLIENT_VERSION)?.Value;
   };
 
-  test('defaults to the server major, at least 15', () => {
-    const f13 = fixture();
-    expect(clientVersion(synth({ instance: postgres(f13, rds.PostgresEngineVersion.VER_13) }, f13).template)).toBe('15');
-    const f17 = fixture();
-    expect(clientVersion(synth({ instance: postgres(f17, rds.PostgresEngineVersion.VER_17) }, f17).template)).toBe('17');
-  });
-
-  test('unknown server version: newest known client, with a warning naming the prop', () => {
+  test('chosen at run time: nothing is pinned on the project, whatever the instance\'s version at synth', () => {
+    const f16 = fixture();
+    expect(clientVersion(synth({}, f16).template)).toBeUndefined();
     const f = fixture();
     const { template, stack } = synth({ instance: postgres(f, null) }, f);
-    expect(clientVersion(template)).toBe('17');
-    Annotations.fromStack(stack).hasWarning('/Test/Dr', Match.stringLikeRegexp('postgresClientVersion'));
+    expect(clientVersion(template)).toBeUndefined();
+    expect(Annotations.fromStack(stack).findWarning('/Test/Dr', Match.stringLikeRegexp('postgresClientVersion'))).toEqual([]);
   });
 
-  test('explicit newer client is used; one beyond the known list warns', () => {
+  test('an instance of a major the runner does not recover warns at synth', () => {
+    const f13 = fixture();
+    const { stack } = synth({ instance: postgres(f13, rds.PostgresEngineVersion.VER_13) }, f13);
+    Annotations.fromStack(stack).hasWarning('/Test/Dr', Match.stringLikeRegexp('runs PostgreSQL 13; the recovery runs on PostgreSQL 15 to 18 only'));
+  });
+
+  test('the deprecated postgresClientVersion, equal to the instance\'s major, is passed on as a check, with a deprecation warning', () => {
     const f = fixture();
-    const { template, stack } = synth({ postgresClientVersion: 18 }, f);
-    expect(clientVersion(template)).toBe('18');
-    Annotations.fromStack(stack).hasWarning('/Test/Dr', Match.stringLikeRegexp('postgresql18'));
+    const { template, stack } = synth({ postgresClientVersion: 16 }, f);
+    expect(clientVersion(template)).toBe('16');
+    Annotations.fromStack(stack).hasWarning('/Test/Dr', Match.stringLikeRegexp('`postgresClientVersion` is deprecated'));
+  });
+
+  test('the deprecated postgresClientVersion with an instance of unknown version is passed on as a check', () => {
+    const f = fixture();
+    expect(clientVersion(synth({ instance: postgres(f, null), postgresClientVersion: 18 }, f).template)).toBe('18');
   });
 });
 
@@ -604,13 +609,13 @@ describe('synth-time errors name the prop and the value', () => {
     expectError(() => ({ databases }), message);
   });
 
-  test('a client older than the server', () => {
-    expectError(() => ({ postgresClientVersion: 15 }),
-      /`postgresClientVersion` is 15, lower than the instance's PostgreSQL major version 16.*Accepted: 16 or higher/);
+  test.each([[15], [17]])('postgresClientVersion %p on a PostgreSQL 16 instance: the client must be the server\'s major', (v) => {
+    expectError(() => ({ postgresClientVersion: v }),
+      new RegExp(`\`postgresClientVersion\` is ${v}, but the instance runs PostgreSQL 16; the client must be the server's major.*Accepted: 16, or leave it out`));
   });
 
-  test.each([[14], [16.5], [0]])('a client version Amazon Linux 2023 cannot install: %p', (v) => {
-    expectError(() => ({ postgresClientVersion: v }), new RegExp(`\`postgresClientVersion\` is ${v}; accepted: a whole PostgreSQL major version from 15`));
+  test.each([[14], [16.5], [0], [19]])('a postgresClientVersion the runner does not recover: %p', (v) => {
+    expectError(() => ({ postgresClientVersion: v }), new RegExp(`\`postgresClientVersion\` is ${v}; accepted: a PostgreSQL major version from 15 to 18`));
   });
 
   test.each([[Duration.minutes(2)], [Duration.hours(37)], [Duration.seconds(90 * 60 + 30)]])('a timeout CodeBuild rejects: %s', (timeout) => {
@@ -642,12 +647,11 @@ describe('buildspec', () => {
     }
   });
 
-  test('Node.js 22, the pinned client from the newest Amazon Linux 2023 repositories, its version checked, the shipped CA bundle, then the runner', () => {
+  test('Node.js 22, the client chosen and installed by install-client.sh, the shipped CA bundle, then the runner', () => {
     expect(code).toMatch(/^version: 0\.2$/m);
     expect(code).toMatch(/runtime-versions:\n\s+nodejs: 22\n/);
-    expect(code).toContain(`dnf install -y --releasever=latest --allowerasing --setopt=install_weak_deps=False "postgresql\${${PROJECT_ENV.PG_CLIENT_VERSION}}"`);
-    expect(code).toMatch(/pg_dump --version/);
-    // Nothing is downloaded but packages: a VPC with only endpoints can still verify RDS's certificates.
+    expect(code).toMatch(/commands:\n\s+- bash install-client\.sh\n/);
+    // Nothing is downloaded here but packages (install-client.sh): a VPC with only endpoints can still verify RDS's certificates.
     expect(code).not.toMatch(/curl|wget|https:\/\//);
     expect(code).toContain(`cp rds-ca-bundle.pem "\${${PROJECT_ENV.PG_CA_BUNDLE}}"`);
     expect(code).toMatch(/build:\n\s+commands:\n\s+- node runner\.js recover\n?$/);
@@ -656,6 +660,7 @@ describe('buildspec', () => {
   test('the bundle ships this buildspec and the current RDS root certificates next to the runner', () => {
     const dir = path.join(__dirname, '..', 'assets', 'runner');
     expect(fs.readFileSync(path.join(dir, 'buildspec.yml'), 'utf8')).toBe(source);
+    expect(fs.readFileSync(path.join(dir, 'install-client.sh'), 'utf8')).toBe(fs.readFileSync(path.join(__dirname, '..', 'buildspec', 'install-client.sh'), 'utf8'));
     const pems = fs.readFileSync(path.join(dir, 'rds-ca-bundle.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
     const subjects = pems.map((pem) => new X509Certificate(pem).subject);
     // rds-ca-rsa2048-g1, rds-ca-rsa4096-g1 and rds-ca-ecc384-g1 of the regions this test's stacks use.

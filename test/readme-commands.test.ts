@@ -157,7 +157,6 @@ async function runRealCli(command: ShellCommand, endpoint: string): Promise<{ co
 const PROJECT_VARIABLES: Record<string, string> = {
   [PROJECT_ENV.SOURCE_INSTANCE_ID]: INSTANCE,
   [PROJECT_ENV.SECRET_ARN]: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-db/master-AbCdEf',
-  [PROJECT_ENV.PG_CLIENT_VERSION]: '16',
   [PROJECT_ENV.PG_CA_BUNDLE]: '/tmp/rds-ca/global-bundle.pem',
   [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '240',
   // The construct sets STRATEGY on the project; an override replaces it.

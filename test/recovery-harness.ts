@@ -3,8 +3,9 @@
  * databases seeded from SQL, a captured step log, and real process faults
  * (wrapper binaries on PG_BIN_DIR). Not a test file itself.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -12,6 +13,7 @@ import { testCa } from './pg-test-env';
 import { StepLog } from '../buildspec/runner/log';
 import { readStartRequest, type StartRequest } from '../buildspec/runner/plan';
 import type { RdsControl } from '../buildspec/runner/ports';
+import { CHECKED_CLIENTS, parseClientVersion } from '../buildspec/runner/postgres/client-version';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { pgSslOptions } from '../buildspec/runner/postgres/process';
 import { PgTablePath } from '../buildspec/runner/postgres/tables';
@@ -202,4 +204,31 @@ export async function withWrappedBinaries<T>(wrappers: Record<string, string>, f
     else process.env.PG_BIN_DIR = previous;
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Directories with a real pg_dump and pg_restore, that run here, of a major
+ * other than `serverMajor`: PG_OTHER_CLIENT_DIRS (colon-separated), Debian's
+ * /usr/lib/postgresql/<major>/bin, and the pg<major>/bin of the cache
+ * scripts/setup.sh fills (/var/cache/cdk-rds-pitr, ~/.cache/cdk-rds-pitr).
+ */
+export function otherMajorClientDirs(serverMajor: number): string[] {
+  const candidates = [
+    ...(process.env.PG_OTHER_CLIENT_DIRS ?? '').split(':').filter(Boolean),
+    ...[16, 17, 18].map((m) => `/usr/lib/postgresql/${m}/bin`),
+  ];
+  for (const cache of ['/var/cache/cdk-rds-pitr', join(process.env.HOME ?? '/root', '.cache', 'cdk-rds-pitr')]) {
+    if (!existsSync(cache)) continue;
+    for (const entry of readdirSync(cache).filter((e) => /^pg\d+$/.test(e))) candidates.push(join(cache, entry, 'bin'));
+  }
+  const runs = (dir: string): string | undefined => {
+    try {
+      const printed = CHECKED_CLIENTS.map((tool) => execFileSync(join(dir, tool), ['--version'], { encoding: 'utf8', timeout: 10_000 }));
+      const majors = new Set(printed.map((p) => parseClientVersion(p)?.split('.')[0]));
+      return majors.size === 1 && !majors.has(String(serverMajor)) && !majors.has(undefined) ? realpathSync(dir) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  return [...new Set(candidates.map(runs).filter((d): d is string => d !== undefined))];
 }

@@ -6,6 +6,8 @@
  *   `MODE=housekeeping` it drops old leftovers instead (housekeeping.ts);
  *   with `MODE=drill` it runs a restore drill (drill.ts).
  * - `copy`     — the data path on its own (see copy-cli.ts).
+ * - `client-major` — the install phase: the PostgreSQL major of the source
+ *   instance's EngineVersion, the client to install (client-major.ts).
  *
  * The rehearsal (`npx projen rehearse`, its own bundle) runs `recover`
  * from this file against an RDS stand-in.
@@ -19,6 +21,7 @@ import { AwsBuildStatus } from './aws/builds';
 import { AwsDrillPublisher } from './aws/publish';
 import { AwsRdsControl } from './aws/rds-control';
 import { readDatabaseCredentials } from './aws/secret';
+import { runClientMajor } from './client-major';
 import { runCopyCli } from './copy-cli';
 import { readDrillRequest, runDrill } from './drill';
 import { readHousekeepingRequest, runHousekeeping } from './housekeeping';
@@ -36,6 +39,7 @@ const USAGE = [
   'usage: runner.js <command>',
   '  recover                     point-in-time recovery on AWS (CodeBuild; reads the start variables from the environment)',
   '  copy --source <uri> --target <uri> --database <name> [--database ...] [--strategy swap|replace] [--jobs N]',
+  '  client-major                the PostgreSQL major of SOURCE_INSTANCE_ID (its EngineVersion): the client the install phase installs',
 ].join('\n');
 
 const EXIT_FAILED = 1;
@@ -48,6 +52,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       return withStopSignals((signal) => recover(signal));
     case 'copy':
       return runCopyCli([...rest]);
+    case 'client-major':
+      return runClientMajor(process.env, new AwsRdsControl({ log: { info: (m) => process.stderr.write(`${m}\n`), warn: (m) => process.stderr.write(`${m}\n`) } }), {
+        out: (text) => process.stdout.write(text),
+        err: (text) => process.stderr.write(text),
+      });
     case 'rehearse':
       // The rehearsal runs this file's `recover` against stand-ins that are not shipped: it is its own bundle.
       process.stderr.write('rehearse: the rehearsal is not part of the runner; in a clone of the repository run `npx projen rehearse` '

@@ -249,6 +249,14 @@ export interface DataPath {
   listDatabases(source: PgTarget): Promise<string[]>;
   /** Roles check, disk check, dump, restore, database properties, verify, then swap or replace. */
   copy(source: PgTarget, target: PgTarget, options: CopyOptions): Promise<DatabaseCopyResult[]>;
+  /**
+   * Checks that the PostgreSQL clients this data path runs (pg_dump,
+   * pg_restore) are of the major version of the server at `target` (`label`
+   * names it in messages); resolves to a line for the log, rejects naming
+   * both versions and what to do.
+   * @default - not checked (a data path that runs no client)
+   */
+  checkClientVersion?(target: PgTarget, label: string): Promise<string>;
 }
 
 // ---------------------------------------------------------------- table recovery (TABLES, issue #12)

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describeInventory, dropDeadCopies as dropDeadCopiesOf, takeInventory } from './housekeeping';
 import { formatBytes, formatDuration } from './log';
 import { PlanError, planRecovery } from './plan';
-import { isLoginRefused, type CopyOptions, type DatabaseCopyResult, type InstanceState, type OriginalStorage } from './ports';
+import { isLoginRefused, type CopyOptions, type DatabaseCopyResult, type InstanceState, type OriginalStorage, type PgTarget } from './ports';
 import { runPreflight } from './preflight';
 import {
   checkNotStopped, leftoverDeps, originalTarget, planOf, targetAt, temporaryTarget, type RunState,
@@ -52,8 +52,11 @@ export async function planAndValidate(run: RunState, options: { readonly drill?:
       : `cannot log in to the original ${plan.source.id} at ${original.host}:${original.port} to check the secret (${(err as Error).message}); `
         + `accepted: a network path from the build to the instance (subnets, security groups), and ${PROJECT_ENV.PG_CA_BUNDLE} holding the CA that issued its certificate.`]);
   }
+  // A client of another major fails only at the restore, after the snapshot and the point-in-time restore: refuse now.
+  const client = await checkClientVersion(run, original, `the original ${plan.source.id} (EngineVersion ${plan.source.engineVersion})`, true);
   run.plan = plan;
   log.info(`source: ${plan.source.id} (${plan.source.engine} ${plan.source.engineVersion}, ${plan.source.endpoint.host}:${plan.source.endpoint.port})`);
+  if (client) log.info(client);
   log.info(`restore time: ${plan.restoreTime === LATEST ? 'latest restorable time' : plan.restoreTime.toISOString()}${plan.window ? ` (restorable window ${plan.window.earliest.toISOString()} .. ${plan.window.latest.toISOString()})` : ''}`);
   log.info(`databases: ${plan.databases ? plan.databases.join(', ') : 'every database that existed at the restore time'}; strategy: ${plan.strategy}; jobs: ${plan.jobs}`
     + `; accepted hazards: ${plan.acceptHazards.length > 0 ? plan.acceptHazards.join(', ') : 'none'}`);
@@ -112,6 +115,29 @@ export async function waitForTemporaryInstance(run: RunState): Promise<void> {
  * password (never the original's) is set to it.
  */
 export async function matchCredentials(run: RunState): Promise<void> {
+  await loginToTemporaryInstance(run);
+  // RestoreDBInstanceToPointInTime takes no engine version: check that the restore runs the major the client was chosen for.
+  const client = await checkClientVersion(run, temporaryTarget(run), `the temporary instance ${planOf(run).temporaryInstanceId}`, false);
+  if (client) run.deps.log.info(client);
+}
+
+/**
+ * The clients must be the server's major (postgres/client-version.ts). In
+ * the plan a mismatch is a PlanError: nothing was created.
+ */
+async function checkClientVersion(run: RunState, target: PgTarget, label: string, planning: boolean): Promise<string | undefined> {
+  const { data } = run.deps;
+  if (!data.checkClientVersion) return undefined;
+  try {
+    return await data.checkClientVersion(target, label);
+  } catch (err) {
+    const message = (err as Error).message;
+    if (planning) throw new PlanError([message]);
+    throw new Error(`${message} The original instance was not changed.`);
+  }
+}
+
+async function loginToTemporaryInstance(run: RunState): Promise<void> {
   const { rds, data, log, credentials } = run.deps;
   const id = planOf(run).temporaryInstanceId;
   const target = temporaryTarget(run);

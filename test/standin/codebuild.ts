@@ -5,17 +5,17 @@
  * judged by its exit status, with the project's environment plus the
  * build's overrides and the variables CodeBuild itself sets.
  *
- * The install phase fetches from the internet, so it is adapted, command by
- * command (see INSTALL_ADAPTATIONS): the `dnf install` of the PostgreSQL
- * client and its version check are skipped (this machine's client is
- * PostgreSQL 15 on PATH; the project asks for its instance's major), and the
- * copy of the RDS CA bundle shipped in the runner asset runs as written, with
- * the asset's `rds-ca-bundle.pem` replaced by the stand-in's test CA (the
- * only change made to the asset). The build phase runs unchanged. Not a test
- * file.
+ * The install phase runs as written, with two changes (see
+ * INSTALL_ADAPTATIONS): `install-client.sh` finds stub `dnf` and `curl` first
+ * on PATH (they record their arguments, dnf the repository files and dnf
+ * variables it was given; curl answers the CDN probe as `install.cdnReachable`
+ * says; dnf installs nothing, this machine's PostgreSQL client is already on
+ * PATH), and the asset's `rds-ca-bundle.pem` is replaced by the stand-in's
+ * test CA. `runner.js client-major` asks the RDS stand-in, as it asks RDS.
+ * The build phase runs unchanged. Not a test file.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
@@ -30,10 +30,57 @@ interface Buildspec {
 /** How each install command is handled here, matched by its text. Any install command not listed fails the build: a changed buildspec needs a look. */
 export const INSTALL_ADAPTATIONS: ReadonlyArray<{ readonly match: RegExp; readonly action: 'run' | 'skip'; readonly why: string }> = [
   { match: /^echo "\[install\]/, action: 'run', why: 'log line' },
-  { match: /dnf install/, action: 'skip', why: 'installs the PostgreSQL client from the Amazon Linux repositories (internet); this machine has PostgreSQL 15 on PATH' },
-  { match: /installed="\$\(pg_dump --version/, action: 'skip', why: 'checks the installed client is PG_CLIENT_VERSION (the lab instance is 16; this machine has 15)' },
+  { match: /^bash install-client\.sh$/, action: 'run', why: 'chooses and installs the PostgreSQL client; runs as written, with stub dnf and curl first on PATH' },
   { match: /cp rds-ca-bundle\.pem/, action: 'run', why: 'installs the RDS CA bundle shipped in the runner asset; runs as written, the asset\'s bundle replaced by the stand-in\'s test CA' },
 ];
+
+/** What the stub `dnf` and `curl` do in the install phase. */
+export interface InstallStubs {
+  /** Whether the probe of cdn.amazonlinux.com answers. @default true */
+  readonly cdnReachable?: boolean;
+  /** dnf's exit status. @default 0 */
+  readonly dnfExit?: number;
+}
+
+/** One call of a stub: its arguments; for dnf, the `.repo` files of a `--setopt=reposdir=` and the dnf variables it found. */
+export interface StubCall {
+  readonly tool: 'dnf' | 'curl';
+  readonly args: readonly string[];
+  readonly repoFiles: Readonly<Record<string, string>>;
+  readonly vars: Readonly<Record<string, string>>;
+}
+
+/**
+ * The stubs record each call as one JSON line (node is on PATH: the build runs the runner with it).
+ * `PITR_STUB_*` variables are the stand-in's, not the buildspec's.
+ */
+const STUB_RECORDER = `
+const fs = require('node:fs');
+const path = require('node:path');
+const [tool, ...args] = process.argv.slice(2);
+const readDir = (dir, filter) => {
+  const out = {};
+  try { for (const f of fs.readdirSync(dir)) if (filter(f)) out[f] = fs.readFileSync(path.join(dir, f), 'utf8'); } catch {}
+  return out;
+};
+const reposdir = args.find((a) => a.startsWith('--setopt=reposdir='));
+const repoFiles = reposdir ? readDir(reposdir.slice('--setopt=reposdir='.length), (f) => f.endsWith('.repo')) : {};
+const vars = tool === 'dnf' ? readDir(process.env.PITR_DNF_VARS_DIR || '/nonexistent', () => true) : {};
+fs.appendFileSync(process.env.PITR_STUB_LOG, JSON.stringify({ tool, args, repoFiles, vars }) + '\\n');
+`;
+
+function writeInstallStubs(work: string, stubs: InstallStubs): { bin: string; log: string; env: Record<string, string> } {
+  const bin = join(work, 'stub-bin');
+  mkdirSync(bin);
+  const log = join(work, 'stub-calls.jsonl');
+  writeFileSync(log, '');
+  const recorder = join(work, 'stub-recorder.js');
+  writeFileSync(recorder, STUB_RECORDER);
+  const curlExit = stubs.cdnReachable === false ? 28 : 0;
+  writeFileSync(join(bin, 'curl'), `#!/bin/sh\nnode ${JSON.stringify(recorder)} curl "$@" || exit 99\n${curlExit ? 'echo "curl: (28) Connection timed out after 5001 milliseconds" >&2\n' : ''}exit ${curlExit}\n`, { mode: 0o755 });
+  writeFileSync(join(bin, 'dnf'), `#!/bin/sh\nnode ${JSON.stringify(recorder)} dnf "$@" || exit 99\necho "(stand-in dnf: nothing installed) $*"\nexit ${stubs.dnfExit ?? 0}\n`, { mode: 0o755 });
+  return { bin, log, env: { PITR_STUB_LOG: log, PITR_DNF_VARS_DIR: join(work, 'dnf-vars') } };
+}
 
 export interface BuildOptions {
   /** The staged runner asset (runner.js + buildspec.yml). */
@@ -45,6 +92,8 @@ export interface BuildOptions {
   readonly caFile: string;
   /** Each output line, as it arrives. */
   readonly onLine?: (line: string) => void;
+  /** @default - the CDN answers, dnf succeeds */
+  readonly install?: InstallStubs;
 }
 
 export interface BuildResult {
@@ -53,6 +102,8 @@ export interface BuildResult {
   readonly failedPhase?: string;
   readonly exitCode: number | null;
   readonly log: string;
+  /** The install phase's calls of the stub dnf and curl, in order. */
+  readonly stubCalls: readonly StubCall[];
 }
 
 export interface RunningBuild {
@@ -98,14 +149,16 @@ export function startBuild(options: BuildOptions): RunningBuild {
   writeFileSync(script, `${lines.join('\n')}\n`);
 
   const pgBin = pgBinDir();
+  const stubs = writeInstallStubs(work, options.install ?? {});
   const child: ChildProcess = spawn(shell, [script], {
     cwd: src,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
-      PATH: [...(pgBin ? [pgBin] : []), process.env.PATH ?? '/usr/bin:/bin'].join(':'),
+      PATH: [stubs.bin, ...(pgBin ? [pgBin] : []), process.env.PATH ?? '/usr/bin:/bin'].join(':'),
       HOME: work,
       CODEBUILD_SRC_DIR: src,
+      ...stubs.env,
       ...options.env,
     },
   });
@@ -143,6 +196,7 @@ export function startBuild(options: BuildOptions): RunningBuild {
       // Every process holding the output pipes has exited once they close.
       void Promise.all([waitForGroup(child), ...closed]).then(() => {
         process.removeListener('exit', killOnExit);
+        const stubCalls = readFileSync(stubs.log, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as StubCall);
         rmSync(work, { recursive: true, force: true });
         const log = output.join('\n');
         const failed = /\[Container\] Phase (\w+) FAILED/.exec(log);
@@ -151,6 +205,7 @@ export function startBuild(options: BuildOptions): RunningBuild {
           failedPhase: failed?.[1],
           exitCode: code,
           log,
+          stubCalls,
         });
       });
     });

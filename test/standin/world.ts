@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { startBuild, type BuildResult, type RunningBuild } from './codebuild';
+import { startBuild, type BuildResult, type InstallStubs, type RunningBuild } from './codebuild';
 import { startCodeBuildApi, type CodeBuildApi, type KnownBuild } from './codebuild-api';
 import { synthesizeLab, type LabDeployment } from './lab-deployment';
 import { quoteIdent } from '../../local/cluster';
@@ -53,9 +53,9 @@ export interface World {
   /** Starts the synthesized project's build with `overrides` (a start-build's environment-variables-override). */
   startBuild(
     overrides: Readonly<Record<string, string>>,
-    options?: { onLine?: (line: string) => void; caBundle?: string },
+    options?: { onLine?: (line: string) => void; caBundle?: string; install?: InstallStubs },
   ): { build: RunningBuild; buildId: string };
-  runBuild(overrides: Readonly<Record<string, string>>): Promise<BuildResult & { buildId: string }>;
+  runBuild(overrides: Readonly<Record<string, string>>, options?: { install?: InstallStubs }): Promise<BuildResult & { buildId: string }>;
   dispose(): Promise<void>;
 }
 
@@ -140,14 +140,16 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
           AWS_ENDPOINT_URL_CLOUDWATCH: moto.endpoint,
         };
         const caFile = buildOptions.caBundle ?? ca.caFile;
-        const build = startBuild({ sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile, onLine: buildOptions.onLine });
+        const build = startBuild({
+          sourceDir: lab.runnerSourceDir, buildspecFile: lab.buildspecFile, env, caFile, onLine: buildOptions.onLine, install: buildOptions.install,
+        });
         void build.done.then(() => {
           lastBusySecond = Math.max(lastBusySecond, Math.floor(Date.now() / 1000));
         });
         return { build, buildId };
       },
-      async runBuild(overrides) {
-        const { build, buildId } = world.startBuild(overrides);
+      async runBuild(overrides, runOptions = {}) {
+        const { build, buildId } = world.startBuild(overrides, runOptions);
         return { ...await build.done, buildId };
       },
       async dispose() {

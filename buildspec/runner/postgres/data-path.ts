@@ -31,6 +31,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CopyOptions, DataPath, DatabaseCopyResult, PgTarget } from '../ports';
+import { checkClientMatchesServer } from './client-version';
 import { analyzeTheRest } from './copy/analyze';
 import { checkOriginalStorage, listDatabases, planDatabase } from './copy/checks';
 import { cleanUp } from './copy/cleanup';
@@ -64,6 +65,10 @@ export class PgDataPath implements DataPath {
   async checkLogin(target: PgTarget): Promise<void> {
     const client = await connect(target, target.maintenanceDatabase);
     await client.end();
+  }
+
+  checkClientVersion(target: PgTarget, label: string): Promise<string> {
+    return checkClientMatchesServer(target, label, this.settings.clientVersion);
   }
 
   async listDatabases(source: PgTarget): Promise<string[]> {

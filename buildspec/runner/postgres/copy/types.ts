@@ -1,5 +1,6 @@
 /** What the data path's phases hand each other. */
 import type { CopyOptions, PgTarget } from '../../ports';
+import type { ClientVersionReader } from '../client-version';
 import type { HazardReport } from '../hazards';
 import type { PgProcesses } from '../process';
 import type { DatabaseProperties, Fingerprint, TableCheck } from '../verify';
@@ -13,6 +14,8 @@ export interface PgDataPathSettings {
    * with the restored data.
    */
   readonly beforeVerify?: (database: string, restoredAs: string) => Promise<void>;
+  /** How the clients' versions are read (client-version.ts). @default - `<tool> --version` of the binaries the copy runs */
+  readonly clientVersion?: ClientVersionReader;
 }
 
 /** A table whose data is streamed, with the columns COPY must name (generated columns excluded). */
