@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { LAB_DATABASE } from './lab-stack';
 import { MASTER_USER, SOURCE_ID, startWorld, type World } from './standin/world';
-import { START_ENV, temporaryInstancePrefix } from '../src/contract';
+import { LATEST, START_ENV, temporaryInstancePrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');
 
@@ -37,7 +37,7 @@ afterAll(async () => {
 test('a membership the copy needs is missing: the build fails in the plan step with the GRANT to run; no snapshot and no restore reach RDS', async () => {
   const started = Date.now();
   const result = await world.runBuild({
-    [START_ENV.RESTORE_TIME]: new Date(Date.now() - 500).toISOString(),
+    [START_ENV.RESTORE_TIME]: LATEST,
     [START_ENV.CONFIRM]: SOURCE_ID,
     [START_ENV.DATABASES]: LAB_DATABASE,
   });
@@ -54,10 +54,10 @@ test('a membership the copy needs is missing: the build fails in the plan step w
 
   // The fix it gives, run as it says, lets the same request through the pre-flight.
   await world.sql(`GRANT ledger_owner TO ${MASTER_USER}`);
-  // Memberships are restored with the instance: the restore time must come after the GRANT.
+  // Memberships are restored with the instance: the restore time (the latest restorable) must come after the GRANT.
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   const again = await world.runBuild({
-    [START_ENV.RESTORE_TIME]: new Date(Date.now() - 500).toISOString(),
+    [START_ENV.RESTORE_TIME]: LATEST,
     [START_ENV.CONFIRM]: SOURCE_ID,
     [START_ENV.DATABASES]: LAB_DATABASE,
   });
