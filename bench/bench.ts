@@ -19,6 +19,7 @@ import { parseBenchOptions, UsageError, type BenchOptions } from './options';
 import { findPgcopydb, runPathA, runPathB, runPathC, runPathD, type Endpoints, type PathRun } from './paths';
 import { C_SKIPPED, correct, markdownTable, summarize, verdictLine, type CheckedPathRun, type Checks, type RunRecord } from './report';
 import { LocalCluster, makeWorkDir, pgBin } from '../local/cluster';
+import { usePgMajor } from '../local/pg-major';
 
 const REPO = resolve(__dirname, '..');
 const RUNNER_JS = join(REPO, 'assets', 'runner', 'runner.js');
@@ -64,6 +65,12 @@ async function main(): Promise<number> {
       return 2;
     }
     throw err;
+  }
+  try {
+    usePgMajor(options.pgMajor, '--pg');
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message} Nothing was started.\n`);
+    return 2;
   }
   if (!existsSync(RUNNER_JS)) {
     process.stderr.write(`bench: the bundled runner ${RUNNER_JS} does not exist; run \`npx projen bundle\` first (\`npx projen bench\` does). Nothing was started.\n`);

@@ -138,9 +138,22 @@ function clockTicks(): number {
   return ticksPerSecond;
 }
 
+/** What serverCpuMs reads of /proc: injectable, so a test can replay a process that is reaped mid-read. */
+export interface ProcReader {
+  /** Contents of a file under /proc (e.g. `/proc/123/stat`), undefined when it is gone. */
+  read(path: string): string | undefined;
+  /** The numeric entries of /proc (one per process). */
+  pids(): string[];
+}
+
+const realProc: ProcReader = {
+  read: readProc,
+  pids: () => readdirSync('/proc').filter((entry) => /^[0-9]+$/.test(entry)),
+};
+
 /** utime, stime, cutime, cstime of a process, in clock ticks (fields 14-17 of /proc/<pid>/stat). */
-function cpuTicks(pid: number | 'self'): [number, number, number, number] | undefined {
-  const stat = readProc(`/proc/${pid}/stat`);
+function cpuTicks(pid: number | 'self', proc: ProcReader = realProc): [number, number, number, number] | undefined {
+  const stat = proc.read(`/proc/${pid}/stat`);
   if (!stat) return undefined;
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); field n is fields[n - 3].
@@ -149,24 +162,36 @@ function cpuTicks(pid: number | 'self'): [number, number, number, number] | unde
 
 /**
  * CPU milliseconds a PostgreSQL server has used so far: the postmaster's own
- * time, the time of every backend it has reaped (cutime/cstime), and the
- * time of its live children (checkpointer, walwriter, open backends).
+ * time, the time of every child it has reaped (cutime/cstime), and the time
+ * of its live children (checkpointer, walwriter, open or exiting backends).
  * Differences of two readings are what the server spent in between.
+ *
+ * The postmaster's stat and its children's are separate files read one
+ * after the other: a backend reaped in between (one that just ended, as
+ * after every measured path) would be in neither, and the reading would
+ * drop by its CPU time. So the postmaster is read before and after the
+ * children, and the reading is taken again until no child was reaped in
+ * between (its reaped-children time did not move).
  */
-export function serverCpuMs(dataDir: string): number {
-  const pid = Number(readProc(join(dataDir, 'postmaster.pid'))?.split('\n')[0]);
+export function serverCpuMs(dataDir: string, proc: ProcReader = realProc): number {
+  const pid = Number(proc.read(join(dataDir, 'postmaster.pid'))?.split('\n')[0]);
   if (!pid) return 0;
-  const own = cpuTicks(pid);
-  if (!own) return 0;
-  let ticks = own.reduce((a, b) => a + b, 0);
-  for (const entry of readdirSync('/proc')) {
-    if (!/^[0-9]+$/.test(entry)) continue;
-    const stat = readProc(`/proc/${entry}/stat`);
-    if (!stat || Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
-    const child = cpuTicks(Number(entry));
-    if (child) ticks += child[0] + child[1];
+  const sum = (t: readonly number[]): number => t.reduce((a, b) => a + b, 0);
+  for (let attempt = 1; ; attempt++) {
+    const before = cpuTicks(pid, proc);
+    if (!before) return 0;
+    let ticks = sum(before);
+    for (const entry of proc.pids()) {
+      const stat = proc.read(`/proc/${entry}/stat`);
+      if (!stat || Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
+      // Its own time and that of its own reaped children: what the postmaster's cutime/cstime gains when it reaps it.
+      const child = cpuTicks(Number(entry), proc);
+      if (child) ticks += sum(child);
+    }
+    const after = cpuTicks(pid, proc);
+    if (!after) return 0;
+    if ((after[2] === before[2] && after[3] === before[3]) || attempt >= 20) return ticks * 1000 / clockTicks();
   }
-  return ticks * 1000 / clockTicks();
 }
 
 /**

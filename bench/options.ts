@@ -2,6 +2,7 @@
  * Command-line flags of `npx projen bench`. Every refusal names the flag, the
  * value given and what is accepted, and happens before any cluster starts.
  */
+import { PG_MAJORS, type PgMajor } from '../local/pg-major';
 
 /** Rows in each mixed-type table per pgbench scale unit. */
 export const EXTRA_ROWS_PER_SCALE = 30_000;
@@ -67,11 +68,13 @@ export interface BenchOptions {
   readonly keep: boolean;
   /** B's `copy --stream-min-bytes` (a byte count or `never`); undefined: the runner's default for the route. */
   readonly streamMinBytes?: string;
+  /** `--pg`: PostgreSQL major of both clusters and the client (local/pg-major.ts); undefined: PG_MAJOR, else 15. */
+  readonly pgMajor?: PgMajor;
 }
 
 export class UsageError extends Error {}
 
-const USAGE = `usage: npx projen bench [--dataset ${DATASETS.join('|')}] [--route ${ROUTES.join('|')}] [--scale smoke|default|<1..1000>] [--runs <1..50>] [--jobs <1..64>] [--stream-min-bytes <bytes>|never] [--save] [--keep]`;
+const USAGE = `usage: npx projen bench [--dataset ${DATASETS.join('|')}] [--route ${ROUTES.join('|')}] [--scale smoke|default|<1..1000>] [--runs <1..50>] [--jobs <1..64>] [--stream-min-bytes <bytes>|never] [--pg ${PG_MAJORS.join('|')}] [--save] [--keep]`;
 
 export function parseBenchOptions(argv: readonly string[], defaultJobs: number): BenchOptions {
   let scaleName = 'default';
@@ -82,6 +85,7 @@ export function parseBenchOptions(argv: readonly string[], defaultJobs: number):
   let save = false;
   let keep = false;
   let streamMinBytes: string | undefined;
+  let pgMajor: PgMajor | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -122,6 +126,12 @@ export function parseBenchOptions(argv: readonly string[], defaultJobs: number):
         streamMinBytes = raw;
         break;
       }
+      case '--pg': {
+        const raw = value();
+        if (!(PG_MAJORS as readonly string[]).includes(raw)) throw new UsageError(`bench: --pg ${JSON.stringify(raw)} is not accepted; use ${PG_MAJORS.join(', ')}. Nothing was started.`);
+        pgMajor = raw as PgMajor;
+        break;
+      }
       case '--help':
       case '-h':
         throw new UsageError(USAGE);
@@ -130,7 +140,18 @@ export function parseBenchOptions(argv: readonly string[], defaultJobs: number):
     }
   }
   const size = NAMED_SCALES[scaleName] ?? sizeOf(integerFlag('--scale', scaleName, 1, MAX_SCALE, `${Object.keys(NAMED_SCALES).join(', ')}, or`));
-  return { scaleName, size, dataset, route, runs, jobs, save, keep, ...(streamMinBytes !== undefined ? { streamMinBytes } : {}) };
+  return {
+    scaleName,
+    size,
+    dataset,
+    route,
+    runs,
+    jobs,
+    save,
+    keep,
+    ...(streamMinBytes !== undefined ? { streamMinBytes } : {}),
+    ...(pgMajor !== undefined ? { pgMajor } : {}),
+  };
 }
 
 function sizeOf(scale: number): DatasetSize {

@@ -13,10 +13,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { isRoot, postgresUser } from './os-user';
+import { serverBinDir, usePgMajor } from './pg-major';
 import type { TestCa } from './test-ca';
 import { pgBin, pgBinDir } from '../buildspec/runner/postgres/binaries';
 
 export { pgBin, pgBinDir };
+
+// PG_MAJOR (15|17|18) picks the servers started here and, through PG_BIN_DIR, the client of every process started after.
+usePgMajor();
+
+/** Path of a server-side binary: PG_MAJOR's (local/pg-major.ts). */
+function serverBin(name: string): string {
+  const dir = serverBinDir();
+  return dir ? join(dir, name) : name;
+}
 
 const execFileAsync = promisify(execFile);
 
@@ -31,7 +41,7 @@ export const SECOND_HOST = '127.0.0.2';
 
 /** Runs a server-side binary, as `postgres` when we are root. */
 async function runServerCommand(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
-  const [cmd, argv] = isRoot() ? ['runuser', ['-u', 'postgres', '--', pgBin(bin), ...args]] : [pgBin(bin), args];
+  const [cmd, argv] = isRoot() ? ['runuser', ['-u', 'postgres', '--', serverBin(bin), ...args]] : [serverBin(bin), args];
   try {
     const { stdout } = await execFileAsync(cmd, argv, { env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 });
     return stdout;

@@ -31,6 +31,7 @@ import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
 import { LOOPBACK, LocalCluster, SECOND_HOST, pgBin, pgBinDir, quoteIdent, sleep } from './cluster';
 import { compareFingerprints, fingerprintDatabase, listAllDatabases } from './fingerprint';
 import { DUMMY_AWS_ENV, motoClientConfig, startMoto, type MotoServer } from './moto-server';
+import { DEFAULT_PG_MAJOR, PG_MAJORS, parsePgMajor, serverBinDir, usePgMajor, type PgMajor } from './pg-major';
 import { setRolePassword } from './pitr-copy';
 import { LocalRdsControl } from './rds-control';
 import { tlsPlacement } from './rds-standin/placement';
@@ -79,6 +80,8 @@ export interface RehearseOptions {
   readonly compareRecovery?: boolean;
   /** `--tables`: a table-level recovery (TABLES) of the rehearsal database instead of whole databases (rehearse-tables.ts). */
   readonly tables?: string;
+  /** `--pg`: the PostgreSQL major of the instances and the client (local/pg-major.ts); default PG_MAJOR, else 15. */
+  readonly pgMajor?: PgMajor;
   readonly help?: boolean;
 }
 
@@ -88,7 +91,7 @@ const ADAPTERS = ['aws', 'local'] as const;
 type RehearsalAdapter = typeof ADAPTERS[number];
 
 const USAGE = 'usage: npx projen rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--tables schema.table,...] [--adapter aws|local] '
-  + '[--sslmode verify-full|disable] [--one-host] [--drill [--compare-recovery]] [--keep] [--help]';
+  + '[--pg 15|17|18] [--sslmode verify-full|disable] [--one-host] [--drill [--compare-recovery]] [--keep] [--help]';
 
 /** `rehearse --help`. */
 export const REHEARSE_HELP = `${USAGE}
@@ -110,6 +113,8 @@ than the original (127.0.0.1), so large tables stream COPY to COPY. Needs moto_s
                     inserted after T (default dataset and damage: invoices, half of them deleted, some updated, new ones added)
   --adapter A       aws (default: runner.js recover, AWS SDK, stand-ins) or local (the runbook in this process
                     through the local control plane; no AWS SDK, no moto_server)
+  --pg MAJOR        the PostgreSQL major of the instances and of the client: ${PG_MAJORS.join(', ')} (default: PG_MAJOR, else ${DEFAULT_PG_MAJOR});
+                    17 and 18 are installed by PG_MAJORS=15,17,18 bash scripts/setup.sh
   --sslmode M       verify-full (default) or disable (no TLS on the instances; only with --adapter local,
                     because runner.js recover always verifies TLS, as on AWS)
   --one-host        the point-in-time copy on the original's host (no streaming)
@@ -154,6 +159,7 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
   let drill = false;
   let compareRecovery = false;
   let tables: string | undefined;
+  let pgMajor: PgMajor | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const next = (): string => {
@@ -169,6 +175,8 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
       const value = next();
       if (!(ADAPTERS as readonly string[]).includes(value)) throw new Error(`--adapter: ${JSON.stringify(value)} is not accepted; accepted: ${ADAPTERS.join(' | ')}. ${USAGE}`);
       adapter = value as RehearsalAdapter;
+    } else if (arg === '--pg') {
+      pgMajor = parsePgMajor(next(), '--pg');
     } else if (arg === '--tables') {
       tables = next();
       parseRehearsalTables(tables);
@@ -187,7 +195,18 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
     throw new Error(`--tables: a drill copies whole databases onto the temporary instance; accepted: --drill or --tables, not both. ${USAGE}`);
   }
   return {
-    seedFile, damageFile, keep, strategy, sslMode, oneHost, adapter, drill, compareRecovery, help, ...(tables !== undefined ? { tables } : {}),
+    seedFile,
+    damageFile,
+    keep,
+    strategy,
+    sslMode,
+    oneHost,
+    adapter,
+    drill,
+    compareRecovery,
+    help,
+    ...(tables !== undefined ? { tables } : {}),
+    ...(pgMajor !== undefined ? { pgMajor } : {}),
   };
 }
 
@@ -198,7 +217,14 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, s
   const out = tap.out;
   const log = new StepLog(out);
   const dataset = chooseDataset(options);
-  log.info(`rehearsal: PostgreSQL binaries in ${pgBinDir()}; dataset ${dataset.seedName}; damage ${dataset.damageName}; strategy ${options.strategy}`);
+  let major: PgMajor;
+  try {
+    major = usePgMajor(options.pgMajor, '--pg');
+  } catch (err) {
+    log.warn(`rehearsal: ${(err as Error).message}`);
+    return REHEARSE_EXIT.SETUP_FAILED;
+  }
+  log.info(`rehearsal: PostgreSQL ${major}: server binaries in ${serverBinDir() ?? 'PATH'}, client in ${pgBinDir() ?? 'PATH'}; dataset ${dataset.seedName}; damage ${dataset.damageName}; strategy ${options.strategy}`);
   const temporaryHost = options.oneHost ? LOOPBACK : SECOND_HOST;
   const streamMinBytes = options.oneHost ? undefined : REHEARSAL_STREAM_MIN_BYTES;
   log.info(options.adapter === 'aws'
@@ -445,6 +471,8 @@ class AwsRig implements Rig {
     const env: Record<string, string | undefined> = {
       ...inherited,
       PATH: [...(pgBinaries ? [pgBinaries] : []), process.env.PATH ?? '/usr/bin:/bin'].join(':'),
+      // The runner prefers Debian's /usr/lib/postgresql/<major>/bin to PATH (binaries.ts): PG_BIN_DIR keeps the client of --pg / PG_MAJOR.
+      ...(pgBinaries ? { PG_BIN_DIR: pgBinaries } : {}),
       [PROJECT_ENV.SOURCE_INSTANCE_ID]: SOURCE_ID,
       [PROJECT_ENV.SECRET_ARN]: this.secretArn,
       [PROJECT_ENV.PG_CA_BUNDLE]: this.options.ca!.caFile,

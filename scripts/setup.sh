@@ -2,6 +2,7 @@
 # One-time setup for contributors and CI: installs what a fresh machine lacks.
 # - PostgreSQL 15 server binaries + contrib (Debian packages), used by the tests,
 #   the rehearsal and the bench to start throwaway clusters on loopback;
+# - PostgreSQL 17/18 (server and client) when PG_MAJORS names them (scripts/setup-pg-majors.sh);
 # - the npm dependencies.
 # moto_server (Python) must already be on PATH: the AWS-facing tests talk to it.
 set -euo pipefail
@@ -30,6 +31,11 @@ command -v pgcopydb >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 /usr/bin/aws --version 2>/dev/null | grep -q '^aws-cli/2' || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"; DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq awscli >/dev/null || { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq awscli >/dev/null; }; }
 id postgres >/dev/null 2>&1 || { echo "setup: the 'postgres' user is missing; the PostgreSQL packages should have created it" >&2; exit 1; }
 command -v runuser >/dev/null || { echo "setup: runuser (util-linux) is required" >&2; exit 1; }
+
+# Other PostgreSQL majors (#18): PG_MAJORS=15,17,18 (default 15) installs each into
+# $PG_CACHE_DIR/pg<major> (default /var/cache/cdk-rds-pitr), outside the repository, reused when present.
+# PG_MAJOR=<major> then picks them for the tests, the rehearsal and the bench.
+bash scripts/setup-pg-majors.sh
 
 echo "setup: npm install"
 npm install --no-audit --no-fund

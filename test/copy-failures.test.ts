@@ -85,6 +85,27 @@ test('the master user cannot act as an owner role: stop before writing, with the
   expect(await databasesLike(target, '%')).toEqual(before);
 });
 
+test('settings for a role the master user holds without ADMIN OPTION: refused before writing from PostgreSQL 16, copied on 15', async () => {
+  const before = await databasesLike(target, '%');
+  // "stranger" was created by the superuser, as on RDS a role created by another CREATEROLE user: the master has no ADMIN OPTION on it.
+  await source.sql('CREATE DATABASE "role settings" OWNER app_owner');
+  await source.sql('ALTER ROLE stranger IN DATABASE "role settings" SET work_mem TO \'1MB\'');
+  const major = Math.floor(Number(await target.sql("SELECT current_setting('server_version_num')")) / 10000);
+  if (major >= 16) {
+    const message = await copyFails('role settings');
+    expect(message).toContain('database "role settings" has settings for role(s) "stranger" (ALTER ROLE ... IN DATABASE ... SET)');
+    expect(message).toContain(`GRANT "stranger" TO "${MASTER.username}" WITH ADMIN OPTION;`);
+    expect(message).toContain('Nothing was written to the original');
+    expect(await databasesLike(target, '%')).toEqual(before);
+  } else {
+    // PostgreSQL 15: CREATEROLE may alter any non-superuser role.
+    await new PgDataPath({}).copy(masterTarget(source), masterTarget(target), options('role settings'));
+    expect(await target.sql("SELECT setconfig::text FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'role settings' AND s.setrole = 'stranger'::regrole"))
+      .toBe('{work_mem=1MB}');
+    await target.sql('DROP DATABASE "role settings"');
+  }
+});
+
 test('objects owned by a superuser: stop before writing, say that a non-superuser cannot restore them', async () => {
   const before = await databasesLike(target, '%');
   // The local cluster's own `postgres` database is owned by the superuser `postgres`.

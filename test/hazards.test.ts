@@ -15,6 +15,7 @@ import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { pgSslOptions } from '../buildspec/runner/postgres/process';
 import { parseRecoveryRequest } from '../lambda/recovery-request';
 import { LOOPBACK, LocalCluster, SECOND_HOST, makeWorkDir, quoteIdent } from '../local/cluster';
+import { serverHasLibrary } from '../local/pg-major';
 import { HAZARDS, parseHazards, type Hazard } from '../src/contract';
 
 const DB = 'shop';
@@ -44,6 +45,8 @@ async function expectNothingWritten(before: Record<string, string>): Promise<voi
   expect(await contentDigest(target, DB)).toEqual(before);
 }
 
+const PG_CRON = serverHasLibrary('pg_cron');
+
 beforeAll(async () => {
   // The original can have logical slots, prepared transactions and pg_cron (in database "cron_home").
   [source, target] = await Promise.all([
@@ -52,14 +55,18 @@ beforeAll(async () => {
       host: LOOPBACK,
       tls: await testCa(),
       master: { username: MASTER.username, password: MASTER.password },
-      settings: { 'wal_level': 'logical', 'max_prepared_transactions': '4', 'shared_preload_libraries': "'pg_cron'", 'cron.database_name': "'cron_home'" },
+      settings: {
+        wal_level: 'logical',
+        max_prepared_transactions: '4',
+        ...(PG_CRON ? { 'shared_preload_libraries': "'pg_cron'", 'cron.database_name': "'cron_home'" } : {}),
+      },
     }),
   ]);
   workDir = await makeWorkDir('pitr-hazards-');
   await source.sql(`CREATE DATABASE ${DB} OWNER ${MASTER.username}`);
   await source.sql(`SET ROLE ${MASTER.username}; ${SEED}`, DB);
   await target.sql('CREATE DATABASE cron_home');
-  await target.sql('CREATE EXTENSION pg_cron', 'cron_home');
+  if (PG_CRON) await target.sql('CREATE EXTENSION pg_cron', 'cron_home');
 });
 
 afterAll(async () => {
@@ -165,7 +172,8 @@ test('event trigger in the point-in-time copy that the master user cannot create
   }
 });
 
-describe('pg_cron', () => {
+// PostgreSQL 18 as set up here has no pg_cron (scripts/setup-pg-majors.sh): these two run on 15 and 17.
+(PG_CRON ? describe : describe.skip)('pg_cron', () => {
   test('jobs that target the database: a warning (they run against the recovered database), not a refusal', async () => {
     // As on RDS: the master user may use pg_cron and sees its own jobs (cron.job's row policy).
     await target.sql(`GRANT USAGE ON SCHEMA cron TO ${MASTER.username}`, 'cron_home');

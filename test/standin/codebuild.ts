@@ -156,6 +156,9 @@ export function startBuild(options: BuildOptions): RunningBuild {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       PATH: [stubs.bin, ...(pgBin ? [pgBin] : []), process.env.PATH ?? '/usr/bin:/bin'].join(':'),
+      // The runner prefers Debian's /usr/lib/postgresql/<major>/bin to PATH (binaries.ts); on CodeBuild neither
+      // exists and PATH decides. Here PG_BIN_DIR keeps the client the harness chose (PG_MAJOR) ahead of Debian's 15.
+      ...(pgBin ? { PG_BIN_DIR: pgBin } : {}),
       HOME: work,
       CODEBUILD_SRC_DIR: src,
       ...stubs.env,

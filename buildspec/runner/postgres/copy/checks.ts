@@ -5,10 +5,11 @@
  * disk; its swap hazards; and room on the original.
  */
 import { mkdirSync, statfsSync } from 'node:fs';
+import type { ClientBase } from 'pg';
 import { EXCLUDED_DATABASES, HAZARDS } from '../../../../src/contract';
 import type { CopyOptions, PgTarget } from '../../ports';
 import { findHazards } from '../hazards';
-import { keptName, restoredName } from '../names';
+import { ident, keptName, restoredName } from '../names';
 import { REFERENCED_ROLES, checkRoles } from '../roles';
 import { readDatabaseProperties } from '../verify';
 import { DISK_MARGIN, defaultStreamMinBytes } from './limits';
@@ -75,6 +76,7 @@ export async function planDatabase(
 
   await withClient(original, original.maintenanceDatabase, async (client) => {
     await checkRoles(client, inspected.roles, { database, user: target.user, where: `${target.host}:${target.port}` });
+    await checkRoleSettingsAlterable(client, database, target.user, sourceProperties.settings.map((x) => x.role).filter((r) => r !== ''));
     const taken = (await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [[restoredAs, keptAs]])).rows.map((r) => r.datname);
     if (taken.length > 0) {
       throw new Error(`database ${taken.map((n) => JSON.stringify(n)).join(' and ')} already exists on the original: a run with stamp ${options.stamp} was here before. `
@@ -144,4 +146,33 @@ export function checkOriginalStorage(
     + `${storage.growableBytes > 0 ? ` and storage autoscaling may add at most ${mib(storage.growableBytes)}` : ' and storage autoscaling is off or at its maximum'}. `
     + 'Increase the instance\'s allocated storage (aws rds modify-db-instance --allocated-storage ... --apply-immediately), recover fewer databases at a time, '
     + `${options.strategy === 'swap' ? 'or use strategy replace (the pre-recovery safety snapshot is then the way back), ' : ''}then run again. Nothing was written to the original.`);
+}
+
+
+/**
+ * The copy gives the new database the per-role settings of the old one
+ * (`ALTER ROLE r IN DATABASE d SET ...`). Up to PostgreSQL 15 a CREATEROLE
+ * user may do that for any non-superuser role; from 16 only for roles it
+ * holds with ADMIN OPTION (on RDS: roles the master user created, or was
+ * granted WITH ADMIN OPTION). Checked before anything is written, so a
+ * recovery does not fail after the data is copied.
+ */
+export async function checkRoleSettingsAlterable(
+  client: ClientBase, database: string, user: string, roles: readonly string[],
+): Promise<void> {
+  if (roles.length === 0) return;
+  const { rows } = await client.query<{ role: string }>(`
+    SELECT r AS role FROM unnest($1::text[]) AS r
+     WHERE r <> current_user AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)
+       AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+       AND ((SELECT rolsuper FROM pg_roles WHERE rolname = r)
+            OR NOT (SELECT rolcreaterole FROM pg_roles WHERE rolname = current_user)
+            OR (current_setting('server_version_num')::int >= 160000 AND NOT pg_has_role(current_user, r, 'MEMBER WITH ADMIN OPTION')))
+     ORDER BY 1`, [[...new Set(roles)]]);
+  const cannot = rows.map((r) => r.role);
+  if (cannot.length === 0) return;
+  throw new Error(`database ${JSON.stringify(database)} has settings for role(s) ${cannot.map(ident).join(', ')} (ALTER ROLE ... IN DATABASE ... SET), `
+    + `which ${ident(user)} may not give the restored database: from PostgreSQL 16 that needs ADMIN OPTION on the role. `
+    + `As the role that created them (or another with ADMIN OPTION on them), run: GRANT ${cannot.map(ident).join(', ')} TO ${ident(user)} WITH ADMIN OPTION; `
+    + 'then run again. Nothing was written to the original.');
 }

@@ -49,8 +49,10 @@ export async function restoreLists(source: Client, { target, processes, dumpDir,
   }
   // Primary keys and unique constraints that can be built as a plain unique index and attached to it:
   // btree, on columns only, default ordering, immediate, in the default tablespace, neither the clustering
-  // nor the replica identity index (pg_dump appends those to the constraint's entry). The index is named
-  // after the constraint, as pg_dump's `ADD CONSTRAINT ... PRIMARY KEY (...)` would name it.
+  // nor the replica identity index (pg_dump appends those to the constraint's entry), nor on a table that
+  // inherits (from PostgreSQL 18, `ADD PRIMARY KEY USING INDEX` makes the NOT NULL it inherits its own, which
+  // `ADD PRIMARY KEY (...)` does not: the schema would differ). The index is named after the constraint, as
+  // pg_dump's `ADD CONSTRAINT ... PRIMARY KEY (...)` would name it.
   const asIndex = new Map<string, IndexWork>();
   const ownedOids = [...owner.keys()];
   if (ownedOids.length > 0) {
@@ -59,7 +61,8 @@ export async function restoreLists(source: Client, { target, processes, dumpDir,
         FROM pg_constraint o JOIN pg_class i ON i.oid = o.conindid JOIN pg_index x ON x.indexrelid = o.conindid JOIN pg_am am ON am.oid = i.relam
        WHERE o.oid = ANY($1::oid[]) AND o.contype IN ('p', 'u') AND NOT o.condeferrable AND i.relname = o.conname AND i.reltablespace = 0
          AND am.amname = 'btree' AND x.indexprs IS NULL AND x.indpred IS NULL AND NOT x.indisclustered AND NOT x.indisreplident
-         AND NOT EXISTS (SELECT 1 FROM unnest(x.indoption::int2[]) v WHERE v <> 0)`, [ownedOids]);
+         AND NOT EXISTS (SELECT 1 FROM unnest(x.indoption::int2[]) v WHERE v <> 0)
+         AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = o.conrelid)`, [ownedOids]);
     for (const r of rows) {
       asIndex.set(r.oid, {
         kind: 'constraint',
