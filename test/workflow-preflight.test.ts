@@ -247,6 +247,20 @@ CREATE VIEW public.mine_view AS SELECT id FROM public.mine;
     expect((outcome as unknown as Error).message).toMatch(/TABLES: public\.gone did not exist at the restore time/);
   });
 
+  test('per-role settings the copy could not give the new database: refused in the plan step with the copy\'s own fix', async () => {
+    await instance.createDatabase('role_settings', `SET ROLE ${MASTER}; CREATE TABLE t (id int);`);
+    // A setting for a superuser role: a non-superuser master user may not set it for the restored database, on any major.
+    await instance.cluster.sql('ALTER ROLE postgres IN DATABASE role_settings SET work_mem = \'8MB\'');
+    const t = await instance.markRestoreTime();
+    const firstCall = rds.calls.length;
+    const error = await runRecovery(request({ [START_ENV.RESTORE_TIME]: t.toISOString(), [START_ENV.DATABASES]: 'role_settings' }), deps(capturedLog().log))
+      .then(() => undefined, (err: Error) => err);
+    expect(error).toBeInstanceOf(PlanError);
+    expect(error!.message).toContain('database "role_settings" has settings for role(s) "postgres" (ALTER ROLE ... IN DATABASE ... SET)');
+    expect(error!.message).toContain(`run: GRANT "postgres" TO "${MASTER}" WITH ADMIN OPTION;`);
+    expect(rds.calls.slice(firstCall)).toEqual([]);
+  });
+
   test('TABLE_MODE=swap: what depends on the live table is refused in the plan step, as the swap step would after the restore', async () => {
     const t = await instance.markRestoreTime();
     const firstCall = rds.calls.length;

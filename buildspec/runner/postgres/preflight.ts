@@ -5,6 +5,7 @@
  * tables as they are now. Read-only; every session is closed again.
  */
 import type { Client } from 'pg';
+import { checkRoleSettingsAlterable } from './copy/checks';
 import { findHazards } from './hazards';
 import { connect } from './process';
 import { REFERENCED_ROLES, TABLE_ROLES, roleProblems, roleRefusal, type RoleReference } from './roles';
@@ -45,7 +46,13 @@ export class PgOriginalInspector implements OriginalInspector {
       } else {
         references = (await client.query<RoleReference>(REFERENCED_ROLES)).rows;
       }
-      return roleRefusal(await roleProblems(client, references), { database, user: original.user, where: `${original.host}:${original.port}` });
+      const refusal = roleRefusal(await roleProblems(client, references), { database, user: original.user, where: `${original.host}:${original.port}` });
+      if (refusal || tables) return refusal;
+      // The database's per-role settings, which the copy gives the new database (copy/checks.ts).
+      const { rows } = await client.query<{ role: string }>(`
+        SELECT r.rolname AS role FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
+         WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())`);
+      return checkRoleSettingsAlterable(client, database, original.user, rows.map((r) => r.role)).then(() => undefined, (err: Error) => err.message);
     });
   }
 
