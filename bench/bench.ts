@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
+import { benchChanges } from './changes';
 import {
   BENCH_DB, buildDatasets, CLUSTER_SETTINGS, largestShare, resetTarget, sourceTables, startClusters, tableFingerprints, userObjects, type Dataset,
 } from './dataset';
@@ -56,6 +57,11 @@ class Cleanup {
 }
 
 async function main(): Promise<number> {
+  // `--changes`: the record of writes made after T against the copy (bench/changes.ts, its own flags).
+  if (process.argv.includes('--changes')) {
+    await benchChanges();
+    return 0;
+  }
   let options: BenchOptions;
   try {
     options = parseBenchOptions(process.argv.slice(2), cpus().length);

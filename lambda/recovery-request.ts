@@ -3,6 +3,8 @@
  * rejection happens before anything is looked up or started.
  */
 import {
+  DEFAULT_MODE,
+  MODES,
   DRILL_REQUEST_FIELDS,
   HOUSEKEEPING_REQUEST_FIELDS,
   Hazard,
@@ -15,11 +17,13 @@ import {
   parseAge,
   parseDrillRestoreTime,
   parseHazards,
-  parseMode,
   parseRestoreTime,
   parseStrategy,
   parseTableList,
   parseTableMode,
+  parseChanges,
+  parseAfter,
+  type ChangesSetting,
   tableScopeProblems,
   validateDatabaseName,
 } from '../src/contract';
@@ -37,6 +41,10 @@ export interface ValidRecoveryRequest {
   /** Recover only these tables, as given (the build parses the same text again); undefined for whole databases. */
   readonly tables?: readonly string[];
   readonly tableMode?: TableMode;
+  /** CHANGES as given; undefined leaves the default (on). */
+  readonly changes?: ChangesSetting;
+  /** AFTER as given (the build parses the same text again). */
+  readonly after?: string;
 }
 
 /** Thrown when the input is rejected; the message lists every problem. */
@@ -66,7 +74,16 @@ export function parseRecoveryRequest(input: unknown, sourceInstanceId: string): 
     }
   }
   // housekeeping and drill requests never get here (start-recovery.ts); any other mode is a typo, named as such.
-  if (fields.mode !== undefined) attempt(() => parseMode(fields.mode, 'mode'));
+  if (fields.mode !== undefined) {
+    // MODE=changes is a CodeBuild override only: this function must never start a recovery for it.
+    const modes = MODES.filter((m) => m !== 'changes');
+    if (fields.mode === 'changes') {
+      problems.push('mode: "changes" is not started by this function; accepted here: ' + `${modes.join(' | ')}. `
+        + 'Start MODE=changes with aws codebuild start-build (MODE=changes, STAMP=<the recovery\'s stamp>, CONFIRM=<instance id>).');
+    } else if (!(modes as readonly unknown[]).includes(fields.mode)) {
+      problems.push(`mode: ${JSON.stringify(fields.mode)} is not a mode; accepted: ${modes.join(' | ')} (default ${DEFAULT_MODE}).`);
+    }
+  }
   const restoreTime = attempt(() => parseRequiredRestoreTime(fields.restoreTime));
   const confirm = attempt(() => checkConfirm(fields.confirm, sourceInstanceId));
   const databases = attempt(() => parseDatabases(fields.databases));
@@ -79,6 +96,9 @@ export function parseRecoveryRequest(input: unknown, sourceInstanceId: string): 
     problems.push(...tableScopeProblems(tables?.names, databases, tableMode, { tables: 'tables', databases: 'databases', tableMode: 'tableMode' }));
   }
 
+  const changes = fields.changes === undefined ? undefined : attempt(() => parseChanges(fields.changes, 'changes'));
+  const after = attempt(() => (parseAfter(fields.after, 'after') ? (fields.after as string).trim() : undefined));
+
   if (problems.length > 0) throw new RequestRejectedError(problems);
   return {
     restoreTime: restoreTime!,
@@ -87,6 +107,8 @@ export function parseRecoveryRequest(input: unknown, sourceInstanceId: string): 
     strategy: strategy!,
     acceptHazards: acceptHazards!,
     ...(tables ? { tables: tables.texts, tableMode } : {}),
+    ...(changes ? { changes } : {}),
+    ...(after ? { after } : {}),
   };
 }
 

@@ -56,6 +56,8 @@ export function environmentOverrides(request: ValidRecoveryRequest): Environment
   // TABLES splits on commas outside double quotes, so a quoted name with a comma travels intact.
   if (request.tables) variables.push([START_ENV.TABLES, request.tables.join(',')]);
   if (request.tableMode) variables.push([START_ENV.TABLE_MODE, request.tableMode]);
+  if (request.changes) variables.push([START_ENV.CHANGES, request.changes]);
+  if (request.after) variables.push([START_ENV.AFTER, request.after]);
   return variables.map(([name, value]) => ({ name, value, type: 'PLAINTEXT' }));
 }
 

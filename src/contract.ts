@@ -29,7 +29,7 @@ export const START_ENV = {
   TEMP_INSTANCE_CLASS: 'TEMP_INSTANCE_CLASS',
   /** Comma-separated swap hazards (HAZARDS) the operator accepts after reading what each one does; empty accepts none. */
   ACCEPT_HAZARDS: 'ACCEPT_HAZARDS',
-  /** `recover` (default), `housekeeping` or `drill` (MODES). */
+  /** `recover` (default), `housekeeping`, `drill` or `changes` (MODES). */
   MODE: 'MODE',
   /** Housekeeping only: drop pre-recovery copies and safety snapshots older than this (`7d`, `36h`; AGE_ACCEPTED). */
   OLDER_THAN: 'OLDER_THAN',
@@ -39,6 +39,12 @@ export const START_ENV = {
   TABLES: 'TABLES',
   /** With TABLES: `side-by-side` (default) or `swap` (TABLE_MODES). */
   TABLE_MODE: 'TABLE_MODE',
+  /** `on` (default) or `off` (CHANGES_VALUES): after a swap recovery, record the writes made after the restore time (pitr_<stamp>_after). */
+  CHANGES: 'CHANGES',
+  /** Optional ISO-8601 UTC time: the replay SQL of the writes made after T replays only what committed after it (needs track_commit_timestamp). */
+  AFTER: 'AFTER',
+  /** With MODE=changes: the stamp (YYYYMMDDHHMMSS) of the recovery whose pre-recovery copies `<db>__before_pitr_<stamp>` to compare. */
+  STAMP: 'STAMP',
 } as const;
 
 /**
@@ -203,7 +209,7 @@ export function stampOfSafetySnapshot(source: string, snapshotId: string): strin
   return timeOfStamp(stamp) ? stamp : undefined;
 }
 
-export const MODES = ['recover', 'housekeeping', 'drill'] as const;
+export const MODES = ['recover', 'housekeeping', 'drill', 'changes'] as const;
 export type Mode = (typeof MODES)[number];
 export const DEFAULT_MODE: Mode = 'recover';
 
@@ -328,6 +334,28 @@ export function parseTableMode(value: unknown, field: string = START_ENV.TABLE_M
   if (value === undefined || value === '') return DEFAULT_TABLE_MODE;
   if (typeof value === 'string' && (TABLE_MODES as readonly string[]).includes(value)) return value as TableMode;
   throw new Error(`${field}: ${JSON.stringify(value)} is not a table mode; accepted: ${TABLE_MODES.join(' | ')} (default ${DEFAULT_TABLE_MODE}).`);
+}
+
+/** CHANGES: `on` records the writes made after the restore time after a swap recovery; `off` skips it. */
+export const CHANGES_VALUES = ['on', 'off'] as const;
+export type ChangesSetting = (typeof CHANGES_VALUES)[number];
+export const DEFAULT_CHANGES: ChangesSetting = 'on';
+
+export function parseChanges(value: unknown, field: string = START_ENV.CHANGES): ChangesSetting {
+  if (value === undefined || value === '') return DEFAULT_CHANGES;
+  if (typeof value === 'string' && (CHANGES_VALUES as readonly string[]).includes(value)) return value as ChangesSetting;
+  throw new Error(`${field}: ${JSON.stringify(value)} is not accepted; accepted: ${CHANGES_VALUES.join(' | ')} (default ${DEFAULT_CHANGES}: record the writes made after the restore time).`);
+}
+
+/** AFTER: an ISO-8601 UTC instant with an explicit zone; undefined when empty. */
+export function parseAfter(value: unknown, field: string = START_ENV.AFTER): Date | undefined {
+  if (value === undefined || value === '') return undefined;
+  const text = typeof value === 'string' ? value.trim() : '';
+  const date = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) ? new Date(text) : undefined;
+  if (!date || Number.isNaN(date.getTime())) {
+    throw new Error(`${field}: ${JSON.stringify(value)} is not a time; accepted: an ISO-8601 time with its zone, such as 2026-11-24T09:42:00Z (the replay then covers only writes committed after it), or empty.`);
+  }
+  return date;
 }
 
 /**
@@ -467,8 +495,12 @@ export interface RecoveryRequest {
   /** Recover only these tables (TABLE_NAME_ACCEPTED), beside the live ones. */
   readonly tables?: string[];
   readonly tableMode?: TableMode;
+  /** `off` skips the record of writes made after the restore time (CHANGES). */
+  readonly changes?: ChangesSetting;
+  /** The replay of those writes covers only what committed after this ISO time (AFTER). */
+  readonly after?: string;
 }
-export const RECOVERY_REQUEST_FIELDS = ['mode', 'restoreTime', 'confirm', 'databases', 'strategy', 'acceptHazards', 'tables', 'tableMode'] as const;
+export const RECOVERY_REQUEST_FIELDS = ['mode', 'restoreTime', 'confirm', 'databases', 'strategy', 'acceptHazards', 'tables', 'tableMode', 'changes', 'after'] as const;
 
 /**
  * The trigger Lambda's input for housekeeping: drops pre-recovery copies and

@@ -9,6 +9,7 @@ import { Client } from 'pg';
 import { FAST_POLLING, MASTER, SOURCE_ID, TestInstance, capturedLog, request, smallSeed } from './recovery-harness';
 import { DRILL_STEPS, describeEvidence, readDrillRequest, runDrill, type DrillDeps, type DrillPublisher, type EvidenceRecord } from '../buildspec/runner/drill';
 import type { RdsControl } from '../buildspec/runner/ports';
+import { changesRecordSeconds } from '../buildspec/runner/postgres/changes';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { runRecovery } from '../buildspec/runner/workflow';
 import { diffOriginalState, readOriginalState, settleAutovacuum as settle, type OriginalState } from '../local/original-state';
@@ -131,6 +132,8 @@ test('a drill copies and verifies every database on the temporary instance, writ
     expect(e.parts.copySeconds).toBeCloseTo(e.bytesToCopy / record.copy!.bytesPerSecond, 0);
     expect(e.seconds).toBeCloseTo(Object.values(e.parts).reduce((a, b) => a + b, 0), 0);
     expect(e.swapWorstCaseSeconds).toBe(90);
+    // The record of writes made after T: estimated beside the total, not in it (it runs with the application back).
+    expect(e.writesAfterTRecordSeconds).toBeCloseTo(changesRecordSeconds(e.parts.copySeconds), 0);
     expect(e.assumptions.length).toBeGreaterThanOrEqual(4);
 
     // The log: one EVIDENCE line that parses to the record; no password.

@@ -44,6 +44,8 @@ describe('readStartRequest', () => {
       buildId: 'pitr-project:0f5c',
       tables: undefined,
       tableMode: 'side-by-side',
+      changes: true,
+      after: undefined,
     });
   });
 

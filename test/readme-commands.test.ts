@@ -405,6 +405,7 @@ describe('the variables table', () => {
       housekeeping: { mode: 'housekeeping', olderThan: '7d', dryRun: true },
       drill: { mode: 'drill' },
     };
-    for (const mode of documented) await lambdaAccepts(requests[mode]);
+    // MODE=changes is documented as a CodeBuild override only; the Lambda refuses it (changes-units.test.ts).
+    for (const mode of documented.filter((m) => m !== 'changes')) await lambdaAccepts(requests[mode]);
   });
 });

@@ -178,6 +178,13 @@ export function expectSame(expected: readonly string[], actual: readonly string[
 }
 
 /**
+ * First line of a wrapper that injects a fault into the copy: `--version` still answers as the real binary,
+ * since the plan asks every client's version before anything is created (a fault meant for the copy must
+ * not be taken for a client of another major).
+ */
+export const VERSION_AS_REAL = 'if [ "$1" = "--version" ]; then exec "$REAL" --version; fi';
+
+/**
  * A PG_BIN_DIR whose binaries are the real ones, except those given here,
  * which are shell scripts (they may `exec` the real binary in `$REAL`).
  * Restores PG_BIN_DIR when `fn` settles.

@@ -7,7 +7,7 @@
  * undo SQL, run as a user would, puts back exactly what was deleted.
  */
 import { Client } from 'pg';
-import { MASTER, TestInstance, tableRecoveryDeps, capturedLog, request, withWrappedBinaries } from './recovery-harness';
+import { MASTER, TestInstance, tableRecoveryDeps, capturedLog, request, VERSION_AS_REAL, withWrappedBinaries } from './recovery-harness';
 import { pgSslOptions } from '../buildspec/runner/postgres/process';
 import { runRecovery, type RecoveryDeps } from '../buildspec/runner/workflow';
 import { quoteIdent } from '../local/cluster';
@@ -280,7 +280,7 @@ test('a restored table that differs from the point-in-time copy fails verificati
   const before = await outsideState(DB);
   const schemasBefore = await instance.cluster.sql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'pitr\\_%'", DB);
   // The real restore (the runner's psql --single-transaction), then one restored row lost: what a faulty restore would leave behind.
-  const loseARow = '"$REAL" "$@" || exit $?\ncase "$*" in *--single-transaction*) ;; *) exit 0;; esac\nexec "$REAL" -X -q -d shop -c \'DO $x$ DECLARE s text; BEGIN '
+  const loseARow = VERSION_AS_REAL + '\n"$REAL" "$@" || exit $?\ncase "$*" in *--single-transaction*) ;; *) exit 0;; esac\nexec "$REAL" -X -q -d shop -c \'DO $x$ DECLARE s text; BEGIN '
     + 'SELECT nspname INTO s FROM pg_namespace WHERE nspname LIKE $y$pitr\\_%$y$ ORDER BY 1 DESC LIMIT 1; '
     + 'EXECUTE format($y$DELETE FROM %I.line WHERE n = 1 AND invoice_id = 7$y$, s); END $x$\'';
   const { log } = capturedLog();

@@ -4,7 +4,7 @@
  * the temporary instance is deleted, and the original database is untouched
  * (swap) or restorable from the safety snapshot (replace).
  */
-import { FAST_POLLING, MASTER, SMALL_DAMAGE, TestInstance, capturedLog, expectSame, request, smallSeed, withWrappedBinaries } from './recovery-harness';
+import { FAST_POLLING, MASTER, SMALL_DAMAGE, TestInstance, capturedLog, expectSame, request, smallSeed, VERSION_AS_REAL, withWrappedBinaries } from './recovery-harness';
 import { PgDataPath, type PgDataPathSettings } from '../buildspec/runner/postgres/data-path';
 import { runRecovery } from '../buildspec/runner/workflow';
 import { fingerprintDatabase } from '../local/fingerprint';
@@ -92,7 +92,7 @@ test('the temporary instance goes to "failed": the run stops at once, deletes it
 
 test('pg_dump fails: the cause is named, the temporary instance is deleted, the original is untouched', async () => {
   const { db, calls, error, output, before } = await withWrappedBinaries(
-    { pg_dump: 'echo "pg_dump: error: injected dump failure" >&2; exit 1' },
+    { pg_dump: `${VERSION_AS_REAL}\necho "pg_dump: error: injected dump failure" >&2; exit 1` },
     () => runFailing({}),
   );
   expect(error?.message).toMatch(/injected dump failure/);
@@ -102,7 +102,7 @@ test('pg_dump fails: the cause is named, the temporary instance is deleted, the 
   expectSame(before, await instance.fingerprint(db));
 });
 
-const FAIL_POST_DATA = 'for a in "$@"; do if [ "$a" = "--section=post-data" ]; then echo "pg_restore: error: injected failure halfway through the restore" >&2; exit 1; fi; done; exec "$REAL" "$@"';
+const FAIL_POST_DATA = VERSION_AS_REAL + '\nfor a in "$@"; do if [ "$a" = "--section=post-data" ]; then echo "pg_restore: error: injected failure halfway through the restore" >&2; exit 1; fi; done; exec "$REAL" "$@"';
 
 test('pg_restore fails halfway under swap: the original is untouched', async () => {
   const { db, error, before } = await withWrappedBinaries({ pg_restore: FAIL_POST_DATA }, () => runFailing({}));

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { FAST_POLLING, MASTER, TestInstance, capturedLog, expectSame, request, smallSeed } from './recovery-harness';
 import { PlanError } from '../buildspec/runner/plan';
 import type { RdsControl } from '../buildspec/runner/ports';
+import { recordChanges } from '../buildspec/runner/postgres/changes';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { runRecovery, type RecoveryDeps } from '../buildspec/runner/workflow';
 import type { LocalRdsControl } from '../local/rds-control';
@@ -34,6 +35,7 @@ function deps(log: RecoveryDeps['log'], control: RdsControl = rds): RecoveryDeps
   return {
     rds: control,
     data: new PgDataPath(),
+    changes: { record: recordChanges },
     log,
     credentials: { username: MASTER, password: instance.password },
     tls: instance.cluster.sslOptions,
@@ -63,7 +65,9 @@ test('swap, every database at T: each comes back exactly, the pre-recovery data 
 
   expect(outcome.results.map((r) => r.database).sort()).toEqual([...atT.keys()].sort());
   expect(outcome.results.every((r) => r.verified)).toBe(true);
-  for (const [db, facts] of atT) expectSame(facts, await instance.fingerprint(db));
+  // The record of writes made after T (schema pitr_<stamp>_after) is the one thing added to a recovered database.
+  const after = `pitr_${outcome.plan.stamp}_after`;
+  for (const [db, facts] of atT) expectSame(facts, (await instance.fingerprint(db)).filter((l) => !l.includes(` ${after}`) && !l.includes(` ${after}.`)));
   // Spot checks on top of the fingerprints: rows deleted after T are back, objects created after T are gone.
   expect(Number(await instance.cluster.sql('SELECT count(*) FROM app.orders WHERE id % 3 = 0', RICH_DB))).toBeGreaterThan(0);
   expect(await instance.cluster.sql("SELECT to_regclass('app.created_after_t') IS NULL", RICH_DB)).toBe('t');
@@ -82,6 +86,10 @@ test('swap, every database at T: each comes back exactly, the pre-recovery data 
   expect(output).toMatch(/the temporary instance refuses the current secret .*; setting its master password/);
   expect(output).toContain(`DROP DATABASE "Orders ""Main"" ü__before_pitr_${outcome.plan.stamp}";`);
   expect(output).toMatch(/RESULT: SUCCESS: 3 database\(s\) recovered and verified\./);
+  // After the swap (the pre-recovery copy, checked above, is unchanged by it): the writes made after T, recorded.
+  expect(log.steps.map((s) => s.name)).toContain('Record writes made after the restore time');
+  expect(output).toContain(`Writes made after the restore time in ${RICH_DB} (from ${kept}), kept in schema pitr_${outcome.plan.stamp}_after:`);
+  expect(await instance.cluster.sql(`SELECT count(*) FROM "pitr_${outcome.plan.stamp}_after".app__orders WHERE note = 'written after T' AND pitr_change = 'inserted'`, RICH_DB)).toBe('1');
   expect(output).toMatch(/temporary instance test-db-pitr-\d{14}: deletion requested/);
 });
 
@@ -101,6 +109,7 @@ test('replace: the database comes back exactly and nothing is kept beside it', a
   expect((await instance.databases()).filter((d) => d.startsWith(`${db}__`))).toEqual([]);
   expect(rds.liveInstanceIds()).toEqual([]);
   expect(text()).toMatch(new RegExp(`Safety snapshot of the original \\(kept\\): ${outcome.plan.safetySnapshotId}`));
+  expect(text()).toContain('Writes made after the restore time: not recorded: strategy replace keeps no pre-recovery copy');
 });
 
 /** `rds` with some answers replaced; everything else delegated. */

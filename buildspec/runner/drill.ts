@@ -17,6 +17,7 @@
 import { formatBytes, formatDuration } from './log';
 import { PlanError, readStartRequest, type StartRequest } from './plan';
 import type { PgTarget } from './ports';
+import { changesRecordSeconds } from './postgres/changes';
 import { DISK_MARGIN, TERMINATE_TIMEOUT_MS } from './postgres/data-path';
 import { derivedName } from './postgres/names';
 import { connect } from './postgres/process';
@@ -195,6 +196,11 @@ export interface RecoveryTimeEstimate {
   readonly swapWorstCaseSeconds: number;
   /** The bytes a recovery now would copy: pg_database_size of the databases on the original. */
   readonly bytesToCopy: number;
+  /**
+   * After the swap, with the application back (not in `seconds`): the record of writes made after the restore time
+   * (postgres/changes.ts), estimated from the copy (changesRecordSeconds).
+   */
+  readonly writesAfterTRecordSeconds?: number;
   readonly assumptions: readonly string[];
 }
 
@@ -364,7 +370,8 @@ async function summarizeAndPublish(run: RunState, drill: DrillState, publisher: 
     const e = record.recoveryTimeEstimate;
     lines.push(`A recovery of ${record.source.id} now would take about ${formatDuration(e.seconds * 1000)}: plan ${formatDuration(e.parts.planSeconds * 1000)}, `
       + `restore and wait ${formatDuration(e.parts.restoreAndWaitSeconds * 1000)}, credentials ${formatDuration(e.parts.credentialsSeconds * 1000)}, `
-      + `copy ${formatDuration(e.parts.copySeconds * 1000)}, swap ${formatDuration(e.parts.swapSeconds * 1000)} (up to ${formatDuration(e.swapWorstCaseSeconds * 1000)} if sessions do not end).`);
+      + `copy ${formatDuration(e.parts.copySeconds * 1000)}, swap ${formatDuration(e.parts.swapSeconds * 1000)} (up to ${formatDuration(e.swapWorstCaseSeconds * 1000)} if sessions do not end)`
+      + `${e.writesAfterTRecordSeconds !== undefined ? `; then, with the application back, the record of writes made after the restore time about ${formatDuration(e.writesAfterTRecordSeconds * 1000)}` : ''}.`);
   }
   for (const d of record.databases) {
     for (const hazard of d.hazardsForRecovery ?? []) lines.push(`  ${d.name}: a recovery now would meet this swap hazard: ${hazard}`);
@@ -456,6 +463,7 @@ function recoveryTimeEstimate(run: RunState, drill: DrillState, bytesPerSecond: 
     parts,
     swapWorstCaseSeconds: round((databases.length * TERMINATE_TIMEOUT_MS) / 1000),
     bytesToCopy,
+    writesAfterTRecordSeconds: round(changesRecordSeconds(parts.copySeconds)),
     assumptions: [
       'the restore and wait, and the credentials step, take as long as they took in this drill (a restore to another time replays a different amount of WAL)',
       'the copy runs at the throughput this drill measured (bytes of pg_database_size on the point-in-time copy per second of the copy step: '
@@ -464,6 +472,8 @@ function recoveryTimeEstimate(run: RunState, drill: DrillState, bytesPerSecond: 
       `each database's swap takes about ${EXPECTED_SWAP_MS / 1000} s when its sessions end promptly; the data path waits at most ${TERMINATE_TIMEOUT_MS / 1000} s per database for them (swapWorstCaseSeconds)`,
       'the safety snapshot a recovery takes by default is ready by the time the credentials match (it runs beside the restore); otherwise its wait adds to the total',
       'the build starts at once (no CodeBuild queue) and the same JOBS and instance class are used',
+      'writesAfterTRecordSeconds: the record of writes made after the restore time runs after the swap (no downtime); it reads every table '
+        + 'of both databases on the original, estimated as the share of the copy time measured by npx projen bench --changes',
     ],
   };
 }

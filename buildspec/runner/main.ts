@@ -21,12 +21,14 @@ import { AwsBuildStatus } from './aws/builds';
 import { AwsDrillPublisher } from './aws/publish';
 import { AwsRdsControl } from './aws/rds-control';
 import { readDatabaseCredentials } from './aws/secret';
+import { readChangesModeRequest, runChangesMode } from './changes-mode';
 import { runClientMajor } from './client-major';
 import { runCopyCli } from './copy-cli';
 import { readDrillRequest, runDrill } from './drill';
 import { readHousekeepingRequest, runHousekeeping } from './housekeeping';
 import { StepLog } from './log';
 import { readStartRequest } from './plan';
+import { recordChanges } from './postgres/changes';
 import { PgDataPath } from './postgres/data-path';
 import { PgOriginalCatalog } from './postgres/leftovers';
 import { PgTablePath } from './postgres/tables';
@@ -79,6 +81,7 @@ async function recover(signal: AbortSignal): Promise<number> {
       const request = mode === 'recover' ? readStartRequest(env, { cpus: availableParallelism() }) : undefined;
       const housekeeping = mode === 'housekeeping' ? readHousekeepingRequest(env) : undefined;
       const drill = mode === 'drill' ? readDrillRequest(env, { cpus: availableParallelism() }) : undefined;
+      const changes = mode === 'changes' ? readChangesModeRequest(env) : undefined;
       const caBundle = env[PROJECT_ENV.PG_CA_BUNDLE];
       if (!caBundle || !existsSync(caBundle)) {
         throw new Error(`${PROJECT_ENV.PG_CA_BUNDLE}: ${JSON.stringify(caBundle ?? '')} is not a readable file; accepted: the path where the buildspec puts the RDS CA bundle shipped in the runner asset (needed for sslmode=verify-full). Nothing was created or changed.`);
@@ -87,7 +90,7 @@ async function recover(signal: AbortSignal): Promise<number> {
       for (const line of tuning.inEffect) log.info(`tuning (for the rehearsal's stand-ins; unset on AWS): ${line}`);
       const credentials = await readDatabaseCredentials(env[PROJECT_ENV.SECRET_ARN] ?? '');
       log.redact(credentials.password);
-      return { request, housekeeping, drill, caBundle, credentials, secretId: env[PROJECT_ENV.SECRET_ARN], tuning };
+      return { request, housekeeping, drill, changes, caBundle, credentials, secretId: env[PROJECT_ENV.SECRET_ARN], tuning };
     });
   } catch (err) {
     log.warn(`RESULT: FAILED: ${(err as Error).message}`);
@@ -97,6 +100,14 @@ async function recover(signal: AbortSignal): Promise<number> {
   const catalog = new PgOriginalCatalog();
   const builds = new AwsBuildStatus(env[BUILD_ENV.BUILD_ID] ?? '');
   const tls = { sslMode: 'verify-full', sslRootCert: setup.caBundle };
+  if (setup.changes) {
+    try {
+      await runChangesMode(setup.changes, { rds, log, credentials: setup.credentials, tls });
+      return 0;
+    } catch {
+      return EXIT_FAILED;
+    }
+  }
   if (setup.housekeeping) {
     try {
       await runHousekeeping(setup.housekeeping, { rds, catalog, builds, log, credentials: setup.credentials, tls });
@@ -127,7 +138,7 @@ async function recover(signal: AbortSignal): Promise<number> {
     }
   }
   try {
-    await runRecovery(setup.request!, { ...common, catalog, builds, tables: new PgTablePath() });
+    await runRecovery(setup.request!, { ...common, catalog, builds, tables: new PgTablePath(), changes: { record: recordChanges } });
     return 0;
   } catch {
     // runRecovery has already logged the cause and what was (not) changed in its summary.

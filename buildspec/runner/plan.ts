@@ -20,6 +20,8 @@ import {
   parseStrategy,
   parseTableList,
   parseTableMode,
+  parseChanges,
+  parseAfter,
   safetySnapshotId,
   tableScopeProblems,
   stampOf,
@@ -49,6 +51,10 @@ export interface StartRequest {
   /** TABLES: recover only these tables of one database (tables.ts); undefined recovers whole databases. */
   readonly tables?: readonly TableName[];
   readonly tableMode: TableMode;
+  /** CHANGES: record the writes made after the restore time after a swap recovery (postgres/changes.ts). */
+  readonly changes: boolean;
+  /** AFTER: the replay SQL of those writes covers only what committed after it. */
+  readonly after?: Date;
 }
 
 /** A request checked against the source: everything the runbook needs to act. */
@@ -132,6 +138,8 @@ export function readStartRequest(env: Env, defaults: { readonly cpus: number }):
   if (tableMode !== undefined && (tables !== undefined || value(START_ENV.TABLES) === undefined)) {
     problems.push(...tableScopeProblems(tables, databases, tableMode));
   }
+  const changes = attempt(() => parseChanges(value(START_ENV.CHANGES)));
+  const after = attempt(() => parseAfter(value(START_ENV.AFTER)));
   if (strategy === 'replace' && safetySnapshot === false && force === false) {
     problems.push(`${START_ENV.STRATEGY}: "replace" drops each database before restoring it, and with ${START_ENV.SAFETY_SNAPSHOT}=false there would be no way back; accepted: leave ${START_ENV.SAFETY_SNAPSHOT} on, use "swap", or set ${START_ENV.FORCE}=true to accept that risk.`);
   }
@@ -164,6 +172,8 @@ export function readStartRequest(env: Env, defaults: { readonly cpus: number }):
     buildId: buildId!,
     tables,
     tableMode: tableMode!,
+    changes: changes === 'on',
+    after,
   };
 }
 

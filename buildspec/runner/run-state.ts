@@ -11,6 +11,7 @@ import type { LeftoverDeps } from './housekeeping';
 import type { StepLog } from './log';
 import type { RecoveryPlan, StartRequest } from './plan';
 import type { BuildStatus, DatabaseCopyResult, DataPath, DbEndpoint, OriginalCatalog, PgTarget, RdsControl, TablePath, TableRecoveryResult } from './ports';
+import type { ChangesOptions, ChangesRecord } from './postgres/changes';
 import type { PreflightReport } from './preflight';
 
 /** Time, made injectable so tests do not wait for real minutes. */
@@ -84,6 +85,13 @@ export interface RecoveryDeps {
   readonly builds?: BuildStatus;
   /** Table-level recovery (TABLES). @default - a request with TABLES is refused before anything is created */
   readonly tables?: TablePath;
+  /** The record of writes made after the restore time (CHANGES, changes.ts). @default - not recorded */
+  readonly changes?: ChangesPath;
+}
+
+/** Computes the record of writes made after T for one database (PostgreSQL: postgres/changes.ts recordChanges). */
+export interface ChangesPath {
+  record(target: PgTarget, options: ChangesOptions): Promise<ChangesRecord>;
 }
 
 /** The state one run accumulates, step by step. Each field says which step sets it. */
@@ -114,6 +122,8 @@ export interface RunState {
   results: readonly DatabaseCopyResult[];
   /** With TABLES: the tables restored beside the live ones, and the change report. */
   tableResult?: TableRecoveryResult;
+  /** Set by the record of writes made after the restore time (changes.ts): its summary lines. */
+  changesLines?: readonly string[];
   /** The first failure; the summary reports it and the run rejects with it. */
   failure?: Error;
 }

@@ -3,6 +3,7 @@
  * their durations, what was restored, the result, what a failed run left
  * behind on the original, and what is still kept for the source.
  */
+import { changesSummaryLines } from './changes';
 import { keptLines, takeInventory } from './housekeeping';
 import { formatDuration } from './log';
 import { keptName } from './postgres/names';
@@ -31,6 +32,7 @@ export async function summarize(run: RunState): Promise<void> {
       }
     }
     if (tableResult) lines.push(...tableSummary(tableResult));
+    lines.push(...changesSummaryLines(run));
     lines.push(plan.safetySnapshotId
       ? `Safety snapshot of the original (kept): ${plan.safetySnapshotId}; delete it when no longer needed: aws rds delete-db-snapshot --db-snapshot-identifier ${plan.safetySnapshotId}`
       : 'Safety snapshot: off');

@@ -5,6 +5,7 @@
  * (`RdsControl`, `DataPath`), so the same runbook runs on AWS, in the local
  * rehearsal and in tests.
  */
+import { recordChangesStep, wantsChanges } from './changes';
 import type { RecoveryPlan, StartRequest } from './plan';
 import type { DatabaseCopyResult, TableRecoveryResult } from './ports';
 import { newRunState, planOf, recordFailure, type RecoveryDeps, type RunState } from './run-state';
@@ -29,6 +30,7 @@ export const RECOVERY_STEPS = {
   TABLES: 'Recover tables beside the live ones',
   COPY_SWAP: 'Copy, verify and swap in',
   COPY_REPLACE: 'Copy, verify and replace',
+  CHANGES: 'Record writes made after the restore time',
   CLEAN_UP: 'Clean up',
 } as const;
 
@@ -61,6 +63,7 @@ export async function runRecovery(request: StartRequest, deps: RecoveryDeps): Pr
     if (request.tables) await log.step(RECOVERY_STEPS.TABLES, () => recoverTables(run));
     else if (request.strategy === 'swap') await log.step(RECOVERY_STEPS.COPY_SWAP, () => copyDatabases(run));
     else await log.step(RECOVERY_STEPS.COPY_REPLACE, () => copyDatabases(run));
+    if (wantsChanges(run)) await log.step(RECOVERY_STEPS.CHANGES, () => recordChangesStep(run));
   } catch (err) {
     recordFailure(run, err);
   } finally {

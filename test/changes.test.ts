@@ -1,0 +1,207 @@
+/**
+ * Writes made after the restore time (issue #21), on the production route:
+ * the point-in-time copy on another host (127.0.0.2) than the original
+ * (127.0.0.1), both TLS verify-full; a swap recovery, then the record of the
+ * writes made after T, compared with known numbers; the replay SQL run as the
+ * master user restores exactly the intended rows; the pre-recovery database
+ * is unchanged, proved by an independent fingerprint (catalog + content).
+ */
+import { rmSync } from 'node:fs';
+import { MASTER, masterTarget, testCa } from './pg-test-env';
+import { runChangesMode } from '../buildspec/runner/changes-mode';
+import { StepLog } from '../buildspec/runner/log';
+import { changesSchemaName, foreignKeyOrder, recordChanges, REPLAY_TABLE, SUMMARY_TABLE } from '../buildspec/runner/postgres/changes';
+import { PgDataPath } from '../buildspec/runner/postgres/data-path';
+import { keptName } from '../buildspec/runner/postgres/names';
+import { connect } from '../buildspec/runner/postgres/process';
+import { LOOPBACK, SECOND_HOST, LocalCluster, makeWorkDir, quoteIdent } from '../local/cluster';
+import { compareFingerprints, fingerprintDatabase } from '../local/fingerprint';
+
+const DB = 'Shop "main" ü';
+const STAMP = '20260404000001';
+let source: LocalCluster;
+let target: LocalCluster;
+let workDir: string;
+
+/** The state at T: both clusters start from it; the point-in-time copy keeps it. */
+const AT_T = `
+  CREATE SCHEMA app AUTHORIZATION ${MASTER.username};
+  SET ROLE ${MASTER.username};
+  CREATE TABLE app.customers (id int PRIMARY KEY, name text NOT NULL, gone text);
+  CREATE TABLE app.orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, customer_id int NOT NULL REFERENCES app.customers,
+                           amount numeric(10, 2), doubled numeric GENERATED ALWAYS AS (amount * 2) STORED, at date);
+  -- An enum hashes by its label's OID, which the restore renumbers: this table must be compared by row text.
+  CREATE TYPE app.mood AS ENUM ('sad', 'ok');
+  CREATE TABLE app."Odd ""Table""" ("Key A" int NOT NULL, "key b" text NOT NULL, v float8, mood app.mood DEFAULT 'ok', UNIQUE ("Key A", "key b"));
+  CREATE TABLE app.log (line text);
+  CREATE TABLE app.dropped_later (id int PRIMARY KEY);
+  INSERT INTO app.customers SELECT g, 'c' || g, 'x' FROM generate_series(1, 1000) g;
+  INSERT INTO app.orders (customer_id, amount, at) SELECT 1 + g % 500, g / 3.0, DATE '2026-01-13' + g % 40 FROM generate_series(1, 3000) g;
+  INSERT INTO app."Odd ""Table""" SELECT g, 'k' || (g % 7), g / 3.0 FROM generate_series(1, 200) g;
+  INSERT INTO app.log SELECT 'line ' || g FROM generate_series(1, 50) g;
+  INSERT INTO app.dropped_later SELECT generate_series(1, 10);
+`;
+
+/** Writes after T on the original, with known counts. */
+const AFTER_T = `
+  SET ROLE ${MASTER.username};
+  ALTER TABLE app.customers ADD COLUMN email text;
+  ALTER TABLE app.customers DROP COLUMN gone;
+  INSERT INTO app.customers (id, name, email) SELECT g, 'new ' || g, 'n' || g || '@x' FROM generate_series(1001, 1007) g;   -- 7 inserted
+  UPDATE app.customers SET name = name || ' (renamed)' WHERE id BETWEEN 10 AND 14;                                           -- 5 changed
+  DELETE FROM app.customers WHERE id IN (999, 1000);                                                                          -- 2 deleted (no orders)
+  INSERT INTO app.orders (customer_id, amount, at) SELECT 1001 + g % 7, 5.25 * g, DATE '2026-02-28' FROM generate_series(1, 11) g; -- 11 inserted, parents new
+  UPDATE app.orders SET amount = amount + 1 WHERE id IN (1, 2, 3);                                                            -- 3 changed
+  DELETE FROM app.orders WHERE id IN (100, 101, 102, 103);                                                                    -- 4 deleted
+  UPDATE app."Odd ""Table""" SET v = -v WHERE "Key A" <= 6;                                                                   -- 6 changed
+  INSERT INTO app.log VALUES ('after 1'), ('after 2'), ('after 3');                                                           -- keyless: 3 inserted
+  DELETE FROM app.log WHERE line = 'line 1';                                                                                  -- keyless: 1 deleted
+  DROP TABLE app.dropped_later;
+  CREATE TABLE app.created_later (id int PRIMARY KEY);
+  INSERT INTO app.created_later VALUES (1), (2);
+`;
+
+beforeAll(async () => {
+  const tls = await testCa();
+  const master = { username: MASTER.username, password: MASTER.password };
+  [source, target] = await Promise.all([
+    LocalCluster.create({ host: SECOND_HOST, tls, master }),
+    // The original keeps commit timestamps, as an RDS instance with track_commit_timestamp = 1 in its parameter group.
+    LocalCluster.create({ host: LOOPBACK, tls, master, settings: { track_commit_timestamp: 'on' } }),
+  ]);
+  workDir = await makeWorkDir('pitr-changes-');
+  for (const c of [source, target]) {
+    await c.sql(`CREATE DATABASE ${quoteIdent(DB)} OWNER ${MASTER.username}`);
+    await c.sql(AT_T, DB);
+  }
+  await target.sql(AFTER_T, DB);
+});
+
+afterAll(async () => {
+  await Promise.all([source?.destroy(), target?.destroy()]);
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
+
+test('foreign-key order: parents before children, whatever the input order; a cycle does not loop', () => {
+  const t = (oid: number): { oid: number } => ({ oid });
+  expect(foreignKeyOrder([t(3), t(1), t(2)], [{ child: 3, parent: 2 }, { child: 2, parent: 1 }]).map((x) => x.oid)).toEqual([1, 2, 3]);
+  expect(foreignKeyOrder([t(1), t(2)], [{ child: 1, parent: 2 }, { child: 2, parent: 1 }]).map((x) => x.oid)).toHaveLength(2);
+});
+
+test('swap recovery, then the record: known counts, rows kept, replay restores exactly the writes after T, the pre-recovery copy unchanged', async () => {
+  expect(source.host).not.toBe(target.host);
+  expect(masterTarget(target)).toMatchObject({ sslMode: 'verify-full' });
+  const lines: string[] = [];
+  const log = new StepLog((l) => lines.push(l));
+  const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), {
+    databases: [DB], strategy: 'swap', jobs: 2, stamp: STAMP, workDir, log,
+  });
+  expect(copied.keptAs).toBe(keptName(DB, STAMP));
+  const kept = copied.keptAs!;
+  const beforeFingerprint = await fingerprintDatabase(target, kept);
+  const catalogBefore = await target.sql(`SELECT datname || ' ' || pg_get_userbyid(datdba) || ' ' || datallowconn FROM pg_database WHERE datname = '${kept.replace(/'/g, "''")}'`);
+
+  const record = await recordChanges(masterTarget(target), { database: DB, keptAs: kept, stamp: STAMP, log });
+
+  // The pre-recovery database: same catalog and content, fact by fact.
+  expect(compareFingerprints(beforeFingerprint, await fingerprintDatabase(target, kept))).toEqual({ missing: [], unexpected: [] });
+  expect(await target.sql(`SELECT datname || ' ' || pg_get_userbyid(datdba) || ' ' || datallowconn FROM pg_database WHERE datname = '${kept.replace(/'/g, "''")}'`)).toBe(catalogBefore);
+
+  const byTable = Object.fromEntries(record.tables.map((t) => [t.table, t]));
+  expect(byTable['app.customers']).toMatchObject({ status: 'compared', inserted: 7, changed: 5, deleted: 2, key: ['id'] });
+  expect(byTable['app.orders']).toMatchObject({ status: 'compared', inserted: 11, changed: 3, deleted: 4, key: ['id'] });
+  expect(byTable['app."Odd ""Table"""']).toMatchObject({ status: 'compared', inserted: 0, changed: 6, deleted: 0, key: ['Key A', 'key b'] });
+  expect(byTable['app.log']).toMatchObject({ status: 'compared', inserted: 3, deleted: 1 });
+  expect(byTable['app.log'].changed).toBeUndefined();
+  expect(byTable['app.log'].notes.join(' ')).toContain('no primary key');
+  expect(byTable['app.dropped_later']).toMatchObject({ status: 'dropped after T' });
+  expect(byTable['app.created_later']).toMatchObject({ status: 'created after T', inserted: 2 });
+  expect(byTable['app.customers'].notes.join(' ')).toMatch(/columns dropped after T.*"gone"/);
+  expect(byTable['app.customers'].notes.join(' ')).toMatch(/columns added after T.*"email"/);
+  expect(record.commitTimes).toBe(true);
+  expect(record.sequences.map((s) => s.sequence)).toEqual(['app.orders_id_seq']);
+
+  // The rows, in the recovered database: post-T versions with commit times, deleted keys.
+  const schema = changesSchemaName(STAMP);
+  expect(await target.sql(`SELECT string_agg(pitr_change || ':' || id || ':' || coalesce(name, '-') || ':' || (pitr_committed_at IS NOT NULL), ',' ORDER BY id)
+    FROM ${quoteIdent(schema)}."app__customers" WHERE id IN (10, 999, 1001)`, DB)).toBe('changed:10:c10 (renamed):true,deleted:999:-:false,inserted:1001:new 1001:true');
+  expect(await target.sql(`SELECT count(*) FROM ${quoteIdent(schema)}.${SUMMARY_TABLE}`, DB)).toBe(String(record.tables.length + record.sequences.length));
+  const replay = await target.sql(`SELECT sql FROM ${quoteIdent(schema)}.${REPLAY_TABLE}`, DB);
+  expect(replay).toBe(record.replaySql);
+  // Parents first for inserts, children first for deletes.
+  expect(replay.indexOf('INSERT INTO "app"."customers"')).toBeLessThan(replay.indexOf('INSERT INTO "app"."orders"'));
+  expect(replay.indexOf('DELETE FROM "app"."orders"')).toBeLessThan(replay.indexOf('DELETE FROM "app"."customers"'));
+  expect(replay).toContain('OVERRIDING SYSTEM VALUE');
+  expect(lines.join('\n')).toContain(`DROP SCHEMA ${quoteIdent(schema)} CASCADE`);
+
+  // A write made after the recovery to a row the replay would update: the replay must leave it alone.
+  await target.sql(`SET ROLE ${MASTER.username}; UPDATE app.customers SET name = 'written after the recovery' WHERE id = 14`, DB);
+  const client = await connect(masterTarget(target), DB);
+  try {
+    await client.query(replay);
+  } finally {
+    await client.end();
+  }
+  // The recovered database now holds T's state plus exactly the writes after T (on the columns both have), except row 14.
+  const rows = (db: string, table: string, cols: string, where = 'true'): Promise<string> =>
+    target.sql(`SET extra_float_digits = 3; SELECT count(*) || ':' || md5(coalesce(string_agg(ROW(${cols})::text, ',' ORDER BY ROW(${cols})::text), '')) FROM ${table} WHERE ${where}`, db);
+  expect(await rows(DB, 'app.customers', 'id, name', 'id <> 14')).toBe(await rows(kept, 'app.customers', 'id, name', 'id <> 14'));
+  expect(await target.sql('SELECT name FROM app.customers WHERE id = 14', DB)).toBe('written after the recovery');
+  expect(await rows(DB, 'app.orders', 'id, customer_id, amount, doubled, at')).toBe(await rows(kept, 'app.orders', 'id, customer_id, amount, doubled, at'));
+  expect(await rows(DB, 'app."Odd ""Table"""', '"Key A", "key b", v')).toBe(await rows(kept, 'app."Odd ""Table"""', '"Key A", "key b", v'));
+  // The sequence moved on: the next order does not collide with a replayed one.
+  expect(Number(await target.sql('SELECT last_value FROM app.orders_id_seq', DB))).toBeGreaterThanOrEqual(3011);
+  // Keyless: no replay, the table stays as at T.
+  expect(await target.sql('SELECT count(*) FROM app.log', DB)).toBe('50');
+});
+
+test('AFTER with commit timestamps: the replay brings back only the good writes made after the bad change, not the bad change nor what came before it', async () => {
+  const db = 'after bound';
+  for (const c of [source, target]) {
+    await c.sql(`CREATE DATABASE ${quoteIdent(db)} OWNER ${MASTER.username}`);
+    await c.sql(`SET ROLE ${MASTER.username}; CREATE TABLE public.accounts (id int PRIMARY KEY, name text NOT NULL);
+      INSERT INTO public.accounts SELECT g, 'a' || g FROM generate_series(1, 100) g`, db);
+  }
+  // After T on the original: a good write, the bad change, then good writes again.
+  await target.sql(`SET ROLE ${MASTER.username}; INSERT INTO public.accounts VALUES (101, 'good before the bad change')`, db);
+  await target.sql(`SET ROLE ${MASTER.username}; DELETE FROM public.accounts WHERE id <= 10; UPDATE public.accounts SET name = 'bad' WHERE id BETWEEN 11 AND 20`, db);
+  const afterBad = new Date(await target.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"));
+  await new Promise((r) => setTimeout(r, 20));
+  await target.sql(`SET ROLE ${MASTER.username}; INSERT INTO public.accounts VALUES (102, 'good'), (103, 'good'); UPDATE public.accounts SET name = 'good later' WHERE id = 50`, db);
+
+  const stamp = '20260404000002';
+  const log = new StepLog(() => undefined);
+  const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
+  const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, after: afterBad });
+  expect(record.commitTimes).toBe(true);
+  expect(record.tables).toEqual([expect.objectContaining({ table: 'public.accounts', inserted: 3, changed: 11, deleted: 10 })]);
+  expect(record.replaySql).toContain(`SET pitr.after = '${afterBad.toISOString()}';`);
+
+  const client = await connect(masterTarget(target), db);
+  try {
+    await client.query(record.replaySql);
+  } finally {
+    await client.end();
+  }
+  // T's state plus exactly the writes after the bad change.
+  const expected = (await source.sql("SELECT string_agg(id || '=' || name, ',' ORDER BY id) FROM (SELECT id, CASE WHEN id = 50 THEN 'good later' ELSE name END AS name FROM public.accounts UNION ALL VALUES (102, 'good'), (103, 'good')) x", db));
+  expect(await target.sql("SELECT string_agg(id || '=' || name, ',' ORDER BY id) FROM public.accounts", db)).toBe(expected);
+});
+
+test('MODE=changes: the same record later, from the kept pre-recovery copy; refused while the record of that run exists; a stamp with no copy is named', async () => {
+  const rds = { describeSource: async () => ({ endpoint: { host: target.host, port: target.port } }) as never };
+  const deps = { rds, credentials: { username: MASTER.username, password: MASTER.password }, tls: target.sslOptions };
+  const lines: string[] = [];
+  const log = new StepLog((l) => lines.push(l));
+  // The first test recorded run STAMP already: refused, nothing written.
+  await expect(runChangesMode({ sourceId: 'db', stamp: STAMP, databases: [DB] }, { ...deps, log })).rejects.toThrow(`schema "${changesSchemaName(STAMP)}" already exists`);
+  await expect(runChangesMode({ sourceId: 'db', stamp: '20990101000000' }, { ...deps, log: new StepLog(() => undefined) }))
+    .rejects.toThrow('no database has a kept pre-recovery copy of run 20990101000000; kept for that stamp: none');
+
+  // Once dropped, MODE=changes writes it again from the kept copy (here after the replay: only row 14, changed since the recovery, still differs).
+  await target.sql(`DROP SCHEMA ${quoteIdent(changesSchemaName(STAMP))} CASCADE`, DB);
+  const [record] = await runChangesMode({ sourceId: 'db', stamp: STAMP, databases: [DB] }, { ...deps, log });
+  expect(record.tables.find((t) => t.table === 'app.customers')).toMatchObject({ inserted: 0, changed: 1, deleted: 0 });
+  expect(record.tables.find((t) => t.table === 'app.orders')).toMatchObject({ inserted: 0, changed: 0, deleted: 0 });
+  expect(lines.join('\n')).toContain('RESULT: SUCCESS: the writes made after the restore time recorded for 1 database(s).');
+});
