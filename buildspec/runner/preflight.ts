@@ -191,7 +191,7 @@ export async function runPreflight(plan: RecoveryPlan, original: PgTarget, deps:
     }
     // The size now stands in for the size at T, for the copy's own check (it measures again then).
     const plans = sizes.map((s) => ({ database: s.database, sourceBytes: s.bytes, targetBytes: s.bytes }));
-    const sink = { info: (line: string) => findings.push(line), warn: (line: string) => findings.push(line) } as unknown as StepLog;
+    const sink = { info: (line: string) => findings.push(`pre-flight, now: ${line}`), warn: (line: string) => findings.push(`pre-flight, now: ${line}`) } as unknown as StepLog;
     try {
       checkOriginalStorage(plans, { originalStorage: storage, strategy: plan.strategy, log: sink });
     } catch (err) {
