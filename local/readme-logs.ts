@@ -76,9 +76,14 @@ export function normalizeLine(line: string): string {
     .trimEnd();
 }
 
-/** Progress lines whose number depends on timing (a status seen once, twice or not at all). */
+/**
+ * Progress lines whose number depends on timing (a status seen once, twice or not at all), and the pre-flight's
+ * storage check, whose outcome depends on whether the stand-in's first FreeStorageSpace datapoint exists yet.
+ */
 function isProgressLine(normalized: string): boolean {
-  return /\(elapsed <duration>\)$/.test(normalized);
+  return /\(elapsed <duration>\)$/.test(normalized)
+    || /pre-flight: free storage: \w+ \(<duration>\)$/.test(normalized)
+    || /free storage on the original is not known now|pre-flight, now: storage on the original/.test(normalized);
 }
 
 /**

@@ -41,6 +41,9 @@ INSERT INTO billing.invoice (customer_id, amount, status, issued)
     FROM generate_series(1, 20000) g;
 CREATE TABLE billing.payment (id bigserial PRIMARY KEY, invoice_id bigint NOT NULL, paid numeric(12, 2) NOT NULL);
 INSERT INTO billing.payment (invoice_id, paid) SELECT g, 1 FROM generate_series(1, 20000, 3) g;
+-- A name that needs quoting, as in \`--tables 'billing."Invoice Line"'\`.
+CREATE TABLE billing."Invoice Line" ("Id" int PRIMARY KEY, invoice_id bigint NOT NULL, "Qty" int NOT NULL);
+INSERT INTO billing."Invoice Line" SELECT g, 1 + g % 20000, g % 7 FROM generate_series(1, 3000) g;
 `;
 
 /** After T: a DELETE that forgot most of its WHERE, a bad UPDATE, and writes that must survive. */
@@ -53,6 +56,7 @@ DELETE FROM billing.invoice WHERE id % 2 = 0;
 UPDATE billing.invoice SET status = 'void', amount = 0 WHERE id BETWEEN 1001 AND 1100 AND id % 2 = 1;
 INSERT INTO billing.invoice (customer_id, amount, issued) SELECT 7, 12.5, now() FROM generate_series(1, 25);
 INSERT INTO billing.payment (invoice_id, paid) VALUES (20001, 12.5);
+DELETE FROM billing."Invoice Line" WHERE "Id" > 2900;
 `;
 
 /** `--tables`: the value as TABLES takes it; throws what TABLES would. */

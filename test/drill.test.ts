@@ -7,7 +7,7 @@
  */
 import { Client } from 'pg';
 import { FAST_POLLING, MASTER, SOURCE_ID, TestInstance, capturedLog, request, smallSeed } from './recovery-harness';
-import { DRILL_STEPS, readDrillRequest, runDrill, type DrillDeps, type DrillPublisher, type EvidenceRecord } from '../buildspec/runner/drill';
+import { DRILL_STEPS, describeEvidence, readDrillRequest, runDrill, type DrillDeps, type DrillPublisher, type EvidenceRecord } from '../buildspec/runner/drill';
 import type { RdsControl } from '../buildspec/runner/ports';
 import { changesRecordSeconds } from '../buildspec/runner/postgres/changes';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
@@ -202,6 +202,15 @@ test('swap hazards do not stop a drill (it swaps nothing): the record lists what
     expect(shop.hazardsForRecovery!.join('\n')).toMatch(/^\[subscriptions\] "shop": subscription\(s\) "inbound" apply changes into "shop".*A recovery now needs ACCEPT_HAZARDS=subscriptions\.$/m);
     expect(record.databases.find((d) => d.name === 'postgres')!.hazardsForRecovery).toEqual([]);
     expect(text()).toMatch(/ shop: a recovery now would meet this swap hazard: \[subscriptions\]/);
+    // The plan's pre-flight found it on the original already, before the restore, and the record says so with its timing.
+    const hazards = record.preflight!.checks.find((c) => c.name === 'swap hazards')!;
+    expect(hazards.outcome).toBe('noted');
+    expect(hazards.seconds).toBeGreaterThanOrEqual(0);
+    expect(hazards.findings.join('\n')).toMatch(/\[subscriptions\] "shop": subscription\(s\) "inbound" apply changes into "shop".*A recovery now needs ACCEPT_HAZARDS=subscriptions\./);
+    expect(record.preflight!.checks.map((c) => c.name)).toEqual(['databases on the original now', 'roles and memberships', 'swap hazards', 'free storage']);
+    expect(describeEvidence(record)).toContain('pre-flight, swap hazards: [subscriptions] "shop"');
+    // Its own session in the database is not one a swap would end.
+    expect(describeEvidence(record)).not.toMatch(/session\(s\) connected now/);
     expect(rds.liveInstanceIds()).toEqual([]);
     // Accepted in ACCEPT_HAZARDS: said so, still listed.
     const accepted = await runDrill(drillRequest({ [START_ENV.ACCEPT_HAZARDS]: 'subscriptions' }), deps(capturedLog().log, recordingPublisher()));

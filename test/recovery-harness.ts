@@ -15,6 +15,7 @@ import { readStartRequest, type StartRequest } from '../buildspec/runner/plan';
 import type { RdsControl } from '../buildspec/runner/ports';
 import { CHECKED_CLIENTS, parseClientVersion } from '../buildspec/runner/postgres/client-version';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
+import { pgSslOptions } from '../buildspec/runner/postgres/process';
 import { PgTablePath } from '../buildspec/runner/postgres/tables';
 import type { Polling, RecoveryDeps } from '../buildspec/runner/workflow';
 import { LocalCluster, pgBinDir, quoteIdent, quoteLiteral, sleep } from '../local/cluster';
@@ -129,6 +130,14 @@ export class TestInstance {
     }
     this.password = password;
     return password;
+  }
+
+  /** A connected session as the user would open one: the master user, verify-full, the server's default settings. */
+  async masterClient(database: string): Promise<Client> {
+    const target = { host: this.cluster.host, port: this.cluster.port, user: MASTER, password: this.password, maintenanceDatabase: 'postgres', ...this.cluster.sslOptions };
+    const client = new Client({ host: target.host, port: target.port, user: MASTER, password: this.password, database, ssl: pgSslOptions(target) });
+    await client.connect();
+    return client;
   }
 
   fingerprint(database: string): Promise<string[]> {

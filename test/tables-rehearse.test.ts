@@ -7,10 +7,23 @@
  * each table by content. Needs `npx projen bundle`.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const REHEARSAL = join(__dirname, '..', 'assets', 'rehearsal', 'rehearse.js');
+const ROOT = join(__dirname, '..');
+const REHEARSAL = join(ROOT, 'assets', 'rehearsal', 'rehearse.js');
+
+/** A command line as a user types it: through the system shell, in the repository. */
+function shell(line: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', line], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
 
 function rehearse(args: string[]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
@@ -49,3 +62,16 @@ test('rehearse --tables with a malformed name: usage error before anything start
   expect(run.output).toContain('--tables: "invoice" names no schema');
   expect(run.code).toBe(64);
 });
+
+test('the README\'s quoted name, with the README\'s own command line (npx projen rehearse): the double quotes reach TABLES', async () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const line = readme.split('\n').find((l) => /^npx projen rehearse --tables '[^']*"[^']*'/.test(l));
+  expect(line).toBeDefined();
+  const command = line!.replace(/\s+#[^']*$/, '');
+  expect(command).toBe('npx projen rehearse --tables \'billing."Invoice Line"\'');
+  const run = await shell(command);
+  expect(run.output).not.toContain('is not schema.table');
+  expect(run.output).toMatch(/billing\."Invoice Line" \(restored as pitr_\d{14}\."Invoice Line"\): 3000 rows at T, 2900 rows now; since T: 100 deleted, 0 inserted, 0 changed \(rows paired by "Id"\)/);
+  expect(run.output).toMatch(/REHEARSAL PASSED: billing\."Invoice Line" came back beside the live tables/);
+  expect(run.code).toBe(0);
+}, 600_000);

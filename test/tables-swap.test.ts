@@ -6,6 +6,7 @@
  * naming each one, and no live table changes.
  */
 import { MASTER, TestInstance, tableRecoveryDeps, capturedLog, request } from './recovery-harness';
+import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { runRecovery, type RecoveryDeps } from '../buildspec/runner/workflow';
 import type { LocalRdsControl } from '../local/rds-control';
 import { START_ENV } from '../src/contract';
@@ -91,33 +92,58 @@ test('a table with no dependents is swapped in; the live one is kept as __before
   expect(text()).toContain('1 swapped in place of the live one(s).');
 });
 
-test('a table with dependents is refused, naming each, and no live table changes', async () => {
-  const before = await digest('billing.invoice');
-  const { log } = capturedLog();
+const DEPENDENTS = [
+  'view billing.invoice_view (view)',
+  'materialized view billing.invoice_totals (materialized view)',
+  'constraint payment_invoice_id_fkey on table billing.payment (foreign key from another table)',
+  'publication of table billing.invoice in publication invoices (publication)',
+  'function billing.invoice_count() (function)',
+  'policy note_invoices on table billing.note (row-level security policy on another table)',
+  'trigger note_follows_invoice on table billing.note (trigger on another table)',
+  'its sequence billing.invoice_id_seq is used in a default of billing.payment',
+  'its trigger "invoice_audit" is not on the restored table',
+];
+
+/** RestoreDBInstanceToPointInTime calls of the last swapInvoice. */
+let restoresSince = 0;
+
+async function swapInvoice(dataPath?: RecoveryDeps['data']): Promise<string> {
   let message = '';
+  const first = rds.calls.length;
   await runRecovery(request({
     [START_ENV.RESTORE_TIME]: t.toISOString(),
     [START_ENV.DATABASES]: DB,
     [START_ENV.SAFETY_SNAPSHOT]: 'false',
     [START_ENV.TABLES]: 'billing.invoice',
     [START_ENV.TABLE_MODE]: 'swap',
-  }), deps(log)).catch((err: Error) => {
+  }), { ...deps(capturedLog().log), ...(dataPath ? { data: dataPath } : {}) }).catch((err: Error) => {
     message = err.message;
   });
   await rds.settled();
+  restoresSince = rds.calls.slice(first).filter((c) => c.action === 'restoreToPointInTime').length;
+  return message;
+}
+
+test('a table with dependents is refused by the plan\'s pre-flight, naming each, before the restore; no live table changes', async () => {
+  const before = await digest('billing.invoice');
+  const message = await swapInvoice();
+  expect(message).toMatch(/^pre-flight on the original: TABLE_MODE=swap refused, because:/);
+  for (const named of DEPENDENTS) expect(message).toContain(named);
+  expect(message).toMatch(/Remove or move those objects and run again, or use TABLE_MODE=side-by-side\. Nothing was created or changed\.$/);
+  expect(restoresSince).toBe(0);
+  expect(await digest('billing.invoice')).toBe(before);
+});
+
+test('the swap step checks again after the restore (what the pre-flight cannot see): refused, naming each, and no live table changes', async () => {
+  const before = await digest('billing.invoice');
+  // The data path without a pre-flight: the refusal comes from the swap step, as it would for a dependent created during the restore.
+  const real = new PgDataPath();
+  const message = await swapInvoice({
+    checkLogin: (x) => real.checkLogin(x), listDatabases: (x) => real.listDatabases(x), copy: (a, b, c) => real.copy(a, b, c),
+  });
+  expect(restoresSince).toBe(1);
   expect(message).toContain('TABLE_MODE=swap refused, because:');
-  for (const named of [
-    'view billing.invoice_view (view)',
-    'materialized view billing.invoice_totals (materialized view)',
-    'constraint payment_invoice_id_fkey on table billing.payment (foreign key from another table)',
-    'publication of table billing.invoice in publication invoices (publication)',
-    'function billing.invoice_count() (function)',
-    'policy note_invoices on table billing.note (row-level security policy on another table)',
-    'trigger note_follows_invoice on table billing.note (trigger on another table)',
-    'its sequence billing.invoice_id_seq is used in a default of billing.payment',
-    'its trigger "invoice_audit" is not on the restored table',
-    'No live table was changed',
-  ]) expect(message).toContain(named);
+  for (const named of [...DEPENDENTS, 'No live table was changed']) expect(message).toContain(named);
   expect(message.match(/no live table was changed/gi)).toHaveLength(1);
   expect(await digest('billing.invoice')).toBe(before);
   expect(await instance.cluster.sql("SELECT to_regclass('billing.invoice')::text", DB)).toBe('billing.invoice');

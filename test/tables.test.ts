@@ -279,12 +279,12 @@ test('a partition named alone comes back on its own; schema.* takes the schema; 
 test('a restored table that differs from the point-in-time copy fails verification: its schema is dropped again, nothing else was written', async () => {
   const before = await outsideState(DB);
   const schemasBefore = await instance.cluster.sql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'pitr\\_%'", DB);
-  // A real pg_restore, then one restored row lost: what a faulty restore would leave behind.
-  const loseARow = VERSION_AS_REAL + '\n"$REAL" "$@" || exit $?\nexec "$(dirname "$REAL")/psql" -X -q -d shop -c \'DO $x$ DECLARE s text; BEGIN '
+  // The real restore (the runner's psql --single-transaction), then one restored row lost: what a faulty restore would leave behind.
+  const loseARow = VERSION_AS_REAL + '\n"$REAL" "$@" || exit $?\ncase "$*" in *--single-transaction*) ;; *) exit 0;; esac\nexec "$REAL" -X -q -d shop -c \'DO $x$ DECLARE s text; BEGIN '
     + 'SELECT nspname INTO s FROM pg_namespace WHERE nspname LIKE $y$pitr\\_%$y$ ORDER BY 1 DESC LIMIT 1; '
     + 'EXECUTE format($y$DELETE FROM %I.line WHERE n = 1 AND invoice_id = 7$y$, s); END $x$\'';
   const { log } = capturedLog();
-  await withWrappedBinaries({ pg_restore: loseARow }, () => expect(runRecovery(request({
+  await withWrappedBinaries({ psql: loseARow }, () => expect(runRecovery(request({
     [START_ENV.RESTORE_TIME]: t.toISOString(), [START_ENV.DATABASES]: DB, [START_ENV.SAFETY_SNAPSHOT]: 'false', [START_ENV.TABLES]: 'billing.line',
   }), deps(log))).rejects.toThrow(/verification failed for pitr_\d{14}\.line: the restored content differs from the point-in-time copy; schema "pitr_\d{14}" was dropped again\. No live table was changed\./));
   await rds.settled();
@@ -306,6 +306,8 @@ test.each([
   }), deps(log))).rejects.toThrow(message);
   await rds.settled();
   expect(text()).toContain('Nothing on the original was changed.');
+  // The plan's pre-flight could only say where the name will be looked up (the table may have been dropped since T).
+  if (!tables.endsWith('.*') && tables !== 'billing.created_later') expect(text()).toMatch(/ is not in "shop" on the original now: it is looked up at the restore time \(it may have been dropped since\)/);
   expect(await instance.cluster.sql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'pitr\\_%'", DB)).toBe(schemasBefore);
   expect(await outsideState(DB)).toBe(before);
   expect(rds.liveInstanceIds()).toEqual([]);

@@ -14,9 +14,12 @@
  * stopped by SIGINT/SIGTERM.
  */
 import { availableParallelism, tmpdir } from 'node:os';
-import { StepLog, formatDuration } from './log';
-import type { DataPath, PgTarget } from './ports';
+import { age } from './housekeeping';
+import { StepLog, formatBytes, formatDuration } from './log';
+import type { DataPath, OriginalCatalog, PgTarget } from './ports';
 import { DEFAULT_STREAM_MIN_BYTES, PgDataPath } from './postgres/data-path';
+import { PgOriginalCatalog } from './postgres/leftovers';
+import { ident, restoredName } from './postgres/names';
 import { DEFAULT_STRATEGY, HAZARDS, MAX_JOBS, STRATEGIES, parseHazards, parseStrategy, stampOf, validateDatabaseName, type Hazard, type Strategy } from '../../src/contract';
 
 export const COPY_USAGE = `usage: runner.js copy --source <URI|conninfo> --target <URI|conninfo> --database <name> [--database <name> ...]
@@ -195,7 +198,7 @@ export function parseCopyArguments(argv: readonly string[], env: NodeJS.ProcessE
  */
 export async function runCopyCli(
   argv: string[],
-  io: { out?: (line: string) => void; err?: (line: string) => void; dataPath?: DataPath; signal?: AbortSignal } = {},
+  io: { out?: (line: string) => void; err?: (line: string) => void; dataPath?: DataPath; catalog?: OriginalCatalog; signal?: AbortSignal } = {},
 ): Promise<number> {
   const out = io.out ?? ((line: string) => process.stdout.write(`${line}\n`));
   const err = io.err ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -231,6 +234,8 @@ export async function runCopyCli(
     const stamp = stampOf(new Date());
     log.info(`copy ${args.databases.map((d) => JSON.stringify(d)).join(', ')} from ${args.source.host}:${args.source.port} to ${args.target.host}:${args.target.port}, `
       + `strategy ${args.strategy}, ${args.jobs} job(s), stamp ${stamp}`);
+    const catalog = io.catalog ?? (io.dataPath ? undefined : new PgOriginalCatalog());
+    if (catalog) await reportHalfCopies(catalog, args.target, args.databases, log);
     const results = await dataPath.copy(args.source, args.target, {
       databases: args.databases,
       strategy: args.strategy,
@@ -255,5 +260,29 @@ export async function runCopyCli(
   } finally {
     process.removeListener('SIGTERM', onSignal);
     process.removeListener('SIGINT', onSignal);
+  }
+}
+
+/**
+ * Before the copy: the in-progress copies `<db>__pitr_<stamp>` an earlier
+ * copy of the same databases left on the target (a killed run leaves one).
+ * Unlike the recovery, `copy` has no build to ask whether that run is over,
+ * so it drops nothing: it names each one, with its size, age and sessions,
+ * and the statement to drop it once the person knows that run is dead.
+ */
+async function reportHalfCopies(catalog: OriginalCatalog, target: PgTarget, databases: readonly string[], log: StepLog): Promise<void> {
+  let marked;
+  try {
+    marked = await catalog.listMarked(target);
+  } catch (err) {
+    log.warn(`in-progress copies of earlier runs could not be looked for on the target (${(err as Error).message}); the copy goes ahead`);
+    return;
+  }
+  const now = new Date();
+  const half = marked.filter((m) => m.kind === 'in-progress' && databases.some((d) => restoredName(d, m.stamp) === m.name));
+  for (const m of half) {
+    log.warn(`an earlier copy's in-progress database ${JSON.stringify(m.name)} is on the target (${formatBytes(m.sizeBytes)}, started ${age(m.createdAt, now)} ago, `
+      + `${m.connections} session(s) connected): a copy that was killed or is still running. copy cannot tell which, so it leaves it alone; `
+      + `it takes room on the target. Once you know that run is over: DROP DATABASE ${ident(m.name)};`);
   }
 }

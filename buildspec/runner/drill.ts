@@ -21,6 +21,7 @@ import { changesRecordSeconds } from './postgres/changes';
 import { DISK_MARGIN, TERMINATE_TIMEOUT_MS } from './postgres/data-path';
 import { derivedName } from './postgres/names';
 import { connect } from './postgres/process';
+import type { PreflightReport } from './preflight';
 import {
   checkNotStopped, newRunState, originalTarget, planOf, recordFailure, temporaryTarget, type RecoveryDeps, type RunState,
 } from './run-state';
@@ -172,6 +173,8 @@ export interface EvidenceRecord {
   }>;
   readonly copy?: { readonly bytes: number; readonly seconds: number; readonly bytesPerSecond: number };
   readonly recoveryTimeEstimate?: RecoveryTimeEstimate;
+  /** The plan's pre-flight on the original: each check, how long it took, and what it found (issue #19). */
+  readonly preflight?: PreflightReport;
 }
 
 /** How long a real recovery of this instance would take now, and from what. */
@@ -274,7 +277,7 @@ export async function runDrill(request: DrillRequest, deps: DrillDeps): Promise<
   let record: EvidenceRecord;
   try {
     await log.step(DRILL_STEPS.RESTORE_TIME, () => chooseRestoreTime(run, drill));
-    await log.step(DRILL_STEPS.PLAN, () => planAndValidate(run));
+    await log.step(DRILL_STEPS.PLAN, () => planAndValidate(run, { drill: true }));
     await log.step(DRILL_STEPS.SIZE, () => sizeTemporaryInstance(run, drill));
     await log.step(DRILL_STEPS.RESTORE, () => restoreTemporaryInstance(run));
     await log.step(DRILL_STEPS.WAIT, () => waitForTemporaryInstance(run));
@@ -437,6 +440,7 @@ function evidenceRecord(run: RunState, drill: DrillState): EvidenceRecord {
     databases,
     copy,
     recoveryTimeEstimate: copy && copy.bytesPerSecond > 0 ? recoveryTimeEstimate(run, drill, copy.bytesPerSecond) : undefined,
+    preflight: run.preflight,
   };
 }
 
@@ -495,6 +499,7 @@ export function describeEvidence(record: EvidenceRecord): string {
       + (record.restoreWindow ? ` (window ${record.restoreWindow.earliest} .. ${record.restoreWindow.latest})` : ''),
     ...record.databases.map((d) => `  ${d.name}: ${d.result}${d.tables !== undefined ? `, ${d.tables} tables, ${d.rows} rows` : ''}${d.sizeBytes !== undefined ? `, ${formatBytes(d.sizeBytes)}` : ''}`),
     ...record.databases.flatMap((d) => (d.hazardsForRecovery ?? []).map((h) => `  ${d.name}: a recovery now would meet this swap hazard: ${h}`)),
+    ...(record.preflight?.checks ?? []).filter((c) => c.outcome !== 'passed').flatMap((c) => c.findings.map((f) => `  pre-flight, ${c.name}: ${f}`)),
     ...(record.copy ? [`Copy: ${formatBytes(record.copy.bytes)} in ${formatDuration(record.copy.seconds * 1000)} (${formatBytes(record.copy.bytesPerSecond)}/s)`] : []),
     ...(record.recoveryTimeEstimate ? [`Estimated time of a recovery now: ${formatDuration(record.recoveryTimeEstimate.seconds * 1000)} `
       + `(restore and wait ${formatDuration(record.recoveryTimeEstimate.parts.restoreAndWaitSeconds * 1000)}, copy ${formatDuration(record.recoveryTimeEstimate.parts.copySeconds * 1000)})`] : []),

@@ -334,7 +334,7 @@ function snapshotTime(sourceId: string, s: SafetySnapshot): Date | undefined {
   return s.createdAt ?? timeOfStamp(stampOfSafetySnapshot(sourceId, s.id) ?? '');
 }
 
-function age(since: Date | undefined, now: Date): string {
+export function age(since: Date | undefined, now: Date): string {
   if (!since) return 'unknown age';
   const ms = Math.max(0, now.getTime() - since.getTime());
   const days = Math.floor(ms / 86_400_000);

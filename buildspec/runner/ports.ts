@@ -207,8 +207,44 @@ export interface OriginalCatalog {
   drop(target: PgTarget, name: string): Promise<void>;
 }
 
+/**
+ * What the plan's pre-flight reads on the original, before the safety
+ * snapshot and the restore (issue #19; preflight.ts). Read-only.
+ */
+export interface OriginalInspector {
+  /**
+   * The refusal the copy would give for the roles `database` names (owners
+   * the user cannot act as), read from the database as it is now; undefined
+   * when there is none. With `tables`, only the roles those tables (as they
+   * are now) name.
+   */
+  roleRefusal(original: PgTarget, database: string, tables?: readonly TableName[]): Promise<string | undefined>;
+  /** The swap hazards of recovering `database` as it is now, as the copy's check finds them. */
+  hazards(original: PgTarget, database: string, strategy: Strategy, accepted: readonly Hazard[]): Promise<PreflightHazards>;
+  /** Each name of TABLES, and whether it names a table in `database` now. */
+  tablesNow(original: PgTarget, database: string, tables: readonly TableName[]): Promise<ReadonlyArray<TableNow>>;
+  /** TABLE_MODE=swap: the reasons not to swap the live tables TABLES names now, as the swap step gives them. */
+  tableSwapRefusals(original: PgTarget, database: string, tables: readonly TableName[]): Promise<string[]>;
+  /** pg_database_size of `database`, or with `tables`, the total size of those tables (indexes and TOAST included). */
+  sizeBytes(original: PgTarget, database: string, tables?: readonly TableName[]): Promise<number>;
+}
+
+/** A name of TABLES, and whether it names a table on the original now. */
+export interface TableNow {
+  readonly name: string;
+  readonly found: boolean;
+}
+
+/** The swap hazards of one database (postgres/hazards.ts HazardReport). */
+export interface PreflightHazards {
+  readonly findings: ReadonlyArray<{ readonly database: string; readonly hazard?: Hazard; readonly message: string }>;
+  readonly warnings: readonly string[];
+}
+
 /** The PostgreSQL data path. */
 export interface DataPath {
+  /** The pre-flight's reads on the original. @default - no pre-flight (the copy still checks everything itself) */
+  readonly preflight?: OriginalInspector;
   /** Throws if `target` does not accept the credentials; the error's `code` is the SQLSTATE when the server answered. */
   checkLogin(target: PgTarget): Promise<void>;
   /** Every database except templates and `rdsadmin`. */
@@ -272,6 +308,12 @@ export interface TableChanges {
   readonly undoInsertSql?: string;
   /** Puts back T's content of rows changed since T; printed and stored, never executed. */
   readonly undoUpdateSql?: string;
+  /**
+   * The live table's owner: the role whose privileges the undo SQL needs. The
+   * master user runs it with them as a member of that role; without them
+   * (a membership without INHERIT), after `SET ROLE <undoRole>`.
+   */
+  readonly undoRole?: string;
 }
 
 export interface TableRecoveryResult {

@@ -12,6 +12,7 @@ import type { StepLog } from './log';
 import type { RecoveryPlan, StartRequest } from './plan';
 import type { BuildStatus, DatabaseCopyResult, DataPath, DbEndpoint, OriginalCatalog, PgTarget, RdsControl, TablePath, TableRecoveryResult } from './ports';
 import type { ChangesOptions, ChangesRecord } from './postgres/changes';
+import type { PreflightReport } from './preflight';
 
 /** Time, made injectable so tests do not wait for real minutes. */
 export interface Clock {
@@ -102,6 +103,8 @@ export interface RunState {
   request: StartRequest;
   /** Set by the plan step. */
   plan?: RecoveryPlan;
+  /** What the plan step's pre-flight found on the original (a drill's record carries it). */
+  preflight?: PreflightReport;
   /** RDS was asked to restore the temporary instance: cleanup looks for it from here on. */
   restoreRequested: boolean;
   /** RDS accepted the restore request: the temporary instance exists under the plan's identifier. */

@@ -11,6 +11,7 @@ import { describeInventory, dropDeadCopies as dropDeadCopiesOf, takeInventory } 
 import { formatBytes, formatDuration } from './log';
 import { PlanError, planRecovery } from './plan';
 import { isLoginRefused, type CopyOptions, type DatabaseCopyResult, type InstanceState, type OriginalStorage, type PgTarget } from './ports';
+import { runPreflight } from './preflight';
 import {
   checkNotStopped, leftoverDeps, originalTarget, planOf, targetAt, temporaryTarget, type RunState,
 } from './run-state';
@@ -30,7 +31,7 @@ const TERMINAL_SNAPSHOT_STATUSES = ['failed', 'error', 'deleting', 'incompatible
  * original (a wrong or stale secret must fail now, in seconds, not after the
  * snapshot and the restore); logs the plan and the leftovers of earlier runs.
  */
-export async function planAndValidate(run: RunState): Promise<void> {
+export async function planAndValidate(run: RunState, options: { readonly drill?: boolean } = {}): Promise<void> {
   checkNotStopped(run);
   const { deps, clock } = run;
   if (run.request.tables && !deps.tables) throw new PlanError([`${START_ENV.TABLES}: this runner was built without table recovery; accepted: leave ${START_ENV.TABLES} empty.`]);
@@ -61,6 +62,8 @@ export async function planAndValidate(run: RunState): Promise<void> {
     + `; accepted hazards: ${plan.acceptHazards.length > 0 ? plan.acceptHazards.join(', ') : 'none'}`);
   if (plan.tables) log.info(describeTableRequest(plan.tables, plan.tableMode, plan.stamp));
   log.info(`temporary instance: ${plan.temporaryInstanceId}; safety snapshot: ${plan.safetySnapshotId ?? `off (${START_ENV.SAFETY_SNAPSHOT}=false)`}`);
+  // Everything the copy would refuse at T that can be read on the original now, refused now (preflight.ts; a drill's hazards are findings).
+  run.preflight = await runPreflight(plan, original, { data, rds: deps.rds, log, drill: options.drill ?? false });
   const leftovers = leftoverDeps(run);
   if (leftovers) {
     try {

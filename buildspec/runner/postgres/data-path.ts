@@ -48,6 +48,7 @@ import { copyData } from './copy/table-data';
 import type { DatabaseCopy, DatabasePlan, PgDataPathSettings } from './copy/types';
 import { restoredChecksumTasks, sourceFingerprint, verifyCopy } from './copy/verification';
 import { enforceHazards, reviewHazardsForDrill } from './hazards';
+import { PgOriginalInspector } from './preflight';
 import { PgProcesses, connect } from './process';
 
 export { DEFAULT_STREAM_MIN_BYTES, DISK_MARGIN, TERMINATE_TIMEOUT_MS, defaultStreamMinBytes } from './copy/limits';
@@ -56,6 +57,9 @@ export { adminDatabase } from './copy/sessions';
 export type { PgDataPathSettings } from './copy/types';
 
 export class PgDataPath implements DataPath {
+  /** The plan's pre-flight reads on the original (issue #19). */
+  readonly preflight = new PgOriginalInspector();
+
   constructor(private readonly settings: PgDataPathSettings = {}) {}
 
   async checkLogin(target: PgTarget): Promise<void> {

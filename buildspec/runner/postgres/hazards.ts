@@ -41,6 +41,13 @@ export interface HazardContext {
   readonly source: Client;
   /** Runs `fn` connected to another database of the original (pg_cron's); rejects if it cannot connect. */
   readonly onTargetDatabase: <T>(database: string, fn: (client: Client) => Promise<T>) => Promise<T>;
+  /**
+   * The plan's pre-flight (issue #19): `source` is the database on the
+   * original itself, standing in for the copy at T. What the copy's checks
+   * would find twice (its subscriptions are the original's) is left out.
+   * @default false
+   */
+  readonly inspectingOriginal?: boolean;
 }
 
 const list = (names: readonly string[]): string => names.map((n) => JSON.stringify(n)).join(', ');
@@ -88,12 +95,14 @@ export async function findHazards(ctx: HazardContext): Promise<HazardReport> {
         + `${ctx.strategy === 'swap' ? 'the rename' : 'DROP DATABASE'} cannot proceed while they exist. Resolve each one first: ${sql}`);
     }
 
+    // The pre-flight's own session in the database is not one the swap would end.
+    const ownSessions = ctx.inspectingOriginal ? [(await ctx.source.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid] : [];
     const sessions = (await ctx.target.query<{ app: string; n: number; superuser: number }>(`
       SELECT coalesce(nullif(a.application_name, ''), '(no application_name)') AS app, count(*)::int AS n,
              count(*) FILTER (WHERE r.rolsuper AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))::int AS superuser
         FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
-       WHERE a.datname = $1 AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
-       GROUP BY 1 ORDER BY 2 DESC, 1`, [ctx.database])).rows;
+       WHERE a.datname = $1 AND a.pid <> pg_backend_pid() AND a.pid <> ALL($2::int[]) AND a.backend_type = 'client backend'
+       GROUP BY 1 ORDER BY 2 DESC, 1`, [ctx.database, ownSessions])).rows;
     if (sessions.length > 0) {
       const total = sessions.reduce((sum, s) => sum + s.n, 0);
       warnings.push(`${db}: ${total} session(s) connected now will be ended by the ${ctx.strategy === 'swap' ? 'swap' : 'drop'}: `
@@ -138,10 +147,12 @@ export async function findHazards(ctx: HazardContext): Promise<HazardReport> {
   const eventTriggers = (await ctx.source.query<{ evtname: string }>('SELECT evtname FROM pg_event_trigger ORDER BY 1')).rows.map((r) => r.evtname);
   // On RDS the master user (rds_superuser) may create event triggers; elsewhere only a superuser may.
   const skipEventTriggers = eventTriggers.length > 0 && !targetPowers.superuser && !targetPowers.rds;
+  const inCopy = ctx.inspectingOriginal ? 'on the original (and so, most likely, in the point-in-time copy)' : 'in the point-in-time copy';
   if (skipEventTriggers) {
-    add(HAZARDS.EVENT_TRIGGERS, `event trigger(s) ${list(eventTriggers)} in the point-in-time copy cannot be created by this user (not a superuser), so the restore `
+    add(HAZARDS.EVENT_TRIGGERS, `event trigger(s) ${list(eventTriggers)} ${inCopy} cannot be created by this user (not a superuser), so the restore `
       + `would fail at its very end. Accept ${HAZARDS.EVENT_TRIGGERS} to restore without them (they are listed again at the end) and re-create them as a superuser.`);
   }
+  if (ctx.inspectingOriginal) return { findings, warnings, leftOutEventTriggers: [] };
   const copySubscriptions = (await ctx.source.query<{ subname: string }>(
     'SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1')).rows;
   if (copySubscriptions.length > 0 && !targetPowers.superuser) {

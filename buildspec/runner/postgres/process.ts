@@ -273,25 +273,35 @@ export class PgProcesses {
   }
 
   /**
-   * Runs `from | to` with the pipe between the two children (the bytes never
-   * pass through Node). Resolves when both succeeded; if either fails, the
-   * other is killed and the error names the one that failed first.
+   * Runs `first | ... | last` with a pipe between each two children (the
+   * bytes never pass through Node). Resolves when every one succeeded; if
+   * any fails, the others are killed and the error names the one that
+   * failed first.
    */
-  async pipe(from: ChildSpec, to: ChildSpec): Promise<void> {
-    const producer = this.start(from.bin, from.args, from.env, ['ignore', 'pipe', 'pipe']);
-    const consumer = this.start(to.bin, to.args, to.env, [producer.stdout!, 'pipe', 'pipe']);
-    // The consumer has its own copy of the pipe now. Close ours: Node would otherwise never see
-    // EOF on it (nobody reads it), and the producer's 'close' event would never come.
-    producer.stdout!.destroy();
-    const results = [this.wait(from.bin, producer, false), this.wait(to.bin, consumer, true)];
-    const first = await Promise.race(results.map((p) => p.then(() => undefined, (err: Error) => err)));
-    if (first) {
-      killGroup(producer);
-      killGroup(consumer);
-      await Promise.allSettled(results);
-      throw first;
+  async pipe(first: ChildSpec, ...rest: ChildSpec[]): Promise<void> {
+    const children = [this.start(first.bin, first.args, first.env, ['ignore', 'pipe', 'pipe'])];
+    for (const spec of rest) {
+      const upstream = children[children.length - 1];
+      children.push(this.start(spec.bin, spec.args, spec.env, [upstream.stdout!, 'pipe', 'pipe']));
+      // The next child has its own copy of the pipe now. Close ours: Node would otherwise never see
+      // EOF on it (nobody reads it), and the upstream child's 'close' event would never come.
+      upstream.stdout!.destroy();
     }
-    await Promise.all(results);
+    const specs = [first, ...rest];
+    const errors: Error[] = [];
+    const results = children.map((child, i) => this.wait(specs[i].bin, child, i === children.length - 1).catch((err: Error) => {
+      errors.push(err);
+      throw err;
+    }));
+    const failed = await new Promise<boolean>((resolve) => {
+      let pending = results.length;
+      for (const result of results) result.then(() => --pending === 0 && resolve(false), () => resolve(true));
+    });
+    if (!failed) return;
+    children.forEach(killGroup);
+    await Promise.allSettled(results);
+    // The first failure is the cause; a neighbour that only lost its pipe (or was killed here) is not.
+    throw errors.find((e) => !/Broken pipe|SIGPIPE|SIGKILL/.test(e.message)) ?? errors[0];
   }
 
   private start(bin: string, args: readonly string[], env: NodeJS.ProcessEnv, stdio: Parameters<typeof spawn>[2]['stdio']): ChildProcess {

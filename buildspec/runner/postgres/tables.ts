@@ -25,6 +25,7 @@
 import type { Client } from 'pg';
 import { derivedName, ident, literal, qualified } from './names';
 import { PgProcesses, connect, dbConninfo, libpqEnv } from './process';
+import { TABLE_ROLES, checkRoles, type RoleReference } from './roles';
 import { swapRefusals, swapTable, type SwapResult, type SwapTable } from './tables-swap';
 import { tableChecksums, type TableCheck } from './verify';
 import { START_ENV, formatTableName, type TableName } from '../../../src/contract';
@@ -195,6 +196,24 @@ export function restoredNames(
   });
 }
 
+/**
+ * Before the restored objects: the schema, owned by the user who restores,
+ * with USAGE and CREATE for the roles that will own objects in it.
+ */
+export function restorePrologue(schema: string, owners: readonly string[]): string {
+  const grant = owners.length > 0 ? ` GRANT USAGE, CREATE ON SCHEMA ${ident(schema)} TO ${owners.map(ident).join(', ')};` : '';
+  return `CREATE SCHEMA ${ident(schema)};${grant}`;
+}
+
+/**
+ * After them, in the same transaction: the owner roles keep USAGE (to reach
+ * their own tables, e.g. for the undo SQL after SET ROLE), not CREATE, so
+ * only the restoring user can create in the schema.
+ */
+export function restoreEpilogue(schema: string, owners: readonly string[]): string {
+  return owners.length > 0 ? `REVOKE CREATE ON SCHEMA ${ident(schema)} FROM ${owners.map(ident).join(', ')};` : 'SELECT 1;';
+}
+
 /** The PostgreSQL table path. */
 export class PgTablePath implements TablePath {
   async recoverTables(source: PgTarget, target: PgTarget, options: TableRecoveryOptions): Promise<TableRecoveryResult> {
@@ -224,6 +243,15 @@ export class PgTablePath implements TablePath {
         }
         return result;
       });
+      const owners = await log.step('check on the original the roles the restored tables name', async () => {
+        const references = (await copy.query<RoleReference>(TABLE_ROLES, [resolved.moving.map((t) => t.oid)])).rows;
+        await checkRoles(original!, references, { database, user: target.user, where: `${target.host}:${target.port}` });
+        const others = references.filter((r) => r.owns && r.role !== target.user).map((r) => r.role);
+        log.info(others.length > 0
+          ? `owner roles of the restored objects: ${others.join(', ')} (${target.user} acts as each; they may create in ${schema} only while the restore gives them their objects)`
+          : `the restored objects are owned by ${target.user}`);
+        return others;
+      });
       const names = restoredNames(resolved.moving);
       const leftOut = await log.step(`move them into ${schema} on the point-in-time copy`, async () => {
         try {
@@ -239,10 +267,17 @@ export class PgTablePath implements TablePath {
       });
       for (const line of leftOut) log.info(`left out: ${line}`);
       processes.throwIfAborted();
-      await log.step(`copy ${schema} to the original (pg_dump -n | pg_restore --single-transaction)`, async () => {
+      await log.step(`copy ${schema} to the original (pg_dump -n | pg_restore -n | psql --single-transaction)`, async () => {
         await processes.pipe(
           { bin: 'pg_dump', args: ['-Fc', '-Z0', '-n', ident(schema), '--no-publications', '--no-subscriptions', '-d', dbConninfo(database)], env: libpqEnv(source) },
-          { bin: 'pg_restore', args: ['--exit-on-error', '--single-transaction', '-d', dbConninfo(database)], env: libpqEnv(target) },
+          // -n leaves out the schema itself: it is created below, in the same transaction, with CREATE for the owner roles
+          // (ALTER ... OWNER TO needs the new owner to have CREATE on the schema, and a dump grants on a schema only at its very end).
+          { bin: 'pg_restore', args: ['-n', schema, '-f', '-'], env: libpqEnv({ ...target, password: undefined }) },
+          {
+            bin: 'psql',
+            args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-c', restorePrologue(schema, owners), '-f', '-', '-c', restoreEpilogue(schema, owners), '-d', dbConninfo(database)],
+            env: libpqEnv(target),
+          },
         );
         restored = true;
       });
@@ -420,12 +455,12 @@ export class PgTablePath implements TablePath {
     }
     await original.query(`CREATE TABLE ${qualified(schema, CHANGES_TABLE)} (
       live_table text NOT NULL, restored_as text NOT NULL, key_columns text[], rows_at_t bigint NOT NULL, rows_now bigint,
-      deleted_since_t bigint NOT NULL, inserted_since_t bigint NOT NULL, changed_since_t bigint, notes text, undo_insert_sql text, undo_update_sql text)`);
+      deleted_since_t bigint NOT NULL, inserted_since_t bigint NOT NULL, changed_since_t bigint, notes text, undo_insert_sql text, undo_update_sql text, undo_role text)`);
     await original.query(`COMMENT ON TABLE ${qualified(schema, CHANGES_TABLE)} IS ${literal('cdk-rds-pitr change report: each chosen table at the restore time against the live table when it was written. '
       + 'The undo SQL was never executed; read it, then run it yourself.')}`);
     for (const c of out) {
-      await original.query(`INSERT INTO ${qualified(schema, CHANGES_TABLE)} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-        [c.table, c.restoredAs, c.key ?? null, c.rowsAtT, c.rowsNow ?? null, c.deleted, c.inserted, c.changed ?? null, c.notes.join(' ') || null, c.undoInsertSql ?? null, c.undoUpdateSql ?? null]);
+      await original.query(`INSERT INTO ${qualified(schema, CHANGES_TABLE)} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+        [c.table, c.restoredAs, c.key ?? null, c.rowsAtT, c.rowsNow ?? null, c.deleted, c.inserted, c.changed ?? null, c.notes.join(' ') || null, c.undoInsertSql ?? null, c.undoUpdateSql ?? null, c.undoRole ?? null]);
       log.info(`${c.table} (restored as ${c.restoredAs}): ${c.rowsAtT} rows at T, ${c.rowsNow ?? 'no'} rows now; since T: ${c.deleted} deleted, ${c.inserted} inserted, `
         + `${c.changed === undefined ? 'changed unknown (no key)' : `${c.changed} changed`}${c.key ? ` (rows paired by ${c.key.map(ident).join(', ')})` : ''}`);
       for (const note of c.notes) log.info(`  note: ${note}`);
@@ -486,6 +521,7 @@ export async function tableChanges(
     return { ...shown, rowsAtT, deleted: rowsAtT, inserted: 0, notes };
   }
   const rowsNow = await count(`SELECT count(*) AS n FROM ${live}`);
+  const runAs = await undoRunAs(client, live, restored, shown.table);
   const atT = await columnsOf(client, restored);
   const now = await columnsOf(client, live);
   const nowByName = new Map(now.map((c) => [c.name, c]));
@@ -519,6 +555,7 @@ export async function tableChanges(
   const cols = writable.map((c) => ident(c.name)).join(', ');
   const undoInsertSql = deleted === 0 ? undefined : [
     `-- ${live}: put back the ${deleted} rows that existed at T and were deleted since (rows paired by ${key.map(ident).join(', ')}).`,
+    ...runAs.comment,
     `INSERT INTO ${live} (${cols})${overriding}`,
     `SELECT ${writable.map((c) => `r.${ident(c.name)}`).join(', ')} FROM ${restored} r`,
     ` WHERE NOT EXISTS (SELECT 1 FROM ${live} l WHERE ${match});`,
@@ -528,9 +565,32 @@ export async function tableChanges(
   if (identityAlways.length > 0) notes.push(`identity columns ${identityAlways.map(ident).join(', ')} (GENERATED ALWAYS) cannot be updated; the UPDATE leaves them as they are.`);
   const undoUpdateSql = !changed || settable.length === 0 ? undefined : [
     `-- ${live}: put back T's content of the ${changed} rows changed since T (same key, different content).`,
+    ...runAs.comment,
     `UPDATE ${live} l SET ${settable.map((c) => `${ident(c.name)} = r.${ident(c.name)}`).join(', ')}`,
     `  FROM ${restored} r`,
     ` WHERE ${match} AND ${rowText('r')} IS DISTINCT FROM ${rowText('l')};`,
   ].join('\n');
-  return { ...shown, key, rowsAtT, rowsNow, deleted, inserted, changed, notes, undoInsertSql, undoUpdateSql };
+  return { ...shown, key, rowsAtT, rowsNow, deleted, inserted, changed, notes, undoInsertSql, undoUpdateSql, undoRole: runAs.role };
+}
+
+/**
+ * As whom the undo SQL runs: the master user, with the privileges of the
+ * live table's owner role. A comment line says so when the owner is another
+ * role, and says to SET ROLE first when the master user does not have those
+ * privileges by membership (a membership without INHERIT).
+ */
+async function undoRunAs(client: Client, live: string, restored: string, shownLive: string): Promise<{ role: string; comment: string[] }> {
+  const { rows } = await client.query<{ owner: string; me: string; can: boolean }>(`
+    SELECT pg_get_userbyid(c.relowner) AS owner, current_user AS me,
+           has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE') AND has_table_privilege($2::regclass, 'SELECT') AS can
+      FROM pg_class c WHERE c.oid = $1::regclass`, [live, restored]);
+  const { owner, me, can } = rows[0];
+  if (owner === me) return { role: owner, comment: [] };
+  const setRole = `SET ROLE ${ident(owner)}; (then RESET ROLE;)`;
+  return {
+    role: owner,
+    comment: [can
+      ? `-- runs as ${me}: ${shownLive} belongs to ${owner}, whose privileges ${me} has as a member; without them: ${setRole}`
+      : `-- ${shownLive} belongs to ${owner}, whose privileges ${me} does not have here: run ${setRole} (${me} must be a member of ${owner})`],
+  };
 }

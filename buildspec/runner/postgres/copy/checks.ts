@@ -10,6 +10,7 @@ import { EXCLUDED_DATABASES, HAZARDS } from '../../../../src/contract';
 import type { CopyOptions, PgTarget } from '../../ports';
 import { findHazards } from '../hazards';
 import { ident, keptName, restoredName } from '../names';
+import { REFERENCED_ROLES, checkRoles } from '../roles';
 import { readDatabaseProperties } from '../verify';
 import { DISK_MARGIN, defaultStreamMinBytes } from './limits';
 import { mib, withClient } from './sessions';
@@ -74,29 +75,7 @@ export async function planDatabase(
   const streamed = inspected.streamed.map((t) => ({ ...t, binary: t.binary && sameMajor }));
 
   await withClient(original, original.maintenanceDatabase, async (client) => {
-    const names = [...new Set(inspected.roles.map((r) => r.role))];
-    const existing = new Set((await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles WHERE rolname = ANY($1)', [names])).rows.map((r) => r.rolname));
-    const missing = names.filter((n) => !existing.has(n)).sort();
-    if (missing.length > 0) {
-      throw new Error(`database ${JSON.stringify(database)} references roles that do not exist on the original (${target.host}:${target.port}): `
-        + `${missing.map(ident).join(', ')}. Create them there (e.g. from \`pg_dumpall --roles-only\`), then run again. Nothing was written to the original.`);
-    }
-    const owners = [...new Set(inspected.roles.filter((r) => r.owns).map((r) => r.role))];
-    const { rows } = await client.query<{ role: string; member: boolean; superuser: boolean }>(`
-      SELECT r AS role, pg_has_role(current_user, r, 'MEMBER') AS member, (SELECT rolsuper FROM pg_roles WHERE rolname = r) AS superuser
-        FROM unnest($1::text[]) AS r`, [owners]);
-    const superusers = rows.filter((r) => !r.member && r.superuser).map((r) => r.role).sort();
-    if (superusers.length > 0) {
-      throw new Error(`objects in database ${JSON.stringify(database)} are owned by the superuser role(s) ${superusers.map(ident).join(', ')}, `
-        + `which ${ident(target.user)} (not a superuser) cannot restore as their owner. Give them another owner on the point-in-time copy's source, `
-        + 'or copy as a superuser. Nothing was written to the original.');
-    }
-    const cannot = rows.filter((r) => !r.member).map((r) => r.role).sort();
-    if (cannot.length > 0) {
-      throw new Error(`the user ${ident(target.user)} on the original cannot act as ${cannot.map(ident).join(', ')}, which own objects in database ${JSON.stringify(database)}, `
-        + `so the restore could not give those objects their owners. As ${ident(target.user)}, run: GRANT ${cannot.map(ident).join(', ')} TO ${ident(target.user)}; `
-        + 'then run again. Nothing was written to the original.');
-    }
+    await checkRoles(client, inspected.roles, { database, user: target.user, where: `${target.host}:${target.port}` });
     await checkRoleSettingsAlterable(client, database, target.user, sourceProperties.settings.map((x) => x.role).filter((r) => r !== ''));
     const taken = (await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [[restoredAs, keptAs]])).rows.map((r) => r.datname);
     if (taken.length > 0) {
@@ -146,7 +125,9 @@ export async function planDatabase(
  * fits only with it is allowed with a warning; one that cannot fit even then
  * is refused.
  */
-export function checkOriginalStorage(plans: readonly DatabasePlan[], options: CopyOptions): void {
+export function checkOriginalStorage(
+  plans: ReadonlyArray<Pick<DatabasePlan, 'database' | 'sourceBytes' | 'targetBytes'>>, options: Pick<CopyOptions, 'originalStorage' | 'strategy' | 'log'>,
+): void {
   const storage = options.originalStorage;
   if (!storage) return;
   const needed = plans.reduce((sum, p) => sum + (options.strategy === 'swap' ? p.sourceBytes : Math.max(0, p.sourceBytes - p.targetBytes)), 0) * DISK_MARGIN;
@@ -167,62 +148,6 @@ export function checkOriginalStorage(plans: readonly DatabasePlan[], options: Co
     + `${options.strategy === 'swap' ? 'or use strategy replace (the pre-recovery safety snapshot is then the way back), ' : ''}then run again. Nothing was written to the original.`);
 }
 
-/** SQL: the object is not a member of an extension (those are created, and owned, by CREATE EXTENSION). */
-function notInExtension(catalog: string, oid: string, negate = false): string {
-  return `${negate ? '' : 'NOT '}EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${catalog}'::regclass AND e.objid = ${oid} AND e.deptype = 'e')`;
-}
-
-/**
- * Every role a restore of the current database will name: owners (whom the
- * restoring user must be able to act as) and the rest (ACL grantees and
- * grantors, policy roles, role-in-database settings), extension members excluded.
- */
-const REFERENCED_ROLES = `
-  WITH owners(oid) AS (
-    SELECT relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND ${notInExtension('pg_class', 'c.oid')}
-    UNION SELECT proowner FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_proc', 'p.oid')}
-    UNION SELECT typowner FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND ${notInExtension('pg_type', 't.oid')}
-      AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND ${notInExtension('pg_class', 'c.oid', true)})
-      AND NOT EXISTS (SELECT 1 FROM pg_type el WHERE el.typarray = t.oid)
-    UNION SELECT nspowner FROM pg_namespace s WHERE ${notInExtension('pg_namespace', 's.oid')} AND nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp\\_%'
-    UNION SELECT collowner FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_collation', 'c.oid')}
-    UNION SELECT conowner FROM pg_conversion c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_conversion', 'c.oid')}
-    UNION SELECT oprowner FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_operator', 'o.oid')}
-    UNION SELECT opcowner FROM pg_opclass o JOIN pg_namespace n ON n.oid = o.opcnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_opclass', 'o.oid')}
-    UNION SELECT opfowner FROM pg_opfamily o JOIN pg_namespace n ON n.oid = o.opfnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_opfamily', 'o.oid')}
-    UNION SELECT dictowner FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_ts_dict', 'd.oid')}
-    UNION SELECT cfgowner FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ${notInExtension('pg_ts_config', 'c.oid')}
-    UNION SELECT lomowner FROM pg_largeobject_metadata
-    UNION SELECT defaclrole FROM pg_default_acl
-    UNION SELECT fdwowner FROM pg_foreign_data_wrapper
-    UNION SELECT srvowner FROM pg_foreign_server
-    UNION SELECT pubowner FROM pg_publication
-    UNION SELECT datdba FROM pg_database WHERE datname = current_database()
-  ), acls(acl) AS (
-    SELECT relacl FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND relacl IS NOT NULL
-    UNION ALL SELECT attacl FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND attacl IS NOT NULL
-    UNION ALL SELECT proacl FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND proacl IS NOT NULL
-    UNION ALL SELECT nspacl FROM pg_namespace WHERE nspacl IS NOT NULL AND nspname NOT IN ('pg_catalog', 'information_schema')
-    UNION ALL SELECT typacl FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND typacl IS NOT NULL
-    UNION ALL SELECT lomacl FROM pg_largeobject_metadata WHERE lomacl IS NOT NULL
-    UNION ALL SELECT defaclacl FROM pg_default_acl
-    UNION ALL SELECT fdwacl FROM pg_foreign_data_wrapper WHERE fdwacl IS NOT NULL
-    UNION ALL SELECT srvacl FROM pg_foreign_server WHERE srvacl IS NOT NULL
-    UNION ALL SELECT datacl FROM pg_database WHERE datname = current_database() AND datacl IS NOT NULL
-  ), others(oid) AS (
-    SELECT (aclexplode(acl)).grantee FROM acls
-    UNION SELECT (aclexplode(acl)).grantor FROM acls
-    UNION SELECT unnest(polroles) FROM pg_policy
-    UNION SELECT umuser FROM pg_user_mappings
-    UNION SELECT setrole FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = current_database()
-  )
-  -- Built-in roles (pg_*, OIDs below 16384) exist everywhere and are never acted as.
-  SELECT r.rolname AS role, bool_or(o.owns) AS owns
-    FROM (SELECT oid, true AS owns FROM owners UNION ALL SELECT oid, false FROM others) o
-    JOIN pg_roles r ON r.oid = o.oid
-   WHERE o.oid <> 0 AND NOT (o.oid < 16384 AND r.rolname LIKE 'pg\\_%')
-   GROUP BY r.rolname`;
 
 /**
  * The copy gives the new database the per-role settings of the old one
