@@ -69,6 +69,11 @@ export function normalizeLine(line: string): string {
     .replace(/\/tmp\/[\w.-]+/g, '<tmp>')
     .replace(/(?<!\d)\d{14}(?!\d)/g, '<stamp>')
     .replace(/\bpostgres \d+(\.\d+)?\b/g, 'postgres <version>')
+    // The client and server versions and where the client is: the excerpt is the same on every major.
+    .replace(/\((\/[\w.+-]+)+\/(pg_dump|pg_restore|psql)\)/g, '(<bin>/$2)')
+    .replace(/\b(EngineVersion|pg_dump|pg_restore|psql|PostgreSQL) \d+(\.\d+)*/g, '$1 <version>')
+    .replace(/ \((Debian|Ubuntu)[^)]*\)/g, '')
+    .replace(/\bserver_version_num \d+/g, 'server_version_num <n>')
     .replace(/-j \d+/g, '-j <n>')
     .replace(/\bjobs: \d+/g, 'jobs: <n>')
     .replace(/\b\d+ at a time\b/g, '<n> at a time')

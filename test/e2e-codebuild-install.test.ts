@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { LAB_DATABASE } from './lab-stack';
 import { otherMajorClientDirs, smallSeed, withWrappedBinaries } from './recovery-harness';
+import { pgMajor } from '../local/pg-major';
 import { SOURCE_ID, startWorld, type World } from './standin/world';
 import { CHECKED_CLIENTS } from '../buildspec/runner/postgres/client-version';
 import { PROJECT_ENV, START_ENV } from '../src/contract';
@@ -103,7 +104,10 @@ describe('install-client.sh chooses the client from the instance and installs it
   });
 });
 
-describe('a client of another major is refused before anything reaches the stand-in', () => {
+// The pairing proven here is the one that fails on AWS (pg_restore 17+ against a server up to 16), and the install
+// phase must find this machine's 15 client on PATH: it runs with the 15 server (PG_MAJOR unset or 15), and is
+// reported as skipped on 17 and 18, where client-version.test.ts covers the plan's refusal.
+(pgMajor() === '15' ? describe : describe.skip)('a client of another major is refused before anything reaches the stand-in', () => {
   const real = otherMajorClientDirs(15)[0];
   const wrappers = Object.fromEntries(CHECKED_CLIENTS.map((tool) => [tool, real
     ? `exec ${JSON.stringify(join(real, tool))} "$@"`

@@ -151,7 +151,7 @@ describe('bad inputs are refused before anything is created', () => {
     const { log, text } = capturedLog();
     const error = await runRecovery(request({ [START_ENV.RESTORE_TIME]: LATEST, [START_ENV.DATABASES]: 'replace me,never existed' }), deps(log)).catch((err: Error) => err);
     await rds.settled();
-    expect((error as Error).message).toMatch(/DATABASES: "never existed" did not exist at the restore time; accepted: databases that did: .*"replace me"/);
+    expect((error as Error).message).toMatch(/DATABASES: "never…" \(13 characters\) did not exist at the restore time; accepted: databases that did: .*"replace me"/);
     expect(text()).toMatch(/RESULT: FAILED in step "Choose databases"/);
     expect(rds.liveInstanceIds()).toEqual([]);
     expectSame(before, await instance.fingerprint('replace me'));
