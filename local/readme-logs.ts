@@ -74,6 +74,8 @@ export function normalizeLine(line: string): string {
     .replace(/\b(EngineVersion|pg_dump|pg_restore|psql|PostgreSQL) \d+(\.\d+)*/g, '$1 <version>')
     .replace(/ \((Debian|Ubuntu)[^)]*\)/g, '')
     .replace(/\bserver_version_num \d+/g, 'server_version_num <n>')
+    // How many kinds of schema objects the verification counts depends on the major (18 has one more).
+    .replace(/\b\d+ kinds of schema objects\b/g, '<n> kinds of schema objects')
     .replace(/-j \d+/g, '-j <n>')
     .replace(/\bjobs: \d+/g, 'jobs: <n>')
     .replace(/\b\d+ at a time\b/g, '<n> at a time')
