@@ -12,7 +12,7 @@ import { PlanError } from '../buildspec/runner/plan';
 import type { RdsControl } from '../buildspec/runner/ports';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { PgOriginalCatalog } from '../buildspec/runner/postgres/leftovers';
-import { runRecovery } from '../buildspec/runner/workflow';
+import { runRecovery, type RecoveryDeps } from '../buildspec/runner/workflow';
 import { LocalBuilds, type LocalRdsControl } from '../local/rds-control';
 import { PROJECT_ENV, START_ENV, TAGS, safetySnapshotId, stampOf, temporaryInstanceId } from '../src/contract';
 
@@ -48,6 +48,20 @@ function housekeeping(env: Record<string, string>) {
   return readHousekeepingRequest({ [PROJECT_ENV.SOURCE_INSTANCE_ID]: SOURCE_ID, ...env });
 }
 
+/** A recovery's dependencies against the test instance, with leftovers listed and dead copies dropped. */
+function recoveryDeps(log: HousekeepingDeps['log']): RecoveryDeps {
+  return {
+    rds,
+    data: new PgDataPath(),
+    log,
+    catalog: new PgOriginalCatalog(),
+    builds: new LocalBuilds(),
+    credentials: { username: MASTER, password: instance.password },
+    tls: instance.cluster.sslOptions,
+    polling: FAST_POLLING,
+  };
+}
+
 // Runs first: the recovery below keeps a pre-recovery copy and a safety snapshot the later tests see.
 test('a dead in-progress copy is listed by the plan, dropped before the copy and its disk check, and the summary lists what is kept', async () => {
   await instance.createDatabase('shop', smallSeed());
@@ -60,16 +74,7 @@ test('a dead in-progress copy is listed by the plan, dropped before the copy and
   await instance.cluster.sql(`CREATE DATABASE "${foreign}"`);
 
   const { log, text, lines } = capturedLog();
-  const outcome = await runRecovery(request({ [START_ENV.RESTORE_TIME]: t.toISOString(), [START_ENV.DATABASES]: 'shop' }), {
-    rds,
-    data: new PgDataPath(),
-    log,
-    catalog: new PgOriginalCatalog(),
-    builds: new LocalBuilds(),
-    credentials: { username: MASTER, password: instance.password },
-    tls: instance.cluster.sslOptions,
-    polling: FAST_POLLING,
-  });
+  const outcome = await runRecovery(request({ [START_ENV.RESTORE_TIME]: t.toISOString(), [START_ENV.DATABASES]: 'shop' }), recoveryDeps(log));
   await rds.settled();
 
   const output = text();
@@ -102,16 +107,7 @@ test('a pre-recovery copy owned by the application\'s role (the master user a me
   await instance.cluster.sql('CREATE TABLE contacts (id int PRIMARY KEY, name text); INSERT INTO contacts SELECT g, \'c\' || g FROM generate_series(1, 50) g; ALTER TABLE contacts OWNER TO crm_owner;', 'crm');
   const t = await instance.markRestoreTime();
   const { log, lines } = capturedLog();
-  const outcome = await runRecovery(request({ [START_ENV.RESTORE_TIME]: t.toISOString(), [START_ENV.DATABASES]: 'crm' }), {
-    rds,
-    data: new PgDataPath(),
-    log,
-    catalog: new PgOriginalCatalog(),
-    builds: new LocalBuilds(),
-    credentials: { username: MASTER, password: instance.password },
-    tls: instance.cluster.sslOptions,
-    polling: FAST_POLLING,
-  });
+  const outcome = await runRecovery(request({ [START_ENV.RESTORE_TIME]: t.toISOString(), [START_ENV.DATABASES]: 'crm' }), recoveryDeps(log));
   await rds.settled();
   const kept = outcome.results[0].keptAs!;
   expect((await instance.cluster.sql(`SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '${kept}'`)).trim()).toBe('crm_owner');
