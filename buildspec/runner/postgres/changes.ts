@@ -28,6 +28,7 @@ import type { Client } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { derivedName, ident, literal, qualified } from './names';
 import { SESSION_SETTINGS, connect } from './process';
+import { rowKeyColumns } from './row-key';
 import { formatTableName } from '../../../src/contract';
 import type { StepLog } from '../log';
 import type { PgTarget } from '../ports';
@@ -140,20 +141,6 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
     SELECT attname AS name, format_type(atttypid, atttypmod) AS type, attgenerated::text AS generated, attidentity::text AS identity, attnotnull AS notnull
       FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, [oid]);
   return rows.map((r) => ({ name: r.name, type: r.type, generated: r.generated !== '', identityAlways: r.identity === 'a', notNull: r.notnull }));
-}
-
-/** The primary key, or else the first unique index over NOT NULL plain columns without a predicate. */
-async function keyOf(client: Client, oid: number): Promise<string[] | undefined> {
-  const { rows } = await client.query<{ cols: string[] }>(`
-    SELECT array_agg(a.attname::text ORDER BY k.ord) AS cols
-      FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-      JOIN pg_class ic ON ic.oid = i.indexrelid
-     WHERE i.indrelid = $1::oid AND i.indisunique AND k.ord <= i.indnkeyatts AND i.indpred IS NULL AND i.indexprs IS NULL
-     GROUP BY i.indexrelid, i.indisprimary, ic.relname
-    HAVING bool_and(a.attnotnull) AND bool_and(k.attnum > 0)
-     ORDER BY i.indisprimary DESC, ic.relname LIMIT 1`, [oid]);
-  return rows[0]?.cols;
 }
 
 /** Foreign-key edges among the tables: child oid -> parent oids. */
@@ -326,7 +313,7 @@ async function compareTable(
   const onlyBefore = beforeCols.filter((c) => !atTCols.some((a) => a.name === c.name)).map((c) => ident(c.name));
   if (onlyAtT.length > 0) notes.push(`columns dropped after T (left out of the comparison and the replay): ${onlyAtT.join(', ')}.`);
   if (onlyBefore.length > 0) notes.push(`columns added after T (kept with the rows, left out of the replay, which gives them their defaults): ${onlyBefore.join(', ')}.`);
-  const key = await keyOf(now, t.oid);
+  const key = await rowKeyColumns(now, t.oid);
   await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage');
   if (!key || !key.every((k) => beforeByName.has(k))) {
     notes.push(key

@@ -26,6 +26,7 @@ import type { Client } from 'pg';
 import { derivedName, ident, literal, qualified } from './names';
 import { PgProcesses, connect, dbConninfo, libpqEnv } from './process';
 import { TABLE_ROLES, checkRoles, type RoleReference } from './roles';
+import { rowKeyColumns } from './row-key';
 import { swapRefusals, swapTable, type SwapResult, type SwapTable } from './tables-swap';
 import { tableChecksums, type TableCheck } from './verify';
 import { START_ENV, formatTableName, type TableName } from '../../../src/contract';
@@ -487,20 +488,6 @@ async function columnsOf(client: Client, table: string): Promise<Column[]> {
   return rows;
 }
 
-/** The primary key, or else the first unique index over NOT NULL plain columns without a predicate: the columns, or undefined. */
-async function keyOf(client: Client, table: string): Promise<string[] | undefined> {
-  const { rows } = await client.query<{ cols: string[] }>(`
-    SELECT array_agg(a.attname::text ORDER BY k.ord) AS cols
-      FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-      JOIN pg_class ic ON ic.oid = i.indexrelid
-     WHERE i.indrelid = $1::regclass AND i.indisunique AND k.ord <= i.indnkeyatts AND i.indpred IS NULL AND i.indexprs IS NULL
-     GROUP BY i.indexrelid, i.indisprimary, ic.relname
-    HAVING bool_and(a.attnotnull) AND bool_and(k.attnum > 0)
-     ORDER BY i.indisprimary DESC, ic.relname LIMIT 1`, [table]);
-  return rows[0]?.cols;
-}
-
 /** Restored (at T) against live (now), and the undo SQL. Runs inside the report's read-only snapshot. */
 export async function tableChanges(
   client: Client, liveTable: { schema: string; name: string }, restoredTable: { schema: string; name: string },
@@ -531,7 +518,7 @@ export async function tableChanges(
   if (onlyAtT.length > 0) notes.push(`columns at T that the live table no longer has, left out of the comparison and the undo SQL: ${onlyAtT.map(ident).join(', ')}.`);
   if (onlyNow.length > 0) notes.push(`columns added after T, left out of the comparison (restored rows get their defaults): ${onlyNow.map(ident).join(', ')}.`);
   const rowText = (alias: string): string => `ROW(${common.map((c) => `${alias}.${ident(c.name)}`).join(', ')})::text`;
-  const key = await keyOf(client, restored);
+  const key = await rowKeyColumns(client, restored);
   if (!key || !key.every((k) => nowByName.has(k))) {
     notes.push(key
       ? `the key (${key.map(ident).join(', ')}) is not in the live table any more: rows cannot be paired, so there are counts only and no undo SQL.`
