@@ -86,8 +86,10 @@ export const MAX_JOBS = 64;
 
 /** Variables the construct sets on the CodeBuild project (not meant to be overridden). */
 export const PROJECT_ENV = {
-  /** Identifier of the RDS instance to recover into. */
+  /** Identifier of the RDS instance to recover into. Exactly one of this and `SOURCE_CLUSTER_ID` is set. */
   SOURCE_INSTANCE_ID: 'SOURCE_INSTANCE_ID',
+  /** Identifier of the Aurora PostgreSQL DB cluster to recover into (issue #20). Exactly one of this and `SOURCE_INSTANCE_ID` is set. */
+  SOURCE_CLUSTER_ID: 'SOURCE_CLUSTER_ID',
   /** ARN of the Secrets Manager secret holding the master credentials (`username`, `password`). */
   SECRET_ARN: 'SECRET_ARN',
   /**
@@ -127,7 +129,41 @@ export const BUILD_ENV = {
 export const TRIGGER_ENV = {
   PROJECT_NAME: 'PROJECT_NAME',
   SOURCE_INSTANCE_ID: PROJECT_ENV.SOURCE_INSTANCE_ID,
+  SOURCE_CLUSTER_ID: PROJECT_ENV.SOURCE_CLUSTER_ID,
 } as const;
+
+/** What is recovered: an RDS for PostgreSQL DB instance, or an Aurora PostgreSQL DB cluster (issue #20). */
+export type SourceKind = 'instance' | 'cluster';
+
+/** The engine of an Aurora PostgreSQL DB cluster (DescribeDBClusters `Engine`). */
+export const AURORA_POSTGRES_ENGINE = 'aurora-postgresql';
+
+/** The source named by the environment: which kind, its identifier, and the variable it came from. */
+export interface SourceRef {
+  readonly kind: SourceKind;
+  readonly id: string;
+  /** `SOURCE_INSTANCE_ID` or `SOURCE_CLUSTER_ID` (for messages). */
+  readonly field: string;
+}
+
+/**
+ * Reads the source from a project's (or the trigger's) environment: exactly
+ * one of `SOURCE_INSTANCE_ID` and `SOURCE_CLUSTER_ID`, non-empty. Returns the
+ * source, or a message naming both variables and what is accepted. The
+ * identifier's format is checked by the caller.
+ */
+export function sourceRefFromEnv(env: Readonly<Record<string, string | undefined>>): SourceRef | { readonly problem: string } {
+  const instance = env[PROJECT_ENV.SOURCE_INSTANCE_ID]?.trim() || undefined;
+  const cluster = env[PROJECT_ENV.SOURCE_CLUSTER_ID]?.trim() || undefined;
+  const accepted = `accepted: exactly one of ${PROJECT_ENV.SOURCE_INSTANCE_ID} (an RDS instance identifier) and ${PROJECT_ENV.SOURCE_CLUSTER_ID} `
+    + '(an Aurora DB cluster identifier); the construct sets one on the project.';
+  if (instance && cluster) {
+    return { problem: `${PROJECT_ENV.SOURCE_INSTANCE_ID} (${quoteValue(instance)}) and ${PROJECT_ENV.SOURCE_CLUSTER_ID} (${quoteValue(cluster)}) are both set; ${accepted}` };
+  }
+  if (cluster) return { kind: 'cluster', id: cluster, field: PROJECT_ENV.SOURCE_CLUSTER_ID };
+  if (instance) return { kind: 'instance', id: instance, field: PROJECT_ENV.SOURCE_INSTANCE_ID };
+  return { problem: `${PROJECT_ENV.SOURCE_INSTANCE_ID} and ${PROJECT_ENV.SOURCE_CLUSTER_ID}: neither is set; ${accepted}` };
+}
 
 export const STRATEGIES = ['swap', 'replace'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -173,6 +209,31 @@ export function temporaryInstanceId(source: string, stamp: string): string {
   return `${temporaryInstancePrefix(source)}${stamp}`;
 }
 
+/**
+ * Aurora (issue #20): the temporary DB cluster is `<source>-pitr-<stamp>` and
+ * its one writer instance `<source>-pitr-<stamp>-w`. The source is shortened
+ * two characters more than for an instance so that the writer's identifier
+ * also fits in 63, and both start with this one prefix, which the
+ * construct's IAM policy uses for clusters and their writer instances alike.
+ */
+export function temporaryClusterPrefix(source: string): string {
+  const room = MAX_INSTANCE_ID_LENGTH - TEMP_INSTANCE_INFIX.length - STAMP_LENGTH - TEMP_WRITER_SUFFIX.length;
+  const head = source.slice(0, room).replace(/-+$/, '');
+  return `${head}${TEMP_INSTANCE_INFIX}`.toLowerCase();
+}
+
+/** Suffix of the temporary cluster's writer instance: `<source>-pitr-<stamp>-w`. */
+export const TEMP_WRITER_SUFFIX = '-w';
+
+export function temporaryClusterId(source: string, stamp: string): string {
+  return `${temporaryClusterPrefix(source)}${stamp}`;
+}
+
+export function temporaryWriterId(source: string, stamp: string): string {
+  return `${temporaryClusterId(source, stamp)}${TEMP_WRITER_SUFFIX}`;
+}
+
+/** The safety snapshot's identifier: a DB snapshot for an instance, a DB cluster snapshot for a cluster (same name). */
 export function safetySnapshotId(source: string, stamp: string): string {
   return `${source}${SAFETY_SNAPSHOT_INFIX}${stamp}`.toLowerCase();
 }
