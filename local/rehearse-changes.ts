@@ -80,11 +80,13 @@ UPDATE shop.orders SET status = 'shipped' WHERE id IN (3, 9, 12, 15);
 DELETE FROM shop.orders WHERE customer_id = 7;
 DELETE FROM shop.customers WHERE id = 7;`;
 
+type ChangesRecoverResult = { readonly ok: true; readonly stamp: string } | { readonly ok: false; readonly why: string };
+
 /** The part of the rehearsal's rig this needs. */
 export interface ChangesRig {
   readonly source: LocalCluster;
   rotatePassword(password: string): Promise<void>;
-  recover(start: Readonly<Record<string, string>>, password: string, signal?: AbortSignal): Promise<{ readonly ok: true; readonly stamp: string } | { readonly ok: false; readonly why: string }>;
+  recover(start: Readonly<Record<string, string>>, password: string, signal?: AbortSignal): Promise<ChangesRecoverResult>;
 }
 
 export interface ChangesRehearsalResult {

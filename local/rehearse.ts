@@ -490,7 +490,10 @@ class AwsRig implements Rig {
     try {
       [moto, standIn] = await log.step('Rehearsal: start moto_server (Secrets Manager) and the RDS stand-in', () => Promise.all([
         startMoto(),
-        RdsStandIn.start({ region: DUMMY_AWS_ENV.AWS_REGION, placement: tlsPlacement(ca, { temporaryHost: options.temporaryHost, sourceSettings: options.sourceSettings }) }),
+        RdsStandIn.start({
+          region: DUMMY_AWS_ENV.AWS_REGION,
+          placement: tlsPlacement(ca, { temporaryHost: options.temporaryHost, sourceSettings: options.sourceSettings }),
+        }),
       ]));
       const rds = standIn;
       const instance = await log.step(`Rehearsal: create instance ${SOURCE_ID} on the stand-in (WAL archiving, automated base backup)`,
