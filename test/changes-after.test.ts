@@ -5,7 +5,9 @@
  *   must exclude the bad change: AFTER is kept to the millisecond (a JS Date),
  *   so it is rounded up, never down;
  * - a deletion has no commit time, so `pitr.after` skips deletions; when the
- *   bad change deleted nothing, `SET pitr.deletes = 'on'` replays them too.
+ *   bad change deleted nothing, `SET pitr.deletes = 'on'` replays them too;
+ * - the README's stated limit: a row written by the bad change and again
+ *   afterwards comes back in its latest version, bad change included.
  */
 import { MASTER, masterTarget, testCa } from './pg-test-env';
 import { StepLog } from '../buildspec/runner/log';
@@ -84,4 +86,28 @@ test('the bad change\'s own commit time as AFTER, and pitr.deletes = on: the rep
     || (SELECT string_agg(ROW(o.*)::text, ',' ORDER BY id) FROM public.orders o)`, db);
   expect(await cluster.sql('SELECT count(*) FROM public.orders WHERE total = 0', atT)).toBe('0');
   expect(await content(atT)).toBe(await content('expected'));
+});
+
+test('a limit, as the README states it: a row the bad change wrote and a good write changed again comes back in its latest version, bad change included', async () => {
+  const [atT, before] = ['limit at t', 'limit before recovery'];
+  for (const db of [atT, before]) {
+    await cluster.sql(`CREATE DATABASE ${quoteIdent(db)} OWNER ${MASTER.username}`);
+    await cluster.sql(`SET ROLE ${MASTER.username}; CREATE TABLE public.orders (id int PRIMARY KEY, total numeric NOT NULL, note text);
+      INSERT INTO public.orders SELECT g, g, NULL FROM generate_series(1, 10) g;`, db);
+  }
+  await cluster.sql(`SET ROLE ${MASTER.username}; UPDATE public.orders SET total = 0`, before);
+  const badCommit = await cluster.sql('SELECT to_json(max(pg_xact_commit_timestamp(xmin)))#>>\'{}\' FROM public.orders', before);
+  await new Promise((r) => setTimeout(r, 20));
+  await cluster.sql(`SET ROLE ${MASTER.username}; UPDATE public.orders SET note = 'called the customer' WHERE id = 3`, before);
+
+  const record = await recordChanges(masterTarget(cluster), { database: atT, keptAs: before, stamp: '20260404000004', log: new StepLog(() => undefined), after: parseAfter(badCommit) });
+  const client = await connect(masterTarget(cluster), atT);
+  try {
+    await client.query(record.replaySql);
+  } finally {
+    await client.end();
+  }
+  // Rows only the bad change wrote stay as at T; row 3, written again after it, carries the bad change's total too.
+  expect(await cluster.sql("SELECT string_agg(id || ':' || total || ':' || coalesce(note, '-'), ',' ORDER BY id) FROM public.orders WHERE id <= 4", atT))
+    .toBe('1:1:-,2:2:-,3:0:called the customer,4:4:-');
 });
