@@ -320,7 +320,8 @@ describe('restoreToPointInTime', () => {
     const input = mock.commandCalls(RestoreDBClusterToPointInTimeCommand)[0].args[0].input;
     expect(input).toMatchObject({ RestoreType: 'copy-on-write', UseLatestRestorableTime: true });
     expect(input).not.toHaveProperty('RestoreToTime');
-    expect(log.lines[0]).toBe(`info temporary cluster ${TEMP}: a copy-on-write clone of ${SOURCE} at the latest restorable time (it shares the source's storage pages until either side writes)`);
+    expect(log.lines[0]).toBe(`info temporary cluster ${TEMP}: requested as a copy-on-write clone of ${SOURCE} at the latest restorable time (it shares the source's `
+      + 'storage pages until either side writes; RDS makes a full copy instead when the source already has 15 clones)');
   });
 
   test('a drill at an instant is a full copy: RDS refuses RestoreToTime with copy-on-write; the log says why', async () => {
