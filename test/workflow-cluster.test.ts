@@ -201,7 +201,6 @@ test('a recovery: safety cluster snapshot, full-copy restore, the writer once th
   expect(output).toContain(`temporary cluster ${TEMP}: creating (cluster ${TEMP})`);
   expect(output).toContain(`temporary cluster ${TEMP}: creating (writer ${TEMP_WRITER} requested)`);
   expect(output).toContain(`temporary cluster ${TEMP} is available at temp.example:5432`);
-  expect(output).toContain('the current secret is accepted by the temporary cluster');
   expect(output).toContain('free storage: the original is an Aurora cluster, whose cluster volume grows by itself');
   expect(output).toContain(`temporary cluster ${TEMP}: deletion requested (its writer first, then the cluster; no final snapshot`);
   expect(output).toContain(`delete it when no longer needed: aws rds delete-db-cluster-snapshot --db-cluster-snapshot-identifier ${safetySnapshotId(SOURCE, STAMP)}`);
