@@ -152,12 +152,14 @@ class ScriptedAurora {
 
 class ScriptedData implements DataPath {
   readonly copies: Array<{ source: string; target: string }> = [];
+  constructor(private readonly clock: Clock) {}
   async checkLogin() {}
   async listDatabases() {
     return ['orders'];
   }
   async copy(source: PgTarget, target: PgTarget, options: { databases: readonly string[] }) {
     this.copies.push({ source: source.host, target: target.host });
+    await this.clock.sleep(2_000);
     return options.databases.map((database) => ({ database, keptAs: `${database}__before_pitr_${STAMP}`, unavailableMs: 120, tables: 3, rows: 30, verified: true }));
   }
 }
@@ -169,7 +171,7 @@ function setup(options: { writerStuckCreating?: boolean } = {}) {
   const lines: string[] = [];
   const log = new StepLog((l) => lines.push(l), () => clock.now());
   const rds = new AwsRdsClusterControl({ client, log, sleep: async () => undefined });
-  const data = new ScriptedData();
+  const data = new ScriptedData(clock);
   const deps = { rds, data, log, clock, credentials: { username: 'master', password: PASSWORD } };
   const env = {
     [PROJECT_ENV.SOURCE_CLUSTER_ID]: SOURCE,
@@ -235,6 +237,9 @@ test.each([
   expect(aurora.calls.filter((c) => c.startsWith('Delete'))).toEqual([`DeleteDBInstance ${TEMP_WRITER}`, `DeleteDBCluster ${TEMP}`]);
   expect(aurora.calls.some((c) => c.startsWith('CreateDBClusterSnapshot'))).toBe(false);
   expect(lines.join('\n')).toContain('the temporary cluster needs no sizing: an Aurora cluster volume grows by itself');
+  // A clone is quicker to restore than the full copy a recovery makes: the estimate says so.
+  const cloneNote = record.recoveryTimeEstimate!.assumptions.filter((a) => a.includes('copy-on-write clone'));
+  expect(cloneNote).toHaveLength(restoreType === 'copy-on-write' ? 1 : 0);
 });
 
 test('the writer refused after the cluster was restored: the run fails saying what exists, and the cleanup deletes the cluster by its tag', async () => {

@@ -488,6 +488,10 @@ function recoveryTimeEstimate(run: RunState, drill: DrillState, bytesPerSecond: 
       'the build starts at once (no CodeBuild queue) and the same JOBS and instance class are used',
       'writesAfterTRecordSeconds: the record of writes made after the restore time runs after the swap (no downtime); it reads every table '
         + 'of both databases on the original, estimated as the share of the copy time measured by npx projen bench --changes',
+      ...(planOf(run).source.kind === 'cluster' && run.request.restoreTime === LATEST
+        ? ['this drill\'s temporary cluster was requested as a copy-on-write clone, which Aurora creates without copying the cluster volume; '
+          + 'a recovery restores a full copy, whose restore and wait can take longer than this drill\'s']
+        : []),
     ],
   };
 }
