@@ -30,7 +30,7 @@ import { AwsStub, mockClient } from 'aws-sdk-client-mock';
 import { motoClientConfig } from './moto';
 import { AwsRdsClusterControl } from '../buildspec/runner/aws/rds-cluster-control';
 import { readChangesModeRequest } from '../buildspec/runner/changes-mode';
-import { readDrillRequest, runDrill } from '../buildspec/runner/drill';
+import { describeEvidence, readDrillRequest, runDrill } from '../buildspec/runner/drill';
 import { readHousekeepingRequest, runHousekeeping } from '../buildspec/runner/housekeeping';
 import { StepLog } from '../buildspec/runner/log';
 import { readStartRequest } from '../buildspec/runner/plan';
@@ -240,6 +240,7 @@ test.each([
   // A clone is quicker to restore than the full copy a recovery makes: the estimate says so.
   const cloneNote = record.recoveryTimeEstimate!.assumptions.filter((a) => a.includes('copy-on-write clone'));
   expect(cloneNote).toHaveLength(restoreType === 'copy-on-write' ? 1 : 0);
+  expect(describeEvidence(record)).toContain('The original cluster was only read. The temporary cluster and its writer were deleted');
 });
 
 test('the writer refused after the cluster was restored: the run fails saying what exists, and the cleanup deletes the cluster by its tag', async () => {
