@@ -19,6 +19,10 @@ import {
 } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { runnerSourceDir } from './ca-bundle';
+import { ClusterArns, clusterNagFindings, clusterRunnerStatements, clusterTriggerStatements } from './cluster-iam';
+import {
+  checkClusterConnections, checkClusterEngine, clusterKeyArn, clusterMajorVersion, clusterSecretOf, clusterVpcOf, describeCluster,
+} from './cluster-source';
 import {
   CLEANUP_SWEEP, CLEANUP_SWEEP_MINUTES,
   DEAD_BUILD_STATES, DEFAULT_STRATEGY, DRILL_METRICS, PG_MAJORS, PROJECT_ENV, SAFETY_SNAPSHOT_INFIX, START_ENV, TAGS, TEMP_INSTANCE_INFIX,
@@ -26,10 +30,6 @@ import {
 } from './contract';
 import { addHousekeepingSchedule } from './housekeeping-rule';
 import { HousekeepingSchedule } from './housekeeping-schedule';
-import { ClusterArns, clusterNagFindings, clusterRunnerStatements, clusterTriggerStatements } from './cluster-iam';
-import {
-  checkClusterConnections, checkClusterEngine, clusterKeyArn, clusterMajorVersion, clusterSecretOf, clusterVpcOf, describeCluster,
-} from './cluster-source';
 import { instanceKeyArn, instanceKeyStatements } from './instance-key';
 import { addBuildEndpoints, warnIfIsolatedWithoutEndpoints } from './network';
 import { DrillRestoreTime, addRestoreDrills, drillMetric } from './restore-drills';

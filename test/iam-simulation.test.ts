@@ -249,7 +249,7 @@ async function capture(variant: Variant): Promise<Captured> {
     },
   });
   const deps: TriggerDeps = {
-    config: { projectName: PROJECT, sourceInstanceId: variant.id, region: REGION },
+    config: { projectName: PROJECT, sourceId: variant.id, sourceKind: 'instance', region: REGION },
     rds: recordCalls(new RDSClient(motoClientConfig(moto.endpoint)), trigger, { patch: completeMotoAnswer }),
     codebuild,
     log: () => undefined,

@@ -93,7 +93,8 @@ const rdsArn = (resource: string, name: string) => `arn:\${AWS::Partition}:rds:e
 
 function projectVariables(template: Template): Record<string, unknown> {
   const [project] = Object.values(template.findResources('AWS::CodeBuild::Project'));
-  return Object.fromEntries((project.Properties.Environment.EnvironmentVariables as Array<{ Name: string; Value: unknown }>).map((v) => [v.Name, v.Value]));
+  const variables = project.Properties.Environment.EnvironmentVariables as Array<{ Name: string; Value: unknown }>;
+  return Object.fromEntries(variables.map((v) => [v.Name, v.Value]));
 }
 
 describe('a DatabaseCluster created in the app', () => {
@@ -275,7 +276,8 @@ describe('synth-time errors name the prop and the value', () => {
     }))).toThrow(/`cluster` cluster Test\/Cluster runs engine "aurora-mysql"; accepted: an Aurora PostgreSQL DB cluster \(engine "aurora-postgresql"\)/);
     expect(() => synth((f) => ({
       cluster: importedCluster(f, { engine: rds.DatabaseClusterEngine.auroraMysql({ version: rds.AuroraMysqlEngineVersion.VER_3_08_0 }) }),
-      vpc: f.vpc, credentials: importedSecret(f),
+      vpc: f.vpc,
+      credentials: importedSecret(f),
     }))).toThrow(/`cluster` cluster "Orders-Aurora" runs engine "aurora-mysql"/);
   });
 
