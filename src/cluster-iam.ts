@@ -106,11 +106,12 @@ export function clusterRunnerStatements(arns: ClusterArns): iam.PolicyStatement[
       // Only restores tagged as this source's temporary cluster, so cleanup can always find them.
       conditions: arns.taggingTemporary,
     }),
+    // A private writer only (the runner passes PubliclyAccessible false), tagged as this source's temporary.
     new iam.PolicyStatement({
       sid: 'CreateTemporaryWriter',
       actions: ['rds:CreateDBInstance'],
       resources: [arns.temporaryWriters, ...arns.writerGroups],
-      conditions: arns.taggingTemporary,
+      conditions: { ...arns.taggingTemporary, Bool: { 'rds:PubliclyAccessible': 'false' } },
     }),
     // The writer joins only a cluster tagged as this source's temporary: never the source or any other cluster.
     new iam.PolicyStatement({

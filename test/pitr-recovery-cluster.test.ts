@@ -160,9 +160,9 @@ describe('a DatabaseCluster created in the app', () => {
       expect(resourcesOf(bySid(build, sid))).toEqual([rdsArn('cluster', '*-pitr-*')]);
     }
     expect(bySid(build, 'DeleteTemporaryWriter').Condition).toEqual({ StringEqualsIgnoreCase: { 'rds:db-tag/cdk-rds-pitr:source': { Ref: expect.stringMatching(/^Cluster/) } } });
-    for (const sid of ['RestoreTemporaryCluster', 'CreateTemporaryWriter', 'TagTemporaryCluster']) {
-      expect(bySid(build, sid).Condition).toEqual({ StringEqualsIgnoreCase: { 'aws:RequestTag/cdk-rds-pitr:source': { Ref: expect.stringMatching(/^Cluster/) } } });
-    }
+    const tagging = { StringEqualsIgnoreCase: { 'aws:RequestTag/cdk-rds-pitr:source': { Ref: expect.stringMatching(/^Cluster/) } } };
+    for (const sid of ['RestoreTemporaryCluster', 'TagTemporaryCluster']) expect(bySid(build, sid).Condition).toEqual(tagging);
+    expect(bySid(build, 'CreateTemporaryWriter').Condition).toEqual({ ...tagging, Bool: { 'rds:PubliclyAccessible': 'false' } });
     const writes = build.filter((s) => list(s.Action).some((a) => /^rds:(Modify|Delete)/.test(a)));
     for (const s of writes) expect(resourcesOf(s).filter((r) => r.includes('Cluster') && r.includes('.Arn'))).toEqual([]);
   });

@@ -103,7 +103,7 @@ function codeBuildKnows(...builds: Build[]): void {
 
 /** Every RDS write the code under test sent, as `Command id`. */
 function writes(): string[] {
-  return spy.calls().map((c) => c.args[0] as { constructor: { name: string }; input: Record<string, unknown> })
+  return spy.calls().map((c) => c.args[0] as unknown as { constructor: { name: string }; input: Record<string, unknown> })
     .filter((command) => !/^(Describe|List)/.test(command.constructor.name))
     .map((command) => `${command.constructor.name.replace(/Command$/, '')} ${String(command.input.DBInstanceIdentifier ?? command.input.DBClusterIdentifier)}`);
 }
