@@ -154,9 +154,11 @@ export function clusterTriggerStatements(arns: ClusterArns): iam.PolicyStatement
   ];
 }
 
-/** cdk-nag `applies_to` patterns of the cluster statements' wildcards, with the reason for each. */
-export function clusterNagFindings(rdsArn: (resource: string) => { regex: string }): Array<{ reason: string; applies_to: Array<{ regex: string }> }> {
-  return [
+/** cdk-nag `applies_to` patterns of the wildcards in one role's cluster statements, with the reason for each. */
+export function clusterNagFindings(
+  rdsArn: (resource: string) => { regex: string }, role: 'build' | 'trigger',
+): Array<{ reason: string; applies_to: Array<{ regex: string }> }> {
+  const common = [
     {
       reason: 'rds:DescribeDBClusters and rds:DescribeDBInstances without an identifier (the source, its writer, temporary clusters found by tag) '
         + 'are authorized on cluster:* and db:*; read-only.',
@@ -168,6 +170,10 @@ export function clusterNagFindings(rdsArn: (resource: string) => { regex: string
         + 'names, which is skipped.',
       applies_to: [rdsArn('cluster:[^:]*-pitr-\\*'), rdsArn('db:[^:]*-pitr-\\*'), rdsArn('cluster-snapshot:[^:]*-pitr-\\*')],
     },
+  ];
+  if (role === 'trigger') return common;
+  return [
+    ...common,
     {
       reason: 'The pre-recovery safety snapshots of this cluster (<source>-pre-pitr-<stamp>), named at run time.',
       applies_to: [rdsArn('cluster-snapshot:[^:]+-pre-pitr-\\*')],

@@ -510,8 +510,8 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     const listing = 'rds:DescribeDBInstances without an identifier (finding temporary instances by tag) is authorized on db:*; read-only.';
     const autoBackup = 'rds:DescribeDBInstanceAutomatedBackups is authorized on the automated backup ARN (ab-...), unknown before deploy; read-only.';
     const temporary = 'Temporary instances (<source>-pitr-<stamp>) are named at run time; every write on them also requires the cdk-rds-pitr:source tag of this source.';
-    const clusterRules = clusterNagFindings(rdsArn).map((f) => ({ id: 'AwsSolutions-IAM5', ...f }));
-    const instanceRules = (rules: NagRule[]) => (kind === 'instance' ? rules : clusterRules);
+    const clusterRules = (role: 'build' | 'trigger') => clusterNagFindings(rdsArn, role).map((f) => ({ id: 'AwsSolutions-IAM5', ...f }));
+    const instanceRules = (rules: NagRule[]) => (kind === 'instance' ? rules : clusterRules('build'));
     suppressNag(policyOf(this.project.role as Construct | undefined), [
       {
         id: 'AwsSolutions-IAM5',
@@ -567,7 +567,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
       { id: 'AwsSolutions-IAM5', reason: listing, applies_to: [rdsArn('db:\\*')] },
       { id: 'AwsSolutions-IAM5', reason: autoBackup, applies_to: [rdsArn('auto-backup:\\*')] },
       { id: 'AwsSolutions-IAM5', reason: temporary, applies_to: [rdsArn('db:[^:]*-pitr-\\*')] },
-    ] : clusterRules);
+    ] : clusterRules('trigger'));
   }
 
   private addOutputs(source: ResolvedSource): void {
