@@ -69,7 +69,7 @@ export interface PitrRecoveryProps {
    * AWS APIs the build calls, through NAT or VPC endpoints (see
    * `createVpcEndpoints` and README "Network requirements").
    *
-   * @default - the instance's VPC; required when `instance` is imported
+   * @default - the instance's (or cluster's) VPC; required when `instance` or `cluster` is imported
    */
   readonly vpc?: ec2.IVpc;
 
@@ -95,8 +95,8 @@ export interface PitrRecoveryProps {
   readonly createVpcEndpoints?: boolean;
 
   /**
-   * Security groups for the recovery build. The instance admits them on its
-   * default port.
+   * Security groups for the recovery build. The instance (or cluster) admits
+   * them on its default port.
    *
    * @default - a new security group that allows all outbound traffic
    */
@@ -106,7 +106,8 @@ export interface PitrRecoveryProps {
    * The Secrets Manager secret with the instance's master credentials
    * (`username`, `password`), as written by RDS or by `rds.Credentials`.
    *
-   * @default - the instance's own secret (`instance.secret`); required when the instance has none
+   * @default - the instance's own secret (`instance.secret`), or the cluster's (`cluster.secret`, else the secret RDS manages when
+   * the app's `CfnDBCluster` sets `manageMasterUserPassword`); required when there is none
    */
   readonly credentials?: secretsmanager.ISecret;
 
@@ -160,14 +161,15 @@ export interface PitrRecoveryProps {
   readonly timeout?: Duration;
 
   /**
-   * The customer managed KMS key that encrypts the instance's storage. The
-   * temporary instance is restored with the same key, which RDS only does
+   * The customer managed KMS key that encrypts the instance's (or the
+   * cluster's) storage. The temporary instance (or cluster) is restored with
+   * the same key, which RDS only does
    * for a caller allowed `kms:CreateGrant` (here only for grants RDS makes:
    * `kms:ViaService` rds.<region>.amazonaws.com, `kms:GrantIsForAWSResource`)
    * and `kms:DescribeKey` on it.
    *
-   * @default - the `KmsKeyId` of an instance created in this app (its `storageEncryptionKey`); none for an
-   * imported instance (with a synth warning), an unencrypted one or the AWS managed key `aws/rds`
+   * @default - the `KmsKeyId` of an instance or cluster created in this app (its `storageEncryptionKey`); none for an
+   * imported one (with a synth warning), an unencrypted one or the AWS managed key `aws/rds`
    */
   readonly instanceEncryptionKey?: kms.IKey;
 
