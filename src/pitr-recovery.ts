@@ -441,7 +441,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     this.triggerFunction = fn;
 
     project.onStateChange('CleanupRule', {
-      description: `Deletes the temporary instances of a ${DEAD_BUILD_STATES.join('/')} PITR build`,
+      description: `Deletes the temporary ${source.kind === 'cluster' ? 'clusters and writer instances' : 'instances'} of a ${DEAD_BUILD_STATES.join('/')} PITR build`,
       eventPattern: { detail: { 'build-status': [...DEAD_BUILD_STATES] } },
       target: new targets.LambdaFunction(fn, { deadLetterQueue: deadLetters }),
     });
@@ -449,7 +449,8 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     // RDS refuses to delete an instance while it is being created (as long as the restore takes): every
     // CLEANUP_SWEEP_MINUTES the function deletes what dead builds left, until it is gone.
     new events.Rule(this, 'CleanupSweep', {
-      description: `Deletes the temporary instances of dead PITR builds that RDS refused to delete earlier (every ${CLEANUP_SWEEP_MINUTES} minutes)`,
+      description: `Deletes the temporary ${source.kind === 'cluster' ? 'clusters and writer instances' : 'instances'} of dead PITR builds that RDS refused `
+        + `to delete earlier (every ${CLEANUP_SWEEP_MINUTES} minutes)`,
       schedule: events.Schedule.rate(Duration.minutes(CLEANUP_SWEEP_MINUTES)),
       targets: [new targets.LambdaFunction(fn, { event: events.RuleTargetInput.fromObject(CLEANUP_SWEEP), deadLetterQueue: deadLetters })],
     });
