@@ -4,12 +4,13 @@
  * cluster adapter and the trigger make on a cluster is allowed by the
  * synthesized policies, and what must never happen is denied.
  *
- * The trigger's calls are recorded for real (start, cleanup and sweep
- * against moto_server). The runner's are the calls its cluster adapter
- * (buildspec/runner/aws/rds-cluster-control.ts, written beside this in
- * wt-aurora-runner) sends, with the inputs it builds (clusterRestoreInput,
- * writerInput): a test below fails when that adapter sends a command this
- * list does not cover.
+ * The calls are recorded for real against moto_server: the runner's (a
+ * recovery, a drill at `latest` on a copy-on-write clone, housekeeping),
+ * through its cluster adapter (buildspec/runner/aws/rds-cluster-control.ts)
+ * and the real runbook, and the trigger's (start, cleanup, sweep). The
+ * runner's call list in test/iam-cluster-calls.ts (which the instance
+ * simulation counts as covered) is simulated too and must name the same
+ * commands as the recording.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,11 +24,20 @@ import {
 } from './iam-cluster-calls';
 import { Decision, DeployValues, Policy, decide, identityPoliciesOf } from './iam-policies';
 import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
+import { AwsBuildStatus } from '../buildspec/runner/aws/builds';
+import { AwsRdsClusterControl } from '../buildspec/runner/aws/rds-cluster-control';
+import { readDrillRequest, runDrill } from '../buildspec/runner/drill';
+import { readHousekeepingRequest, runHousekeeping } from '../buildspec/runner/housekeeping';
+import { StepLog } from '../buildspec/runner/log';
+import { readStartRequest } from '../buildspec/runner/plan';
+import type { DataPath, OriginalCatalog, PgTarget } from '../buildspec/runner/ports';
+import { runRecovery } from '../buildspec/runner/workflow';
 import { cleanupAfterDeadBuild, sweepTemporaryInstances } from '../lambda/cleanup';
 import { startRecovery } from '../lambda/start-recovery';
 import { TriggerDeps } from '../lambda/trigger-deps';
 import {
-  BUILD_STATE_CHANGE, CREATED_BY_VALUE, TAGS, safetySnapshotId, temporaryClusterId, temporaryClusterPrefix, temporaryWriterId,
+  BUILD_ENV, BUILD_STATE_CHANGE, CREATED_BY_VALUE, LATEST, PROJECT_ENV, START_ENV, TAGS, safetySnapshotId, temporaryClusterId, temporaryClusterPrefix,
+  temporaryWriterId,
 } from '../src/contract';
 import { PitrRecovery } from '../src/pitr-recovery';
 
@@ -59,7 +69,77 @@ afterAll(async () => {
 
 interface Captured {
   readonly trigger: RecordedCall[];
+  /** Recorded from the real runbook through the cluster adapter. */
   readonly runner: RecordedCall[];
+  /** test/iam-cluster-calls.ts's list of the same calls. */
+  readonly listed: RecordedCall[];
+}
+
+/** moto's window starts when the cluster was made; a real one reaches back the retention period. */
+function completeClusterAnswer(command: string, input: any, output: any): void {
+  if (command === 'DescribeDBClusters') {
+    for (const c of output.DBClusters ?? []) {
+      c.EarliestRestorableTime = new Date(Date.now() - 86_400_000);
+      c.LatestRestorableTime = new Date();
+    }
+    // Listings lose their TagList, as older RDS answers may, so the ListTagsForResource path is simulated too.
+    if (!input.DBClusterIdentifier) for (const c of output.DBClusters ?? []) delete c.TagList;
+  }
+}
+
+/** The data path as a fake: the temporary cluster refuses the secret once, so the password reset (ModifyDBCluster) runs too. */
+function fakeDataPath(): DataPath {
+  let refusedOnce = false;
+  return {
+    checkLogin: async (target: PgTarget) => {
+      if (target.host.includes('-pitr-') && !refusedOnce) {
+        refusedOnce = true;
+        throw Object.assign(new Error('password authentication failed'), { code: '28P01' });
+      }
+    },
+    listDatabases: async () => ['app'],
+    copy: async (_s, _t, options) => options.databases.map((database) => ({
+      database, keptAs: `${database}__before_pitr_${options.stamp}`, unavailableMs: 1, tables: 1, rows: 1, verified: true,
+    })),
+  };
+}
+
+/** The runner on a cluster, as main.ts runs it in CodeBuild: a recovery, a drill at latest (a clone), housekeeping. */
+async function captureRunner(variant: Variant, runner: RecordedCall[]): Promise<void> {
+  const lines: string[] = [];
+  const log = new StepLog((line) => lines.push(line));
+  const client = recordCalls(new RDSClient(motoClientConfig(moto.endpoint)), runner, { patch: completeClusterAnswer });
+  const rdsControl = () => new AwsRdsClusterControl({ client, log, sleep: async () => undefined });
+  const credentials = { username: 'postgres', password: 'current-secret-password' };
+  const polling = { initialMs: 10, maxMs: 50, progressEveryMs: 60_000, passwordTimeoutMs: 5_000 };
+  const env = {
+    [PROJECT_ENV.SOURCE_CLUSTER_ID]: variant.id, [BUILD_ENV.BUILD_ID]: BUILD_ID, [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '1',
+  };
+  const outcome = await runRecovery(readStartRequest({
+    ...env, [START_ENV.RESTORE_TIME]: new Date(Date.now() - 3_600_000).toISOString(), [START_ENV.CONFIRM]: variant.id,
+  }, { cpus: 2 }), { rds: rdsControl(), data: fakeDataPath(), log, credentials, polling });
+  if (outcome.results.length === 0 || !outcome.results.every((r) => r.verified)) {
+    throw new Error(`the runbook did not complete on a cluster against moto, so its calls are not all captured:\n${lines.join('\n')}`);
+  }
+  const record = await runDrill(readDrillRequest({ ...env, [START_ENV.RESTORE_TIME]: LATEST }, { cpus: 2 }), {
+    rds: rdsControl(),
+    data: fakeDataPath(),
+    log,
+    credentials,
+    polling,
+    databaseSizes: async () => new Map([['app', 2 ** 20]]),
+    clock: { now: () => new Date(Date.now() + 61_000), sleep: async (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.min(ms, 20))) },
+  });
+  const restores = runner.filter((c) => c.command === 'RestoreDBClusterToPointInTime').map((c) => c.input.RestoreType);
+  if (!record.succeeded || restores.join(',') !== 'full-copy,copy-on-write') {
+    throw new Error(`the drill did not complete on a clone against moto (restores: ${restores.join(',')}):\n${lines.join('\n')}`);
+  }
+  const catalog: OriginalCatalog = { listMarked: async () => [], drop: async () => undefined };
+  const builds = new AwsBuildStatus(BUILD_ID, new CodeBuildClient(motoClientConfig('http://127.0.0.1:9')));
+  const housekeeping = await runHousekeeping(readHousekeepingRequest({ ...env, [START_ENV.OLDER_THAN]: '1d', [START_ENV.CONFIRM]: variant.id }), {
+    rds: rdsControl(), catalog, builds, log, credentials, now: () => new Date(Date.now() + 2 * 86_400_000),
+  });
+  if (housekeeping.dropped.length !== 1) throw new Error(`housekeeping did not delete the safety cluster snapshot:\n${lines.join('\n')}`);
 }
 
 const captured = new Map<string, Captured>();
@@ -84,6 +164,8 @@ async function capture(variant: Variant): Promise<Captured> {
   }));
   await createCluster(variant.id, [{ Key: 'team', Value: 'orders' }]);
   await createWriter(sourceWriterOf(variant.id), variant.id, [{ Key: 'team', Value: 'orders' }]);
+  const runner: RecordedCall[] = [];
+  await captureRunner(variant, runner);
 
   const trigger: RecordedCall[] = [];
   const buildRecord = { id: BUILD_ID, arn: `arn:aws:codebuild:${REGION}:${ACCOUNT}:build/${BUILD_ID}`, projectName: PROJECT, buildStatus: 'FAILED', buildComplete: true };
@@ -122,7 +204,7 @@ async function capture(variant: Variant): Promise<Captured> {
   const swept = await sweepTemporaryInstances(deps);
   if (swept.deleted.length !== 1) throw new Error(`the sweep did not delete the cluster left: ${JSON.stringify(swept)}`);
 
-  const result = { trigger, runner: runnerClusterCalls(variant.id) };
+  const result = { trigger, runner, listed: runnerClusterCalls(variant.id) };
   captured.set(variant.name, result);
   return result;
 }
@@ -199,7 +281,7 @@ describe('coverage of the cluster calls', () => {
     const problems: string[] = [];
     for (const variant of VARIANTS) {
       const c = await capture(variant);
-      for (const call of [...c.runner, ...c.trigger]) problems.push(...await mappingProblems(call, iamRequestsOf(call, worldOf(variant))));
+      for (const call of [...c.runner, ...c.listed, ...c.trigger]) problems.push(...await mappingProblems(call, iamRequestsOf(call, worldOf(variant))));
     }
     expect(problems).toEqual([]);
   });
@@ -210,11 +292,14 @@ describe('coverage of the cluster calls', () => {
     expect([...commands].sort()).toEqual([...TRIGGER_CLUSTER_COMMANDS]);
   });
 
-  test('every command the runner\'s cluster adapter sends is in the simulated list (checked once the adapter is in this tree)', () => {
-    const listed = new Set(runnerClusterCalls('orders-aurora').map((c) => c.command));
+  test('the runner\'s recorded cluster calls, the adapter\'s source and the listed calls name the same commands', async () => {
+    const listed = [...new Set(runnerClusterCalls('orders-aurora').map((c) => c.command))].sort();
     for (const command of listed) expect(IAM_MAPPING[`rds:${command}`]).toBeDefined();
-    if (!existsSync(CLUSTER_ADAPTER)) return;
-    expect(commandsOf(CLUSTER_ADAPTER).filter((command) => !listed.has(command))).toEqual([]);
+    const recorded = [...new Set((await capture(VARIANTS[1])).runner.map((c) => c.command))].sort();
+    expect(recorded).toEqual(listed);
+    expect(existsSync(CLUSTER_ADAPTER)).toBe(true);
+    // paginateX sends X: the adapter's source names each command once either way.
+    expect(commandsOf(CLUSTER_ADAPTER)).toEqual(listed);
   });
 });
 
@@ -238,7 +323,7 @@ describe.each(VARIANTS)('IAM for $name', (variant) => {
   });
 
   test('every call of the runbook on a cluster is allowed to the build role', async () => {
-    const requests = c.runner.flatMap((call) => iamRequestsOf(call, worldOf(variant)));
+    const requests = [...c.runner, ...c.listed].flatMap((call) => iamRequestsOf(call, worldOf(variant)));
     expect(requests.length).toBeGreaterThan(30);
     expect(await deniedTo(s.buildRole, requests)).toEqual([]);
   });
