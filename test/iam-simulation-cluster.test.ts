@@ -281,7 +281,9 @@ describe('coverage of the cluster calls', () => {
     const problems: string[] = [];
     for (const variant of VARIANTS) {
       const c = await capture(variant);
-      for (const call of [...c.runner, ...c.listed, ...c.trigger]) problems.push(...await mappingProblems(call, iamRequestsOf(call, worldOf(variant))));
+      for (const call of [...c.runner, ...c.listed, ...c.trigger]) {
+        problems.push(...await mappingProblems(call, iamRequestsOf(call, worldOf(variant))));
+      }
     }
     expect(problems).toEqual([]);
   });
