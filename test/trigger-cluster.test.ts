@@ -232,6 +232,17 @@ describe('the start path with a cluster source', () => {
     expect(writes()).toEqual([]);
   });
 
+  test('a table recovery and a drill start on a cluster as on an instance', async () => {
+    await startRecovery({ restoreTime: 'latest', confirm: SOURCE, databases: ['app'], tables: ['public.orders'] }, deps(), { deadline: Date.now() });
+    expect(codebuildMock.commandCalls(StartBuildCommand)[0].args[0].input.environmentVariablesOverride).toEqual(expect.arrayContaining([
+      { name: START_ENV.TABLES, value: 'public.orders', type: 'PLAINTEXT' }, { name: START_ENV.DATABASES, value: 'app', type: 'PLAINTEXT' },
+    ]));
+    await startRecovery({ mode: 'drill' }, deps());
+    expect(codebuildMock.commandCalls(StartBuildCommand)[1].args[0].input.environmentVariablesOverride)
+      .toEqual(expect.arrayContaining([{ name: START_ENV.MODE, value: 'drill', type: 'PLAINTEXT' }]));
+    expect(writes()).toEqual([]);
+  });
+
   test('a restore time outside the cluster\'s window is refused with the window, and nothing is started', async () => {
     const before = new Date(earliest.getTime() - 60_000).toISOString();
     await expect(startRecovery({ restoreTime: before, confirm: SOURCE }, deps())).rejects
