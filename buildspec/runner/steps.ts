@@ -24,6 +24,8 @@ export const TERMINAL_INSTANCE_STATUSES = [
   'failed', 'incompatible-restore', 'incompatible-parameters', 'incompatible-network', 'storage-full', 'deleting',
   // A restore that cannot reach its KMS key or option group never becomes available either.
   'inaccessible-encryption-credentials', 'inaccessible-encryption-credentials-recoverable', 'incompatible-option-group',
+  // An Aurora temporary cluster (issue #20): "Cloning a DB cluster failed", "A migration failed" (Aurora User Guide, "DB cluster status").
+  'cloning-failed', 'migration-failed',
 ] as const;
 const TERMINAL_SNAPSHOT_STATUSES = ['failed', 'error', 'deleting', 'incompatible-restore'];
 
@@ -381,6 +383,10 @@ async function poll<T>(run: RunState, what: string, timeoutMs: number, probe: ()
 
 function assertNotTerminal(state: InstanceState): void {
   if ((TERMINAL_INSTANCE_STATUSES as readonly string[]).includes(state.status)) {
-    throw new Error(`temporary instance ${state.id} is ${JSON.stringify(state.status)}, from which RDS does not recover; nothing on the original was changed. Check the instance's events in the RDS console for the reason.`);
+    // A cluster adapter's state names what it is about (`cluster <id>`, `writer <id>`); an instance's names nothing.
+    const what = state.detail?.match(/^(cluster|writer) \S+$/) ? state.detail : undefined;
+    throw new Error(what
+      ? `temporary ${what} is ${JSON.stringify(state.status)}, from which RDS does not recover; nothing on the original was changed. Check the events of ${what} in the RDS console for the reason.`
+      : `temporary instance ${state.id} is ${JSON.stringify(state.status)}, from which RDS does not recover; nothing on the original was changed. Check the instance's events in the RDS console for the reason.`);
   }
 }
