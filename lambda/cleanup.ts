@@ -406,7 +406,10 @@ async function deleteAll(resources: TemporaryResource[], buildId: string, deps: 
     throw new Error(
       `Cleanup after build ${buildId}: could not delete ${failures.join('; ')}. `
       + `Deletion requested for: ${deleted.join(', ') || 'none'}. The event will be retried, and the cleanup sweep tries again every ${CLEANUP_SWEEP_MINUTES} minutes `
-      + 'until the instance is gone (RDS refuses to delete an instance while it is being created, which lasts as long as the restore); if neither can, delete the remaining instances by hand '
+      + (deps.config.sourceKind === 'cluster'
+        ? 'until the cluster and its writer are gone (RDS refuses to delete a cluster or an instance while it is being created, which lasts as long as the restore, '
+          + 'and a cluster while its writer is not being deleted); if neither can, delete what remains by hand '
+        : 'until the instance is gone (RDS refuses to delete an instance while it is being created, which lasts as long as the restore); if neither can, delete the remaining instances by hand ')
       + `(${byHand(deps)}).`,
     );
   }

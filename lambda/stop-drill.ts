@@ -84,6 +84,7 @@ export async function stopRunningDrills(deps: TriggerDeps, options: StopDrillOpt
     deps.log(`Restore drill build ${id} of "${sourceId}" was running; stopping it (StopBuild) so that the recovery can run. A drill writes nothing to the original.`);
   }
 
+  const cluster = deps.config.sourceKind === 'cluster';
   let blocking: string[] = [];
   let creating = false;
   for (;;) {
@@ -95,7 +96,7 @@ export async function stopRunningDrills(deps: TriggerDeps, options: StopDrillOpt
     ];
     creating = temporaries.some((r) => r.status === 'creating');
     if (blocking.length === 0) {
-      deps.log(`Restore drill build ${drills.join(', ')} stopped and its temporary instance is being deleted (or gone); starting the recovery.`);
+      deps.log(`Restore drill build ${drills.join(', ')} stopped and its temporary ${cluster ? 'cluster and its writer are' : 'instance is'} being deleted (or gone); starting the recovery.`);
       return drills;
     }
     if (now() + (options.pollMs ?? 5_000) > options.deadline) break;
@@ -103,7 +104,9 @@ export async function stopRunningDrills(deps: TriggerDeps, options: StopDrillOpt
   }
   const minutes = creating ? RETRY_AFTER_CREATING_MINUTES : RETRY_AFTER_STOP_MINUTES;
   const message = `A restore drill of "${sourceId}" was running (build ${drills.join(', ')}) and is being stopped so that this recovery can run, but it is not out of the way yet: `
-    + `${blocking.join('; ')}. ${creating ? 'RDS deletes a temporary instance only once it has been created; the drill\'s cleanup keeps deleting it until it is gone. ' : ''}`
+    + `${blocking.join('; ')}. ${creating ? (cluster
+      ? 'RDS deletes a temporary cluster and its writer instance only once each has been created; the drill\'s cleanup keeps deleting them until they are gone. '
+      : 'RDS deletes a temporary instance only once it has been created; the drill\'s cleanup keeps deleting it until it is gone. ') : ''}`
     + `Retry the same request in ${minutes} minutes. The recovery was not started, and nothing on the original was changed.`;
   deps.log(message);
   throw new ProjectBusyError(message);

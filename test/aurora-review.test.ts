@@ -4,6 +4,7 @@
  * the code as it landed. The runbook runs through the real
  * AwsRdsClusterControl over aws-sdk-client-mock and a virtual clock.
  */
+import { BatchGetBuildsCommand, CodeBuildClient, ListBuildsForProjectCommand, StopBuildCommand } from '@aws-sdk/client-codebuild';
 import {
   CreateDBInstanceCommand,
   DBCluster,
@@ -12,17 +13,25 @@ import {
   DeleteDBInstanceCommand,
   DescribeDBClustersCommand,
   DescribeDBInstancesCommand,
+  InvalidDBClusterStateFault,
+  InvalidDBInstanceStateFault,
   RDSClient,
   RestoreDBClusterToPointInTimeCommand,
 } from '@aws-sdk/client-rds';
 import { mockClient } from 'aws-sdk-client-mock';
 import { motoClientConfig } from './moto';
+import { codeBuildRecord, recordingLog } from './trigger-fixtures';
 import { AwsRdsClusterControl } from '../buildspec/runner/aws/rds-cluster-control';
 import { readDrillRequest, runDrill } from '../buildspec/runner/drill';
 import { StepLog } from '../buildspec/runner/log';
 import type { DataPath } from '../buildspec/runner/ports';
 import type { Clock } from '../buildspec/runner/workflow';
-import { AURORA_POSTGRES_ENGINE, BUILD_ENV, LATEST, PROJECT_ENV, START_ENV, temporaryClusterId, temporaryWriterId } from '../src/contract';
+import { cleanupAfterDeadBuild } from '../lambda/cleanup';
+import { stopRunningDrills } from '../lambda/stop-drill';
+import type { TriggerDeps } from '../lambda/trigger-deps';
+import {
+  AURORA_POSTGRES_ENGINE, BUILD_ENV, BUILD_STATE_CHANGE, LATEST, PROJECT_ENV, START_ENV, TAGS, temporaryClusterId, temporaryWriterId,
+} from '../src/contract';
 
 const SOURCE = 'orders-aurora';
 const STAMP = '20261124100000';
@@ -106,5 +115,62 @@ describe('a temporary cluster in a status Aurora does not leave on its own', () 
     expect(mock.commandCalls(CreateDBInstanceCommand)).toHaveLength(0);
     expect(mock.commandCalls(DeleteDBClusterCommand).map((c) => c.args[0].input.DBClusterIdentifier)).toEqual([TEMP]);
     expect(mock.commandCalls(DeleteDBInstanceCommand).map((c) => c.args[0].input.DBInstanceIdentifier)).toEqual([TEMP_WRITER]);
+  });
+});
+
+describe('the trigger\'s words for a cluster source', () => {
+  const PROJECT = 'pitr-orders-aurora';
+  const BUILD = `${PROJECT}:d0000000-0000-4000-8000-000000000001`;
+  const tags = [{ Key: TAGS.BUILD_ID, Value: BUILD }, { Key: TAGS.SOURCE, Value: SOURCE }];
+
+  /** A killed drill's leftovers: its writer still `creating` in its temporary cluster. */
+  function leftovers() {
+    const rds = new RDSClient(motoClientConfig('http://127.0.0.1:9'));
+    const codebuild = new CodeBuildClient(motoClientConfig('http://127.0.0.1:9'));
+    const rdsMock = mockClient(rds);
+    const cbMock = mockClient(codebuild);
+    const writer = { DBInstanceIdentifier: TEMP_WRITER, DBClusterIdentifier: TEMP, DBInstanceStatus: 'creating', TagList: tags };
+    const cluster = { DBClusterIdentifier: TEMP, Status: 'available', TagList: tags };
+    rdsMock.on(DescribeDBInstancesCommand).callsFake((i: { DBInstanceIdentifier?: string }) => ({ DBInstances: !i.DBInstanceIdentifier || i.DBInstanceIdentifier === TEMP_WRITER ? [writer] : [] }));
+    rdsMock.on(DescribeDBClustersCommand).callsFake((i: { DBClusterIdentifier?: string }) => ({ DBClusters: !i.DBClusterIdentifier || i.DBClusterIdentifier === TEMP ? [cluster] : [] }));
+    rdsMock.on(DeleteDBInstanceCommand).rejects(Object.assign(new InvalidDBInstanceStateFault({ message: `Instance ${TEMP_WRITER} is not in available state.`, $metadata: {} }), { $fault: 'client' }));
+    rdsMock.on(DeleteDBClusterCommand).rejects(Object.assign(new InvalidDBClusterStateFault({ message: 'Cluster cannot be deleted, it still contains DB instances in non-deleting state.', $metadata: {} }), { $fault: 'client' }));
+    const log = recordingLog();
+    const deps: TriggerDeps = { config: { projectName: PROJECT, sourceId: SOURCE, sourceKind: 'cluster', region: 'us-east-1' }, rds, codebuild, log: log.log };
+    return { deps, cbMock, log };
+  }
+
+  test('a dead build\'s cleanup that RDS refuses names the cluster and its writer, not "the instance"', async () => {
+    const { deps, cbMock } = leftovers();
+    cbMock.on(BatchGetBuildsCommand).resolves({ builds: [codeBuildRecord(BUILD, 'STOPPED')] });
+    const failure = await cleanupAfterDeadBuild({
+      'source': BUILD_STATE_CHANGE.SOURCE,
+      'detail-type': BUILD_STATE_CHANGE.DETAIL_TYPE,
+      'detail': { 'build-status': 'STOPPED', 'project-name': PROJECT, 'build-id': BUILD },
+    }, deps).then(() => undefined, (err: Error) => err);
+    expect(failure?.message).toContain(`could not delete ${TEMP_WRITER} (InvalidDBInstanceStateFault`);
+    expect(failure?.message).toContain('until the cluster and its writer are gone (RDS refuses to delete a cluster or an instance while it is being created');
+    expect(failure?.message).not.toContain('until the instance is gone');
+  });
+
+  test('a recovery that waits for a stopped drill says RDS deletes the cluster and its writer once created', async () => {
+    const { deps, cbMock, log } = leftovers();
+    let stopped = false;
+    const drill = () => ({
+      ...codeBuildRecord(BUILD, stopped ? 'STOPPED' : 'IN_PROGRESS'),
+      environment: { type: 'LINUX_CONTAINER' as const, image: 'x', computeType: 'BUILD_GENERAL1_SMALL' as const, environmentVariables: [{ name: START_ENV.MODE, value: 'drill', type: 'PLAINTEXT' as const }] },
+    });
+    cbMock.on(ListBuildsForProjectCommand).resolves({ ids: [BUILD] });
+    cbMock.on(BatchGetBuildsCommand).callsFake(() => ({ builds: [drill()] }));
+    cbMock.on(StopBuildCommand).callsFake(() => {
+      stopped = true;
+      return {};
+    });
+    let t = Date.parse('2026-11-24T10:00:00Z');
+    const refusal = await stopRunningDrills(deps, { deadline: t + 10_000, pollMs: 5_000, now: () => t, sleep: async (ms) => void (t += ms) })
+      .then(() => undefined, (err: Error) => err);
+    expect(refusal?.message).toContain(`its temporary instance ${TEMP_WRITER} is creating; its temporary cluster ${TEMP} is available.`);
+    expect(refusal?.message).toContain('RDS deletes a temporary cluster and its writer instance only once each has been created');
+    expect(log.lines.join('\n')).not.toContain('RDS deletes a temporary instance only once');
   });
 });
