@@ -282,7 +282,7 @@ async function tagsOf(arn: string | undefined, deps: TriggerDeps): Promise<Tag[]
 /** The commands that delete what is left by hand, for the source's kind. */
 function byHand(deps: TriggerDeps): string {
   return deps.config.sourceKind === 'cluster'
-    ? 'aws rds delete-db-instance --db-instance-identifier <writer id>, then aws rds delete-db-cluster --db-cluster-identifier <cluster id> --skip-final-snapshot'
+    ? 'aws rds delete-db-instance --db-instance-identifier <writer id> --skip-final-snapshot, then aws rds delete-db-cluster --db-cluster-identifier <cluster id> --skip-final-snapshot'
     : 'aws rds delete-db-instance --db-instance-identifier <id> --skip-final-snapshot --delete-automated-backups';
 }
 
@@ -300,8 +300,10 @@ async function attemptDelete(resource: TemporaryResource, deps: TriggerDeps): Pr
       // No final snapshot: the cluster is a throwaway copy of the source (its writer's delete came first).
       await deps.rds.send(new DeleteDBClusterCommand({ DBClusterIdentifier: id, SkipFinalSnapshot: true, DeleteAutomatedBackups: true }));
     } else if (deps.config.sourceKind === 'cluster') {
-      // A cluster's writer: snapshots and backups belong to the cluster, so the instance takes neither option.
-      await deps.rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id }));
+      // A cluster's writer: its backups belong to the cluster, and no final snapshot is taken of an instance in a cluster.
+      // SkipFinalSnapshot all the same, as the runner sends it and CloudFormation does for a cluster member: the RDS API
+      // reference deletes an instance that is `failed`, `incompatible-restore` or `incompatible-network` only with it.
+      await deps.rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id, SkipFinalSnapshot: true }));
     } else {
       // No final snapshot and no retained backups: the instance is a throwaway copy of the source.
       await deps.rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id, SkipFinalSnapshot: true, DeleteAutomatedBackups: true }));

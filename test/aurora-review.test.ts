@@ -174,3 +174,41 @@ describe('the trigger\'s words for a cluster source', () => {
     expect(log.lines.join('\n')).not.toContain('RDS deletes a temporary instance only once');
   });
 });
+
+describe('the trigger deletes a failed writer of a dead build', () => {
+  // RDS API Reference, DeleteDBInstance, SkipFinalSnapshot: "When a DB instance is in a failure state and has a status of
+  // failed, incompatible-restore, or incompatible-network, RDS can delete the instance only if you enable this parameter."
+  test('a writer in "failed" is deleted (SkipFinalSnapshot), then its cluster', async () => {
+    const PROJECT = 'pitr-orders-aurora';
+    const BUILD = `${PROJECT}:f0000000-0000-4000-8000-000000000001`;
+    const tags = [{ Key: TAGS.BUILD_ID, Value: BUILD }, { Key: TAGS.SOURCE, Value: SOURCE }];
+    const rds = new RDSClient(motoClientConfig('http://127.0.0.1:9'));
+    const codebuild = new CodeBuildClient(motoClientConfig('http://127.0.0.1:9'));
+    const rdsMock = mockClient(rds);
+    mockClient(codebuild).on(BatchGetBuildsCommand).resolves({ builds: [codeBuildRecord(BUILD, 'FAILED')] });
+    const writer = { DBInstanceIdentifier: TEMP_WRITER, DBClusterIdentifier: TEMP, DBInstanceStatus: 'failed', TagList: tags };
+    rdsMock.on(DescribeDBInstancesCommand).resolves({ DBInstances: [writer] });
+    rdsMock.on(DescribeDBClustersCommand).resolves({ DBClusters: [{ DBClusterIdentifier: TEMP, Status: 'available', TagList: tags }] });
+    rdsMock.on(DeleteDBInstanceCommand).callsFake((input: { SkipFinalSnapshot?: boolean }) => {
+      if (!input.SkipFinalSnapshot) {
+        throw Object.assign(new InvalidDBInstanceStateFault({ message: `Instance ${TEMP_WRITER} is in failed state; SkipFinalSnapshot is required.`, $metadata: {} }), { $fault: 'client' });
+      }
+      writer.DBInstanceStatus = 'deleting';
+      return {};
+    });
+    rdsMock.on(DeleteDBClusterCommand).callsFake(() => {
+      if (writer.DBInstanceStatus !== 'deleting') throw Object.assign(new InvalidDBClusterStateFault({ message: 'Cluster still contains DB instances in non-deleting state.', $metadata: {} }), { $fault: 'client' });
+      return {};
+    });
+    const deps: TriggerDeps = { config: { projectName: PROJECT, sourceId: SOURCE, sourceKind: 'cluster', region: 'us-east-1' }, rds, codebuild, log: () => undefined };
+
+    const summary = await cleanupAfterDeadBuild({
+      'source': BUILD_STATE_CHANGE.SOURCE,
+      'detail-type': BUILD_STATE_CHANGE.DETAIL_TYPE,
+      'detail': { 'build-status': 'FAILED', 'project-name': PROJECT, 'build-id': BUILD },
+    }, deps);
+
+    expect(summary.deleted).toEqual([TEMP_WRITER, TEMP]);
+    expect(rdsMock.commandCalls(DeleteDBInstanceCommand).map((c) => c.args[0].input)).toEqual([{ DBInstanceIdentifier: TEMP_WRITER, SkipFinalSnapshot: true }]);
+  });
+});

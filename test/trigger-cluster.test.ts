@@ -152,13 +152,13 @@ describe('cleanup after a dead build of a cluster source', () => {
     expect(log.lines.join('\n')).toContain(`temporary instances and clusters tagged with it: ${DEAD_WRITER}, `);
   });
 
-  test('the cluster goes without a final snapshot; the writer\'s delete takes no snapshot option (snapshots and backups are the cluster\'s)', async () => {
+  test('the cluster goes without a final snapshot; the writer\'s delete skips the final snapshot too (as the runner\'s does) and takes no backup option (backups are the cluster\'s)', async () => {
     await cleanupAfterDeadBuild(deadBuild(), deps());
     expect(spy.commandCalls(DeleteDBClusterCommand).map((c) => c.args[0].input)).toEqual([
       { DBClusterIdentifier: DEAD_CLUSTER, SkipFinalSnapshot: true, DeleteAutomatedBackups: true },
       { DBClusterIdentifier: DEAD_BARE_CLUSTER, SkipFinalSnapshot: true, DeleteAutomatedBackups: true },
     ]);
-    expect(spy.commandCalls(DeleteDBInstanceCommand).map((c) => c.args[0].input)).toEqual([{ DBInstanceIdentifier: DEAD_WRITER }]);
+    expect(spy.commandCalls(DeleteDBInstanceCommand).map((c) => c.args[0].input)).toEqual([{ DBInstanceIdentifier: DEAD_WRITER, SkipFinalSnapshot: true }]);
   });
 
   test('a cluster RDS refuses while its writer is still being created is retried until the writer\'s delete is accepted', async () => {
