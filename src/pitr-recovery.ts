@@ -386,9 +386,12 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     for (const statement of source.runnerStatements(this)) project.addToRolePolicy(statement);
     // The original's FreeStorageSpace before the copy. CloudWatch reads take no resource-level
     // permissions, so this `*` gets a policy of its own rather than widen the role's default one.
-    project.role?.attachInlinePolicy(new iam.Policy(this, 'ReadFreeStorage', {
-      statements: [new iam.PolicyStatement({ sid: 'ReadFreeStorage', actions: ['cloudwatch:GetMetricStatistics'], resources: ['*'] })],
-    }));
+    // An Aurora cluster has no free storage to check (its volume grows by itself): the runner never reads it.
+    if (source.kind === 'instance') {
+      project.role?.attachInlinePolicy(new iam.Policy(this, 'ReadFreeStorage', {
+        statements: [new iam.PolicyStatement({ sid: 'ReadFreeStorage', actions: ['cloudwatch:GetMetricStatistics'], resources: ['*'] })],
+      }));
+    }
     // Whether the build that made an in-progress copy still runs, before a copy is dropped: this
     // project's builds only. A policy of its own: the role's default policy cannot name the project it precedes.
     project.role?.attachInlinePolicy(new iam.Policy(this, 'ReadOwnBuilds', {

@@ -18,6 +18,8 @@ import {
   RDSClient,
   RestoreDBClusterToPointInTimeCommand,
 } from '@aws-sdk/client-rds';
+import { App, Stack, aws_ec2 as ec2, aws_rds as rds } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { mockClient } from 'aws-sdk-client-mock';
 import { motoClientConfig } from './moto';
 import { codeBuildRecord, recordingLog } from './trigger-fixtures';
@@ -29,6 +31,7 @@ import type { Clock } from '../buildspec/runner/workflow';
 import { cleanupAfterDeadBuild } from '../lambda/cleanup';
 import { stopRunningDrills } from '../lambda/stop-drill';
 import type { TriggerDeps } from '../lambda/trigger-deps';
+import { PitrRecovery } from '../src/pitr-recovery';
 import {
   AURORA_POSTGRES_ENGINE, BUILD_ENV, BUILD_STATE_CHANGE, LATEST, PROJECT_ENV, START_ENV, TAGS, temporaryClusterId, temporaryWriterId,
 } from '../src/contract';
@@ -210,5 +213,30 @@ describe('the trigger deletes a failed writer of a dead build', () => {
 
     expect(summary.deleted).toEqual([TEMP_WRITER, TEMP]);
     expect(rdsMock.commandCalls(DeleteDBInstanceCommand).map((c) => c.args[0].input)).toEqual([{ DBInstanceIdentifier: TEMP_WRITER, SkipFinalSnapshot: true }]);
+  });
+});
+
+describe('least privilege of the build role on a cluster source', () => {
+  test('no cloudwatch:GetMetricStatistics on "*": the runner never reads an Aurora cluster\'s free storage; an instance keeps it', () => {
+    const actionsOf = (template: Template) => Object.values(template.findResources('AWS::IAM::Policy'))
+      .flatMap((p: any) => p.Properties.PolicyDocument.Statement as Array<{ Action: string | string[] }>)
+      .flatMap((st) => [st.Action].flat());
+    const stack = new Stack(new App(), 'Test', { env: { account: '123456789012', region: 'eu-west-1' } });
+    const vpc = new ec2.Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 1 });
+    const cluster = new rds.DatabaseCluster(stack, 'Cluster', {
+      engine: rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_16_4 }),
+      writer: rds.ClusterInstance.provisioned('Writer'),
+      vpc,
+    });
+    new PitrRecovery(stack, 'Dr', { cluster });
+    expect(actionsOf(Template.fromStack(stack))).not.toContain('cloudwatch:GetMetricStatistics');
+
+    const other = new Stack(new App(), 'Other', { env: { account: '123456789012', region: 'eu-west-1' } });
+    const instance = new rds.DatabaseInstance(other, 'Db', {
+      engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16 }),
+      vpc: new ec2.Vpc(other, 'Vpc', { maxAzs: 2, natGateways: 1 }),
+    });
+    new PitrRecovery(other, 'Dr', { instance });
+    expect(actionsOf(Template.fromStack(other))).toContain('cloudwatch:GetMetricStatistics');
   });
 });
