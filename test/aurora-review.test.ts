@@ -18,7 +18,7 @@ import {
   RDSClient,
   RestoreDBClusterToPointInTimeCommand,
 } from '@aws-sdk/client-rds';
-import { App, Stack, aws_ec2 as ec2, aws_rds as rds } from 'aws-cdk-lib';
+import { App, Stack, aws_ec2 as ec2, aws_rds as awsRds } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { mockClient } from 'aws-sdk-client-mock';
 import { motoClientConfig } from './moto';
@@ -31,10 +31,10 @@ import type { Clock } from '../buildspec/runner/workflow';
 import { cleanupAfterDeadBuild } from '../lambda/cleanup';
 import { stopRunningDrills } from '../lambda/stop-drill';
 import type { TriggerDeps } from '../lambda/trigger-deps';
-import { PitrRecovery } from '../src/pitr-recovery';
 import {
   AURORA_POSTGRES_ENGINE, BUILD_ENV, BUILD_STATE_CHANGE, LATEST, PROJECT_ENV, START_ENV, TAGS, temporaryClusterId, temporaryWriterId,
 } from '../src/contract';
+import { PitrRecovery } from '../src/pitr-recovery';
 
 const SOURCE = 'orders-aurora';
 const STAMP = '20261124100000';
@@ -101,13 +101,13 @@ describe('a temporary cluster in a status Aurora does not leave on its own', () 
     const clock = new VirtualClock();
     const lines: string[] = [];
     const log = new StepLog((l) => lines.push(l), () => clock.now());
-    const rds = new AwsRdsClusterControl({ client, log, sleep: async () => undefined });
+    const control = new AwsRdsClusterControl({ client, log, sleep: async () => undefined });
     const request = readDrillRequest({
       [PROJECT_ENV.SOURCE_CLUSTER_ID]: SOURCE, [START_ENV.RESTORE_TIME]: LATEST, [BUILD_ENV.BUILD_ID]: 'proj:1', [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '120',
     }, { cpus: 2 });
 
     const failure = await runDrill(request, {
-      rds, data, log, clock, credentials: { username: 'master', password: 'pw' }, databaseSizes: async () => new Map([['orders', 2 ** 20]]),
+      rds: control, data, log, clock, credentials: { username: 'master', password: 'pw' }, databaseSizes: async () => new Map([['orders', 2 ** 20]]),
     }).then(() => undefined, (err: Error) => err);
 
     // Not the 120-minute wait timeout: the first poll that sees the status ends the wait.
@@ -128,18 +128,22 @@ describe('the trigger\'s words for a cluster source', () => {
 
   /** A killed drill's leftovers: its writer still `creating` in its temporary cluster. */
   function leftovers() {
-    const rds = new RDSClient(motoClientConfig('http://127.0.0.1:9'));
+    const rdsClient = new RDSClient(motoClientConfig('http://127.0.0.1:9'));
     const codebuild = new CodeBuildClient(motoClientConfig('http://127.0.0.1:9'));
-    const rdsMock = mockClient(rds);
+    const rdsMock = mockClient(rdsClient);
     const cbMock = mockClient(codebuild);
     const writer = { DBInstanceIdentifier: TEMP_WRITER, DBClusterIdentifier: TEMP, DBInstanceStatus: 'creating', TagList: tags };
     const cluster = { DBClusterIdentifier: TEMP, Status: 'available', TagList: tags };
-    rdsMock.on(DescribeDBInstancesCommand).callsFake((i: { DBInstanceIdentifier?: string }) => ({ DBInstances: !i.DBInstanceIdentifier || i.DBInstanceIdentifier === TEMP_WRITER ? [writer] : [] }));
-    rdsMock.on(DescribeDBClustersCommand).callsFake((i: { DBClusterIdentifier?: string }) => ({ DBClusters: !i.DBClusterIdentifier || i.DBClusterIdentifier === TEMP ? [cluster] : [] }));
+    rdsMock.on(DescribeDBInstancesCommand)
+      .callsFake((i: { DBInstanceIdentifier?: string }) => ({
+        DBInstances: [TEMP_WRITER, undefined].includes(i.DBInstanceIdentifier) ? [writer] : [],
+      }));
+    rdsMock.on(DescribeDBClustersCommand)
+      .callsFake((i: { DBClusterIdentifier?: string }) => ({ DBClusters: [TEMP, undefined].includes(i.DBClusterIdentifier) ? [cluster] : [] }));
     rdsMock.on(DeleteDBInstanceCommand).rejects(Object.assign(new InvalidDBInstanceStateFault({ message: `Instance ${TEMP_WRITER} is not in available state.`, $metadata: {} }), { $fault: 'client' }));
     rdsMock.on(DeleteDBClusterCommand).rejects(Object.assign(new InvalidDBClusterStateFault({ message: 'Cluster cannot be deleted, it still contains DB instances in non-deleting state.', $metadata: {} }), { $fault: 'client' }));
     const log = recordingLog();
-    const deps: TriggerDeps = { config: { projectName: PROJECT, sourceId: SOURCE, sourceKind: 'cluster', region: 'us-east-1' }, rds, codebuild, log: log.log };
+    const deps: TriggerDeps = { config: { projectName: PROJECT, sourceId: SOURCE, sourceKind: 'cluster', region: 'us-east-1' }, rds: rdsClient, codebuild, log: log.log };
     return { deps, cbMock, log };
   }
 
@@ -185,9 +189,9 @@ describe('the trigger deletes a failed writer of a dead build', () => {
     const PROJECT = 'pitr-orders-aurora';
     const BUILD = `${PROJECT}:f0000000-0000-4000-8000-000000000001`;
     const tags = [{ Key: TAGS.BUILD_ID, Value: BUILD }, { Key: TAGS.SOURCE, Value: SOURCE }];
-    const rds = new RDSClient(motoClientConfig('http://127.0.0.1:9'));
+    const rdsClient = new RDSClient(motoClientConfig('http://127.0.0.1:9'));
     const codebuild = new CodeBuildClient(motoClientConfig('http://127.0.0.1:9'));
-    const rdsMock = mockClient(rds);
+    const rdsMock = mockClient(rdsClient);
     mockClient(codebuild).on(BatchGetBuildsCommand).resolves({ builds: [codeBuildRecord(BUILD, 'FAILED')] });
     const writer = { DBInstanceIdentifier: TEMP_WRITER, DBClusterIdentifier: TEMP, DBInstanceStatus: 'failed', TagList: tags };
     rdsMock.on(DescribeDBInstancesCommand).resolves({ DBInstances: [writer] });
@@ -200,10 +204,12 @@ describe('the trigger deletes a failed writer of a dead build', () => {
       return {};
     });
     rdsMock.on(DeleteDBClusterCommand).callsFake(() => {
-      if (writer.DBInstanceStatus !== 'deleting') throw Object.assign(new InvalidDBClusterStateFault({ message: 'Cluster still contains DB instances in non-deleting state.', $metadata: {} }), { $fault: 'client' });
+      if (writer.DBInstanceStatus !== 'deleting') {
+        throw Object.assign(new InvalidDBClusterStateFault({ message: 'Cluster still contains DB instances in non-deleting state.', $metadata: {} }), { $fault: 'client' });
+      }
       return {};
     });
-    const deps: TriggerDeps = { config: { projectName: PROJECT, sourceId: SOURCE, sourceKind: 'cluster', region: 'us-east-1' }, rds, codebuild, log: () => undefined };
+    const deps: TriggerDeps = { config: { projectName: PROJECT, sourceId: SOURCE, sourceKind: 'cluster', region: 'us-east-1' }, rds: rdsClient, codebuild, log: () => undefined };
 
     const summary = await cleanupAfterDeadBuild({
       'source': BUILD_STATE_CHANGE.SOURCE,
@@ -212,7 +218,8 @@ describe('the trigger deletes a failed writer of a dead build', () => {
     }, deps);
 
     expect(summary.deleted).toEqual([TEMP_WRITER, TEMP]);
-    expect(rdsMock.commandCalls(DeleteDBInstanceCommand).map((c) => c.args[0].input)).toEqual([{ DBInstanceIdentifier: TEMP_WRITER, SkipFinalSnapshot: true }]);
+    expect(rdsMock.commandCalls(DeleteDBInstanceCommand).map((c) => c.args[0].input))
+      .toEqual([{ DBInstanceIdentifier: TEMP_WRITER, SkipFinalSnapshot: true }]);
   });
 });
 
@@ -223,17 +230,17 @@ describe('least privilege of the build role on a cluster source', () => {
       .flatMap((st) => [st.Action].flat());
     const stack = new Stack(new App(), 'Test', { env: { account: '123456789012', region: 'eu-west-1' } });
     const vpc = new ec2.Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 1 });
-    const cluster = new rds.DatabaseCluster(stack, 'Cluster', {
-      engine: rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_16_4 }),
-      writer: rds.ClusterInstance.provisioned('Writer'),
+    const cluster = new awsRds.DatabaseCluster(stack, 'Cluster', {
+      engine: awsRds.DatabaseClusterEngine.auroraPostgres({ version: awsRds.AuroraPostgresEngineVersion.VER_16_4 }),
+      writer: awsRds.ClusterInstance.provisioned('Writer'),
       vpc,
     });
     new PitrRecovery(stack, 'Dr', { cluster });
     expect(actionsOf(Template.fromStack(stack))).not.toContain('cloudwatch:GetMetricStatistics');
 
     const other = new Stack(new App(), 'Other', { env: { account: '123456789012', region: 'eu-west-1' } });
-    const instance = new rds.DatabaseInstance(other, 'Db', {
-      engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_16 }),
+    const instance = new awsRds.DatabaseInstance(other, 'Db', {
+      engine: awsRds.DatabaseInstanceEngine.postgres({ version: awsRds.PostgresEngineVersion.VER_16 }),
       vpc: new ec2.Vpc(other, 'Vpc', { maxAzs: 2, natGateways: 1 }),
     });
     new PitrRecovery(other, 'Dr', { instance });

@@ -158,7 +158,8 @@ describe('cleanup after a dead build of a cluster source', () => {
       { DBClusterIdentifier: DEAD_CLUSTER, SkipFinalSnapshot: true, DeleteAutomatedBackups: true },
       { DBClusterIdentifier: DEAD_BARE_CLUSTER, SkipFinalSnapshot: true, DeleteAutomatedBackups: true },
     ]);
-    expect(spy.commandCalls(DeleteDBInstanceCommand).map((c) => c.args[0].input)).toEqual([{ DBInstanceIdentifier: DEAD_WRITER, SkipFinalSnapshot: true }]);
+    expect(spy.commandCalls(DeleteDBInstanceCommand).map((c) => c.args[0].input))
+      .toEqual([{ DBInstanceIdentifier: DEAD_WRITER, SkipFinalSnapshot: true }]);
   });
 
   test('a cluster RDS refuses while its writer is still being created is retried until the writer\'s delete is accepted', async () => {
