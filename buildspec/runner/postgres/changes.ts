@@ -71,7 +71,21 @@ export interface ChangesOptions {
   readonly after?: Date;
   /** Tables compared at a time (two sessions each). @default CHANGES_JOBS */
   readonly jobs?: number;
+  /**
+   * T, the time the point-in-time copy was restored to, when the run knows it (a RESTORE_TIME, not `latest`). With
+   * track_commit_timestamp on, it lets the comparison skip the rows committed before it (see commitTimeFilter).
+   */
+  readonly restoreTime?: Date;
+  /** How long before T a commit still counts as possibly after T. @default COMMIT_TIME_MARGIN_MS */
+  readonly commitTimeMarginMs?: number;
 }
+
+/**
+ * Rows committed less than this before T are compared in full, as if written after T: a recovery to T stops at the
+ * first commit record *in WAL order* whose time is after T, and a commit takes its time a moment before its record
+ * is written, so a commit stamped a little before T can sit after the stopping point; a clock step is covered too.
+ */
+export const COMMIT_TIME_MARGIN_MS = 5 * 60_000;
 
 /** Tables compared at a time by default: the comparison runs after the swap, beside the application's own load. */
 export const CHANGES_JOBS = 2;
@@ -88,6 +102,11 @@ export interface TableWrites {
   readonly changed?: number;
   readonly deleted: number;
   readonly notes: readonly string[];
+  /** Rows of the pre-recovery table whose content was compared with T's, and how many it has (keyed tables). */
+  readonly rowsCompared?: number;
+  readonly rowsBefore?: number;
+  /** Why every row was compared when the commit-time filter was on for the database. */
+  readonly fullBecause?: string;
 }
 
 export interface SequenceMove {
@@ -105,6 +124,12 @@ export interface ChangesRecord {
   readonly sequences: readonly SequenceMove[];
   /** True when each kept row carries its commit time (track_commit_timestamp was on). */
   readonly commitTimes: boolean;
+  /** How the rows before the recovery were chosen for comparison: every row, or only those committed after T (and why). */
+  readonly comparison: string;
+  /** Rows of the pre-recovery copy whose content was compared with T's (all of them without the commit-time filter). */
+  readonly rowsCompared: number;
+  /** Rows of the pre-recovery copy in the compared tables. */
+  readonly rowsBefore: number;
   readonly replaySql: string;
   readonly ms: number;
 }
@@ -179,6 +204,38 @@ export function replaySettings(): string[] {
     .map((name) => `SET ${name} = ${literal(SESSION_SETTINGS[name])};`);
 }
 
+/** Whether the pre-recovery rows can be chosen by commit time (only rows committed after `since` compared), and why (not). */
+export interface CommitTimeFilter {
+  readonly since?: Date;
+  readonly why: string;
+}
+
+/**
+ * The commit-time filter for the whole database. A row of the pre-recovery copy whose transaction committed at or
+ * before T is exactly as it was at T (MVCC never changes a row version in place; any write makes a new version with
+ * the writer's xid as xmin), so with track_commit_timestamp on, only rows committed after T - margin, or without a
+ * commit time, need their content compared. Rows deleted after T leave nothing to filter: their keys are compared apart.
+ * The xid alone cannot separate them (README "The xid at T"), and a row applied by logical replication carries its
+ * publisher's commit time, so those (replication origin set) are always compared.
+ */
+export async function commitTimeFilter(before: Client, commitTimes: boolean, restoreTime: Date | undefined, marginMs: number): Promise<CommitTimeFilter> {
+  const full = 'every row compared';
+  if (!commitTimes) return { why: `${full}: track_commit_timestamp is off, so rows written after T cannot be told from older ones by their commit time` };
+  if (!restoreTime) return { why: `${full}: the restore time is not known here (RESTORE_TIME latest, or MODE=changes), so there is no T to filter by` };
+  const version = Number((await before.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v);
+  if (version < 140000) return { why: `${full}: PostgreSQL ${Math.floor(version / 10000)} has no pg_xact_commit_timestamp_origin (14 and later), needed to tell rows applied by logical replication` };
+  const since = new Date(restoreTime.getTime() - marginMs);
+  return {
+    since,
+    why: `rows committed before ${since.toISOString()} (T ${restoreTime.toISOString()} minus ${Math.round(marginMs / 1000)} s) are as at T, by their commit time `
+      + '(track_commit_timestamp is on); rows committed after it, without a commit time, or applied by replication are compared in full, and every key is checked for deletions',
+  };
+}
+
+/** SQL true for a row of alias `x` committed (locally) at or before `since`: the filter leaves it out. */
+const committedBefore = (x: string, since: Date): string =>
+  `coalesce((SELECT o.timestamp <= ${literal(since.toISOString())}::timestamptz AND o.roident = 0 FROM pg_xact_commit_timestamp_origin(${x}.xmin) o), false)`;
+
 const rowText = (alias: string, cols: readonly string[]): string => `md5(ROW(${cols.map((c) => `${alias}.${ident(c)}`).join(', ')})::text)`;
 
 /**
@@ -198,6 +255,8 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     // One snapshot of the pre-recovery database for every read: nothing is written there.
     await before.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
     const commitTimes = (await before.query<{ on: string }>("SELECT current_setting('track_commit_timestamp') AS on")).rows[0].on === 'on';
+    const filter = await commitTimeFilter(before, commitTimes, options.restoreTime, options.commitTimeMarginMs ?? COMMIT_TIME_MARGIN_MS);
+    log.info(`comparison: ${filter.why}`);
     const [beforeTables, atTTables] = [await tablesOf(before), await tablesOf(now)];
     await now.query(`CREATE SCHEMA ${ident(schema)}`);
     await now.query(`COMMENT ON SCHEMA ${ident(schema)} IS ${literal(`cdk-rds-pitr: writes made after the restore time, taken from ${keptAs}. The replay SQL in ${REPLAY_TABLE} was never executed.`)}`);
@@ -229,7 +288,7 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
               notes: [`the table existed at T and not before the recovery: dropped or renamed after T (its ${rows} rows at T are back; nothing to replay).`],
             };
           } else {
-            slots[i] = await compareTable(wBefore, wNow, t, b, schema, names[i], commitTimes);
+            slots[i] = await compareTable(wBefore, wNow, t, b, schema, names[i], commitTimes, filter.since);
           }
           log.info(describeTable(slots[i]));
         }
@@ -261,7 +320,11 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
       results.map((r, i) => ({ ...r, oid: atTTables[i]?.oid ?? -1 - i })), edges), sequences);
     await writeSummary(now, schema, results, sequences, replaySql);
     const tables = results.map(({ replay: _, ...r }) => r);
-    const record: ChangesRecord = { database, keptAs, schema, tables, sequences, commitTimes, replaySql, ms: Date.now() - started };
+    const rowsBefore = tables.reduce((n, t) => n + (t.rowsBefore ?? 0), 0);
+    const rowsCompared = tables.reduce((n, t) => n + (t.rowsCompared ?? 0), 0);
+    const record: ChangesRecord = {
+      database, keptAs, schema, tables, sequences, commitTimes, comparison: filter.why, rowsCompared, rowsBefore, replaySql, ms: Date.now() - started,
+    };
     for (const line of describeRecord(record)) log.info(line);
     return record;
   } catch (err) {
@@ -301,7 +364,7 @@ interface TableReplay {
 }
 
 async function compareTable(
-  before: Client, now: Client, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean,
+  before: Client, now: Client, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean, since: Date | undefined,
 ): Promise<TableWrites & { replay?: TableReplay }> {
   const table = formatTableName({ schema: t.schema, table: t.name });
   const live = qualified(t.schema, t.name);
@@ -329,30 +392,26 @@ async function compareTable(
     return { table, status: 'compared', inserted, deleted, notes };
   }
 
-  // Pass 1: key + a hash of every row before the recovery: the types' own 64-bit hash where every column has one that
-  // does not depend on OIDs (4x cheaper than text + md5), else an md5 of the row text.
+  // Pass 1: which rows differ, into pg_temp.pitr_want (pitr_change, the key, pitr_row_at_t). The hash is the types'
+  // own 64-bit hash where every column has one that does not depend on OIDs (4x cheaper than text + md5), else an md5
+  // of the row text.
   const keyCols = key.map((k) => beforeByName.get(k)!);
   const fastHash = await hashableByValue(before, b.oid, common);
   const rowHash = (alias: string): string => (fastHash
     ? `hash_record_extended(ROW(${common.map((c) => `${alias}.${ident(c)}`).join(', ')}), 0)` : rowText(alias, common));
-  // Binary COPY when hashing by value (the key and the hash cross without text conversion).
-  const format = fastHash ? ' (FORMAT binary)' : '';
-  await now.query(`CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h ${fastHash ? 'bigint' : 'text'})`);
-  await stream(before, now,
-    `COPY (SELECT ${key.map((k) => `x.${ident(k)}`).join(', ')}, ${rowHash('x')} FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT${format}`,
-    `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN${format}`);
-  await now.query('ANALYZE pg_temp.pitr_stage');
-  const match = (a: string, c: string): string => key.map((k) => `${a}.${ident(k)} = ${c}.${ident(k)}`).join(' AND ');
+  const pass: Pass1 = { before, now, b, live, key, keyCols, common, fastHash, rowHash, atTCols, beforeCols };
   await now.query('DROP TABLE IF EXISTS pg_temp.pitr_want');
-  // One full join: only before (inserted after T), only at T (deleted after T), both with another hash (changed).
-  await now.query(`CREATE TEMP TABLE pitr_want AS
-    SELECT CASE WHEN s.pitr_h IS NULL THEN 'deleted' WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change,
-           ${key.map((k) => `coalesce(s.${ident(k)}, r.${ident(k)}) AS ${ident(k)}`).join(', ')},
-           CASE WHEN r.ctid IS NULL THEN NULL ELSE ${rowText('r', common)} END AS pitr_row_at_t
-      FROM pg_temp.pitr_stage s FULL JOIN ONLY ${live} r ON ${match('r', 's')}
-     WHERE s.pitr_h IS NULL OR r.ctid IS NULL OR s.pitr_h <> ${rowHash('r')}`);
+  let fullBecause = since ? filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since) : undefined;
+  let compared: { rowsCompared: number; rowsBefore: number } | undefined;
+  if (since && !fullBecause) {
+    const outcome = await differingRowsSince(pass, since);
+    if (typeof outcome === 'string') fullBecause = outcome;
+    else compared = outcome;
+  }
+  compared ??= await differingRows(pass);
   const counts = new Map((await now.query<{ c: string; n: string }>('SELECT pitr_change AS c, count(*) AS n FROM pg_temp.pitr_want GROUP BY 1')).rows.map((r) => [r.c, Number(r.n)]));
   const [inserted, changed, deleted] = ['inserted', 'changed', 'deleted'].map((c) => counts.get(c) ?? 0);
+  const match = (a: string, c: string): string => key.map((k) => `${a}.${ident(k)} = ${c}.${ident(k)}`).join(' AND ');
 
   // Pass 2: the full post-T rows of the inserted and changed keys, into pitr_<stamp>_after.<name>.
   const kept = qualified(schema, keptName);
@@ -371,7 +430,7 @@ async function compareTable(
   }
   await now.query(`UPDATE ${kept} k SET pitr_change = w.pitr_change, pitr_row_at_t = w.pitr_row_at_t FROM pg_temp.pitr_want w WHERE ${match('k', 'w')}`);
   await now.query(`INSERT INTO ${kept} (pitr_change, pitr_row_at_t, ${key.map(ident).join(', ')}) SELECT pitr_change, pitr_row_at_t, ${key.map(ident).join(', ')} FROM pg_temp.pitr_want WHERE pitr_change = 'deleted'`);
-  await now.query('DROP TABLE pg_temp.pitr_stage; DROP TABLE pg_temp.pitr_want');
+  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE pg_temp.pitr_want');
 
   const atTByName = new Map(atTCols.map((c) => [c.name, c]));
   const insertColumns = common.filter((c) => !atTByName.get(c)!.generated);
@@ -390,6 +449,8 @@ async function compareTable(
     changed,
     deleted,
     notes,
+    ...compared,
+    fullBecause,
     replay: {
       live,
       kept,
@@ -402,6 +463,122 @@ async function compareTable(
       updateColumns: insertColumns.filter((c) => !key.includes(c) && !atTByName.get(c)!.identityAlways),
     },
   };
+}
+
+/** What pass 1 works with, for one keyed table. */
+interface Pass1 {
+  readonly before: Client;
+  readonly now: Client;
+  /** The pre-recovery table. */
+  readonly b: Table;
+  /** The table at T, quoted. */
+  readonly live: string;
+  readonly key: readonly string[];
+  /** The key's columns as the pre-recovery table has them. */
+  readonly keyCols: readonly Column[];
+  /** Columns in both tables, in the order of the table at T. */
+  readonly common: readonly string[];
+  readonly fastHash: boolean;
+  readonly rowHash: (alias: string) => string;
+  readonly atTCols: readonly Column[];
+  readonly beforeCols: readonly Column[];
+}
+
+/**
+ * Every row of the pre-recovery table: its key and hash stream into pg_temp.pitr_stage, and one full join on the
+ * key pairs them with the rows at T: only before (inserted after T), only at T (deleted after T), both with another
+ * hash (changed).
+ */
+async function differingRows(p: Pass1): Promise<{ rowsCompared: number; rowsBefore: number }> {
+  const { before, now, b, live, key, keyCols, rowHash } = p;
+  const format = p.fastHash ? ' (FORMAT binary)' : '';
+  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want');
+  await now.query(`CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h ${p.fastHash ? 'bigint' : 'text'})`);
+  const rows = await stream(before, now,
+    `COPY (SELECT ${key.map((k) => `x.${ident(k)}`).join(', ')}, ${rowHash('x')} FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT${format}`,
+    `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN${format}`);
+  await now.query('ANALYZE pg_temp.pitr_stage');
+  const match = key.map((k) => `r.${ident(k)} = s.${ident(k)}`).join(' AND ');
+  await now.query(`CREATE TEMP TABLE pitr_want AS
+    SELECT CASE WHEN s.pitr_h IS NULL THEN 'deleted' WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change,
+           ${key.map((k) => `coalesce(s.${ident(k)}, r.${ident(k)}) AS ${ident(k)}`).join(', ')},
+           CASE WHEN r.ctid IS NULL THEN NULL ELSE ${rowText('r', p.common)} END AS pitr_row_at_t
+      FROM pg_temp.pitr_stage s FULL JOIN ONLY ${live} r ON ${match}
+     WHERE s.pitr_h IS NULL OR r.ctid IS NULL OR s.pitr_h <> ${rowHash('r')}`);
+  return { rowsCompared: rows, rowsBefore: rows };
+}
+
+/**
+ * Why the commit-time filter cannot be trusted for this table, from its columns: a row keeps its xmin through
+ * schema changes that need no rewrite, so a change there could alter row text without a newer commit time.
+ */
+function filterRefusal(p: Pass1): string | undefined {
+  if (!p.fastHash) return 'a column type without a hash by value (enum, composite, range, ...): its text can change through the catalog (an enum label renamed) without a newer commit time on the row';
+  const beforeByName = new Map(p.beforeCols.map((c) => [c.name, c]));
+  const changedType = p.atTCols.filter((c) => beforeByName.has(c.name) && beforeByName.get(c.name)!.type !== c.type);
+  if (changedType.length > 0) return `column types changed after T (${changedType.map((c) => ident(c.name)).join(', ')}): a type change without a rewrite keeps the rows' commit times`;
+  const order = p.beforeCols.filter((c) => p.common.includes(c.name)).map((c) => c.name);
+  if (order.join('\u0000') !== p.common.join('\u0000')) return 'the columns are in another order than at T (dropped and added again after T?): an added column does not rewrite the rows';
+  return undefined;
+}
+
+/**
+ * A column dropped and added again with the same name and type after T changes every row's value without touching
+ * the rows. The added column comes after every dropped one: refuse when a dropped column lies before a live one,
+ * unless it was dropped (its catalog row committed) before `since`.
+ */
+async function droppedColumnsRefusal(before: Client, oid: number, since: Date): Promise<string | undefined> {
+  const { rows } = await before.query<{ n: string }>(`
+    SELECT count(*) AS n FROM pg_attribute d
+     WHERE d.attrelid = $1::oid AND d.attisdropped AND d.attnum > 0
+       AND d.attnum < (SELECT max(attnum) FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped)
+       AND NOT ${committedBefore('d', since)}`, [oid]);
+  const n = Number(rows[0].n);
+  return n > 0 ? `${n} dropped column(s) before live ones, dropped after ${since.toISOString()} or at an unknown time: a column dropped and added again keeps the rows' commit times` : undefined;
+}
+
+/**
+ * The commit-time filter: only rows committed after `since` (or without a local commit time) stream with their hash;
+ * the rest are as at T. Deletions: counts tell how many keys at T are gone (rows at T = unchanged + matched + deleted);
+ * when some are, every key (keys only) streams over and the T-side keys without a match are the deleted rows, and the
+ * filter is checked on the way (every key it left out must exist at T). Returns why it fell back when the numbers do
+ * not add up; the caller then compares every row.
+ */
+async function differingRowsSince(p: Pass1, since: Date): Promise<{ rowsCompared: number; rowsBefore: number } | string> {
+  const { before, now, b, live, key, keyCols, rowHash } = p;
+  const source = qualified(b.schema, b.name);
+  const keyList = (alias: string): string => key.map((k) => `${alias}.${ident(k)}`).join(', ');
+  const match = (a: string, c: string): string => key.map((k) => `${a}.${ident(k)} = ${c}.${ident(k)}`).join(' AND ');
+  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys');
+  await now.query(`CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h bigint)`);
+  const candidates = await stream(before, now,
+    `COPY (SELECT ${keyList('x')}, ${rowHash('x')} FROM ONLY ${source} x WHERE NOT ${committedBefore('x', since)}) TO STDOUT (FORMAT binary)`,
+    `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN (FORMAT binary)`);
+  await now.query('ANALYZE pg_temp.pitr_stage');
+  const rowsBefore = Number((await before.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${source}`)).rows[0].n);
+  const rowsAtT = Number((await now.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${live}`)).rows[0].n);
+  await now.query(`CREATE TEMP TABLE pitr_want AS
+    SELECT CASE WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change, ${keyList('s')},
+           CASE WHEN r.ctid IS NULL THEN NULL ELSE ${rowText('r', p.common)} END AS pitr_row_at_t
+      FROM pg_temp.pitr_stage s LEFT JOIN ONLY ${live} r ON ${match('r', 's')}
+     WHERE r.ctid IS NULL OR s.pitr_h <> ${rowHash('r')}`);
+  const matched = Number((await now.query<{ n: string }>(`SELECT count(*) AS n FROM pg_temp.pitr_stage s JOIN ONLY ${live} r ON ${match('r', 's')}`)).rows[0].n);
+  const deleted = rowsAtT - (rowsBefore - candidates) - matched;
+  if (deleted < 0) return `the commit-time filter does not add up (${rowsAtT} rows at T, ${rowsBefore} before the recovery, ${candidates} committed after ${since.toISOString()}, ${matched} of them with a key at T)`;
+  if (deleted > 0) {
+    await now.query(`CREATE TEMP TABLE pitr_keys (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')})`);
+    await stream(before, now, `COPY (SELECT ${keyList('x')} FROM ONLY ${source} x) TO STDOUT (FORMAT binary)`, `COPY pg_temp.pitr_keys FROM STDIN (FORMAT binary)`);
+    await now.query('ANALYZE pg_temp.pitr_keys');
+    const gone = await now.query(`INSERT INTO pg_temp.pitr_want SELECT 'deleted', ${keyList('r')}, ${rowText('r', p.common)} FROM ONLY ${live} r
+      WHERE NOT EXISTS (SELECT 1 FROM pg_temp.pitr_keys k WHERE ${match('k', 'r')})`);
+    // Every key the filter left out (committed before `since`) must exist at T; the keys only before are the candidates' inserts.
+    const onlyBefore = Number((await now.query<{ n: string }>(`SELECT count(*) AS n FROM pg_temp.pitr_keys k WHERE NOT EXISTS (SELECT 1 FROM ONLY ${live} r WHERE ${match('r', 'k')})`)).rows[0].n);
+    const insertedCandidates = candidates - matched;
+    if (gone.rowCount !== deleted || onlyBefore !== insertedCandidates) {
+      return `the commit-time filter does not add up (${deleted} deletion(s) expected from the counts, ${gone.rowCount} found; ${onlyBefore} key(s) only before the recovery, ${insertedCandidates} committed after ${since.toISOString()})`;
+    }
+  }
+  return { rowsCompared: candidates, rowsBefore };
 }
 
 /**
@@ -535,7 +712,8 @@ async function writeSummary(
 function describeTable(t: TableWrites): string {
   if (t.status !== 'compared') return `${t.table}: ${t.status}; ${t.notes.join(' ')}`;
   return `${t.table}: since T ${t.inserted} inserted, ${t.changed === undefined ? 'changed unknown (no key)' : `${t.changed} changed`}, ${t.deleted} deleted`
-    + `${t.key ? ` (rows paired by ${t.key.map(ident).join(', ')})` : ''}${t.notes.length > 0 ? `; ${t.notes.join(' ')}` : ''}`;
+    + `${t.key ? ` (rows paired by ${t.key.map(ident).join(', ')})` : ''}${t.notes.length > 0 ? `; ${t.notes.join(' ')}` : ''}`
+    + `${t.rowsBefore !== undefined ? `; ${t.rowsCompared} of ${t.rowsBefore} row(s) compared in full` : ''}${t.fullBecause ? ` (every row: ${t.fullBecause})` : ''}`;
 }
 
 /** The log lines after the comparison: where everything is, the replay SQL cut to a readable length, and how to drop the schema. */
@@ -543,7 +721,8 @@ export function describeRecord(r: ChangesRecord): string[] {
   const touched = r.tables.filter((t) => t.status !== 'compared' || t.inserted + (t.changed ?? 0) + t.deleted > 0);
   const lines = [
     `writes made after T in ${JSON.stringify(r.database)}: ${touched.length} of ${r.tables.length} table(s) differ, ${r.sequences.length} sequence(s) moved; rows kept in schema ${ident(r.schema)} of ${JSON.stringify(r.database)} `
-      + `(one table per source table, summary in ${qualified(r.schema, SUMMARY_TABLE)}); compared in ${(r.ms / 1000).toFixed(1)} s`,
+      + `(one table per source table, summary in ${qualified(r.schema, SUMMARY_TABLE)}); compared in ${(r.ms / 1000).toFixed(1)} s, `
+      + `${r.rowsCompared} of ${r.rowsBefore} row(s) of the keyed tables by content (${r.comparison})`,
     r.commitTimes
       ? `each kept row carries its commit time (track_commit_timestamp is on): SET ${AFTER_SETTING} = '<time>' bounds the replay`
       : 'track_commit_timestamp is off: the kept rows carry no commit time and the replay cannot be bounded by time (see README "Writes made after the restore time")',
