@@ -542,47 +542,35 @@ async function droppedColumnsRefusal(before: Client, oid: number, since: Date): 
 }
 
 /**
- * The commit-time filter: only rows committed after `since` (or without a local commit time) stream with their hash;
- * the rest are as at T. Deletions: counts tell how many keys at T are gone (rows at T = unchanged + matched + deleted);
- * when some are, every key (keys only) streams over and the T-side keys without a match are the deleted rows, and the
- * filter is checked on the way (every key it left out must exist at T). Returns why it fell back when the numbers do
- * not add up; the caller then compares every row.
+ * The commit-time filter, in one pass like differingRows: every key of the pre-recovery table streams over (keys are
+ * what find the rows deleted after T), but the hash only for the rows committed after `since` (or without a local
+ * commit time); the others are as at T, so neither side hashes them. The filter is checked on the way: a key it left
+ * out must exist at T. Returns why it fell back when it does not; the caller then compares every row.
  */
 async function differingRowsSince(p: Pass1, since: Date): Promise<{ rowsCompared: number; rowsBefore: number } | string> {
   const { before, now, b, live, key, keyCols, rowHash } = p;
-  const source = qualified(b.schema, b.name);
   const keyList = (alias: string): string => key.map((k) => `${alias}.${ident(k)}`).join(', ');
-  const match = (a: string, c: string): string => key.map((k) => `${a}.${ident(k)} = ${c}.${ident(k)}`).join(' AND ');
-  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys');
+  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want');
   await now.query(`CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h bigint)`);
-  const candidates = await stream(before, now,
-    `COPY (SELECT ${keyList('x')}, ${rowHash('x')} FROM ONLY ${source} x WHERE NOT ${committedBefore('x', since)}) TO STDOUT (FORMAT binary)`,
+  const rowsBefore = await stream(before, now,
+    `COPY (SELECT ${keyList('x')}, CASE WHEN ${committedBefore('x', since)} THEN NULL ELSE ${rowHash('x')} END FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT (FORMAT binary)`,
     `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN (FORMAT binary)`);
   await now.query('ANALYZE pg_temp.pitr_stage');
-  const rowsBefore = Number((await before.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${source}`)).rows[0].n);
-  const rowsAtT = Number((await now.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${live}`)).rows[0].n);
+  const match = key.map((k) => `r.${ident(k)} = s.${ident(k)}`).join(' AND ');
+  // Only at T: deleted after T. Only before: inserted after T (hashed, or the filter was wrong). Both, hashed: changed if the hash differs.
   await now.query(`CREATE TEMP TABLE pitr_want AS
-    SELECT CASE WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change, ${keyList('s')},
-           CASE WHEN r.ctid IS NULL THEN NULL ELSE ${rowText('r', p.common)} END AS pitr_row_at_t
-      FROM pg_temp.pitr_stage s LEFT JOIN ONLY ${live} r ON ${match('r', 's')}
-     WHERE r.ctid IS NULL OR s.pitr_h <> ${rowHash('r')}`);
-  const matched = Number((await now.query<{ n: string }>(`SELECT count(*) AS n FROM pg_temp.pitr_stage s JOIN ONLY ${live} r ON ${match('r', 's')}`)).rows[0].n);
-  const deleted = rowsAtT - (rowsBefore - candidates) - matched;
-  if (deleted < 0) return `the commit-time filter does not add up (${rowsAtT} rows at T, ${rowsBefore} before the recovery, ${candidates} committed after ${since.toISOString()}, ${matched} of them with a key at T)`;
-  if (deleted > 0) {
-    await now.query(`CREATE TEMP TABLE pitr_keys (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')})`);
-    await stream(before, now, `COPY (SELECT ${keyList('x')} FROM ONLY ${source} x) TO STDOUT (FORMAT binary)`, `COPY pg_temp.pitr_keys FROM STDIN (FORMAT binary)`);
-    await now.query('ANALYZE pg_temp.pitr_keys');
-    const gone = await now.query(`INSERT INTO pg_temp.pitr_want SELECT 'deleted', ${keyList('r')}, ${rowText('r', p.common)} FROM ONLY ${live} r
-      WHERE NOT EXISTS (SELECT 1 FROM pg_temp.pitr_keys k WHERE ${match('k', 'r')})`);
-    // Every key the filter left out (committed before `since`) must exist at T; the keys only before are the candidates' inserts.
-    const onlyBefore = Number((await now.query<{ n: string }>(`SELECT count(*) AS n FROM pg_temp.pitr_keys k WHERE NOT EXISTS (SELECT 1 FROM ONLY ${live} r WHERE ${match('r', 'k')})`)).rows[0].n);
-    const insertedCandidates = candidates - matched;
-    if (gone.rowCount !== deleted || onlyBefore !== insertedCandidates) {
-      return `the commit-time filter does not add up (${deleted} deletion(s) expected from the counts, ${gone.rowCount} found; ${onlyBefore} key(s) only before the recovery, ${insertedCandidates} committed after ${since.toISOString()})`;
-    }
-  }
-  return { rowsCompared: candidates, rowsBefore };
+    SELECT CASE WHEN s.ctid IS NULL THEN 'deleted' WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change,
+           ${key.map((k) => `coalesce(s.${ident(k)}, r.${ident(k)}) AS ${ident(k)}`).join(', ')},
+           CASE WHEN r.ctid IS NULL THEN NULL ELSE ${rowText('r', p.common)} END AS pitr_row_at_t,
+           s.ctid IS NOT NULL AND s.pitr_h IS NULL AS pitr_unhashed
+      FROM pg_temp.pitr_stage s FULL JOIN ONLY ${live} r ON ${match}
+     WHERE s.ctid IS NULL OR r.ctid IS NULL OR (s.pitr_h IS NOT NULL AND s.pitr_h <> ${rowHash('r')})`);
+  const { rows } = await now.query<{ wrong: string; hashed: string }>(
+    'SELECT (SELECT count(*) FROM pg_temp.pitr_want WHERE pitr_unhashed) AS wrong, (SELECT count(pitr_h) FROM pg_temp.pitr_stage) AS hashed');
+  const wrong = Number(rows[0].wrong);
+  if (wrong > 0) return `${wrong} row(s) committed before ${since.toISOString()} have a key that does not exist at T: the commit times do not match this restore time`;
+  await now.query('ALTER TABLE pg_temp.pitr_want DROP COLUMN pitr_unhashed');
+  return { rowsCompared: Number(rows[0].hashed), rowsBefore };
 }
 
 /**
