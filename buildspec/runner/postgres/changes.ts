@@ -541,72 +541,36 @@ async function droppedColumnsRefusal(before: Client, oid: number, since: Date): 
   return n > 0 ? `${n} dropped column(s) before live ones, dropped after ${since.toISOString()} or at an unknown time: a column dropped and added again keeps the rows' commit times` : undefined;
 }
 
-/** Bucket mask for about 16 keys per bucket (a power of two less one), from the table's estimated row count. */
-export function bucketMask(rows: number): number {
-  const buckets = Math.min(2 ** 20, Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(1, rows / 16)))));
-  return buckets - 1;
-}
-
 /**
- * The commit-time filter. Only the rows committed after `since` (or without a local commit time) stream over, with
- * their hash, and are paired with the rows at T by key: inserted, changed (hash differs) or rewritten unchanged. The
- * rest are as at T and are not read in full. Rows deleted after T leave nothing to filter, so keys are counted per
- * bucket (a hash of the key) on both sides: rows at T = unchanged + paired + deleted holds per bucket, so only the
- * buckets whose counts say a key is gone have their keys compared, keys only. The counts are checked on the way
- * (never fewer keys at T than the filter accounts for; as many deleted keys found as counted). Returns why it fell
- * back when they do not hold; the caller then compares every row.
+ * The commit-time filter, in one pass like differingRows: every key of the pre-recovery table streams over (keys are
+ * what find the rows deleted after T), but the hash only for the rows committed after `since` (or without a local
+ * commit time); the others are as at T, so neither side hashes them. The filter is checked on the way: a key it left
+ * out must exist at T. Returns why it fell back when it does not; the caller then compares every row.
  */
 async function differingRowsSince(p: Pass1, since: Date): Promise<{ rowsCompared: number; rowsBefore: number } | string> {
   const { before, now, b, live, key, keyCols, rowHash } = p;
-  const source = qualified(b.schema, b.name);
   const keyList = (alias: string): string => key.map((k) => `${alias}.${ident(k)}`).join(', ');
-  const keyDef = keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ');
-  const match = (a: string, c: string): string => key.map((k) => `${a}.${ident(k)} = ${c}.${ident(k)}`).join(' AND ');
-  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
-    + 'DROP TABLE IF EXISTS pg_temp.pitr_buckets; DROP TABLE IF EXISTS pg_temp.pitr_gone');
-  const estimate = Number((await now.query<{ n: string }>(`SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = ${literal(live)}::regclass`)).rows[0].n);
-  const mask = bucketMask(estimate);
-  const bucket = (alias: string): string => `(hash_record_extended(ROW(${keyList(alias)}), 0) & ${mask})`;
-
-  await now.query(`CREATE TEMP TABLE pitr_stage (${keyDef}, pitr_h bigint); CREATE TEMP TABLE pitr_buckets (b bigint, n bigint)`);
-  const rowsCompared = await stream(before, now,
-    `COPY (SELECT ${keyList('x')}, ${rowHash('x')} FROM ONLY ${source} x WHERE NOT ${committedBefore('x', since)}) TO STDOUT (FORMAT binary)`,
+  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want');
+  await now.query(`CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h bigint)`);
+  const rowsBefore = await stream(before, now,
+    `COPY (SELECT ${keyList('x')}, CASE WHEN ${committedBefore('x', since)} THEN NULL ELSE ${rowHash('x')} END FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT (FORMAT binary)`,
     `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN (FORMAT binary)`);
-  await stream(before, now, `COPY (SELECT ${bucket('x')}, count(*) FROM ONLY ${source} x GROUP BY 1) TO STDOUT (FORMAT binary)`, 'COPY pg_temp.pitr_buckets FROM STDIN (FORMAT binary)');
-  // Inserted and changed: the streamed rows against T by key.
+  await now.query('ANALYZE pg_temp.pitr_stage');
+  const match = key.map((k) => `r.${ident(k)} = s.${ident(k)}`).join(' AND ');
+  // Only at T: deleted after T. Only before: inserted after T (hashed, or the filter was wrong). Both, hashed: changed if the hash differs.
   await now.query(`CREATE TEMP TABLE pitr_want AS
-    SELECT CASE WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change, ${keyList('s')},
-           CASE WHEN r.ctid IS NULL THEN NULL ELSE ${rowText('r', p.common)} END AS pitr_row_at_t
-      FROM pg_temp.pitr_stage s LEFT JOIN ONLY ${live} r ON ${match('r', 's')}
-     WHERE r.ctid IS NULL OR s.pitr_h <> ${rowHash('r')}`);
-  // Deleted, per bucket: at T - before + inserted (the inserted keys are before only).
-  await now.query(`CREATE TEMP TABLE pitr_gone AS
-    WITH at_t AS (SELECT ${bucket('r')} AS b, count(*) AS n FROM ONLY ${live} r GROUP BY 1),
-         ins AS (SELECT ${bucket('w')} AS b, count(*) AS n FROM pg_temp.pitr_want w WHERE pitr_change = 'inserted' GROUP BY 1)
-    SELECT coalesce(a.b, x.b, i.b) AS b, coalesce(a.n, 0) - coalesce(x.n, 0) + coalesce(i.n, 0) AS d
-      FROM at_t a FULL JOIN pg_temp.pitr_buckets x ON x.b = a.b FULL JOIN ins i ON i.b = coalesce(a.b, x.b)
-     WHERE coalesce(a.n, 0) - coalesce(x.n, 0) + coalesce(i.n, 0) <> 0`);
-  const { rows } = await now.query<{ negative: string; gone: string | null; buckets: string; before: string | null }>(`
-    SELECT count(*) FILTER (WHERE d < 0) AS negative, sum(d) FILTER (WHERE d > 0) AS gone, count(*) AS buckets,
-           (SELECT sum(n) FROM pg_temp.pitr_buckets) AS before FROM pg_temp.pitr_gone`);
-  const rowsBefore = Number(rows[0].before ?? 0);
-  if (Number(rows[0].negative) > 0) {
-    return `the counts do not add up with the commit times (in ${rows[0].negative} bucket(s) of keys, fewer keys at T than the rows committed before ${since.toISOString()} account for): the commit times do not match this restore time`;
-  }
-  const gone = Number(rows[0].gone ?? 0);
-  if (gone > 0) {
-    const buckets = (await now.query<{ b: string }>('SELECT b::text AS b FROM pg_temp.pitr_gone')).rows.map((r) => r.b);
-    await now.query(`CREATE TEMP TABLE pitr_keys (${keyDef})`);
-    await stream(before, now, `COPY (SELECT ${keyList('x')} FROM ONLY ${source} x WHERE ${bucket('x')} = ANY(${literal(`{${buckets.join(',')}}`)}::bigint[])) TO STDOUT (FORMAT binary)`,
-      'COPY pg_temp.pitr_keys FROM STDIN (FORMAT binary)');
-    const found = await now.query(`INSERT INTO pg_temp.pitr_want SELECT 'deleted', ${keyList('r')}, ${rowText('r', p.common)} FROM ONLY ${live} r
-      WHERE ${bucket('r')} IN (SELECT b FROM pg_temp.pitr_gone) AND NOT EXISTS (SELECT 1 FROM pg_temp.pitr_keys k WHERE ${match('k', 'r')})`);
-    if (found.rowCount !== gone) {
-      return `the counts do not add up with the commit times (${gone} key(s) at T gone by the counts, ${found.rowCount} found): the commit times do not match this restore time`;
-    }
-  }
-  await now.query('DROP TABLE pg_temp.pitr_buckets; DROP TABLE pg_temp.pitr_gone');
-  return { rowsCompared, rowsBefore };
+    SELECT CASE WHEN s.ctid IS NULL THEN 'deleted' WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change,
+           ${key.map((k) => `coalesce(s.${ident(k)}, r.${ident(k)}) AS ${ident(k)}`).join(', ')},
+           CASE WHEN r.ctid IS NULL THEN NULL ELSE ${rowText('r', p.common)} END AS pitr_row_at_t,
+           s.ctid IS NOT NULL AND s.pitr_h IS NULL AS pitr_unhashed
+      FROM pg_temp.pitr_stage s FULL JOIN ONLY ${live} r ON ${match}
+     WHERE s.ctid IS NULL OR r.ctid IS NULL OR (s.pitr_h IS NOT NULL AND s.pitr_h <> ${rowHash('r')})`);
+  const { rows } = await now.query<{ wrong: string; hashed: string }>(
+    'SELECT (SELECT count(*) FROM pg_temp.pitr_want WHERE pitr_unhashed) AS wrong, (SELECT count(pitr_h) FROM pg_temp.pitr_stage) AS hashed');
+  const wrong = Number(rows[0].wrong);
+  if (wrong > 0) return `${wrong} row(s) committed before ${since.toISOString()} have a key that does not exist at T: the commit times do not match this restore time`;
+  await now.query('ALTER TABLE pg_temp.pitr_want DROP COLUMN pitr_unhashed');
+  return { rowsCompared: Number(rows[0].hashed), rowsBefore };
 }
 
 /**
