@@ -254,6 +254,12 @@ test('the commit-time filter misses no write after T: a transaction open at T an
     expect(kept).toBe('changed:1,deleted:3,deleted:5,changed:6,inserted:201,inserted:1003');
     expect(lines.join('\n')).toContain(`comparison: rows committed before ${at.toISOString()}`);
 
+    // A T later than the point-in-time copy's (after the writes): the keys inserted after the copy's T look old, do not exist
+    // at T, and give the mistake away: every row is compared instead, and the record is the same.
+    const late = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp: '20260404000005', log, restoreTime: await serverNow(target), commitTimeMarginMs: 0 });
+    expect(late.tables).toEqual([expect.objectContaining({ inserted: 2, changed: 2, deleted: 2, rowsCompared: 100, rowsBefore: 100 })]);
+    expect(late.tables[0].fullBecause).toContain('have a key that does not exist at T: the commit times do not match this restore time');
+
     // With the default margin every row here committed less than 5 minutes before T: all compared, same record.
     const again = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp: '20260404000004', log, restoreTime: at });
     expect(again.tables).toEqual([expect.objectContaining({ inserted: 2, changed: 2, deleted: 2, rowsCompared: 100, rowsBefore: 100 })]);
