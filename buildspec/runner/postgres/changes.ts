@@ -9,15 +9,25 @@
  *
  * PostgreSQL cannot join across databases, so what is needed is brought over
  * in two passes on two connections:
- * 1. per keyed table, the key and an md5 of the row text of every row of the
- *    pre-recovery table stream (COPY TO STDOUT -> COPY FROM STDIN) into a
- *    temporary table of the recovered database; SQL there pairs them with the
- *    rows at T by key: inserted, changed, deleted;
+ * 1. per keyed table, the key and a hash of every row of the pre-recovery
+ *    table (hash_record_extended where every type hashes by value, else an
+ *    md5 of the row text) stream (COPY TO STDOUT -> COPY FROM STDIN) into a
+ *    temporary table of the recovered database; one full join there pairs
+ *    them with the rows at T by key: inserted, changed, deleted;
  * 2. only the inserted and changed rows are then read in full from the
  *    pre-recovery table (keys passed as JSON), with their commit time when
  *    `track_commit_timestamp` is on, into `pitr_<stamp>_after.<table>`.
  * A keyless table is compared by content (EXCEPT ALL over the row text):
  * counts only, no replay SQL.
+ *
+ * With track_commit_timestamp on and T known (RESTORE_TIME, not `latest`),
+ * pass 1 hashes only the pre-recovery rows committed after T minus a margin
+ * (commitTimeFilter, differingRowsSince): a row committed before T is exactly
+ * as at T. Every key still crosses (they find the rows deleted after T).
+ * Tables where a row could change without a newer commit time (a type
+ * without a hash by value, columns retyped, reordered, or dropped before live
+ * ones after T) are compared in full, and so is every table when the keys do
+ * not agree with the commit times. The log says which and why.
  *
  * Row text is compared under the runner's fixed session settings
  * (process.ts SESSION_SETTINGS); the replay SQL sets the same ones, so the
