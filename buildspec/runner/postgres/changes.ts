@@ -33,9 +33,11 @@
  * (process.ts SESSION_SETTINGS); the replay SQL sets the same ones, so the
  * md5 it checks ("the row is still as at T") is computed the same way.
  */
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { KeyHashRows, MERGE_KEY_TYPES, mergeByKey } from './changes-merge';
 import { derivedName, ident, literal, qualified } from './names';
 import { SESSION_SETTINGS, connect } from './process';
 import { rowKeyColumns } from './row-key';
@@ -417,12 +419,19 @@ async function compareTable(
   await now.query('DROP TABLE IF EXISTS pg_temp.pitr_want');
   let fullBecause = since ? filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since) : undefined;
   let compared: { rowsCompared: number; rowsBefore: number } | undefined;
+  // One integer key: the runner pairs the two key-ordered streams itself, no temporary copy of every key (changes-merge.ts).
+  const atTKey = atTCols.find((c) => c.name === key[0]);
+  const merge = fastHash && key.length === 1 && MERGE_KEY_TYPES.includes(keyCols[0].type) && atTKey !== undefined && MERGE_KEY_TYPES.includes(atTKey.type);
   if (since && !fullBecause) {
-    const outcome = await differingRowsSince(pass, since);
+    const outcome = merge ? await mergedRows(pass, since) : await differingRowsSince(pass, since);
     if (typeof outcome === 'string') fullBecause = outcome;
     else compared = outcome;
   }
-  compared ??= await differingRows(pass);
+  if (!compared) {
+    const outcome = merge ? await mergedRows(pass, undefined) : await differingRows(pass);
+    if (typeof outcome === 'string') throw new Error(`${table}: ${outcome}`);
+    compared = outcome;
+  }
   const counts = new Map((await now.query<{ c: string; n: string }>('SELECT pitr_change AS c, count(*) AS n FROM pg_temp.pitr_want GROUP BY 1')).rows.map((r) => [r.c, Number(r.n)]));
   const [inserted, changed, deleted] = ['inserted', 'changed', 'deleted'].map((c) => counts.get(c) ?? 0);
   const match = (a: string, c: string): string => key.map((k) => `${a}.${ident(k)} = ${c}.${ident(k)}`).join(' AND ');
@@ -520,6 +529,37 @@ async function differingRows(p: Pass1): Promise<{ rowsCompared: number; rowsBefo
       FROM pg_temp.pitr_stage s FULL JOIN ONLY ${live} r ON ${match}
      WHERE s.pitr_h IS NULL OR r.ctid IS NULL OR s.pitr_h <> ${rowHash('r')}`);
   return { rowsCompared: rows, rowsBefore: rows };
+}
+
+/**
+ * Pass 1 for a table keyed by one integer column (smallint, integer, bigint): both sides stream (key, hash) in key
+ * order and the runner walks them side by side (mergeByKey); only the keys that differ go into pg_temp.pitr_stage.
+ * With `since` (the commit-time filter) the pre-recovery side hashes only the rows committed after it, and the side
+ * at T sends keys alone: the rows paired with a hashed one are hashed afterwards, in SQL, a handful.
+ */
+async function mergedRows(p: Pass1, since: Date | undefined): Promise<{ rowsCompared: number; rowsBefore: number } | string> {
+  const { before, now, b, live, key, keyCols, rowHash } = p;
+  const k = ident(key[0]);
+  const hashBefore = since ? `CASE WHEN ${committedBefore('x', since)} THEN NULL ELSE ${rowHash('x')} END` : rowHash('x');
+  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want');
+  const merged = await mergeByKey(
+    new KeyHashRows(before.query(copyTo(`COPY (SELECT x.${k}, ${hashBefore} FROM ONLY ${qualified(b.schema, b.name)} x ORDER BY x.${k}) TO STDOUT (FORMAT binary)`)), true),
+    new KeyHashRows(now.query(copyTo(`COPY (SELECT r.${k}${since ? '' : `, ${rowHash('r')}`} FROM ONLY ${live} r ORDER BY r.${k}) TO STDOUT (FORMAT binary)`)), !since),
+    !since);
+  if (since && merged.unhashedOnlyBefore > 0) {
+    return `${merged.unhashedOnlyBefore} row(s) committed before ${since.toISOString()} have a key that does not exist at T: the commit times do not match this restore time`;
+  }
+  await now.query(`CREATE TEMP TABLE pitr_stage (${ident(keyCols[0].name)} ${keyCols[0].type}, pitr_h bigint, pitr_kind text)`);
+  if (merged.lines.length > 0) {
+    await pipeline(Readable.from([`${merged.lines.join('\n')}\n`]), now.query(copyFrom(`COPY pg_temp.pitr_stage FROM STDIN`)));
+  }
+  await now.query('ANALYZE pg_temp.pitr_stage');
+  await now.query(`CREATE TEMP TABLE pitr_want AS
+    SELECT CASE s.pitr_kind WHEN 'paired' THEN 'changed' ELSE s.pitr_kind END AS pitr_change, s.${k},
+           CASE WHEN s.pitr_kind = 'inserted' THEN NULL ELSE ${rowText('r', p.common)} END AS pitr_row_at_t
+      FROM pg_temp.pitr_stage s LEFT JOIN ONLY ${live} r ON r.${k} = s.${k} AND s.pitr_kind <> 'inserted'
+     WHERE s.pitr_kind <> 'paired' OR s.pitr_h <> ${rowHash('r')}`);
+  return { rowsCompared: merged.hashed, rowsBefore: merged.rowsBefore };
 }
 
 /**
