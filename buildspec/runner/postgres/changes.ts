@@ -249,8 +249,15 @@ export async function commitTimeFilter(before: Client, commitTimes: boolean, res
  * commit time (NULL: committed while track_commit_timestamp was off, or older than the oldest commit time kept) is
  * not. The time is tested first (cheap), the origin (a record built per call) only for the rows the time leaves out.
  */
-const committedBefore = (x: string, since: Date): string =>
-  `(coalesce(pg_xact_commit_timestamp(${x}.xmin) <= ${literal(since.toISOString())}::timestamptz, false) AND (pg_xact_commit_timestamp_origin(${x}.xmin)).roident = 0)`;
+const committedBefore = (xid: string, since: Date): string =>
+  `(coalesce(pg_xact_commit_timestamp(${xid}) <= ${literal(since.toISOString())}::timestamptz, false) AND (pg_xact_commit_timestamp_origin(${xid})).roident = 0)`;
+
+/**
+ * SQL true for a row of alias `x` of `source` NOT committed (locally) before `since`. The commit time and origin are
+ * looked up once per distinct xmin of the table (a transaction usually writes many rows), then matched by hash.
+ */
+const committedAfter = (x: string, source: string, since: Date): string =>
+  `${x}.xmin IN (SELECT n.xid FROM (SELECT DISTINCT xmin AS xid FROM ONLY ${source}) n WHERE NOT ${committedBefore('n.xid', since)})`;
 
 const rowText = (alias: string, cols: readonly string[]): string => `md5(ROW(${cols.map((c) => `${alias}.${ident(c)}`).join(', ')})::text)`;
 
@@ -540,10 +547,11 @@ async function differingRows(p: Pass1): Promise<{ rowsCompared: number; rowsBefo
 async function mergedRows(p: Pass1, since: Date | undefined): Promise<{ rowsCompared: number; rowsBefore: number } | string> {
   const { before, now, b, live, key, keyCols, rowHash } = p;
   const k = ident(key[0]);
-  const hashBefore = since ? `CASE WHEN ${committedBefore('x', since)} THEN NULL ELSE ${rowHash('x')} END` : rowHash('x');
+  const source = qualified(b.schema, b.name);
+  const hashBefore = since ? `CASE WHEN ${committedAfter('x', source, since)} THEN ${rowHash('x')} END` : rowHash('x');
   await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want');
   const merged = await mergeByKey(
-    new KeyHashRows(before.query(copyTo(`COPY (SELECT x.${k}, ${hashBefore} FROM ONLY ${qualified(b.schema, b.name)} x ORDER BY x.${k}) TO STDOUT (FORMAT binary)`)), true),
+    new KeyHashRows(before.query(copyTo(`COPY (SELECT x.${k}, ${hashBefore} FROM ONLY ${source} x ORDER BY x.${k}) TO STDOUT (FORMAT binary)`)), true),
     new KeyHashRows(now.query(copyTo(`COPY (SELECT r.${k}${since ? '' : `, ${rowHash('r')}`} FROM ONLY ${live} r ORDER BY r.${k}) TO STDOUT (FORMAT binary)`)), !since),
     !since);
   if (since && merged.unhashedOnlyBefore > 0) {
@@ -588,7 +596,7 @@ async function droppedColumnsRefusal(before: Client, oid: number, since: Date): 
     SELECT count(*) AS n FROM pg_attribute d
      WHERE d.attrelid = $1::oid AND d.attisdropped AND d.attnum > 0
        AND d.attnum < (SELECT max(attnum) FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped)
-       AND NOT ${committedBefore('d', since)}`, [oid]);
+       AND NOT ${committedBefore('d.xmin', since)}`, [oid]);
   const n = Number(rows[0].n);
   return n > 0 ? `${n} dropped column(s) before live ones, dropped after ${since.toISOString()} or at an unknown time: a column dropped and added again keeps the rows' commit times` : undefined;
 }
@@ -605,7 +613,7 @@ async function differingRowsSince(p: Pass1, since: Date): Promise<{ rowsCompared
   await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want');
   await now.query(`CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h bigint)`);
   const rowsBefore = await stream(before, now,
-    `COPY (SELECT ${keyList('x')}, CASE WHEN ${committedBefore('x', since)} THEN NULL ELSE ${rowHash('x')} END FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT (FORMAT binary)`,
+    `COPY (SELECT ${keyList('x')}, CASE WHEN ${committedAfter('x', qualified(b.schema, b.name), since)} THEN ${rowHash('x')} END FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT (FORMAT binary)`,
     `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN (FORMAT binary)`);
   await now.query('ANALYZE pg_temp.pitr_stage');
   const match = key.map((k) => `r.${ident(k)} = s.${ident(k)}`).join(' AND ');
