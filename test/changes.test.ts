@@ -212,12 +212,15 @@ test('the commit-time filter misses no write after T: a transaction open at T an
   for (const c of [source, target]) {
     await c.sql(`CREATE DATABASE ${quoteIdent(db)} OWNER ${MASTER.username}`);
     await c.sql(`SET ROLE ${MASTER.username}; CREATE TABLE public.accounts (id int PRIMARY KEY, name text NOT NULL);
-      INSERT INTO public.accounts SELECT g, 'a' || g FROM generate_series(1, 100) g`, db);
+      INSERT INTO public.accounts SELECT g, 'a' || g FROM generate_series(1, 100) g;
+      -- A text key: paired in SQL, not by the runner's integer merge.
+      CREATE TABLE public.codes (code text PRIMARY KEY, v int NOT NULL);
+      INSERT INTO public.codes SELECT 'c' || g, g FROM generate_series(1, 50) g`, db);
   }
   // On the original: a transaction takes its xid and writes before T, and commits after T.
   const open = await connect(masterTarget(target), db);
   try {
-    await open.query("BEGIN; UPDATE public.accounts SET name = 'open at T' WHERE id = 1; INSERT INTO public.accounts VALUES (201, 'open at T')");
+    await open.query("BEGIN; UPDATE public.accounts SET name = 'open at T' WHERE id = 1; INSERT INTO public.accounts VALUES (201, 'open at T'); UPDATE public.codes SET v = -1 WHERE code = 'c1'");
     // Another transaction, started later, commits before T: the next xid at T is now above the open one's.
     await target.sql('SELECT pg_current_xact_id()', db);
     await new Promise((r) => setTimeout(r, 20));
@@ -229,7 +232,10 @@ test('the commit-time filter misses no write after T: a transaction open at T an
     await target.sql(`SET ROLE ${MASTER.username};
       UPDATE public.accounts SET id = 1003 WHERE id = 3;          -- the key changed: 1003 inserted, 3 deleted
       UPDATE public.accounts SET name = name WHERE id = 4;        -- rewritten, same content: not a change
-      DELETE FROM public.accounts WHERE id = 5;                   -- deleted`, db);
+      DELETE FROM public.accounts WHERE id = 5;                   -- deleted
+      UPDATE public.codes SET code = 'c3x' WHERE code = 'c3';     -- c3x inserted, c3 deleted
+      UPDATE public.codes SET v = v WHERE code = 'c4';            -- same content
+      DELETE FROM public.codes WHERE code = 'c5';`, db);
     // A row applied by replication carries its publisher's commit time (here 2020, long before T): not a local commit.
     await target.sql("SELECT pg_replication_origin_create('pitr_test_origin')");
     await target.sql(`SELECT pg_replication_origin_session_setup('pitr_test_origin');
@@ -247,7 +253,11 @@ test('the commit-time filter misses no write after T: a transaction open at T an
     const log = new StepLog((l) => lines.push(l));
     const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
     const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, restoreTime: at, commitTimeMarginMs: 0 });
-    expect(record.tables).toEqual([expect.objectContaining({ table: 'public.accounts', inserted: 2, changed: 2, deleted: 2, rowsBefore: 100 })]);
+    expect(record.tables).toEqual([
+      expect.objectContaining({ table: 'public.accounts', inserted: 2, changed: 2, deleted: 2, rowsBefore: 100 }),
+      // c1 (open at T), c3x (key changed), c4 (same content): 3 of 49 compared in full.
+      expect.objectContaining({ table: 'public.codes', inserted: 1, changed: 1, deleted: 2, rowsCompared: 3, rowsBefore: 49 }),
+    ]);
     // Compared in full: 1, 201 (open at T), 1003 (key changed), 4 (same content), 6 (replicated): 5 of 100.
     expect(record.tables[0].rowsCompared).toBe(5);
     const kept = await target.sql(`SELECT string_agg(pitr_change || ':' || id, ',' ORDER BY id) FROM ${quoteIdent(changesSchemaName(stamp))}.public__accounts`, db);
@@ -257,12 +267,18 @@ test('the commit-time filter misses no write after T: a transaction open at T an
     // A T later than the point-in-time copy's (after the writes): the keys inserted after the copy's T look old, do not exist
     // at T, and give the mistake away: every row is compared instead, and the record is the same.
     const late = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp: '20260404000005', log, restoreTime: await serverNow(target), commitTimeMarginMs: 0 });
-    expect(late.tables).toEqual([expect.objectContaining({ inserted: 2, changed: 2, deleted: 2, rowsCompared: 100, rowsBefore: 100 })]);
-    expect(late.tables[0].fullBecause).toContain('have a key that does not exist at T: the commit times do not match this restore time');
+    expect(late.tables).toEqual([
+      expect.objectContaining({ inserted: 2, changed: 2, deleted: 2, rowsCompared: 100, rowsBefore: 100 }),
+      expect.objectContaining({ inserted: 1, changed: 1, deleted: 2, rowsCompared: 49, rowsBefore: 49 }),
+    ]);
+    for (const t of late.tables) expect(t.fullBecause).toContain('have a key that does not exist at T: the commit times do not match this restore time');
 
     // With the default margin every row here committed less than 5 minutes before T: all compared, same record.
     const again = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp: '20260404000004', log, restoreTime: at });
-    expect(again.tables).toEqual([expect.objectContaining({ inserted: 2, changed: 2, deleted: 2, rowsCompared: 100, rowsBefore: 100 })]);
+    expect(again.tables).toEqual([
+      expect.objectContaining({ inserted: 2, changed: 2, deleted: 2, rowsCompared: 100, rowsBefore: 100 }),
+      expect.objectContaining({ inserted: 1, changed: 1, deleted: 2, rowsCompared: 49, rowsBefore: 49 }),
+    ]);
   } finally {
     await open.end().catch(() => undefined);
     await target.sql("SELECT pg_replication_origin_drop('pitr_test_origin')").catch(() => undefined);
