@@ -252,7 +252,9 @@ test('the commit-time filter misses no write after T: a transaction open at T an
     const lines: string[] = [];
     const log = new StepLog((l) => lines.push(l));
     const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
-    const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, restoreTime: at, commitTimeMarginMs: 0 });
+    const record = await recordChanges(masterTarget(target), {
+      database: db, keptAs: copied.keptAs!, stamp, log, restoreTime: at, commitTimeMarginMs: 0,
+    });
     expect(record.tables).toEqual([
       expect.objectContaining({ table: 'public.accounts', inserted: 2, changed: 2, deleted: 2, rowsBefore: 100 }),
       // c1 (open at T), c3x (key changed), c4 (same content): 3 of 49 compared in full.

@@ -29,7 +29,11 @@ export async function recordWritesAfterT(
   for (const r of results.filter((x) => x.keptAs)) {
     try {
       const record = await changes.record(original, {
-        database: r.database, keptAs: r.keptAs!, stamp: plan.stamp, log, after: plan.after,
+        database: r.database,
+        keptAs: r.keptAs!,
+        stamp: plan.stamp,
+        log,
+        after: plan.after,
         // T, when the run knows it exactly: with track_commit_timestamp on, only rows committed after it are compared in full.
         restoreTime: plan.restoreTime instanceof Date ? plan.restoreTime : undefined,
       });

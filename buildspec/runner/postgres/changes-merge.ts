@@ -83,7 +83,7 @@ export class KeyHashRows {
       } else if (keyLen === 4 || keyLen === 2) {
         const v = keyLen === 4 ? b.readInt32BE(k) : b.readInt16BE(k);
         this.keyHi.push(v < 0 ? -1 : 0);
-        this.keyLo.push(v >>> 0);
+        this.keyLo.push(v < 0 ? v + 4294967296 : v);
       } else {
         throw new Error(`unexpected key of ${keyLen} byte(s) in the COPY stream`);
       }
@@ -106,7 +106,7 @@ export class KeyHashRows {
 
 /** The key as SQL text. */
 export function keyText(hi: number, lo: number): string {
-  return ((BigInt(hi) << 32n) | BigInt(lo)).toString();
+  return (BigInt(hi) * 4294967296n + BigInt(lo)).toString();
 }
 
 /** What the merge found: keys only before (inserted after T), only at T (deleted after T), on both sides with different hashes. */

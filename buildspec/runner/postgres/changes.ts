@@ -235,7 +235,9 @@ export interface CommitTimeFilter {
  * The xid alone cannot separate them (README "The xid at T"), and a row applied by logical replication carries its
  * publisher's commit time, so those (replication origin set) are always compared.
  */
-export async function commitTimeFilter(before: Client, commitTimes: boolean, restoreTime: Date | undefined, marginMs: number): Promise<CommitTimeFilter> {
+export async function commitTimeFilter(
+  before: Client, commitTimes: boolean, restoreTime: Date | undefined, marginMs: number,
+): Promise<CommitTimeFilter> {
   const full = 'every row compared';
   if (!commitTimes) return { why: `${full}: track_commit_timestamp is off, so rows written after T cannot be told from older ones by their commit time` };
   if (!restoreTime) return { why: `${full}: the restore time is not known here (RESTORE_TIME latest, or MODE=changes), so there is no T to filter by` };
@@ -433,7 +435,8 @@ async function compareTable(
   let compared: { rowsCompared: number; rowsBefore: number } | undefined;
   // One integer key: the runner pairs the two key-ordered streams itself, no temporary copy of every key (changes-merge.ts).
   const atTKey = atTCols.find((c) => c.name === key[0]);
-  const merge = fastHash && key.length === 1 && MERGE_KEY_TYPES.includes(keyCols[0].type) && atTKey !== undefined && MERGE_KEY_TYPES.includes(atTKey.type);
+  const merge = fastHash && key.length === 1 && MERGE_KEY_TYPES.includes(keyCols[0].type)
+    && atTKey !== undefined && MERGE_KEY_TYPES.includes(atTKey.type);
   if (since && !fullBecause) {
     const outcome = merge ? await mergedRows(pass, since) : await differingRowsSince(pass, since);
     if (typeof outcome === 'string') fullBecause = outcome;
@@ -565,7 +568,7 @@ async function mergedRows(p: Pass1, since: Date | undefined): Promise<{ rowsComp
   }
   await now.query(`CREATE TEMP TABLE pitr_stage (${ident(keyCols[0].name)} ${keyCols[0].type}, pitr_h bigint, pitr_kind text)`);
   if (merged.lines.length > 0) {
-    await pipeline(Readable.from([`${merged.lines.join('\n')}\n`]), now.query(copyFrom(`COPY pg_temp.pitr_stage FROM STDIN`)));
+    await pipeline(Readable.from([`${merged.lines.join('\n')}\n`]), now.query(copyFrom('COPY pg_temp.pitr_stage FROM STDIN')));
   }
   // The few staged keys look their rows up at T through the key's index (OFFSET 0 keeps the lookup per key, where a
   // hash join would read the whole table).
