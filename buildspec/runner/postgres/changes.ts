@@ -185,6 +185,10 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
   return rows.map((r) => ({ name: r.name, type: r.type, generated: r.generated !== '', identityAlways: r.identity === 'a', notNull: r.notnull }));
 }
 
+async function triggersOf(client: Client, oid: number): Promise<string[]> {
+  return (await client.query<{ name: string }>('SELECT tgname AS name FROM pg_trigger WHERE tgrelid = $1::oid AND NOT tgisinternal ORDER BY 1', [oid])).rows.map((r) => r.name);
+}
+
 /** Foreign-key edges among the tables: child oid -> parent oids. */
 async function foreignKeys(client: Client): Promise<Array<{ child: number; parent: number }>> {
   const { rows } = await client.query<{ child: number; parent: number }>(
@@ -398,7 +402,11 @@ async function compareTable(
 ): Promise<TableWrites & { replay?: TableReplay }> {
   const table = formatTableName({ schema: t.schema, table: t.name });
   const live = qualified(t.schema, t.name);
-  const [atTCols, beforeCols] = [await columnsOf(now, t.oid), await columnsOf(before, b.oid)];
+  // The catalog reads of both databases at once (one round trip each side at a time): per-table round trips are a
+  // good part of the record's time once the rows themselves are compared cheaply.
+  const [atTCols, beforeCols, key, triggers] = await Promise.all([
+    columnsOf(now, t.oid), columnsOf(before, b.oid), rowKeyColumns(now, t.oid), triggersOf(now, t.oid),
+  ]);
   const beforeByName = new Map(beforeCols.map((c) => [c.name, c]));
   const common = atTCols.filter((c) => beforeByName.has(c.name)).map((c) => c.name);
   const notes: string[] = [];
@@ -406,13 +414,11 @@ async function compareTable(
   const onlyBefore = beforeCols.filter((c) => !atTCols.some((a) => a.name === c.name)).map((c) => ident(c.name));
   if (onlyAtT.length > 0) notes.push(`columns dropped after T (left out of the comparison and the replay): ${onlyAtT.join(', ')}.`);
   if (onlyBefore.length > 0) notes.push(`columns added after T (kept with the rows, left out of the replay, which gives them their defaults): ${onlyBefore.join(', ')}.`);
-  const key = await rowKeyColumns(now, t.oid);
-  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage');
   if (!key || !key.every((k) => beforeByName.has(k))) {
     notes.push(key
       ? `the key (${key.map(ident).join(', ')}) is not in the table before the recovery: rows cannot be paired; counts by content only, no replay SQL.`
       : 'no primary key or unique key over NOT NULL columns: rows cannot be paired, so "changed" cannot be told from "deleted and inserted"; counts by content only, no replay SQL.');
-    await now.query('CREATE TEMP TABLE pitr_stage (r text)');
+    await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; CREATE TEMP TABLE pitr_stage (r text)');
     await stream(before, now, `COPY (SELECT ROW(${common.map((c) => `x.${ident(c)}`).join(', ')})::text FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT`, 'COPY pg_temp.pitr_stage (r) FROM STDIN');
     const rowsNow = `SELECT ROW(${common.map((c) => `x.${ident(c)}`).join(', ')})::text FROM ONLY ${live} x`;
     const count = async (sql: string): Promise<number> => Number((await now.query<{ n: string }>(`SELECT count(*) AS n FROM (${sql}) d`)).rows[0].n);
@@ -430,7 +436,6 @@ async function compareTable(
   const rowHash = (alias: string): string => (fastHash
     ? `hash_record_extended(ROW(${common.map((c) => `${alias}.${ident(c)}`).join(', ')}), 0)` : rowText(alias, common));
   const pass: Pass1 = { before, now, b, live, key, keyCols, common, fastHash, rowHash, atTCols, beforeCols };
-  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_want');
   let fullBecause = since ? filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since) : undefined;
   let compared: { rowsCompared: number; rowsBefore: number } | undefined;
   // One integer key: the runner pairs the two key-ordered streams itself, no temporary copy of every key (changes-merge.ts).
@@ -447,14 +452,14 @@ async function compareTable(
     if (typeof outcome === 'string') throw new Error(`${table}: ${outcome}`);
     compared = outcome;
   }
-  const counts = new Map((await now.query<{ c: string; n: string }>('SELECT pitr_change AS c, count(*) AS n FROM pg_temp.pitr_want GROUP BY 1')).rows.map((r) => [r.c, Number(r.n)]));
+  // Pass 2: the full post-T rows of the inserted and changed keys, into pitr_<stamp>_after.<name> (created with the counts, one round trip).
+  const kept = qualified(schema, keptName);
+  const [countResult] = await now.query(`SELECT pitr_change AS c, count(*) AS n FROM pg_temp.pitr_want GROUP BY 1;
+    CREATE TABLE ${kept} (pitr_change text, pitr_committed_at timestamptz, pitr_row_at_t text, ${beforeCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')});
+    COMMENT ON TABLE ${kept} IS ${literal(`cdk-rds-pitr: ${table} rows inserted or changed after T (their version before the recovery) and the keys of rows deleted after T; pitr_row_at_t is the md5 of the row at T.`)}`) as unknown as Array<{ rows: Array<{ c: string; n: string }> }>;
+  const counts = new Map(countResult.rows.map((r) => [r.c, Number(r.n)]));
   const [inserted, changed, deleted] = ['inserted', 'changed', 'deleted'].map((c) => counts.get(c) ?? 0);
   const match = (a: string, c: string): string => key.map((k) => `${a}.${ident(k)} = ${c}.${ident(k)}`).join(' AND ');
-
-  // Pass 2: the full post-T rows of the inserted and changed keys, into pitr_<stamp>_after.<name>.
-  const kept = qualified(schema, keptName);
-  await now.query(`CREATE TABLE ${kept} (pitr_change text, pitr_committed_at timestamptz, pitr_row_at_t text, ${beforeCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')});
-    COMMENT ON TABLE ${kept} IS ${literal(`cdk-rds-pitr: ${table} rows inserted or changed after T (their version before the recovery) and the keys of rows deleted after T; pitr_row_at_t is the md5 of the row at T.`)}`);
   const cols = beforeCols.map((c) => ident(c.name)).join(', ');
   const committed = commitTimes ? 'pg_xact_commit_timestamp(x.xmin)' : 'NULL::timestamptz';
   const keyJson = `json_build_object(${key.map((k) => `${literal(k)}, w.${ident(k)}`).join(', ')})`;
@@ -477,7 +482,6 @@ async function compareTable(
   if (generated.length > 0) notes.push(`generated columns ${generated.map(ident).join(', ')} are computed by the table, not replayed.`);
   const identityAlways = insertColumns.filter((c) => atTByName.get(c)!.identityAlways);
   if (identityAlways.length > 0) notes.push(`identity columns ${identityAlways.map(ident).join(', ')} (GENERATED ALWAYS): the inserts use OVERRIDING SYSTEM VALUE; updates leave them.`);
-  const triggers = (await now.query<{ name: string }>('SELECT tgname AS name FROM pg_trigger WHERE tgrelid = $1::oid AND NOT tgisinternal ORDER BY 1', [t.oid])).rows.map((r) => r.name);
   if (triggers.length > 0) notes.push(`the table has triggers (${triggers.map(ident).join(', ')}): the replay fires them, as any write would.`);
   return {
     table,
@@ -531,8 +535,8 @@ interface Pass1 {
 async function differingRows(p: Pass1): Promise<{ rowsCompared: number; rowsBefore: number }> {
   const { before, now, b, live, key, keyCols, rowHash } = p;
   const format = p.fastHash ? ' (FORMAT binary)' : '';
-  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want');
-  await now.query(`CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h ${p.fastHash ? 'bigint' : 'text'})`);
+  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
+    + `CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h ${p.fastHash ? 'bigint' : 'text'})`);
   const rows = await stream(before, now,
     `COPY (SELECT ${key.map((k) => `x.${ident(k)}`).join(', ')}, ${rowHash('x')} FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT${format}`,
     `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN${format}`);
@@ -558,7 +562,6 @@ async function mergedRows(p: Pass1, since: Date | undefined): Promise<{ rowsComp
   const k = ident(key[0]);
   const source = qualified(b.schema, b.name);
   const hashBefore = since ? `CASE WHEN ${committedAfter('x', source, since)} THEN ${rowHash('x')} END` : rowHash('x');
-  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want');
   const merged = await mergeByKey(
     new KeyHashRows(before.query(copyTo(`COPY (SELECT x.${k}, ${hashBefore} FROM ONLY ${source} x ORDER BY x.${k}) TO STDOUT (FORMAT binary)`)), true),
     new KeyHashRows(now.query(copyTo(`COPY (SELECT r.${k}${since ? '' : `, ${rowHash('r')}`} FROM ONLY ${live} r ORDER BY r.${k}) TO STDOUT (FORMAT binary)`)), !since),
@@ -566,7 +569,8 @@ async function mergedRows(p: Pass1, since: Date | undefined): Promise<{ rowsComp
   if (since && merged.unhashedOnlyBefore > 0) {
     return `${merged.unhashedOnlyBefore} row(s) committed before ${since.toISOString()} have a key that does not exist at T: the commit times do not match this restore time`;
   }
-  await now.query(`CREATE TEMP TABLE pitr_stage (${ident(keyCols[0].name)} ${keyCols[0].type}, pitr_h bigint, pitr_kind text)`);
+  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
+    + `CREATE TEMP TABLE pitr_stage (${ident(keyCols[0].name)} ${keyCols[0].type}, pitr_h bigint, pitr_kind text)`);
   if (merged.lines.length > 0) {
     await pipeline(Readable.from([`${merged.lines.join('\n')}\n`]), now.query(copyFrom('COPY pg_temp.pitr_stage FROM STDIN')));
   }
@@ -619,8 +623,8 @@ async function droppedColumnsRefusal(before: Client, oid: number, since: Date): 
 async function differingRowsSince(p: Pass1, since: Date): Promise<{ rowsCompared: number; rowsBefore: number } | string> {
   const { before, now, b, live, key, keyCols, rowHash } = p;
   const keyList = (alias: string): string => key.map((k) => `${alias}.${ident(k)}`).join(', ');
-  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want');
-  await now.query(`CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h bigint)`);
+  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
+    + `CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h bigint)`);
   const rowsBefore = await stream(before, now,
     `COPY (SELECT ${keyList('x')}, CASE WHEN ${committedAfter('x', qualified(b.schema, b.name), since)} THEN ${rowHash('x')} END FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT (FORMAT binary)`,
     `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN (FORMAT binary)`);
