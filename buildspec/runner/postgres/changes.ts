@@ -63,7 +63,7 @@ const LOG_REPLAY_LINES = 40;
 
 /**
  * The record's cost as a share of the copy's time, from `npx projen bench --changes` (bench/results/2026-12-05-changes.md,
- * 40.3% with track_commit_timestamp off, the default): both read every row once per side, the record hashes instead of writing.
+ * 30 to 40% with track_commit_timestamp off, the default): both read every row once per side, the record hashes instead of writing.
  */
 export const CHANGES_COST_OF_COPY = 0.4;
 
