@@ -23,15 +23,17 @@ import { derivedName } from './postgres/names';
 import { connect } from './postgres/process';
 import type { PreflightReport } from './preflight';
 import {
-  checkNotStopped, newRunState, originalTarget, planOf, recordFailure, temporaryTarget, type RecoveryDeps, type RunState,
+  checkNotStopped, newRunState, originalTarget, planOf, recordFailure, temporaryLabelOf, temporaryTarget, type RecoveryDeps, type RunState,
 } from './run-state';
+import { sourceNoun } from './source-kind';
 import {
   chooseDatabases, cleanUp, copyOptions, makeWorkDir, matchCredentials, measureOriginalStorage, notVerified, planAndValidate,
   restoreTemporaryInstance, waitForTemporaryInstance,
 } from './steps';
 import { RECOVERY_STEPS } from './workflow';
 import {
-  DRILL_MARKER, LATEST, PROJECT_ENV, START_ENV, parseDrillRestoreTime, quoteValue, type DrillRestoreTime, type RestoreWindow,
+  AURORA_POSTGRES_ENGINE, DRILL_MARKER, LATEST, START_ENV, parseDrillRestoreTime, quoteValue, sourceRefFromEnv,
+  type DrillRestoreTime, type RestoreWindow,
 } from '../../src/contract';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -66,7 +68,7 @@ export function readDrillRequest(env: Env, defaults: { readonly cpus: number }):
       // Checked by the drill itself (above); the recovery's parser only needs a well-formed value.
       [START_ENV.RESTORE_TIME]: LATEST,
       // A drill writes nothing to the original: nothing to confirm, no safety snapshot to take.
-      [START_ENV.CONFIRM]: env[PROJECT_ENV.SOURCE_INSTANCE_ID]?.trim(),
+      [START_ENV.CONFIRM]: sourceIdOf(env),
       [START_ENV.SAFETY_SNAPSHOT]: 'false',
       [START_ENV.FORCE]: 'true',
     }, defaults);
@@ -80,6 +82,12 @@ export function readDrillRequest(env: Env, defaults: { readonly cpus: number }):
   }
   if (problems.length > 0) throw new PlanError(problems);
   return { start: start!, restoreTime: restoreTime!, requested: raw === '' ? LATEST : raw };
+}
+
+/** The source's identifier from SOURCE_INSTANCE_ID or SOURCE_CLUSTER_ID, or undefined (the start request names the problem). */
+function sourceIdOf(env: Env): string | undefined {
+  const ref = sourceRefFromEnv(env);
+  return 'problem' in ref ? undefined : ref.id;
 }
 
 /** Keeps a random time this far from the window's earliest edge, which moves forward as backups age out. */
@@ -260,6 +268,8 @@ interface DrillState {
 export async function runDrill(request: DrillRequest, deps: DrillDeps): Promise<EvidenceRecord> {
   // No catalog: a drill neither lists nor drops the original's leftovers (dropping is a write).
   const run = newRunState(request.start, { ...deps, catalog: undefined, builds: undefined });
+  // Aurora: a copy-on-write clone costs only the pages either side changes while the drill runs (at the latest restorable time only).
+  run.preferClone = true;
   const drill: DrillState = {
     request,
     startedAt: run.clock.now(),
@@ -332,6 +342,10 @@ async function sizeTemporaryInstance(run: RunState, drill: DrillState): Promise<
   const sizes = await drill.databaseSizes(originalTarget(run));
   drill.sizesOnOriginal = new Map([...sizes].filter(([db]) => !plan.databases || plan.databases.includes(db)));
   const largest = Math.max(0, ...drill.sizesOnOriginal.values());
+  if (plan.source.kind === 'cluster') {
+    log.info(`largest database on the original: ${formatBytes(largest)}; the temporary cluster needs no sizing: an Aurora cluster volume grows by itself as the drill copies onto it`);
+    return;
+  }
   run.allocatedStorageGiB = drillStorageGiB(plan.source.storage?.allocatedGiB, largest);
   log.info(run.allocatedStorageGiB === undefined
     ? `largest database on the original: ${formatBytes(largest)}; the source's allocated storage is not known, so the temporary instance gets the source's`
@@ -365,7 +379,8 @@ async function summarizeAndPublish(run: RunState, drill: DrillState, publisher: 
   const { log } = run.deps;
   const record = evidenceRecord(run, drill);
   const lines = ['', '==== Drill summary ====', 'Steps:', ...log.stepTable()];
-  for (const d of record.databases) lines.push(`  ${d.name}: ${d.result}${d.tables !== undefined ? `, ${d.tables} tables, ${d.rows} rows` : ''} (copied as ${JSON.stringify(d.copiedAs)} on the temporary instance)`);
+  const label = temporaryLabelOf(run);
+  for (const d of record.databases) lines.push(`  ${d.name}: ${d.result}${d.tables !== undefined ? `, ${d.tables} tables, ${d.rows} rows` : ''} (copied as ${JSON.stringify(d.copiedAs)} on the ${label})`);
   if (record.recoveryTimeEstimate) {
     const e = record.recoveryTimeEstimate;
     lines.push(`A recovery of ${record.source.id} now would take about ${formatDuration(e.seconds * 1000)}: plan ${formatDuration(e.parts.planSeconds * 1000)}, `
@@ -376,7 +391,7 @@ async function summarizeAndPublish(run: RunState, drill: DrillState, publisher: 
   for (const d of record.databases) {
     for (const hazard of d.hazardsForRecovery ?? []) lines.push(`  ${d.name}: a recovery now would meet this swap hazard: ${hazard}`);
   }
-  lines.push('The original instance was not written to (a drill only reads it).');
+  lines.push(`The original ${sourceNoun(run.plan?.source.kind ?? run.request.sourceKind)} was not written to (a drill only reads it).`);
   lines.push(record.succeeded ? `RESULT: DRILL SUCCEEDED: ${record.databases.length} database(s) restored, copied and verified.` : `RESULT: DRILL FAILED${record.failure?.step ? ` in step "${record.failure.step}"` : ''}: ${record.failure?.reason}`);
   for (const line of lines) log.info(line);
   // One line, machine-readable, for log searches: the same document that is published.
@@ -474,6 +489,10 @@ function recoveryTimeEstimate(run: RunState, drill: DrillState, bytesPerSecond: 
       'the build starts at once (no CodeBuild queue) and the same JOBS and instance class are used',
       'writesAfterTRecordSeconds: the record of writes made after the restore time runs after the swap (no downtime); it reads every table '
         + 'of both databases on the original, estimated as the share of the copy time measured by npx projen bench --changes',
+      ...(planOf(run).source.kind === 'cluster' && run.request.restoreTime === LATEST
+        ? ['this drill\'s temporary cluster was requested as a copy-on-write clone, which Aurora creates without copying the cluster volume; '
+          + 'a recovery restores a full copy, whose restore and wait can take longer than this drill\'s']
+        : []),
     ],
   };
 }
@@ -503,7 +522,9 @@ export function describeEvidence(record: EvidenceRecord): string {
     ...(record.copy ? [`Copy: ${formatBytes(record.copy.bytes)} in ${formatDuration(record.copy.seconds * 1000)} (${formatBytes(record.copy.bytesPerSecond)}/s)`] : []),
     ...(record.recoveryTimeEstimate ? [`Estimated time of a recovery now: ${formatDuration(record.recoveryTimeEstimate.seconds * 1000)} `
       + `(restore and wait ${formatDuration(record.recoveryTimeEstimate.parts.restoreAndWaitSeconds * 1000)}, copy ${formatDuration(record.recoveryTimeEstimate.parts.copySeconds * 1000)})`] : []),
-    'The original instance was only read. The temporary instance was deleted (see the build log).',
+    record.source.engine === AURORA_POSTGRES_ENGINE
+      ? 'The original cluster was only read. The temporary cluster and its writer were deleted (see the build log).'
+      : 'The original instance was only read. The temporary instance was deleted (see the build log).',
     `Build: ${record.buildId}`,
   ];
   return lines.join('\n');
