@@ -54,7 +54,8 @@ test('DescribeDBInstances failing, or no instance id, is refused saying what the
   const failing = { describeSource: async () => { throw new Error('SOURCE_INSTANCE_ID: connect ETIMEDOUT 10.0.0.5:443. Nothing was created.'); } };
   await expect(chooseClientMajor(env, failing, () => undefined))
     .rejects.toThrow(/DescribeDBInstances on "orders-db" failed: SOURCE_INSTANCE_ID: connect ETIMEDOUT 10\.0\.0\.5:443 \(the build needs the rds endpoint: NAT or an rds interface endpoint\)\. Nothing was installed/);
-  await expect(chooseClientMajor({}, failing, () => undefined)).rejects.toThrow(/^SOURCE_INSTANCE_ID: not set/);
+  await expect(chooseClientMajor({}, failing, () => undefined))
+    .rejects.toThrow(/^SOURCE_INSTANCE_ID and SOURCE_CLUSTER_ID: neither is set; accepted: exactly one of .*Nothing was installed, created or changed\.$/);
 });
 
 test('the command prints the major alone on stdout, the reason on stderr, and exits 1 on a refusal', async () => {

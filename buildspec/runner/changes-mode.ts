@@ -11,7 +11,8 @@ import type { PgTarget, RdsControl } from './ports';
 import { changesSummary, recordChanges, type ChangesRecord } from './postgres/changes';
 import { keptName } from './postgres/names';
 import { connect } from './postgres/process';
-import { PROJECT_ENV, START_ENV, parseAfter, parseDatabaseList, quoteValue } from '../../src/contract';
+import { sourceNoun } from './source-kind';
+import { START_ENV, parseAfter, parseDatabaseList, quoteValue, sourceRefFromEnv } from '../../src/contract';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -34,8 +35,9 @@ export function readChangesModeRequest(env: Env): ChangesModeRequest {
       return undefined;
     }
   };
-  const sourceId = value(PROJECT_ENV.SOURCE_INSTANCE_ID);
-  if (!sourceId) problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: not set; accepted: the RDS instance identifier (the construct sets it on the project).`);
+  const ref = sourceRefFromEnv(env);
+  if ('problem' in ref) problems.push(ref.problem);
+  const sourceId = 'problem' in ref ? undefined : ref.id;
   const stamp = value(START_ENV.STAMP);
   if (!stamp || !/^\d{14}$/.test(stamp)) {
     problems.push(`${START_ENV.STAMP}: ${quoteValue(stamp ?? '')} is not a run stamp; accepted: the 14 digits YYYYMMDDHHMMSS of the recovery, as in <db>__before_pitr_<stamp> `
@@ -45,7 +47,7 @@ export function readChangesModeRequest(env: Env): ChangesModeRequest {
   if (sourceId && confirm !== sourceId) {
     problems.push(confirm === undefined
       ? `${START_ENV.CONFIRM}: not set; accepted: exactly ${JSON.stringify(sourceId)}, to confirm that the record is written into the recovered databases on the original (schema pitr_<stamp>_after).`
-      : `${START_ENV.CONFIRM}: ${quoteValue(confirm)} does not match the source instance; accepted: exactly ${JSON.stringify(sourceId)}.`);
+      : `${START_ENV.CONFIRM}: ${quoteValue(confirm)} does not match the source ${'problem' in ref ? 'instance' : sourceNoun(ref.kind)}; accepted: exactly ${JSON.stringify(sourceId)}.`);
   }
   const databases = attempt(() => parseDatabaseList(env[START_ENV.DATABASES]));
   const after = attempt(() => parseAfter(value(START_ENV.AFTER)));

@@ -1,12 +1,13 @@
 /**
  * `runner.js client-major`: which PostgreSQL client the install phase installs
  * (buildspec/install-client.sh). The answer is the major version of the
- * source instance's EngineVersion (DescribeDBInstances), read at run time, so
- * an imported instance, or one upgraded outside the CDK app, gets its own
- * client. Prints the major alone on stdout; says why on stderr.
+ * source's EngineVersion (DescribeDBInstances for SOURCE_INSTANCE_ID,
+ * DescribeDBClusters for SOURCE_CLUSTER_ID), read at run time, so an imported
+ * source, or one upgraded outside the CDK app, gets its own client. Prints
+ * the major alone on stdout; says why on stderr.
  */
 import type { RdsControl } from './ports';
-import { PG_MAJORS, PROJECT_ENV, majorOfVersion } from '../../src/contract';
+import { AURORA_POSTGRES_ENGINE, PG_MAJORS, PROJECT_ENV, majorOfVersion, sourceRefFromEnv } from '../../src/contract';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -30,33 +31,37 @@ export async function runClientMajor(env: Env, rds: Pick<RdsControl, 'describeSo
 /** The client's major for the source instance, refusing engines and majors the runner does not recover. */
 export async function chooseClientMajor(env: Env, rds: Pick<RdsControl, 'describeSource'>, log: (line: string) => void): Promise<number> {
   const nothing = 'Nothing was installed, created or changed.';
-  const sourceId = env[PROJECT_ENV.SOURCE_INSTANCE_ID]?.trim();
-  if (!sourceId) {
-    throw new Error(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: not set; accepted: the RDS instance identifier (the construct sets it on the project). ${nothing}`);
-  }
+  const ref = sourceRefFromEnv(env);
+  if ('problem' in ref) throw new Error(`${ref.problem} ${nothing}`);
+  const sourceId = ref.id;
+  const cluster = ref.kind === 'cluster';
+  const noun = cluster ? 'cluster' : 'instance';
+  const describe = cluster ? 'DescribeDBClusters' : 'DescribeDBInstances';
   let source;
   try {
     source = await rds.describeSource(sourceId);
   } catch (err) {
-    throw new Error(`the PostgreSQL client is chosen from the instance's engine version, and DescribeDBInstances on ${JSON.stringify(sourceId)} failed: `
+    throw new Error(`the PostgreSQL client is chosen from the ${noun}'s engine version, and ${describe} on ${JSON.stringify(sourceId)} failed: `
       + `${(err as Error).message.replace(/ Nothing was created\.$/, '').replace(/\.$/, '')} (the build needs the rds endpoint: NAT or an rds interface endpoint). ${nothing}`);
   }
   const supported = `PostgreSQL ${PG_MAJORS.oldest} to ${PG_MAJORS.newest}`;
-  if (source.engine !== 'postgres') {
-    throw new Error(`instance ${JSON.stringify(source.id)} runs engine ${JSON.stringify(source.engine)} ${source.engineVersion}; accepted: RDS for PostgreSQL (engine "postgres"), ${supported}. ${nothing}`);
+  const engine = cluster ? AURORA_POSTGRES_ENGINE : 'postgres';
+  if (source.engine !== engine) {
+    throw new Error(`${noun} ${JSON.stringify(source.id)} runs engine ${JSON.stringify(source.engine)} ${source.engineVersion}; accepted: `
+      + `${cluster ? 'Aurora PostgreSQL' : 'RDS for PostgreSQL'} (engine "${engine}"), ${supported}. ${nothing}`);
   }
   const major = majorOfVersion(source.engineVersion);
   if (major === undefined || major < PG_MAJORS.oldest || major > PG_MAJORS.newest) {
-    throw new Error(`instance ${JSON.stringify(source.id)} runs PostgreSQL ${source.engineVersion} (EngineVersion); accepted: ${supported}, the majors whose clients `
-      + `Amazon Linux 2023 packages and this runner is tested with. ${major !== undefined && major < PG_MAJORS.oldest ? 'Upgrade the instance' : 'Use a cdk-rds-pitr release that supports it'}. ${nothing}`);
+    throw new Error(`${noun} ${JSON.stringify(source.id)} runs PostgreSQL ${source.engineVersion} (EngineVersion); accepted: ${supported}, the majors whose clients `
+      + `Amazon Linux 2023 packages and this runner is tested with. ${major !== undefined && major < PG_MAJORS.oldest ? `Upgrade the ${noun}` : 'Use a cdk-rds-pitr release that supports it'}. ${nothing}`);
   }
   const pinned = env[PROJECT_ENV.PG_CLIENT_VERSION]?.trim();
   if (pinned && pinned !== String(major)) {
-    throw new Error(`${PROJECT_ENV.PG_CLIENT_VERSION} (the deprecated \`postgresClientVersion\` prop) is ${JSON.stringify(pinned)}, but instance ${JSON.stringify(source.id)} `
+    throw new Error(`${PROJECT_ENV.PG_CLIENT_VERSION} (the deprecated \`postgresClientVersion\` prop) is ${JSON.stringify(pinned)}, but ${noun} ${JSON.stringify(source.id)} `
       + `runs PostgreSQL ${source.engineVersion}, and the client must be the server's major (${major}). Remove \`postgresClientVersion\` (the client is chosen from the `
-      + `instance at run time) or set it to ${major}, then deploy. ${nothing}`);
+      + `${noun} at run time) or set it to ${major}, then deploy. ${nothing}`);
   }
-  log(`${source.id} runs PostgreSQL ${source.engineVersion} (EngineVersion, from DescribeDBInstances): the client is PostgreSQL ${major} (package postgresql${major})`
+  log(`${source.id} runs ${cluster ? 'Aurora ' : ''}PostgreSQL ${source.engineVersion} (EngineVersion, from ${describe}): the client is PostgreSQL ${major} (package postgresql${major})`
     + (pinned ? `, as ${PROJECT_ENV.PG_CLIENT_VERSION} expects` : ''));
   return major;
 }

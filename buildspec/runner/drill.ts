@@ -31,7 +31,7 @@ import {
 } from './steps';
 import { RECOVERY_STEPS } from './workflow';
 import {
-  DRILL_MARKER, LATEST, PROJECT_ENV, START_ENV, parseDrillRestoreTime, quoteValue, type DrillRestoreTime, type RestoreWindow,
+  DRILL_MARKER, LATEST, START_ENV, parseDrillRestoreTime, quoteValue, sourceRefFromEnv, type DrillRestoreTime, type RestoreWindow,
 } from '../../src/contract';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -66,7 +66,7 @@ export function readDrillRequest(env: Env, defaults: { readonly cpus: number }):
       // Checked by the drill itself (above); the recovery's parser only needs a well-formed value.
       [START_ENV.RESTORE_TIME]: LATEST,
       // A drill writes nothing to the original: nothing to confirm, no safety snapshot to take.
-      [START_ENV.CONFIRM]: env[PROJECT_ENV.SOURCE_INSTANCE_ID]?.trim(),
+      [START_ENV.CONFIRM]: sourceIdOf(env),
       [START_ENV.SAFETY_SNAPSHOT]: 'false',
       [START_ENV.FORCE]: 'true',
     }, defaults);
@@ -80,6 +80,12 @@ export function readDrillRequest(env: Env, defaults: { readonly cpus: number }):
   }
   if (problems.length > 0) throw new PlanError(problems);
   return { start: start!, restoreTime: restoreTime!, requested: raw === '' ? LATEST : raw };
+}
+
+/** The source's identifier from SOURCE_INSTANCE_ID or SOURCE_CLUSTER_ID, or undefined (the start request names the problem). */
+function sourceIdOf(env: Env): string | undefined {
+  const ref = sourceRefFromEnv(env);
+  return 'problem' in ref ? undefined : ref.id;
 }
 
 /** Keeps a random time this far from the window's earliest edge, which moves forward as backups age out. */
@@ -260,6 +266,8 @@ interface DrillState {
 export async function runDrill(request: DrillRequest, deps: DrillDeps): Promise<EvidenceRecord> {
   // No catalog: a drill neither lists nor drops the original's leftovers (dropping is a write).
   const run = newRunState(request.start, { ...deps, catalog: undefined, builds: undefined });
+  // Aurora: a copy-on-write clone costs only the pages either side changes while the drill runs (at the latest restorable time only).
+  run.preferClone = true;
   const drill: DrillState = {
     request,
     startedAt: run.clock.now(),
@@ -332,6 +340,10 @@ async function sizeTemporaryInstance(run: RunState, drill: DrillState): Promise<
   const sizes = await drill.databaseSizes(originalTarget(run));
   drill.sizesOnOriginal = new Map([...sizes].filter(([db]) => !plan.databases || plan.databases.includes(db)));
   const largest = Math.max(0, ...drill.sizesOnOriginal.values());
+  if (plan.source.kind === 'cluster') {
+    log.info(`largest database on the original: ${formatBytes(largest)}; the temporary cluster needs no sizing: an Aurora cluster volume grows by itself as the drill copies onto it`);
+    return;
+  }
   run.allocatedStorageGiB = drillStorageGiB(plan.source.storage?.allocatedGiB, largest);
   log.info(run.allocatedStorageGiB === undefined
     ? `largest database on the original: ${formatBytes(largest)}; the source's allocated storage is not known, so the temporary instance gets the source's`

@@ -27,8 +27,9 @@ import { formatBytes, formatDuration, type StepLog } from './log';
 import { PlanError } from './plan';
 import type { BuildStatus, DbEndpoint, MarkedDatabase, OriginalCatalog, PgTarget, RdsControl, SafetySnapshot } from './ports';
 import { ident } from './postgres/names';
+import { deleteSnapshotCommand, sourceNoun, temporaryIdOf, temporaryLabel } from './source-kind';
 import {
-  PROJECT_ENV, START_ENV, TAGS, parseAge, quoteValue, stampOfSafetySnapshot, temporaryInstanceId, timeOfStamp,
+  START_ENV, TAGS, parseAge, quoteValue, sourceRefFromEnv, stampOfSafetySnapshot, timeOfStamp, type SourceKind,
 } from '../../src/contract';
 
 export interface InProgressCopy extends MarkedDatabase {
@@ -53,8 +54,15 @@ export interface LeftoverDeps {
   readonly builds?: BuildStatus;
 }
 
-/** Everything this source's runs left, classified. `ownStamp`: the current run, whose copies are never dead. */
-export async function takeInventory(deps: LeftoverDeps, sourceId: string, original: PgTarget, ownStamp?: string): Promise<Inventory> {
+/**
+ * Everything this source's runs left, classified. `ownStamp`: the current
+ * run, whose copies are never dead. `kind`: an Aurora cluster's runs restore
+ * temporary clusters, whose identifiers are shortened differently.
+ */
+export async function takeInventory(
+  deps: LeftoverDeps, sourceId: string, original: PgTarget, ownStamp?: string, kind?: SourceKind,
+): Promise<Inventory> {
+  const label = temporaryLabel(kind);
   // Databases first, instances second: see the module comment.
   const marked = await deps.catalog.listMarked(original);
   const inProgressMarked = marked.filter((m) => m.kind === 'in-progress');
@@ -62,7 +70,7 @@ export async function takeInventory(deps: LeftoverDeps, sourceId: string, origin
     ? new Map((await deps.rds.findInstancesByTag(TAGS.SOURCE, sourceId)).filter((i) => i.status !== 'deleting').map((i) => [i.id.toLowerCase(), i]))
     : new Map();
   const askBuilds = [...new Set(inProgressMarked.flatMap((m) => {
-    const instance = live.get(temporaryInstanceId(sourceId, m.stamp));
+    const instance = live.get(temporaryIdOf(kind, sourceId, m.stamp));
     return m.stamp !== ownStamp && instance?.buildId ? [instance.buildId as string] : [];
   }))];
   let statuses: ReadonlyMap<string, string> = new Map();
@@ -75,17 +83,17 @@ export async function takeInventory(deps: LeftoverDeps, sourceId: string, origin
     }
   }
   const inProgress = inProgressMarked.map((m): InProgressCopy => {
-    const instanceId = temporaryInstanceId(sourceId, m.stamp);
+    const instanceId = temporaryIdOf(kind, sourceId, m.stamp);
     if (m.stamp === ownStamp) return { ...m, dead: false, why: 'this run\'s own copy' };
     const instance = live.get(instanceId);
-    if (!instance) return { ...m, dead: true, why: `its run is over: its temporary instance ${instanceId} is gone` };
+    if (!instance) return { ...m, dead: true, why: `its run is over: its ${label} ${instanceId} is gone` };
     const buildId = instance.buildId;
-    if (!buildId) return { ...m, dead: false, why: `its temporary instance ${instanceId} is ${instance.status} and carries no ${TAGS.BUILD_ID} tag, so its build cannot be checked; left alone` };
+    if (!buildId) return { ...m, dead: false, why: `its ${label} ${instanceId} is ${instance.status} and carries no ${TAGS.BUILD_ID} tag, so its build cannot be checked; left alone` };
     const status = statuses.get(buildId);
-    if (status && status !== 'IN_PROGRESS') return { ...m, dead: true, why: `its build ${buildId} ended (${status}), though its temporary instance ${instanceId} is still ${instance.status}` };
-    if (status === 'IN_PROGRESS') return { ...m, dead: false, why: `its build ${buildId} is still running (temporary instance ${instanceId} is ${instance.status}); never touched` };
+    if (status && status !== 'IN_PROGRESS') return { ...m, dead: true, why: `its build ${buildId} ended (${status}), though its ${label} ${instanceId} is still ${instance.status}` };
+    if (status === 'IN_PROGRESS') return { ...m, dead: false, why: `its build ${buildId} is still running (${label} ${instanceId} is ${instance.status}); never touched` };
     const reason = !deps.builds ? 'CodeBuild was not asked' : buildsUnanswered ? `CodeBuild did not answer: ${buildsUnanswered}` : 'CodeBuild does not know the build';
-    return { ...m, dead: false, why: `its temporary instance ${instanceId} is ${instance.status} and the state of its build ${buildId} is unknown (${reason}); left alone` };
+    return { ...m, dead: false, why: `its ${label} ${instanceId} is ${instance.status} and the state of its build ${buildId} is unknown (${reason}); left alone` };
   });
 
   let snapshots: SafetySnapshot[] = [];
@@ -119,8 +127,10 @@ export function describeInventory(inventory: Inventory, sourceId: string, now: D
 }
 
 /** Drops the dead in-progress copies found now; what cannot be dropped is logged and left. Resolves to the names dropped. */
-export async function dropDeadCopies(deps: LeftoverDeps, sourceId: string, original: PgTarget, log: StepLog, ownStamp?: string): Promise<string[]> {
-  const inventory = await takeInventory(deps, sourceId, original, ownStamp);
+export async function dropDeadCopies(
+  deps: LeftoverDeps, sourceId: string, original: PgTarget, log: StepLog, ownStamp?: string, kind?: SourceKind,
+): Promise<string[]> {
+  const inventory = await takeInventory(deps, sourceId, original, ownStamp, kind);
   const dropped: string[] = [];
   for (const c of inventory.inProgress) {
     if (!c.dead) {
@@ -150,20 +160,22 @@ export const SNAPSHOT_QUOTA_WARNING_ABOVE = 20;
 const MANUAL_SNAPSHOT_QUOTA = 100;
 
 /** The end of every summary: what is still kept for this source, with sizes and the command that removes each. */
-export function keptLines(inventory: Inventory, sourceId: string, original: DbEndpoint, now: Date): string[] {
+export function keptLines(inventory: Inventory, sourceId: string, original: DbEndpoint, now: Date, kind?: SourceKind): string[] {
   const lines: string[] = [];
   for (const d of [...inventory.preRecovery, ...inventory.inProgress]) {
     const note = d.kind === 'in-progress' ? ` [in progress: ${(d as InProgressCopy).why}]` : '';
     lines.push(`  database ${JSON.stringify(d.name)} (${formatBytes(d.sizeBytes)}, ${age(d.createdAt, now)} old)${note}: DROP DATABASE ${ident(d.name)};`);
   }
   for (const s of inventory.snapshots) {
-    lines.push(`  snapshot ${s.id} (${s.status}${s.allocatedGiB !== undefined ? `, ${s.allocatedGiB} GiB allocated` : ''}, ${age(snapshotTime(sourceId, s), now)} old): aws rds delete-db-snapshot --db-snapshot-identifier ${s.id}`);
+    lines.push(`  snapshot ${s.id} (${s.status}${s.allocatedGiB !== undefined ? `, ${s.allocatedGiB} GiB allocated` : ''}, ${age(snapshotTime(sourceId, s), now)} old): ${deleteSnapshotCommand(kind, s.id)}`);
   }
   const head = `Still kept for ${sourceId}`;
   const unknown = inventory.snapshotsUnknown ? [`  (snapshots could not be listed: ${inventory.snapshotsUnknown})`] : [];
   if (inventory.snapshots.length > SNAPSHOT_QUOTA_WARNING_ABOVE) {
-    unknown.push(`  ${inventory.snapshots.length} safety snapshots of ${sourceId} are kept. Manual DB snapshots count against a quota of ${MANUAL_SNAPSHOT_QUOTA} per Region `
-      + 'for the whole account (every instance\'s manual snapshots; adjustable in Service Quotas); once it is reached, CreateDBSnapshot fails and the next recovery '
+    // The same default of 100 for manual DB cluster snapshots (Aurora User Guide, "Quotas and constraints for Amazon Aurora").
+    const [manual, create] = kind === 'cluster' ? ['Manual DB cluster snapshots', 'CreateDBClusterSnapshot'] : ['Manual DB snapshots', 'CreateDBSnapshot'];
+    unknown.push(`  ${inventory.snapshots.length} safety snapshots of ${sourceId} are kept. ${manual} count against a quota of ${MANUAL_SNAPSHOT_QUOTA} per Region `
+      + `for the whole account (every ${sourceNoun(kind)}'s manual snapshots; adjustable in Service Quotas); once it is reached, ${create} fails and the next recovery `
       + `cannot take its safety snapshot. Drop the old ones: ${START_ENV.MODE}=housekeeping ${START_ENV.OLDER_THAN}=<age>.`);
   }
   if (lines.length === 0) return [`${head}: nothing on the original (${original.host}:${original.port}) and no safety snapshot.`, ...unknown];
@@ -178,6 +190,8 @@ export function keptLines(inventory: Inventory, sourceId: string, original: DbEn
 
 export interface HousekeepingRequest {
   readonly sourceId: string;
+  /** `cluster` for an Aurora source (SOURCE_CLUSTER_ID). @default 'instance' */
+  readonly sourceKind?: SourceKind;
   readonly olderThanMs: number;
   /** As given (`7d`), for the log. */
   readonly olderThan: string;
@@ -190,8 +204,10 @@ type Env = Readonly<Record<string, string | undefined>>;
 export function readHousekeepingRequest(env: Env): HousekeepingRequest {
   const problems: string[] = [];
   const value = (name: string): string | undefined => (env[name]?.trim() ? env[name]!.trim() : undefined);
-  const sourceId = value(PROJECT_ENV.SOURCE_INSTANCE_ID);
-  if (!sourceId) problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: not set; accepted: the RDS instance identifier (the construct sets it on the project).`);
+  const ref = sourceRefFromEnv(env);
+  if ('problem' in ref) problems.push(ref.problem);
+  const sourceId = 'problem' in ref ? undefined : ref.id;
+  const sourceKind = 'problem' in ref ? undefined : ref.kind;
   const olderThan = value(START_ENV.OLDER_THAN);
   let olderThanMs = 0;
   try {
@@ -209,10 +225,10 @@ export function readHousekeepingRequest(env: Env): HousekeepingRequest {
   if (sourceId && !dryRun && confirm !== sourceId) {
     problems.push(confirm === undefined
       ? `${START_ENV.CONFIRM}: not set; accepted: exactly ${JSON.stringify(sourceId)}, to confirm that pre-recovery copies and safety snapshots older than ${olderThan === undefined ? START_ENV.OLDER_THAN : olderThanMs > 0 ? olderThan : quoteValue(olderThan)} are dropped for good (or ${START_ENV.DRY_RUN}=true to only list them).`
-      : `${START_ENV.CONFIRM}: ${quoteValue(confirm)} does not match the source instance; accepted: exactly ${JSON.stringify(sourceId)}.`);
+      : `${START_ENV.CONFIRM}: ${quoteValue(confirm)} does not match the source ${sourceNoun(sourceKind)}; accepted: exactly ${JSON.stringify(sourceId)}.`);
   }
   if (problems.length > 0) throw new PlanError(problems);
-  return { sourceId: sourceId!, olderThanMs, olderThan: olderThan!, dryRun };
+  return { sourceId: sourceId!, ...(sourceKind === 'cluster' ? { sourceKind } : {}), olderThanMs, olderThan: olderThan!, dryRun };
 }
 
 export interface HousekeepingDeps extends LeftoverDeps {
@@ -241,6 +257,7 @@ export async function runHousekeeping(request: HousekeepingRequest, deps: Housek
   let endpoint: DbEndpoint | undefined;
   // RDS's spelling (lowercase), which is what the runner tags its temporary instances with.
   let sourceId = request.sourceId;
+  const kind = request.sourceKind;
   let failure: Error | undefined;
   try {
     const inventory = await log.step('Find what earlier runs left', async () => {
@@ -256,7 +273,7 @@ export async function runHousekeeping(request: HousekeepingRequest, deps: Housek
         sslMode: deps.tls?.sslMode,
         sslRootCert: deps.tls?.sslRootCert,
       };
-      const found = await takeInventory(deps, sourceId, original);
+      const found = await takeInventory(deps, sourceId, original, undefined, kind);
       for (const line of describeInventory(found, sourceId, now())) log.info(line);
       return found;
     });
@@ -317,7 +334,7 @@ export async function runHousekeeping(request: HousekeepingRequest, deps: Housek
     : `Dropped: ${dropped.length > 0 ? dropped.map((n) => JSON.stringify(n)).join(', ') : 'nothing'}.`);
   if (original && endpoint) {
     try {
-      lines.push(...keptLines(await takeInventory(deps, sourceId, original), sourceId, endpoint, now()));
+      lines.push(...keptLines(await takeInventory(deps, sourceId, original, undefined, kind), sourceId, endpoint, now(), kind));
     } catch (err) {
       lines.push(`Still kept for ${sourceId}: could not be listed (${(err as Error).message}).`);
     }

@@ -19,6 +19,8 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { AwsBuildStatus } from './aws/builds';
 import { AwsDrillPublisher } from './aws/publish';
+import { AwsRdsClusterControl } from './aws/rds-cluster-control';
+import type { AdapterLog } from './aws/rds-common';
 import { AwsRdsControl } from './aws/rds-control';
 import { readDatabaseCredentials } from './aws/secret';
 import { assertPlaintextStartVariables } from './aws/start-variables';
@@ -29,6 +31,7 @@ import { readDrillRequest, runDrill } from './drill';
 import { readHousekeepingRequest, runHousekeeping } from './housekeeping';
 import { StepLog } from './log';
 import { readStartRequest } from './plan';
+import type { RdsControl } from './ports';
 import { recordChanges } from './postgres/changes';
 import { PgDataPath } from './postgres/data-path';
 import { PgOriginalCatalog } from './postgres/leftovers';
@@ -36,13 +39,13 @@ import { PgTablePath } from './postgres/tables';
 import { runAsMain, withStopSignals } from './stop-signals';
 import { readRunnerTuning } from './tuning';
 import { runRecovery } from './workflow';
-import { BUILD_ENV, PROJECT_ENV, START_ENV, parseMode } from '../../src/contract';
+import { BUILD_ENV, PROJECT_ENV, START_ENV, parseMode, sourceRefFromEnv } from '../../src/contract';
 
 const USAGE = [
   'usage: runner.js <command>',
   '  recover                     point-in-time recovery on AWS (CodeBuild; reads the start variables from the environment)',
   '  copy --source <uri> --target <uri> --database <name> [--database ...] [--strategy swap|replace] [--jobs N]',
-  '  client-major                the PostgreSQL major of SOURCE_INSTANCE_ID (its EngineVersion): the client the install phase installs',
+  '  client-major                the PostgreSQL major of SOURCE_INSTANCE_ID or SOURCE_CLUSTER_ID (its EngineVersion): the client the install phase installs',
 ].join('\n');
 
 const EXIT_FAILED = 1;
@@ -56,7 +59,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     case 'copy':
       return runCopyCli([...rest]);
     case 'client-major':
-      return runClientMajor(process.env, new AwsRdsControl({ log: { info: (m) => process.stderr.write(`${m}\n`), warn: (m) => process.stderr.write(`${m}\n`) } }), {
+      return runClientMajor(process.env, awsRdsControlFor(process.env, { info: (m) => process.stderr.write(`${m}\n`), warn: (m) => process.stderr.write(`${m}\n`) }), {
         out: (text) => process.stdout.write(text),
         err: (text) => process.stderr.write(text),
       });
@@ -69,6 +72,16 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`${command === undefined ? 'no command given' : `${JSON.stringify(command)} is not a command`}\n${USAGE}\n`);
       return EXIT_USAGE;
   }
+}
+
+/**
+ * The RDS control plane for the source the project names: the Aurora DB
+ * cluster adapter for SOURCE_CLUSTER_ID, the instance adapter otherwise (a
+ * missing or doubled source variable is refused by the request readers).
+ */
+function awsRdsControlFor(env: NodeJS.ProcessEnv, log: AdapterLog): RdsControl {
+  const ref = sourceRefFromEnv(env);
+  return !('problem' in ref) && ref.kind === 'cluster' ? new AwsRdsClusterControl({ log }) : new AwsRdsControl({ log });
 }
 
 /** The CodeBuild run. Resolves to the exit code; 0 only when every database was recovered and verified. */
@@ -99,7 +112,7 @@ async function recover(signal: AbortSignal): Promise<number> {
     log.warn(`RESULT: FAILED: ${(err as Error).message}`);
     return EXIT_FAILED;
   }
-  const rds = new AwsRdsControl({ log });
+  const rds = awsRdsControlFor(env, log);
   const catalog = new PgOriginalCatalog();
   const builds = new AwsBuildStatus(env[BUILD_ENV.BUILD_ID] ?? '');
   const tls = { sslMode: 'verify-full', sslRootCert: setup.caBundle };

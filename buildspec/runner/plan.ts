@@ -5,7 +5,13 @@
  * names the variable, the value, what is accepted, and that nothing changed.
  */
 import type { RdsControl, SourceInstance } from './ports';
+import { sourceDescription, sourceField, sourceNoun, temporaryIdOf, temporaryLabel } from './source-kind';
 import {
+  AURORA_POSTGRES_ENGINE,
+  PG_MAJORS,
+  majorOfVersion,
+  sourceRefFromEnv,
+  type SourceKind,
   BUILD_ENV,
   CREATED_BY_VALUE,
   LATEST,
@@ -26,7 +32,6 @@ import {
   safetySnapshotId,
   tableScopeProblems,
   stampOf,
-  temporaryInstanceId,
   type Hazard,
   type RestoreWindow,
   type Strategy,
@@ -37,6 +42,8 @@ import {
 /** What the person starting the recovery asked for, checked for form only. */
 export interface StartRequest {
   readonly sourceId: string;
+  /** `cluster` when SOURCE_CLUSTER_ID names an Aurora PostgreSQL DB cluster (issue #20). @default 'instance' */
+  readonly sourceKind?: SourceKind;
   readonly restoreTime: Date | typeof LATEST;
   /** Explicit list, or undefined for "every database at the restore time". */
   readonly databases?: readonly string[];
@@ -65,6 +72,7 @@ export interface RecoveryPlan extends StartRequest {
   readonly window?: RestoreWindow;
   /** Shared by every name this run creates. */
   readonly stamp: string;
+  /** The temporary instance, or for a cluster source the temporary cluster (its writer is `<id>-w`). */
   readonly temporaryInstanceId: string;
   /** Undefined when the safety snapshot is turned off. */
   readonly safetySnapshotId?: string;
@@ -87,6 +95,8 @@ const MAX_WAIT_TIMEOUT_MINUTES = 24 * 60;
 /** RDS: letter first; letters, digits, hyphens; no `--`; no trailing hyphen; 1-63 characters. */
 const INSTANCE_ID_PATTERN = /^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}$/;
 const INSTANCE_CLASS_PATTERN = /^db\.[a-z0-9-]+\.[a-z0-9]+$/;
+/** Aurora Serverless v2's instance class: a cluster's writer may take it (TEMP_INSTANCE_CLASS), an RDS instance may not. */
+const SERVERLESS_V2_CLASS = 'db.serverless';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -109,11 +119,14 @@ export function readStartRequest(env: Env, defaults: { readonly cpus: number }):
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   };
 
-  const sourceId = value(PROJECT_ENV.SOURCE_INSTANCE_ID);
-  if (sourceId === undefined) {
-    problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: not set; accepted: the RDS instance identifier (the construct sets it on the project).`);
-  } else if (!INSTANCE_ID_PATTERN.test(sourceId) || sourceId.endsWith('-')) {
-    problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: ${JSON.stringify(sourceId)} is not an RDS instance identifier; accepted: 1-63 letters, digits and hyphens, starting with a letter, without "--" or a trailing hyphen.`);
+  const ref = sourceRefFromEnv(env);
+  const sourceKind: SourceKind = 'problem' in ref ? 'instance' : ref.kind;
+  const sourceId = 'problem' in ref ? undefined : ref.id;
+  const noun = sourceNoun(sourceKind);
+  if ('problem' in ref) {
+    problems.push(ref.problem);
+  } else if (!INSTANCE_ID_PATTERN.test(ref.id) || ref.id.endsWith('-')) {
+    problems.push(`${ref.field}: ${JSON.stringify(ref.id)} is not an ${ref.kind === 'cluster' ? 'Aurora DB cluster' : 'RDS instance'} identifier; accepted: 1-63 letters, digits and hyphens, starting with a letter, without "--" or a trailing hyphen.`);
   }
 
   const rawTime = value(START_ENV.RESTORE_TIME);
@@ -124,8 +137,8 @@ export function readStartRequest(env: Env, defaults: { readonly cpus: number }):
   const confirm = value(START_ENV.CONFIRM);
   if (sourceId !== undefined && confirm !== sourceId) {
     problems.push(confirm === undefined
-      ? `${START_ENV.CONFIRM}: not set; accepted: exactly the source instance identifier ${JSON.stringify(sourceId)}, to confirm that its databases will be overwritten with their state at the restore time.`
-      : `${START_ENV.CONFIRM}: ${quoteValue(confirm)} does not match the source instance; accepted: exactly ${JSON.stringify(sourceId)}.`);
+      ? `${START_ENV.CONFIRM}: not set; accepted: exactly the source ${noun} identifier ${JSON.stringify(sourceId)}, to confirm that its databases will be overwritten with their state at the restore time.`
+      : `${START_ENV.CONFIRM}: ${quoteValue(confirm)} does not match the source ${noun}; accepted: exactly ${JSON.stringify(sourceId)}.`);
   }
 
   const databases = attempt(() => parseDatabaseList(env[START_ENV.DATABASES]));
@@ -146,8 +159,10 @@ export function readStartRequest(env: Env, defaults: { readonly cpus: number }):
   }
 
   const tempInstanceClass = value(START_ENV.TEMP_INSTANCE_CLASS);
-  if (tempInstanceClass !== undefined && !INSTANCE_CLASS_PATTERN.test(tempInstanceClass)) {
-    problems.push(`${START_ENV.TEMP_INSTANCE_CLASS}: ${quoteValue(tempInstanceClass)} is not a DB instance class; accepted: a class such as db.r6g.large, or empty for the source's class.`);
+  const serverlessAccepted = sourceKind === 'cluster' && tempInstanceClass === SERVERLESS_V2_CLASS;
+  if (tempInstanceClass !== undefined && !INSTANCE_CLASS_PATTERN.test(tempInstanceClass) && !serverlessAccepted) {
+    problems.push(`${START_ENV.TEMP_INSTANCE_CLASS}: ${quoteValue(tempInstanceClass)} is not a DB instance class; accepted: a class such as db.r6g.large`
+      + `${sourceKind === 'cluster' ? ` or ${SERVERLESS_V2_CLASS}` : ''}, or empty for the source's${sourceKind === 'cluster' ? ' writer\'s' : ''} class.`);
   }
 
   const waitField = PROJECT_ENV.WAIT_TIMEOUT_MINUTES;
@@ -161,6 +176,8 @@ export function readStartRequest(env: Env, defaults: { readonly cpus: number }):
   if (problems.length > 0) throw new PlanError(problems);
   return {
     sourceId: sourceId!,
+    // Only for a cluster, so that an instance's request is exactly what it was before issue #20.
+    ...(sourceKind === 'cluster' ? { sourceKind } : {}),
     restoreTime: restoreTime!,
     databases,
     strategy: strategy!,
@@ -193,30 +210,23 @@ export async function planRecovery(
     readonly secretId?: string;
   },
 ): Promise<RecoveryPlan> {
+  const field = sourceField(request.sourceKind);
+  const noun = sourceNoun(request.sourceKind);
   let source: SourceInstance;
   try {
     source = await rds.describeSource(request.sourceId);
   } catch (err) {
-    throw new PlanError([`${PROJECT_ENV.SOURCE_INSTANCE_ID}: instance ${JSON.stringify(request.sourceId)} could not be described (${(err as Error).message}); accepted: an existing RDS for PostgreSQL instance this build may describe.`]);
+    throw new PlanError([`${field}: ${noun} ${JSON.stringify(request.sourceId)} could not be described (${(err as Error).message}); accepted: an existing ${sourceDescription(request.sourceKind).replace(/^an? /, '')} this build may describe.`]);
   }
-  const problems: string[] = [];
-  if (source.engine !== 'postgres') {
-    problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: instance ${JSON.stringify(source.id)} runs engine ${JSON.stringify(source.engine)}; accepted: an RDS for PostgreSQL instance (engine "postgres").`);
-  }
-  if (source.clusterId) {
-    // A cluster's point in time is restored as a whole cluster (RestoreDBClusterToPointInTime), not one member instance.
-    problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: instance ${JSON.stringify(source.id)} is a member of DB cluster ${JSON.stringify(source.clusterId)} (a Multi-AZ DB cluster or Aurora), `
-      + 'whose point-in-time restores are of the whole cluster; this construct restores a single DB instance and does not recover into clusters. '
-      + 'accepted: an RDS for PostgreSQL DB instance that is not part of a DB cluster (Single-AZ, or a Multi-AZ instance deployment).');
-  }
+  const problems: string[] = request.sourceKind === 'cluster' ? clusterProblems(request, source) : instanceProblems(source);
   if (source.status !== 'available') {
-    problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: instance ${JSON.stringify(source.id)} is ${JSON.stringify(source.status)}; accepted: an instance in status "available". Retry once it is.`);
+    problems.push(`${field}: ${noun} ${JSON.stringify(source.id)} is ${JSON.stringify(source.status)}; accepted: ${noun === 'cluster' ? 'a' : 'an'} ${noun} in status "available". Retry once it is.`);
   }
   if (!(source.backupRetentionPeriod > 0)) {
-    problems.push(`${PROJECT_ENV.SOURCE_INSTANCE_ID}: instance ${JSON.stringify(source.id)} has automated backups turned off (retention ${source.backupRetentionPeriod} days), so it cannot be restored to a point in time; accepted: a retention period of 1 day or more.`);
+    problems.push(`${field}: ${noun} ${JSON.stringify(source.id)} has automated backups turned off (retention ${source.backupRetentionPeriod} days), so it cannot be restored to a point in time; accepted: a retention period of 1 day or more.`);
   }
   if (context.secretUsername !== source.masterUsername) {
-    problems.push(`${PROJECT_ENV.SECRET_ARN}: the secret's username ${JSON.stringify(context.secretUsername)} is not the master user ${JSON.stringify(source.masterUsername)} of ${source.id}; accepted: the instance's master credentials.`);
+    problems.push(`${PROJECT_ENV.SECRET_ARN}: the secret's username ${JSON.stringify(context.secretUsername)} is not the master user ${JSON.stringify(source.masterUsername)} of ${source.id}; accepted: the ${noun}'s master credentials.`);
   }
   if (source.masterUserSecretArn && context.secretId !== undefined && !isSameSecret(context.secretId, source.masterUserSecretArn)) {
     problems.push(`${PROJECT_ENV.SECRET_ARN}: ${JSON.stringify(context.secretId)} is not the secret RDS manages for the master password of ${source.id}; `
@@ -236,7 +246,7 @@ export async function planRecovery(
 
   const others = (await rds.findInstancesByTag(TAGS.SOURCE, source.id)).filter((i) => i.status !== 'deleting');
   if (others.length > 0) {
-    problems.push(`another recovery or restore drill of ${source.id} appears to be in progress: temporary instance ${others.map((i) => `${i.id} (${i.status})`).join(', ')} is still alive; accepted: start again once it is gone (delete it if its build has ended).`);
+    problems.push(`another recovery or restore drill of ${source.id} appears to be in progress: ${temporaryLabel(request.sourceKind)} ${others.map((i) => `${i.id} (${i.status})`).join(', ')} is still alive; accepted: start again once it is gone (delete it if its build has ended).`);
   }
   if (problems.length > 0) throw new PlanError(problems);
 
@@ -246,7 +256,7 @@ export async function planRecovery(
     source,
     window,
     stamp,
-    temporaryInstanceId: temporaryInstanceId(source.id, stamp),
+    temporaryInstanceId: temporaryIdOf(request.sourceKind, source.id, stamp),
     safetySnapshotId: request.safetySnapshot ? safetySnapshotId(source.id, stamp) : undefined,
     tags: {
       [TAGS.BUILD_ID]: request.buildId,
@@ -254,6 +264,55 @@ export async function planRecovery(
       [TAGS.CREATED_BY]: CREATED_BY_VALUE,
     },
   };
+}
+
+/** An RDS instance source: PostgreSQL, and not a member of a DB cluster. */
+function instanceProblems(source: SourceInstance): string[] {
+  const field = PROJECT_ENV.SOURCE_INSTANCE_ID;
+  const problems: string[] = [];
+  if (source.engine !== 'postgres') {
+    problems.push(`${field}: instance ${JSON.stringify(source.id)} runs engine ${JSON.stringify(source.engine)}; accepted: an RDS for PostgreSQL instance (engine "postgres").`);
+  }
+  if (source.clusterId) {
+    // A cluster's point in time is restored as a whole cluster (RestoreDBClusterToPointInTime), not one member instance.
+    problems.push(`${field}: instance ${JSON.stringify(source.id)} is a member of DB cluster ${JSON.stringify(source.clusterId)} (a Multi-AZ DB cluster or Aurora), `
+      + 'whose point-in-time restores are of the whole cluster; this construct restores a single DB instance and does not recover into clusters. '
+      + 'accepted: an RDS for PostgreSQL DB instance that is not part of a DB cluster (Single-AZ, or a Multi-AZ instance deployment).');
+  }
+  return problems;
+}
+
+/**
+ * An Aurora DB cluster source (issue #20): Aurora PostgreSQL of a major the
+ * runner recovers, with a writer whose class the temporary writer takes, and
+ * Serverless v2 capacity when the temporary writer is to be db.serverless.
+ */
+function clusterProblems(request: StartRequest, source: SourceInstance): string[] {
+  const field = PROJECT_ENV.SOURCE_CLUSTER_ID;
+  const problems: string[] = [];
+  const name = JSON.stringify(source.id);
+  if (source.engine !== AURORA_POSTGRES_ENGINE) {
+    const what = source.engine === 'postgres' ? ' (a Multi-AZ DB cluster of RDS for PostgreSQL, not Aurora)' : '';
+    problems.push(`${field}: cluster ${name} runs engine ${JSON.stringify(source.engine)}${what}; accepted: an Aurora PostgreSQL DB cluster (engine "${AURORA_POSTGRES_ENGINE}").`);
+    return problems;
+  }
+  const major = majorOfVersion(source.engineVersion);
+  if (major === undefined || major < PG_MAJORS.oldest || major > PG_MAJORS.newest) {
+    problems.push(`${field}: cluster ${name} runs Aurora PostgreSQL ${source.engineVersion} (EngineVersion); accepted: PostgreSQL ${PG_MAJORS.oldest} to ${PG_MAJORS.newest}, `
+      + 'the majors whose clients this runner installs and is tested with.');
+  }
+  if (!source.writer) {
+    problems.push(`${field}: cluster ${name} has no writer instance (DBClusterMembers lists none with IsClusterWriter); accepted: a cluster with a writer instance, `
+      + 'whose endpoint the recovery writes to.');
+  } else if (!request.tempInstanceClass && !source.writer.instanceClass) {
+    problems.push(`${field}: the class of cluster ${name}'s writer ${JSON.stringify(source.writer.id)} is not known, and the temporary cluster's writer takes it; `
+      + `accepted: set ${START_ENV.TEMP_INSTANCE_CLASS}.`);
+  }
+  if (request.tempInstanceClass === SERVERLESS_V2_CLASS && !source.serverlessV2Scaling) {
+    problems.push(`${START_ENV.TEMP_INSTANCE_CLASS}: "${SERVERLESS_V2_CLASS}" needs a Serverless v2 capacity range on the cluster, and ${name} has none `
+      + '(ServerlessV2ScalingConfiguration); accepted: a provisioned class such as db.r6g.large, or empty for the source writer\'s class.');
+  }
+  return problems;
 }
 
 /**

@@ -4,21 +4,28 @@
  * PostgreSQL clusters (the rehearsal), and in tests.
  */
 import type { StepLog } from './log';
-import type { Hazard, MarkedName, RestoreWindow, Strategy, TableMode, TableName } from '../../src/contract';
+import type { Hazard, MarkedName, RestoreWindow, SourceKind, Strategy, TableMode, TableName } from '../../src/contract';
 
 // ---------------------------------------------------------------- control plane
 
-/** What the workflow needs to know about the instance being recovered. */
+/**
+ * What the workflow needs to know about the instance being recovered, or
+ * the Aurora DB cluster (`kind: 'cluster'`, issue #20), whose endpoint is
+ * its writer endpoint.
+ */
 export interface SourceInstance {
   readonly id: string;
+  /** @default 'instance' */
+  readonly kind?: SourceKind;
   readonly status: string;
-  /** e.g. `postgres` */
+  /** e.g. `postgres`, `aurora-postgresql` */
   readonly engine: string;
   readonly engineVersion: string;
   readonly endpoint: DbEndpoint;
   readonly masterUsername: string;
   readonly dbSubnetGroupName?: string;
   readonly vpcSecurityGroupIds: readonly string[];
+  /** The DB parameter group (a cluster: its writer instance's). */
   readonly dbParameterGroupName?: string;
   readonly optionGroupName?: string;
   readonly backupRetentionPeriod: number;
@@ -28,6 +35,14 @@ export interface SourceInstance {
   readonly storage?: SourceStorage;
   /** The DB cluster the instance belongs to (DBClusterIdentifier): a Multi-AZ DB cluster member, or Aurora. */
   readonly clusterId?: string;
+  /** A cluster: its writer instance (DBClusterMembers IsClusterWriter), when it has one. */
+  readonly writer?: { readonly id: string; readonly instanceClass?: string };
+  /** A cluster: its DB cluster parameter group. */
+  readonly clusterParameterGroupName?: string;
+  /** A cluster: the KMS key of its encrypted storage; undefined when not encrypted. */
+  readonly kmsKeyId?: string;
+  /** A cluster with Aurora Serverless v2 capacity: its scaling range, in ACUs. */
+  readonly serverlessV2Scaling?: { readonly minCapacity?: number; readonly maxCapacity?: number };
 }
 
 /** The source's storage settings, as DescribeDBInstances reports them. */
@@ -69,11 +84,19 @@ export interface TemporaryInstanceSpec {
    * @default - the source's
    */
   readonly allocatedStorageGiB?: number;
+  /**
+   * A drill: restore as a copy-on-write clone where the restore allows one
+   * (Aurora, at the latest restorable time); otherwise a full copy.
+   * @default false - a full copy
+   */
+  readonly clone?: boolean;
 }
 
 export interface InstanceState {
   readonly id: string;
   readonly status: string;
+  /** Which part the status is of, for the log, when the temporary "instance" has parts (an Aurora cluster and its writer). */
+  readonly detail?: string;
   readonly endpoint?: DbEndpoint;
   /** Pending modifications still being applied (e.g. a master password reset). */
   readonly pendingPasswordChange?: boolean;

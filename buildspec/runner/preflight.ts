@@ -24,6 +24,7 @@ import type { DataPath, OriginalStorage, PgTarget, RdsControl } from './ports';
 import { checkOriginalStorage } from './postgres/copy/checks';
 import { DISK_MARGIN } from './postgres/copy/limits';
 import { enforceHazards, reviewHazardsForDrill, type HazardReport } from './postgres/hazards';
+import { AURORA_STORAGE_NOTE } from './source-kind';
 import { START_ENV } from '../../src/contract';
 
 /** One check of the pre-flight, as logged and as a drill's evidence record carries it. */
@@ -171,6 +172,10 @@ export async function runPreflight(plan: RecoveryPlan, original: PgTarget, deps:
   }
 
   await timed(PREFLIGHT_CHECKS.STORAGE, async (findings) => {
+    if (plan.source.kind === 'cluster') {
+      findings.push(AURORA_STORAGE_NOTE);
+      return 'skipped';
+    }
     let storage: OriginalStorage | undefined;
     if (deps.rds.originalStorage) storage = await deps.rds.originalStorage(plan.source);
     if (!storage) {

@@ -13,6 +13,7 @@ import type { RecoveryPlan, StartRequest } from './plan';
 import type { BuildStatus, DatabaseCopyResult, DataPath, DbEndpoint, OriginalCatalog, PgTarget, RdsControl, TablePath, TableRecoveryResult } from './ports';
 import type { ChangesOptions, ChangesRecord } from './postgres/changes';
 import type { PreflightReport } from './preflight';
+import { temporaryLabel } from './source-kind';
 
 /** Time, made injectable so tests do not wait for real minutes. */
 export interface Clock {
@@ -111,6 +112,8 @@ export interface RunState {
   restoreAccepted: boolean;
   /** The temporary instance's storage when it must be larger than the source's (a drill sizes it). */
   allocatedStorageGiB?: number;
+  /** A drill: restore an Aurora source as a copy-on-write clone where RDS allows one (TemporaryInstanceSpec.clone). */
+  preferClone?: boolean;
   /** Set once the temporary instance is available. */
   temporaryEndpoint?: DbEndpoint;
   /** The databases to copy, chosen on the point-in-time copy. */
@@ -152,6 +155,11 @@ export function planOf(run: RunState): RecoveryPlan {
 export function leftoverDeps(run: RunState): LeftoverDeps | undefined {
   const { rds, catalog, builds } = run.deps;
   return catalog ? { rds, catalog, builds } : undefined;
+}
+
+/** `temporary instance`, or `temporary cluster` for an Aurora source, as the log calls what the run restored. */
+export function temporaryLabelOf(run: RunState): string {
+  return temporaryLabel(run.plan?.source.kind ?? run.request.sourceKind);
 }
 
 export function temporaryTarget(run: RunState): PgTarget {

@@ -13,10 +13,11 @@ import { PlanError, planRecovery } from './plan';
 import { isLoginRefused, type CopyOptions, type DatabaseCopyResult, type InstanceState, type OriginalStorage, type PgTarget } from './ports';
 import { runPreflight } from './preflight';
 import {
-  checkNotStopped, leftoverDeps, originalTarget, planOf, targetAt, temporaryTarget, type RunState,
+  checkNotStopped, leftoverDeps, originalTarget, planOf, targetAt, temporaryLabelOf, temporaryTarget, type RunState,
 } from './run-state';
+import { AURORA_STORAGE_NOTE, deleteTemporaryCommand } from './source-kind';
 import { chooseTableDatabase, describeTableRequest } from './tables';
-import { CLEANUP_SWEEP_MINUTES, LATEST, PROJECT_ENV, START_ENV, TAGS, quoteValue } from '../../src/contract';
+import { CLEANUP_SWEEP_MINUTES, LATEST, PROJECT_ENV, START_ENV, TAGS, TEMP_WRITER_SUFFIX, quoteValue } from '../../src/contract';
 
 /** Instance statuses from which RDS does not recover on its own: waiting longer is pointless. */
 export const TERMINAL_INSTANCE_STATUSES = [
@@ -61,13 +62,14 @@ export async function planAndValidate(run: RunState, options: { readonly drill?:
   log.info(`databases: ${plan.databases ? plan.databases.join(', ') : 'every database that existed at the restore time'}; strategy: ${plan.strategy}; jobs: ${plan.jobs}`
     + `; accepted hazards: ${plan.acceptHazards.length > 0 ? plan.acceptHazards.join(', ') : 'none'}`);
   if (plan.tables) log.info(describeTableRequest(plan.tables, plan.tableMode, plan.stamp));
-  log.info(`temporary instance: ${plan.temporaryInstanceId}; safety snapshot: ${plan.safetySnapshotId ?? `off (${START_ENV.SAFETY_SNAPSHOT}=false)`}`);
+  log.info(`${temporaryLabelOf(run)}: ${plan.temporaryInstanceId}${plan.source.kind === 'cluster' ? ` (writer ${plan.temporaryInstanceId}${TEMP_WRITER_SUFFIX})` : ''}; `
+    + `safety snapshot: ${plan.safetySnapshotId ?? `off (${START_ENV.SAFETY_SNAPSHOT}=false)`}${plan.safetySnapshotId && plan.source.kind === 'cluster' ? ' (a DB cluster snapshot)' : ''}`);
   // Everything the copy would refuse at T that can be read on the original now, refused now (preflight.ts; a drill's hazards are findings).
   run.preflight = await runPreflight(plan, original, { data, rds: deps.rds, log, drill: options.drill ?? false });
   const leftovers = leftoverDeps(run);
   if (leftovers) {
     try {
-      const inventory = await takeInventory(leftovers, plan.source.id, original, plan.stamp);
+      const inventory = await takeInventory(leftovers, plan.source.id, original, plan.stamp, plan.source.kind);
       for (const line of describeInventory(inventory, plan.source.id, clock.now())) log.info(`found: ${line}`);
     } catch (err) {
       log.warn(`leftovers of earlier runs could not be listed (${(err as Error).message}); the recovery goes ahead without that report`);
@@ -93,6 +95,7 @@ export async function restoreTemporaryInstance(run: RunState): Promise<void> {
     instanceClass: plan.tempInstanceClass,
     tags: plan.tags,
     allocatedStorageGiB: run.allocatedStorageGiB,
+    ...(run.preferClone ? { clone: true } : {}),
   });
   run.restoreAccepted = true;
 }
@@ -100,13 +103,14 @@ export async function restoreTemporaryInstance(run: RunState): Promise<void> {
 export async function waitForTemporaryInstance(run: RunState): Promise<void> {
   const plan = planOf(run);
   const id = plan.temporaryInstanceId;
-  const state = await poll(run, `temporary instance ${id}`, plan.waitTimeoutMs, async () => {
+  const label = temporaryLabelOf(run);
+  const state = await poll(run, `${label} ${id}`, plan.waitTimeoutMs, async () => {
     const s = await run.deps.rds.describeInstance(id);
     assertNotTerminal(s);
-    return { done: s.status === 'available' && s.endpoint !== undefined, status: s.status, value: s };
+    return { done: s.status === 'available' && s.endpoint !== undefined, status: s.detail ? `${s.status} (${s.detail})` : s.status, value: s };
   });
   run.temporaryEndpoint = state.endpoint!;
-  run.deps.log.info(`temporary instance ${id} is available at ${state.endpoint!.host}:${state.endpoint!.port}`);
+  run.deps.log.info(`${label} ${id} is available at ${state.endpoint!.host}:${state.endpoint!.port}`);
 }
 
 /**
@@ -212,7 +216,7 @@ export async function dropDeadCopies(run: RunState): Promise<void> {
   const { log } = run.deps;
   try {
     const plan = planOf(run);
-    const dropped = await dropDeadCopiesOf(leftoverDeps(run)!, plan.source.id, originalTarget(run), log, plan.stamp);
+    const dropped = await dropDeadCopiesOf(leftoverDeps(run)!, plan.source.id, originalTarget(run), log, plan.stamp, plan.source.kind);
     if (dropped.length > 0) log.info('the room they freed may show in the original\'s FreeStorageSpace only after a minute or so');
   } catch (err) {
     log.warn(`in-progress copies of earlier runs could not be looked for (${(err as Error).message}); nothing was dropped, the recovery goes ahead`);
@@ -283,6 +287,10 @@ export async function measureOriginalStorage(run: RunState): Promise<OriginalSto
   const { rds, log } = run.deps;
   if (!rds.originalStorage) return undefined;
   const source = planOf(run).source;
+  if (source.kind === 'cluster') {
+    log.info(`free storage: ${AURORA_STORAGE_NOTE}`);
+    return undefined;
+  }
   let storage: OriginalStorage | undefined;
   try {
     storage = await rds.originalStorage(source);
@@ -298,12 +306,14 @@ export async function measureOriginalStorage(run: RunState): Promise<OriginalSto
   return storage;
 }
 
-/** Deletes every instance this build created and the local dump; never waits for the deletion. */
+/** Deletes every instance (or Aurora cluster) this build created and the local dump; never waits for the deletion. */
 export async function cleanUp(run: RunState): Promise<void> {
   const { rds, log } = run.deps;
   const problems: string[] = [];
   if (run.restoreRequested) {
     const plan = planOf(run);
+    const label = temporaryLabelOf(run);
+    const kind = plan.source.kind;
     const ids = new Set<string>();
     if (run.restoreAccepted) ids.add(plan.temporaryInstanceId);
     // A refused or interrupted call may still have created the instance: look for this build's tag too.
@@ -315,15 +325,15 @@ export async function cleanUp(run: RunState): Promise<void> {
       ids.add(plan.temporaryInstanceId);
       log.warn(`could not list instances tagged ${TAGS.BUILD_ID}=${plan.buildId}: ${(err as Error).message}`);
     }
-    if (ids.size === 0) log.info(`no temporary instance was created (checked tag ${TAGS.BUILD_ID}=${plan.buildId})`);
+    if (ids.size === 0) log.info(`no ${label} was created (checked tag ${TAGS.BUILD_ID}=${plan.buildId})`);
     for (const id of ids) {
       try {
         await rds.deleteInstance(id);
-        log.info(`temporary instance ${id}: deletion requested (no final snapshot, automated backups deleted; not waiting)`);
+        log.info(`${label} ${id}: deletion requested (${kind === 'cluster' ? 'its writer first, then the cluster; ' : ''}no final snapshot, automated backups deleted; not waiting)`);
       } catch (err) {
-        problems.push(`temporary instance ${id} could not be deleted (${(err as Error).message}); once this build has ended, the trigger's cleanup deletes it, `
-          + `and its sweep tries again every ${CLEANUP_SWEEP_MINUTES} minutes until RDS allows it (RDS does not delete an instance still being created); `
-          + `to delete it by hand: aws rds delete-db-instance --db-instance-identifier ${id} --skip-final-snapshot --delete-automated-backups`);
+        problems.push(`${label} ${id} could not be deleted (${(err as Error).message}); once this build has ended, the trigger's cleanup deletes it, `
+          + `and its sweep tries again every ${CLEANUP_SWEEP_MINUTES} minutes until RDS allows it (RDS does not delete ${kind === 'cluster' ? 'a cluster or an instance' : 'an instance'} still being created); `
+          + `to delete it by hand: ${deleteTemporaryCommand(kind, id, `${id}${TEMP_WRITER_SUFFIX}`)}`);
       }
     }
   }

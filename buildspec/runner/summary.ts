@@ -8,7 +8,8 @@ import { keptLines, takeInventory } from './housekeeping';
 import { formatDuration } from './log';
 import { keptName } from './postgres/names';
 import { tableSchemaName } from './postgres/tables';
-import { leftoverDeps, originalTarget, planOf, type RunState } from './run-state';
+import { leftoverDeps, originalTarget, planOf, temporaryLabelOf, type RunState } from './run-state';
+import { deleteSnapshotCommand, sourceNoun } from './source-kind';
 import { tableSummary } from './tables';
 import { LATEST } from '../../src/contract';
 
@@ -19,7 +20,7 @@ export async function summarize(run: RunState): Promise<void> {
   const plan = run.plan;
   if (plan) {
     const when = plan.restoreTime === LATEST ? 'the latest restorable time' : plan.restoreTime.toISOString();
-    lines.push(`Source: ${plan.source.id}; restore time: ${when}; strategy: ${plan.strategy}; temporary instance: ${plan.temporaryInstanceId}`);
+    lines.push(`Source: ${plan.source.id}; restore time: ${when}; strategy: ${plan.strategy}; ${temporaryLabelOf(run)}: ${plan.temporaryInstanceId}`);
     if (results.length > 0) {
       lines.push('Restored:');
       for (const r of results) {
@@ -34,7 +35,7 @@ export async function summarize(run: RunState): Promise<void> {
     if (tableResult) lines.push(...tableSummary(tableResult));
     lines.push(...changesSummaryLines(run));
     lines.push(plan.safetySnapshotId
-      ? `Safety snapshot of the original (kept): ${plan.safetySnapshotId}; delete it when no longer needed: aws rds delete-db-snapshot --db-snapshot-identifier ${plan.safetySnapshotId}`
+      ? `Safety snapshot of the original (kept): ${plan.safetySnapshotId}; delete it when no longer needed: ${deleteSnapshotCommand(plan.source.kind, plan.safetySnapshotId)}`
       : 'Safety snapshot: off');
   }
   if (failure === undefined && tableResult) {
@@ -57,8 +58,8 @@ async function stillKept(run: RunState): Promise<string[]> {
   const leftovers = leftoverDeps(run);
   if (!plan || !leftovers) return [];
   try {
-    const inventory = await takeInventory(leftovers, plan.source.id, originalTarget(run));
-    return keptLines(inventory, plan.source.id, plan.source.endpoint, run.clock.now());
+    const inventory = await takeInventory(leftovers, plan.source.id, originalTarget(run), undefined, plan.source.kind);
+    return keptLines(inventory, plan.source.id, plan.source.endpoint, run.clock.now(), plan.source.kind);
   } catch (err) {
     return [`Still kept for ${plan.source.id}: could not be listed (${(err as Error).message}).`];
   }
@@ -66,7 +67,7 @@ async function stillKept(run: RunState): Promise<string[]> {
 
 /** What a failed run left behind on the original, for the person who has to decide what next. */
 async function whatChanged(run: RunState): Promise<string[]> {
-  if (!run.copyStarted) return ['The original instance was not changed.'];
+  if (!run.copyStarted) return [`The original ${sourceNoun(run.plan?.source.kind)} was not changed.`];
   const plan = planOf(run);
   const { databases } = run;
   const stamp = plan.stamp;

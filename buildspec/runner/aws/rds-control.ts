@@ -25,12 +25,13 @@ import {
 } from '@aws-sdk/client-rds';
 import { LATEST, PROJECT_ENV, RestoreWindow, START_ENV, TAGS, earliestRestorableTime, stampOfSafetySnapshot } from '../../../src/contract';
 import type { DbEndpoint, InstanceState, OriginalStorage, RdsControl, SafetySnapshot, SourceInstance, SourceStorage, TemporaryInstanceSpec } from '../ports';
+import {
+  type AdapterLog, type Failure, InstanceNotFoundError, NOTHING_CREATED,
+  callRds, consoleLog, nameOf, passwordCallError, rdsError, regionFromEnv, regionOf, tagList,
+} from './rds-common';
 
-/** Where the adapter reports what it decided on its own (e.g. an instance already gone). `StepLog` fits. */
-export interface AdapterLog {
-  info(message: string): void;
-  warn(message: string): void;
-}
+export { InstanceNotFoundError } from './rds-common';
+export type { AdapterLog } from './rds-common';
 
 export interface AwsRdsControlOptions {
   /** @default - a client for the region in AWS_REGION / AWS_DEFAULT_REGION (CodeBuild sets both) */
@@ -39,14 +40,6 @@ export interface AwsRdsControlOptions {
   readonly log?: AdapterLog;
   /** For the original's FreeStorageSpace. @default - a client for the region in AWS_REGION / AWS_DEFAULT_REGION */
   readonly cloudwatch?: CloudWatchClient;
-}
-
-/** Thrown when an instance does not exist, so callers can tell "gone" from "broken". */
-export class InstanceNotFoundError extends Error {
-  constructor(readonly instanceId: string, message: string) {
-    super(message);
-    this.name = 'InstanceNotFoundError';
-  }
 }
 
 /** Option groups RDS assigns when none was chosen; passing one explicitly is refused for some engines. */
@@ -262,10 +255,7 @@ export class AwsRdsControl implements RdsControl {
         ApplyImmediately: true,
       }));
     } catch (err) {
-      // A fresh error with a scrubbed message and no `cause`: the SDK error carries the raw HTTP exchange.
-      const e = err as { name?: string; message?: string };
-      const message = scrub(`${e.name ?? 'Error'}: ${e.message ?? String(err)}`, password);
-      throw new Error(`Setting the master password of "${id}" failed: ${message}. The password was not changed.`);
+      throw passwordCallError(err, password, `Setting the master password of "${id}" failed`);
     }
   }
 
@@ -321,31 +311,17 @@ export class AwsRdsControl implements RdsControl {
       if (nameOf(err) !== 'DBInstanceNotFoundFault') throw rdsError(err, { what: `describing RDS instance "${id}"` });
     }
     if (!db) {
-      const region = await this.region();
+      const region = await regionOf(this.client);
       throw new InstanceNotFoundError(id, `${field}RDS instance "${id}" was not found in region ${region}; accepted: the identifier of an existing DB instance in this account and region. Nothing was created.`);
     }
     return db;
   }
 
-  private async region(): Promise<string> {
-    try {
-      const region = this.client.config.region;
-      return typeof region === 'function' ? await region() : String(region);
-    } catch {
-      return '(unknown region)';
-    }
-  }
-
   private async call<T>(fn: () => Promise<T>, failure: Failure): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw rdsError(err, failure);
-    }
+    return callRds(fn, failure);
   }
 }
 
-const NOTHING_CREATED = 'Nothing was created.';
 const GIB = 2 ** 30;
 /** How far back to look for a FreeStorageSpace datapoint (RDS publishes one a minute). */
 const FREE_STORAGE_WINDOW_MS = 15 * 60_000;
@@ -365,19 +341,6 @@ const RESTORE_HINTS: Record<string, string> = {
   InstanceQuotaExceededFault: 'the account reached its DB instance quota; delete unused instances or raise the quota',
   StorageQuotaExceededFault: 'the account reached its RDS storage quota; free storage or raise the quota',
   InvalidVPCNetworkStateFault: 'the source\'s subnet group has no free addresses or is invalid',
-};
-
-function regionFromEnv(): string {
-  const region = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION;
-  if (!region) {
-    throw new Error('AWS_REGION: not set (nor AWS_DEFAULT_REGION); accepted: an AWS region such as us-east-1 (CodeBuild sets it). Nothing was created.');
-  }
-  return region;
-}
-
-const consoleLog: AdapterLog = {
-  info: (message) => process.stdout.write(`${new Date().toISOString()}   ${message}\n`),
-  warn: (message) => process.stdout.write(`${new Date().toISOString()} ! ${message}\n`),
 };
 
 function restoreInput(spec: TemporaryInstanceSpec): RestoreDBInstanceToPointInTimeCommandInput {
@@ -444,10 +407,6 @@ function largerStorage(storage: SourceStorage | undefined, requestedGiB: number 
   return { AllocatedStorage: Math.ceil(requestedGiB) };
 }
 
-function tagList(tags: Readonly<Record<string, string>>): Tag[] {
-  return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
-}
-
 function endpointOf(db: DBInstance): DbEndpoint | undefined {
   const host = db.Endpoint?.Address;
   const port = db.Endpoint?.Port ?? db.DbInstancePort;
@@ -461,45 +420,4 @@ function stateOf(db: DBInstance): InstanceState {
     endpoint: endpointOf(db),
     pendingPasswordChange: db.PendingModifiedValues?.MasterUserPassword !== undefined,
   };
-}
-
-function nameOf(err: unknown): string {
-  return (err as { name?: string })?.name ?? '';
-}
-
-/** How to word a failed call. */
-interface Failure {
-  /** What was being done: `deleting "x"`. */
-  readonly what: string;
-  /** Lead-in when RDS answered with a client fault (it refused the request). @default "RDS call failed while <what>" */
-  readonly refused?: string;
-  /** What was or was not changed; for a mutating call, only certain when RDS refused it. */
-  readonly outcome?: string;
-  /** The call creates or changes something, so a network or server error leaves its effect unknown. */
-  readonly mutating?: boolean;
-  /** Advice by fault name. */
-  readonly hints?: Readonly<Record<string, string>>;
-}
-
-/** One paragraph for the log: what was being done, the RDS fault, advice, and what was created. */
-function rdsError(err: unknown, failure: Failure): Error {
-  const e = err as { name?: string; message?: string; $fault?: string };
-  const name = e.name ?? 'Error';
-  const refusedByRds = e.$fault === 'client';
-  const head = refusedByRds && failure.refused ? `${failure.refused} (${failure.what})` : `RDS call failed while ${failure.what}`;
-  const hint = failure.hints?.[name];
-  const outcome = failure.mutating && !refusedByRds
-    ? 'RDS may or may not have acted on the request; the cleanup looks for anything this run created by its tags.'
-    : failure.outcome;
-  // RDS's own messages usually end in a period already.
-  const message = (e.message ?? String(err)).replace(/\.$/, '');
-  return new Error(`${head}: ${name}: ${message}.${hint ? ` Likely cause: ${hint}.` : ''}${outcome ? ` ${outcome}` : ''}`);
-}
-
-function scrub(text: string, secret: string): string {
-  let out = text;
-  for (const form of new Set([secret, encodeURIComponent(secret), JSON.stringify(secret).slice(1, -1)])) {
-    if (form) out = out.split(form).join('********');
-  }
-  return out;
 }
