@@ -40,6 +40,7 @@ import { setRolePassword } from './pitr-copy';
 import { LocalRdsControl } from './rds-control';
 import { tlsPlacement } from './rds-standin/placement';
 import { RdsStandIn } from './rds-standin/server';
+import { BAD_CHANGE_SQL, CHANGES_SEED_SQL, rehearseChanges } from './rehearse-changes';
 import { evidenceTap, rehearseDrill } from './rehearse-drill';
 import { SAMPLE_DAMAGE_SQL, SAMPLE_SEED_SQL } from './rehearse-sample';
 import { TABLES_DAMAGE_SQL, TABLES_SEED_SQL, checkTableRecovery, keyedRows, parseRehearsalTables, psqlAs, tablesOf } from './rehearse-tables';
@@ -85,11 +86,15 @@ export interface RehearseOptions {
   readonly compareRecovery?: boolean;
   /** `--tables`: a table-level recovery (TABLES) of the rehearsal database instead of whole databases (rehearse-tables.ts). */
   readonly tables?: string;
+  /** `--changes`: the record of writes made after T and its replay after a bad change (rehearse-changes.ts). */
+  readonly changes?: boolean;
   /** `--pg`: the PostgreSQL major of the instances and the client (local/pg-major.ts); default PG_MAJOR, else 15. */
   readonly pgMajor?: PgMajor;
   /** `--aurora`: the original is an Aurora PostgreSQL DB cluster (SOURCE_CLUSTER_ID), not an instance; `--adapter aws` only. */
   readonly aurora?: boolean;
   readonly help?: boolean;
+  /** Test only (no flag): AFTER for `changes` instead of the bad change's commit time. */
+  readonly changesAfterOverride?: (times: { restoreTime: Date; badCommit: string }) => string;
 }
 
 const SSL_MODES = ['verify-full', 'disable'] as const;
@@ -97,7 +102,7 @@ type RehearsalSslMode = typeof SSL_MODES[number];
 const ADAPTERS = ['aws', 'local'] as const;
 type RehearsalAdapter = typeof ADAPTERS[number];
 
-const USAGE = 'usage: npx projen rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--tables schema.table,...] [--adapter aws|local] '
+const USAGE = 'usage: npx projen rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--tables schema.table,...] [--changes] [--adapter aws|local] '
   + '[--pg 15|17|18] [--aurora] [--sslmode verify-full|disable] [--one-host] [--drill [--compare-recovery]] [--keep] [--help]';
 
 /** `rehearse --help`. */
@@ -118,6 +123,10 @@ than the original (127.0.0.1), so large tables stream COPY to COPY. Needs moto_s
   --tables LIST     recover only these tables of "orders" (TABLES, e.g. billing.invoice) beside the live ones; then run the
                     undo SQL from the report as the master user and check each table holds its rows at T plus the rows
                     inserted after T (default dataset and damage: invoices, half of them deleted, some updated, new ones added)
+  --changes         the record of writes made after T: good writes, T, a bad UPDATE, more good writes (inserts, updates,
+                    deletes in two tables with a foreign key); the recovery with AFTER = the bad change's commit time
+                    (the instance keeps commit timestamps); then the stored replay SQL run as the master user, and a check
+                    by content that the result is T's state plus exactly the good writes made after the bad change
   --adapter A       aws (default: runner.js recover, AWS SDK, stand-ins) or local (the runbook in this process
                     through the local control plane; no AWS SDK, no moto_server)
   --aurora          the original is an Aurora PostgreSQL DB cluster (SOURCE_CLUSTER_ID) in the stand-in: the runner restores a
@@ -170,6 +179,7 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
   let tables: string | undefined;
   let pgMajor: PgMajor | undefined;
   let aurora = false;
+  let changes = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const next = (): string => {
@@ -192,6 +202,8 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
       parseRehearsalTables(tables);
     } else if (arg === '--aurora') {
       aurora = true;
+    } else if (arg === '--changes') {
+      changes = true;
     } else if (arg === '--drill') {drill = true;} else if (arg === '--compare-recovery') {compareRecovery = true;} else if (arg === '--one-host') {oneHost = true;} else if (arg === '--help' || arg === '-h') {help = true;} else {throw new Error(`${JSON.stringify(arg)} is not an option of rehearse. ${USAGE}`);}
   }
   for (const [flag, file] of [['--seed', seedFile], ['--damage', damageFile]] as const) {
@@ -209,6 +221,12 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
   if (drill && tables !== undefined) {
     throw new Error(`--tables: a drill copies whole databases onto the temporary instance; accepted: --drill or --tables, not both. ${USAGE}`);
   }
+  if (changes) {
+    const other = drill ? '--drill' : tables !== undefined ? '--tables' : seedFile ? '--seed' : damageFile ? '--damage' : strategy !== 'swap' ? `--strategy ${strategy}` : undefined;
+    if (other) {
+      throw new Error(`--changes: rehearses the record of writes made after T on its own dataset, after a swap recovery; accepted alone (with --adapter, --pg, --one-host, --keep), not with ${other}. ${USAGE}`);
+    }
+  }
   return {
     seedFile,
     damageFile,
@@ -221,6 +239,7 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
     compareRecovery,
     help,
     ...(tables !== undefined ? { tables } : {}),
+    ...(changes ? { changes } : {}),
     ...(pgMajor !== undefined ? { pgMajor } : {}),
     ...(aurora ? { aurora } : {}),
   };
@@ -256,7 +275,9 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, s
   let ca: TestCa | undefined;
   try {
     if (options.sslMode === 'verify-full') ca = await TestCa.create('cdk-rds-pitr rehearsal CA');
-    const rigOptions: RigOptions = { log, out, password, ca, temporaryHost, streamMinBytes, scratch, aurora: options.aurora ?? false };
+    // --changes: the instance keeps commit timestamps, as with track_commit_timestamp = 1 in its DB parameter group.
+    const sourceSettings = options.changes ? { track_commit_timestamp: 'on' } : undefined;
+    const rigOptions: RigOptions = { log, out, password, ca, temporaryHost, streamMinBytes, scratch, sourceSettings, aurora: options.aurora ?? false };
     rig = options.adapter === 'aws' ? await AwsRig.create(rigOptions) : await LocalRig.create(rigOptions);
     const src = rig.source;
     log.info(`${options.aurora ? 'Aurora DB cluster' : 'instance'} ${SOURCE_ID}: ${src.uri('postgres', MASTER_USER)} (master user ${MASTER_USER}, not a superuser), data in ${src.baseDir}`);
@@ -271,6 +292,22 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, s
         rig, log, tap, password, sourceId: SOURCE_ID, database: REHEARSAL_DATABASE, compareRecovery: options.compareRecovery ?? false, signal,
       });
       return result.outcome === 'passed' ? REHEARSE_EXIT.PASSED : result.outcome === 'drill-failed' ? REHEARSE_EXIT.RECOVERY_FAILED : REHEARSE_EXIT.MISMATCH;
+    }
+    if (options.changes) {
+      const result = await rehearseChanges({
+        rig,
+        log,
+        masterUser: MASTER_USER,
+        sourceId: SOURCE_ID,
+        database: REHEARSAL_DATABASE,
+        scratch,
+        keep: options.keep,
+        fingerprintAll: () => fingerprintAll(src),
+        compareWithT: (fingerprints, damaged, stamp) => compareWithT({ src, atT: fingerprints, damaged, stamp, strategy: 'swap', log }),
+        afterOverride: options.changesAfterOverride,
+        signal,
+      });
+      return result.outcome === 'passed' ? REHEARSE_EXIT.PASSED : result.outcome === 'recovery-failed' ? REHEARSE_EXIT.RECOVERY_FAILED : REHEARSE_EXIT.MISMATCH;
     }
 
     const tableNames = options.tables === undefined ? [] : await tablesOf(src, REHEARSAL_DATABASE, parseRehearsalTables(options.tables));
@@ -345,42 +382,8 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, s
       return REHEARSE_EXIT.PASSED;
     }
     log.info('---- independent check against the fingerprints taken at T ----');
-    const problems = await log.step('Rehearsal: compare every database with its state at T', async () => {
-      const found: string[] = [];
-      const now = new Set(await listAllDatabases(src));
-      const kept = new Set<string>();
-      for (const [db, expected] of atT.fingerprints) {
-        if (!now.has(db)) {
-          found.push(`${db}: missing after the recovery`);
-          continue;
-        }
-        // The record of writes made after T (schema pitr_<stamp>_after) is the one thing a swap recovery adds; it is checked below.
-        const after = changesSchemaName(run.stamp);
-        const diff = compareFingerprints(expected, (await fingerprintDatabase(src, db)).filter((fact) => !fact.includes(` ${after}`)));
-        if (diff.missing.length + diff.unexpected.length === 0) {
-          log.info(`  ${db}: identical to T (${expected.length} facts)${options.strategy === 'swap' ? `, plus the record of writes made after T in ${after}` : ''}`);
-        } else {
-          found.push(`${db}: differs from T:\n${describeDiff(diff)}`);
-        }
-        // swap keeps every recovered database's pre-recovery state under the name the data path derives from the run's stamp.
-        if (options.strategy !== 'swap') continue;
-        const keptAs = keptName(db, run.stamp);
-        const before = damaged.get(db);
-        if (!before) continue;
-        kept.add(keptAs);
-        if (!now.has(keptAs)) {
-          found.push(`${keptAs}: the pre-recovery data of ${db} should be kept under this name (strategy swap), but there is no such database`);
-          continue;
-        }
-        const keptDiff = compareFingerprints(before, await fingerprintDatabase(src, keptAs));
-        if (keptDiff.missing.length + keptDiff.unexpected.length === 0) log.info(`  ${keptAs}: holds the pre-recovery data, post-T writes included`);
-        else found.push(`${keptAs}: differs from the pre-recovery state:\n${describeDiff(keptDiff)}`);
-      }
-      for (const db of now) {
-        if (!atT.fingerprints.has(db) && !kept.has(db)) log.info(`  ${db}: created after T, left alone`);
-      }
-      return found;
-    });
+    const problems = await log.step('Rehearsal: compare every database with its state at T',
+      () => compareWithT({ src, atT: atT.fingerprints, damaged, stamp: run.stamp, strategy: options.strategy, log }));
     if (problems.length > 0) {
       log.warn(`REHEARSAL FAILED: the runbook reported success, but the result is not the state at T:\n${problems.join('\n')}`);
       return REHEARSE_EXIT.MISMATCH;
@@ -407,6 +410,57 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, s
   }
 }
 
+/**
+ * The independent check after a whole-database recovery: every database that existed at T equals its fingerprint at
+ * T (the record of writes made after T, `pitr_<stamp>_after`, aside), and under swap each kept
+ * `<db>__before_pitr_<stamp>` holds the data as it was before the recovery. Returns the problems; empty when it holds.
+ */
+async function compareWithT(args: {
+  readonly src: LocalCluster;
+  readonly atT: ReadonlyMap<string, string[]>;
+  readonly damaged: ReadonlyMap<string, string[]>;
+  readonly stamp: string;
+  readonly strategy: Strategy;
+  readonly log: StepLog;
+}): Promise<string[]> {
+  const { src, atT, damaged, stamp, strategy, log } = args;
+  const found: string[] = [];
+
+  const now = new Set(await listAllDatabases(src));
+  const kept = new Set<string>();
+  for (const [db, expected] of atT) {
+    if (!now.has(db)) {
+      found.push(`${db}: missing after the recovery`);
+      continue;
+    }
+    // The record of writes made after T (schema pitr_<stamp>_after) is the one thing a swap recovery adds; it is checked below.
+    const after = changesSchemaName(stamp);
+    const diff = compareFingerprints(expected, (await fingerprintDatabase(src, db)).filter((fact) => !fact.includes(` ${after}`)));
+    if (diff.missing.length + diff.unexpected.length === 0) {
+      log.info(`  ${db}: identical to T (${expected.length} facts)${strategy === 'swap' ? `, plus the record of writes made after T in ${after}` : ''}`);
+    } else {
+      found.push(`${db}: differs from T:\n${describeDiff(diff)}`);
+    }
+    // swap keeps every recovered database's pre-recovery state under the name the data path derives from the run's stamp.
+    if (strategy !== 'swap') continue;
+    const keptAs = keptName(db, stamp);
+    const before = damaged.get(db);
+    if (!before) continue;
+    kept.add(keptAs);
+    if (!now.has(keptAs)) {
+      found.push(`${keptAs}: the pre-recovery data of ${db} should be kept under this name (strategy swap), but there is no such database`);
+      continue;
+    }
+    const keptDiff = compareFingerprints(before, await fingerprintDatabase(src, keptAs));
+    if (keptDiff.missing.length + keptDiff.unexpected.length === 0) log.info(`  ${keptAs}: holds the pre-recovery data, post-T writes included`);
+    else found.push(`${keptAs}: differs from the pre-recovery state:\n${describeDiff(keptDiff)}`);
+  }
+  for (const db of now) {
+    if (!atT.has(db) && !kept.has(db)) log.info(`  ${db}: created after T, left alone`);
+  }
+  return found;
+}
+
 interface RigOptions {
   readonly log: StepLog;
   /** Where the runner's own log lines go (they carry their own timestamps). */
@@ -419,6 +473,8 @@ interface RigOptions {
   readonly scratch: string;
   /** The original is an Aurora PostgreSQL DB cluster (AwsRig only). */
   readonly aurora?: boolean;
+  /** Extra postgresql.conf settings of the original instance (--changes: track_commit_timestamp). */
+  readonly sourceSettings?: Record<string, string>;
 }
 
 type RecoverResult = { readonly ok: true; readonly stamp: string } | { readonly ok: false; readonly why: string };
@@ -451,7 +507,10 @@ class AwsRig implements Rig {
     try {
       [moto, standIn] = await log.step('Rehearsal: start moto_server (Secrets Manager) and the RDS stand-in', () => Promise.all([
         startMoto(),
-        RdsStandIn.start({ region: DUMMY_AWS_ENV.AWS_REGION, placement: tlsPlacement(ca, { temporaryHost: options.temporaryHost }) }),
+        RdsStandIn.start({
+          region: DUMMY_AWS_ENV.AWS_REGION,
+          placement: tlsPlacement(ca, { temporaryHost: options.temporaryHost, sourceSettings: options.sourceSettings }),
+        }),
       ]));
       const rds = standIn;
       const clusterStep = `Rehearsal: create Aurora PostgreSQL DB cluster ${SOURCE_ID} and its writer on the stand-in (WAL archiving, automated backup)`;
@@ -576,7 +635,7 @@ class LocalRig implements Rig {
   static async create(options: RigOptions): Promise<LocalRig> {
     const { log } = options;
     const source = await log.step('Rehearsal: start the local "instance" with WAL archiving', () => LocalCluster.create({
-      archiveWal: true, tls: options.ca, master: { username: MASTER_USER, password: options.password },
+      archiveWal: true, tls: options.ca, master: { username: MASTER_USER, password: options.password }, settings: options.sourceSettings,
     }));
     try {
       const rds = await log.step('Rehearsal: take the automated base backup', () => LocalRdsControl.create({
@@ -688,6 +747,9 @@ interface Dataset {
 
 /** --seed/--damage, else the repository's rich fixtures when they are there, else the built-in sample. */
 function chooseDataset(options: RehearseOptions): Dataset {
+  if (options.changes) {
+    return { seed: { sql: CHANGES_SEED_SQL }, damage: { sql: BAD_CHANGE_SQL }, seedName: 'the built-in shop (customers, orders)', damageName: 'a bad UPDATE between good writes' };
+  }
   if (options.tables !== undefined && !options.seedFile) {
     const damage = options.damageFile ? { file: options.damageFile } : { sql: TABLES_DAMAGE_SQL };
     return { seed: { sql: TABLES_SEED_SQL }, damage, seedName: 'the built-in invoices', damageName: damage.file ?? 'the built-in invoice damage' };

@@ -429,15 +429,22 @@ export function parseChanges(value: unknown, field: string = START_ENV.CHANGES):
   throw new Error(`${field}: ${quoteValue(value)} is not accepted; accepted: ${CHANGES_VALUES.join(' | ')} (default ${DEFAULT_CHANGES}: record the writes made after the restore time).`);
 }
 
-/** AFTER: an ISO-8601 UTC instant with an explicit zone; undefined when empty. */
+/**
+ * AFTER: an ISO-8601 UTC instant with an explicit zone; undefined when empty.
+ * A Date keeps milliseconds; PostgreSQL prints commit times in microseconds.
+ * A finer time is rounded up to the next millisecond, never down: given the
+ * bad change's own commit time, the bound must still exclude the bad change.
+ */
 export function parseAfter(value: unknown, field: string = START_ENV.AFTER): Date | undefined {
   if (value === undefined || value === '') return undefined;
   const text = typeof value === 'string' ? value.trim() : '';
-  const date = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) ? new Date(text) : undefined;
+  const parts = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.exec(text);
+  const date = parts ? new Date(text) : undefined;
   if (!date || Number.isNaN(date.getTime())) {
     throw new Error(`${field}: ${quoteValue(value)} is not a time; accepted: an ISO-8601 time with its zone, such as 2026-11-24T09:42:00Z (the replay then covers only writes committed after it), or empty.`);
   }
-  return date;
+  const belowMillisecond = /[1-9]/.test((parts![2] ?? '').slice(4));
+  return belowMillisecond ? new Date(date.getTime() + 1) : date;
 }
 
 /**

@@ -39,6 +39,11 @@ export const SUMMARY_TABLE = 'summary';
 export const REPLAY_TABLE = 'replay_sql';
 /** The setting the replay SQL reads for the AFTER bound: `SET pitr.after = '<time>'` before running it. */
 export const AFTER_SETTING = 'pitr.after';
+/**
+ * Deletions have no commit time, so `pitr.after` skips them; `SET pitr.deletes = 'on'` replays them too (every
+ * deletion made after T), for when the bad change deleted nothing.
+ */
+export const DELETES_SETTING = 'pitr.deletes';
 /** Keys passed to the pre-recovery database per query when fetching the post-T rows. */
 const FETCH_BATCH = 5_000;
 /** Log lines of the replay SQL shown in the build log; the whole script is in the schema. */
@@ -453,6 +458,7 @@ interface ReplayContext {
 }
 
 const AFTER_UNSET = `nullif(current_setting(${literal(AFTER_SETTING)}, true), '') IS NULL`;
+const DELETES_ON = `coalesce(current_setting(${literal(DELETES_SETTING)}, true), '') = 'on'`;
 
 /** The replay script: inserts and updates parents first, deletes children first, sequences last. Never executed here. */
 export function replayScript(
@@ -466,7 +472,8 @@ export function replayScript(
     '-- Inserts skip rows whose key exists; updates and deletes touch only rows still exactly as at T (md5 of the row text,',
     '-- under the settings below): a row written again since the recovery is left alone.',
     ctx.commitTimes
-      ? `-- Bound by time: SET ${AFTER_SETTING} = '<ISO time>' replays only rows committed after it (deletes have no commit time and are skipped then).`
+      ? `-- Bound by time: SET ${AFTER_SETTING} = '<ISO time>' replays only rows committed after it (deletes have no commit time and are skipped then;\n`
+        + `-- if the bad change deleted nothing, SET ${DELETES_SETTING} = 'on' replays every deletion made after T as well).`
       : '-- track_commit_timestamp was off: no row has a commit time, so the replay cannot be bounded by time (README: "Writes made after the restore time").',
     ...replaySettings(),
     ...(ctx.after ? [`SET ${AFTER_SETTING} = ${literal(ctx.after.toISOString())};`] : []),
@@ -498,10 +505,10 @@ export function replayScript(
     const r = t.replay!;
     if (t.deleted === 0) continue;
     const match = r.key.map((k) => `l.${ident(k)} = a.${ident(k)}`).join(' AND ');
-    lines.push('', `-- ${t.table}: ${t.deleted} row(s) deleted after T, where the row is still as at T (skipped when ${AFTER_SETTING} is set)`,
+    lines.push('', `-- ${t.table}: ${t.deleted} row(s) deleted after T, where the row is still as at T (skipped when ${AFTER_SETTING} is set, unless ${DELETES_SETTING} = 'on')`,
       `-- needs: DELETE on ${r.live} (owner ${ident(r.owner)})`,
       `DELETE FROM ${r.live} l USING ${r.kept} a`,
-      ` WHERE a.pitr_change = 'deleted' AND ${match} AND ${rowText('l', r.hashColumns)} = a.pitr_row_at_t AND ${AFTER_UNSET};`);
+      ` WHERE a.pitr_change = 'deleted' AND ${match} AND ${rowText('l', r.hashColumns)} = a.pitr_row_at_t AND (${AFTER_UNSET} OR ${DELETES_ON});`);
   }
   for (const t of ordered.filter((x) => !x.replay && (x.inserted > 0 || (x.changed ?? 0) > 0 || x.deleted > 0))) {
     lines.push('', `-- ${t.table} (${t.status}): no replay SQL. ${t.notes.join(' ')}`);
