@@ -277,7 +277,9 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, s
     if (options.sslMode === 'verify-full') ca = await TestCa.create('cdk-rds-pitr rehearsal CA');
     // --changes: the instance keeps commit timestamps, as with track_commit_timestamp = 1 in its DB parameter group.
     const sourceSettings = options.changes ? { track_commit_timestamp: 'on' } : undefined;
-    const rigOptions: RigOptions = { log, out, password, ca, temporaryHost, streamMinBytes, scratch, sourceSettings, aurora: options.aurora ?? false };
+    const rigOptions: RigOptions = {
+      log, out, password, ca, temporaryHost, streamMinBytes, scratch, sourceSettings, aurora: options.aurora ?? false,
+    };
     rig = options.adapter === 'aws' ? await AwsRig.create(rigOptions) : await LocalRig.create(rigOptions);
     const src = rig.source;
     log.info(`${options.aurora ? 'Aurora DB cluster' : 'instance'} ${SOURCE_ID}: ${src.uri('postgres', MASTER_USER)} (master user ${MASTER_USER}, not a superuser), data in ${src.baseDir}`);
