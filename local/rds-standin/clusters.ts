@@ -404,7 +404,8 @@ export class AuroraClusters {
     if (member.status === 'creating' && !this.engine.faults.acceptDeleteWhileCreating) {
       throw new RdsFault('InvalidDBInstanceState', `Instance ${member.id} is currently creating; it cannot be deleted until it is available.`);
     }
-    // Aurora: no final snapshot of an instance (the cluster's volume holds the data); SkipFinalSnapshot is not needed.
+    // GUESS: neither SkipFinalSnapshot nor FinalDBSnapshotIdentifier is needed for an Aurora member (its data and snapshots
+    // are the cluster's; closest page: Aurora User Guide, "Deleting a DB instance from an Aurora DB cluster").
     member.deleteRequested = true;
     this.engine.setStatus(member, 'deleting');
     const cluster = this.clusters.get(member.dbClusterId!);
