@@ -187,7 +187,10 @@ export class AuroraClusters {
     return [...this.snapshots.values()];
   }
 
-  /** GUESS: as for instances (engine.ts), LatestRestorableTime is "now"; Aurora backs up continuously. */
+  /**
+   * GUESS: as for instances (engine.ts), LatestRestorableTime is "now" (AWS trails by minutes); closest page: the API
+   * reference's DBCluster LatestRestorableTime, "The latest time to which a database can be restored with point-in-time restore".
+   */
   latestRestorableTime(cluster: StandInDbCluster): Date | undefined {
     return cluster.automatedBackup && cluster.status !== 'deleting' ? new Date() : undefined;
   }

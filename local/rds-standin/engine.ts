@@ -276,7 +276,8 @@ export class RdsStandInEngine {
   async createSnapshot(instanceId: string, snapshotId: string, tags: Tag[]): Promise<StandInSnapshot> {
     const instance = this.instance(instanceId);
     if (instance.dbClusterId) {
-      // GUESS: the code and wording; an Aurora instance's data is its DB cluster's volume, snapshotted with CreateDBClusterSnapshot.
+      // GUESS: refused, with this code and wording: an Aurora instance's data is its DB cluster's volume, snapshotted with
+      // CreateDBClusterSnapshot (closest page: Aurora User Guide, "Creating a DB cluster snapshot").
       throw new RdsFault('InvalidDBInstanceState', `DB instance ${instance.id} is a member of DB cluster ${instance.dbClusterId}; `
         + 'snapshot the DB cluster with CreateDBClusterSnapshot instead.');
     }
