@@ -8,12 +8,12 @@ import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { BatchGetBuildsCommand, CodeBuildClient, StartBuildCommand } from '@aws-sdk/client-codebuild';
-import { RDSClient } from '@aws-sdk/client-rds';
+import { CreateDBClusterCommand, CreateDBInstanceCommand, DescribeDBClustersCommand, RDSClient } from '@aws-sdk/client-rds';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DUMMY_AWS_ENV, MotoServer, motoClientConfig, startMoto } from './moto';
 import { PROJECT, SOURCE, batchGetBuildsFrom, buildArn, codeBuildRecord, createPostgres, instanceStates } from './trigger-fixtures';
 import { handler } from '../lambda/trigger';
-import { BUILD_STATE_CHANGE, START_ENV, TRIGGER_ENV, temporaryInstanceId } from '../src/contract';
+import { BUILD_STATE_CHANGE, START_ENV, TAGS, TRIGGER_ENV, temporaryClusterId, temporaryInstanceId, temporaryWriterId } from '../src/contract';
 
 const BUNDLE = path.join(__dirname, '..', 'assets', 'trigger', 'index.js');
 const BUILD_ID = `${PROJECT}:11111111-2222-4333-8444-555555555555`;
@@ -187,6 +187,37 @@ describe('bundled assets/trigger/index.js', () => {
   });
 
   describeHandler(load);
+
+  test('with SOURCE_CLUSTER_ID (an Aurora source), a dead build event deletes its temporary writer, then its cluster, and nothing of the source', async () => {
+    const cluster = 'orders-aurora';
+    const tags = [{ Key: TAGS.BUILD_ID, Value: DEAD_BUILD }, { Key: TAGS.SOURCE, Value: cluster }];
+    const create = async (id: string, instanceId: string, withTags: boolean) => {
+      await rds.send(new CreateDBClusterCommand({
+        DBClusterIdentifier: id,
+        Engine: 'aurora-postgresql',
+        EngineVersion: '16.4',
+        MasterUsername: 'postgres',
+        MasterUserPassword: 'not-a-real-password',
+        Tags: withTags ? tags : [],
+      }));
+      await rds.send(new CreateDBInstanceCommand({
+        DBInstanceIdentifier: instanceId, DBClusterIdentifier: id, Engine: 'aurora-postgresql', DBInstanceClass: 'db.r6g.large', Tags: withTags ? tags : [],
+      }));
+    };
+    await create(cluster, `${cluster}-writer`, false);
+    await create(temporaryClusterId(cluster, '20261124060606'), temporaryWriterId(cluster, '20261124060606'), true);
+    delete process.env[TRIGGER_ENV.SOURCE_INSTANCE_ID];
+    process.env[TRIGGER_ENV.SOURCE_CLUSTER_ID] = cluster;
+    await expect((await load())(deadBuildEvent)).resolves.toEqual({
+      deleted: [temporaryWriterId(cluster, '20261124060606'), temporaryClusterId(cluster, '20261124060606')],
+    });
+    const clusters = (await rds.send(new DescribeDBClustersCommand({}))).DBClusters!.map((c) => c.DBClusterIdentifier);
+    expect(clusters).toEqual([cluster]);
+    const states = await instanceStates(rds);
+    expect(states[`${cluster}-writer`]).toBe('available');
+    // The instance source's temporary instance is not this source's.
+    expect(states[DEAD_TEMP]).toBe('available');
+  });
 
   test('a dead build event asks CodeBuild over the wire before deleting', async () => {
     await expect((await load())(deadBuildEvent)).resolves.toEqual({ deleted: [DEAD_TEMP] });

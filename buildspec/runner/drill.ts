@@ -32,7 +32,8 @@ import {
 } from './steps';
 import { RECOVERY_STEPS } from './workflow';
 import {
-  DRILL_MARKER, LATEST, START_ENV, parseDrillRestoreTime, quoteValue, sourceRefFromEnv, type DrillRestoreTime, type RestoreWindow,
+  AURORA_POSTGRES_ENGINE, DRILL_MARKER, LATEST, START_ENV, parseDrillRestoreTime, quoteValue, sourceRefFromEnv,
+  type DrillRestoreTime, type RestoreWindow,
 } from '../../src/contract';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -488,6 +489,10 @@ function recoveryTimeEstimate(run: RunState, drill: DrillState, bytesPerSecond: 
       'the build starts at once (no CodeBuild queue) and the same JOBS and instance class are used',
       'writesAfterTRecordSeconds: the record of writes made after the restore time runs after the swap (no downtime); it reads every table '
         + 'of both databases on the original, estimated as the share of the copy time measured by npx projen bench --changes',
+      ...(planOf(run).source.kind === 'cluster' && run.request.restoreTime === LATEST
+        ? ['this drill\'s temporary cluster was requested as a copy-on-write clone, which Aurora creates without copying the cluster volume; '
+          + 'a recovery restores a full copy, whose restore and wait can take longer than this drill\'s']
+        : []),
     ],
   };
 }
@@ -517,7 +522,9 @@ export function describeEvidence(record: EvidenceRecord): string {
     ...(record.copy ? [`Copy: ${formatBytes(record.copy.bytes)} in ${formatDuration(record.copy.seconds * 1000)} (${formatBytes(record.copy.bytesPerSecond)}/s)`] : []),
     ...(record.recoveryTimeEstimate ? [`Estimated time of a recovery now: ${formatDuration(record.recoveryTimeEstimate.seconds * 1000)} `
       + `(restore and wait ${formatDuration(record.recoveryTimeEstimate.parts.restoreAndWaitSeconds * 1000)}, copy ${formatDuration(record.recoveryTimeEstimate.parts.copySeconds * 1000)})`] : []),
-    'The original instance was only read. The temporary instance was deleted (see the build log).',
+    record.source.engine === AURORA_POSTGRES_ENGINE
+      ? 'The original cluster was only read. The temporary cluster and its writer were deleted (see the build log).'
+      : 'The original instance was only read. The temporary instance was deleted (see the build log).',
     `Build: ${record.buildId}`,
   ];
   return lines.join('\n');

@@ -148,7 +148,8 @@ async function loginToTemporaryInstance(run: RunState): Promise<void> {
   const target = temporaryTarget(run);
   try {
     await data.checkLogin(target);
-    log.info(`the current secret is accepted by the ${label}`);
+    // The same words for a cluster: the rehearsals match them.
+    log.info('the current secret is accepted by the temporary instance');
     return;
   } catch (err) {
     // Only a refused password is fixed by resetting it; an unreachable or untrusted server (TLS, network) would only make the reset wait in vain.
@@ -157,7 +158,7 @@ async function loginToTemporaryInstance(run: RunState): Promise<void> {
         + `Check the network path from the build to the ${label === 'temporary cluster' ? 'cluster' : 'instance'} and the CA bundle (PG_CA_BUNDLE). `
         + `The original ${planOf(run).source.kind === 'cluster' ? 'cluster' : 'instance'} was not changed.`);
     }
-    log.info(`the ${label} refuses the current secret (${(err as Error).message}); setting its master password to the current secret`);
+    log.info(`the temporary instance refuses the current secret (${(err as Error).message}); setting its master password to the current secret`);
   }
   checkNotStopped(run);
   await rds.setMasterPassword(id, credentials.password);
@@ -174,7 +175,7 @@ async function loginToTemporaryInstance(run: RunState): Promise<void> {
       return { done: false, status: 'available, new password not accepted yet', value: undefined };
     }
   }, () => (lastRefusal ? ` Last login attempt: ${lastRefusal}` : ''));
-  log.info(`the ${label} accepts the current secret`);
+  log.info('the temporary instance accepts the current secret');
 }
 
 export async function waitForSafetySnapshot(run: RunState): Promise<void> {
