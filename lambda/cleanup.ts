@@ -2,6 +2,8 @@
  * EventBridge invocation: after a recovery build ended in one of
  * DEAD_BUILD_STATES, delete the temporary instances it left behind, so a
  * killed build never leaves a paid instance running. Deletes nothing else.
+ * For an Aurora source (issue #20) that is the temporary cluster's writer
+ * instance and then the temporary cluster itself (no final snapshot).
  *
  * The event is only a hint: anyone allowed to invoke the function can send
  * one. Before deleting, CodeBuild itself must confirm that the build exists,
@@ -10,7 +12,8 @@
  */
 import { BatchGetBuildsCommand, Build } from '@aws-sdk/client-codebuild';
 import {
-  DBInstance, DeleteDBInstanceCommand, DescribeDBInstancesCommand, ListTagsForResourceCommand, Tag, paginateDescribeDBInstances,
+  DeleteDBClusterCommand, DeleteDBInstanceCommand, DescribeDBClustersCommand, DescribeDBInstancesCommand, ListTagsForResourceCommand, Tag,
+  paginateDescribeDBClusters, paginateDescribeDBInstances,
 } from '@aws-sdk/client-rds';
 import { TriggerDeps } from './trigger-deps';
 import {
@@ -20,8 +23,22 @@ import {
   DEAD_BUILD_STATES,
   TAGS,
   codeBuildIdOf,
+  temporaryClusterPrefix,
   temporaryInstancePrefix,
 } from '../src/contract';
+
+/**
+ * What a dead build may have left: a temporary instance (of an instance
+ * source, or the writer of a temporary cluster), or a temporary cluster.
+ */
+export interface TemporaryResource {
+  readonly type: 'instance' | 'cluster';
+  readonly id: string;
+  /** DBInstanceStatus or the cluster's Status, as listed. */
+  readonly status?: string;
+  /** The value of its TAGS.BUILD_ID tag. */
+  readonly buildId: string;
+}
 
 /** The fields of a CodeBuild "Build State Change" event this function reads. */
 export interface BuildStateChangeEvent {
@@ -36,7 +53,7 @@ export interface BuildStateChangeEvent {
 }
 
 export interface CleanupSummary {
-  /** Temporary instances whose deletion was requested by this invocation. */
+  /** Temporary instances (and, for an Aurora source, temporary clusters) whose deletion was requested by this invocation. */
   readonly deleted: string[];
   /** Why nothing was deleted, when the event or CodeBuild's answer is not a dead build of this project. */
   readonly ignored?: string;
@@ -63,8 +80,13 @@ export interface CleanupOptions {
 /** Transitional states last minutes, not seconds: asking more often only adds log lines. */
 export const DEFAULT_RETRY_INTERVAL_MS = 30_000;
 
-/** The RDS error for a delete refused because of the instance's current state. */
-const INVALID_STATE = 'InvalidDBInstanceStateFault';
+/**
+ * The RDS errors for a delete refused because of the resource's current
+ * state. A cluster refuses while it still holds an instance that is not
+ * being deleted (InvalidDBClusterStateFault), so its delete is retried like
+ * an instance's after its writer's delete was accepted.
+ */
+const INVALID_STATE = new Set(['InvalidDBInstanceStateFault', 'InvalidDBClusterStateFault']);
 
 /** True for anything shaped like an EventBridge event, as opposed to a recovery request. */
 export function isEventBridgeEvent(event: unknown): event is BuildStateChangeEvent {
@@ -92,8 +114,9 @@ export async function cleanupAfterDeadBuild(
   // Match tags against CodeBuild's own id and ARN, not the event's spelling of them.
   const { build } = confirmed;
   const tagValues = new Set([build.id!, ...(build.arn ? [build.arn] : [])]);
-  const leftovers = await findTemporaryInstances(deps, tagValues, options.pageSize ?? 100);
-  deps.log(`Build ${build.id} ended ${build.buildStatus} (confirmed by CodeBuild); temporary instances tagged with it: ${leftovers.map((i) => i.DBInstanceIdentifier).join(', ') || 'none'}.`);
+  const leftovers = await findTemporaryResources(deps, tagValues, options.pageSize ?? 100);
+  deps.log(`Build ${build.id} ended ${build.buildStatus} (confirmed by CodeBuild); temporary ${deps.config.sourceKind === 'cluster' ? 'instances and clusters' : 'instances'} `
+    + `tagged with it: ${leftovers.map((r) => r.id).join(', ') || 'none'}.`);
   return deleteAll(leftovers, build.id!, deps, options);
 }
 
@@ -149,29 +172,44 @@ function reasonToIgnore(event: BuildStateChangeEvent, projectName: string): stri
 }
 
 /**
- * Two independent guards: the identifier must have the temporary-instance
- * prefix of this project's source instance, and the build-id tag must name
- * the dead build. The source instance itself never qualifies.
+ * Two independent guards: the identifier must have the temporary prefix of
+ * this project's source, and the build-id tag must name the dead build. The
+ * source itself never qualifies, nor does any instance of a source cluster.
+ * Instances come first: a temporary cluster is deleted after its writer.
  */
-export async function findTemporaryInstances(deps: TriggerDeps, buildIds: ReadonlySet<string>, pageSize: number): Promise<DBInstance[]> {
-  return (await temporaryInstancesOfSource(deps, pageSize)).filter((t) => buildIds.has(t.buildId)).map((t) => t.instance);
+export async function findTemporaryResources(deps: TriggerDeps, buildIds: ReadonlySet<string>, pageSize: number): Promise<TemporaryResource[]> {
+  return (await temporaryResourcesOfSource(deps, pageSize)).filter((t) => buildIds.has(t.buildId));
 }
 
-/** Every instance named as a temporary instance of this source and tagged with a build id, with that id. */
-async function temporaryInstancesOfSource(deps: TriggerDeps, pageSize: number): Promise<Array<{ instance: DBInstance; buildId: string }>> {
-  const source = deps.config.sourceInstanceId;
-  const prefix = temporaryInstancePrefix(source);
-  const found: Array<{ instance: DBInstance; buildId: string }> = [];
+/** Every instance (and cluster) named as a temporary of this source and tagged with a build id. */
+async function temporaryResourcesOfSource(deps: TriggerDeps, pageSize: number): Promise<TemporaryResource[]> {
+  const { sourceId: source, sourceKind } = deps.config;
+  const cluster = sourceKind === 'cluster';
+  const prefix = cluster ? temporaryClusterPrefix(source) : temporaryInstancePrefix(source);
+  const named = (id: string | undefined) => id !== undefined && id.toLowerCase() !== source.toLowerCase() && id.toLowerCase().startsWith(prefix);
+  const found: TemporaryResource[] = [];
   for await (const page of paginateDescribeDBInstances({ client: deps.rds, pageSize }, {})) {
     for (const instance of page.DBInstances ?? []) {
-      const id = instance.DBInstanceIdentifier ?? '';
-      if (id === source || !id.toLowerCase().startsWith(prefix)) continue;
-      const tags = instance.TagList ?? await tagsOf(instance, deps);
-      const buildId = tags.find((t) => t.Key === TAGS.BUILD_ID)?.Value;
-      if (buildId) found.push({ instance, buildId });
+      if (!named(instance.DBInstanceIdentifier)) continue;
+      // A temporary cluster's writer lives in a temporary cluster: an instance of any other cluster is never one.
+      if (cluster && !named(instance.DBClusterIdentifier)) continue;
+      const buildId = buildIdOf(instance.TagList ?? await tagsOf(instance.DBInstanceArn, deps));
+      if (buildId) found.push({ type: 'instance', id: instance.DBInstanceIdentifier!, status: instance.DBInstanceStatus, buildId });
+    }
+  }
+  if (!cluster) return found;
+  for await (const page of paginateDescribeDBClusters({ client: deps.rds, pageSize }, {})) {
+    for (const c of page.DBClusters ?? []) {
+      if (!named(c.DBClusterIdentifier)) continue;
+      const buildId = buildIdOf(c.TagList ?? await tagsOf(c.DBClusterArn, deps));
+      if (buildId) found.push({ type: 'cluster', id: c.DBClusterIdentifier!, status: c.Status, buildId });
     }
   }
   return found;
+}
+
+function buildIdOf(tags: Tag[]): string | undefined {
+  return tags.find((t) => t.Key === TAGS.BUILD_ID)?.Value;
 }
 
 /** What one sweep did. */
@@ -196,7 +234,7 @@ export function isSweepEvent(event: unknown): boolean {
  */
 export async function sweepTemporaryInstances(deps: TriggerDeps, options: { readonly pageSize?: number } = {}): Promise<SweepSummary> {
   const { projectName } = deps.config;
-  const candidates = (await temporaryInstancesOfSource(deps, options.pageSize ?? 100)).filter((t) => t.instance.DBInstanceStatus !== 'deleting');
+  const candidates = (await temporaryResourcesOfSource(deps, options.pageSize ?? 100)).filter((t) => t.status !== 'deleting');
   const ids = [...new Set(candidates.map((t) => codeBuildIdOf(t.buildId)).filter((id) => id.startsWith(`${projectName}:`)))];
   const dead = new Map<string, string>();
   for (let i = 0; i < ids.length; i += 100) {
@@ -211,17 +249,17 @@ export async function sweepTemporaryInstances(deps: TriggerDeps, options: { read
   const deleted: string[] = [];
   const waiting: string[] = [];
   const failures: string[] = [];
-  for (const { instance, buildId } of candidates) {
-    const id = instance.DBInstanceIdentifier!;
+  for (const resource of candidates) {
+    const { id, buildId } = resource;
     const status = dead.get(codeBuildIdOf(buildId));
     if (!status) continue;
-    const attempt = await attemptDelete(id, deps);
+    const attempt = await attemptDelete(resource, deps);
     if (attempt.kind === 'requested') {
       deleted.push(id);
       deps.log(`Sweep: deleting ${id}, left by build ${buildId} (${status}); not waiting for it to finish.`);
     } else if (attempt.kind === 'refused') {
       waiting.push(id);
-      deps.log(`Sweep: ${id}, left by build ${buildId} (${status}), is ${instance.DBInstanceStatus}; RDS refused to delete it for now `
+      deps.log(`Sweep: ${id}, left by build ${buildId} (${status}), is ${resource.status}; RDS refused to delete it for now `
         + `(${attempt.error.name}: ${attempt.error.message}). The next sweep, in ${CLEANUP_SWEEP_MINUTES} minutes, tries again.`);
     } else if (attempt.kind === 'failed') {
       failures.push(`${id} (${attempt.error.name}: ${attempt.error.message})`);
@@ -229,16 +267,23 @@ export async function sweepTemporaryInstances(deps: TriggerDeps, options: { read
   }
   if (failures.length > 0) {
     throw new Error(`Cleanup sweep: could not delete ${failures.join('; ')}. Deletion requested for: ${deleted.join(', ') || 'none'}. `
-      + `The next sweep tries again in ${CLEANUP_SWEEP_MINUTES} minutes; to delete by hand: aws rds delete-db-instance --db-instance-identifier <id> --skip-final-snapshot --delete-automated-backups`);
+      + `The next sweep tries again in ${CLEANUP_SWEEP_MINUTES} minutes; to delete by hand: ${byHand(deps)}`);
   }
-  if (deleted.length === 0 && waiting.length === 0) deps.log('Sweep: no temporary instance of a dead build is left.');
+  if (deleted.length === 0 && waiting.length === 0) deps.log(`Sweep: no temporary ${deps.config.sourceKind === 'cluster' ? 'cluster or instance' : 'instance'} of a dead build is left.`);
   return { deleted, waiting };
 }
 
-/** DescribeDBInstances normally includes TagList; older responses may not. */
-async function tagsOf(instance: DBInstance, deps: TriggerDeps): Promise<Tag[]> {
-  const answer = await deps.rds.send(new ListTagsForResourceCommand({ ResourceName: instance.DBInstanceArn }));
+/** DescribeDBInstances and DescribeDBClusters normally include TagList; older responses may not. */
+async function tagsOf(arn: string | undefined, deps: TriggerDeps): Promise<Tag[]> {
+  const answer = await deps.rds.send(new ListTagsForResourceCommand({ ResourceName: arn }));
   return answer.TagList ?? [];
+}
+
+/** The commands that delete what is left by hand, for the source's kind. */
+function byHand(deps: TriggerDeps): string {
+  return deps.config.sourceKind === 'cluster'
+    ? 'aws rds delete-db-instance --db-instance-identifier <writer id>, then aws rds delete-db-cluster --db-cluster-identifier <cluster id> --skip-final-snapshot'
+    : 'aws rds delete-db-instance --db-instance-identifier <id> --skip-final-snapshot --delete-automated-backups';
 }
 
 /** Outcome of one DeleteDBInstance attempt. */
@@ -248,36 +293,51 @@ type Attempt =
   | { readonly kind: 'refused'; readonly error: Error }
   | { readonly kind: 'failed'; readonly error: Error };
 
-async function attemptDelete(id: string, deps: TriggerDeps): Promise<Attempt> {
+async function attemptDelete(resource: TemporaryResource, deps: TriggerDeps): Promise<Attempt> {
+  const { type, id } = resource;
   try {
-    // No final snapshot and no retained backups: the instance is a throwaway copy of the source.
-    await deps.rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id, SkipFinalSnapshot: true, DeleteAutomatedBackups: true }));
+    if (type === 'cluster') {
+      // No final snapshot: the cluster is a throwaway copy of the source (its writer's delete came first).
+      await deps.rds.send(new DeleteDBClusterCommand({ DBClusterIdentifier: id, SkipFinalSnapshot: true, DeleteAutomatedBackups: true }));
+    } else if (deps.config.sourceKind === 'cluster') {
+      // A cluster's writer: snapshots and backups belong to the cluster, so the instance takes neither option.
+      await deps.rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id }));
+    } else {
+      // No final snapshot and no retained backups: the instance is a throwaway copy of the source.
+      await deps.rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id, SkipFinalSnapshot: true, DeleteAutomatedBackups: true }));
+    }
     return { kind: 'requested' };
   } catch (err) {
     const error = err as Error;
-    if (error.name === 'DBInstanceNotFoundFault') return { kind: 'gone' };
-    return error.name === INVALID_STATE ? { kind: 'refused', error } : { kind: 'failed', error };
+    if (error.name === 'DBInstanceNotFoundFault' || error.name === 'DBClusterNotFoundFault') return { kind: 'gone' };
+    return INVALID_STATE.has(error.name) ? { kind: 'refused', error } : { kind: 'failed', error };
   }
 }
 
-/** The instance's status now; undefined once RDS no longer knows it. */
-async function currentStatus(id: string, deps: TriggerDeps): Promise<string | undefined> {
+/** The resource's status now; undefined once RDS no longer knows it. */
+async function currentStatus(resource: TemporaryResource, deps: TriggerDeps): Promise<string | undefined> {
+  const { type, id } = resource;
   try {
+    if (type === 'cluster') {
+      const answer = await deps.rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: id }));
+      return answer.DBClusters?.[0]?.Status ?? 'unknown';
+    }
     const answer = await deps.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }));
     return answer.DBInstances?.[0]?.DBInstanceStatus ?? 'unknown';
   } catch (err) {
-    if ((err as Error).name === 'DBInstanceNotFoundFault') return undefined;
-    return `unknown (DescribeDBInstances failed: ${(err as Error).name})`;
+    if ((err as Error).name === 'DBInstanceNotFoundFault' || (err as Error).name === 'DBClusterNotFoundFault') return undefined;
+    return `unknown (${type === 'cluster' ? 'DescribeDBClusters' : 'DescribeDBInstances'} failed: ${(err as Error).name})`;
   }
 }
 
 /**
  * Every instance is tried once first, so one stuck instance cannot keep the
- * others from being deleted. Deletes refused because of a transitional state
- * are then retried every interval until the deadline, since the event's own
- * retries (two, within minutes) can all land inside a state lasting longer.
+ * others from being deleted (a temporary cluster comes after its writer).
+ * Deletes refused because of a transitional state are then retried every
+ * interval until the deadline, since the event's own retries (two, within
+ * minutes) can all land inside a state lasting longer.
  */
-async function deleteAll(instances: DBInstance[], buildId: string, deps: TriggerDeps, options: CleanupOptions): Promise<CleanupSummary> {
+async function deleteAll(resources: TemporaryResource[], buildId: string, deps: TriggerDeps, options: CleanupOptions): Promise<CleanupSummary> {
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const interval = options.retryIntervalMs ?? DEFAULT_RETRY_INTERVAL_MS;
@@ -295,15 +355,15 @@ async function deleteAll(instances: DBInstance[], buildId: string, deps: Trigger
     }
   };
 
-  let refused = new Map<string, Error>();
-  for (const instance of instances) {
-    const id = instance.DBInstanceIdentifier!;
-    if (instance.DBInstanceStatus === 'deleting') {
+  let refused = new Map<string, { resource: TemporaryResource; error: Error }>();
+  for (const resource of resources) {
+    const id = resource.id;
+    if (resource.status === 'deleting') {
       deps.log(`${id} is already being deleted.`);
       continue;
     }
-    const attempt = await attemptDelete(id, deps);
-    if (attempt.kind === 'refused') refused.set(id, attempt.error);
+    const attempt = await attemptDelete(resource, deps);
+    if (attempt.kind === 'refused') refused.set(id, { resource, error: attempt.error });
     else settle(id, attempt);
   }
 
@@ -311,15 +371,15 @@ async function deleteAll(instances: DBInstance[], buildId: string, deps: Trigger
   while (refused.size > 0) {
     // Another attempt only if it can happen before the deadline.
     const outOfTime = now() + interval > deadline;
-    const waiting = new Map<string, string>();
-    for (const [id, error] of refused) {
-      const status = await currentStatus(id, deps);
+    const waiting = new Map<string, { resource: TemporaryResource; status: string }>();
+    for (const [id, { resource, error }] of refused) {
+      const status = await currentStatus(resource, deps);
       if (status === undefined) {
         deps.log(`${id} is already gone.`);
       } else if (status === 'deleting') {
         deps.log(`${id} is already being deleted.`);
       } else {
-        waiting.set(id, status);
+        waiting.set(id, { resource, status });
         if (outOfTime) {
           failures.push(`${id} (${error.name}: ${error.message}; status ${status}, still refused after ${round + 1} attempt(s))`);
         }
@@ -327,15 +387,15 @@ async function deleteAll(instances: DBInstance[], buildId: string, deps: Trigger
     }
     if (outOfTime || waiting.size === 0) break;
     round += 1;
-    for (const [id, status] of waiting) {
-      deps.log(`${id} is ${status}; RDS refused to delete it (${refused.get(id)!.name}). Retry ${round} in ${interval / 1000} s `
+    for (const [id, { status }] of waiting) {
+      deps.log(`${id} is ${status}; RDS refused to delete it (${refused.get(id)!.error.name}). Retry ${round} in ${interval / 1000} s `
         + `(retrying until ${new Date(deadline).toISOString()}).`);
     }
     await sleep(interval);
-    const next = new Map<string, Error>();
-    for (const id of waiting.keys()) {
-      const attempt = await attemptDelete(id, deps);
-      if (attempt.kind === 'refused') next.set(id, attempt.error);
+    const next = new Map<string, { resource: TemporaryResource; error: Error }>();
+    for (const [id, { resource }] of waiting) {
+      const attempt = await attemptDelete(resource, deps);
+      if (attempt.kind === 'refused') next.set(id, { resource, error: attempt.error });
       else settle(id, attempt);
     }
     refused = next;
@@ -347,7 +407,7 @@ async function deleteAll(instances: DBInstance[], buildId: string, deps: Trigger
       `Cleanup after build ${buildId}: could not delete ${failures.join('; ')}. `
       + `Deletion requested for: ${deleted.join(', ') || 'none'}. The event will be retried, and the cleanup sweep tries again every ${CLEANUP_SWEEP_MINUTES} minutes `
       + 'until the instance is gone (RDS refuses to delete an instance while it is being created, which lasts as long as the restore); if neither can, delete the remaining instances by hand '
-      + '(aws rds delete-db-instance --db-instance-identifier <id> --skip-final-snapshot --delete-automated-backups).',
+      + `(${byHand(deps)}).`,
     );
   }
   return { deleted };

@@ -26,6 +26,7 @@ import {
   type ChangesSetting,
   tableScopeProblems,
   validateDatabaseName,
+  type SourceKind,
 } from '../src/contract';
 
 /** A request that passed every field check. */
@@ -61,7 +62,7 @@ const REQUEST_SHAPE = '{"restoreTime": "<ISO-8601 UTC>|latest", "confirm": "<sou
  * Checks every field of `input` and reports all problems at once, so a
  * request needs one correction round, not four.
  */
-export function parseRecoveryRequest(input: unknown, sourceInstanceId: string): ValidRecoveryRequest {
+export function parseRecoveryRequest(input: unknown, sourceInstanceId: string, noun: SourceKind = 'instance'): ValidRecoveryRequest {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new RequestRejectedError([`request: ${describe(input)} is not a recovery request; accepted: a JSON object ${REQUEST_SHAPE}.`]);
   }
@@ -85,7 +86,7 @@ export function parseRecoveryRequest(input: unknown, sourceInstanceId: string): 
     }
   }
   const restoreTime = attempt(() => parseRequiredRestoreTime(fields.restoreTime));
-  const confirm = attempt(() => checkConfirm(fields.confirm, sourceInstanceId));
+  const confirm = attempt(() => checkConfirm(fields.confirm, sourceInstanceId, noun));
   const databases = attempt(() => parseDatabases(fields.databases));
   const strategy = attempt(() => parseStrategy(fields.strategy, 'strategy'));
   const acceptHazards = attempt(() => parseHazards(fields.acceptHazards === undefined ? undefined : asList(fields.acceptHazards, 'acceptHazards'), 'acceptHazards'));
@@ -144,7 +145,7 @@ export function isHousekeepingRequest(input: unknown): boolean {
 }
 
 /** Checks a housekeeping request; reports every problem at once. */
-export function parseHousekeepingRequest(input: Record<string, unknown>, sourceInstanceId: string): ValidHousekeepingRequest {
+export function parseHousekeepingRequest(input: Record<string, unknown>, sourceInstanceId: string, noun: SourceKind = 'instance'): ValidHousekeepingRequest {
   const { problems, attempt } = problemCollector();
   for (const name of Object.keys(input)) {
     if (!(HOUSEKEEPING_REQUEST_FIELDS as readonly string[]).includes(name)) {
@@ -154,7 +155,7 @@ export function parseHousekeepingRequest(input: Record<string, unknown>, sourceI
   attempt(() => parseAge(input.olderThan, 'olderThan'));
   if (input.dryRun !== undefined && typeof input.dryRun !== 'boolean') problems.push(`dryRun: ${describe(input.dryRun)} is not accepted; accepted: true or false.`);
   const dryRun = input.dryRun === true;
-  if (!dryRun || input.confirm !== undefined) attempt(() => checkConfirm(input.confirm, sourceInstanceId));
+  if (!dryRun || input.confirm !== undefined) attempt(() => checkConfirm(input.confirm, sourceInstanceId, noun));
   if (problems.length > 0) throw new RequestRejectedError(problems);
   return { mode: 'housekeeping', olderThan: (input.olderThan as string).trim(), dryRun, confirm: input.confirm as string | undefined };
 }
@@ -208,11 +209,11 @@ function parseRequiredRestoreTime(value: unknown): Date | typeof LATEST {
   return parseRestoreTime(value, 'restoreTime');
 }
 
-function checkConfirm(value: unknown, sourceInstanceId: string): string {
-  const accepted = `accepted: exactly "${sourceInstanceId}", the identifier of the instance this recovery overwrites`;
+function checkConfirm(value: unknown, sourceInstanceId: string, noun: SourceKind): string {
+  const accepted = `accepted: exactly "${sourceInstanceId}", the identifier of the ${noun} this recovery overwrites`;
   if (value === undefined) throw new Error(`confirm: missing; ${accepted}.`);
-  // Exact match on purpose: this field is the operator's proof they know which instance gets overwritten.
-  if (value !== sourceInstanceId) throw new Error(`confirm: ${describe(value)} does not match the source instance; ${accepted}.`);
+  // Exact match on purpose: this field is the operator's proof they know which source gets overwritten.
+  if (value !== sourceInstanceId) throw new Error(`confirm: ${describe(value)} does not match the source ${noun}; ${accepted}.`);
   return value;
 }
 

@@ -14,6 +14,7 @@ import {
   ValidDrillRequest, ValidHousekeepingRequest, ValidRecoveryRequest,
   isDrillRequest, isHousekeepingRequest, parseDrillRequest, parseHousekeepingRequest, parseRecoveryRequest,
 } from './recovery-request';
+import { assertClusterRecoverable, clusterRestoreWindow, describeSourceCluster } from './source-cluster';
 import { stopRunningDrills } from './stop-drill';
 import { TriggerDeps } from './trigger-deps';
 import {
@@ -50,15 +51,21 @@ export async function startRecovery(
   input: unknown, deps: TriggerDeps, options: StartOptions = {},
 ): Promise<RecoveryStarted | HousekeepingStarted | DrillStarted> {
   if (isHousekeepingRequest(input)) {
-    return startHousekeeping(parseHousekeepingRequest(input as Record<string, unknown>, deps.config.sourceInstanceId), deps);
+    return startHousekeeping(parseHousekeepingRequest(input as Record<string, unknown>, deps.config.sourceId, deps.config.sourceKind), deps);
   }
   if (isDrillRequest(input)) return startDrill(parseDrillRequest(input as Record<string, unknown>), deps);
-  const request = parseRecoveryRequest(input, deps.config.sourceInstanceId);
-  const source = await describeSource(deps);
-  assertRecoverable(source, deps.config);
-  if (request.restoreTime !== LATEST) {
-    const window = await restoreWindowOf(source, deps);
-    assertInsideRestoreWindow(request.restoreTime, window, 'restoreTime');
+  const request = parseRecoveryRequest(input, deps.config.sourceId, deps.config.sourceKind);
+  if (deps.config.sourceKind === 'cluster') {
+    const cluster = await describeSourceCluster(deps);
+    assertClusterRecoverable(cluster, deps.config.sourceId);
+    if (request.restoreTime !== LATEST) assertInsideRestoreWindow(request.restoreTime, clusterRestoreWindow(cluster, deps.config.sourceId), 'restoreTime');
+  } else {
+    const source = await describeSource(deps);
+    assertRecoverable(source, deps.config);
+    if (request.restoreTime !== LATEST) {
+      const window = await restoreWindowOf(source, deps);
+      assertInsideRestoreWindow(request.restoreTime, window, 'restoreTime');
+    }
   }
   // Confirmed and checked: a running drill gives way (a running recovery never does).
   const stoppedDrills = await stopRunningDrills(deps, { deadline: options.deadline ?? Date.now() + DRILL_STOP_WAIT_MS, pollMs: options.pollMs });
@@ -89,7 +96,7 @@ function restoreTimeText(request: ValidRecoveryRequest): string {
 }
 
 async function describeSource(deps: TriggerDeps): Promise<DBInstance> {
-  const id = deps.config.sourceInstanceId;
+  const id = deps.config.sourceId;
   try {
     const answer = await deps.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }));
     const instance = answer.DBInstances?.[0];
@@ -103,8 +110,8 @@ async function describeSource(deps: TriggerDeps): Promise<DBInstance> {
   );
 }
 
-function assertRecoverable(source: DBInstance, config: { sourceInstanceId: string }): void {
-  const id = config.sourceInstanceId;
+function assertRecoverable(source: DBInstance, config: { sourceId: string }): void {
+  const id = config.sourceId;
   if (source.DBInstanceStatus !== 'available') {
     throw new Error(
       `Source instance "${id}" is "${source.DBInstanceStatus}", not "available"; a recovery writes into it, `
@@ -131,7 +138,7 @@ function assertRecoverable(source: DBInstance, config: { sourceInstanceId: strin
  * same name are skipped: they cannot be restored through this instance.
  */
 async function restoreWindowOf(source: DBInstance, deps: TriggerDeps): Promise<RestoreWindow> {
-  const id = deps.config.sourceInstanceId;
+  const id = deps.config.sourceId;
   const backups: DBInstanceAutomatedBackup[] = [];
   // RDS's own spelling of the id (lowercase), as the runner asks: a mixed-case literal matches no backup in some implementations.
   const pages = paginateDescribeDBInstanceAutomatedBackups({ client: deps.rds }, { DBInstanceIdentifier: source.DBInstanceIdentifier ?? id });
@@ -148,7 +155,7 @@ async function restoreWindowOf(source: DBInstance, deps: TriggerDeps): Promise<R
 
 /** Housekeeping needs no restore window: it only lists, and (with confirm) drops, what earlier runs kept. */
 async function startHousekeeping(request: ValidHousekeepingRequest, deps: TriggerDeps): Promise<HousekeepingStarted> {
-  const { projectName, region, sourceInstanceId } = deps.config;
+  const { projectName, region, sourceId } = deps.config;
   const variables: Array<[string, string]> = [
     [START_ENV.MODE, request.mode], [START_ENV.OLDER_THAN, request.olderThan], [START_ENV.DRY_RUN, String(request.dryRun)],
   ];
@@ -157,18 +164,18 @@ async function startHousekeeping(request: ValidHousekeepingRequest, deps: Trigge
   const started: HousekeepingStarted = {
     buildId: build.id!, mode: 'housekeeping', olderThan: request.olderThan, dryRun: request.dryRun, logsUrl: logsUrlOf(build, projectName, region),
   };
-  deps.log(`Started housekeeping build ${started.buildId} of "${sourceInstanceId}" (older than ${request.olderThan}${request.dryRun ? ', dry run' : ''}); logs: ${started.logsUrl}`);
+  deps.log(`Started housekeeping build ${started.buildId} of "${sourceId}" (older than ${request.olderThan}${request.dryRun ? ', dry run' : ''}); logs: ${started.logsUrl}`);
   return started;
 }
 
 /** A drill: the runner reads the window and refuses anything it cannot restore, writing nothing to the original. */
 async function startDrill(request: ValidDrillRequest, deps: TriggerDeps): Promise<DrillStarted> {
-  const { projectName, region, sourceInstanceId } = deps.config;
+  const { projectName, region, sourceId } = deps.config;
   const variables: Array<[string, string]> = [[START_ENV.MODE, request.mode], [START_ENV.RESTORE_TIME, request.restoreTime]];
   if (request.databases) variables.push([START_ENV.DATABASES, request.databases.join(',')]);
   const build = await startProjectBuild(variables.map(([name, value]) => ({ name, value, type: 'PLAINTEXT' })), deps, 'The drill');
   const started: DrillStarted = { buildId: build.id!, mode: 'drill', restoreTime: request.restoreTime, logsUrl: logsUrlOf(build, projectName, region) };
-  deps.log(`Started restore drill build ${started.buildId} of "${sourceInstanceId}" at ${request.restoreTime}; logs: ${started.logsUrl}`);
+  deps.log(`Started restore drill build ${started.buildId} of "${sourceId}" at ${request.restoreTime}; logs: ${started.logsUrl}`);
   return started;
 }
 
@@ -187,7 +194,7 @@ async function startProjectBuild(overrides: EnvironmentVariable[], deps: Trigger
 }
 
 async function startBuild(request: ValidRecoveryRequest, deps: TriggerDeps, stoppedDrills: readonly string[]): Promise<RecoveryStarted> {
-  const { projectName, region, sourceInstanceId } = deps.config;
+  const { projectName, region, sourceId } = deps.config;
   const overrides = environmentOverrides(request);
   const build = await startProjectBuild(overrides, deps, 'The recovery');
   const started: RecoveryStarted = {
@@ -197,7 +204,7 @@ async function startBuild(request: ValidRecoveryRequest, deps: TriggerDeps, stop
     ...(stoppedDrills.length > 0 ? { stoppedDrills: [...stoppedDrills] } : {}),
   };
   deps.log(
-    `${stoppedDrills.length > 0 ? `Stopped restore drill build ${stoppedDrills.join(', ')} first. ` : ''}Started recovery build ${started.buildId} of "${sourceInstanceId}" to ${started.restoreTime} `
+    `${stoppedDrills.length > 0 ? `Stopped restore drill build ${stoppedDrills.join(', ')} first. ` : ''}Started recovery build ${started.buildId} of "${sourceId}" to ${started.restoreTime} `
     + `(strategy ${request.strategy}, databases ${request.databases?.join(',') ?? 'all'}); logs: ${started.logsUrl}`,
   );
   return started;

@@ -12,7 +12,7 @@
  * build's environment (BatchGetBuilds); anything else counts as a recovery.
  */
 import { BatchGetBuildsCommand, Build, ListBuildsForProjectCommand, StopBuildCommand } from '@aws-sdk/client-codebuild';
-import { findTemporaryInstances } from './cleanup';
+import { findTemporaryResources } from './cleanup';
 import { TriggerDeps } from './trigger-deps';
 import { START_ENV, type Mode } from '../src/contract';
 
@@ -60,7 +60,7 @@ export function modeOfBuild(build: Build): Mode | undefined {
  * out of the way by the deadline (it goes on being stopped: retry).
  */
 export async function stopRunningDrills(deps: TriggerDeps, options: StopDrillOptions): Promise<string[]> {
-  const { projectName, sourceInstanceId } = deps.config;
+  const { projectName, sourceId } = deps.config;
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const ids = (await deps.codebuild.send(new ListBuildsForProjectCommand({ projectName, sortOrder: 'DESCENDING' })))?.ids ?? [];
@@ -72,28 +72,28 @@ export async function stopRunningDrills(deps: TriggerDeps, options: StopDrillOpt
     const b = others[0];
     const mode = modeOfBuild(b);
     throw new ProjectBusyError(mode === 'housekeeping'
-      ? `Housekeeping build ${b.id} of "${sourceInstanceId}" is running (started ${b.startTime?.toISOString() ?? 'at an unknown time'}); it only lists and drops old leftovers and is not stopped for you. `
+      ? `Housekeeping build ${b.id} of "${sourceId}" is running (started ${b.startTime?.toISOString() ?? 'at an unknown time'}); it only lists and drops old leftovers and is not stopped for you. `
         + `Retry once it has ended (usually minutes): aws codebuild batch-get-builds --ids ${b.id}. Nothing was started.`
-      : `Recovery build ${b.id} of "${sourceInstanceId}" is running (started ${b.startTime?.toISOString() ?? 'at an unknown time'}); a running recovery is never stopped, and the project runs one build at a time. `
+      : `Recovery build ${b.id} of "${sourceId}" is running (started ${b.startTime?.toISOString() ?? 'at an unknown time'}); a running recovery is never stopped, and the project runs one build at a time. `
         + `Follow it in its log, and start another recovery once it has ended: aws codebuild batch-get-builds --ids ${b.id}. Nothing was started.`);
   }
 
   const drills = running.map((b) => b.id!);
   for (const id of drills) {
     await deps.codebuild.send(new StopBuildCommand({ id }));
-    deps.log(`Restore drill build ${id} of "${sourceInstanceId}" was running; stopping it (StopBuild) so that the recovery can run. A drill writes nothing to the original.`);
+    deps.log(`Restore drill build ${id} of "${sourceId}" was running; stopping it (StopBuild) so that the recovery can run. A drill writes nothing to the original.`);
   }
 
   let blocking: string[] = [];
   let creating = false;
   for (;;) {
     const still = await runningBuilds(deps, drills);
-    const instances = (await findTemporaryInstances(deps, new Set(drills), 100)).filter((i) => i.DBInstanceStatus !== 'deleting');
+    const temporaries = (await findTemporaryResources(deps, new Set(drills), 100)).filter((r) => r.status !== 'deleting');
     blocking = [
       ...still.map((b) => `build ${b.id} is still ${b.buildStatus}${b.currentPhase ? ` (phase ${b.currentPhase})` : ''}`),
-      ...instances.map((i) => `its temporary instance ${i.DBInstanceIdentifier} is ${i.DBInstanceStatus}`),
+      ...temporaries.map((r) => `its temporary ${r.type} ${r.id} is ${r.status}`),
     ];
-    creating = instances.some((i) => i.DBInstanceStatus === 'creating');
+    creating = temporaries.some((r) => r.status === 'creating');
     if (blocking.length === 0) {
       deps.log(`Restore drill build ${drills.join(', ')} stopped and its temporary instance is being deleted (or gone); starting the recovery.`);
       return drills;
@@ -102,7 +102,7 @@ export async function stopRunningDrills(deps: TriggerDeps, options: StopDrillOpt
     await sleep(options.pollMs ?? 5_000);
   }
   const minutes = creating ? RETRY_AFTER_CREATING_MINUTES : RETRY_AFTER_STOP_MINUTES;
-  const message = `A restore drill of "${sourceInstanceId}" was running (build ${drills.join(', ')}) and is being stopped so that this recovery can run, but it is not out of the way yet: `
+  const message = `A restore drill of "${sourceId}" was running (build ${drills.join(', ')}) and is being stopped so that this recovery can run, but it is not out of the way yet: `
     + `${blocking.join('; ')}. ${creating ? 'RDS deletes a temporary instance only once it has been created; the drill\'s cleanup keeps deleting it until it is gone. ' : ''}`
     + `Retry the same request in ${minutes} minutes. The recovery was not started, and nothing on the original was changed.`;
   deps.log(message);

@@ -5,15 +5,18 @@
  */
 import type { CodeBuildClient } from '@aws-sdk/client-codebuild';
 import type { RDSClient } from '@aws-sdk/client-rds';
-import { TRIGGER_ENV } from '../src/contract';
+import { SourceKind, TRIGGER_ENV, sourceRefFromEnv } from '../src/contract';
 
 export interface TriggerConfig {
   /** The CodeBuild project that runs recoveries. */
   readonly projectName: string;
-  /** The RDS instance recoveries write into. */
-  readonly sourceInstanceId: string;
+  /** The identifier of the RDS instance or Aurora DB cluster recoveries write into. */
+  readonly sourceId: string;
+  /** Which of the two it is (issue #20). */
+  readonly sourceKind: SourceKind;
   readonly region: string;
 }
+
 
 export type Log = (line: string) => void;
 
@@ -33,9 +36,11 @@ export function readTriggerConfig(env: Record<string, string | undefined>): Trig
     }
     return value;
   };
-  return {
-    projectName: required(TRIGGER_ENV.PROJECT_NAME, 'the construct sets it to the recovery CodeBuild project'),
-    sourceInstanceId: required(TRIGGER_ENV.SOURCE_INSTANCE_ID, 'the construct sets it to the RDS instance to recover'),
-    region: required('AWS_REGION', 'Lambda sets it'),
-  };
+  const projectName = required(TRIGGER_ENV.PROJECT_NAME, 'the construct sets it to the recovery CodeBuild project');
+  const source = sourceRefFromEnv(env);
+  if ('problem' in source) {
+    throw new Error(`${source.problem} This function's environment is not what the construct deploys; redeploy the PitrRecovery construct. `
+      + 'Nothing was started or deleted.');
+  }
+  return { projectName, sourceId: source.id, sourceKind: source.kind, region: required('AWS_REGION', 'Lambda sets it') };
 }

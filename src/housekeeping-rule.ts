@@ -20,10 +20,12 @@ export function olderThanValue(olderThan: Duration): string {
 }
 
 /** An EventBridge rule that starts the project with MODE=housekeeping, OLDER_THAN and CONFIRM. */
-export function addHousekeepingSchedule(scope: Construct, project: codebuild.IProject, sourceId: string, options: HousekeepingSchedule): events.Rule {
+export function addHousekeepingSchedule(
+  scope: Construct, project: codebuild.IProject, sourceId: string, options: HousekeepingSchedule, sourceNoun: string = 'RDS instance',
+): events.Rule {
   const olderThan = olderThanValue(options.olderThan);
   return new events.Rule(scope, 'HousekeepingSchedule', {
-    description: `Housekeeping of RDS instance ${sourceId}: drops pre-recovery copies and safety snapshots older than ${olderThan} (cdk-rds-pitr)`,
+    description: `Housekeeping of ${sourceNoun} ${sourceId}: drops pre-recovery copies and safety snapshots older than ${olderThan} (cdk-rds-pitr)`,
     schedule: options.schedule,
     targets: [new targets.CodeBuildProject(project, {
       event: events.RuleTargetInput.fromObject({

@@ -19,10 +19,14 @@ import {
 } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { runnerSourceDir } from './ca-bundle';
+import { ClusterArns, clusterNagFindings, clusterRunnerStatements, clusterTriggerStatements } from './cluster-iam';
+import {
+  checkClusterConnections, checkClusterEngine, clusterKeyArn, clusterMajorVersion, clusterSecretOf, clusterVpcOf, describeCluster,
+} from './cluster-source';
 import {
   CLEANUP_SWEEP, CLEANUP_SWEEP_MINUTES,
   DEAD_BUILD_STATES, DEFAULT_STRATEGY, DRILL_METRICS, PG_MAJORS, PROJECT_ENV, SAFETY_SNAPSHOT_INFIX, START_ENV, TAGS, TEMP_INSTANCE_INFIX,
-  TRIGGER_ENV, safetySnapshotId, temporaryInstancePrefix, validateDatabaseName,
+  SourceKind, TRIGGER_ENV, safetySnapshotId, temporaryInstancePrefix, validateDatabaseName,
 } from './contract';
 import { addHousekeepingSchedule } from './housekeeping-rule';
 import { HousekeepingSchedule } from './housekeeping-schedule';
@@ -33,19 +37,39 @@ import { DrillRestoreTime, addRestoreDrills, drillMetric } from './restore-drill
 /** Properties of a {@link PitrRecovery}. */
 export interface PitrRecoveryProps {
   /**
-   * The RDS for PostgreSQL instance to recover into.
+   * The RDS for PostgreSQL instance to recover into. Exactly one of
+   * `instance` and `cluster`.
    *
    * A `DatabaseInstance` created in this app brings its VPC, engine version
    * and generated secret; an imported instance needs `vpc` and `credentials`.
+   *
+   * @default - none; then `cluster` is required
    */
-  readonly instance: rds.IDatabaseInstance;
+  readonly instance?: rds.IDatabaseInstance;
+
+  /**
+   * The Aurora PostgreSQL DB cluster to recover into (engine
+   * `aurora-postgresql`). Exactly one of `instance` and `cluster`. A recovery
+   * restores a temporary cluster with one writer instance and copies back to
+   * the cluster's writer endpoint (README "Aurora PostgreSQL"). A Multi-AZ DB
+   * cluster (RDS, not Aurora) and Aurora MySQL are refused at synth.
+   *
+   * A `DatabaseCluster` created in this app brings its VPC, security groups,
+   * engine version and secret; an imported cluster
+   * (`DatabaseCluster.fromDatabaseClusterAttributes`) needs its
+   * `securityGroups` and `port` there, and `vpc` and `credentials` here
+   * (or its `secret` attribute).
+   *
+   * @default - none; then `instance` is required
+   */
+  readonly cluster?: rds.IDatabaseCluster;
 
   /**
    * The VPC the recovery build runs in. It must reach the instance and the
    * AWS APIs the build calls, through NAT or VPC endpoints (see
    * `createVpcEndpoints` and README "Network requirements").
    *
-   * @default - the instance's VPC; required when `instance` is imported
+   * @default - the instance's (or cluster's) VPC; required when `instance` or `cluster` is imported
    */
   readonly vpc?: ec2.IVpc;
 
@@ -71,8 +95,8 @@ export interface PitrRecoveryProps {
   readonly createVpcEndpoints?: boolean;
 
   /**
-   * Security groups for the recovery build. The instance admits them on its
-   * default port.
+   * Security groups for the recovery build. The instance (or cluster) admits
+   * them on its default port.
    *
    * @default - a new security group that allows all outbound traffic
    */
@@ -82,7 +106,8 @@ export interface PitrRecoveryProps {
    * The Secrets Manager secret with the instance's master credentials
    * (`username`, `password`), as written by RDS or by `rds.Credentials`.
    *
-   * @default - the instance's own secret (`instance.secret`); required when the instance has none
+   * @default - the instance's own secret (`instance.secret`), or the cluster's (`cluster.secret`, else the secret RDS manages when
+   * the app's `CfnDBCluster` sets `manageMasterUserPassword`); required when there is none
    */
   readonly credentials?: secretsmanager.ISecret;
 
@@ -136,14 +161,15 @@ export interface PitrRecoveryProps {
   readonly timeout?: Duration;
 
   /**
-   * The customer managed KMS key that encrypts the instance's storage. The
-   * temporary instance is restored with the same key, which RDS only does
+   * The customer managed KMS key that encrypts the instance's (or the
+   * cluster's) storage. The temporary instance (or cluster) is restored with
+   * the same key, which RDS only does
    * for a caller allowed `kms:CreateGrant` (here only for grants RDS makes:
    * `kms:ViaService` rds.<region>.amazonaws.com, `kms:GrantIsForAWSResource`)
    * and `kms:DescribeKey` on it.
    *
-   * @default - the `KmsKeyId` of an instance created in this app (its `storageEncryptionKey`); none for an
-   * imported instance (with a synth warning), an unencrypted one or the AWS managed key `aws/rds`
+   * @default - the `KmsKeyId` of an instance or cluster created in this app (its `storageEncryptionKey`); none for an
+   * imported one (with a synth warning), an unencrypted one or the AWS managed key `aws/rds`
    */
   readonly instanceEncryptionKey?: kms.IKey;
 
@@ -288,16 +314,16 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
   public readonly recoveryTimeObjectiveAlarm?: cloudwatch.AlarmBase;
 
   private readonly buildLogs: logs.ILogGroup;
-  private readonly sourceInstanceId: string;
+  private readonly sourceId: string;
 
   constructor(scope: Construct, id: string, props: PitrRecoveryProps) {
     super(scope, id);
 
-    const { instance } = props;
-    checkEngine(instance);
-    const vpc = props.vpc ?? vpcOf(instance);
-    const secret = props.credentials ?? secretOf(instance);
-    const clientVersion = this.checkPinnedClientVersion(instance, props.postgresClientVersion);
+    const source = sourceOf(props);
+    const vpc = props.vpc ?? source.vpc();
+    const credentials = props.credentials ? { secret: props.credentials } : source.secret(this);
+    const secret = credentials.secret;
+    const clientVersion = this.checkPinnedClientVersion(source, props.postgresClientVersion);
     const databases = checkDatabases(props.databases);
     const timeout = checkTimeout(props.timeout ?? Duration.hours(8));
     const retention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
@@ -305,13 +331,12 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     const subnets = props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
     const triggerDir = assetDir('trigger', 'index.js');
 
-    const resources = new RecoveryArns(this, instance);
-    this.sourceInstanceId = instance.instanceIdentifier;
+    this.sourceId = source.id;
 
     const buildLogs = new logs.LogGroup(this, 'BuildLogs', { retention });
     this.buildLogs = buildLogs;
     const project = new codebuild.Project(this, 'Project', {
-      description: `Point-in-time recovery into RDS instance ${instance.instanceIdentifier} (cdk-rds-pitr)`,
+      description: `Point-in-time recovery into ${source.noun} ${source.id} (cdk-rds-pitr)`,
       source: codebuild.Source.s3({ ...assetLocation(this, 'Runner', runnerDir) }),
       buildSpec: codebuild.BuildSpec.fromSourceFilename('buildspec.yml'),
       environment: {
@@ -319,7 +344,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
         computeType: props.computeType ?? codebuild.ComputeType.MEDIUM,
       },
       environmentVariables: plaintext({
-        [PROJECT_ENV.SOURCE_INSTANCE_ID]: instance.instanceIdentifier,
+        [source.envVar]: source.id,
         [PROJECT_ENV.SECRET_ARN]: secret.secretArn,
         ...(clientVersion !== undefined ? { [PROJECT_ENV.PG_CLIENT_VERSION]: String(clientVersion) } : {}),
         [PROJECT_ENV.PG_CA_BUNDLE]: CA_BUNDLE_PATH,
@@ -332,7 +357,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
       vpc,
       subnetSelection: subnets,
       securityGroups: props.securityGroups,
-      // Two recoveries of one instance must never interleave.
+      // Two recoveries of one source must never interleave.
       concurrentBuildLimit: 1,
       timeout,
       encryptionKey: props.encryptionKey,
@@ -340,25 +365,25 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     });
     this.project = project;
     this.connections = project.connections;
-    instance.connections.allowDefaultPortFrom(this, 'PITR recovery build (cdk-rds-pitr)');
+    source.connections.allowDefaultPortFrom(this, 'PITR recovery build (cdk-rds-pitr)');
     if (props.createVpcEndpoints) addBuildEndpoints(this, vpc, subnets, project);
     else warnIfIsolatedWithoutEndpoints(this, vpc, subnets);
 
     secret.grantRead(project);
     // grantRead's own kms:Decrypt goes through a principal that takes no identity policy: for an
     // imported key (or the key of an imported secret) it is dropped. This one lands on the build role.
-    const secretKey = props.credentialsEncryptionKey ?? secret.encryptionKey;
+    const secretKey = props.credentialsEncryptionKey?.keyArn ?? secret.encryptionKey?.keyArn ?? credentials.managedKeyArn;
     if (secretKey) {
       project.addToRolePolicy(new iam.PolicyStatement({
         sid: 'DecryptSecret',
         actions: ['kms:Decrypt'],
-        resources: [secretKey.keyArn],
+        resources: [secretKey],
         conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${secret.env.region}.amazonaws.com` } },
       }));
     }
-    const instanceKey = instanceKeyArn(this, instance, props.instanceEncryptionKey);
+    const instanceKey = source.keyArn(this, props.instanceEncryptionKey);
     if (instanceKey) for (const statement of instanceKeyStatements(this, instanceKey)) project.addToRolePolicy(statement);
-    for (const statement of runnerStatements(resources)) project.addToRolePolicy(statement);
+    for (const statement of source.runnerStatements(this)) project.addToRolePolicy(statement);
     // The original's FreeStorageSpace before the copy. CloudWatch reads take no resource-level
     // permissions, so this `*` gets a policy of its own rather than widen the role's default one.
     project.role?.attachInlinePolicy(new iam.Policy(this, 'ReadFreeStorage', {
@@ -378,8 +403,8 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     });
     this.cleanupDeadLetterQueue = deadLetters;
     this.cleanupDeadLetterAlarm = new cloudwatch.Alarm(this, 'CleanupDeadLettersAlarm', {
-      alarmDescription: `A cleanup of a dead PITR build of ${instance.instanceIdentifier} failed every retry: a temporary instance `
-        + '(<source>-pitr-<stamp>) may still be running and billed. Read the message in the dead-letter queue, delete the instance by hand.',
+      alarmDescription: `A cleanup of a dead PITR build of ${source.id} failed every retry: a temporary ${source.temporary} `
+        + `(<source>-pitr-<stamp>) may still be running and billed. Read the message in the dead-letter queue, delete the ${source.temporary} by hand.`,
       metric: deadLetters.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -390,12 +415,12 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     // here: no managed policy, logs only to its own group.
     const triggerRole = new iam.Role(this, 'TriggerRole', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `Starts and cleans up PITR recoveries of ${instance.instanceIdentifier}`,
+      description: `Starts and cleans up PITR recoveries of ${source.id}`,
     });
     triggerLogs.grantWrite(triggerRole);
-    for (const statement of triggerStatements(resources, project)) triggerRole.addToPrincipalPolicy(statement);
+    for (const statement of triggerStatements(project, source.triggerStatements(this))) triggerRole.addToPrincipalPolicy(statement);
     const fn = new lambda.Function(this, 'Trigger', {
-      description: `Validates a PITR request for ${instance.instanceIdentifier} and starts the recovery build; deletes the temporary instance of a dead build`,
+      description: `Validates a PITR request for ${source.id} and starts the recovery build; deletes the temporary ${source.temporary} of a dead build`,
       runtime: lambda.Runtime.NODEJS_22_X,
       code: lambda.Code.fromAsset(triggerDir),
       handler: 'index.handler',
@@ -410,13 +435,13 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
       deadLetterQueue: deadLetters,
       environment: {
         [TRIGGER_ENV.PROJECT_NAME]: project.projectName,
-        [TRIGGER_ENV.SOURCE_INSTANCE_ID]: instance.instanceIdentifier,
+        [source.envVar]: source.id,
       },
     });
     this.triggerFunction = fn;
 
     project.onStateChange('CleanupRule', {
-      description: `Deletes the temporary instances of a ${DEAD_BUILD_STATES.join('/')} PITR build`,
+      description: `Deletes the temporary ${source.kind === 'cluster' ? 'clusters and writer instances' : 'instances'} of a ${DEAD_BUILD_STATES.join('/')} PITR build`,
       eventPattern: { detail: { 'build-status': [...DEAD_BUILD_STATES] } },
       target: new targets.LambdaFunction(fn, { deadLetterQueue: deadLetters }),
     });
@@ -424,7 +449,8 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     // RDS refuses to delete an instance while it is being created (as long as the restore takes): every
     // CLEANUP_SWEEP_MINUTES the function deletes what dead builds left, until it is gone.
     new events.Rule(this, 'CleanupSweep', {
-      description: `Deletes the temporary instances of dead PITR builds that RDS refused to delete earlier (every ${CLEANUP_SWEEP_MINUTES} minutes)`,
+      description: `Deletes the temporary ${source.kind === 'cluster' ? 'clusters and writer instances' : 'instances'} of dead PITR builds that RDS refused `
+        + `to delete earlier (every ${CLEANUP_SWEEP_MINUTES} minutes)`,
       schedule: events.Schedule.rate(Duration.minutes(CLEANUP_SWEEP_MINUTES)),
       targets: [new targets.LambdaFunction(fn, { event: events.RuleTargetInput.fromObject(CLEANUP_SWEEP), deadLetterQueue: deadLetters })],
     });
@@ -435,7 +461,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
         eventPattern: { detail: { 'build-status': ['IN_PROGRESS', 'SUCCEEDED', ...DEAD_BUILD_STATES] } },
         target: new targets.SnsTopic(props.notificationTopic, {
           message: events.RuleTargetInput.fromText(
-            `cdk-rds-pitr: recovery of ${instance.instanceIdentifier}: build ${events.EventField.fromPath('$.detail.build-id')} `
+            `cdk-rds-pitr: recovery of ${source.id}: build ${events.EventField.fromPath('$.detail.build-id')} `
             + `is ${events.EventField.fromPath('$.detail.build-status')}`,
           ),
         }),
@@ -444,7 +470,9 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
 
     const drills = addRestoreDrills(this, {
       project,
-      sourceId: instance.instanceIdentifier,
+      sourceId: source.id,
+      sourceNoun: source.noun,
+      temporaryNoun: source.kind,
       schedule: props.drillSchedule,
       restoreTime: props.drillRestoreTime,
       maxInterval: props.drillMaxInterval,
@@ -454,10 +482,10 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     });
     this.drillStaleAlarm = drills.staleAlarm;
     this.recoveryTimeObjectiveAlarm = drills.recoveryTimeObjectiveAlarm;
-    if (props.housekeepingSchedule) addHousekeepingSchedule(this, project, instance.instanceIdentifier, props.housekeepingSchedule);
+    if (props.housekeepingSchedule) addHousekeepingSchedule(this, project, source.id, props.housekeepingSchedule, source.noun);
 
-    if (props.outputs ?? true) this.addOutputs(instance.instanceIdentifier);
-    this.addNagSuppressions(triggerRole, props.notificationTopic?.masterKey !== undefined);
+    if (props.outputs ?? true) this.addOutputs(source);
+    this.addNagSuppressions(triggerRole, props.notificationTopic?.masterKey !== undefined, source.kind);
   }
 
   /**
@@ -466,7 +494,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
    * the finding it covers; anything a user adds to these resources is still
    * reported.
    */
-  private addNagSuppressions(triggerRole: iam.Role, encryptedTopic: boolean): void {
+  private addNagSuppressions(triggerRole: iam.Role, encryptedTopic: boolean, kind: SourceKind): void {
     const policyOf = (scope: Construct | undefined) => scope?.node.tryFindChild('DefaultPolicy')?.node.defaultChild;
     suppressNag(this.project.node.defaultChild, [{
       id: 'AwsSolutions-CB4',
@@ -485,6 +513,8 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
     const listing = 'rds:DescribeDBInstances without an identifier (finding temporary instances by tag) is authorized on db:*; read-only.';
     const autoBackup = 'rds:DescribeDBInstanceAutomatedBackups is authorized on the automated backup ARN (ab-...), unknown before deploy; read-only.';
     const temporary = 'Temporary instances (<source>-pitr-<stamp>) are named at run time; every write on them also requires the cdk-rds-pitr:source tag of this source.';
+    const clusterRules = (role: 'build' | 'trigger') => clusterNagFindings(rdsArn, role).map((f) => ({ id: 'AwsSolutions-IAM5', ...f }));
+    const instanceRules = (rules: NagRule[]) => (kind === 'instance' ? rules : clusterRules('build'));
     suppressNag(policyOf(this.project.role as Construct | undefined), [
       {
         id: 'AwsSolutions-IAM5',
@@ -504,16 +534,18 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
           { regex: `/^Resource::arn:<AWS::Partition>:codebuild:${NAG_REGION_ACCOUNT}:report-group\\/<[A-Za-z0-9]+>-\\*$/` },
         ],
       },
-      { id: 'AwsSolutions-IAM5', reason: listing, applies_to: [rdsArn('db:\\*')] },
-      { id: 'AwsSolutions-IAM5', reason: autoBackup, applies_to: [rdsArn('auto-backup:\\*')] },
-      { id: 'AwsSolutions-IAM5', reason: temporary, applies_to: [rdsArn('db:[^:]*-pitr-\\*')] },
-      { id: 'AwsSolutions-IAM5', reason: 'The pre-recovery safety snapshots of this source (<source>-pre-pitr-<stamp>), named at run time.', applies_to: [rdsArn('snapshot:[^:]+-pre-pitr-\\*')] },
-      {
-        id: 'AwsSolutions-IAM5',
-        reason: 'Only rds:RestoreDBInstanceToPointInTime, which RDS authorizes on the existing subnet, option and parameter groups the restore reuses '
-          + '(read from the source at run time; the action cannot change them).',
-        applies_to: [rdsArn('(subgrp|og|pg):\\*')],
-      },
+      ...instanceRules([
+        { id: 'AwsSolutions-IAM5', reason: listing, applies_to: [rdsArn('db:\\*')] },
+        { id: 'AwsSolutions-IAM5', reason: autoBackup, applies_to: [rdsArn('auto-backup:\\*')] },
+        { id: 'AwsSolutions-IAM5', reason: temporary, applies_to: [rdsArn('db:[^:]*-pitr-\\*')] },
+        { id: 'AwsSolutions-IAM5', reason: 'The pre-recovery safety snapshots of this source (<source>-pre-pitr-<stamp>), named at run time.', applies_to: [rdsArn('snapshot:[^:]+-pre-pitr-\\*')] },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: 'Only rds:RestoreDBInstanceToPointInTime, which RDS authorizes on the existing subnet, option and parameter groups the restore reuses '
+            + '(read from the source at run time; the action cannot change them).',
+          applies_to: [rdsArn('(subgrp|og|pg):\\*')],
+        },
+      ]),
     ]);
     if (encryptedTopic) {
       suppressNag(policyOf(this.project.role as Construct | undefined), [{
@@ -534,19 +566,23 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
         + 'keeps it to the CdkRdsPitr namespace, and it is alone in this policy so that the suppression covers nothing else.',
       applies_to: ['Resource::*'],
     }]);
-    suppressNag(policyOf(triggerRole), [
+    suppressNag(policyOf(triggerRole), kind === 'instance' ? [
       { id: 'AwsSolutions-IAM5', reason: listing, applies_to: [rdsArn('db:\\*')] },
       { id: 'AwsSolutions-IAM5', reason: autoBackup, applies_to: [rdsArn('auto-backup:\\*')] },
       { id: 'AwsSolutions-IAM5', reason: temporary, applies_to: [rdsArn('db:[^:]*-pitr-\\*')] },
-    ]);
+    ] : clusterRules('trigger'));
   }
 
-  private addOutputs(instanceId: string): void {
+  private addOutputs(source: ResolvedSource): void {
+    const instanceId = source.id;
     const region = Stack.of(this).region;
     const regionArg = Token.isUnresolved(region) ? '' : ` --region ${region}`;
     new CfnOutput(this, 'ProjectName', { description: 'PITR recovery: the CodeBuild project', value: this.project.projectName });
     new CfnOutput(this, 'TriggerFunctionName', { description: 'PITR recovery: the validating trigger function', value: this.triggerFunction.functionName });
-    new CfnOutput(this, 'InstanceId', { description: 'PITR recovery: the instance recovered into (the CONFIRM value)', value: instanceId });
+    // The instance's output keeps its logical id; a cluster's says what it is.
+    new CfnOutput(this, source.kind === 'instance' ? 'InstanceId' : 'ClusterId', {
+      description: `PITR recovery: the ${source.kind} recovered into (the CONFIRM value)`, value: instanceId,
+    });
     new CfnOutput(this, 'StartBuildCommand', {
       description: 'PITR recovery: start a recovery directly (replace the restore time)',
       value: `aws codebuild start-build${regionArg} --project-name ${this.project.projectName} --environment-variables-override `
@@ -601,7 +637,7 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
    * @default - maximum over 1 hour
    */
   public metricDrillSucceeded(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return drillMetric(this.sourceInstanceId, DRILL_METRICS.SUCCEEDED, props);
+    return drillMetric(this.sourceId, DRILL_METRICS.SUCCEEDED, props);
   }
 
   /**
@@ -611,16 +647,16 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
    * @default - maximum over 1 hour
    */
   public metricRecoveryTimeEstimate(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return drillMetric(this.sourceInstanceId, DRILL_METRICS.RECOVERY_TIME_ESTIMATE, props);
+    return drillMetric(this.sourceId, DRILL_METRICS.RECOVERY_TIME_ESTIMATE, props);
   }
 
   /** The deprecated `postgresClientVersion`, checked: a PostgreSQL major the runner recovers, and the instance's when that is known. */
-  private checkPinnedClientVersion(instance: rds.IDatabaseInstance, requested: number | undefined): number | undefined {
-    const known = serverMajorVersion(instance);
+  private checkPinnedClientVersion(source: ResolvedSource, requested: number | undefined): number | undefined {
+    const known = source.serverMajor;
     if (known !== undefined && (known < PG_MAJORS.oldest || known > PG_MAJORS.newest)) {
       Annotations.of(this).addWarningV2('cdk-rds-pitr:UnsupportedPostgresMajor',
-        `PitrRecovery: ${describe(instance)} runs PostgreSQL ${known}; the recovery runs on PostgreSQL ${PG_MAJORS.oldest} to ${PG_MAJORS.newest} only `
-        + '(the client of the instance\'s own major is installed at run time), so every build would stop at install, before anything is created.');
+        `PitrRecovery: ${source.label} runs PostgreSQL ${known}; the recovery runs on PostgreSQL ${PG_MAJORS.oldest} to ${PG_MAJORS.newest} only `
+        + `(the client of the ${source.kind}'s own major is installed at run time), so every build would stop at install, before anything is created.`);
     }
     if (requested === undefined) return undefined;
     if (Token.isUnresolved(requested)) {
@@ -630,9 +666,9 @@ export class PitrRecovery extends Construct implements ec2.IConnectable {
       throw new Error(`PitrRecovery: \`postgresClientVersion\` is ${requested}; accepted: a PostgreSQL major version from ${PG_MAJORS.oldest} to ${PG_MAJORS.newest}, `
         + 'or leave it out (deprecated: the build installs the client of the instance\'s own major, read at run time). Nothing was created.');
     }
-    const serverMajor = serverMajorVersion(instance);
+    const serverMajor = known;
     if (serverMajor !== undefined && requested !== serverMajor) {
-      throw new Error(`PitrRecovery: \`postgresClientVersion\` is ${requested}, but the instance runs PostgreSQL ${serverMajor}; the client must be the server's major `
+      throw new Error(`PitrRecovery: \`postgresClientVersion\` is ${requested}, but the ${source.kind} runs PostgreSQL ${serverMajor}; the client must be the server's major `
         + `(pg_dump refuses a newer server; pg_restore 17 and later fail on servers up to 16). Accepted: ${serverMajor}, or leave it out (deprecated). Nothing was created.`);
     }
     Annotations.of(this).addWarningV2('cdk-rds-pitr:PostgresClientVersionDeprecated',
@@ -730,14 +766,9 @@ function runnerStatements(arns: RecoveryArns): iam.PolicyStatement[] {
   ];
 }
 
-/** What the trigger function calls: the restore-window check, StartBuild, and cleanup. */
-function triggerStatements(arns: RecoveryArns, project: codebuild.IProject): iam.PolicyStatement[] {
+/** What the trigger function calls on an instance source, besides CodeBuild: the restore-window check and cleanup. */
+function instanceTriggerStatements(arns: RecoveryArns): iam.PolicyStatement[] {
   return [
-    startBuildStatement(project, 'StartRecoveryBuild'),
-    // Cleanup asks CodeBuild whether a build really ended before deleting its instances: an invoker could forge the event.
-    new iam.PolicyStatement({ sid: 'ConfirmDeadBuild', actions: ['codebuild:BatchGetBuilds'], resources: [project.projectArn] }),
-    // A confirmed recovery stops a running restore drill of this project (never a recovery: the function reads MODE first).
-    new iam.PolicyStatement({ sid: 'StopRunningDrill', actions: ['codebuild:ListBuildsForProject', 'codebuild:StopBuild'], resources: [project.projectArn] }),
     // Cleanup lists instances to find those tagged with the dead build's id; read-only.
     new iam.PolicyStatement({ sid: 'DescribeInstances', actions: ['rds:DescribeDBInstances'], resources: [arns.allInstances] }),
     new iam.PolicyStatement({ sid: 'ListTemporaryInstanceTags', actions: ['rds:ListTagsForResource'], resources: [arns.source, arns.temporary] }),
@@ -748,6 +779,18 @@ function triggerStatements(arns: RecoveryArns, project: codebuild.IProject): iam
       resources: [arns.temporary],
       conditions: arns.taggedTemporary,
     }),
+  ];
+}
+
+/** What the trigger function calls: StartBuild, the dead-build check, stopping a drill, and the source's own statements. */
+function triggerStatements(project: codebuild.IProject, sourceStatements: iam.PolicyStatement[]): iam.PolicyStatement[] {
+  return [
+    startBuildStatement(project, 'StartRecoveryBuild'),
+    // Cleanup asks CodeBuild whether a build really ended before deleting its instances: an invoker could forge the event.
+    new iam.PolicyStatement({ sid: 'ConfirmDeadBuild', actions: ['codebuild:BatchGetBuilds'], resources: [project.projectArn] }),
+    // A confirmed recovery stops a running restore drill of this project (never a recovery: the function reads MODE first).
+    new iam.PolicyStatement({ sid: 'StopRunningDrill', actions: ['codebuild:ListBuildsForProject', 'codebuild:StopBuild'], resources: [project.projectArn] }),
+    ...sourceStatements,
   ];
 }
 
@@ -801,6 +844,80 @@ function suppressNag(resource: unknown, rules: NagRule[]): void {
   if (!(resource instanceof CfnResource)) return;
   const existing = (resource.getMetadata('cdk_nag') as { rules_to_suppress?: NagRule[] } | undefined)?.rules_to_suppress ?? [];
   resource.addMetadata('cdk_nag', { rules_to_suppress: [...existing, ...rules] });
+}
+
+/**
+ * The one source a construct recovers into, an instance or an Aurora
+ * PostgreSQL cluster, and what each kind brings: the same shape, so the
+ * constructor reads the same for both.
+ */
+interface ResolvedSource {
+  readonly kind: SourceKind;
+  /** The identifier (a token for a source created in the app). */
+  readonly id: string;
+  /** `instance "orders-db"`, `cluster "orders"`, or the construct path. */
+  readonly label: string;
+  /** `RDS instance` or `Aurora PostgreSQL cluster`, for descriptions. */
+  readonly noun: string;
+  /** What a recovery of it creates and deletes: `instance`, or `cluster and writer instance`. */
+  readonly temporary: string;
+  /** PROJECT_ENV.SOURCE_INSTANCE_ID or SOURCE_CLUSTER_ID (the trigger's variables have the same names). */
+  readonly envVar: string;
+  readonly connections: ec2.Connections;
+  readonly serverMajor: number | undefined;
+  vpc(): ec2.IVpc;
+  secret(scope: Construct): { secret: secretsmanager.ISecret; managedKeyArn?: string };
+  keyArn(scope: Construct, explicit: kms.IKey | undefined): string | undefined;
+  runnerStatements(scope: Construct): iam.PolicyStatement[];
+  triggerStatements(scope: Construct): iam.PolicyStatement[];
+}
+
+/** Exactly one of `instance` and `cluster`, checked; a runtime check because jsii props have no union types. */
+function sourceOf(props: PitrRecoveryProps): ResolvedSource {
+  const { instance, cluster } = props;
+  if (instance && cluster) {
+    throw new Error(`PitrRecovery: both \`instance\` (${describe(instance)}) and \`cluster\` (${describeCluster(cluster)}) are set; accepted: exactly one, `
+      + 'the RDS for PostgreSQL instance or the Aurora PostgreSQL DB cluster to recover into (one PitrRecovery per source). Nothing was created.');
+  }
+  if (instance) {
+    checkEngine(instance);
+    return {
+      kind: 'instance',
+      id: instance.instanceIdentifier,
+      label: describe(instance),
+      noun: 'RDS instance',
+      temporary: 'instance',
+      envVar: PROJECT_ENV.SOURCE_INSTANCE_ID,
+      connections: instance.connections,
+      serverMajor: serverMajorVersion(instance),
+      vpc: () => vpcOf(instance),
+      secret: () => ({ secret: secretOf(instance) }),
+      keyArn: (scope, explicit) => instanceKeyArn(scope, instance, explicit),
+      runnerStatements: (scope) => runnerStatements(new RecoveryArns(scope, instance)),
+      triggerStatements: (scope) => instanceTriggerStatements(new RecoveryArns(scope, instance)),
+    };
+  }
+  if (cluster) {
+    checkClusterEngine(cluster);
+    checkClusterConnections(cluster);
+    return {
+      kind: 'cluster',
+      id: cluster.clusterIdentifier,
+      label: describeCluster(cluster),
+      noun: 'Aurora PostgreSQL cluster',
+      temporary: 'cluster and writer instance',
+      envVar: PROJECT_ENV.SOURCE_CLUSTER_ID,
+      connections: cluster.connections,
+      serverMajor: clusterMajorVersion(cluster),
+      vpc: () => clusterVpcOf(cluster),
+      secret: (scope) => clusterSecretOf(scope, cluster),
+      keyArn: (scope, explicit) => clusterKeyArn(scope, cluster, explicit?.keyArn),
+      runnerStatements: (scope) => clusterRunnerStatements(new ClusterArns(scope, cluster)),
+      triggerStatements: (scope) => clusterTriggerStatements(new ClusterArns(scope, cluster)),
+    };
+  }
+  throw new Error('PitrRecovery: neither `instance` nor `cluster` is set; accepted: exactly one, the RDS for PostgreSQL instance '
+    + '(rds.IDatabaseInstance) or the Aurora PostgreSQL DB cluster (rds.IDatabaseCluster) to recover into. Nothing was created.');
 }
 
 function checkEngine(instance: rds.IDatabaseInstance): void {

@@ -37,6 +37,10 @@ export function drillMetric(sourceId: string, metricName: string, props?: cloudw
 export interface RestoreDrillsOptions {
   readonly project: codebuild.IProject;
   readonly sourceId: string;
+  /** `RDS instance` or `Aurora PostgreSQL cluster`, for descriptions. @default 'RDS instance' */
+  readonly sourceNoun?: string;
+  /** What a drill restores: `instance` or `cluster`. @default 'instance' */
+  readonly temporaryNoun?: string;
   readonly schedule?: events.Schedule;
   readonly restoreTime?: DrillRestoreTime;
   /** The longest time between two drills (from a rate schedule, else given). */
@@ -93,7 +97,7 @@ export function addRestoreDrills(scope: Construct, options: RestoreDrillsOptions
   }
   const restoreTime = options.restoreTime ?? DrillRestoreTime.LATEST;
   const rule = new events.Rule(scope, 'DrillSchedule', {
-    description: `Restore drill of RDS instance ${sourceId}: the recovery path onto a temporary instance, never writing to the original (cdk-rds-pitr)`,
+    description: `Restore drill of ${options.sourceNoun ?? 'RDS instance'} ${sourceId}: the recovery path onto a temporary ${options.temporaryNoun ?? 'instance'}, never writing to the original (cdk-rds-pitr)`,
     schedule: options.schedule,
     targets: [new targets.CodeBuildProject(project, {
       event: events.RuleTargetInput.fromObject({

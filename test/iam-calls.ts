@@ -35,6 +35,8 @@ export interface CallWorld {
   readonly engineMajor: string;
   /** The tags an RDS instance carries when a call names it (for `rds:db-tag/*`). */
   tagsOfInstance(id: string): Record<string, string>;
+  /** The tags an Aurora DB cluster carries when a call names it (for `rds:cluster-tag/*`); none when left out. */
+  tagsOfCluster?(id: string): Record<string, string>;
 }
 
 const SERVICE_OF_CLIENT: Record<string, string> = {
@@ -105,6 +107,11 @@ function instanceTagContext(world: CallWorld, id: string): Record<string, string
   return Object.fromEntries(Object.entries(tags).flatMap(([k, v]) => [[`rds:db-tag/${k}`, v], [`aws:ResourceTag/${k}`, v]]));
 }
 
+function clusterTagContext(world: CallWorld, id: string): Record<string, string> {
+  const tags = world.tagsOfCluster?.(id.toLowerCase()) ?? {};
+  return Object.fromEntries(Object.entries(tags).flatMap(([k, v]) => [[`rds:cluster-tag/${k}`, v], [`aws:ResourceTag/${k}`, v]]));
+}
+
 function requestTagContext(tags: Array<{ Key?: string; Value?: string }> | undefined): Record<string, string | string[]> {
   if (!tags || tags.length === 0) return {};
   return {
@@ -163,6 +170,54 @@ export const IAM_MAPPING: Record<string, Mapper> = {
   'rds:DeleteDBSnapshot': (i, w) => [req('rds:DeleteDBSnapshot', 'snapshot', rdsArn(w, 'snapshot', i.DBSnapshotIdentifier))],
   'rds:ModifyDBInstance': (i, w) => [req('rds:ModifyDBInstance', 'db', rdsArn(w, 'db', i.DBInstanceIdentifier), instanceTagContext(w, i.DBInstanceIdentifier))],
   'rds:DeleteDBInstance': (i, w) => [req('rds:DeleteDBInstance', 'db', rdsArn(w, 'db', i.DBInstanceIdentifier), instanceTagContext(w, i.DBInstanceIdentifier))],
+  // ---- Aurora DB clusters (issue #20)
+  'rds:DescribeDBClusters': (i, w) => [req('rds:DescribeDBClusters', 'cluster', rdsArn(w, 'cluster', i.DBClusterIdentifier ?? '*'))],
+  'rds:DescribeDBClusterSnapshots': (i, w) => [
+    ...(i.DBClusterSnapshotIdentifier ? [req('rds:DescribeDBClusterSnapshots', 'cluster-snapshot', rdsArn(w, 'cluster-snapshot', i.DBClusterSnapshotIdentifier))] : []),
+    ...(i.DBClusterIdentifier ? [req('rds:DescribeDBClusterSnapshots', 'cluster', rdsArn(w, 'cluster', i.DBClusterIdentifier))] : []),
+    ...(!i.DBClusterSnapshotIdentifier && !i.DBClusterIdentifier ? [req('rds:DescribeDBClusterSnapshots', 'cluster-snapshot', rdsArn(w, 'cluster-snapshot', '*'))] : []),
+  ],
+  'rds:CreateDBClusterSnapshot': (i, w) => {
+    const snapshot = rdsArn(w, 'cluster-snapshot', i.DBClusterSnapshotIdentifier);
+    const context = requestTagContext(i.Tags);
+    return [
+      req('rds:CreateDBClusterSnapshot', 'cluster', rdsArn(w, 'cluster', i.DBClusterIdentifier), { ...context, ...clusterTagContext(w, i.DBClusterIdentifier) }),
+      req('rds:CreateDBClusterSnapshot', 'cluster-snapshot', snapshot, context),
+      ...tagOnCreate('cluster-snapshot', snapshot, i.Tags),
+    ];
+  },
+  'rds:DeleteDBClusterSnapshot': (i, w) => [req('rds:DeleteDBClusterSnapshot', 'cluster-snapshot', rdsArn(w, 'cluster-snapshot', i.DBClusterSnapshotIdentifier))],
+  'rds:RestoreDBClusterToPointInTime': (i, w) => {
+    const target = rdsArn(w, 'cluster', i.DBClusterIdentifier);
+    const context = requestTagContext(i.Tags);
+    return [
+      req('rds:RestoreDBClusterToPointInTime', 'cluster', rdsArn(w, 'cluster', i.SourceDBClusterIdentifier), { ...context, ...clusterTagContext(w, i.SourceDBClusterIdentifier) }),
+      req('rds:RestoreDBClusterToPointInTime', 'cluster', target, context),
+      // iam-data lists subgrp, cluster-pg and og as required: left out, RDS uses the defaults, authorized all the same.
+      req('rds:RestoreDBClusterToPointInTime', 'subgrp', rdsArn(w, 'subgrp', i.DBSubnetGroupName ?? 'default'), context),
+      req('rds:RestoreDBClusterToPointInTime', 'cluster-pg', rdsArn(w, 'cluster-pg', i.DBClusterParameterGroupName ?? `default.aurora-postgresql${w.engineMajor}`), context),
+      req('rds:RestoreDBClusterToPointInTime', 'og', rdsArn(w, 'og', i.OptionGroupName ?? `default:aurora-postgresql-${w.engineMajor}`), context),
+      ...tagOnCreate('cluster', target, i.Tags),
+    ];
+  },
+  // A cluster's instance: authorized on the instance, and on the cluster it joins (the optional cluster resource).
+  'rds:CreateDBInstance': (i, w) => {
+    const target = rdsArn(w, 'db', i.DBInstanceIdentifier);
+    const context = { ...requestTagContext(i.Tags), 'rds:PubliclyAccessible': String(i.PubliclyAccessible ?? false) };
+    return [
+      req('rds:CreateDBInstance', 'db', target, context),
+      ...(i.DBClusterIdentifier ? [req('rds:CreateDBInstance', 'cluster', rdsArn(w, 'cluster', i.DBClusterIdentifier), { ...context, ...clusterTagContext(w, i.DBClusterIdentifier) })] : []),
+      req('rds:CreateDBInstance', 'pg', rdsArn(w, 'pg', i.DBParameterGroupName ?? `default.aurora-postgresql${w.engineMajor}`), context),
+      ...tagOnCreate('db', target, i.Tags),
+    ];
+  },
+  'rds:ModifyDBCluster': (i, w) => [req('rds:ModifyDBCluster', 'cluster', rdsArn(w, 'cluster', i.DBClusterIdentifier), clusterTagContext(w, i.DBClusterIdentifier))],
+  // iam-data lists cluster-snapshot (the final snapshot) as required. With SkipFinalSnapshot no snapshot is named: the
+  // simulation assumes RDS authorizes the final snapshot's ARN under the cluster's own name (an assumption, not documented).
+  'rds:DeleteDBCluster': (i, w) => [
+    req('rds:DeleteDBCluster', 'cluster', rdsArn(w, 'cluster', i.DBClusterIdentifier), clusterTagContext(w, i.DBClusterIdentifier)),
+    req('rds:DeleteDBCluster', 'cluster-snapshot', rdsArn(w, 'cluster-snapshot', i.FinalDBSnapshotIdentifier ?? i.DBClusterIdentifier)),
+  ],
   'secretsmanager:GetSecretValue': (i, w) => [req('secretsmanager:GetSecretValue', 'Secret',
     String(i.SecretId).startsWith('arn:') ? i.SecretId : arnOf(w, 'secretsmanager', `secret:${i.SecretId}`))],
   'codebuild:StartBuild': (i, w) => [req('codebuild:StartBuild', 'project', arnOf(w, 'codebuild', `project/${i.projectName}`), startBuildContext(i))],

@@ -1,18 +1,20 @@
 /**
- * integ-runner lab: deploys PitrLabStack, recovers it to `latest` through the
+ * integ-runner lab: deploys PitrLabStack and its Aurora PostgreSQL variant
+ * (PitrAuroraLabStack, issue #20), recovers each to `latest` through its
  * trigger function, waits for the build to succeed, and checks that no
- * temporary instance is left. CI only compares the committed snapshot
- * (offline); deploying needs real AWS credentials (see the README).
+ * temporary instance (or cluster) is left. CI only compares the committed
+ * snapshot (offline); deploying needs real AWS credentials (see the README).
  */
 import { AwsApiCall, ExpectedResult, IntegTest } from '@aws-cdk/integ-tests-alpha';
 import { App, Duration } from 'aws-cdk-lib';
-import { PitrLabStack } from './lab-stack';
+import { PitrAuroraLabStack, PitrLabStack } from './lab-stack';
 import { LATEST, RecoveryRequest, TAGS } from '../src/contract';
 
 const app = new App();
 const stack = new PitrLabStack(app, 'PitrRecoveryLab');
+const aurora = new PitrAuroraLabStack(app, 'PitrRecoveryAuroraLab');
 const integ = new IntegTest(app, 'PitrRecoveryInteg', {
-  testCases: [stack],
+  testCases: [stack, aurora],
   diffAssets: false,
   regions: ['us-east-1'],
 });
@@ -46,3 +48,27 @@ cleanedUp.provider.addToRolePolicy(getResources);
 cleanedUp.waiterProvider?.addToRolePolicy(getResources);
 
 started.next(succeeded).next(cleanedUp);
+
+// ---- the Aurora PostgreSQL lab: the same recovery, then neither the temporary cluster nor its writer is left.
+const auroraId = aurora.cluster.clusterIdentifier;
+const auroraRequest: RecoveryRequest = { restoreTime: LATEST, confirm: auroraId };
+const auroraStarted = integ.assertions.invokeFunction({
+  functionName: aurora.recovery.triggerFunction.functionName,
+  payload: JSON.stringify(auroraRequest),
+});
+const auroraSucceeded = integ.assertions
+  .awsApiCall('CodeBuild', 'batchGetBuilds', { ids: [auroraStarted.getAttString('Payload.buildId')] })
+  .assertAtPath('builds.0.buildStatus', ExpectedResult.stringLikeRegexp('^SUCCEEDED$'))
+  .waitForAssertions({ totalTimeout: Duration.hours(2), interval: Duration.minutes(2) });
+const auroraCleanedUp = integ.assertions
+  .awsApiCall('ResourceGroupsTaggingAPI', 'getResources', {
+    ResourceTypeFilters: ['rds:cluster', 'rds:db'],
+    TagFilters: [{ Key: TAGS.SOURCE, Values: [auroraId] }],
+  })
+  .expect(ExpectedResult.objectLike({ ResourceTagMappingList: [] }))
+  .waitForAssertions({ totalTimeout: Duration.minutes(45), interval: Duration.minutes(1) }) as AwsApiCall;
+auroraCleanedUp.provider.addToRolePolicy(getResources);
+auroraCleanedUp.waiterProvider?.addToRolePolicy(getResources);
+
+// One recovery after the other: each lab's build is alone in its account's CodeBuild and RDS quotas.
+cleanedUp.next(auroraStarted).next(auroraSucceeded).next(auroraCleanedUp);

@@ -8,8 +8,8 @@
 import { App, Aspects, CfnResource, Duration, Stack, aws_ec2 as ec2, aws_events as events, aws_kms as kms, aws_rds as rds, aws_sns as sns } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, NagPackSuppression, NagSuppressions } from 'cdk-nag';
-import { PitrLabStack } from './lab-stack';
-import { PitrRecovery } from '../src/pitr-recovery';
+import { PitrAuroraLabStack, PitrLabStack } from './lab-stack';
+import { PitrRecovery, PitrRecoveryProps } from '../src/pitr-recovery';
 
 interface Suppressions {
   readonly path: string;
@@ -166,5 +166,55 @@ describe('cdk-nag AwsSolutions on a user\'s stack without NAT', () => {
       housekeepingSchedule: { schedule: events.Schedule.rate(Duration.days(1)), olderThan: Duration.days(14) },
     });
     expect(findingsOf(stack).filter((f) => f.path.startsWith('/User/Dr/'))).toEqual([]);
+  });
+});
+
+/** A user's stack with an Aurora PostgreSQL cluster (issue #20): its VPC, the cluster with a writer, the one line. */
+function userAuroraStack(props: Partial<PitrRecoveryProps> = {}): { stack: Stack; recovery: PitrRecovery } {
+  const stack = new Stack(new App(), 'User', { env: { account: '123456789012', region: 'eu-west-1' } });
+  const vpc = new ec2.Vpc(stack, 'Vpc');
+  const cluster = new rds.DatabaseCluster(stack, 'Db', {
+    engine: rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_16_4 }),
+    writer: rds.ClusterInstance.provisioned('Writer'),
+    vpc,
+  });
+  return { stack, recovery: new PitrRecovery(stack, 'Dr', { cluster, ...props }) };
+}
+
+describe('cdk-nag AwsSolutions with an Aurora PostgreSQL cluster', () => {
+  test('no finding from the construct, with no suppression written by the user; with drills and housekeeping too', () => {
+    expect(findingsOf(userAuroraStack().stack).filter((f) => f.path.startsWith('/User/Dr/'))).toEqual([]);
+    const scheduled = userAuroraStack({
+      drillSchedule: events.Schedule.rate(Duration.days(7)),
+      housekeepingSchedule: { schedule: events.Schedule.rate(Duration.days(1)), olderThan: Duration.days(14) },
+    });
+    expect(findingsOf(scheduled.stack).filter((f) => f.path.startsWith('/User/Dr/'))).toEqual([]);
+  });
+
+  test('every cluster suppression the construct ships has a reason and covers a real finding on its resource', () => {
+    const { stack, recovery } = userAuroraStack();
+    const shipped: Array<{ path: string; rule: ShippedRule }> = [];
+    for (const construct of recovery.node.findAll()) {
+      if (!(construct instanceof CfnResource)) continue;
+      const rules = (construct.getMetadata('cdk_nag') as { rules_to_suppress?: ShippedRule[] } | undefined)?.rules_to_suppress ?? [];
+      for (const rule of rules) shipped.push({ path: `/${construct.node.path}`, rule });
+      if (rules.length > 0) delete construct.cfnOptions.metadata!.cdk_nag;
+    }
+    const findings = findingsOf(stack);
+    for (const { path, rule } of shipped) {
+      expect(rule.reason.length).toBeGreaterThanOrEqual(40);
+      const suppression: NagPackSuppression = { id: rule.id, reason: rule.reason, appliesTo: rule.applies_to };
+      for (const applies of rule.applies_to ?? [undefined]) {
+        const one: NagPackSuppression = { ...suppression, appliesTo: applies === undefined ? undefined : [applies] };
+        const used = findings.some((f) => f.path === path && covers(one, f.finding));
+        const which = { path, id: rule.id, appliesTo: applies };
+        expect({ ...which, used }).toEqual({ ...which, used: true });
+      }
+    }
+  });
+
+  test('the Aurora lab stack: no finding from the construct', () => {
+    const stack = new PitrAuroraLabStack(new App(), 'AuroraLab');
+    expect(findingsOf(stack).filter((f) => f.path.startsWith('/AuroraLab/Dr/'))).toEqual([]);
   });
 });

@@ -202,7 +202,7 @@ async function lambdaAccepts(request: unknown): Promise<{ reply: Record<string, 
   });
   codebuildMock.on(StartBuildCommand).resolves({ build: { id: BUILD_ID, projectName: PROJECT, logs: { deepLink: 'https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#logEvent:group=g;stream=s' } } });
   const reply = await startRecovery(request, {
-    config: { projectName: PROJECT, sourceInstanceId: INSTANCE, region: 'us-east-1' }, rds, codebuild, log: () => undefined,
+    config: { projectName: PROJECT, sourceId: INSTANCE, sourceKind: 'instance', region: 'us-east-1' }, rds, codebuild, log: () => undefined,
   });
   const overrides = codebuildMock.commandCalls(StartBuildCommand)[0].args[0].input.environmentVariablesOverride ?? [];
   return { reply: reply as unknown as Record<string, unknown>, overrides };

@@ -12,7 +12,7 @@ export const REGION = 'us-east-1';
 export const ACCOUNT = '123456789012';
 
 export function config(overrides: Partial<TriggerConfig> = {}): TriggerConfig {
-  return { projectName: PROJECT, sourceInstanceId: SOURCE, region: REGION, ...overrides };
+  return { projectName: PROJECT, sourceId: SOURCE, sourceKind: 'instance', region: REGION, ...overrides };
 }
 
 /** A build ARN as CodeBuild puts it in `detail['build-id']` of state change events. */

@@ -266,18 +266,18 @@ describe('the source instance', () => {
       `Source instance "${NO_BACKUPS}" has automated backups turned off (BackupRetentionPeriod 0)`,
       'at least 1 day',
       'Nothing was started.',
-    ], { config: config({ sourceInstanceId: NO_BACKUPS }) });
+    ], { config: config({ sourceId: NO_BACKUPS }) });
   });
 
   test('a stopped source is refused', async () => {
     await expectRejected({ restoreTime: 'latest', confirm: STOPPED }, [`Source instance "${STOPPED}" is "stopped", not "available"`, 'Nothing was started.'], {
-      config: config({ sourceInstanceId: STOPPED }),
+      config: config({ sourceId: STOPPED }),
     });
   });
 
   test('a source that does not exist is refused', async () => {
     await expectRejected({ restoreTime: 'latest', confirm: 'gone-db' }, ['SOURCE_INSTANCE_ID: RDS instance "gone-db" was not found in us-east-1', 'Nothing was started.'], {
-      config: config({ sourceInstanceId: 'gone-db' }),
+      config: config({ sourceId: 'gone-db' }),
     });
   });
 });

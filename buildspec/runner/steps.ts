@@ -285,12 +285,12 @@ export function notVerified(databases: readonly string[], results: readonly Data
  */
 export async function measureOriginalStorage(run: RunState): Promise<OriginalStorage | undefined> {
   const { rds, log } = run.deps;
-  if (!rds.originalStorage) return undefined;
   const source = planOf(run).source;
   if (source.kind === 'cluster') {
     log.info(`free storage: ${AURORA_STORAGE_NOTE}`);
     return undefined;
   }
+  if (!rds.originalStorage) return undefined;
   let storage: OriginalStorage | undefined;
   try {
     storage = await rds.originalStorage(source);

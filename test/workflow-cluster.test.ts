@@ -1,0 +1,231 @@
+/**
+ * The runbook on an Aurora PostgreSQL cluster (issue #20), control plane
+ * only: the real AwsRdsClusterControl over aws-sdk-client-mock, answering as
+ * a small scripted Aurora does (the restored cluster is `creating` for a few
+ * polls; RDS refuses an instance in a cluster that is not available, and a
+ * cluster delete while an instance is not being deleted), a scripted data
+ * path and a virtual clock. The end-to-end runs through CodeBuild against
+ * the RDS stand-in are elsewhere (wt-aurora-standin).
+ */
+import {
+  CreateDBClusterSnapshotCommand,
+  CreateDBInstanceCommand,
+  CreateDBInstanceCommandInput,
+  DBCluster,
+  DBInstanceNotFoundFault,
+  DeleteDBClusterCommand,
+  DeleteDBInstanceCommand,
+  DescribeDBClustersCommand,
+  DescribeDBClusterSnapshotsCommand,
+  DescribeDBInstancesCommand,
+  InvalidDBClusterStateFault,
+  InvalidDBInstanceStateFault,
+  RDSClient,
+  RestoreDBClusterToPointInTimeCommand,
+  RestoreDBClusterToPointInTimeCommandInput,
+} from '@aws-sdk/client-rds';
+import { AwsStub, mockClient } from 'aws-sdk-client-mock';
+import { motoClientConfig } from './moto';
+import { AwsRdsClusterControl } from '../buildspec/runner/aws/rds-cluster-control';
+import { readDrillRequest, runDrill } from '../buildspec/runner/drill';
+import { StepLog } from '../buildspec/runner/log';
+import { readStartRequest } from '../buildspec/runner/plan';
+import type { DataPath, PgTarget } from '../buildspec/runner/ports';
+import { runRecovery, type Clock } from '../buildspec/runner/workflow';
+import { AURORA_POSTGRES_ENGINE, BUILD_ENV, LATEST, PROJECT_ENV, START_ENV, TAGS, safetySnapshotId, temporaryClusterId, temporaryWriterId } from '../src/contract';
+
+const SOURCE = 'orders-aurora';
+const STAMP = '20261124100000';
+const TEMP = temporaryClusterId(SOURCE, STAMP);
+const TEMP_WRITER = temporaryWriterId(SOURCE, STAMP);
+const BUILD_ID = 'orders-aurora-recovery:1234';
+const PASSWORD = 'S3cret-password-value';
+
+class VirtualClock implements Clock {
+  private t = Date.parse('2026-11-24T10:00:00Z');
+  now(): Date {
+    return new Date(this.t);
+  }
+  async sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    this.t += ms;
+    if (signal?.aborted) throw signal.reason;
+  }
+}
+
+/** A scripted Aurora behind the SDK mock: one source cluster, and what the run restores. */
+class ScriptedAurora {
+  readonly calls: string[] = [];
+  restore?: RestoreDBClusterToPointInTimeCommandInput;
+  writer?: CreateDBInstanceCommandInput & { status: string };
+  tempStatus = 'none';
+  /** Polls the restored cluster stays `creating`, then the writer `creating`. */
+  private clusterPolls = 2;
+  private writerPolls = 1;
+
+  constructor(readonly mock: AwsStub<any, any, any>, options: { writerStuckCreating?: boolean } = {}) {
+    const fault = (Fault: any, message: string) => new Fault({ message, $metadata: { httpStatusCode: 400 } });
+    mock.on(DescribeDBClustersCommand).callsFake((input: { DBClusterIdentifier?: string }) => {
+      this.calls.push(`DescribeDBClusters ${input.DBClusterIdentifier ?? '*'}`);
+      if (input.DBClusterIdentifier === SOURCE) return { DBClusters: [this.source()] };
+      if (input.DBClusterIdentifier === TEMP) return { DBClusters: this.temp() ? [this.temp(true)!] : [] };
+      return { DBClusters: [this.source(), ...(this.temp() ? [this.temp()!] : [])] };
+    });
+    mock.on(DescribeDBInstancesCommand).callsFake((input: { DBInstanceIdentifier: string }) => {
+      if (input.DBInstanceIdentifier === 'orders-aurora-writer') return { DBInstances: [{ DBInstanceIdentifier: 'orders-aurora-writer', DBInstanceClass: 'db.r6g.large' }] };
+      if (input.DBInstanceIdentifier !== TEMP_WRITER || !this.writer) throw fault(DBInstanceNotFoundFault, `DBInstance ${input.DBInstanceIdentifier} not found.`);
+      if (this.writer.status === 'creating' && !options.writerStuckCreating && this.writerPolls-- <= 0) this.writer.status = 'available';
+      return { DBInstances: [{ DBInstanceIdentifier: TEMP_WRITER, DBInstanceStatus: this.writer.status }] };
+    });
+    mock.on(RestoreDBClusterToPointInTimeCommand).callsFake((input: RestoreDBClusterToPointInTimeCommandInput) => {
+      this.calls.push(`RestoreDBClusterToPointInTime ${input.DBClusterIdentifier} ${input.RestoreType}`);
+      this.restore = input;
+      this.tempStatus = 'creating';
+      return {};
+    });
+    mock.on(CreateDBInstanceCommand).callsFake((input: CreateDBInstanceCommandInput) => {
+      this.calls.push(`CreateDBInstance ${input.DBInstanceIdentifier} ${input.DBInstanceClass}`);
+      // "You can create DB instances only after the RestoreDBClusterToPointInTime action has completed and the DB cluster is available."
+      if (this.tempStatus !== 'available') throw fault(InvalidDBClusterStateFault, `DB cluster ${TEMP} is not in available state.`);
+      this.writer = { ...input, status: 'creating' };
+      return {};
+    });
+    mock.on(CreateDBClusterSnapshotCommand).callsFake((input: { DBClusterSnapshotIdentifier: string }) => {
+      this.calls.push(`CreateDBClusterSnapshot ${input.DBClusterSnapshotIdentifier}`);
+      return {};
+    });
+    mock.on(DescribeDBClusterSnapshotsCommand).resolves({ DBClusterSnapshots: [{ DBClusterSnapshotIdentifier: safetySnapshotId(SOURCE, STAMP), Status: 'available' }] });
+    mock.on(DeleteDBInstanceCommand).callsFake((input: { DBInstanceIdentifier: string }) => {
+      this.calls.push(`DeleteDBInstance ${input.DBInstanceIdentifier}`);
+      if (input.DBInstanceIdentifier !== TEMP_WRITER || !this.writer) throw fault(DBInstanceNotFoundFault, 'not found');
+      if (this.writer.status === 'creating') throw fault(InvalidDBInstanceStateFault, `Instance ${TEMP_WRITER} is not in available state.`);
+      this.writer.status = 'deleting';
+      return {};
+    });
+    mock.on(DeleteDBClusterCommand).callsFake((input: { DBClusterIdentifier: string }) => {
+      this.calls.push(`DeleteDBCluster ${input.DBClusterIdentifier}`);
+      if (this.writer && this.writer.status !== 'deleting') throw fault(InvalidDBClusterStateFault, 'Cluster cannot be deleted, it still contains DB instances in non-deleting state.');
+      this.tempStatus = 'deleting';
+      return {};
+    });
+  }
+
+  private source(): DBCluster {
+    return {
+      DBClusterIdentifier: SOURCE,
+      Status: 'available',
+      Engine: AURORA_POSTGRES_ENGINE,
+      EngineVersion: '16.4',
+      Endpoint: 'orders-aurora.cluster-abc.example',
+      Port: 5432,
+      MasterUsername: 'master',
+      BackupRetentionPeriod: 7,
+      EarliestRestorableTime: new Date('2026-11-20T00:00:00Z'),
+      LatestRestorableTime: new Date('2026-11-24T09:59:00Z'),
+      VpcSecurityGroups: [{ VpcSecurityGroupId: 'sg-1' }],
+      DBSubnetGroup: 'subnets',
+      TagList: [],
+      DBClusterMembers: [{ DBInstanceIdentifier: 'orders-aurora-writer', IsClusterWriter: true }],
+    };
+  }
+
+  /** The restored cluster as DescribeDBClusters shows it; `poll` advances its restore. */
+  private temp(poll = false): DBCluster | undefined {
+    if (this.tempStatus === 'none') return undefined;
+    if (poll && this.tempStatus === 'creating' && this.clusterPolls-- <= 0) this.tempStatus = 'available';
+    return {
+      DBClusterIdentifier: TEMP,
+      Status: this.tempStatus,
+      Endpoint: 'temp.example',
+      Port: 5432,
+      TagList: this.restore!.Tags,
+      DBClusterMembers: this.writer ? [{ DBInstanceIdentifier: TEMP_WRITER, IsClusterWriter: true }] : [],
+    };
+  }
+}
+
+class ScriptedData implements DataPath {
+  readonly copies: Array<{ source: string; target: string }> = [];
+  async checkLogin() {}
+  async listDatabases() {
+    return ['orders'];
+  }
+  async copy(source: PgTarget, target: PgTarget, options: { databases: readonly string[] }) {
+    this.copies.push({ source: source.host, target: target.host });
+    return options.databases.map((database) => ({ database, keptAs: `${database}__before_pitr_${STAMP}`, unavailableMs: 120, tables: 3, rows: 30, verified: true }));
+  }
+}
+
+function setup(options: { writerStuckCreating?: boolean } = {}) {
+  const client = new RDSClient(motoClientConfig('http://127.0.0.1:9'));
+  const aurora = new ScriptedAurora(mockClient(client), options);
+  const clock = new VirtualClock();
+  const lines: string[] = [];
+  const log = new StepLog((l) => lines.push(l), () => clock.now());
+  const rds = new AwsRdsClusterControl({ client, log, sleep: async () => undefined });
+  const data = new ScriptedData();
+  const deps = { rds, data, log, clock, credentials: { username: 'master', password: PASSWORD } };
+  const env = {
+    [PROJECT_ENV.SOURCE_CLUSTER_ID]: SOURCE,
+    [START_ENV.CONFIRM]: SOURCE,
+    [START_ENV.RESTORE_TIME]: LATEST,
+    [BUILD_ENV.BUILD_ID]: BUILD_ID,
+    [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '30',
+  };
+  return { aurora, lines, deps, data, env };
+}
+
+test('a recovery: safety cluster snapshot, full-copy restore, the writer once the cluster is available, copy to the writer endpoint, writer then cluster deleted', async () => {
+  const { aurora, lines, deps, data, env } = setup();
+  const outcome = await runRecovery(readStartRequest(env, { cpus: 2 }), deps);
+  expect(outcome.plan.temporaryInstanceId).toBe(TEMP);
+  expect(outcome.results).toEqual([expect.objectContaining({ database: 'orders', verified: true })]);
+  expect(data.copies).toEqual([{ source: 'temp.example', target: 'orders-aurora.cluster-abc.example' }]);
+  const mutations = aurora.calls.filter((c) => !c.startsWith('Describe'));
+  expect(mutations).toEqual([
+    `CreateDBClusterSnapshot ${safetySnapshotId(SOURCE, STAMP)}`,
+    `RestoreDBClusterToPointInTime ${TEMP} full-copy`,
+    `CreateDBInstance ${TEMP_WRITER} db.r6g.large`,
+    `DeleteDBInstance ${TEMP_WRITER}`,
+    `DeleteDBCluster ${TEMP}`,
+  ]);
+  expect(aurora.restore!.Tags).toEqual(expect.arrayContaining([{ Key: TAGS.BUILD_ID, Value: BUILD_ID }, { Key: TAGS.SOURCE, Value: SOURCE }]));
+  const output = lines.join('\n');
+  expect(output).toContain(`temporary cluster: ${TEMP} (writer ${TEMP_WRITER}); safety snapshot: ${safetySnapshotId(SOURCE, STAMP)} (a DB cluster snapshot)`);
+  expect(output).toContain(`temporary cluster ${TEMP}: creating (cluster ${TEMP})`);
+  expect(output).toContain(`temporary cluster ${TEMP}: creating (writer ${TEMP_WRITER} requested)`);
+  expect(output).toContain(`temporary cluster ${TEMP} is available at temp.example:5432`);
+  expect(output).toContain('free storage: the original is an Aurora cluster, whose cluster volume grows by itself');
+  expect(output).toContain(`temporary cluster ${TEMP}: deletion requested (its writer first, then the cluster; no final snapshot`);
+  expect(output).toContain(`delete it when no longer needed: aws rds delete-db-cluster-snapshot --db-cluster-snapshot-identifier ${safetySnapshotId(SOURCE, STAMP)}`);
+  expect(output).toMatch(/RESULT: SUCCESS: 1 database\(s\) recovered and verified\./);
+  expect(output).not.toContain(PASSWORD);
+});
+
+test('a cleanup RDS refuses (the writer still being created) names what is left and how to delete both by hand', async () => {
+  const { aurora, lines, deps, env } = setup({ writerStuckCreating: true });
+  await expect(runRecovery(readStartRequest({ ...env, [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '5' }, { cpus: 2 }), deps)).rejects.toThrow(
+    new RegExp(`temporary cluster ${TEMP} is still "creating \\(writer ${TEMP_WRITER}\\)" after 5 min`),
+  );
+  expect(aurora.calls.filter((c) => c.startsWith('Delete'))).toEqual([`DeleteDBInstance ${TEMP_WRITER}`]);
+  const output = lines.join('\n');
+  expect(output).toContain(`also failed: temporary cluster ${TEMP} could not be deleted (`);
+  expect(output).toContain(`to delete it by hand: aws rds delete-db-instance --db-instance-identifier ${TEMP_WRITER} --skip-final-snapshot; `
+    + `aws rds delete-db-cluster --db-cluster-identifier ${TEMP} --skip-final-snapshot --delete-automated-backups`);
+  expect(output).toContain('The original cluster was not changed.');
+});
+
+test.each([
+  ['latest', 'copy-on-write', undefined],
+  ['an instant', 'full-copy', '2026-11-24T09:00:00Z'],
+])('a drill at %s restores a %s, copies onto the temporary cluster and deletes it', async (_when, restoreType, restoreTime) => {
+  const { aurora, lines, deps, data, env } = setup();
+  const request = readDrillRequest({ ...env, [START_ENV.CONFIRM]: undefined, [START_ENV.RESTORE_TIME]: restoreTime }, { cpus: 2 });
+  const record = await runDrill(request, { ...deps, databaseSizes: async () => new Map([['orders', 5 * 2 ** 20]]) });
+  expect(record.succeeded).toBe(true);
+  expect(aurora.restore!.RestoreType).toBe(restoreType);
+  expect(aurora.restore!.UseLatestRestorableTime ?? false).toBe(restoreTime === undefined);
+  expect(data.copies).toEqual([{ source: 'temp.example', target: 'temp.example' }]);
+  expect(aurora.calls.filter((c) => c.startsWith('Delete'))).toEqual([`DeleteDBInstance ${TEMP_WRITER}`, `DeleteDBCluster ${TEMP}`]);
+  expect(aurora.calls.some((c) => c.startsWith('CreateDBClusterSnapshot'))).toBe(false);
+  expect(lines.join('\n')).toContain('the temporary cluster needs no sizing: an Aurora cluster volume grows by itself');
+});
