@@ -320,7 +320,8 @@ describe('restoreToPointInTime', () => {
     const input = mock.commandCalls(RestoreDBClusterToPointInTimeCommand)[0].args[0].input;
     expect(input).toMatchObject({ RestoreType: 'copy-on-write', UseLatestRestorableTime: true });
     expect(input).not.toHaveProperty('RestoreToTime');
-    expect(log.lines[0]).toBe(`info temporary cluster ${TEMP}: a copy-on-write clone of ${SOURCE} at the latest restorable time (it shares the source's storage pages until either side writes)`);
+    expect(log.lines[0]).toBe(`info temporary cluster ${TEMP}: requested as a copy-on-write clone of ${SOURCE} at the latest restorable time (it shares the source's `
+      + 'storage pages until either side writes; RDS makes a full copy instead when the source already has 15 clones)');
   });
 
   test('a drill at an instant is a full copy: RDS refuses RestoreToTime with copy-on-write; the log says why', async () => {
@@ -576,14 +577,11 @@ describe('the plan and the install phase with SOURCE_CLUSTER_ID', () => {
     ...overrides,
   });
   const read = (overrides: Record<string, string | undefined> = {}) => readStartRequest(env(overrides), { cpus: 2 });
-  const refusal = (fn: () => unknown): PlanError => {
-    try {
-      fn();
-    } catch (err) {
-      expect(err).toBeInstanceOf(PlanError);
-      return err as PlanError;
-    }
-    throw new Error('expected a refusal');
+  /** The refusal of a start request, which must be a PlanError. */
+  const refusal = (overrides: Record<string, string | undefined>, base = env()): Error => {
+    const error = thrownBy(() => readStartRequest({ ...base, ...overrides }, { cpus: 2 }));
+    expect(error).toBeInstanceOf(PlanError);
+    return error;
   };
 
   /** DescribeDBClusters / DescribeDBInstances as RDS answers them for the source, through the real adapter. */
@@ -598,24 +596,24 @@ describe('the plan and the install phase with SOURCE_CLUSTER_ID', () => {
   test('a cluster source: its kind, CONFIRM is the cluster identifier, TEMP_INSTANCE_CLASS may be db.serverless', () => {
     expect(read()).toMatchObject({ sourceId: SOURCE, sourceKind: 'cluster' });
     expect(read({ [START_ENV.TEMP_INSTANCE_CLASS]: 'db.serverless' }).tempInstanceClass).toBe('db.serverless');
-    expect(refusal(() => read({ [START_ENV.CONFIRM]: 'orders-db' })).message)
+    expect(refusal({ [START_ENV.CONFIRM]: 'orders-db' }).message)
       .toMatch(/CONFIRM: "orders-db" does not match the source cluster; accepted: exactly "orders-aurora"/);
-    expect(refusal(() => read({ [START_ENV.CONFIRM]: undefined })).message).toMatch(/CONFIRM: not set; accepted: exactly the source cluster identifier "orders-aurora"/);
-    expect(refusal(() => read({ [PROJECT_ENV.SOURCE_CLUSTER_ID]: 'orders--aurora', [START_ENV.CONFIRM]: 'orders--aurora' })).message)
+    expect(refusal({ [START_ENV.CONFIRM]: undefined }).message).toMatch(/CONFIRM: not set; accepted: exactly the source cluster identifier "orders-aurora"/);
+    expect(refusal({ [PROJECT_ENV.SOURCE_CLUSTER_ID]: 'orders--aurora', [START_ENV.CONFIRM]: 'orders--aurora' }).message)
       .toMatch(/^SOURCE_CLUSTER_ID: "orders--aurora" is not an Aurora DB cluster identifier;/);
   });
 
   test('an instance source: no kind recorded (its request is as before), and db.serverless is not a class for it', () => {
     const instanceEnv = { ...env({ [PROJECT_ENV.SOURCE_CLUSTER_ID]: undefined }), [PROJECT_ENV.SOURCE_INSTANCE_ID]: SOURCE };
     expect(readStartRequest(instanceEnv, { cpus: 2 })).not.toHaveProperty('sourceKind');
-    expect(refusal(() => readStartRequest({ ...instanceEnv, [START_ENV.TEMP_INSTANCE_CLASS]: 'db.serverless' }, { cpus: 2 })).message)
+    expect(refusal({ [START_ENV.TEMP_INSTANCE_CLASS]: 'db.serverless' }, instanceEnv).message)
       .toMatch(/TEMP_INSTANCE_CLASS: "db.serverless" is not a DB instance class; accepted: a class such as db.r6g.large, or empty for the source's class\./);
   });
 
   test('both variables, or neither, are refused naming both', () => {
-    expect(refusal(() => read({ [PROJECT_ENV.SOURCE_INSTANCE_ID]: 'orders-db' })).message)
+    expect(refusal({ [PROJECT_ENV.SOURCE_INSTANCE_ID]: 'orders-db' }).message)
       .toMatch(/SOURCE_INSTANCE_ID \("orders-db"\) and SOURCE_CLUSTER_ID \("orders-aurora"\) are both set; accepted: exactly one of/);
-    expect(refusal(() => read({ [PROJECT_ENV.SOURCE_CLUSTER_ID]: undefined })).message)
+    expect(refusal({ [PROJECT_ENV.SOURCE_CLUSTER_ID]: undefined }).message)
       .toMatch(/SOURCE_INSTANCE_ID and SOURCE_CLUSTER_ID: neither is set; accepted: exactly one of/);
   });
 
@@ -676,3 +674,12 @@ describe('the plan and the install phase with SOURCE_CLUSTER_ID', () => {
       .rejects.toThrow(/^the PostgreSQL client is chosen from the cluster's engine version, and DescribeDBClusters on "orders-aurora" failed: .*ETIMEDOUT/);
   });
 });
+
+function thrownBy(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (err) {
+    return err as Error;
+  }
+  return new Error('nothing was thrown');
+}

@@ -14,10 +14,12 @@ import {
   DBCluster,
   DBInstanceNotFoundFault,
   DeleteDBClusterCommand,
+  DeleteDBClusterSnapshotCommand,
   DeleteDBInstanceCommand,
   DescribeDBClustersCommand,
   DescribeDBClusterSnapshotsCommand,
   DescribeDBInstancesCommand,
+  InsufficientDBInstanceCapacityFault,
   InvalidDBClusterStateFault,
   InvalidDBInstanceStateFault,
   RDSClient,
@@ -27,12 +29,17 @@ import {
 import { AwsStub, mockClient } from 'aws-sdk-client-mock';
 import { motoClientConfig } from './moto';
 import { AwsRdsClusterControl } from '../buildspec/runner/aws/rds-cluster-control';
+import { readChangesModeRequest } from '../buildspec/runner/changes-mode';
 import { readDrillRequest, runDrill } from '../buildspec/runner/drill';
+import { readHousekeepingRequest, runHousekeeping } from '../buildspec/runner/housekeeping';
 import { StepLog } from '../buildspec/runner/log';
 import { readStartRequest } from '../buildspec/runner/plan';
-import type { DataPath, PgTarget } from '../buildspec/runner/ports';
+import type { DataPath, MarkedDatabase, PgTarget } from '../buildspec/runner/ports';
 import { runRecovery, type Clock } from '../buildspec/runner/workflow';
-import { AURORA_POSTGRES_ENGINE, BUILD_ENV, LATEST, PROJECT_ENV, START_ENV, TAGS, safetySnapshotId, temporaryClusterId, temporaryWriterId } from '../src/contract';
+import {
+  AURORA_POSTGRES_ENGINE, BUILD_ENV, LATEST, PROJECT_ENV, START_ENV, TAGS,
+  parseMarkedName, safetySnapshotId, temporaryClusterId, temporaryInstanceId, temporaryWriterId,
+} from '../src/contract';
 
 const SOURCE = 'orders-aurora';
 const STAMP = '20261124100000';
@@ -194,6 +201,7 @@ test('a recovery: safety cluster snapshot, full-copy restore, the writer once th
   expect(output).toContain(`temporary cluster ${TEMP}: creating (cluster ${TEMP})`);
   expect(output).toContain(`temporary cluster ${TEMP}: creating (writer ${TEMP_WRITER} requested)`);
   expect(output).toContain(`temporary cluster ${TEMP} is available at temp.example:5432`);
+  expect(output).toContain('the current secret is accepted by the temporary cluster');
   expect(output).toContain('free storage: the original is an Aurora cluster, whose cluster volume grows by itself');
   expect(output).toContain(`temporary cluster ${TEMP}: deletion requested (its writer first, then the cluster; no final snapshot`);
   expect(output).toContain(`delete it when no longer needed: aws rds delete-db-cluster-snapshot --db-cluster-snapshot-identifier ${safetySnapshotId(SOURCE, STAMP)}`);
@@ -228,4 +236,96 @@ test.each([
   expect(aurora.calls.filter((c) => c.startsWith('Delete'))).toEqual([`DeleteDBInstance ${TEMP_WRITER}`, `DeleteDBCluster ${TEMP}`]);
   expect(aurora.calls.some((c) => c.startsWith('CreateDBClusterSnapshot'))).toBe(false);
   expect(lines.join('\n')).toContain('the temporary cluster needs no sizing: an Aurora cluster volume grows by itself');
+});
+
+test('the writer refused after the cluster was restored: the run fails saying what exists, and the cleanup deletes the cluster by its tag', async () => {
+  const { aurora, lines, deps, env } = setup();
+  aurora.mock.on(CreateDBInstanceCommand).rejects(Object.assign(
+    new InsufficientDBInstanceCapacityFault({ message: 'Cannot create a database instance because there is not enough capacity.', $metadata: {} }),
+    { $fault: 'client' },
+  ));
+  await expect(runRecovery(readStartRequest(env, { cpus: 2 }), deps)).rejects.toThrow(
+    new RegExp(`RDS refused the writer instance .*The temporary cluster "${TEMP}" exists without a writer; the cleanup deletes it`),
+  );
+  expect(aurora.calls.filter((c) => c.startsWith('Delete'))).toEqual([`DeleteDBInstance ${TEMP_WRITER}`, `DeleteDBCluster ${TEMP}`]);
+  expect(lines.join('\n')).toMatch(/RESULT: FAILED in step "Wait for the temporary instance": RDS refused the writer instance/);
+});
+
+describe('housekeeping and MODE=changes with SOURCE_CLUSTER_ID', () => {
+  // 43 characters: a temporary instance of it would keep all 43, a temporary cluster keeps 41 (so that `-w` fits).
+  const LONG = 'orders-aurora-production-eu-west-1-primary1';
+  const ALIVE = '20261120000000';
+  const DEAD = '20261118000000';
+  const OLD = '20261001000000';
+  const RECENT = '20261123000000';
+
+  function marked(database: string, stamp: string): MarkedDatabase {
+    const name = `${database}__pitr_${stamp}`;
+    return { ...parseMarkedName(name)!, name, sizeBytes: 2 ** 20, connections: 0 };
+  }
+
+  test('in-progress copies are matched to temporary clusters by their name, old cluster snapshots deleted with DeleteDBClusterSnapshot', async () => {
+    expect(LONG).toHaveLength(43);
+    expect(temporaryClusterId(LONG, ALIVE)).not.toBe(temporaryInstanceId(LONG, ALIVE));
+    const client = new RDSClient(motoClientConfig('http://127.0.0.1:9'));
+    const mock = mockClient(client);
+    const source: DBCluster = {
+      DBClusterIdentifier: LONG,
+      Status: 'available',
+      Engine: AURORA_POSTGRES_ENGINE,
+      EngineVersion: '16.4',
+      Endpoint: 'long.cluster-abc.example',
+      Port: 5432,
+      MasterUsername: 'master',
+      BackupRetentionPeriod: 7,
+      TagList: [],
+      DBClusterMembers: [{ DBInstanceIdentifier: 'long-1', IsClusterWriter: true }],
+    };
+    const alive: DBCluster = {
+      DBClusterIdentifier: temporaryClusterId(LONG, ALIVE),
+      Status: 'available',
+      TagList: [{ Key: TAGS.SOURCE, Value: LONG }, { Key: TAGS.BUILD_ID, Value: 'proj:running' }],
+    };
+    mock.on(DescribeDBClustersCommand)
+      .callsFake((input: { DBClusterIdentifier?: string }) => ({ DBClusters: input.DBClusterIdentifier ? [source] : [source, alive] }));
+    mock.on(DescribeDBInstancesCommand).resolves({ DBInstances: [{ DBInstanceIdentifier: 'long-1', DBInstanceClass: 'db.r6g.large' }] });
+    mock.on(DescribeDBClusterSnapshotsCommand).resolves({
+      DBClusterSnapshots: [OLD, RECENT].map((stamp) => ({ DBClusterSnapshotIdentifier: safetySnapshotId(LONG, stamp), Status: 'available', AllocatedStorage: 3 })),
+    });
+    mock.on(DeleteDBClusterSnapshotCommand).resolves({});
+    const dropped: string[] = [];
+    const lines: string[] = [];
+    const log = new StepLog((l) => lines.push(l), () => new Date('2026-11-24T10:00:00Z'));
+    const request = readHousekeepingRequest({ [PROJECT_ENV.SOURCE_CLUSTER_ID]: LONG, [START_ENV.OLDER_THAN]: '7d', [START_ENV.CONFIRM]: LONG });
+    expect(request.sourceKind).toBe('cluster');
+
+    const outcome = await runHousekeeping(request, {
+      rds: new AwsRdsClusterControl({ client, log }),
+      catalog: { listMarked: async () => [marked('orders', ALIVE), marked('billing', DEAD)], drop: async (_t, name) => void dropped.push(name) },
+      builds: { statusOf: async (ids) => new Map(ids.map((id) => [id, 'IN_PROGRESS'])) },
+      log,
+      credentials: { username: 'master', password: PASSWORD },
+      now: () => new Date('2026-11-24T10:00:00Z'),
+    });
+
+    expect(dropped).toEqual([`billing__pitr_${DEAD}`]);
+    expect(outcome.dropped).toEqual([`billing__pitr_${DEAD}`, safetySnapshotId(LONG, OLD)]);
+    expect(mock.commandCalls(DeleteDBClusterSnapshotCommand).map((c) => c.args[0].input))
+      .toEqual([{ DBClusterSnapshotIdentifier: safetySnapshotId(LONG, OLD) }]);
+    const output = lines.join('\n');
+    expect(output).toContain(`its build proj:running is still running (temporary cluster ${temporaryClusterId(LONG, ALIVE)} is available); never touched`);
+    expect(output).toContain(`its run is over: its temporary cluster ${temporaryClusterId(LONG, DEAD)} is gone`);
+    expect(output).toContain(`aws rds delete-db-cluster-snapshot --db-cluster-snapshot-identifier ${safetySnapshotId(LONG, RECENT)}`);
+  });
+
+  test('CONFIRM is the cluster identifier for housekeeping and MODE=changes', () => {
+    expect(() => readHousekeepingRequest({ [PROJECT_ENV.SOURCE_CLUSTER_ID]: LONG, [START_ENV.OLDER_THAN]: '7d', [START_ENV.CONFIRM]: 'other' }))
+      .toThrow(`CONFIRM: "other" does not match the source cluster; accepted: exactly "${LONG}".`);
+    expect(() => readChangesModeRequest({ [PROJECT_ENV.SOURCE_CLUSTER_ID]: LONG, [START_ENV.STAMP]: ALIVE, [START_ENV.CONFIRM]: 'other' }))
+      .toThrow(`CONFIRM: "other" does not match the source cluster; accepted: exactly "${LONG}".`);
+    const changes = readChangesModeRequest({ [PROJECT_ENV.SOURCE_CLUSTER_ID]: LONG, [START_ENV.STAMP]: ALIVE, [START_ENV.CONFIRM]: LONG });
+    expect(changes.sourceId).toBe(LONG);
+    expect(() => readHousekeepingRequest({ [START_ENV.OLDER_THAN]: '7d', [START_ENV.DRY_RUN]: 'true' }))
+      .toThrow(/SOURCE_INSTANCE_ID and SOURCE_CLUSTER_ID: neither is set/);
+  });
 });

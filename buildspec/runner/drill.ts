@@ -23,8 +23,9 @@ import { derivedName } from './postgres/names';
 import { connect } from './postgres/process';
 import type { PreflightReport } from './preflight';
 import {
-  checkNotStopped, newRunState, originalTarget, planOf, recordFailure, temporaryTarget, type RecoveryDeps, type RunState,
+  checkNotStopped, newRunState, originalTarget, planOf, recordFailure, temporaryLabelOf, temporaryTarget, type RecoveryDeps, type RunState,
 } from './run-state';
+import { sourceNoun } from './source-kind';
 import {
   chooseDatabases, cleanUp, copyOptions, makeWorkDir, matchCredentials, measureOriginalStorage, notVerified, planAndValidate,
   restoreTemporaryInstance, waitForTemporaryInstance,
@@ -377,7 +378,8 @@ async function summarizeAndPublish(run: RunState, drill: DrillState, publisher: 
   const { log } = run.deps;
   const record = evidenceRecord(run, drill);
   const lines = ['', '==== Drill summary ====', 'Steps:', ...log.stepTable()];
-  for (const d of record.databases) lines.push(`  ${d.name}: ${d.result}${d.tables !== undefined ? `, ${d.tables} tables, ${d.rows} rows` : ''} (copied as ${JSON.stringify(d.copiedAs)} on the temporary instance)`);
+  const label = temporaryLabelOf(run);
+  for (const d of record.databases) lines.push(`  ${d.name}: ${d.result}${d.tables !== undefined ? `, ${d.tables} tables, ${d.rows} rows` : ''} (copied as ${JSON.stringify(d.copiedAs)} on the ${label})`);
   if (record.recoveryTimeEstimate) {
     const e = record.recoveryTimeEstimate;
     lines.push(`A recovery of ${record.source.id} now would take about ${formatDuration(e.seconds * 1000)}: plan ${formatDuration(e.parts.planSeconds * 1000)}, `
@@ -388,7 +390,7 @@ async function summarizeAndPublish(run: RunState, drill: DrillState, publisher: 
   for (const d of record.databases) {
     for (const hazard of d.hazardsForRecovery ?? []) lines.push(`  ${d.name}: a recovery now would meet this swap hazard: ${hazard}`);
   }
-  lines.push('The original instance was not written to (a drill only reads it).');
+  lines.push(`The original ${sourceNoun(run.plan?.source.kind ?? run.request.sourceKind)} was not written to (a drill only reads it).`);
   lines.push(record.succeeded ? `RESULT: DRILL SUCCEEDED: ${record.databases.length} database(s) restored, copied and verified.` : `RESULT: DRILL FAILED${record.failure?.step ? ` in step "${record.failure.step}"` : ''}: ${record.failure?.reason}`);
   for (const line of lines) log.info(line);
   // One line, machine-readable, for log searches: the same document that is published.

@@ -230,7 +230,7 @@ export async function planRecovery(
   }
   if (source.masterUserSecretArn && context.secretId !== undefined && !isSameSecret(context.secretId, source.masterUserSecretArn)) {
     problems.push(`${PROJECT_ENV.SECRET_ARN}: ${JSON.stringify(context.secretId)} is not the secret RDS manages for the master password of ${source.id}; `
-      + `accepted: that secret, ${source.masterUserSecretArn} (pass it to PitrRecovery as \`credentials\`, for example instance.secret). `
+      + `accepted: that secret, ${source.masterUserSecretArn} (pass it to PitrRecovery as \`credentials\`, for example ${noun}.secret). `
       + 'RDS rotates a managed password, so any other copy of it goes stale.');
   }
 

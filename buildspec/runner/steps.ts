@@ -121,7 +121,7 @@ export async function waitForTemporaryInstance(run: RunState): Promise<void> {
 export async function matchCredentials(run: RunState): Promise<void> {
   await loginToTemporaryInstance(run);
   // RestoreDBInstanceToPointInTime takes no engine version: check that the restore runs the major the client was chosen for.
-  const client = await checkClientVersion(run, temporaryTarget(run), `the temporary instance ${planOf(run).temporaryInstanceId}`, false);
+  const client = await checkClientVersion(run, temporaryTarget(run), `the ${temporaryLabelOf(run)} ${planOf(run).temporaryInstanceId}`, false);
   if (client) run.deps.log.info(client);
 }
 
@@ -144,18 +144,20 @@ async function checkClientVersion(run: RunState, target: PgTarget, label: string
 async function loginToTemporaryInstance(run: RunState): Promise<void> {
   const { rds, data, log, credentials } = run.deps;
   const id = planOf(run).temporaryInstanceId;
+  const label = temporaryLabelOf(run);
   const target = temporaryTarget(run);
   try {
     await data.checkLogin(target);
-    log.info('the current secret is accepted by the temporary instance');
+    log.info(`the current secret is accepted by the ${label}`);
     return;
   } catch (err) {
     // Only a refused password is fixed by resetting it; an unreachable or untrusted server (TLS, network) would only make the reset wait in vain.
     if (!isLoginRefused(err)) {
-      throw new Error(`cannot log in to the temporary instance ${id} for a reason a password reset would not fix: ${(err as Error).message}. `
-        + 'Check the network path from the build to the instance and the CA bundle (PG_CA_BUNDLE). The original instance was not changed.');
+      throw new Error(`cannot log in to the ${label} ${id} for a reason a password reset would not fix: ${(err as Error).message}. `
+        + `Check the network path from the build to the ${label === 'temporary cluster' ? 'cluster' : 'instance'} and the CA bundle (PG_CA_BUNDLE). `
+        + `The original ${planOf(run).source.kind === 'cluster' ? 'cluster' : 'instance'} was not changed.`);
     }
-    log.info(`the temporary instance refuses the current secret (${(err as Error).message}); setting its master password to the current secret`);
+    log.info(`the ${label} refuses the current secret (${(err as Error).message}); setting its master password to the current secret`);
   }
   checkNotStopped(run);
   await rds.setMasterPassword(id, credentials.password);
@@ -172,7 +174,7 @@ async function loginToTemporaryInstance(run: RunState): Promise<void> {
       return { done: false, status: 'available, new password not accepted yet', value: undefined };
     }
   }, () => (lastRefusal ? ` Last login attempt: ${lastRefusal}` : ''));
-  log.info('the temporary instance accepts the current secret');
+  log.info(`the ${label} accepts the current secret`);
 }
 
 export async function waitForSafetySnapshot(run: RunState): Promise<void> {

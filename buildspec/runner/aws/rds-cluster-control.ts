@@ -236,7 +236,9 @@ export class AwsRdsClusterControl implements RdsControl {
     );
     this.pendingWriters.set(spec.id, writer);
     if (input.RestoreType === 'copy-on-write') {
-      this.log.info(`temporary cluster ${spec.id}: a copy-on-write clone of ${spec.source.id} at the latest restorable time (it shares the source's storage pages until either side writes)`);
+      // Aurora makes a full copy instead, without an error, once a volume has 15 copy-on-write clones (Aurora User Guide, "Limitations of Aurora cloning").
+      this.log.info(`temporary cluster ${spec.id}: requested as a copy-on-write clone of ${spec.source.id} at the latest restorable time (it shares the source's `
+        + 'storage pages until either side writes; RDS makes a full copy instead when the source already has 15 clones)');
     } else if (spec.clone) {
       this.log.info(`temporary cluster ${spec.id}: a full copy, because RDS makes a copy-on-write clone only at the latest restorable time, not at ${when}`);
     }
