@@ -5,18 +5,23 @@
  * cluster adapter against the RDS stand-in's clusters (real PostgreSQL PITR,
  * TLS verify-full with a test CA) and moto's Secrets Manager: a recovery
  * (swap) through the password reset, `replace`, a drill on a copy-on-write
- * clone, a table recovery, and a build stopped mid-copy. Every result is
- * compared by content. Needs `npx projen bundle`.
+ * clone, a table recovery, a build stopped mid-copy, and a build killed
+ * mid-copy whose cluster and writer the bundled trigger Lambda deletes when
+ * given the dead build's event. The project and the trigger are the Aurora
+ * lab's as synthesized (PitrAuroraLabStack). Every result is compared by
+ * content. Needs `npx projen bundle`.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { LAB_DATABASE } from './lab-stack';
+import { DUMMY_AWS_ENV } from './moto';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
-import { synthesizeLab, type LabDeployment } from './standin/lab-deployment';
-import { CLUSTER_SOURCE_ID, startWorld, type World } from './standin/world';
+import { matchesEventPattern, synthesizeLab, type LabDeployment } from './standin/lab-deployment';
+import { invokeTrigger } from './standin/trigger';
+import { ACCOUNT, CLUSTER_SOURCE_ID, PROJECT_NAME, startWorld, type World } from './standin/world';
 import { tableSchemaName } from '../buildspec/runner/postgres/tables';
 import { fingerprintDatabase } from '../local/fingerprint';
-import { START_ENV, TAGS, safetySnapshotId, temporaryClusterPrefix } from '../src/contract';
+import { BUILD_STATE_CHANGE, START_ENV, TAGS, safetySnapshotId, temporaryClusterPrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');
 const SOURCE = CLUSTER_SOURCE_ID;
@@ -27,7 +32,7 @@ let world: World;
 
 beforeAll(async () => {
   if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing; run \`npx projen bundle\` first.`);
-  lab = synthesizeLab();
+  lab = synthesizeLab({ aurora: true });
   world = await startWorld({ lab, source: 'cluster' });
   await world.script(smallSeed());
 });
@@ -196,3 +201,86 @@ test('a build stopped (SIGTERM) mid-copy: the runner deletes the writer and the 
   expectSame(before, await fingerprint());
   await expectCleanedUp(tempId);
 });
+
+test('a build killed (SIGKILL) mid-copy leaves its cluster and writer; the trigger Lambda, given the dead build\'s event, deletes the writer, then the cluster', async () => {
+  const before = await fingerprint();
+  const { build, buildId } = world.startBuild({ [START_ENV.RESTORE_TIME]: 'latest', [START_ENV.CONFIRM]: SOURCE, [START_ENV.DATABASES]: LAB_DATABASE });
+  await build.waitForLine(/"lab": copy data/);
+  build.signal('SIGKILL');
+  const result = await build.done;
+  expect(result.status).toBe('SIGNALLED');
+  expect(result.log).not.toContain('deletion requested');
+  const tempId = lastCall('RestoreDBClusterToPointInTime').DBClusterIdentifier;
+  expect(temporaries().sort()).toEqual([tempId, `${tempId}-w`]);
+  expect(world.codebuild.builds.get(buildId)).toMatchObject({ buildStatus: 'STOPPED', buildComplete: true });
+
+  // EventBridge delivers the cleanup rule's event for the dead build to the function.
+  const buildArn = `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:build/${buildId}`;
+  const event = {
+    'version': '0',
+    'id': 'c0ffee00-0000-4000-8000-000000000020',
+    'detail-type': BUILD_STATE_CHANGE.DETAIL_TYPE,
+    'source': BUILD_STATE_CHANGE.SOURCE,
+    'account': ACCOUNT,
+    'time': new Date().toISOString(),
+    'region': DUMMY_AWS_ENV.AWS_REGION,
+    'resources': [buildArn],
+    'detail': { 'build-status': 'STOPPED', 'project-name': PROJECT_NAME, 'build-id': buildArn, 'current-phase': 'BUILD', 'current-phase-context': '[]', 'version': '1' },
+  };
+  expect(matchesEventPattern(lab.cleanupEventPattern, event, world.physical)).toBe(true);
+  const deletesBefore = world.standIn.calls.length;
+
+  const invocation = await invokeTrigger(world, world.codebuild, event);
+
+  expect(invocation.error).toBeUndefined();
+  const deletes = world.standIn.calls.slice(deletesBefore).filter((c) => !c.fault && (c.action === 'DeleteDBInstance' || c.action === 'DeleteDBCluster'));
+  expect(deletes.map((c) => [c.action, c.params.DBInstanceIdentifier ?? c.params.DBClusterIdentifier])).toEqual([
+    ['DeleteDBInstance', `${tempId}-w`], ['DeleteDBCluster', tempId],
+  ]);
+  await expectCleanedUp(tempId);
+  expect(world.standIn.engine.clusters.cluster(SOURCE).status).toBe('available');
+  expectSame(before, await fingerprint());
+});
+
+test('a build stopped while its cluster is being restored: RDS refuses the cluster\'s delete (creating); the sweep deletes it once it is available', async () => {
+  // The restore stays `creating` until released, as a large restore would for hours.
+  let release: (() => void) | undefined;
+  world.standIn.engine.faults = { onCopyUp: () => new Promise<void>((resolve) => (release = resolve)) };
+  try {
+    const { build, buildId } = world.startBuild({ [START_ENV.RESTORE_TIME]: 'latest', [START_ENV.CONFIRM]: SOURCE, [START_ENV.DATABASES]: LAB_DATABASE });
+    await until('the temporary cluster to be restoring', () => (release ? temporaries()[0] : undefined));
+    const tempId = temporaries()[0];
+    expect(world.standIn.engine.clusters.cluster(tempId).status).toBe('creating');
+    build.signal('SIGTERM');
+    await build.done;
+
+    // The runner asked; the stand-in refused (its guess: no delete while creating); the cluster is still there.
+    expect(world.standIn.actionsCalled('DeleteDBCluster').filter((c) => c.params.DBClusterIdentifier === tempId).map((c) => c.fault))
+      .toContain('InvalidDBClusterStateFault');
+    expect(world.standIn.engine.clusters.cluster(tempId).status).toBe('creating');
+    expect(world.codebuild.builds.get(buildId)).toMatchObject({ buildStatus: 'STOPPED', buildComplete: true });
+
+    // A sweep while it is still being restored deletes nothing; once it is available (no writer was ever made), the next one deletes it.
+    const early = await invokeTrigger(world, world.codebuild, lab.cleanupSweep.input);
+    expect(early.error).toBeUndefined();
+    expect(world.standIn.engine.clusters.cluster(tempId).status).toBe('creating');
+    release!();
+    await until('the temporary cluster to be available', () => (world.standIn.engine.clusters.cluster(tempId).status === 'available' ? true : undefined));
+    const later = await invokeTrigger(world, world.codebuild, lab.cleanupSweep.input);
+    expect(later.error).toBeUndefined();
+    expect(JSON.stringify(later.result)).toContain(tempId);
+    await expectCleanedUp(tempId);
+  } finally {
+    world.standIn.engine.faults = {};
+  }
+});
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
