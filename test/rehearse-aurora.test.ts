@@ -38,7 +38,7 @@ test('--aurora: a recovery of an Aurora cluster through a temporary cluster and 
   // The temporary cluster, its writer once the cluster was available, the password set on the cluster.
   expect(run.output).toMatch(/temporary cluster: rehearsal-db-pitr-(\d{14}) \(writer rehearsal-db-pitr-\1-w\)/);
   expect(run.output).toMatch(/temporary cluster rehearsal-db-pitr-\d{14} is available at 127\.0\.0\.2:\d+/);
-  expect(run.output).toMatch(/the temporary cluster refuses the current secret .*password authentication failed/);
+  expect(run.output).toMatch(/the temporary instance refuses the current secret .*password authentication failed/);
   expect(run.output).toMatch(/master password reset on rehearsal-db-pitr-\d{14}/);
   // The safety snapshot is a DB cluster snapshot; the writer is deleted, then the cluster.
   expect(run.output).toMatch(/Safety snapshot of the original \(kept\): rehearsal-db-pre-pitr-\d{14}; .*delete-db-cluster-snapshot/);
