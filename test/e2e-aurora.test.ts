@@ -5,9 +5,10 @@
  * cluster adapter against the RDS stand-in's clusters (real PostgreSQL PITR,
  * TLS verify-full with a test CA) and moto's Secrets Manager: a recovery
  * (swap) through the password reset, `replace`, a drill on a copy-on-write
- * clone, a table recovery, a build stopped mid-copy, and a build killed
- * mid-copy whose cluster and writer the bundled trigger Lambda deletes when
- * given the dead build's event. The project and the trigger are the Aurora
+ * clone, a table recovery, a start through the trigger Lambda, a build
+ * stopped mid-copy, a build killed mid-copy whose writer and cluster the
+ * bundled trigger Lambda deletes when given the dead build's event, and a
+ * build stopped while its cluster is restoring (the cleanup sweep). The project and the trigger are the Aurora
  * lab's as synthesized (PitrAuroraLabStack). Every result is compared by
  * content. Needs `npx projen bundle`.
  */
@@ -200,6 +201,37 @@ test('a build stopped (SIGTERM) mid-copy: the runner deletes the writer and the 
   expect(world.standIn.engine.clusters.history.get(tempId)).toContain('deleting');
   expectSame(before, await fingerprint());
   await expectCleanedUp(tempId);
+});
+
+test('the Lambda start path: the trigger checks the cluster and its window on RDS, starts one build, and it recovers to T', async () => {
+  const atT = await fingerprint();
+  const t = await markRestoreTime();
+  await world.script(SMALL_DAMAGE);
+  const rdsBefore = world.standIn.calls.length;
+
+  const invocation = await invokeTrigger(world, world.codebuild, { restoreTime: t.toISOString(), confirm: SOURCE, databases: [LAB_DATABASE] });
+
+  expect(invocation.error).toBeUndefined();
+  const started = invocation.result as { buildId: string; restoreTime: string };
+  expect(started.restoreTime).toBe(t.toISOString());
+  // Before starting, the Lambda read the cluster (status, engine, window) and wrote nothing on RDS.
+  const before = world.standIn.calls.slice(rdsBefore);
+  expect(before.map((c) => c.action)).toContain('DescribeDBClusters');
+  expect(before.filter((c) => !/^(Describe|List)/.test(c.action))).toEqual([]);
+  const known = world.codebuild.builds.get(started.buildId)!;
+  expect(Object.fromEntries(known.environmentVariablesOverride!.map((v) => [v.name, v.value]))).toMatchObject({
+    [START_ENV.RESTORE_TIME]: t.toISOString(), [START_ENV.CONFIRM]: SOURCE, [START_ENV.DATABASES]: LAB_DATABASE,
+  });
+
+  const result = await world.runs.get(started.buildId)!.done;
+
+  expect(result.log).toContain('RESULT: SUCCESS: 1 database(s) recovered and verified.');
+  expect(result.status).toBe('SUCCEEDED');
+  expectSame(atT, await fingerprint());
+  const restore = lastCall('RestoreDBClusterToPointInTime');
+  expect(restore).toMatchObject({ SourceDBClusterIdentifier: SOURCE, RestoreToTime: t.toISOString() });
+  expect(Object.values(restore)).toContain(started.buildId);
+  await expectCleanedUp(restore.DBClusterIdentifier);
 });
 
 test('a build killed (SIGKILL) mid-copy leaves its cluster and writer; the trigger Lambda, given the dead build\'s event, deletes the writer, then the cluster', async () => {

@@ -96,9 +96,9 @@ export interface BuildStartOptions {
 export interface WorldOptions {
   readonly lab?: LabDeployment;
   /**
-   * `cluster`: the source is an Aurora PostgreSQL DB cluster (CLUSTER_SOURCE_ID)
-   * and the project's environment names it in SOURCE_CLUSTER_ID instead of
-   * SOURCE_INSTANCE_ID; everything else is the lab's as synthesized.
+   * `cluster`: the source is an Aurora PostgreSQL DB cluster (CLUSTER_SOURCE_ID),
+   * and the lab is the Aurora lab (`synthesizeLab({ aurora: true })`, the
+   * default then), whose project and trigger name it in SOURCE_CLUSTER_ID.
    * @default 'instance'
    */
   readonly source?: SourceKind;
@@ -114,21 +114,22 @@ async function createSource(
   return { source: { ...writer, cluster: cluster.volume, host: cluster.host, automatedBackup: cluster.automatedBackup }, cluster };
 }
 
-/**
- * The project's environment for `kind`: as synthesized for an instance; for
- * a cluster, SOURCE_CLUSTER_ID in place of SOURCE_INSTANCE_ID (what the
- * construct sets for `cluster`), unless the lab already sets it.
- */
+/** The project's environment, which must name the source of `kind` (the Aurora lab's sets SOURCE_CLUSTER_ID). */
 function projectEnvironmentFor(lab: LabDeployment, kind: SourceKind): LabDeployment['projectEnvironment'] {
-  const env = lab.projectEnvironment;
-  if (kind === 'instance' || env.some((v) => v.Name === PROJECT_ENV.SOURCE_CLUSTER_ID)) return env;
-  return env.map((v) => (v.Name === PROJECT_ENV.SOURCE_INSTANCE_ID ? { ...v, Name: PROJECT_ENV.SOURCE_CLUSTER_ID, Value: CLUSTER_SOURCE_ID } : v));
+  const wanted = kind === 'cluster' ? PROJECT_ENV.SOURCE_CLUSTER_ID : PROJECT_ENV.SOURCE_INSTANCE_ID;
+  if (!lab.projectEnvironment.some((v) => v.Name === wanted)) {
+    const which = kind === 'cluster' ? 'synthesizeLab({ aurora: true })' : 'synthesizeLab()';
+    throw new Error(`the lab's project sets no ${wanted}; a world with source '${kind}' needs ${which}.`);
+  }
+  return lab.projectEnvironment;
 }
 
 export async function startWorld(options: WorldOptions = {}): Promise<World> {
   const sourceKind = options.source ?? 'instance';
   const sourceId = sourceKind === 'cluster' ? CLUSTER_SOURCE_ID : SOURCE_ID;
-  const lab = options.lab ?? synthesizeLab();
+  const lab = options.lab ?? synthesizeLab({ aurora: sourceKind === 'cluster' });
+  // Checked before anything starts.
+  const projectEnvironment = projectEnvironmentFor(lab, sourceKind);
   const scratch = mkdtempSync(join(tmpdir(), 'pitr-e2e-'));
   const ca = await TestCa.create('cdk-rds-pitr stand-in test CA');
   const moto = await startMoto();
@@ -171,7 +172,6 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
       [lab.logicalIds.project]: PROJECT_NAME,
       [`${lab.logicalIds.trigger}.Arn`]: `arn:aws:lambda:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:function:DrTrigger-standin`,
     };
-    const projectEnvironment = projectEnvironmentFor(lab, sourceKind);
     const projectEnv = Object.fromEntries(projectEnvironment.map((v) => [v.Name, lab.resolve(v.Value, physical)]));
     /** The project's own variables as BatchGetBuilds reports them. */
     const projectVariables: BuildVariable[] = projectEnvironment.map((v) => ({ name: v.Name, value: projectEnv[v.Name], type: v.Type ?? 'PLAINTEXT' }));
