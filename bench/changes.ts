@@ -4,7 +4,7 @@
  * after T, computing the record must cost at most 25% of the recovery's copy
  * time.
  *
- *   npx projen bench --changes [--mb 300] [--rounds 3] [--out bench/results/<date>-changes]
+ *   npx projen bench --changes [--mb 300] [--rounds 3] [--commit-times] [--out bench/results/<date>-changes]
  *   (or: ts-node --project tsconfig.dev.json bench/changes.ts ...)
  *
  * Two clusters on two hosts (the production route): the source on
@@ -17,16 +17,23 @@
  * server). Untimed between rounds: the source is recreated from a pristine
  * template, the recovered database dropped, the pre-recovery copy renamed
  * back. Medians are reported.
+ *
+ * `--commit-times`: the original runs with track_commit_timestamp on and the
+ * record is given T (the original's clock between the generation and the
+ * writes after T), so it reads in full only the rows committed after T (the
+ * commit-time filter), with no margin: the generated rows committed seconds
+ * before T here, where in production the margin (5 minutes) covers only the
+ * rows written in the 5 minutes before T.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCluster } from './dataset';
+import { CLUSTER_SETTINGS, startCluster } from './dataset';
 import { TABLES, arg, generate, median, target } from './ledger-dataset';
 import { StepLog } from '../buildspec/runner/log';
 import { changesSchemaName, recordChanges } from '../buildspec/runner/postgres/changes';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
-import { LOOPBACK, SECOND_HOST, quoteIdent, type LocalCluster } from '../local/cluster';
+import { LOOPBACK, LocalCluster, SECOND_HOST, quoteIdent } from '../local/cluster';
 
 const DB = 'bench_changes';
 const PRISTINE = 'bench_changes_pristine';
@@ -45,21 +52,26 @@ async function writeAfterT(cluster: LocalCluster, database: string): Promise<voi
 export async function benchChanges(): Promise<void> {
   const mb = Number(arg('mb', '300'));
   const rounds = Number(arg('rounds', '3'));
-  const out = arg('out', join('bench', 'results', `${new Date().toISOString().slice(0, 10)}-changes`));
+  const commitTimes = process.argv.includes('--commit-times');
+  const out = arg('out', join('bench', 'results', `${new Date().toISOString().slice(0, 10)}-changes${commitTimes ? '-commit-times' : ''}`));
   const rowsPerTable = Math.round((mb * 1024 * 1024) / TABLES / 170);
-  const [source, original] = await Promise.all([startCluster(SECOND_HOST), startCluster(LOOPBACK)]);
+  const [source, original] = await Promise.all([startCluster(SECOND_HOST), commitTimes
+    ? LocalCluster.create({ settings: { ...CLUSTER_SETTINGS, track_commit_timestamp: 'on' }, host: LOOPBACK })
+    : startCluster(LOOPBACK)]);
   const scratch = mkdtempSync(join(tmpdir(), 'pitr-bench-changes-'));
   const quiet = new StepLog(() => undefined);
   const load: number[][] = [loadavg()];
   try {
     console.log(`generating ${TABLES} tables x ${rowsPerTable} rows on both clusters ...`);
     await Promise.all([generate(source, PRISTINE, rowsPerTable), generate(original, DB, rowsPerTable)]);
+    const restoreTime = new Date(await original.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"));
     await writeAfterT(original, DB);
     const dbBytes = Number(await source.sql('SELECT pg_database_size(current_database())', PRISTINE));
     const rowsAtT = TABLES * rowsPerTable;
     const copyMs: number[] = [];
     const recordMs: number[] = [];
     let counts = '';
+    let compared = '';
     for (let round = 0; round < rounds; round++) {
       await source.sql(`DROP DATABASE IF EXISTS ${quoteIdent(DB)} WITH (FORCE)`);
       await source.sql(`CREATE DATABASE ${quoteIdent(DB)} TEMPLATE ${quoteIdent(PRISTINE)} STRATEGY FILE_COPY`);
@@ -72,7 +84,10 @@ export async function benchChanges(): Promise<void> {
       if (!copied.every((r) => r.verified)) throw new Error('copy not verified');
       await original.sql('CHECKPOINT');
       started = Date.now();
-      const record = await recordChanges(target(original), { database: DB, keptAs: copied[0].keptAs!, stamp, log: quiet });
+      const record = await recordChanges(target(original), {
+        database: DB, keptAs: copied[0].keptAs!, stamp, log: quiet, ...(commitTimes ? { restoreTime, commitTimeMarginMs: 0 } : {}),
+      });
+      compared = `${record.rowsCompared} of ${record.rowsBefore} rows before the recovery compared by content (${record.comparison})`;
       recordMs.push(Date.now() - started);
       const sum = (f: (t: typeof record.tables[number]) => number): number => record.tables.reduce((s, t) => s + f(t), 0);
       counts = `${sum((t) => t.inserted)} inserted, ${sum((t) => t.changed ?? 0)} changed, ${sum((t) => t.deleted)} deleted`;
@@ -88,6 +103,8 @@ export async function benchChanges(): Promise<void> {
       databaseMiB: Math.round(dbBytes / 2 ** 20),
       rowsAtT,
       writtenAfterT: counts,
+      commitTimeFilter: commitTimes,
+      compared,
       rounds,
       copyMs,
       recordMs,
@@ -100,10 +117,10 @@ export async function benchChanges(): Promise<void> {
     console.log(JSON.stringify(summary, null, 2));
     writeFileSync(`${out}.json`, `${JSON.stringify(summary, null, 2)}\n`);
     writeFileSync(`${out}.md`, [
-      '# Record of writes made after T vs the recovery\'s copy', '',
+      `# Record of writes made after T vs the recovery's copy${commitTimes ? ', with the commit-time filter' : ''}`, '',
       `${summary.date}, ${summary.route}; database ${summary.databaseMiB} MiB in ${TABLES} equal tables, ${rowsAtT} rows at T; after T: ${counts} `
         + '(1% of the rows). Copy: swap, jobs 2, from the point-in-time copy reachable to swapped in and verified. Record: recordChanges, '
-        + 'recovered database vs pre-recovery copy on the original. Medians.', '',
+        + `recovered database vs pre-recovery copy on the original${commitTimes ? ', track_commit_timestamp on, given T, margin 0' : ''}: ${compared}. Medians.`, '',
       '| step | runs (ms) | median (ms) |', '| --- | --- | --- |',
       `| copy (swap) | ${copyMs.join(', ')} | ${summary.medianCopyMs} |`,
       `| record of writes after T | ${recordMs.join(', ')} | ${summary.medianRecordMs} |`, '',

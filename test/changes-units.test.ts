@@ -3,11 +3,13 @@
  * Lambda's `changes` and `after` fields and their StartBuild overrides, and
  * the replay script's shape for a table with known columns.
  */
+import { Readable } from 'node:stream';
 import { request } from './recovery-harness';
 import { changesSkipped } from '../buildspec/runner/changes';
 import { readChangesModeRequest } from '../buildspec/runner/changes-mode';
 import { PlanError } from '../buildspec/runner/plan';
 import { AFTER_SETTING, replayScript, replaySettings } from '../buildspec/runner/postgres/changes';
+import { KeyHashRows, mergeByKey } from '../buildspec/runner/postgres/changes-merge';
 import { RequestRejectedError, parseRecoveryRequest } from '../lambda/recovery-request';
 import { environmentOverrides } from '../lambda/start-recovery';
 import { START_ENV } from '../src/contract';
@@ -114,4 +116,67 @@ describe('MODE=changes', () => {
 
 test('the trigger Lambda refuses mode "changes" (it would otherwise start a recovery)', () => {
   expect(() => parseRecoveryRequest({ restoreTime: 'latest', confirm: 'prod-db', mode: 'changes' }, 'prod-db')).toThrow('mode: "changes" is not started by this function');
+});
+
+describe('pairing by an integer key in the runner (changes-merge.ts)', () => {
+  /** A binary COPY stream of (key, hash) rows, as PostgreSQL sends it: header, rows, trailer. */
+  const copyBytes = (rows: ReadonlyArray<[bigint, bigint | null]>, keyBytes: 2 | 4 | 8, withHash: boolean): Buffer => {
+    const parts: Buffer[] = [Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)];
+    for (const [key, hash] of rows) {
+      const head = Buffer.alloc(6 + keyBytes);
+      head.writeInt16BE(withHash ? 2 : 1, 0);
+      head.writeInt32BE(keyBytes, 2);
+      if (keyBytes === 8) head.writeBigInt64BE(key, 6);
+      else if (keyBytes === 4) head.writeInt32BE(Number(key), 6);
+      else head.writeInt16BE(Number(key), 6);
+      parts.push(head);
+      if (withHash) {
+        const h = Buffer.alloc(hash === null ? 4 : 12);
+        h.writeInt32BE(hash === null ? -1 : 8, 0);
+        if (hash !== null) h.writeBigInt64BE(hash, 4);
+        parts.push(h);
+      }
+    }
+    const trailer = Buffer.alloc(2);
+    trailer.writeInt16BE(-1, 0);
+    parts.push(trailer);
+    return Buffer.concat(parts);
+  };
+  /** The bytes cut into chunks of `size`, as a socket may deliver them. */
+  const chunks = (bytes: Buffer, size: number): Readable =>
+    Readable.from(Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => bytes.subarray(i * size, (i + 1) * size)));
+  /** A decoder over those rows, delivered in chunks of `size` bytes. */
+  const stream = (rows: ReadonlyArray<[bigint, bigint | null]>, keyBytes: 2 | 4 | 8, withHash: boolean, size: number): KeyHashRows =>
+    new KeyHashRows(chunks(copyBytes(rows, keyBytes, withHash), size), withHash);
+
+  const before: Array<[bigint, bigint | null]> = [[-5n, 1n], [1n, null], [2n, -7n], [3n, 9n], [2n ** 40n, 4n], [9_007_199_254_740_993n, 5n]];
+  const atT: Array<[bigint, bigint | null]> = [[-5n, 1n], [1n, 8n], [2n, -7n], [3n, 10n], [4n, 0n], [9_007_199_254_740_993n, 6n]];
+
+  test.each([1, 3, 7, 64, 4096])('keys only before, only at T, and hashes that differ, whatever the chunk size (%i bytes)', async (size) => {
+    const result = await mergeByKey(stream(before, 8, true, size), stream(atT, 8, true, size), true);
+    expect(result.lines).toEqual([
+      '3\t9\tchanged',
+      '4\t\\N\tdeleted',
+      '1099511627776\t4\tinserted',
+      '9007199254740993\t5\tchanged',
+    ]);
+    expect(result).toMatchObject({ rowsBefore: 6, hashed: 5, unhashedOnlyBefore: 0 });
+  });
+
+  test('keys alone at T (the commit-time filter): hashed keys on both sides are paired for SQL; an unhashed key only before is counted', async () => {
+    const at = atT.filter(([k]) => k !== 1n && k !== 2n ** 40n);
+    const hashedAfterT: Array<[bigint, bigint | null]> = [[-5n, 1n], [0n, null], [2n, -7n], [3n, 9n], [2n ** 40n, 4n], [9_007_199_254_740_993n, 5n]];
+    const result = await mergeByKey(stream(hashedAfterT, 8, true, 5), stream(at.map(([k]) => [k, null]), 8, false, 5), false);
+    expect(result.lines).toEqual(['-5\t1\tpaired', '0\t\\N\tinserted', '2\t-7\tpaired', '3\t9\tpaired', '4\t\\N\tdeleted', '1099511627776\t4\tinserted', '9007199254740993\t5\tpaired']);
+    expect(result.unhashedOnlyBefore).toBe(1);
+  });
+
+  test('integer and smallint keys pair with bigint ones; keys out of order stop the comparison', async () => {
+    const small = await mergeByKey(stream([[-2n, 1n], [7n, 2n]], 2, true, 3), stream([[-2n, 1n], [7n, 3n]], 8, true, 3), true);
+    expect(small.lines).toEqual(['7\t2\tchanged']);
+    const int = await mergeByKey(stream([[-2n, 1n]], 4, true, 2), stream([[-2n, 1n]], 8, true, 2), true);
+    expect(int.lines).toEqual([]);
+    await expect(mergeByKey(stream([[2n, 1n], [1n, 1n]], 8, true, 9), stream([], 8, true, 9), true))
+      .rejects.toThrow('keys out of order');
+  });
 });

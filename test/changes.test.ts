@@ -22,6 +22,12 @@ const STAMP = '20260404000001';
 let source: LocalCluster;
 let target: LocalCluster;
 let workDir: string;
+/** T on the original: after AT_T committed, before AFTER_T. */
+let restoreTime: Date;
+
+/** The target's clock now, as a Date (commit times are stamped by the server's clock). */
+const serverNow = async (cluster: LocalCluster): Promise<Date> =>
+  new Date(await cluster.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"));
 
 /** The state at T: both clusters start from it; the point-in-time copy keeps it. */
 const AT_T = `
@@ -74,6 +80,8 @@ beforeAll(async () => {
     await c.sql(`CREATE DATABASE ${quoteIdent(DB)} OWNER ${MASTER.username}`);
     await c.sql(AT_T, DB);
   }
+  restoreTime = await serverNow(target);
+  await new Promise((r) => setTimeout(r, 20));
   await target.sql(AFTER_T, DB);
 });
 
@@ -101,7 +109,8 @@ test('swap recovery, then the record: known counts, rows kept, replay restores e
   const beforeFingerprint = await fingerprintDatabase(target, kept);
   const catalogBefore = await target.sql(`SELECT datname || ' ' || pg_get_userbyid(datdba) || ' ' || datallowconn FROM pg_database WHERE datname = '${kept.replace(/'/g, "''")}'`);
 
-  const record = await recordChanges(masterTarget(target), { database: DB, keptAs: kept, stamp: STAMP, log });
+  // T is known and commit times are on: only rows committed after T are compared in full (no margin: AT_T committed just before T).
+  const record = await recordChanges(masterTarget(target), { database: DB, keptAs: kept, stamp: STAMP, log, restoreTime, commitTimeMarginMs: 0 });
 
   // The pre-recovery database: same catalog and content, fact by fact.
   expect(compareFingerprints(beforeFingerprint, await fingerprintDatabase(target, kept))).toEqual({ missing: [], unexpected: [] });
@@ -120,6 +129,15 @@ test('swap recovery, then the record: known counts, rows kept, replay restores e
   expect(byTable['app.customers'].notes.join(' ')).toMatch(/columns added after T.*"email"/);
   expect(record.commitTimes).toBe(true);
   expect(record.sequences.map((s) => s.sequence)).toEqual(['app.orders_id_seq']);
+  // The commit-time filter: app.orders read in full only its 14 rows written after T (11 inserted, 3 updated) of 3007;
+  // the tables whose rows could change without a newer commit time were compared row by row, saying why.
+  expect(record.comparison).toContain(`T ${restoreTime.toISOString()} minus 0 s`);
+  expect(byTable['app.orders']).toMatchObject({ rowsCompared: 14, rowsBefore: 3007 });
+  expect(byTable['app.orders'].fullBecause).toBeUndefined();
+  expect(byTable['app.customers']).toMatchObject({ rowsCompared: 1005, rowsBefore: 1005 });
+  expect(byTable['app.customers'].fullBecause).toMatch(/1 dropped column\(s\) before live ones/);
+  expect(byTable['app."Odd ""Table"""'].fullBecause).toContain('enum');
+  expect(lines.join('\n')).toMatch(/app\.orders: since T 11 inserted, 3 changed, 4 deleted .*; 14 of 3007 row\(s\) compared in full\n/);
 
   // The rows, in the recovered database: post-T versions with commit times, deleted keys.
   const schema = changesSchemaName(STAMP);
@@ -186,6 +204,87 @@ test('AFTER with commit timestamps: the replay brings back only the good writes 
   // T's state plus exactly the writes after the bad change.
   const expected = (await source.sql("SELECT string_agg(id || '=' || name, ',' ORDER BY id) FROM (SELECT id, CASE WHEN id = 50 THEN 'good later' ELSE name END AS name FROM public.accounts UNION ALL VALUES (102, 'good'), (103, 'good')) x", db));
   expect(await target.sql("SELECT string_agg(id || '=' || name, ',' ORDER BY id) FROM public.accounts", db)).toBe(expected);
+});
+
+test('the commit-time filter misses no write after T: a transaction open at T and committed after it, a key changed, '
+  + 'a row rewritten with the same content, a row applied by replication with an old commit time, a deletion', async () => {
+  const db = 'filter traps';
+  for (const c of [source, target]) {
+    await c.sql(`CREATE DATABASE ${quoteIdent(db)} OWNER ${MASTER.username}`);
+    await c.sql(`SET ROLE ${MASTER.username}; CREATE TABLE public.accounts (id int PRIMARY KEY, name text NOT NULL);
+      INSERT INTO public.accounts SELECT g, 'a' || g FROM generate_series(1, 100) g;
+      -- A text key: paired in SQL, not by the runner's integer merge.
+      CREATE TABLE public.codes (code text PRIMARY KEY, v int NOT NULL);
+      INSERT INTO public.codes SELECT 'c' || g, g FROM generate_series(1, 50) g`, db);
+  }
+  // On the original: a transaction takes its xid and writes before T, and commits after T.
+  const open = await connect(masterTarget(target), db);
+  try {
+    await open.query("BEGIN; UPDATE public.accounts SET name = 'open at T' WHERE id = 1; INSERT INTO public.accounts VALUES (201, 'open at T'); UPDATE public.codes SET v = -1 WHERE code = 'c1'");
+    // Another transaction, started later, commits before T: the next xid at T is now above the open one's.
+    await target.sql('SELECT pg_current_xact_id()', db);
+    await new Promise((r) => setTimeout(r, 20));
+    const at = await serverNow(target);
+    // What a naive xid filter would take as "the xid at T": the next xid then (the open transaction's is below it).
+    const nextXidAtT = await target.sql('SELECT pg_snapshot_xmax(pg_current_snapshot())', db);
+    await new Promise((r) => setTimeout(r, 20));
+    await open.query('COMMIT');
+    await target.sql(`SET ROLE ${MASTER.username};
+      UPDATE public.accounts SET id = 1003 WHERE id = 3;          -- the key changed: 1003 inserted, 3 deleted
+      UPDATE public.accounts SET name = name WHERE id = 4;        -- rewritten, same content: not a change
+      DELETE FROM public.accounts WHERE id = 5;                   -- deleted
+      UPDATE public.codes SET code = 'c3x' WHERE code = 'c3';     -- c3x inserted, c3 deleted
+      UPDATE public.codes SET v = v WHERE code = 'c4';            -- same content
+      DELETE FROM public.codes WHERE code = 'c5';`, db);
+    // A row applied by replication carries its publisher's commit time (here 2020, long before T): not a local commit.
+    await target.sql("SELECT pg_replication_origin_create('pitr_test_origin')");
+    await target.sql(`SELECT pg_replication_origin_session_setup('pitr_test_origin');
+      BEGIN; SELECT pg_replication_origin_xact_setup('0/1', '2020-01-01T00:00:00Z'); UPDATE public.accounts SET name = 'replicated' WHERE id = 6; COMMIT;
+      SELECT pg_replication_origin_session_reset()`, db);
+    expect(await target.sql("SELECT pg_xact_commit_timestamp(xmin) < now() - interval '1 year' FROM public.accounts WHERE id = 6", db)).toBe('t');
+
+    // A naive xid filter (xmin at or after the next xid at T) would miss the open transaction's rows.
+    const naive = (await target.sql(`SELECT string_agg(id::text, ',' ORDER BY id) FROM public.accounts WHERE xmin::text::bigint >= ${nextXidAtT}::bigint % 4294967296`, db)).split(',');
+    expect(naive).not.toContain('1');
+    expect(naive).not.toContain('201');
+
+    const stamp = '20260404000003';
+    const lines: string[] = [];
+    const log = new StepLog((l) => lines.push(l));
+    const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
+    const record = await recordChanges(masterTarget(target), {
+      database: db, keptAs: copied.keptAs!, stamp, log, restoreTime: at, commitTimeMarginMs: 0,
+    });
+    expect(record.tables).toEqual([
+      expect.objectContaining({ table: 'public.accounts', inserted: 2, changed: 2, deleted: 2, rowsBefore: 100 }),
+      // c1 (open at T), c3x (key changed), c4 (same content): 3 of 49 compared in full.
+      expect.objectContaining({ table: 'public.codes', inserted: 1, changed: 1, deleted: 2, rowsCompared: 3, rowsBefore: 49 }),
+    ]);
+    // Compared in full: 1, 201 (open at T), 1003 (key changed), 4 (same content), 6 (replicated): 5 of 100.
+    expect(record.tables[0].rowsCompared).toBe(5);
+    const kept = await target.sql(`SELECT string_agg(pitr_change || ':' || id, ',' ORDER BY id) FROM ${quoteIdent(changesSchemaName(stamp))}.public__accounts`, db);
+    expect(kept).toBe('changed:1,deleted:3,deleted:5,changed:6,inserted:201,inserted:1003');
+    expect(lines.join('\n')).toContain(`comparison: rows committed before ${at.toISOString()}`);
+
+    // A T later than the point-in-time copy's (after the writes): the keys inserted after the copy's T look old, do not exist
+    // at T, and give the mistake away: every row is compared instead, and the record is the same.
+    const late = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp: '20260404000005', log, restoreTime: await serverNow(target), commitTimeMarginMs: 0 });
+    expect(late.tables).toEqual([
+      expect.objectContaining({ inserted: 2, changed: 2, deleted: 2, rowsCompared: 100, rowsBefore: 100 }),
+      expect.objectContaining({ inserted: 1, changed: 1, deleted: 2, rowsCompared: 49, rowsBefore: 49 }),
+    ]);
+    for (const t of late.tables) expect(t.fullBecause).toContain('have a key that does not exist at T: the commit times do not match this restore time');
+
+    // With the default margin every row here committed less than 5 minutes before T: all compared, same record.
+    const again = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp: '20260404000004', log, restoreTime: at });
+    expect(again.tables).toEqual([
+      expect.objectContaining({ inserted: 2, changed: 2, deleted: 2, rowsCompared: 100, rowsBefore: 100 }),
+      expect.objectContaining({ inserted: 1, changed: 1, deleted: 2, rowsCompared: 49, rowsBefore: 49 }),
+    ]);
+  } finally {
+    await open.end().catch(() => undefined);
+    await target.sql("SELECT pg_replication_origin_drop('pitr_test_origin')").catch(() => undefined);
+  }
 });
 
 test('MODE=changes: the same record later, from the kept pre-recovery copy; refused while the record of that run exists; a stamp with no copy is named', async () => {

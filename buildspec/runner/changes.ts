@@ -28,7 +28,15 @@ export async function recordWritesAfterT(
   const lines: string[] = [];
   for (const r of results.filter((x) => x.keptAs)) {
     try {
-      const record = await changes.record(original, { database: r.database, keptAs: r.keptAs!, stamp: plan.stamp, log, after: plan.after });
+      const record = await changes.record(original, {
+        database: r.database,
+        keptAs: r.keptAs!,
+        stamp: plan.stamp,
+        log,
+        after: plan.after,
+        // T, when the run knows it exactly: with track_commit_timestamp on, only rows committed after it are compared in full.
+        restoreTime: plan.restoreTime instanceof Date ? plan.restoreTime : undefined,
+      });
       lines.push(...changesSummary(record));
     } catch (err) {
       const message = `${r.database}: the writes made after the restore time could not be recorded (${(err as Error).message}); `

@@ -9,23 +9,35 @@
  *
  * PostgreSQL cannot join across databases, so what is needed is brought over
  * in two passes on two connections:
- * 1. per keyed table, the key and an md5 of the row text of every row of the
- *    pre-recovery table stream (COPY TO STDOUT -> COPY FROM STDIN) into a
- *    temporary table of the recovered database; SQL there pairs them with the
- *    rows at T by key: inserted, changed, deleted;
+ * 1. per keyed table, the key and a hash of every row of the pre-recovery
+ *    table (hash_record_extended where every type hashes by value, else an
+ *    md5 of the row text) stream (COPY TO STDOUT -> COPY FROM STDIN) into a
+ *    temporary table of the recovered database; one full join there pairs
+ *    them with the rows at T by key: inserted, changed, deleted;
  * 2. only the inserted and changed rows are then read in full from the
  *    pre-recovery table (keys passed as JSON), with their commit time when
  *    `track_commit_timestamp` is on, into `pitr_<stamp>_after.<table>`.
  * A keyless table is compared by content (EXCEPT ALL over the row text):
  * counts only, no replay SQL.
  *
+ * With track_commit_timestamp on and T known (RESTORE_TIME, not `latest`),
+ * pass 1 hashes only the pre-recovery rows committed after T minus a margin
+ * (commitTimeFilter, differingRowsSince): a row committed before T is exactly
+ * as at T. Every key still crosses (they find the rows deleted after T).
+ * Tables where a row could change without a newer commit time (a type
+ * without a hash by value, columns retyped, reordered, or dropped before live
+ * ones after T) are compared in full, and so is every table when the keys do
+ * not agree with the commit times. The log says which and why.
+ *
  * Row text is compared under the runner's fixed session settings
  * (process.ts SESSION_SETTINGS); the replay SQL sets the same ones, so the
  * md5 it checks ("the row is still as at T") is computed the same way.
  */
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { KeyHashRows, MERGE_KEY_TYPES, mergeByKey } from './changes-merge';
 import { derivedName, ident, literal, qualified } from './names';
 import { SESSION_SETTINGS, connect } from './process';
 import { rowKeyColumns } from './row-key';
@@ -50,10 +62,10 @@ const FETCH_BATCH = 5_000;
 const LOG_REPLAY_LINES = 40;
 
 /**
- * The record's cost as a share of the copy's time, from `npx projen bench --changes` (bench/results/*-changes.md):
- * both read every row once per side, the record hashes instead of writing.
+ * The record's cost as a share of the copy's time, from `npx projen bench --changes` (bench/results/2026-12-05-changes.md,
+ * 30 to 40% with track_commit_timestamp off, the default): both read every row once per side, the record hashes instead of writing.
  */
-export const CHANGES_COST_OF_COPY = 0.5;
+export const CHANGES_COST_OF_COPY = 0.4;
 
 /** Estimated seconds of the record of writes made after T for a copy of `copySeconds` (the drill's evidence). */
 export function changesRecordSeconds(copySeconds: number): number {
@@ -76,7 +88,21 @@ export interface ChangesOptions {
   readonly after?: Date;
   /** Tables compared at a time (two sessions each). @default CHANGES_JOBS */
   readonly jobs?: number;
+  /**
+   * T, the time the point-in-time copy was restored to, when the run knows it (a RESTORE_TIME, not `latest`). With
+   * track_commit_timestamp on, it lets the comparison skip the rows committed before it (see commitTimeFilter).
+   */
+  readonly restoreTime?: Date;
+  /** How long before T a commit still counts as possibly after T. @default COMMIT_TIME_MARGIN_MS */
+  readonly commitTimeMarginMs?: number;
 }
+
+/**
+ * Rows committed less than this before T are compared in full, as if written after T: a recovery to T stops at the
+ * first commit record *in WAL order* whose time is after T, and a commit takes its time a moment before its record
+ * is written, so a commit stamped a little before T can sit after the stopping point; a clock step is covered too.
+ */
+export const COMMIT_TIME_MARGIN_MS = 5 * 60_000;
 
 /** Tables compared at a time by default: the comparison runs after the swap, beside the application's own load. */
 export const CHANGES_JOBS = 2;
@@ -93,6 +119,11 @@ export interface TableWrites {
   readonly changed?: number;
   readonly deleted: number;
   readonly notes: readonly string[];
+  /** Rows of the pre-recovery table whose content was compared with T's, and how many it has (keyed tables). */
+  readonly rowsCompared?: number;
+  readonly rowsBefore?: number;
+  /** Why every row was compared when the commit-time filter was on for the database. */
+  readonly fullBecause?: string;
 }
 
 export interface SequenceMove {
@@ -110,6 +141,12 @@ export interface ChangesRecord {
   readonly sequences: readonly SequenceMove[];
   /** True when each kept row carries its commit time (track_commit_timestamp was on). */
   readonly commitTimes: boolean;
+  /** How the rows before the recovery were chosen for comparison: every row, or only those committed after T (and why). */
+  readonly comparison: string;
+  /** Rows of the pre-recovery copy whose content was compared with T's (all of them without the commit-time filter). */
+  readonly rowsCompared: number;
+  /** Rows of the pre-recovery copy in the compared tables. */
+  readonly rowsBefore: number;
   readonly replaySql: string;
   readonly ms: number;
 }
@@ -148,6 +185,10 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
   return rows.map((r) => ({ name: r.name, type: r.type, generated: r.generated !== '', identityAlways: r.identity === 'a', notNull: r.notnull }));
 }
 
+async function triggersOf(client: Client, oid: number): Promise<string[]> {
+  return (await client.query<{ name: string }>('SELECT tgname AS name FROM pg_trigger WHERE tgrelid = $1::oid AND NOT tgisinternal ORDER BY 1', [oid])).rows.map((r) => r.name);
+}
+
 /** Foreign-key edges among the tables: child oid -> parent oids. */
 async function foreignKeys(client: Client): Promise<Array<{ child: number; parent: number }>> {
   const { rows } = await client.query<{ child: number; parent: number }>(
@@ -184,6 +225,51 @@ export function replaySettings(): string[] {
     .map((name) => `SET ${name} = ${literal(SESSION_SETTINGS[name])};`);
 }
 
+/** Whether the pre-recovery rows can be chosen by commit time (only rows committed after `since` compared), and why (not). */
+export interface CommitTimeFilter {
+  readonly since?: Date;
+  readonly why: string;
+}
+
+/**
+ * The commit-time filter for the whole database. A row of the pre-recovery copy whose transaction committed at or
+ * before T is exactly as it was at T (MVCC never changes a row version in place; any write makes a new version with
+ * the writer's xid as xmin), so with track_commit_timestamp on, only rows committed after T - margin, or without a
+ * commit time, need their content compared. Rows deleted after T leave nothing to filter: their keys are compared apart.
+ * The xid alone cannot separate them (README "The xid at T"), and a row applied by logical replication carries its
+ * publisher's commit time, so those (replication origin set) are always compared.
+ */
+export async function commitTimeFilter(
+  before: Client, commitTimes: boolean, restoreTime: Date | undefined, marginMs: number,
+): Promise<CommitTimeFilter> {
+  const full = 'every row compared';
+  if (!commitTimes) return { why: `${full}: track_commit_timestamp is off, so rows written after T cannot be told from older ones by their commit time` };
+  if (!restoreTime) return { why: `${full}: the restore time is not known here (RESTORE_TIME latest, or MODE=changes), so there is no T to filter by` };
+  const version = Number((await before.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v);
+  if (version < 140000) return { why: `${full}: PostgreSQL ${Math.floor(version / 10000)} has no pg_xact_commit_timestamp_origin (14 and later), needed to tell rows applied by logical replication` };
+  const since = new Date(restoreTime.getTime() - marginMs);
+  return {
+    since,
+    why: `rows committed before ${since.toISOString()} (T ${restoreTime.toISOString()} minus ${Math.round(marginMs / 1000)} s) are as at T, by their commit time `
+      + '(track_commit_timestamp is on); rows committed after it, without a commit time, or applied by replication are compared in full, and every key is checked for deletions',
+  };
+}
+
+/**
+ * SQL true for a row of alias `x` committed (locally) at or before `since`: the filter leaves it out. A row without a
+ * commit time (NULL: committed while track_commit_timestamp was off, or older than the oldest commit time kept) is
+ * not. The time is tested first (cheap), the origin (a record built per call) only for the rows the time leaves out.
+ */
+const committedBefore = (xid: string, since: Date): string =>
+  `(coalesce(pg_xact_commit_timestamp(${xid}) <= ${literal(since.toISOString())}::timestamptz, false) AND (pg_xact_commit_timestamp_origin(${xid})).roident = 0)`;
+
+/**
+ * SQL true for a row of alias `x` of `source` NOT committed (locally) before `since`. The commit time and origin are
+ * looked up once per distinct xmin of the table (a transaction usually writes many rows), then matched by hash.
+ */
+const committedAfter = (x: string, source: string, since: Date): string =>
+  `${x}.xmin IN (SELECT n.xid FROM (SELECT DISTINCT xmin AS xid FROM ONLY ${source}) n WHERE NOT ${committedBefore('n.xid', since)})`;
+
 const rowText = (alias: string, cols: readonly string[]): string => `md5(ROW(${cols.map((c) => `${alias}.${ident(c)}`).join(', ')})::text)`;
 
 /**
@@ -203,6 +289,8 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     // One snapshot of the pre-recovery database for every read: nothing is written there.
     await before.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
     const commitTimes = (await before.query<{ on: string }>("SELECT current_setting('track_commit_timestamp') AS on")).rows[0].on === 'on';
+    const filter = await commitTimeFilter(before, commitTimes, options.restoreTime, options.commitTimeMarginMs ?? COMMIT_TIME_MARGIN_MS);
+    log.info(`comparison: ${filter.why}`);
     const [beforeTables, atTTables] = [await tablesOf(before), await tablesOf(now)];
     await now.query(`CREATE SCHEMA ${ident(schema)}`);
     await now.query(`COMMENT ON SCHEMA ${ident(schema)} IS ${literal(`cdk-rds-pitr: writes made after the restore time, taken from ${keptAs}. The replay SQL in ${REPLAY_TABLE} was never executed.`)}`);
@@ -234,7 +322,7 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
               notes: [`the table existed at T and not before the recovery: dropped or renamed after T (its ${rows} rows at T are back; nothing to replay).`],
             };
           } else {
-            slots[i] = await compareTable(wBefore, wNow, t, b, schema, names[i], commitTimes);
+            slots[i] = await compareTable(wBefore, wNow, t, b, schema, names[i], commitTimes, filter.since);
           }
           log.info(describeTable(slots[i]));
         }
@@ -266,7 +354,11 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
       results.map((r, i) => ({ ...r, oid: atTTables[i]?.oid ?? -1 - i })), edges), sequences);
     await writeSummary(now, schema, results, sequences, replaySql);
     const tables = results.map(({ replay: _, ...r }) => r);
-    const record: ChangesRecord = { database, keptAs, schema, tables, sequences, commitTimes, replaySql, ms: Date.now() - started };
+    const rowsBefore = tables.reduce((n, t) => n + (t.rowsBefore ?? 0), 0);
+    const rowsCompared = tables.reduce((n, t) => n + (t.rowsCompared ?? 0), 0);
+    const record: ChangesRecord = {
+      database, keptAs, schema, tables, sequences, commitTimes, comparison: filter.why, rowsCompared, rowsBefore, replaySql, ms: Date.now() - started,
+    };
     for (const line of describeRecord(record)) log.info(line);
     return record;
   } catch (err) {
@@ -306,11 +398,15 @@ interface TableReplay {
 }
 
 async function compareTable(
-  before: Client, now: Client, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean,
+  before: Client, now: Client, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean, since: Date | undefined,
 ): Promise<TableWrites & { replay?: TableReplay }> {
   const table = formatTableName({ schema: t.schema, table: t.name });
   const live = qualified(t.schema, t.name);
-  const [atTCols, beforeCols] = [await columnsOf(now, t.oid), await columnsOf(before, b.oid)];
+  // The catalog reads of both databases at once (one round trip each side at a time): per-table round trips are a
+  // good part of the record's time once the rows themselves are compared cheaply.
+  const [atTCols, beforeCols, key, triggers] = await Promise.all([
+    columnsOf(now, t.oid), columnsOf(before, b.oid), rowKeyColumns(now, t.oid), triggersOf(now, t.oid),
+  ]);
   const beforeByName = new Map(beforeCols.map((c) => [c.name, c]));
   const common = atTCols.filter((c) => beforeByName.has(c.name)).map((c) => c.name);
   const notes: string[] = [];
@@ -318,13 +414,11 @@ async function compareTable(
   const onlyBefore = beforeCols.filter((c) => !atTCols.some((a) => a.name === c.name)).map((c) => ident(c.name));
   if (onlyAtT.length > 0) notes.push(`columns dropped after T (left out of the comparison and the replay): ${onlyAtT.join(', ')}.`);
   if (onlyBefore.length > 0) notes.push(`columns added after T (kept with the rows, left out of the replay, which gives them their defaults): ${onlyBefore.join(', ')}.`);
-  const key = await rowKeyColumns(now, t.oid);
-  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage');
   if (!key || !key.every((k) => beforeByName.has(k))) {
     notes.push(key
       ? `the key (${key.map(ident).join(', ')}) is not in the table before the recovery: rows cannot be paired; counts by content only, no replay SQL.`
       : 'no primary key or unique key over NOT NULL columns: rows cannot be paired, so "changed" cannot be told from "deleted and inserted"; counts by content only, no replay SQL.');
-    await now.query('CREATE TEMP TABLE pitr_stage (r text)');
+    await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; CREATE TEMP TABLE pitr_stage (r text)');
     await stream(before, now, `COPY (SELECT ROW(${common.map((c) => `x.${ident(c)}`).join(', ')})::text FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT`, 'COPY pg_temp.pitr_stage (r) FROM STDIN');
     const rowsNow = `SELECT ROW(${common.map((c) => `x.${ident(c)}`).join(', ')})::text FROM ONLY ${live} x`;
     const count = async (sql: string): Promise<number> => Number((await now.query<{ n: string }>(`SELECT count(*) AS n FROM (${sql}) d`)).rows[0].n);
@@ -334,35 +428,38 @@ async function compareTable(
     return { table, status: 'compared', inserted, deleted, notes };
   }
 
-  // Pass 1: key + a hash of every row before the recovery: the types' own 64-bit hash where every column has one that
-  // does not depend on OIDs (4x cheaper than text + md5), else an md5 of the row text.
+  // Pass 1: which rows differ, into pg_temp.pitr_want (pitr_change, the key, pitr_row_at_t). The hash is the types'
+  // own 64-bit hash where every column has one that does not depend on OIDs (4x cheaper than text + md5), else an md5
+  // of the row text.
   const keyCols = key.map((k) => beforeByName.get(k)!);
   const fastHash = await hashableByValue(before, b.oid, common);
   const rowHash = (alias: string): string => (fastHash
     ? `hash_record_extended(ROW(${common.map((c) => `${alias}.${ident(c)}`).join(', ')}), 0)` : rowText(alias, common));
-  // Binary COPY when hashing by value (the key and the hash cross without text conversion).
-  const format = fastHash ? ' (FORMAT binary)' : '';
-  await now.query(`CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h ${fastHash ? 'bigint' : 'text'})`);
-  await stream(before, now,
-    `COPY (SELECT ${key.map((k) => `x.${ident(k)}`).join(', ')}, ${rowHash('x')} FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT${format}`,
-    `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN${format}`);
-  await now.query('ANALYZE pg_temp.pitr_stage');
-  const match = (a: string, c: string): string => key.map((k) => `${a}.${ident(k)} = ${c}.${ident(k)}`).join(' AND ');
-  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_want');
-  // One full join: only before (inserted after T), only at T (deleted after T), both with another hash (changed).
-  await now.query(`CREATE TEMP TABLE pitr_want AS
-    SELECT CASE WHEN s.pitr_h IS NULL THEN 'deleted' WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change,
-           ${key.map((k) => `coalesce(s.${ident(k)}, r.${ident(k)}) AS ${ident(k)}`).join(', ')},
-           CASE WHEN r.ctid IS NULL THEN NULL ELSE ${rowText('r', common)} END AS pitr_row_at_t
-      FROM pg_temp.pitr_stage s FULL JOIN ONLY ${live} r ON ${match('r', 's')}
-     WHERE s.pitr_h IS NULL OR r.ctid IS NULL OR s.pitr_h <> ${rowHash('r')}`);
-  const counts = new Map((await now.query<{ c: string; n: string }>('SELECT pitr_change AS c, count(*) AS n FROM pg_temp.pitr_want GROUP BY 1')).rows.map((r) => [r.c, Number(r.n)]));
-  const [inserted, changed, deleted] = ['inserted', 'changed', 'deleted'].map((c) => counts.get(c) ?? 0);
-
-  // Pass 2: the full post-T rows of the inserted and changed keys, into pitr_<stamp>_after.<name>.
+  const pass: Pass1 = { before, now, b, live, key, keyCols, common, fastHash, rowHash, atTCols, beforeCols };
+  let fullBecause = since ? filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since) : undefined;
+  let compared: { rowsCompared: number; rowsBefore: number } | undefined;
+  // One integer key: the runner pairs the two key-ordered streams itself, no temporary copy of every key (changes-merge.ts).
+  const atTKey = atTCols.find((c) => c.name === key[0]);
+  const merge = fastHash && key.length === 1 && MERGE_KEY_TYPES.includes(keyCols[0].type)
+    && atTKey !== undefined && MERGE_KEY_TYPES.includes(atTKey.type);
+  if (since && !fullBecause) {
+    const outcome = merge ? await mergedRows(pass, since) : await differingRowsSince(pass, since);
+    if (typeof outcome === 'string') fullBecause = outcome;
+    else compared = outcome;
+  }
+  if (!compared) {
+    const outcome = merge ? await mergedRows(pass, undefined) : await differingRows(pass);
+    if (typeof outcome === 'string') throw new Error(`${table}: ${outcome}`);
+    compared = outcome;
+  }
+  // Pass 2: the full post-T rows of the inserted and changed keys, into pitr_<stamp>_after.<name> (created with the counts, one round trip).
   const kept = qualified(schema, keptName);
-  await now.query(`CREATE TABLE ${kept} (pitr_change text, pitr_committed_at timestamptz, pitr_row_at_t text, ${beforeCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')})`);
-  await now.query(`COMMENT ON TABLE ${kept} IS ${literal(`cdk-rds-pitr: ${table} rows inserted or changed after T (their version before the recovery) and the keys of rows deleted after T; pitr_row_at_t is the md5 of the row at T.`)}`);
+  const [countResult] = await now.query(`SELECT pitr_change AS c, count(*) AS n FROM pg_temp.pitr_want GROUP BY 1;
+    CREATE TABLE ${kept} (pitr_change text, pitr_committed_at timestamptz, pitr_row_at_t text, ${beforeCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')});
+    COMMENT ON TABLE ${kept} IS ${literal(`cdk-rds-pitr: ${table} rows inserted or changed after T (their version before the recovery) and the keys of rows deleted after T; pitr_row_at_t is the md5 of the row at T.`)}`) as unknown as Array<{ rows: Array<{ c: string; n: string }> }>;
+  const counts = new Map(countResult.rows.map((r) => [r.c, Number(r.n)]));
+  const [inserted, changed, deleted] = ['inserted', 'changed', 'deleted'].map((c) => counts.get(c) ?? 0);
+  const match = (a: string, c: string): string => key.map((k) => `${a}.${ident(k)} = ${c}.${ident(k)}`).join(' AND ');
   const cols = beforeCols.map((c) => ident(c.name)).join(', ');
   const committed = commitTimes ? 'pg_xact_commit_timestamp(x.xmin)' : 'NULL::timestamptz';
   const keyJson = `json_build_object(${key.map((k) => `${literal(k)}, w.${ident(k)}`).join(', ')})`;
@@ -374,9 +471,10 @@ async function compareTable(
         WHERE (${key.map((k) => `x.${ident(k)}`).join(', ')}) IN (SELECT ${key.map((k) => `j.${ident(k)}`).join(', ')} FROM json_populate_recordset(NULL::${qualified(b.schema, b.name)}, ${literal(rows[0].j)}) j)) TO STDOUT`,
       `COPY ${kept} (pitr_committed_at, ${cols}) FROM STDIN`);
   }
-  await now.query(`UPDATE ${kept} k SET pitr_change = w.pitr_change, pitr_row_at_t = w.pitr_row_at_t FROM pg_temp.pitr_want w WHERE ${match('k', 'w')}`);
-  await now.query(`INSERT INTO ${kept} (pitr_change, pitr_row_at_t, ${key.map(ident).join(', ')}) SELECT pitr_change, pitr_row_at_t, ${key.map(ident).join(', ')} FROM pg_temp.pitr_want WHERE pitr_change = 'deleted'`);
-  await now.query('DROP TABLE pg_temp.pitr_stage; DROP TABLE pg_temp.pitr_want');
+  // One round trip: the statements of a table's end run together.
+  await now.query(`UPDATE ${kept} k SET pitr_change = w.pitr_change, pitr_row_at_t = w.pitr_row_at_t FROM pg_temp.pitr_want w WHERE ${match('k', 'w')};
+    INSERT INTO ${kept} (pitr_change, pitr_row_at_t, ${key.map(ident).join(', ')}) SELECT pitr_change, pitr_row_at_t, ${key.map(ident).join(', ')} FROM pg_temp.pitr_want WHERE pitr_change = 'deleted';
+    DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE pg_temp.pitr_want`);
 
   const atTByName = new Map(atTCols.map((c) => [c.name, c]));
   const insertColumns = common.filter((c) => !atTByName.get(c)!.generated);
@@ -384,7 +482,6 @@ async function compareTable(
   if (generated.length > 0) notes.push(`generated columns ${generated.map(ident).join(', ')} are computed by the table, not replayed.`);
   const identityAlways = insertColumns.filter((c) => atTByName.get(c)!.identityAlways);
   if (identityAlways.length > 0) notes.push(`identity columns ${identityAlways.map(ident).join(', ')} (GENERATED ALWAYS): the inserts use OVERRIDING SYSTEM VALUE; updates leave them.`);
-  const triggers = (await now.query<{ name: string }>('SELECT tgname AS name FROM pg_trigger WHERE tgrelid = $1::oid AND NOT tgisinternal ORDER BY 1', [t.oid])).rows.map((r) => r.name);
   if (triggers.length > 0) notes.push(`the table has triggers (${triggers.map(ident).join(', ')}): the replay fires them, as any write would.`);
   return {
     table,
@@ -395,6 +492,8 @@ async function compareTable(
     changed,
     deleted,
     notes,
+    ...compared,
+    fullBecause,
     replay: {
       live,
       kept,
@@ -407,6 +506,144 @@ async function compareTable(
       updateColumns: insertColumns.filter((c) => !key.includes(c) && !atTByName.get(c)!.identityAlways),
     },
   };
+}
+
+/** What pass 1 works with, for one keyed table. */
+interface Pass1 {
+  readonly before: Client;
+  readonly now: Client;
+  /** The pre-recovery table. */
+  readonly b: Table;
+  /** The table at T, quoted. */
+  readonly live: string;
+  readonly key: readonly string[];
+  /** The key's columns as the pre-recovery table has them. */
+  readonly keyCols: readonly Column[];
+  /** Columns in both tables, in the order of the table at T. */
+  readonly common: readonly string[];
+  readonly fastHash: boolean;
+  readonly rowHash: (alias: string) => string;
+  readonly atTCols: readonly Column[];
+  readonly beforeCols: readonly Column[];
+}
+
+/**
+ * Every row of the pre-recovery table: its key and hash stream into pg_temp.pitr_stage, and one full join on the
+ * key pairs them with the rows at T: only before (inserted after T), only at T (deleted after T), both with another
+ * hash (changed).
+ */
+async function differingRows(p: Pass1): Promise<{ rowsCompared: number; rowsBefore: number }> {
+  const { before, now, b, live, key, keyCols, rowHash } = p;
+  const format = p.fastHash ? ' (FORMAT binary)' : '';
+  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
+    + `CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h ${p.fastHash ? 'bigint' : 'text'})`);
+  const rows = await stream(before, now,
+    `COPY (SELECT ${key.map((k) => `x.${ident(k)}`).join(', ')}, ${rowHash('x')} FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT${format}`,
+    `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN${format}`);
+  await now.query('ANALYZE pg_temp.pitr_stage');
+  const match = key.map((k) => `r.${ident(k)} = s.${ident(k)}`).join(' AND ');
+  await now.query(`CREATE TEMP TABLE pitr_want AS
+    SELECT CASE WHEN s.pitr_h IS NULL THEN 'deleted' WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change,
+           ${key.map((k) => `coalesce(s.${ident(k)}, r.${ident(k)}) AS ${ident(k)}`).join(', ')},
+           CASE WHEN r.ctid IS NULL THEN NULL ELSE ${rowText('r', p.common)} END AS pitr_row_at_t
+      FROM pg_temp.pitr_stage s FULL JOIN ONLY ${live} r ON ${match}
+     WHERE s.pitr_h IS NULL OR r.ctid IS NULL OR s.pitr_h <> ${rowHash('r')}`);
+  return { rowsCompared: rows, rowsBefore: rows };
+}
+
+/**
+ * Pass 1 for a table keyed by one integer column (smallint, integer, bigint): both sides stream (key, hash) in key
+ * order and the runner walks them side by side (mergeByKey); only the keys that differ go into pg_temp.pitr_stage.
+ * With `since` (the commit-time filter) the pre-recovery side hashes only the rows committed after it, and the side
+ * at T sends keys alone: the rows paired with a hashed one are hashed afterwards, in SQL, a handful.
+ */
+async function mergedRows(p: Pass1, since: Date | undefined): Promise<{ rowsCompared: number; rowsBefore: number } | string> {
+  const { before, now, b, live, key, keyCols, rowHash } = p;
+  const k = ident(key[0]);
+  const source = qualified(b.schema, b.name);
+  const hashBefore = since ? `CASE WHEN ${committedAfter('x', source, since)} THEN ${rowHash('x')} END` : rowHash('x');
+  const merged = await mergeByKey(
+    new KeyHashRows(before.query(copyTo(`COPY (SELECT x.${k}, ${hashBefore} FROM ONLY ${source} x ORDER BY x.${k}) TO STDOUT (FORMAT binary)`)), true),
+    new KeyHashRows(now.query(copyTo(`COPY (SELECT r.${k}${since ? '' : `, ${rowHash('r')}`} FROM ONLY ${live} r ORDER BY r.${k}) TO STDOUT (FORMAT binary)`)), !since),
+    !since);
+  if (since && merged.unhashedOnlyBefore > 0) {
+    return `${merged.unhashedOnlyBefore} row(s) committed before ${since.toISOString()} have a key that does not exist at T: the commit times do not match this restore time`;
+  }
+  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
+    + `CREATE TEMP TABLE pitr_stage (${ident(keyCols[0].name)} ${keyCols[0].type}, pitr_h bigint, pitr_kind text)`);
+  if (merged.lines.length > 0) {
+    await pipeline(Readable.from([`${merged.lines.join('\n')}\n`]), now.query(copyFrom('COPY pg_temp.pitr_stage FROM STDIN')));
+  }
+  // The few staged keys look their rows up at T through the key's index (OFFSET 0 keeps the lookup per key, where a
+  // hash join would read the whole table).
+  await now.query(`CREATE TEMP TABLE pitr_want AS
+    SELECT CASE s.pitr_kind WHEN 'paired' THEN 'changed' ELSE s.pitr_kind END AS pitr_change, s.${k}, r.pitr_row_at_t
+      FROM pg_temp.pitr_stage s LEFT JOIN LATERAL (
+             SELECT ${rowText('r', p.common)} AS pitr_row_at_t, ${rowHash('r')} AS pitr_h FROM ONLY ${live} r
+              WHERE r.${k} = s.${k} AND s.pitr_kind <> 'inserted' OFFSET 0) r ON true
+     WHERE s.pitr_kind <> 'paired' OR s.pitr_h <> r.pitr_h`);
+  return { rowsCompared: merged.hashed, rowsBefore: merged.rowsBefore };
+}
+
+/**
+ * Why the commit-time filter cannot be trusted for this table, from its columns: a row keeps its xmin through
+ * schema changes that need no rewrite, so a change there could alter row text without a newer commit time.
+ */
+function filterRefusal(p: Pass1): string | undefined {
+  if (!p.fastHash) return 'a column type without a hash by value (enum, composite, range, ...): its text can change through the catalog (an enum label renamed) without a newer commit time on the row';
+  const beforeByName = new Map(p.beforeCols.map((c) => [c.name, c]));
+  const changedType = p.atTCols.filter((c) => beforeByName.has(c.name) && beforeByName.get(c.name)!.type !== c.type);
+  if (changedType.length > 0) return `column types changed after T (${changedType.map((c) => ident(c.name)).join(', ')}): a type change without a rewrite keeps the rows' commit times`;
+  const order = p.beforeCols.filter((c) => p.common.includes(c.name)).map((c) => c.name);
+  if (order.join('\u0000') !== p.common.join('\u0000')) return 'the columns are in another order than at T (dropped and added again after T?): an added column does not rewrite the rows';
+  return undefined;
+}
+
+/**
+ * A column dropped and added again with the same name and type after T changes every row's value without touching
+ * the rows. The added column comes after every dropped one: refuse when a dropped column lies before a live one,
+ * unless it was dropped (its catalog row committed) before `since`.
+ */
+async function droppedColumnsRefusal(before: Client, oid: number, since: Date): Promise<string | undefined> {
+  const { rows } = await before.query<{ n: string }>(`
+    SELECT count(*) AS n FROM pg_attribute d
+     WHERE d.attrelid = $1::oid AND d.attisdropped AND d.attnum > 0
+       AND d.attnum < (SELECT max(attnum) FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped)
+       AND NOT ${committedBefore('d.xmin', since)}`, [oid]);
+  const n = Number(rows[0].n);
+  return n > 0 ? `${n} dropped column(s) before live ones, dropped after ${since.toISOString()} or at an unknown time: a column dropped and added again keeps the rows' commit times` : undefined;
+}
+
+/**
+ * The commit-time filter, in one pass like differingRows: every key of the pre-recovery table streams over (keys are
+ * what find the rows deleted after T), but the hash only for the rows committed after `since` (or without a local
+ * commit time); the others are as at T, so neither side hashes them. The filter is checked on the way: a key it left
+ * out must exist at T. Returns why it fell back when it does not; the caller then compares every row.
+ */
+async function differingRowsSince(p: Pass1, since: Date): Promise<{ rowsCompared: number; rowsBefore: number } | string> {
+  const { before, now, b, live, key, keyCols, rowHash } = p;
+  const keyList = (alias: string): string => key.map((k) => `${alias}.${ident(k)}`).join(', ');
+  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
+    + `CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h bigint)`);
+  const rowsBefore = await stream(before, now,
+    `COPY (SELECT ${keyList('x')}, CASE WHEN ${committedAfter('x', qualified(b.schema, b.name), since)} THEN ${rowHash('x')} END FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT (FORMAT binary)`,
+    `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN (FORMAT binary)`);
+  await now.query('ANALYZE pg_temp.pitr_stage');
+  const match = key.map((k) => `r.${ident(k)} = s.${ident(k)}`).join(' AND ');
+  // Only at T: deleted after T. Only before: inserted after T (hashed, or the filter was wrong). Both, hashed: changed if the hash differs.
+  await now.query(`CREATE TEMP TABLE pitr_want AS
+    SELECT CASE WHEN s.ctid IS NULL THEN 'deleted' WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change,
+           ${key.map((k) => `coalesce(s.${ident(k)}, r.${ident(k)}) AS ${ident(k)}`).join(', ')},
+           CASE WHEN r.ctid IS NULL THEN NULL ELSE ${rowText('r', p.common)} END AS pitr_row_at_t,
+           s.ctid IS NOT NULL AND s.pitr_h IS NULL AS pitr_unhashed
+      FROM pg_temp.pitr_stage s FULL JOIN ONLY ${live} r ON ${match}
+     WHERE s.ctid IS NULL OR r.ctid IS NULL OR (s.pitr_h IS NOT NULL AND s.pitr_h <> ${rowHash('r')})`);
+  const { rows } = await now.query<{ wrong: string; hashed: string }>(
+    'SELECT (SELECT count(*) FROM pg_temp.pitr_want WHERE pitr_unhashed) AS wrong, (SELECT count(pitr_h) FROM pg_temp.pitr_stage) AS hashed');
+  const wrong = Number(rows[0].wrong);
+  if (wrong > 0) return `${wrong} row(s) committed before ${since.toISOString()} have a key that does not exist at T: the commit times do not match this restore time`;
+  await now.query('ALTER TABLE pg_temp.pitr_want DROP COLUMN pitr_unhashed');
+  return { rowsCompared: Number(rows[0].hashed), rowsBefore };
 }
 
 /**
@@ -542,7 +779,8 @@ async function writeSummary(
 function describeTable(t: TableWrites): string {
   if (t.status !== 'compared') return `${t.table}: ${t.status}; ${t.notes.join(' ')}`;
   return `${t.table}: since T ${t.inserted} inserted, ${t.changed === undefined ? 'changed unknown (no key)' : `${t.changed} changed`}, ${t.deleted} deleted`
-    + `${t.key ? ` (rows paired by ${t.key.map(ident).join(', ')})` : ''}${t.notes.length > 0 ? `; ${t.notes.join(' ')}` : ''}`;
+    + `${t.key ? ` (rows paired by ${t.key.map(ident).join(', ')})` : ''}${t.notes.length > 0 ? `; ${t.notes.join(' ')}` : ''}`
+    + `${t.rowsBefore !== undefined ? `; ${t.rowsCompared} of ${t.rowsBefore} row(s) compared in full` : ''}${t.fullBecause ? ` (every row: ${t.fullBecause})` : ''}`;
 }
 
 /** The log lines after the comparison: where everything is, the replay SQL cut to a readable length, and how to drop the schema. */
@@ -550,7 +788,8 @@ export function describeRecord(r: ChangesRecord): string[] {
   const touched = r.tables.filter((t) => t.status !== 'compared' || t.inserted + (t.changed ?? 0) + t.deleted > 0);
   const lines = [
     `writes made after T in ${JSON.stringify(r.database)}: ${touched.length} of ${r.tables.length} table(s) differ, ${r.sequences.length} sequence(s) moved; rows kept in schema ${ident(r.schema)} of ${JSON.stringify(r.database)} `
-      + `(one table per source table, summary in ${qualified(r.schema, SUMMARY_TABLE)}); compared in ${(r.ms / 1000).toFixed(1)} s`,
+      + `(one table per source table, summary in ${qualified(r.schema, SUMMARY_TABLE)}); compared in ${(r.ms / 1000).toFixed(1)} s, `
+      + `${r.rowsCompared} of ${r.rowsBefore} row(s) of the keyed tables by content (${r.comparison})`,
     r.commitTimes
       ? `each kept row carries its commit time (track_commit_timestamp is on): SET ${AFTER_SETTING} = '<time>' bounds the replay`
       : 'track_commit_timestamp is off: the kept rows carry no commit time and the replay cannot be bounded by time (see README "Writes made after the restore time")',
