@@ -142,7 +142,8 @@ project.testTask.prependSpawn(bundle);
 
 // ---- the local rehearsal: the project's main job ---------------------------
 const rehearse = project.addTask('rehearse', {
-  description: 'Rehearse a full point-in-time recovery as CodeBuild runs it (runner.js recover) against an RDS stand-in over throwaway local PostgreSQL',
+  description: 'Rehearse a full point-in-time recovery as CodeBuild runs it (runner.js recover) against an RDS stand-in over throwaway local PostgreSQL '
+    + '(--aurora: of an Aurora PostgreSQL DB cluster; --help: every option)',
   receiveArgs: true,
 });
 rehearse.spawn(bundle);

@@ -15,6 +15,9 @@
  *   AWS SDK adapter, TLS verify-full against PG_CA_BUNDLE = a throwaway CA).
  * - `--adapter local`: the runbook in this process through the local
  *   control plane (local/rds-control.ts); no AWS SDK, no moto.
+ * - `--aurora` (with `--adapter aws`): the original is an Aurora PostgreSQL
+ *   DB cluster in the stand-in (`SOURCE_CLUSTER_ID`), recovered through a
+ *   temporary cluster and its writer, as on Aurora (issue #20).
  *
  * Bundled on its own (assets/rehearsal/rehearse.js), never shipped: the
  * stand-ins stay out of the npm package.
@@ -87,6 +90,8 @@ export interface RehearseOptions {
   readonly changes?: boolean;
   /** `--pg`: the PostgreSQL major of the instances and the client (local/pg-major.ts); default PG_MAJOR, else 15. */
   readonly pgMajor?: PgMajor;
+  /** `--aurora`: the original is an Aurora PostgreSQL DB cluster (SOURCE_CLUSTER_ID), not an instance; `--adapter aws` only. */
+  readonly aurora?: boolean;
   readonly help?: boolean;
   /** Test only (no flag): AFTER for `changes` instead of the bad change's commit time. */
   readonly changesAfterOverride?: (times: { restoreTime: Date; badCommit: string }) => string;
@@ -98,7 +103,7 @@ const ADAPTERS = ['aws', 'local'] as const;
 type RehearsalAdapter = typeof ADAPTERS[number];
 
 const USAGE = 'usage: npx projen rehearse [--seed file.sql] [--damage file.sql] [--strategy swap|replace] [--tables schema.table,...] [--changes] [--adapter aws|local] '
-  + '[--pg 15|17|18] [--sslmode verify-full|disable] [--one-host] [--drill [--compare-recovery]] [--keep] [--help]';
+  + '[--pg 15|17|18] [--aurora] [--sslmode verify-full|disable] [--one-host] [--drill [--compare-recovery]] [--keep] [--help]';
 
 /** `rehearse --help`. */
 export const REHEARSE_HELP = `${USAGE}
@@ -124,6 +129,8 @@ than the original (127.0.0.1), so large tables stream COPY to COPY. Needs moto_s
                     by content that the result is T's state plus exactly the good writes made after the bad change
   --adapter A       aws (default: runner.js recover, AWS SDK, stand-ins) or local (the runbook in this process
                     through the local control plane; no AWS SDK, no moto_server)
+  --aurora          the original is an Aurora PostgreSQL DB cluster (SOURCE_CLUSTER_ID) in the stand-in: the runner restores a
+                    temporary cluster, adds its writer, sets the password on the cluster and deletes both (only with --adapter aws)
   --pg MAJOR        the PostgreSQL major of the instances and of the client: ${PG_MAJORS.join(', ')} (default: PG_MAJOR, else ${DEFAULT_PG_MAJOR});
                     17 and 18 are installed by PG_MAJORS=15,17,18 bash scripts/setup.sh
   --sslmode M       verify-full (default) or disable (no TLS on the instances; only with --adapter local,
@@ -171,6 +178,7 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
   let compareRecovery = false;
   let tables: string | undefined;
   let pgMajor: PgMajor | undefined;
+  let aurora = false;
   let changes = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -192,6 +200,8 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
     } else if (arg === '--tables') {
       tables = next();
       parseRehearsalTables(tables);
+    } else if (arg === '--aurora') {
+      aurora = true;
     } else if (arg === '--changes') {
       changes = true;
     } else if (arg === '--drill') {drill = true;} else if (arg === '--compare-recovery') {compareRecovery = true;} else if (arg === '--one-host') {oneHost = true;} else if (arg === '--help' || arg === '-h') {help = true;} else {throw new Error(`${JSON.stringify(arg)} is not an option of rehearse. ${USAGE}`);}
@@ -203,6 +213,9 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
   if (sslMode === 'disable' && adapter === 'aws') {
     throw new Error('--sslmode disable: runner.js recover always connects with sslmode=verify-full, as on AWS; accepted with --adapter aws (the default): '
       + `verify-full. For a rehearsal without TLS add --adapter local. ${USAGE}`);
+  }
+  if (aurora && adapter !== 'aws') {
+    throw new Error(`--aurora: the local control plane (--adapter local) has no Aurora DB clusters; accepted with --adapter aws (the default). ${USAGE}`);
   }
   if (compareRecovery && !drill) throw new Error(`--compare-recovery: compares a drill's estimate with a recovery; accepted only with --drill. ${USAGE}`);
   if (drill && tables !== undefined) {
@@ -228,6 +241,7 @@ export function parseRehearseArgs(argv: readonly string[]): RehearseOptions {
     ...(tables !== undefined ? { tables } : {}),
     ...(changes ? { changes } : {}),
     ...(pgMajor !== undefined ? { pgMajor } : {}),
+    ...(aurora ? { aurora } : {}),
   };
 }
 
@@ -250,6 +264,7 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, s
   const streamMinBytes = options.oneHost ? undefined : REHEARSAL_STREAM_MIN_BYTES;
   log.info(options.adapter === 'aws'
     ? `rehearsal path: as on CodeBuild: node ${RUNNER_BUNDLE} recover, through the AWS SDK, against an RDS stand-in (real PostgreSQL) and moto_server's Secrets Manager`
+      + (options.aurora ? `; the original is the Aurora PostgreSQL DB cluster ${SOURCE_ID} (${PROJECT_ENV.SOURCE_CLUSTER_ID})` : '')
     : 'rehearsal path: --adapter local: the runbook in this process through the local control plane (no AWS SDK)');
   log.info(`rehearsal route: original on ${LOOPBACK}, point-in-time copy on ${temporaryHost}${streamMinBytes === undefined ? ` (one host: tables from ${DEFAULT_STREAM_MIN_BYTES / 2 ** 20} MiB stream, as on AWS)` : ` (two hosts: tables from ${streamMinBytes / 1024} KiB stream)`}; `
     + `TLS ${options.sslMode === 'verify-full' ? 'verify-full against a throwaway CA' : 'off'}`);
@@ -262,10 +277,12 @@ export async function rehearse(options: RehearseOptions, signal?: AbortSignal, s
     if (options.sslMode === 'verify-full') ca = await TestCa.create('cdk-rds-pitr rehearsal CA');
     // --changes: the instance keeps commit timestamps, as with track_commit_timestamp = 1 in its DB parameter group.
     const sourceSettings = options.changes ? { track_commit_timestamp: 'on' } : undefined;
-    const rigOptions: RigOptions = { log, out, password, ca, temporaryHost, streamMinBytes, scratch, sourceSettings };
+    const rigOptions: RigOptions = {
+      log, out, password, ca, temporaryHost, streamMinBytes, scratch, sourceSettings, aurora: options.aurora ?? false,
+    };
     rig = options.adapter === 'aws' ? await AwsRig.create(rigOptions) : await LocalRig.create(rigOptions);
     const src = rig.source;
-    log.info(`instance ${SOURCE_ID}: ${src.uri('postgres', MASTER_USER)} (master user ${MASTER_USER}, not a superuser), data in ${src.baseDir}`);
+    log.info(`${options.aurora ? 'Aurora DB cluster' : 'instance'} ${SOURCE_ID}: ${src.uri('postgres', MASTER_USER)} (master user ${MASTER_USER}, not a superuser), data in ${src.baseDir}`);
     await log.step(`Rehearsal: load ${dataset.seedName} into database ${REHEARSAL_DATABASE}`, async () => {
       // Owned by the master user, as a database created on RDS is.
       await src.sql(`CREATE DATABASE ${quoteIdent(REHEARSAL_DATABASE)} OWNER ${quoteIdent(MASTER_USER)}`);
@@ -456,6 +473,8 @@ interface RigOptions {
   readonly temporaryHost: string;
   readonly streamMinBytes?: number;
   readonly scratch: string;
+  /** The original is an Aurora PostgreSQL DB cluster (AwsRig only). */
+  readonly aurora?: boolean;
   /** Extra postgresql.conf settings of the original instance (--changes: track_commit_timestamp). */
   readonly sourceSettings?: Record<string, string>;
 }
@@ -496,15 +515,25 @@ class AwsRig implements Rig {
         }),
       ]));
       const rds = standIn;
-      const instance = await log.step(`Rehearsal: create instance ${SOURCE_ID} on the stand-in (WAL archiving, automated base backup)`,
-        () => rds.engine.createSourceInstance({ id: SOURCE_ID, masterUsername: MASTER_USER, masterPassword: options.password }));
+      const clusterStep = `Rehearsal: create Aurora PostgreSQL DB cluster ${SOURCE_ID} and its writer on the stand-in (WAL archiving, automated backup)`;
+      const original = options.aurora
+        ? await log.step(clusterStep, async () => {
+          const master = { masterUsername: MASTER_USER, masterPassword: options.password };
+          const cluster = await rds.engine.clusters.createSourceCluster({ id: SOURCE_ID, ...master });
+          return { cluster: cluster.volume!, host: cluster.host!, idField: { dbClusterIdentifier: SOURCE_ID } };
+        })
+        : await log.step(`Rehearsal: create instance ${SOURCE_ID} on the stand-in (WAL archiving, automated base backup)`, async () => {
+          const instance = await rds.engine.createSourceInstance({ id: SOURCE_ID, masterUsername: MASTER_USER, masterPassword: options.password });
+          return { cluster: instance.cluster!, host: instance.host!, idField: { dbInstanceIdentifier: SOURCE_ID } };
+        });
       const secrets = new SecretsManagerClient(motoClientConfig(moto.endpoint));
+      // What RDS (or a CDK-generated secret) holds for an instance or, with dbClusterIdentifier, for an Aurora cluster.
       const secretJson = (password: string): string => JSON.stringify({
-        username: MASTER_USER, password, engine: 'postgres', host: instance.host, port: instance.cluster!.port, dbInstanceIdentifier: SOURCE_ID,
+        username: MASTER_USER, password, engine: 'postgres', host: original.host, port: original.cluster.port, ...original.idField,
       });
       const secret = await secrets.send(new CreateSecretCommand({ Name: `${SOURCE_ID}/master`, SecretString: secretJson(options.password) }));
       log.info(`RDS stand-in at ${rds.endpoint}; secret ${secret.ARN} on moto_server at ${moto.endpoint}`);
-      return new AwsRig(options, moto, rds, instance.cluster!, secrets, secret.ARN!, secretJson);
+      return new AwsRig(options, moto, rds, original.cluster, secrets, secret.ARN!, secretJson);
     } catch (err) {
       await standIn?.stop().catch(() => undefined);
       await moto?.stop();
@@ -551,7 +580,7 @@ class AwsRig implements Rig {
       PATH: [...(pgBinaries ? [pgBinaries] : []), process.env.PATH ?? '/usr/bin:/bin'].join(':'),
       // The runner prefers Debian's /usr/lib/postgresql/<major>/bin to PATH (binaries.ts): PG_BIN_DIR keeps the client of --pg / PG_MAJOR.
       ...(pgBinaries ? { PG_BIN_DIR: pgBinaries } : {}),
-      [PROJECT_ENV.SOURCE_INSTANCE_ID]: SOURCE_ID,
+      [this.options.aurora ? PROJECT_ENV.SOURCE_CLUSTER_ID : PROJECT_ENV.SOURCE_INSTANCE_ID]: SOURCE_ID,
       [PROJECT_ENV.SECRET_ARN]: this.secretArn,
       [PROJECT_ENV.PG_CA_BUNDLE]: this.options.ca!.caFile,
       [PROJECT_ENV.WAIT_TIMEOUT_MINUTES]: '10',
@@ -583,7 +612,9 @@ class AwsRig implements Rig {
     const known = this.codebuild.builds.get(buildId)!;
     known.buildStatus = code === 0 ? 'SUCCEEDED' : signal?.aborted ? 'STOPPED' : 'FAILED';
     known.buildComplete = true;
-    const target = this.standIn.actionsCalled('RestoreDBInstanceToPointInTime').at(-1)?.params.TargetDBInstanceIdentifier;
+    const target = this.options.aurora
+      ? this.standIn.actionsCalled('RestoreDBClusterToPointInTime').at(-1)?.params.DBClusterIdentifier
+      : this.standIn.actionsCalled('RestoreDBInstanceToPointInTime').at(-1)?.params.TargetDBInstanceIdentifier;
     if (code !== 0) return { ok: false, why: `runner.js recover exited with ${code} (its log above says why)` };
     if (!target) return { ok: false, why: 'runner.js recover exited 0 without asking the stand-in for a restore' };
     return { ok: true, stamp: target.slice(-14) };
@@ -592,7 +623,8 @@ class AwsRig implements Rig {
   async dispose(keep: boolean): Promise<LocalCluster | undefined> {
     // The runner only requests the temporary instance's deletion; the stand-in finishes it.
     await this.standIn.engine.settled();
-    const kept = keep ? this.standIn.engine.release(SOURCE_ID) : undefined;
+    const engine = this.standIn.engine;
+    const kept = !keep ? undefined : this.options.aurora ? await engine.clusters.release(SOURCE_ID) : engine.release(SOURCE_ID);
     await this.standIn.stop();
     await this.moto.stop();
     await this.codebuild?.stop();

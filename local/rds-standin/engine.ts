@@ -1,7 +1,9 @@
 /**
  * The state behind the RDS stand-in: DB instances that are real PostgreSQL
  * clusters, their status over time, tags, manual snapshots and the source's
- * automated backup. `server.ts` puts the RDS Query API in front of it.
+ * automated backup; and Aurora PostgreSQL DB clusters (`clusters.ts`), whose
+ * cluster volume is a real PostgreSQL data directory served while a writer
+ * instance is up. `server.ts` puts the RDS Query API in front of it.
  *
  * Where RDS's behaviour is documented the stand-in follows it; where it is
  * not (or only observed), a `GUESS:` comment says what was assumed.
@@ -10,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { LocalCluster, sleep } from '../cluster';
 import { restorePointInTimeCopy, setRolePassword, takeAutomatedBackup } from '../pitr-copy';
+import { AuroraClusters } from './clusters';
 import { RdsFault, type Tag } from './query-protocol';
 
 /** Minimum time spent in each transitional status. Real RDS takes minutes; tests take milliseconds. */
@@ -24,10 +27,12 @@ export interface StandInTiming {
   readonly deletingMs: number;
   /** A manual snapshot stays `creating` at least this long, and until its base backup is taken. */
   readonly snapshotMs: number;
+  /** A copy-on-write clone stays `creating` at least this long (a full copy: `creatingMs`). */
+  readonly cloneCreatingMs: number;
 }
 
 export const FAST_TIMING: StandInTiming = {
-  creatingMs: 200, backingUpMs: 200, modifyingMs: 150, resettingCredentialsMs: 150, deletingMs: 200, snapshotMs: 100,
+  creatingMs: 200, backingUpMs: 200, modifyingMs: 150, resettingCredentialsMs: 150, deletingMs: 200, snapshotMs: 100, cloneCreatingMs: 100,
 };
 
 /** Failures to inject; tests change them between calls. */
@@ -42,8 +47,16 @@ export interface StandInFaults {
   acceptDeleteWhileCreating?: boolean;
   /** The safety snapshot ends in this status instead of `available`. */
   snapshotEndsIn?: string;
-  /** Runs once a point-in-time copy is up, before its instance leaves `creating`. */
+  /** Runs once a point-in-time copy is up, before its instance (or DB cluster) leaves `creating`. */
   onCopyUp?: (id: string, cluster: LocalCluster) => Promise<void>;
+  /** The next RestoreDBClusterToPointInTime is refused with this fault; nothing is created. */
+  refuseClusterRestore?: { readonly code: string; readonly message: string };
+  /** A restored DB cluster ends in this status (e.g. `failed`) instead of `available`. */
+  clusterRestoreEndsIn?: string;
+  /** Accept DeleteDBCluster on a `creating` DB cluster (refused by default; see deleteDbCluster). */
+  acceptClusterDeleteWhileCreating?: boolean;
+  /** A DB cluster snapshot ends in this status instead of `available`. */
+  clusterSnapshotEndsIn?: string;
 }
 
 /** A cluster and the host its clients use (the instance's endpoint address). */
@@ -105,6 +118,8 @@ export interface StandInInstance {
   automatedBackup?: { readonly dir: string; readonly earliest: Date };
   /** Set by DeleteDBInstance; the instance disappears once its cluster is gone. */
   deleteRequested: boolean;
+  /** An Aurora DB cluster's member: its DB cluster (whose volume it serves; `cluster` stays unset). */
+  readonly dbClusterId?: string;
 }
 
 export interface StandInSnapshot {
@@ -125,12 +140,16 @@ export class RdsStandInEngine {
   readonly accountId: string;
   readonly timing: StandInTiming;
   faults: StandInFaults;
-  private readonly placement: StandInPlacement;
-  private readonly instances = new Map<string, StandInInstance>();
+  /** @internal Where clusters listen (used by `clusters.ts`). */
+  readonly placement: StandInPlacement;
+  /** @internal Every DB instance, Aurora cluster members included (used by `clusters.ts`). */
+  readonly instances = new Map<string, StandInInstance>();
   private readonly snapshots = new Map<string, StandInSnapshot>();
   private readonly background = new Set<Promise<void>>();
   /** Every status each instance went through, in order (for tests). */
   readonly history = new Map<string, string[]>();
+  /** Aurora PostgreSQL DB clusters, their member instances and DB cluster snapshots. */
+  readonly clusters: AuroraClusters;
 
   constructor(options: StandInOptions = {}) {
     this.region = options.region ?? 'us-east-1';
@@ -138,6 +157,7 @@ export class RdsStandInEngine {
     this.timing = { ...FAST_TIMING, ...options.timing };
     this.faults = options.faults ?? {};
     this.placement = options.placement ?? loopbackPlacement();
+    this.clusters = new AuroraClusters(this);
   }
 
   // ------------------------------------------------------------ set-up (not part of the API)
@@ -220,19 +240,47 @@ export class RdsStandInEngine {
     return instance.automatedBackup && instance.status !== 'deleting' ? new Date() : undefined;
   }
 
+  /** The tag list of the resource `arn` names (the list itself: AddTagsToResource changes it). */
   tagsOf(arn: string): Tag[] {
     const instance = [...this.instances.values()].find((i) => i.arn === arn);
     if (instance) return instance.tags;
     const snapshot = [...this.snapshots.values()].find((s) => s.arn === arn);
     if (snapshot) return snapshot.tags;
-    // GUESS: an ARN naming nothing is answered like a missing instance (RDS picks the fault by the ARN's resource type).
+    const clusterTags = this.clusters.tagsOf(arn);
+    if (clusterTags) return clusterTags;
+    // GUESS: an ARN naming nothing is answered with the not-found fault of its resource type (ListTagsForResource
+    // documents DBClusterNotFoundFault, DBInstanceNotFound, DBSnapshotNotFound, ...); the message is the stand-in's.
+    if (/:cluster:/.test(arn)) throw new RdsFault('DBClusterNotFoundFault', `DBCluster ${arn} not found.`, 404);
+    if (/:cluster-snapshot:/.test(arn)) throw new RdsFault('DBClusterSnapshotNotFoundFault', `DBClusterSnapshot ${arn} not found.`, 404);
+    if (/:snapshot:/.test(arn)) throw new RdsFault('DBSnapshotNotFound', `DBSnapshot ${arn} not found.`, 404);
     throw new RdsFault('DBInstanceNotFound', `DBInstance ${arn} not found.`, 404);
+  }
+
+  /**
+   * AddTagsToResource. GUESS: a tag whose key the resource already has
+   * replaces that tag's value (the API reference says only "Adds metadata
+   * tags"; the user guide's "Tagging Amazon Aurora and Amazon RDS resources"
+   * is the closest page).
+   */
+  addTags(arn: string, tags: readonly Tag[]): void {
+    const list = this.tagsOf(arn);
+    for (const tag of tags) {
+      const at = list.findIndex((t) => t.Key === tag.Key);
+      if (at >= 0) list.splice(at, 1, { ...tag });
+      else list.push({ ...tag });
+    }
   }
 
   // ------------------------------------------------------------ actions
 
   async createSnapshot(instanceId: string, snapshotId: string, tags: Tag[]): Promise<StandInSnapshot> {
     const instance = this.instance(instanceId);
+    if (instance.dbClusterId) {
+      // GUESS: refused, with this code and wording: an Aurora instance's data is its DB cluster's volume, snapshotted with
+      // CreateDBClusterSnapshot (closest page: Aurora User Guide, "Creating a DB cluster snapshot").
+      throw new RdsFault('InvalidDBInstanceState', `DB instance ${instance.id} is a member of DB cluster ${instance.dbClusterId}; `
+        + 'snapshot the DB cluster with CreateDBClusterSnapshot instead.');
+    }
     if (this.snapshots.has(snapshotId.toLowerCase())) {
       throw new RdsFault('DBSnapshotAlreadyExists', `Cannot create the snapshot because a snapshot with the identifier ${snapshotId} already exists.`);
     }
@@ -362,6 +410,12 @@ export class RdsStandInEngine {
    */
   async setMasterPassword(id: string, password: string): Promise<StandInInstance> {
     const instance = this.instance(id);
+    if (instance.dbClusterId) {
+      // Documented (ModifyDBInstance, MasterUserPassword): doesn't apply to Amazon Aurora, "The password for the master
+      // user is managed by the DB cluster". GUESS: the fault code and wording of the refusal.
+      throw new RdsFault('InvalidParameterCombination', `DB instance ${instance.id} is a member of DB cluster ${instance.dbClusterId}; `
+        + 'set the master user password on the DB cluster with ModifyDBCluster.');
+    }
     if (!MODIFIABLE.includes(instance.status) || !instance.cluster) {
       // GUESS: RDS's wording.
       throw new RdsFault('InvalidDBInstanceState', `Database instance is not in available state (${instance.id} is ${instance.status}).`);
@@ -386,6 +440,7 @@ export class RdsStandInEngine {
 
   async deleteInstance(id: string, options: { readonly skipFinalSnapshot: boolean; readonly finalSnapshotId?: string }): Promise<StandInInstance> {
     const instance = this.instance(id);
+    if (instance.dbClusterId) return this.clusters.deleteMember(instance);
     if (instance.status === 'deleting') {
       throw new RdsFault('InvalidDBInstanceState', `Instance ${instance.id} is already being deleted.`);
     }
@@ -443,6 +498,7 @@ export class RdsStandInEngine {
   /** Stops and removes every cluster, the source's included. */
   async dispose(): Promise<void> {
     await this.settled();
+    await this.clusters.dispose();
     for (const instance of this.instances.values()) {
       instance.deleteRequested = true;
       await instance.cluster?.destroy().catch((err) => this.warn(`could not remove ${instance.id}: ${(err as Error).message}`));
@@ -453,7 +509,8 @@ export class RdsStandInEngine {
 
   // ------------------------------------------------------------ internals
 
-  private newInstanceFields(id: string): Pick<StandInInstance, 'id' | 'arn' | 'resourceId' | 'createdAt'> {
+  /** @internal */
+  newInstanceFields(id: string): Pick<StandInInstance, 'id' | 'arn' | 'resourceId' | 'createdAt'> {
     return {
       id,
       arn: `arn:aws:rds:${this.region}:${this.accountId}:db:${id}`,
@@ -471,31 +528,36 @@ export class RdsStandInEngine {
     this.forget(instance);
   }
 
-  private forget(instance: StandInInstance): void {
+  /** @internal */
+  forget(instance: StandInInstance): void {
     if (this.instances.get(instance.id) === instance) this.instances.delete(instance.id);
     this.history.get(instance.id)?.push('(gone)');
   }
 
-  private setStatus(instance: StandInInstance, status: string): void {
+  /** @internal */
+  setStatus(instance: StandInInstance, status: string): void {
     if (instance.deleteRequested && status !== 'deleting') return;
     instance.status = status;
     this.record(instance);
   }
 
-  private record(instance: StandInInstance): void {
+  /** @internal */
+  record(instance: StandInInstance): void {
     const seen = this.history.get(instance.id) ?? [];
     if (seen[seen.length - 1] !== instance.status) seen.push(instance.status);
     this.history.set(instance.id, seen);
   }
 
-  private inBackground(task: () => Promise<void>): void {
+  /** @internal */
+  inBackground(task: () => Promise<void>): void {
     const promise: Promise<void> = task()
       .catch((err) => this.warn(`background task failed: ${(err as Error).message}`))
       .finally(() => this.background.delete(promise));
     this.background.add(promise);
   }
 
-  private warn(message: string): void {
+  /** @internal */
+  warn(message: string): void {
     process.stderr.write(`rds stand-in: ${message}\n`);
   }
 }

@@ -58,6 +58,14 @@ export class QueryParams {
     return Number(value);
   }
 
+  /** A decimal number (Serverless v2 capacities are in half ACUs, e.g. 0.5). */
+  number(name: string): number | undefined {
+    const value = this.string(name);
+    if (value === undefined) return undefined;
+    if (!/^-?\d+(\.\d+)?$/.test(value)) throw new RdsFault('InvalidParameterValue', `Invalid value ${JSON.stringify(value)} for ${name}; expected a number.`);
+    return Number(value);
+  }
+
   timestamp(name: string): Date | undefined {
     const value = this.string(name);
     if (value === undefined) return undefined;

@@ -3,14 +3,16 @@
  * AWS SDK v3 RDS client (point it there with `AWS_ENDPOINT_URL_RDS`), in
  * front of `RdsStandInEngine`, whose instances are real PostgreSQL.
  *
- * It implements exactly the actions the recovery runner's AWS adapter
- * (`aws/rds-control.ts`) and the trigger Lambda (`lambda/`) call; any other
+ * It implements exactly the actions the recovery runner's AWS adapters
+ * (`aws/rds-control.ts`, and `aws/rds-cluster-control.ts` for Aurora DB
+ * clusters) and the trigger Lambda (`lambda/`) call; any other
  * action, and any parameter an implemented action does not understand, is
  * refused with an error that says so. Not shipped: only tests and the
  * rehearsal use it.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AURORA_ENGINE, type StandInClusterSnapshot, type StandInDbCluster } from './clusters';
 import { RdsStandInEngine, type StandInInstance, type StandInOptions, type StandInSnapshot } from './engine';
 import { QueryParams, RDS_API_VERSION, RdsFault, errorXml, list, successXml, type XmlValue } from './query-protocol';
 
@@ -49,7 +51,7 @@ export class RdsStandIn {
   private constructor(readonly engine: RdsStandInEngine) {
     this.server = createServer((req, res) => this.serve(req, res));
     this.actions = {
-      DescribeDBInstances: { params: ['DBInstanceIdentifier', ...PAGE], handle: (p) => this.describeDBInstances(p) },
+      DescribeDBInstances: { params: ['DBInstanceIdentifier', 'Filters.*', ...PAGE], handle: (p) => this.describeDBInstances(p) },
       DescribeDBInstanceAutomatedBackups: { params: ['DBInstanceIdentifier', 'DbiResourceId', ...PAGE], handle: (p) => this.describeAutomatedBackups(p) },
       ListTagsForResource: { params: ['ResourceName'], handle: (p) => this.listTags(p) },
       CreateDBSnapshot: { params: ['DBInstanceIdentifier', 'DBSnapshotIdentifier', 'Tags.*'], handle: (p) => this.createSnapshot(p) },
@@ -65,6 +67,32 @@ export class RdsStandIn {
       },
       ModifyDBInstance: { params: ['DBInstanceIdentifier', 'MasterUserPassword', 'ApplyImmediately'], handle: (p) => this.modify(p) },
       DeleteDBInstance: { params: ['DBInstanceIdentifier', 'SkipFinalSnapshot', 'FinalDBSnapshotIdentifier', 'DeleteAutomatedBackups'], handle: (p) => this.delete(p) },
+      AddTagsToResource: { params: ['ResourceName', 'Tags.*'], handle: (p) => this.addTags(p) },
+      // Aurora PostgreSQL DB clusters (clusters.ts).
+      DescribeDBClusters: { params: ['DBClusterIdentifier', 'Filters.*', 'IncludeShared', ...PAGE], handle: (p) => this.describeDBClusters(p) },
+      CreateDBClusterSnapshot: { params: ['DBClusterIdentifier', 'DBClusterSnapshotIdentifier', 'Tags.*'], handle: (p) => this.createClusterSnapshot(p) },
+      DescribeDBClusterSnapshots: {
+        params: ['DBClusterIdentifier', 'DBClusterSnapshotIdentifier', 'SnapshotType', 'IncludeShared', 'IncludePublic', ...PAGE],
+        handle: (p) => this.describeClusterSnapshots(p),
+      },
+      DeleteDBClusterSnapshot: { params: ['DBClusterSnapshotIdentifier'], handle: (p) => this.deleteClusterSnapshot(p) },
+      RestoreDBClusterToPointInTime: {
+        params: [
+          'DBClusterIdentifier', 'SourceDBClusterIdentifier', 'RestoreType', 'RestoreToTime', 'UseLatestRestorableTime', 'Port', 'DBSubnetGroupName',
+          'VpcSecurityGroupIds.*', 'Tags.*', 'KmsKeyId', 'DBClusterParameterGroupName', 'DeletionProtection', 'CopyTagsToSnapshot',
+          'ServerlessV2ScalingConfiguration.MinCapacity', 'ServerlessV2ScalingConfiguration.MaxCapacity', 'EngineMode', 'EnableIAMDatabaseAuthentication',
+        ],
+        handle: (p) => this.restoreCluster(p),
+      },
+      CreateDBInstance: {
+        params: [
+          'DBInstanceIdentifier', 'DBInstanceClass', 'Engine', 'DBClusterIdentifier', 'Tags.*', 'PubliclyAccessible', 'DBParameterGroupName',
+          'AvailabilityZone', 'PromotionTier', 'CopyTagsToSnapshot', 'AutoMinorVersionUpgrade', 'EnablePerformanceInsights', 'MonitoringInterval',
+        ],
+        handle: (p) => this.createInstance(p),
+      },
+      ModifyDBCluster: { params: ['DBClusterIdentifier', 'MasterUserPassword', 'ApplyImmediately'], handle: (p) => this.modifyCluster(p) },
+      DeleteDBCluster: { params: ['DBClusterIdentifier', 'SkipFinalSnapshot', 'FinalDBSnapshotIdentifier', 'DeleteAutomatedBackups'], handle: (p) => this.deleteCluster(p) },
     };
   }
 
@@ -137,7 +165,11 @@ export class RdsStandIn {
 
   private async describeDBInstances(p: QueryParams): Promise<Record<string, XmlValue>> {
     const id = p.string('DBInstanceIdentifier');
-    const all = id ? [this.engine.instance(id)] : this.engine.listInstances();
+    const filters = readFilters(p, ['db-cluster-id', 'db-instance-id']);
+    const all = (id ? [this.engine.instance(id)] : this.engine.listInstances()).filter((i) => matches(filters, {
+      'db-cluster-id': i.dbClusterId ? [i.dbClusterId, this.engine.clusters.listClusters().find((c) => c.id === i.dbClusterId)?.arn ?? ''] : [],
+      'db-instance-id': [i.id, i.arn],
+    }));
     const { page, marker } = paginate(all, p);
     return { DBInstances: list('DBInstance', page.map((i) => this.instanceXml(i))), Marker: marker };
   }
@@ -251,16 +283,116 @@ export class RdsStandIn {
     return { DBInstance: this.instanceXml(instance) };
   }
 
+  private async addTags(p: QueryParams): Promise<Record<string, XmlValue>> {
+    this.engine.addTags(p.required('ResourceName'), p.tags());
+    return {};
+  }
+
+  // ------------------------------------------------------------ Aurora DB cluster actions
+
+  private async describeDBClusters(p: QueryParams): Promise<Record<string, XmlValue>> {
+    const id = p.string('DBClusterIdentifier');
+    const filters = readFilters(p, ['db-cluster-id']);
+    const all = (id ? [this.engine.clusters.cluster(id)] : this.engine.clusters.listClusters())
+      .filter((c) => matches(filters, { 'db-cluster-id': [c.id, c.arn] }));
+    const { page, marker } = paginate(all, p);
+    return { DBClusters: list('DBCluster', page.map((c) => this.clusterXml(c))), Marker: marker };
+  }
+
+  private async createClusterSnapshot(p: QueryParams): Promise<Record<string, XmlValue>> {
+    const snapshot = await this.engine.clusters.createSnapshot(p.required('DBClusterIdentifier'), p.required('DBClusterSnapshotIdentifier'), p.tags());
+    return { DBClusterSnapshot: this.clusterSnapshotXml(snapshot) };
+  }
+
+  private async describeClusterSnapshots(p: QueryParams): Promise<Record<string, XmlValue>> {
+    const id = p.string('DBClusterSnapshotIdentifier');
+    const clusterId = p.string('DBClusterIdentifier');
+    const all: StandInClusterSnapshot[] = id
+      ? [this.engine.clusters.snapshot(id)]
+      : this.engine.clusters.listSnapshots().filter((s) => clusterId === undefined || s.clusterId === clusterId.toLowerCase());
+    // Every DB cluster snapshot here is manual (CreateDBClusterSnapshot).
+    const type = p.string('SnapshotType');
+    if (type !== undefined && type !== 'manual') all.length = 0;
+    const { page, marker } = paginate(all, p);
+    return { DBClusterSnapshots: list('DBClusterSnapshot', page.map((s) => this.clusterSnapshotXml(s))), Marker: marker };
+  }
+
+  private async deleteClusterSnapshot(p: QueryParams): Promise<Record<string, XmlValue>> {
+    const snapshot = await this.engine.clusters.deleteSnapshot(p.required('DBClusterSnapshotIdentifier'));
+    return { DBClusterSnapshot: this.clusterSnapshotXml({ ...snapshot, status: 'deleted' }) };
+  }
+
+  private async restoreCluster(p: QueryParams): Promise<Record<string, XmlValue>> {
+    const engineMode = p.string('EngineMode');
+    if (engineMode !== undefined && engineMode !== 'provisioned') {
+      throw new RdsFault('InvalidParameterValue', `The RDS stand-in restores provisioned Aurora clusters only (EngineMode ${JSON.stringify(engineMode)}).`);
+    }
+    const min = p.number('ServerlessV2ScalingConfiguration.MinCapacity');
+    const max = p.number('ServerlessV2ScalingConfiguration.MaxCapacity');
+    if ((min === undefined) !== (max === undefined)) {
+      throw new RdsFault('InvalidParameterCombination', 'ServerlessV2ScalingConfiguration needs both MinCapacity and MaxCapacity.');
+    }
+    const cluster = await this.engine.clusters.restoreToPointInTime({
+      sourceId: p.required('SourceDBClusterIdentifier'),
+      targetId: p.required('DBClusterIdentifier'),
+      restoreType: p.string('RestoreType'),
+      restoreTime: p.timestamp('RestoreToTime'),
+      useLatest: p.boolean('UseLatestRestorableTime') ?? false,
+      port: p.integer('Port'),
+      subnetGroup: p.string('DBSubnetGroupName'),
+      securityGroups: p.list('VpcSecurityGroupIds', 'VpcSecurityGroupId'),
+      parameterGroup: p.string('DBClusterParameterGroupName'),
+      kmsKeyId: p.string('KmsKeyId'),
+      serverlessV2: min !== undefined && max !== undefined ? { MinCapacity: min, MaxCapacity: max } : undefined,
+      tags: p.tags(),
+    });
+    return { DBCluster: this.clusterXml(cluster) };
+  }
+
+  private async createInstance(p: QueryParams): Promise<Record<string, XmlValue>> {
+    const clusterId = p.string('DBClusterIdentifier');
+    if (clusterId === undefined) {
+      throw new RdsFault('InvalidParameterCombination', 'The RDS stand-in implements CreateDBInstance only for an instance in an Aurora DB cluster (DBClusterIdentifier).');
+    }
+    const member = await this.engine.clusters.createMember({
+      instanceId: p.required('DBInstanceIdentifier'),
+      clusterId,
+      instanceClass: p.required('DBInstanceClass'),
+      engine: p.required('Engine'),
+      tags: p.tags(),
+    });
+    return { DBInstance: this.instanceXml(member) };
+  }
+
+  private async modifyCluster(p: QueryParams): Promise<Record<string, XmlValue>> {
+    const password = p.string('MasterUserPassword');
+    if (password === undefined) {
+      throw new RdsFault('InvalidParameterCombination', 'The RDS stand-in implements ModifyDBCluster for MasterUserPassword only, and none was given.');
+    }
+    return { DBCluster: this.clusterXml(await this.engine.clusters.setMasterPassword(p.required('DBClusterIdentifier'), password)) };
+  }
+
+  private async deleteCluster(p: QueryParams): Promise<Record<string, XmlValue>> {
+    const cluster = await this.engine.clusters.deleteCluster(p.required('DBClusterIdentifier'), {
+      skipFinalSnapshot: p.boolean('SkipFinalSnapshot') ?? false,
+      finalSnapshotId: p.string('FinalDBSnapshotIdentifier'),
+    });
+    return { DBCluster: this.clusterXml(cluster) };
+  }
+
   // ------------------------------------------------------------ shapes
 
   private instanceXml(i: StandInInstance): Record<string, XmlValue> {
     const cluster = i.cluster;
+    // An Aurora member's endpoint is its DB cluster volume's server (clusters.ts).
+    const served = i.dbClusterId ? this.memberEndpoint(i) : cluster && i.host ? { host: i.host, port: cluster.port } : undefined;
     // GUESS: the endpoint is reported from the first status after `creating` (RDS publishes it once the host is up).
-    const endpoint = cluster && i.host && i.status !== 'creating' ? { Address: i.host, Port: cluster.port, HostedZoneId: 'Z2R2ITUGPM61AM' } : undefined;
+    const endpoint = served && i.status !== 'creating' ? { Address: served.host, Port: served.port, HostedZoneId: 'Z2R2ITUGPM61AM' } : undefined;
     return {
       DBInstanceIdentifier: i.id,
       DBInstanceClass: i.instanceClass,
-      Engine: 'postgres',
+      Engine: i.dbClusterId ? AURORA_ENGINE : 'postgres',
+      DBClusterIdentifier: i.dbClusterId,
       DBInstanceStatus: i.status,
       MasterUsername: i.masterUsername,
       Endpoint: endpoint,
@@ -297,6 +429,88 @@ export class RdsStandIn {
     };
   }
 
+  private memberEndpoint(i: StandInInstance): { host: string; port: number } | undefined {
+    const owner = this.engine.clusters.listClusters().find((c) => c.id === i.dbClusterId);
+    return owner ? this.engine.clusters.endpointOf(owner) : undefined;
+  }
+
+  private clusterXml(c: StandInDbCluster): Record<string, XmlValue> {
+    const endpoint = this.engine.clusters.endpointOf(c);
+    const members = this.engine.clusters.members(c);
+    const zones = ['a', 'b', 'c'].map((z) => `${this.engine.region}${z}`);
+    return {
+      AllocatedStorage: 1,
+      AvailabilityZones: list('AvailabilityZone', zones),
+      BackupRetentionPeriod: c.backupRetentionPeriod,
+      DBClusterIdentifier: c.id,
+      DBClusterParameterGroup: c.parameterGroup,
+      DBSubnetGroup: c.subnetGroup,
+      Status: c.status,
+      EarliestRestorableTime: c.automatedBackup?.earliest,
+      // GUESS: the endpoints' names are reported once the cluster volume exists (see clusters.ts endpointOf).
+      Endpoint: endpoint?.host,
+      ReaderEndpoint: endpoint?.host,
+      MultiAZ: false,
+      Engine: AURORA_ENGINE,
+      EngineVersion: c.engineVersion,
+      LatestRestorableTime: this.engine.clusters.latestRestorableTime(c),
+      Port: endpoint?.port,
+      MasterUsername: c.masterUsername,
+      PreferredBackupWindow: '03:00-03:30',
+      PreferredMaintenanceWindow: 'sun:04:00-sun:04:30',
+      // Documented (DBClusterMember IsClusterWriter): whether the instance is the cluster's primary. The stand-in's first member is.
+      DBClusterMembers: list('DBClusterMember', members.map((m, index) => ({
+        DBInstanceIdentifier: m.id, IsClusterWriter: index === 0, DBClusterParameterGroupStatus: 'in-sync', PromotionTier: 1,
+      }))),
+      VpcSecurityGroups: list('VpcSecurityGroupMembership', c.securityGroups.map((id) => ({ VpcSecurityGroupId: id, Status: 'active' }))),
+      HostedZoneId: 'Z2R2ITUGPM61AM',
+      StorageEncrypted: c.storageEncrypted,
+      KmsKeyId: c.kmsKeyId,
+      DbClusterResourceId: c.resourceId,
+      DBClusterArn: c.arn,
+      IAMDatabaseAuthenticationEnabled: false,
+      CloneGroupId: c.cloneGroupId,
+      ClusterCreateTime: c.status === 'creating' ? undefined : c.createdAt,
+      EngineMode: 'provisioned',
+      // Documented (ClusterPendingModifiedValues MasterUserPassword): shown (masked) while a password change is pending.
+      PendingModifiedValues: c.pendingPassword !== undefined ? { MasterUserPassword: '****' } : undefined,
+      DeletionProtection: false,
+      HttpEndpointEnabled: false,
+      CopyTagsToSnapshot: false,
+      TagList: list('Tag', c.tags.map((t) => ({ ...t }))),
+      ServerlessV2ScalingConfiguration: c.serverlessV2 ? { ...c.serverlessV2 } : undefined,
+      MasterUserSecret: c.masterUserSecretArn ? { SecretArn: c.masterUserSecretArn, SecretStatus: 'active', KmsKeyId: c.kmsKeyId } : undefined,
+    };
+  }
+
+  private clusterSnapshotXml(s: StandInClusterSnapshot): Record<string, XmlValue> {
+    const cluster = this.engine.clusters.listClusters().find((c) => c.id === s.clusterId);
+    return {
+      AvailabilityZones: list('AvailabilityZone', ['a', 'b', 'c'].map((z) => `${this.engine.region}${z}`)),
+      DBClusterSnapshotIdentifier: s.id,
+      DBClusterIdentifier: s.clusterId,
+      SnapshotCreateTime: s.status === 'creating' ? undefined : s.createdAt,
+      Engine: AURORA_ENGINE,
+      EngineMode: 'provisioned',
+      AllocatedStorage: 0,
+      Status: s.status,
+      Port: cluster ? this.engine.clusters.endpointOf(cluster)?.port : undefined,
+      VpcId: 'vpc-0standin',
+      ClusterCreateTime: cluster?.createdAt,
+      MasterUsername: cluster?.masterUsername,
+      EngineVersion: cluster?.engineVersion,
+      LicenseModel: 'postgresql-license',
+      SnapshotType: 'manual',
+      PercentProgress: s.status === 'creating' ? 0 : 100,
+      StorageEncrypted: cluster?.storageEncrypted ?? true,
+      KmsKeyId: cluster?.kmsKeyId,
+      DBClusterSnapshotArn: s.arn,
+      IAMDatabaseAuthenticationEnabled: false,
+      TagList: list('Tag', s.tags.map((t) => ({ ...t }))),
+      DbClusterResourceId: cluster?.resourceId,
+    };
+  }
+
   private snapshotXml(s: StandInSnapshot): Record<string, XmlValue> {
     const instance = this.engine.listInstances().find((i) => i.id === s.instanceId);
     return {
@@ -320,6 +534,25 @@ export class RdsStandIn {
       TagList: list('Tag', s.tags.map((t) => ({ ...t }))),
     };
   }
+}
+
+/** `Filters.Filter.N.Name` / `Filters.Filter.N.Values.Value.M`: the named filters, each with its values. Unknown names are refused. */
+function readFilters(p: QueryParams, known: readonly string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (let n = 1; p.string(`Filters.Filter.${n}.Name`) !== undefined; n++) {
+    const name = p.string(`Filters.Filter.${n}.Name`)!;
+    if (!known.includes(name)) throw new RdsFault('InvalidParameterValue', `The RDS stand-in does not implement filter ${JSON.stringify(name)} here; it implements ${known.join(', ')}.`);
+    out.set(name, p.list(`Filters.Filter.${n}.Values`, 'Value'));
+  }
+  return out;
+}
+
+/** Whether a record whose filterable values are `values` passes every filter (a filter passes when any of its values matches). */
+function matches(filters: ReadonlyMap<string, readonly string[]>, values: Readonly<Record<string, readonly string[]>>): boolean {
+  return [...filters].every(([name, wanted]) => {
+    const have = values[name] ?? [];
+    return wanted.some((w) => have.includes(w) || have.includes(w.toLowerCase()));
+  });
 }
 
 /** DescribeX paging: MaxRecords 20..100 (default 100), Marker is the index of the next record. */

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
-import { PitrLabStack } from '../lab-stack';
+import { PitrAuroraLabStack, PitrLabStack } from '../lab-stack';
 
 type Cfn = string | number | boolean | null | Cfn[] | { [key: string]: Cfn };
 
@@ -22,7 +22,7 @@ interface CfnResource {
 
 export interface LabDeployment {
   readonly stackName: string;
-  /** Logical ids of the resources the tests map to physical ones. */
+  /** Logical ids of the resources the tests map to physical ones (`instance`: the source, the DB cluster of the Aurora lab). */
   readonly logicalIds: { readonly instance: string; readonly secret: string; readonly project: string; readonly trigger: string };
   /** The CodeBuild project's environment variables as synthesized, in order (values unresolved). */
   readonly projectEnvironment: ReadonlyArray<{ readonly Name: string; readonly Type: string; readonly Value: Cfn }>;
@@ -44,10 +44,11 @@ export interface LabDeployment {
   dispose(): void;
 }
 
-export function synthesizeLab(): LabDeployment {
+/** `aurora`: the Aurora PostgreSQL lab (PitrAuroraLabStack), whose source is its DB cluster. */
+export function synthesizeLab(options: { readonly aurora?: boolean } = {}): LabDeployment {
   const outdir = mkdtempSync(join(tmpdir(), 'pitr-lab-synth-'));
   const app = new App({ outdir });
-  const stack = new PitrLabStack(app, 'PitrRecoveryLab');
+  const stack = options.aurora ? new PitrAuroraLabStack(app, 'PitrAuroraRecoveryLab') : new PitrLabStack(app, 'PitrRecoveryLab');
   // The lab's RDS instance reads deprecated L1 properties while synthesizing: not this test's concern.
   const deprecated = process.env.JSII_DEPRECATED;
   process.env.JSII_DEPRECATED = 'quiet';
@@ -67,7 +68,7 @@ export function synthesizeLab(): LabDeployment {
     return found[0];
   };
 
-  const [instanceId] = only('AWS::RDS::DBInstance');
+  const [instanceId] = only(options.aurora ? 'AWS::RDS::DBCluster' : 'AWS::RDS::DBInstance');
   const [secretId] = only('AWS::SecretsManager::SecretTargetAttachment');
   const [projectId, project] = only('AWS::CodeBuild::Project');
   const targetsTrigger = (r: CfnResource): boolean => JSON.stringify(r.Properties?.Targets ?? []).includes('Trigger');

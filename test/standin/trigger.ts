@@ -25,7 +25,7 @@ export async function invokeTrigger(world: World, codebuild: CodeBuildApi, event
   const { lab } = world;
   const functionEnv = Object.fromEntries(Object.entries(lab.triggerEnvironment).map(([k, v]) => [k, lab.resolve(v, world.physical)]));
   // The construct sets exactly these; anything else the handler needed would be missing on AWS too.
-  const expected = [TRIGGER_ENV.PROJECT_NAME, TRIGGER_ENV.SOURCE_INSTANCE_ID].sort();
+  const expected = [TRIGGER_ENV.PROJECT_NAME, world.sourceKind === 'cluster' ? TRIGGER_ENV.SOURCE_CLUSTER_ID : TRIGGER_ENV.SOURCE_INSTANCE_ID].sort();
   if (JSON.stringify(Object.keys(functionEnv).sort()) !== JSON.stringify(expected)) {
     throw new Error(`the synthesized trigger's environment is ${JSON.stringify(Object.keys(functionEnv))}, expected ${JSON.stringify(expected)}`);
   }

@@ -14,16 +14,19 @@ import { synthesizeLab, type LabDeployment } from './lab-deployment';
 import { quoteIdent } from '../../local/cluster';
 import { startCodeBuildApi, type BuildVariable, type CodeBuildApi, type KnownBuild } from '../../local/codebuild-api';
 import { setRolePassword } from '../../local/pitr-copy';
+import type { StandInDbCluster } from '../../local/rds-standin/clusters';
 import type { StandInInstance } from '../../local/rds-standin/engine';
 import { tlsPlacement } from '../../local/rds-standin/placement';
 import { RdsStandIn } from '../../local/rds-standin/server';
 import { TestCa } from '../../local/test-ca';
-import { BUILD_ENV, PROJECT_ENV } from '../../src/contract';
+import { BUILD_ENV, PROJECT_ENV, type SourceKind } from '../../src/contract';
 import { LAB_DATABASE } from '../lab-stack';
 import { DUMMY_AWS_ENV, motoClientConfig, startMoto, type MotoServer } from '../moto';
 
 /** The physical names this "deployment" gives the lab's resources. */
 export const SOURCE_ID = 'pitr-lab-db';
+/** With `startWorld({ source: 'cluster' })`: the Aurora PostgreSQL DB cluster recovered instead of the instance. */
+export const CLUSTER_SOURCE_ID = 'pitr-lab-aurora';
 export const PROJECT_NAME = 'DrProject-standin';
 export const ACCOUNT = '123456789012';
 /**
@@ -46,7 +49,17 @@ export interface World {
   readonly codebuild: CodeBuildApi;
   /** Every build started here, by id. */
   readonly runs: Map<string, RunningBuild>;
+  /**
+   * The source as an instance: the RDS instance, or (`source: 'cluster'`)
+   * the Aurora cluster's writer seen with the cluster's volume as its
+   * `cluster`, host and automated backup.
+   */
   readonly source: StandInInstance;
+  /** Which kind of source this world recovers, and its identifier (CONFIRM). */
+  readonly sourceKind: SourceKind;
+  readonly sourceId: string;
+  /** The Aurora source cluster (`source: 'cluster'` only). */
+  readonly sourceCluster?: StandInDbCluster;
   readonly secretArn: string;
   /** Logical id -> physical id, for resolving the template. */
   readonly physical: Readonly<Record<string, string>>;
@@ -80,8 +93,43 @@ export interface BuildStartOptions {
   readonly install?: InstallStubs;
 }
 
-export async function startWorld(options: { readonly lab?: LabDeployment } = {}): Promise<World> {
-  const lab = options.lab ?? synthesizeLab();
+export interface WorldOptions {
+  readonly lab?: LabDeployment;
+  /**
+   * `cluster`: the source is an Aurora PostgreSQL DB cluster (CLUSTER_SOURCE_ID),
+   * and the lab is the Aurora lab (`synthesizeLab({ aurora: true })`, the
+   * default then), whose project and trigger name it in SOURCE_CLUSTER_ID.
+   * @default 'instance'
+   */
+  readonly source?: SourceKind;
+}
+
+/** The source the world recovers, started on the stand-in. */
+async function createSource(
+  standIn: RdsStandIn, kind: SourceKind, password: string,
+): Promise<{ source: StandInInstance; cluster?: StandInDbCluster }> {
+  if (kind === 'instance') return { source: await standIn.engine.createSourceInstance({ id: SOURCE_ID, masterUsername: MASTER_USER, masterPassword: password }) };
+  const cluster = await standIn.engine.clusters.createSourceCluster({ id: CLUSTER_SOURCE_ID, masterUsername: MASTER_USER, masterPassword: password });
+  const writer = standIn.engine.clusters.members(cluster)[0];
+  return { source: { ...writer, cluster: cluster.volume, host: cluster.host, automatedBackup: cluster.automatedBackup }, cluster };
+}
+
+/** The project's environment, which must name the source of `kind` (the Aurora lab's sets SOURCE_CLUSTER_ID). */
+function projectEnvironmentFor(lab: LabDeployment, kind: SourceKind): LabDeployment['projectEnvironment'] {
+  const wanted = kind === 'cluster' ? PROJECT_ENV.SOURCE_CLUSTER_ID : PROJECT_ENV.SOURCE_INSTANCE_ID;
+  if (!lab.projectEnvironment.some((v) => v.Name === wanted)) {
+    const which = kind === 'cluster' ? 'synthesizeLab({ aurora: true })' : 'synthesizeLab()';
+    throw new Error(`the lab's project sets no ${wanted}; a world with source '${kind}' needs ${which}.`);
+  }
+  return lab.projectEnvironment;
+}
+
+export async function startWorld(options: WorldOptions = {}): Promise<World> {
+  const sourceKind = options.source ?? 'instance';
+  const sourceId = sourceKind === 'cluster' ? CLUSTER_SOURCE_ID : SOURCE_ID;
+  const lab = options.lab ?? synthesizeLab({ aurora: sourceKind === 'cluster' });
+  // Checked before anything starts.
+  const projectEnvironment = projectEnvironmentFor(lab, sourceKind);
   const scratch = mkdtempSync(join(tmpdir(), 'pitr-e2e-'));
   const ca = await TestCa.create('cdk-rds-pitr stand-in test CA');
   const moto = await startMoto();
@@ -101,10 +149,17 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
     let password = randomBytes(15).toString('base64url');
     const secrets = new SecretsManagerClient(motoClientConfig(moto.endpoint));
     // What a CDK-generated, attached RDS secret holds.
+    // A cluster's secret names the cluster (dbClusterIdentifier), as a CDK DatabaseCluster's generated secret does.
     const secretJson = (pw: string, host: string, port: number): string => JSON.stringify({
-      username: MASTER_USER, password: pw, engine: 'postgres', host, port, dbname: LAB_DATABASE, dbInstanceIdentifier: SOURCE_ID,
+      username: MASTER_USER,
+      password: pw,
+      engine: 'postgres',
+      host,
+      port,
+      dbname: LAB_DATABASE,
+      ...(sourceKind === 'cluster' ? { dbClusterIdentifier: sourceId } : { dbInstanceIdentifier: sourceId }),
     });
-    const source = await standIn.engine.createSourceInstance({ id: SOURCE_ID, masterUsername: MASTER_USER, masterPassword: password });
+    const { source, cluster: sourceCluster } = await createSource(standIn, sourceKind, password);
     const cluster = source.cluster!;
     const secret = await secrets.send(new CreateSecretCommand({ Name: `${lab.stackName}/Instance/Secret`, SecretString: secretJson(password, source.host!, cluster.port) }));
     const secretArn = secret.ARN!;
@@ -112,14 +167,14 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
     await cluster.sql(`CREATE DATABASE ${quoteIdent(LAB_DATABASE)} OWNER ${quoteIdent(MASTER_USER)}`);
 
     const physical: Record<string, string> = {
-      [lab.logicalIds.instance]: SOURCE_ID,
+      [lab.logicalIds.instance]: sourceId,
       [lab.logicalIds.secret]: secretArn,
       [lab.logicalIds.project]: PROJECT_NAME,
       [`${lab.logicalIds.trigger}.Arn`]: `arn:aws:lambda:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:function:DrTrigger-standin`,
     };
-    const projectEnv = Object.fromEntries(lab.projectEnvironment.map((v) => [v.Name, lab.resolve(v.Value, physical)]));
+    const projectEnv = Object.fromEntries(projectEnvironment.map((v) => [v.Name, lab.resolve(v.Value, physical)]));
     /** The project's own variables as BatchGetBuilds reports them. */
-    const projectVariables: BuildVariable[] = lab.projectEnvironment.map((v) => ({ name: v.Name, value: projectEnv[v.Name], type: v.Type ?? 'PLAINTEXT' }));
+    const projectVariables: BuildVariable[] = projectEnvironment.map((v) => ({ name: v.Name, value: projectEnv[v.Name], type: v.Type ?? 'PLAINTEXT' }));
     const standInRef = standIn;
 
     const world: World = {
@@ -130,6 +185,9 @@ export async function startWorld(options: { readonly lab?: LabDeployment } = {})
       moto,
       ca,
       source,
+      sourceKind,
+      sourceId,
+      sourceCluster,
       secretArn,
       physical,
       password,
