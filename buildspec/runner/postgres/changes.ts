@@ -303,6 +303,7 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     const snapshot = (await before.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0].s;
     const slots: Array<TableWrites & { replay?: TableReplay }> = new Array(atTTables.length);
     let next = 0;
+    let logged = 0;
     const worker = async (): Promise<void> => {
       const wBefore = await connect(target, keptAs);
       let wNow: Client | undefined;
@@ -324,7 +325,8 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
           } else {
             slots[i] = await compareTable(wBefore, wNow, t, b, schema, names[i], commitTimes, filter.since);
           }
-          log.info(describeTable(slots[i]));
+          // The lines follow the tables' order, whatever order the workers finish in: the log reads the same every run.
+          while (logged < slots.length && slots[logged] !== undefined) log.info(describeTable(slots[logged++]));
         }
         await wBefore.query('COMMIT');
       } finally {
@@ -778,9 +780,12 @@ async function writeSummary(
 
 function describeTable(t: TableWrites): string {
   if (t.status !== 'compared') return `${t.table}: ${t.status}; ${t.notes.join(' ')}`;
+  const how = [
+    ...(t.key ? [`rows paired by ${t.key.map(ident).join(', ')}`] : []),
+    ...(t.rowsBefore !== undefined ? [`${t.rowsCompared} of ${t.rowsBefore} row(s) compared in full${t.fullBecause ? `, every row: ${t.fullBecause}` : ''}`] : []),
+  ];
   return `${t.table}: since T ${t.inserted} inserted, ${t.changed === undefined ? 'changed unknown (no key)' : `${t.changed} changed`}, ${t.deleted} deleted`
-    + `${t.key ? ` (rows paired by ${t.key.map(ident).join(', ')})` : ''}${t.notes.length > 0 ? `; ${t.notes.join(' ')}` : ''}`
-    + `${t.rowsBefore !== undefined ? `; ${t.rowsCompared} of ${t.rowsBefore} row(s) compared in full` : ''}${t.fullBecause ? ` (every row: ${t.fullBecause})` : ''}`;
+    + `${how.length > 0 ? ` (${how.join('; ')})` : ''}${t.notes.length > 0 ? `; ${t.notes.join(' ')}` : ''}`;
 }
 
 /** The log lines after the comparison: where everything is, the replay SQL cut to a readable length, and how to drop the schema. */
