@@ -83,8 +83,8 @@ test('the README\'s command line: the record has the known counts, the replay bo
   const bad = /the bad change zeroed 3333 paid orders; it committed at (\S+) \(pg_xact_commit_timestamp/.exec(out);
   expect(bad).not.toBeNull();
   // The runner's own counts, as it printed them, and where the rows and the replay SQL are.
-  expect(out).toContain('shop.customers: since T 3 inserted, 5 changed, 1 deleted (rows paired by "id")');
-  expect(out).toContain('shop.orders: since T 6 inserted, 3334 changed, 10 deleted (rows paired by "id")');
+  expect(out).toContain('shop.customers: since T 3 inserted, 5 changed, 1 deleted (rows paired by "id"; ');
+  expect(out).toContain('shop.orders: since T 6 inserted, 3334 changed, 10 deleted (rows paired by "id"; ');
   const stamp = /rows kept in schema "pitr_(\d{14})_after" of "orders"/.exec(out)![1];
   expect(out).toContain(`shop.orders: 6 inserted, 3334 changed, 10 deleted -> pitr_${stamp}_after.shop__orders`);
   expect(out).toContain(`replay SQL (never executed by the runner) stored in "pitr_${stamp}_after"."replay_sql"`);

@@ -18,7 +18,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import type { RdsStandInEngine, StandInInstance } from './engine';
+import type { StandInEngineCore, StandInInstance } from './model';
 import { RdsFault, type Tag } from './query-protocol';
 import { LocalCluster, sleep } from '../cluster';
 import { setRolePassword, takeAutomatedBackup } from '../pitr-copy';
@@ -109,7 +109,7 @@ export class AuroraClusters {
   /** Every status each DB cluster went through, in order (for tests). */
   readonly history = new Map<string, string[]>();
 
-  constructor(private readonly engine: RdsStandInEngine) {}
+  constructor(private readonly engine: StandInEngineCore) {}
 
   // ------------------------------------------------------------ set-up (not part of the API)
 
