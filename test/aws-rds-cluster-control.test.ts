@@ -11,6 +11,7 @@ import {
   CreateDBInstanceCommand,
   DBCluster,
   DBClusterNotFoundFault,
+  DBInstanceAlreadyExistsFault,
   DBInstanceNotFoundFault,
   DeleteDBClusterCommand,
   DeleteDBClusterSnapshotCommand,
@@ -417,6 +418,46 @@ describe('describeInstance: the temporary cluster and its writer as one', () => 
       + 'InsufficientDBInstanceCapacityFault: Cannot create a database instance because there is not enough capacity. Likely cause: RDS has no capacity for this '
       + 'instance class in the subnet group\'s zones; set TEMP_INSTANCE_CLASS to another class. '
       + `The temporary cluster "${TEMP}" exists without a writer; the cleanup deletes it (tag ${TAGS.BUILD_ID}). The original was not changed.`);
+  });
+
+  test('the writer refused while RDS still finishes the cluster (InvalidDBClusterState): asked again at the next polls, bounded, then the error', async () => {
+    await restored();
+    mock.on(DescribeDBClustersCommand).resolves({ DBClusters: [tempCluster()] });
+    mock.on(DescribeDBInstancesCommand).rejects(fault(DBInstanceNotFoundFault, 'not found'));
+    const notReady = (): Error => Object.assign(fault(InvalidDBClusterStateFault, `DB cluster ${TEMP} is not in a valid state.`), { $fault: 'client' });
+    mock.on(CreateDBInstanceCommand).rejectsOnce(notReady()).resolves({});
+    // The first refusal costs one poll, not the restore.
+    expect(await rds.describeInstance(TEMP)).toMatchObject({ id: TEMP, status: 'creating', detail: `writer ${TEMP_WRITER} to be requested again` });
+    expect(log.lines.join('\n')).toMatch(new RegExp(`writer ${TEMP_WRITER}: RDS refused it for now \\(InvalidDBClusterStateFault: .*\\); asking again at the next poll \\(attempt 1 of \\d+\\)`));
+    expect(await rds.describeInstance(TEMP)).toMatchObject({ status: 'creating', detail: `writer ${TEMP_WRITER} requested` });
+    expect(mock.commandCalls(CreateDBInstanceCommand)).toHaveLength(2);
+    await rds.describeInstance(TEMP);
+    expect(mock.commandCalls(CreateDBInstanceCommand)).toHaveLength(2);
+
+    // Refused every time: the same error as any refusal after the last attempt, and no more requests.
+    mock.reset();
+    await restored();
+    mock.on(DescribeDBClustersCommand).resolves({ DBClusters: [tempCluster()] });
+    mock.on(DescribeDBInstancesCommand).rejects(fault(DBInstanceNotFoundFault, 'not found'));
+    mock.on(CreateDBInstanceCommand).callsFake(() => Promise.reject(notReady()));
+    let error: Error | undefined;
+    for (let poll = 0; poll < 20 && !error; poll++) error = await rds.describeInstance(TEMP).then(() => undefined, (e: Error) => e);
+    expect(error?.message).toMatch(new RegExp(`^RDS refused the writer instance .*InvalidDBClusterStateFault.*The temporary cluster "${TEMP}" exists without a writer; the cleanup deletes it`));
+    const attempts = mock.commandCalls(CreateDBInstanceCommand).length;
+    expect(attempts).toBeGreaterThan(1);
+    expect(attempts).toBeLessThan(20);
+  });
+
+  test('a writer request whose answer was lost: the next request\'s DBInstanceAlreadyExists counts as requested', async () => {
+    await restored();
+    mock.on(DescribeDBClustersCommand).resolves({ DBClusters: [tempCluster()] });
+    mock.on(DescribeDBInstancesCommand).rejects(fault(DBInstanceNotFoundFault, 'not found'));
+    mock.on(CreateDBInstanceCommand)
+      .rejectsOnce(Object.assign(new Error('socket hang up'), { name: 'TimeoutError' }))
+      .rejectsOnce(Object.assign(fault(DBInstanceAlreadyExistsFault, 'DB instance already exists'), { $fault: 'client' }));
+    expect(await rds.describeInstance(TEMP)).toMatchObject({ status: 'creating', detail: `writer ${TEMP_WRITER} to be requested again` });
+    expect(await rds.describeInstance(TEMP)).toMatchObject({ status: 'creating', detail: `writer ${TEMP_WRITER} requested` });
+    expect(mock.commandCalls(CreateDBInstanceCommand)).toHaveLength(2);
   });
 
   test('the writer being created: its status, under its own id (a failed writer is terminal for the workflow)', async () => {

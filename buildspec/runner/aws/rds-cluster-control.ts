@@ -64,6 +64,18 @@ export const SERVERLESS_V2_CLASS = 'db.serverless';
  */
 export const CLUSTER_DELETE_RETRY = { tries: 13, everyMs: 15_000 } as const;
 
+/**
+ * How many polls may ask for the writer before a refusal ends the run. Only
+ * answers that say "not yet" are asked again: InvalidDBClusterStateFault (the
+ * cluster reads `available` a moment before RDS accepts instances in it;
+ * not documented either way), throttling, and errors where RDS gave no
+ * answer or failed itself (the request may have gone through: a later DBInstanceAlreadyExists
+ * then counts as requested). Giving up costs the whole restore, so a few
+ * polls are cheap.
+ */
+export const WRITER_ATTEMPTS = 5;
+const WRITER_RETRY_FAULTS = ['InvalidDBClusterStateFault', 'Throttling', 'ThrottlingException'];
+
 /** The writer instance of the temporary cluster `clusterId` (contract `temporaryWriterId`). */
 export function writerIdOf(clusterId: string): string {
   return `${clusterId}${TEMP_WRITER_SUFFIX}`;
@@ -77,6 +89,8 @@ export class AwsRdsClusterControl implements RdsControl {
   private readonly sleep: (ms: number) => Promise<void>;
   /** The writer each cluster this adapter restored still needs, until it is requested. */
   private readonly pendingWriters = new Map<string, CreateDBInstanceCommandInput>();
+  /** Requests of the writer refused "for now" so far, by cluster. */
+  private readonly writerAttempts = new Map<string, number>();
 
   constructor(options: AwsRdsClusterControlOptions = {}) {
     this.client = options.client ?? new RDSClient({ region: regionFromEnv() });
@@ -265,8 +279,26 @@ export class AwsRdsClusterControl implements RdsControl {
     if (!writer) {
       const input = this.pendingWriters.get(id);
       if (!input) return { ...base, status: 'incomplete', detail: `its writer ${writerId} does not exist` };
+      const attempt = (this.writerAttempts.get(id) ?? 0) + 1;
+      try {
+        await this.client.send(new CreateDBInstanceCommand(input));
+      } catch (err) {
+        const name = nameOf(err);
+        // No answer, or RDS's own failure (5xx): the request may have gone through.
+        const noAnswer = (err as { $fault?: string }).$fault !== 'client';
+        if (name === 'DBInstanceAlreadyExistsFault' && attempt > 1) {
+          this.log.info(`writer ${writerId}: RDS already has it (an earlier request went through)`);
+        } else if ((WRITER_RETRY_FAULTS.includes(name) || noAnswer) && attempt < WRITER_ATTEMPTS) {
+          this.writerAttempts.set(id, attempt);
+          this.log.warn(`writer ${writerId}: RDS refused it for now (${name}: ${(err as Error).message}); asking again at the next poll (attempt ${attempt} of ${WRITER_ATTEMPTS})`);
+          return { ...base, status: 'creating', detail: `writer ${writerId} to be requested again` };
+        } else {
+          this.pendingWriters.delete(id);
+          throw this.writerError(id, input, err);
+        }
+      }
       this.pendingWriters.delete(id);
-      await this.createWriter(id, input);
+      this.writerAttempts.delete(id);
       return { ...base, status: 'creating', detail: `writer ${writerId} requested` };
     }
     const writerStatus = writer.DBInstanceStatus ?? 'unknown';
@@ -353,8 +385,8 @@ export class AwsRdsClusterControl implements RdsControl {
     }
   }
 
-  private async createWriter(clusterId: string, input: CreateDBInstanceCommandInput): Promise<void> {
-    await callRds(() => this.client.send(new CreateDBInstanceCommand(input)), {
+  private writerError(clusterId: string, input: CreateDBInstanceCommandInput, err: unknown): Error {
+    return rdsError(err, {
       what: `creating the writer instance "${input.DBInstanceIdentifier}" (${input.DBInstanceClass}) in the temporary cluster "${clusterId}"`,
       refused: 'RDS refused the writer instance',
       outcome: `The temporary cluster "${clusterId}" exists without a writer; the cleanup deletes it (tag ${TAGS.BUILD_ID}). The original was not changed.`,
