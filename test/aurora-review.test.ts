@@ -21,53 +21,26 @@ import {
 import { App, Stack, aws_ec2 as ec2, aws_rds as awsRds } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { mockClient } from 'aws-sdk-client-mock';
+import { AURORA_SOURCE, AURORA_SOURCE_WRITER, AURORA_TEMP, AURORA_TEMP_WRITER, auroraSourceCluster } from './aurora-fixtures';
 import { motoClientConfig } from './moto';
 import { codeBuildRecord, recordingLog } from './trigger-fixtures';
+import { VirtualClock } from './virtual-clock';
 import { AwsRdsClusterControl } from '../buildspec/runner/aws/rds-cluster-control';
 import { readDrillRequest, runDrill } from '../buildspec/runner/drill';
 import { StepLog } from '../buildspec/runner/log';
 import type { DataPath } from '../buildspec/runner/ports';
-import type { Clock } from '../buildspec/runner/workflow';
 import { cleanupAfterDeadBuild } from '../lambda/cleanup';
 import { stopRunningDrills } from '../lambda/stop-drill';
 import type { TriggerDeps } from '../lambda/trigger-deps';
 import {
-  AURORA_POSTGRES_ENGINE, BUILD_ENV, BUILD_STATE_CHANGE, LATEST, PROJECT_ENV, START_ENV, TAGS, temporaryClusterId, temporaryWriterId,
+  BUILD_ENV, BUILD_STATE_CHANGE, LATEST, PROJECT_ENV, START_ENV, TAGS,
 } from '../src/contract';
 import { PitrRecovery } from '../src/pitr-recovery';
 
-const SOURCE = 'orders-aurora';
-const STAMP = '20261124100000';
-const TEMP = temporaryClusterId(SOURCE, STAMP);
-const TEMP_WRITER = temporaryWriterId(SOURCE, STAMP);
-
-class VirtualClock implements Clock {
-  readonly start = Date.parse('2026-11-24T10:00:00Z');
-  private t = this.start;
-  now(): Date {
-    return new Date(this.t);
-  }
-  async sleep(ms: number): Promise<void> {
-    this.t += ms;
-  }
-}
-
-const SOURCE_CLUSTER: DBCluster = {
-  DBClusterIdentifier: SOURCE,
-  Status: 'available',
-  Engine: AURORA_POSTGRES_ENGINE,
-  EngineVersion: '16.4',
-  Endpoint: 'orders-aurora.cluster-abc.example',
-  Port: 5432,
-  MasterUsername: 'master',
-  BackupRetentionPeriod: 7,
-  EarliestRestorableTime: new Date('2026-11-20T00:00:00Z'),
-  LatestRestorableTime: new Date('2026-11-24T09:59:00Z'),
-  VpcSecurityGroups: [{ VpcSecurityGroupId: 'sg-1' }],
-  DBSubnetGroup: 'subnets',
-  TagList: [],
-  DBClusterMembers: [{ DBInstanceIdentifier: 'orders-aurora-writer', IsClusterWriter: true }],
-};
+const SOURCE = AURORA_SOURCE;
+const TEMP = AURORA_TEMP;
+const TEMP_WRITER = AURORA_TEMP_WRITER;
+const SOURCE_CLUSTER = auroraSourceCluster();
 
 const data: DataPath = {
   checkLogin: async () => undefined,
@@ -89,7 +62,7 @@ describe('a temporary cluster in a status Aurora does not leave on its own', () 
       return { DBClusters: [SOURCE_CLUSTER, ...(restored ? [temp] : [])] };
     });
     mock.on(DescribeDBInstancesCommand).callsFake((input: { DBInstanceIdentifier: string }) => {
-      if (input.DBInstanceIdentifier === 'orders-aurora-writer') return { DBInstances: [{ DBInstanceIdentifier: 'orders-aurora-writer', DBInstanceClass: 'db.r6g.large' }] };
+      if (input.DBInstanceIdentifier === AURORA_SOURCE_WRITER) return { DBInstances: [{ DBInstanceIdentifier: AURORA_SOURCE_WRITER, DBInstanceClass: 'db.r6g.large' }] };
       throw new DBInstanceNotFoundFault({ message: 'not found', $metadata: {} });
     });
     mock.on(RestoreDBClusterToPointInTimeCommand).callsFake(() => {

@@ -27,7 +27,9 @@ import {
   RestoreDBClusterToPointInTimeCommandInput,
 } from '@aws-sdk/client-rds';
 import { AwsStub, mockClient } from 'aws-sdk-client-mock';
+import { AURORA_SOURCE, AURORA_SOURCE_WRITER, AURORA_STAMP, AURORA_TEMP, AURORA_TEMP_WRITER, auroraSourceCluster } from './aurora-fixtures';
 import { motoClientConfig } from './moto';
+import { VirtualClock } from './virtual-clock';
 import { AwsRdsClusterControl } from '../buildspec/runner/aws/rds-cluster-control';
 import { readChangesModeRequest } from '../buildspec/runner/changes-mode';
 import { describeEvidence, readDrillRequest, runDrill } from '../buildspec/runner/drill';
@@ -38,26 +40,15 @@ import type { DataPath, MarkedDatabase, PgTarget } from '../buildspec/runner/por
 import { runRecovery, type Clock } from '../buildspec/runner/workflow';
 import {
   AURORA_POSTGRES_ENGINE, BUILD_ENV, LATEST, PROJECT_ENV, START_ENV, TAGS,
-  parseMarkedName, safetySnapshotId, temporaryClusterId, temporaryInstanceId, temporaryWriterId,
+  parseMarkedName, safetySnapshotId, temporaryClusterId, temporaryInstanceId,
 } from '../src/contract';
 
-const SOURCE = 'orders-aurora';
-const STAMP = '20261124100000';
-const TEMP = temporaryClusterId(SOURCE, STAMP);
-const TEMP_WRITER = temporaryWriterId(SOURCE, STAMP);
+const SOURCE = AURORA_SOURCE;
+const STAMP = AURORA_STAMP;
+const TEMP = AURORA_TEMP;
+const TEMP_WRITER = AURORA_TEMP_WRITER;
 const BUILD_ID = 'orders-aurora-recovery:1234';
 const PASSWORD = 'S3cret-password-value';
-
-class VirtualClock implements Clock {
-  private t = Date.parse('2026-11-24T10:00:00Z');
-  now(): Date {
-    return new Date(this.t);
-  }
-  async sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    this.t += ms;
-    if (signal?.aborted) throw signal.reason;
-  }
-}
 
 /** A scripted Aurora behind the SDK mock: one source cluster, and what the run restores. */
 class ScriptedAurora {
@@ -78,7 +69,7 @@ class ScriptedAurora {
       return { DBClusters: [this.source(), ...(this.temp() ? [this.temp()!] : [])] };
     });
     mock.on(DescribeDBInstancesCommand).callsFake((input: { DBInstanceIdentifier: string }) => {
-      if (input.DBInstanceIdentifier === 'orders-aurora-writer') return { DBInstances: [{ DBInstanceIdentifier: 'orders-aurora-writer', DBInstanceClass: 'db.r6g.large' }] };
+      if (input.DBInstanceIdentifier === AURORA_SOURCE_WRITER) return { DBInstances: [{ DBInstanceIdentifier: AURORA_SOURCE_WRITER, DBInstanceClass: 'db.r6g.large' }] };
       if (input.DBInstanceIdentifier !== TEMP_WRITER || !this.writer) throw fault(DBInstanceNotFoundFault, `DBInstance ${input.DBInstanceIdentifier} not found.`);
       if (this.writer.status === 'creating' && !options.writerStuckCreating && this.writerPolls-- <= 0) this.writer.status = 'available';
       return { DBInstances: [{ DBInstanceIdentifier: TEMP_WRITER, DBInstanceStatus: this.writer.status }] };
@@ -117,23 +108,9 @@ class ScriptedAurora {
   }
 
   private source(): DBCluster {
-    return {
-      DBClusterIdentifier: SOURCE,
-      Status: 'available',
-      Engine: AURORA_POSTGRES_ENGINE,
-      EngineVersion: '16.4',
-      Endpoint: 'orders-aurora.cluster-abc.example',
-      Port: 5432,
-      MasterUsername: 'master',
-      BackupRetentionPeriod: 7,
-      EarliestRestorableTime: new Date('2026-11-20T00:00:00Z'),
-      LatestRestorableTime: new Date('2026-11-24T09:59:00Z'),
-      VpcSecurityGroups: [{ VpcSecurityGroupId: 'sg-1' }],
-      DBSubnetGroup: 'subnets',
-      TagList: [],
-      DBClusterMembers: [{ DBInstanceIdentifier: 'orders-aurora-writer', IsClusterWriter: true }],
-    };
+    return auroraSourceCluster();
   }
+
 
   /** The restored cluster as DescribeDBClusters shows it; `poll` advances its restore. */
   private temp(poll = false): DBCluster | undefined {

@@ -4,32 +4,14 @@
  * once, the password reset, and a stop signal mid-wait. Both ports are
  * scripted fakes, so these run in milliseconds.
  */
+import { VirtualClock } from './virtual-clock';
 import { StepLog } from '../buildspec/runner/log';
 import { readStartRequest } from '../buildspec/runner/plan';
 import type { DataPath, InstanceState, PgTarget, RdsControl, TemporaryInstanceSpec } from '../buildspec/runner/ports';
-import { AWS_POLLING, runRecovery, type Clock } from '../buildspec/runner/workflow';
+import { AWS_POLLING, runRecovery } from '../buildspec/runner/workflow';
 import { BUILD_ENV, LATEST, PROJECT_ENV, START_ENV, TAGS } from '../src/contract';
 
 const PASSWORD = 'S3cret-password-value';
-
-class VirtualClock implements Clock {
-  readonly sleeps: number[] = [];
-  private t = Date.parse('2026-11-24T10:00:00Z');
-  /** Aborts `controller` once virtual time passes `at`. */
-  stopAt?: { at: number; controller: AbortController };
-  now(): Date {
-    return new Date(this.t);
-  }
-  async sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    this.sleeps.push(ms);
-    this.t += ms;
-    if (this.stopAt && this.t >= this.stopAt.at) this.stopAt.controller.abort(new Error('stopped by SIGTERM (test)'));
-    if (signal?.aborted) throw signal.reason;
-  }
-  elapsed(since: Date): number {
-    return this.t - since.getTime();
-  }
-}
 
 /** Scripted control plane: `statuses` are what successive describeInstance calls return (the last one repeats). */
 class ScriptedRds implements RdsControl {
