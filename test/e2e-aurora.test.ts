@@ -19,9 +19,8 @@ import { DUMMY_AWS_ENV } from './moto';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import { matchesEventPattern, synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { invokeTrigger } from './standin/trigger';
-import { ACCOUNT, CLUSTER_SOURCE_ID, PROJECT_NAME, startWorld, type World } from './standin/world';
+import { ACCOUNT, CLUSTER_SOURCE_ID, PROJECT_NAME, startWorld, type World, sourceFingerprint, markRestoreTime } from './standin/world';
 import { tableSchemaName } from '../buildspec/runner/postgres/tables';
-import { fingerprintDatabase } from '../local/fingerprint';
 import { BUILD_STATE_CHANGE, START_ENV, TAGS, safetySnapshotId, temporaryClusterPrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');
@@ -44,18 +43,7 @@ afterAll(async () => {
   lab?.dispose();
 });
 
-/** A restore time strictly after everything committed so far and before anything that follows. */
-async function markRestoreTime(): Promise<Date> {
-  await new Promise((r) => setTimeout(r, 30));
-  const t = new Date();
-  await new Promise((r) => setTimeout(r, 30));
-  return t;
-}
-
-/** The database's facts, less the record of writes made after T (`pitr_<stamp>_after`) that a swap recovery adds. */
-async function fingerprint(database = LAB_DATABASE): Promise<string[]> {
-  return (await fingerprintDatabase(world.source.cluster!, database)).filter((fact) => !/ pitr_\d{14}_after[ .]/.test(fact));
-}
+const fingerprint = (database?: string): Promise<string[]> => sourceFingerprint(world, database);
 
 /** Temporary clusters and instances of this source that still exist (deleting ones included). */
 function temporaries(): string[] {

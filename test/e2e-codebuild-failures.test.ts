@@ -14,8 +14,7 @@ import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import { startCodeBuildApi, type CodeBuildApi } from '../local/codebuild-api';
 import { matchesEventPattern, synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { invokeTrigger } from './standin/trigger';
-import { ACCOUNT, PROJECT_NAME, SOURCE_ID, startWorld, type World } from './standin/world';
-import { fingerprintDatabase } from '../local/fingerprint';
+import { ACCOUNT, PROJECT_NAME, SOURCE_ID, startWorld, type World, sourceFingerprint } from './standin/world';
 import { BUILD_STATE_CHANGE, START_ENV, temporaryInstancePrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');
@@ -45,10 +44,7 @@ afterEach(() => {
   world.standIn.engine.faults = {};
 });
 
-/** The database's facts, less the record of writes made after T (`pitr_<stamp>_after`, changes.test.ts checks it) that a swap recovery adds. */
-async function fingerprint(): Promise<string[]> {
-  return (await fingerprintDatabase(world.source.cluster!, LAB_DATABASE)).filter((fact) => !/ pitr_\d{14}_after[ .]/.test(fact));
-}
+const fingerprint = (): Promise<string[]> => sourceFingerprint(world);
 
 function liveTemporaryInstances(): string[] {
   return world.standIn.engine.listInstances().map((i) => i.id).filter((id) => id.startsWith(temporaryInstancePrefix(SOURCE_ID)));

@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { LAB_DATABASE } from './lab-stack';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import { synthesizeLab, type LabDeployment } from './standin/lab-deployment';
-import { SOURCE_ID, startWorld, type World } from './standin/world';
-import { fingerprintDatabase } from '../local/fingerprint';
+import { SOURCE_ID, startWorld, type World, sourceFingerprint, markRestoreTime } from './standin/world';
 import { START_ENV, TAGS, temporaryInstancePrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');
@@ -31,18 +30,7 @@ afterAll(async () => {
   lab?.dispose();
 });
 
-/** A restore time strictly after everything committed so far and before anything that follows. */
-async function markRestoreTime(): Promise<Date> {
-  await new Promise((r) => setTimeout(r, 30));
-  const t = new Date();
-  await new Promise((r) => setTimeout(r, 30));
-  return t;
-}
-
-/** The database's facts, less the record of writes made after T (`pitr_<stamp>_after`, changes.test.ts checks it) that a swap recovery adds. */
-async function fingerprint(database = LAB_DATABASE): Promise<string[]> {
-  return (await fingerprintDatabase(world.source.cluster!, database)).filter((fact) => !/ pitr_\d{14}_after[ .]/.test(fact));
-}
+const fingerprint = (database?: string): Promise<string[]> => sourceFingerprint(world, database);
 
 function temporaryInstances(): string[] {
   return world.standIn.engine.listInstances().map((i) => i.id).filter((id) => id.startsWith(temporaryInstancePrefix(SOURCE_ID)));

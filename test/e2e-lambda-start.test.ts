@@ -15,8 +15,7 @@ import type { RunningBuild } from './standin/codebuild';
 import type { CodeBuildApi } from '../local/codebuild-api';
 import { synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { invokeTrigger } from './standin/trigger';
-import { PROJECT_NAME, SOURCE_ID, startLabCodeBuildApi, startWorld, type World } from './standin/world';
-import { fingerprintDatabase } from '../local/fingerprint';
+import { PROJECT_NAME, SOURCE_ID, startLabCodeBuildApi, startWorld, type World, sourceFingerprint } from './standin/world';
 import { START_ENV, temporaryInstancePrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');
@@ -42,10 +41,7 @@ afterAll(async () => {
   lab?.dispose();
 });
 
-/** The database's facts, less the record of writes made after T (`pitr_<stamp>_after`, changes.test.ts checks it) that a swap recovery adds. */
-async function fingerprint(): Promise<string[]> {
-  return (await fingerprintDatabase(world.source.cluster!, LAB_DATABASE)).filter((fact) => !/ pitr_\d{14}_after[ .]/.test(fact));
-}
+const fingerprint = (): Promise<string[]> => sourceFingerprint(world);
 
 function temporaryInstances(): string[] {
   return world.standIn.engine.listInstances().map((i) => i.id).filter((id) => id.startsWith(temporaryInstancePrefix(SOURCE_ID)));

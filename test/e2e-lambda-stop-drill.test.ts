@@ -14,8 +14,7 @@ import { LAB_DATABASE } from './lab-stack';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import { synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { invokeTrigger } from './standin/trigger';
-import { SOURCE_ID, startWorld, type World } from './standin/world';
-import { fingerprintDatabase } from '../local/fingerprint';
+import { SOURCE_ID, startWorld, type World, sourceFingerprint } from './standin/world';
 import { temporaryInstancePrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');
@@ -39,10 +38,7 @@ afterAll(async () => {
   lab?.dispose();
 });
 
-/** The database's facts, less the record of writes made after T (`pitr_<stamp>_after`, changes.test.ts checks it) that a swap recovery adds. */
-async function fingerprint(): Promise<string[]> {
-  return (await fingerprintDatabase(world.source.cluster!, LAB_DATABASE)).filter((fact) => !/ pitr_\d{14}_after[ .]/.test(fact));
-}
+const fingerprint = (): Promise<string[]> => sourceFingerprint(world);
 
 function temporaryInstances(): string[] {
   return world.standIn.engine.listInstances().map((i) => i.id).filter((id) => id.startsWith(temporaryInstancePrefix(SOURCE_ID)));

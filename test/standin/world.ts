@@ -13,6 +13,7 @@ import { startBuild, type BuildResult, type InstallStubs, type RunningBuild } fr
 import { synthesizeLab, type LabDeployment } from './lab-deployment';
 import { quoteIdent } from '../../local/cluster';
 import { startCodeBuildApi, type BuildVariable, type CodeBuildApi, type KnownBuild } from '../../local/codebuild-api';
+import { fingerprintDatabase } from '../../local/fingerprint';
 import { setRolePassword } from '../../local/pitr-copy';
 import type { StandInDbCluster } from '../../local/rds-standin/clusters';
 import type { StandInInstance } from '../../local/rds-standin/engine';
@@ -322,4 +323,21 @@ async function resolveSecretVariable(secrets: SecretsManagerClient, variable: Bu
   }));
   const text = answer.SecretString ?? '';
   return jsonKey ? String(JSON.parse(text)[jsonKey]) : text;
+}
+
+/**
+ * The facts of `database` on the world's source, less the record of writes
+ * made after T (`pitr_<stamp>_after`; changes.test.ts checks it) that a swap
+ * recovery adds.
+ */
+export async function sourceFingerprint(world: World, database: string = LAB_DATABASE): Promise<string[]> {
+  return (await fingerprintDatabase(world.source.cluster!, database)).filter((fact) => !/ pitr_\d{14}_after[ .]/.test(fact));
+}
+
+/** A restore time strictly after everything committed so far and before anything that follows. */
+export async function markRestoreTime(): Promise<Date> {
+  await new Promise((r) => setTimeout(r, 30));
+  const t = new Date();
+  await new Promise((r) => setTimeout(r, 30));
+  return t;
 }
