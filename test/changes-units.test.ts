@@ -3,13 +3,12 @@
  * Lambda's `changes` and `after` fields and their StartBuild overrides, and
  * the replay script's shape for a table with known columns.
  */
-import { Readable } from 'node:stream';
 import { request } from './recovery-harness';
 import { changesSkipped } from '../buildspec/runner/changes';
 import { readChangesModeRequest } from '../buildspec/runner/changes-mode';
 import { PlanError } from '../buildspec/runner/plan';
 import { AFTER_SETTING, replayScript, replaySettings } from '../buildspec/runner/postgres/changes';
-import { KeyHashRows, mergeByKey } from '../buildspec/runner/postgres/changes-merge';
+import { type KeyHashBatch, KeyHashChunks, type PackedLayout, RANGE_ROWS, decodePacked, keyRanges, mergeByKey } from '../buildspec/runner/postgres/changes-merge';
 import { RequestRejectedError, parseRecoveryRequest } from '../lambda/recovery-request';
 import { environmentOverrides } from '../lambda/start-recovery';
 import { START_ENV } from '../src/contract';
@@ -119,64 +118,80 @@ test('the trigger Lambda refuses mode "changes" (it would otherwise start a reco
 });
 
 describe('pairing by an integer key in the runner (changes-merge.ts)', () => {
-  /** A binary COPY stream of (key, hash) rows, as PostgreSQL sends it: header, rows, trailer. */
-  const copyBytes = (rows: ReadonlyArray<[bigint, bigint | null]>, keyBytes: 2 | 4 | 8, withHash: boolean): Buffer => {
-    const parts: Buffer[] = [Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)];
-    for (const [key, hash] of rows) {
-      const head = Buffer.alloc(6 + keyBytes);
-      head.writeInt16BE(withHash ? 2 : 1, 0);
-      head.writeInt32BE(keyBytes, 2);
-      if (keyBytes === 8) head.writeBigInt64BE(key, 6);
-      else if (keyBytes === 4) head.writeInt32BE(Number(key), 6);
-      else head.writeInt16BE(Number(key), 6);
-      parts.push(head);
-      if (withHash) {
-        const h = Buffer.alloc(hash === null ? 4 : 12);
-        h.writeInt32BE(hash === null ? -1 : 8, 0);
-        if (hash !== null) h.writeBigInt64BE(hash, 4);
-        parts.push(h);
-      }
-    }
-    const trailer = Buffer.alloc(2);
-    trailer.writeInt16BE(-1, 0);
-    parts.push(trailer);
-    return Buffer.concat(parts);
+  type Row = [bigint, bigint | null];
+  /** Rows packed as a chunk query returns them (changes-merge.ts packedRow): key, then the hash or a flag and the hash. */
+  const packed = (rows: readonly Row[], layout: PackedLayout): Buffer => Buffer.concat(rows.map(([key, hash]) => {
+    const k = Buffer.alloc(8);
+    k.writeBigInt64BE(key);
+    if (layout === 'key') return k;
+    const h = Buffer.alloc(8);
+    h.writeBigInt64BE(hash ?? 0n);
+    return layout === 'key-hash' ? Buffer.concat([k, h]) : Buffer.concat([k, Buffer.from([hash === null ? 0 : 1]), hash === null ? Buffer.alloc(8) : h]);
+  }));
+  /** A side cut into key ranges at `cuts`, each range's rows in the given (table) order; null for a range without rows. */
+  const side = (rows: readonly Row[], layout: PackedLayout, cuts: readonly bigint[] = []): KeyHashChunks => {
+    const bounds = [-(2n ** 63n), ...cuts, 2n ** 63n];
+    const ranges = bounds.slice(1).map((hi, i) => rows.filter(([k]) => k >= bounds[i] && k < hi));
+    return new KeyHashChunks(async (range) => (ranges[range].length > 0 ? packed(ranges[range], layout) : null), ranges.length, layout);
   };
-  /** The bytes cut into chunks of `size`, as a socket may deliver them. */
-  const chunks = (bytes: Buffer, size: number): Readable =>
-    Readable.from(Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => bytes.subarray(i * size, (i + 1) * size)));
-  /** A decoder over those rows, delivered in chunks of `size` bytes. */
-  const stream = (rows: ReadonlyArray<[bigint, bigint | null]>, keyBytes: 2 | 4 | 8, withHash: boolean, size: number): KeyHashRows =>
-    new KeyHashRows(chunks(copyBytes(rows, keyBytes, withHash), size), withHash);
+  const keyOf = (b: KeyHashBatch, i: number): bigint => BigInt(b.keyHi[i]) * 4294967296n + BigInt(b.keyLo[i]);
 
-  const before: Array<[bigint, bigint | null]> = [[-5n, 1n], [1n, null], [2n, -7n], [3n, 9n], [2n ** 40n, 4n], [9_007_199_254_740_993n, 5n]];
-  const atT: Array<[bigint, bigint | null]> = [[-5n, 1n], [1n, 8n], [2n, -7n], [3n, 10n], [4n, 0n], [9_007_199_254_740_993n, 6n]];
+  const before: Row[] = [[-5n, 1n], [1n, null], [2n, -7n], [3n, 9n], [2n ** 40n, 4n], [9_007_199_254_740_993n, 5n]];
+  const atT: Row[] = [[-5n, 1n], [1n, 8n], [2n, -7n], [3n, 10n], [4n, 0n], [9_007_199_254_740_993n, 6n]];
+  const hashed = before.map(([k, h]): Row => [k, h ?? 2n]);
 
-  test.each([1, 3, 7, 64, 4096])('keys only before, only at T, and hashes that differ, whatever the chunk size (%i bytes)', async (size) => {
-    const result = await mergeByKey(stream(before, 8, true, size), stream(atT, 8, true, size), true);
+  test.each([[[]], [[0n]], [[2n, 3n, 4n]], [[-10n, 2n ** 40n, 2n ** 62n]]])('keys only before, only at T, and hashes that differ, whatever the key ranges (cut at %j)', async (cuts) => {
+    // Each side in another order than its keys (as a table holds them after updates): the runner sorts.
+    const result = await mergeByKey(side([...hashed].reverse(), 'key-hash', cuts), side([atT[3], ...atT.filter((_, i) => i !== 3)], 'key-hash', cuts), true);
     expect(result.lines).toEqual([
+      '1\t2\tchanged',
       '3\t9\tchanged',
       '4\t\\N\tdeleted',
       '1099511627776\t4\tinserted',
       '9007199254740993\t5\tchanged',
     ]);
-    expect(result).toMatchObject({ rowsBefore: 6, hashed: 5, unhashedOnlyBefore: 0 });
+    expect(result).toMatchObject({ rowsBefore: 6, hashed: 6, unhashedOnlyBefore: 0 });
   });
 
   test('keys alone at T (the commit-time filter): hashed keys on both sides are paired for SQL; an unhashed key only before is counted', async () => {
     const at = atT.filter(([k]) => k !== 1n && k !== 2n ** 40n);
-    const hashedAfterT: Array<[bigint, bigint | null]> = [[-5n, 1n], [0n, null], [2n, -7n], [3n, 9n], [2n ** 40n, 4n], [9_007_199_254_740_993n, 5n]];
-    const result = await mergeByKey(stream(hashedAfterT, 8, true, 5), stream(at.map(([k]) => [k, null]), 8, false, 5), false);
+    const hashedAfterT: Row[] = [[-5n, 1n], [0n, null], [2n, -7n], [3n, 9n], [2n ** 40n, 4n], [9_007_199_254_740_993n, 5n]];
+    const result = await mergeByKey(side(hashedAfterT, 'key-maybe-hash', [3n]), side(at, 'key', [3n]), false);
     expect(result.lines).toEqual(['-5\t1\tpaired', '0\t\\N\tinserted', '2\t-7\tpaired', '3\t9\tpaired', '4\t\\N\tdeleted', '1099511627776\t4\tinserted', '9007199254740993\t5\tpaired']);
-    expect(result.unhashedOnlyBefore).toBe(1);
+    expect(result).toMatchObject({ rowsBefore: 6, hashed: 5, unhashedOnlyBefore: 1 });
   });
 
-  test('integer and smallint keys pair with bigint ones; keys out of order stop the comparison', async () => {
-    const small = await mergeByKey(stream([[-2n, 1n], [7n, 2n]], 2, true, 3), stream([[-2n, 1n], [7n, 3n]], 8, true, 3), true);
-    expect(small.lines).toEqual(['7\t2\tchanged']);
-    const int = await mergeByKey(stream([[-2n, 1n]], 4, true, 2), stream([[-2n, 1n]], 8, true, 2), true);
-    expect(int.lines).toEqual([]);
-    await expect(mergeByKey(stream([[2n, 1n], [1n, 1n]], 8, true, 9), stream([], 8, true, 9), true))
-      .rejects.toThrow('keys out of order');
+  test('a key twice, or ranges that overlap, stop the comparison', async () => {
+    await expect(mergeByKey(side([[2n, 1n], [1n, 1n], [2n, 3n]], 'key-hash'), side([], 'key-hash'), true)).rejects.toThrow('key 2 twice');
+    const overlapping = new KeyHashChunks(async (range) => packed(range === 0 ? [[5n, 1n]] : [[4n, 1n]], 'key-hash'), 2, 'key-hash');
+    await expect(mergeByKey(overlapping, side([], 'key-hash'), true)).rejects.toThrow('keys out of order');
+  });
+
+  test.each([
+    ['in key order', (i: number): bigint => BigInt(i) * 3n],
+    ['in key order but for the rows updated after T (moved to the end)', (i: number): bigint => (i < 4_500 ? BigInt(i) * 2n : BigInt(i - 4_500) * 600n + 1n)],
+    ['in no order, negative and beyond 2^53', (i: number): bigint => (BigInt(i) * 7_919n % 5_003n - 2_500n) * 2n ** 41n + BigInt(i)],
+  ])('a chunk %s comes out sorted by key, each hash with its key', (_, keyAt) => {
+    const rows: Row[] = Array.from({ length: 5_000 }, (_x, i) => [keyAt(i), BigInt.asIntN(64, keyAt(i) * 31n + 7n)]);
+    const batch = decodePacked(packed(rows, 'key-hash'), 'key-hash');
+    const keys = Array.from({ length: batch.n }, (_x, i) => keyOf(batch, i));
+    expect(keys).toEqual(rows.map(([k]) => k).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+    const hashOf = (i: number): bigint => BigInt.asIntN(64, BigInt(batch.hashHi[i]) * 4294967296n + BigInt(batch.hashLo[i]));
+    keys.forEach((k, i) => expect(hashOf(i)).toBe(BigInt.asIntN(64, k * 31n + 7n)));
+  });
+
+  test('key ranges: one for a table of up to RANGE_ROWS rows; else cut at the histogram bounds into about equal ranges', () => {
+    const histogram = Array.from({ length: 101 }, (_, i) => String(i * 1_000 - 50_000));
+    expect(keyRanges('id', RANGE_ROWS, histogram)).toEqual(['']);
+    expect(keyRanges('id', 10 * RANGE_ROWS, [])).toEqual(['']);
+    const four = keyRanges('id', 4 * RANGE_ROWS, histogram);
+    expect(four).toEqual(['id < -25000', 'id >= -25000 AND id < 0', 'id >= 0 AND id < 25000', 'id >= 25000']);
+    // Every key falls in exactly one range.
+    for (const key of [-(10 ** 12), -25_001, -25_000, 0, 24_999, 25_000, 10 ** 12]) {
+      expect(four.filter((r) => r.split(' AND ').every((c) => {
+        const [, op, v] = c.split(' ');
+        return op === '<' ? key < Number(v) : key >= Number(v);
+      }))).toHaveLength(1);
+    }
   });
 });

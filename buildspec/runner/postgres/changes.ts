@@ -9,11 +9,14 @@
  *
  * PostgreSQL cannot join across databases, so what is needed is brought over
  * in two passes on two connections:
- * 1. per keyed table, the key and a hash of every row of the pre-recovery
- *    table (hash_record_extended where every type hashes by value, else an
- *    md5 of the row text) stream (COPY TO STDOUT -> COPY FROM STDIN) into a
- *    temporary table of the recovered database; one full join there pairs
- *    them with the rows at T by key: inserted, changed, deleted;
+ * 1. per keyed table, the key and a hash of every row on both sides
+ *    (hash_record_extended where every type hashes by value, else an md5 of
+ *    the row text) are paired by key: inserted, changed, deleted. A key of
+ *    one integer column: both sides send their (key, hash) pairs packed, key
+ *    range by key range, and the runner sorts and pairs them
+ *    (changes-merge.ts). Any other key: the pre-recovery side's pairs stream
+ *    (COPY TO STDOUT -> COPY FROM STDIN) into a temporary table of the
+ *    recovered database, and one full join there pairs them;
  * 2. only the inserted and changed rows are then read in full from the
  *    pre-recovery table (keys passed as JSON), with their commit time when
  *    `track_commit_timestamp` is on, into `pitr_<stamp>_after.<table>`.
@@ -37,7 +40,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { KeyHashRows, MERGE_KEY_TYPES, mergeByKey } from './changes-merge';
+import { KeyHashChunks, MERGE_KEY_TYPES, type MergeResult, RANGE_ROWS, keyRanges, mergeByKey, packedRow } from './changes-merge';
 import { derivedName, ident, literal, qualified } from './names';
 import { SESSION_SETTINGS, connect } from './process';
 import { rowKeyColumns } from './row-key';
@@ -95,6 +98,8 @@ export interface ChangesOptions {
   readonly restoreTime?: Date;
   /** How long before T a commit still counts as possibly after T. @default COMMIT_TIME_MARGIN_MS */
   readonly commitTimeMarginMs?: number;
+  /** Rows per key range when a table keyed by an integer is read (changes-merge.ts). @default RANGE_ROWS */
+  readonly rangeRows?: number;
 }
 
 /**
@@ -124,6 +129,8 @@ export interface TableWrites {
   readonly rowsBefore?: number;
   /** Why every row was compared when the commit-time filter was on for the database. */
   readonly fullBecause?: string;
+  /** Key ranges its rows were read in, when paired by an integer key in the runner (1 up to `rangeRows` rows). */
+  readonly keyRanges?: number;
 }
 
 export interface SequenceMove {
@@ -323,7 +330,10 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
               notes: [`the table existed at T and not before the recovery: dropped or renamed after T (its ${rows} rows at T are back; nothing to replay).`],
             };
           } else {
-            slots[i] = await compareTable(wBefore, wNow, t, b, schema, names[i], commitTimes, filter.since);
+            // A table's writes in the recovered database commit together: one commit (and WAL flush) per table, not one per statement.
+            await wNow.query('BEGIN');
+            slots[i] = await compareTable(wBefore, wNow, t, b, schema, names[i], commitTimes, filter.since, options.rangeRows ?? RANGE_ROWS);
+            await wNow.query('COMMIT');
           }
           // The lines follow the tables' order, whatever order the workers finish in: the log reads the same every run.
           while (logged < slots.length && slots[logged] !== undefined) log.info(describeTable(slots[logged++]));
@@ -400,7 +410,7 @@ interface TableReplay {
 }
 
 async function compareTable(
-  before: Client, now: Client, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean, since: Date | undefined,
+  before: Client, now: Client, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean, since: Date | undefined, rangeRows: number,
 ): Promise<TableWrites & { replay?: TableReplay }> {
   const table = formatTableName({ schema: t.schema, table: t.name });
   const live = qualified(t.schema, t.name);
@@ -437,9 +447,9 @@ async function compareTable(
   const fastHash = await hashableByValue(before, b.oid, common);
   const rowHash = (alias: string): string => (fastHash
     ? `hash_record_extended(ROW(${common.map((c) => `${alias}.${ident(c)}`).join(', ')}), 0)` : rowText(alias, common));
-  const pass: Pass1 = { before, now, b, live, key, keyCols, common, fastHash, rowHash, atTCols, beforeCols };
+  const pass: Pass1 = { before, now, b, live, key, keyCols, common, fastHash, rowHash, atTCols, beforeCols, rangeRows };
   let fullBecause = since ? filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since) : undefined;
-  let compared: { rowsCompared: number; rowsBefore: number } | undefined;
+  let compared: { rowsCompared: number; rowsBefore: number; keyRanges?: number } | undefined;
   // One integer key: the runner pairs the two key-ordered streams itself, no temporary copy of every key (changes-merge.ts).
   const atTKey = atTCols.find((c) => c.name === key[0]);
   const merge = fastHash && key.length === 1 && MERGE_KEY_TYPES.includes(keyCols[0].type)
@@ -527,6 +537,7 @@ interface Pass1 {
   readonly rowHash: (alias: string) => string;
   readonly atTCols: readonly Column[];
   readonly beforeCols: readonly Column[];
+  readonly rangeRows: number;
 }
 
 /**
@@ -554,20 +565,39 @@ async function differingRows(p: Pass1): Promise<{ rowsCompared: number; rowsBefo
 }
 
 /**
- * Pass 1 for a table keyed by one integer column (smallint, integer, bigint): both sides stream (key, hash) in key
- * order and the runner walks them side by side (mergeByKey); only the keys that differ go into pg_temp.pitr_stage.
- * With `since` (the commit-time filter) the pre-recovery side hashes only the rows committed after it, and the side
- * at T sends keys alone: the rows paired with a hashed one are hashed afterwards, in SQL, a handful.
+ * Pass 1 for a table keyed by one integer column (smallint, integer, bigint): both sides send (key, hash) packed,
+ * key range after key range, and the runner sorts and walks them side by side (changes-merge.ts); only the keys that
+ * differ go into pg_temp.pitr_stage. With `since` (the commit-time filter) the pre-recovery side hashes only the
+ * rows committed after it, and the side at T sends keys alone: the rows paired with a hashed one are hashed
+ * afterwards, in SQL, a handful.
  */
-async function mergedRows(p: Pass1, since: Date | undefined): Promise<{ rowsCompared: number; rowsBefore: number } | string> {
+async function mergedRows(p: Pass1, since: Date | undefined): Promise<{ rowsCompared: number; rowsBefore: number; keyRanges: number } | string> {
   const { before, now, b, live, key, keyCols, rowHash } = p;
   const k = ident(key[0]);
   const source = qualified(b.schema, b.name);
-  const hashBefore = since ? `CASE WHEN ${committedAfter('x', source, since)} THEN ${rowHash('x')} END` : rowHash('x');
-  const merged = await mergeByKey(
-    new KeyHashRows(before.query(copyTo(`COPY (SELECT x.${k}, ${hashBefore} FROM ONLY ${source} x ORDER BY x.${k}) TO STDOUT (FORMAT binary)`)), true),
-    new KeyHashRows(now.query(copyTo(`COPY (SELECT r.${k}${since ? '' : `, ${rowHash('r')}`} FROM ONLY ${live} r ORDER BY r.${k}) TO STDOUT (FORMAT binary)`)), !since),
-    !since);
+  const ranges = await keyRangesAtT(now, live, key[0], p.rangeRows);
+  const where = (alias: string, range: number): string => (ranges[range] ? ` WHERE ${ranges[range].replace(/\$k/g, `${alias}.${k}`)}` : '');
+  // The commit-time filter, range by range: the range's keys, xmins and row addresses first; the commit time and
+  // origin looked up once per distinct xmin; the hash computed only for the rows committed after it.
+  const beforeSql = since
+    ? (range: number): string => `WITH c AS MATERIALIZED (SELECT x.${k} AS k, x.xmin AS xid, x.ctid AS tid FROM ONLY ${source} x${where('x', range)}),
+        late AS MATERIALIZED (SELECT d.xid FROM (SELECT DISTINCT xid FROM c) d WHERE NOT ${committedBefore('d.xid', since)})
+      SELECT string_agg(${packedRow('key-maybe-hash', 'c.k', `CASE WHEN c.xid IN (SELECT xid FROM late) THEN (SELECT ${rowHash('x')} FROM ONLY ${source} x WHERE x.ctid = c.tid) END`)}, ''::bytea) FROM c`
+    : (range: number): string => `SELECT string_agg(${packedRow('key-hash', `x.${k}`, rowHash('x'))}, ''::bytea) FROM ONLY ${source} x${where('x', range)}`;
+  const atTSql = (range: number): string =>
+    `SELECT string_agg(${packedRow(since ? 'key' : 'key-hash', `r.${k}`, rowHash('r'))}, ''::bytea) FROM ONLY ${live} r${where('r', range)}`;
+  // Each range in the order its rows lie in the table (sequential or bitmap scan): an index scan per row cost as
+  // much as hashing the row. The runner sorts.
+  await Promise.all([before.query('SET enable_indexscan = off'), now.query('SET enable_indexscan = off')]);
+  let merged: MergeResult;
+  try {
+    merged = await mergeByKey(
+      new KeyHashChunks((range) => packedChunk(before, beforeSql(range)), ranges.length, since ? 'key-maybe-hash' : 'key-hash'),
+      new KeyHashChunks((range) => packedChunk(now, atTSql(range)), ranges.length, since ? 'key' : 'key-hash'),
+      !since);
+  } finally {
+    await Promise.all([before.query('RESET enable_indexscan'), now.query('RESET enable_indexscan')]);
+  }
   if (since && merged.unhashedOnlyBefore > 0) {
     return `${merged.unhashedOnlyBefore} row(s) committed before ${since.toISOString()} have a key that does not exist at T: the commit times do not match this restore time`;
   }
@@ -584,7 +614,40 @@ async function mergedRows(p: Pass1, since: Date | undefined): Promise<{ rowsComp
              SELECT ${rowText('r', p.common)} AS pitr_row_at_t, ${rowHash('r')} AS pitr_h FROM ONLY ${live} r
               WHERE r.${k} = s.${k} AND s.pitr_kind <> 'inserted' OFFSET 0) r ON true
      WHERE s.pitr_kind <> 'paired' OR s.pitr_h <> r.pitr_h`);
-  return { rowsCompared: merged.hashed, rowsBefore: merged.rowsBefore };
+  return { rowsCompared: merged.hashed, rowsBefore: merged.rowsBefore, keyRanges: ranges.length };
+}
+
+/**
+ * The key ranges of a table (keyRanges, with `$k` for the key), from its row count and the key's histogram in the
+ * recovered database. A large table without them is analyzed first (the key column alone, a sample): the recovered
+ * database is the runner's own, and one range would hold the whole table in memory.
+ */
+async function keyRangesAtT(now: Client, live: string, key: string, rangeRows: number): Promise<string[]> {
+  const stats = async (): Promise<{ rows: number; bytes: number; histogram: string | null }> => (await now.query<{ rows: number; bytes: string; histogram: string | null }>(`
+    SELECT c.reltuples::float8 AS rows, pg_relation_size(c.oid)::text AS bytes,
+           (SELECT s.histogram_bounds::text FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = $2) AS histogram
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass`, [live, key])).rows.map((r) => ({ ...r, bytes: Number(r.bytes) }))[0];
+  let s = await stats();
+  if ((s.rows < 0 || s.histogram === null) && s.bytes > rangeRows * 64) {
+    await now.query(`ANALYZE ${live} (${ident(key)})`);
+    s = await stats();
+  }
+  const histogram = s.histogram ? s.histogram.replace(/^\{|\}$/g, '').split(',') : [];
+  if (!histogram.every((v) => /^-?\d+$/.test(v))) return [''];
+  return keyRanges('$k', Math.max(0, s.rows), histogram, rangeRows);
+}
+
+/** One packed chunk (changes-merge.ts): the single bytea a chunk query returns, read by COPY (FORMAT binary); null for no rows. */
+async function packedChunk(client: Client, sql: string): Promise<Buffer | null> {
+  const parts: Buffer[] = [];
+  for await (const part of client.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT binary)`))) parts.push(part as Buffer);
+  const bytes = Buffer.concat(parts);
+  // Header (signature, flags, extension), one row of one field (count, length, bytes), trailer.
+  if (bytes.length < 19 || bytes.toString('latin1', 0, 11) !== 'PGCOPY\n\xff\r\n\0') throw new Error('not a binary COPY stream');
+  const row = 19 + bytes.readInt32BE(15);
+  if (bytes.readInt16BE(row) !== 1) throw new Error(`unexpected ${bytes.readInt16BE(row)} field(s) in a packed chunk`);
+  const length = bytes.readInt32BE(row + 2);
+  return length < 0 ? null : bytes.subarray(row + 6, row + 6 + length);
 }
 
 /**
