@@ -13,8 +13,8 @@
  * the original, 1% of each table's rows were written after T: a third
  * updated, a third deleted, a third inserted. Each round times the swap
  * copy (point-in-time copy reachable -> swapped in and verified), then the
- * record (recordChanges: recovered database vs pre-recovery copy, same
- * server). Untimed between rounds: the source is recreated from a pristine
+ * record (recordChanges: pre-recovery copy on the original vs the state at
+ * T, read on the point-in-time copy as a recovery reads it). Untimed between rounds: the source is recreated from a pristine
  * template, the recovered database dropped, the pre-recovery copy renamed
  * back. Medians are reported.
  *
@@ -84,9 +84,11 @@ export async function benchChanges(): Promise<void> {
       if (!copied.every((r) => r.verified)) throw new Error('copy not verified');
       await original.sql('CHECKPOINT');
       started = Date.now();
-      const record = await recordChanges(target(original), {
-        database: DB, keptAs: copied[0].keptAs!, stamp, log: quiet, ...(commitTimes ? { restoreTime, commitTimeMarginMs: 0 } : {}),
-      });
+      // The state at T is read on the point-in-time copy (the source), as a recovery does.
+      const timeBound = commitTimes ? { restoreTime, commitTimeMarginMs: 0 } : {};
+      const pointInTimeCopy = target(source);
+      const keptAs = copied[0].keptAs!;
+      const record = await recordChanges(target(original), { database: DB, keptAs, stamp, log: quiet, pointInTimeCopy, ...timeBound });
       compared = `${record.rowsCompared} of ${record.rowsBefore} rows before the recovery compared by content (${record.comparison})`;
       recordMs.push(Date.now() - started);
       const sum = (f: (t: typeof record.tables[number]) => number): number => record.tables.reduce((s, t) => s + f(t), 0);

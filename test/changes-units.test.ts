@@ -8,7 +8,7 @@ import { changesSkipped } from '../buildspec/runner/changes';
 import { readChangesModeRequest } from '../buildspec/runner/changes-mode';
 import { PlanError } from '../buildspec/runner/plan';
 import { AFTER_SETTING, replayScript, replaySettings } from '../buildspec/runner/postgres/changes';
-import { type KeyHashBatch, KeyHashChunks, type PackedLayout, RANGE_ROWS, decodePacked, keyRanges, mergeByKey } from '../buildspec/runner/postgres/changes-merge';
+import { type KeyHashBatch, KeyHashChunks, type MergeResult, type PackedLayout, RANGE_ROWS, decodePacked, keyRanges, mergeByKey } from '../buildspec/runner/postgres/changes-merge';
 import { RequestRejectedError, parseRecoveryRequest } from '../lambda/recovery-request';
 import { environmentOverrides } from '../lambda/start-recovery';
 import { START_ENV } from '../src/contract';
@@ -134,6 +134,8 @@ describe('pairing by an integer key in the runner (changes-merge.ts)', () => {
     const ranges = bounds.slice(1).map((hi, i) => rows.filter(([k]) => k >= bounds[i] && k < hi));
     return new KeyHashChunks(async (range) => (ranges[range].length > 0 ? packed(ranges[range], layout) : null), ranges.length, layout);
   };
+  /** The differing keys as `key<TAB>hash<TAB>kind`, \N for no hash. */
+  const lines = (r: MergeResult): string[] => r.differ.map((d) => `${d.key}\t${d.hash ?? '\\N'}\t${d.kind}`);
   const keyOf = (b: KeyHashBatch, i: number): bigint => BigInt(b.keyHi[i]) * 4294967296n + BigInt(b.keyLo[i]);
 
   const before: Row[] = [[-5n, 1n], [1n, null], [2n, -7n], [3n, 9n], [2n ** 40n, 4n], [9_007_199_254_740_993n, 5n]];
@@ -143,7 +145,7 @@ describe('pairing by an integer key in the runner (changes-merge.ts)', () => {
   test.each([[[]], [[0n]], [[2n, 3n, 4n]], [[-10n, 2n ** 40n, 2n ** 62n]]])('keys only before, only at T, and hashes that differ, whatever the key ranges (cut at %j)', async (cuts) => {
     // Each side in another order than its keys (as a table holds them after updates): the runner sorts.
     const result = await mergeByKey(side([...hashed].reverse(), 'key-hash', cuts), side([atT[3], ...atT.filter((_, i) => i !== 3)], 'key-hash', cuts), true);
-    expect(result.lines).toEqual([
+    expect(lines(result)).toEqual([
       '1\t2\tchanged',
       '3\t9\tchanged',
       '4\t\\N\tdeleted',
@@ -157,7 +159,7 @@ describe('pairing by an integer key in the runner (changes-merge.ts)', () => {
     const at = atT.filter(([k]) => k !== 1n && k !== 2n ** 40n);
     const hashedAfterT: Row[] = [[-5n, 1n], [0n, null], [2n, -7n], [3n, 9n], [2n ** 40n, 4n], [9_007_199_254_740_993n, 5n]];
     const result = await mergeByKey(side(hashedAfterT, 'key-maybe-hash', [3n]), side(at, 'key', [3n]), false);
-    expect(result.lines).toEqual(['-5\t1\tpaired', '0\t\\N\tinserted', '2\t-7\tpaired', '3\t9\tpaired', '4\t\\N\tdeleted', '1099511627776\t4\tinserted', '9007199254740993\t5\tpaired']);
+    expect(lines(result)).toEqual(['-5\t1\tpaired', '0\t\\N\tinserted', '2\t-7\tpaired', '3\t9\tpaired', '4\t\\N\tdeleted', '1099511627776\t4\tinserted', '9007199254740993\t5\tpaired']);
     expect(result).toMatchObject({ rowsBefore: 6, hashed: 5, unhashedOnlyBefore: 1 });
   });
 
@@ -170,6 +172,7 @@ describe('pairing by an integer key in the runner (changes-merge.ts)', () => {
   test.each([
     ['in key order', (i: number): bigint => BigInt(i) * 3n],
     ['in key order but for the rows updated after T (moved to the end)', (i: number): bigint => (i < 4_500 ? BigInt(i) * 2n : BigInt(i - 4_500) * 600n + 1n)],
+    ['in key order but for new rows in space freed among older ones', (i: number): bigint => (i % 50 === 7 ? 1_000_000n + BigInt(i) : BigInt(i))],
     ['in no order, negative and beyond 2^53', (i: number): bigint => (BigInt(i) * 7_919n % 5_003n - 2_500n) * 2n ** 41n + BigInt(i)],
   ])('a chunk %s comes out sorted by key, each hash with its key', (_, keyAt) => {
     const rows: Row[] = Array.from({ length: 5_000 }, (_x, i) => [keyAt(i), BigInt.asIntN(64, keyAt(i) * 31n + 7n)]);

@@ -110,7 +110,9 @@ test('swap recovery, then the record: known counts, rows kept, replay restores e
   const catalogBefore = await target.sql(`SELECT datname || ' ' || pg_get_userbyid(datdba) || ' ' || datallowconn FROM pg_database WHERE datname = '${kept.replace(/'/g, "''")}'`);
 
   // T is known and commit times are on: only rows committed after T are compared in full (no margin: AT_T committed just before T).
-  const record = await recordChanges(masterTarget(target), { database: DB, keptAs: kept, stamp: STAMP, log, restoreTime, commitTimeMarginMs: 0 });
+  const record = await recordChanges(masterTarget(target), {
+    database: DB, keptAs: kept, stamp: STAMP, log, restoreTime, commitTimeMarginMs: 0, pointInTimeCopy: masterTarget(source),
+  });
 
   // The pre-recovery database: same catalog and content, fact by fact.
   expect(compareFingerprints(beforeFingerprint, await fingerprintDatabase(target, kept))).toEqual({ missing: [], unexpected: [] });
@@ -193,7 +195,9 @@ test('AFTER with commit timestamps: the replay brings back only the good writes 
   const stamp = '20260404000002';
   const log = new StepLog(() => undefined);
   const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
-  const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, after: afterBad });
+  const record = await recordChanges(masterTarget(target), {
+    database: db, keptAs: copied.keptAs!, stamp, log, after: afterBad, pointInTimeCopy: masterTarget(source),
+  });
   expect(record.commitTimes).toBe(true);
   expect(record.tables).toEqual([expect.objectContaining({ table: 'public.accounts', inserted: 3, changed: 11, deleted: 10 })]);
   expect(record.replaySql).toContain(`SET pitr.after = '${afterBad.toISOString()}';`);
@@ -305,6 +309,52 @@ test('the commit-time filter misses no write after T: a transaction open at T an
   }
 });
 
+test('the application writes to the recovered database again from the swap on: the record reads T on the point-in-time copy, '
+  + 'so those writes are neither recorded nor undone by the replay', async () => {
+  const db = 'app is back';
+  for (const c of [source, target]) {
+    await c.sql(`CREATE DATABASE ${quoteIdent(db)} OWNER ${MASTER.username}`);
+    await c.sql(`SET ROLE ${MASTER.username}; CREATE TABLE public.orders (id int PRIMARY KEY, total int NOT NULL);
+      INSERT INTO public.orders SELECT g, g FROM generate_series(1, 100) g`, db);
+  }
+  // After T, on the original: 2 inserted, 1 changed, 1 deleted.
+  await target.sql(`SET ROLE ${MASTER.username}; INSERT INTO public.orders VALUES (101, 101), (102, 102);
+    UPDATE public.orders SET total = -10 WHERE id = 10; DELETE FROM public.orders WHERE id = 20`, db);
+  const stamp = '20260404000008';
+  const log = new StepLog(() => undefined);
+  const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
+  // The application is back on the recovered database before the record runs: a new order (its key is free again at T),
+  // an order changed, an order deleted; none of them was touched after T on the original.
+  const appWrites = `SET ROLE ${MASTER.username}; INSERT INTO public.orders VALUES (101, 5000);
+    UPDATE public.orders SET total = 7000 WHERE id = 30; DELETE FROM public.orders WHERE id = 40`;
+  await target.sql(appWrites, db);
+  const afterApp = await target.sql("SELECT string_agg(id || ':' || total, ',' ORDER BY id) FROM public.orders WHERE id IN (30, 40, 101)", db);
+  expect(afterApp).toBe('30:7000,101:5000');
+
+  // Read at T on the point-in-time copy (the source here): exactly the writes made after T.
+  const pointInTimeCopy = masterTarget(source);
+  const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, pointInTimeCopy });
+  expect(record.tables).toEqual([expect.objectContaining({ table: 'public.orders', inserted: 2, changed: 1, deleted: 1 })]);
+  const schema = quoteIdent(changesSchemaName(stamp));
+  expect(await target.sql(`SELECT string_agg(pitr_change || ':' || id, ',' ORDER BY id) FROM ${schema}.public__orders`, db)).toBe('changed:10,deleted:20,inserted:101,inserted:102');
+  // The replay leaves the application's writes alone: 101 is the application's now (the kept 101 is not inserted over
+  // it), 30 keeps its new total, 40 stays deleted; the writes after T come back where they do not collide.
+  const client = await connect(masterTarget(target), db);
+  try {
+    await client.query(record.replaySql);
+  } finally {
+    await client.end();
+  }
+  expect(await target.sql("SELECT string_agg(id || ':' || total, ',' ORDER BY id) FROM public.orders WHERE id IN (10, 20, 30, 40, 101, 102)", db))
+    .toBe('10:-10,30:7000,101:5000,102:102');
+
+  // Without the point-in-time copy (MODE=changes, once it is gone) the recovered database is read as it is now: the
+  // application's writes look like writes that differ from T's, which is why the recovery reads T on the copy.
+  await target.sql(appWrites.replace('INSERT INTO public.orders VALUES (101, 5000);', ''), db);
+  const late = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp: '20260404000009', log });
+  expect(late.tables[0]).not.toMatchObject({ inserted: 2, changed: 1, deleted: 1 });
+});
+
 test('MODE=changes: the same record later, from the kept pre-recovery copy; refused while the record of that run exists; a stamp with no copy is named', async () => {
   const rds = { describeSource: async () => ({ endpoint: { host: target.host, port: target.port } }) as never };
   const deps = { rds, credentials: { username: MASTER.username, password: MASTER.password }, tls: target.sslOptions };
@@ -321,4 +371,6 @@ test('MODE=changes: the same record later, from the kept pre-recovery copy; refu
   expect(record.tables.find((t) => t.table === 'app.customers')).toMatchObject({ inserted: 0, changed: 1, deleted: 0 });
   expect(record.tables.find((t) => t.table === 'app.orders')).toMatchObject({ inserted: 0, changed: 0, deleted: 0 });
   expect(lines.join('\n')).toContain('RESULT: SUCCESS: the writes made after the restore time recorded for 1 database(s).');
+  // No point-in-time copy any more: T is read on the recovered database as it is now, and the log warns what that means.
+  expect(lines.join('\n')).toMatch(/ ! the point-in-time copy is gone: the state at T is read on .* as it is now/);
 });

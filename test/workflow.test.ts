@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { FAST_POLLING, MASTER, TestInstance, capturedLog, expectSame, request, smallSeed } from './recovery-harness';
 import { PlanError } from '../buildspec/runner/plan';
 import type { RdsControl } from '../buildspec/runner/ports';
-import { recordChanges } from '../buildspec/runner/postgres/changes';
+import { recordChanges, type ChangesOptions } from '../buildspec/runner/postgres/changes';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { runRecovery, type RecoveryDeps } from '../buildspec/runner/workflow';
 import type { LocalRdsControl } from '../local/rds-control';
@@ -21,6 +21,8 @@ const RICH_DB = 'Orders "Main" ü';
 
 let instance: TestInstance;
 let rds: LocalRdsControl;
+/** What each record of writes after T was given. */
+const recorded: ChangesOptions[] = [];
 
 beforeAll(async () => {
   instance = await TestInstance.start();
@@ -35,7 +37,12 @@ function deps(log: RecoveryDeps['log'], control: RdsControl = rds): RecoveryDeps
   return {
     rds: control,
     data: new PgDataPath(),
-    changes: { record: recordChanges },
+    changes: {
+      record: (target, options) => {
+        recorded.push(options);
+        return recordChanges(target, options);
+      },
+    },
     log,
     credentials: { username: MASTER, password: instance.password },
     tls: instance.cluster.sslOptions,
@@ -74,6 +81,10 @@ test('swap, every database at T: each comes back exactly, the pre-recovery data 
 
   const kept = outcome.results.find((r) => r.database === RICH_DB)!.keptAs!;
   expect(kept).toBe(`${RICH_DB}__before_pitr_${outcome.plan.stamp}`);
+  // The record read the state at T on the temporary instance (not yet deleted then), not on the recovered databases,
+  // which the application writes to again from the swap on.
+  expect(recorded.map((o) => o.database).sort()).toEqual(outcome.results.filter((r) => r.keptAs).map((r) => r.database).sort());
+  for (const o of recorded) expect(o.pointInTimeCopy?.port).not.toBe(instance.cluster.port);
   expectSame(damaged, await instance.fingerprint(kept));
   expect(await instance.cluster.sql("SELECT count(*) FROM app.orders WHERE note = 'written after T'", kept)).toBe('1');
   expect(outcome.results.find((r) => r.database === 'dropped after T')!.keptAs).toBeUndefined();

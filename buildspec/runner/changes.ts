@@ -9,7 +9,7 @@ import type { StepLog } from './log';
 import type { RecoveryPlan } from './plan';
 import type { DatabaseCopyResult, PgTarget } from './ports';
 import { changesSchemaName, changesSummary } from './postgres/changes';
-import { originalTarget, planOf, type ChangesPath, type RunState } from './run-state';
+import { originalTarget, planOf, temporaryTarget, type ChangesPath, type RunState } from './run-state';
 import { START_ENV } from '../../src/contract';
 
 
@@ -21,9 +21,13 @@ export function changesSkipped(plan: RecoveryPlan): string | undefined {
   return undefined;
 }
 
-/** Runs the comparison for every swapped database; returns the summary lines. */
+/**
+ * Runs the comparison for every swapped database; returns the summary lines. The state at T is read on
+ * `pointInTimeCopy` (the temporary instance, not yet deleted): the recovered database takes the application's writes
+ * again from the swap on.
+ */
 export async function recordWritesAfterT(
-  plan: RecoveryPlan, results: readonly DatabaseCopyResult[], original: PgTarget, changes: ChangesPath, log: StepLog,
+  plan: RecoveryPlan, results: readonly DatabaseCopyResult[], original: PgTarget, pointInTimeCopy: PgTarget, changes: ChangesPath, log: StepLog,
 ): Promise<string[]> {
   const lines: string[] = [];
   for (const r of results.filter((x) => x.keptAs)) {
@@ -34,6 +38,7 @@ export async function recordWritesAfterT(
         stamp: plan.stamp,
         log,
         after: plan.after,
+        pointInTimeCopy,
         // T, when the run knows it exactly: with track_commit_timestamp on, only rows committed after it are compared in full.
         restoreTime: plan.restoreTime instanceof Date ? plan.restoreTime : undefined,
       });
@@ -56,7 +61,7 @@ export function wantsChanges(run: RunState): boolean {
 
 /** The step after the swap: the record for each swapped database; never fails the recovery. */
 export async function recordChangesStep(run: RunState): Promise<void> {
-  run.changesLines = await recordWritesAfterT(planOf(run), run.results, originalTarget(run), run.deps.changes!, run.deps.log);
+  run.changesLines = await recordWritesAfterT(planOf(run), run.results, originalTarget(run), temporaryTarget(run), run.deps.changes!, run.deps.log);
 }
 
 /** The summary's lines about the record: what was recorded, or why nothing was. */

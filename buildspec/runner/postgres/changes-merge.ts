@@ -103,7 +103,8 @@ export function decodePacked(bytes: Buffer, layout: PackedLayout): KeyHashBatch 
   }
   let sorted = true;
   for (let i = 1; i < n && sorted; i++) sorted = less(b, i - 1, i);
-  const out = sorted ? b : sortBatch(b);
+  if (sorted) return b;
+  const out = sortBatch(b);
   for (let i = 1; i < out.n; i++) {
     if (!less(out, i - 1, i)) throw new Error(`key ${keyText(out.keyHi[i], out.keyLo[i])} twice in the comparison stream: the rows could not be paired`);
   }
@@ -112,30 +113,55 @@ export function decodePacked(bytes: Buffer, layout: PackedLayout): KeyHashBatch 
 
 /**
  * The rows in key order. Tables are mostly in key order already (rows appended as their keys grow; updated rows
- * move to the end): the rows that keep the order form one run, the others are sorted apart and merged in. When
- * more than an eighth break the order, all of them are sorted (radixOrder).
+ * move to the end, new ones fill freed space): the rows that keep the order form one run, the others are sorted
+ * apart and merged in. When more than an eighth break the order, all of them are sorted (radixOrder).
  */
 function sortBatch(b: KeyHashBatch): KeyHashBatch {
   const n = b.n;
+  const hi = b.keyHi;
+  const lo = b.keyLo;
   const run = new Uint32Array(n);
-  const rest: number[] = [];
+  const rest = new Uint32Array(n);
   let runLength = 0;
+  let restLength = 0;
+  let lastHi = 0;
+  let lastLo = 0;
+  const above = (i: number, h: number, l: number): boolean => hi[i] > h || (hi[i] === h && lo[i] > l);
   for (let i = 0; i < n; i++) {
-    if (runLength === 0 || less(b, run[runLength - 1], i)) run[runLength++] = i;
-    else if (rest.push(i) > n / 8) break;
+    const h = hi[i];
+    const l = lo[i];
+    // In the run when above its last row, unless the next row is too and lies below this one: then this one is the
+    // row out of place (a row inserted into free space among older ones), not the next.
+    const fits = runLength === 0 || above(i, lastHi, lastLo);
+    const outOfPlace = fits && i + 1 < n && (runLength === 0 || above(i + 1, lastHi, lastLo)) && !above(i + 1, h, l);
+    if (fits && !outOfPlace) {
+      run[runLength++] = i;
+      lastHi = h;
+      lastLo = l;
+    } else {
+      rest[restLength++] = i;
+    }
   }
   let order: Uint32Array;
-  if (rest.length > n / 8) {
-    order = radixOrder(b, Uint32Array.from({ length: n }, (_, i) => i));
+  if (restLength > n / 8) {
+    order = radixOrder(hi, lo, Uint32Array.from({ length: n }, (_, i) => i));
   } else {
-    const others = radixOrder(b, Uint32Array.from(rest));
+    const others = radixOrder(hi, lo, rest.subarray(0, restLength));
     order = new Uint32Array(n);
     for (let i = 0, r = 0, o = 0; i < n; i++) {
-      order[i] = o >= others.length || (r < runLength && less(b, run[r], others[o])) ? run[r++] : others[o++];
+      if (o >= others.length) {
+        order[i] = run[r++];
+      } else if (r >= runLength) {
+        order[i] = others[o++];
+      } else {
+        const x = run[r];
+        const y = others[o];
+        order[i] = hi[x] < hi[y] || (hi[x] === hi[y] && lo[x] < lo[y]) ? run[r++] : others[o++];
+      }
     }
   }
   const pick = <A extends Int32Array | Uint32Array | Uint8Array>(a: A): A => {
-    const out = new (a.constructor as new (n: number) => A)(n);
+    const out = new (a.constructor as new (length: number) => A)(n);
     for (let i = 0; i < n; i++) out[i] = a[order[i]];
     return out;
   };
@@ -143,36 +169,40 @@ function sortBatch(b: KeyHashBatch): KeyHashBatch {
 }
 
 /**
- * `positions` in key order: a least-significant-digit radix sort, 16 bits at a time (the sign bit flipped), skipping
- * the digits every key shares (the high half, for keys under 2^32).
+ * `positions` in key order: a least-significant-digit radix sort on the keys copied out, 16 bits at a time (the sign
+ * bit flipped), skipping the digits every key shares (the high half, for keys under 2^32); a few keys are just sorted.
  */
 /* eslint-disable no-bitwise -- the digits of a radix sort are bit fields */
-function radixOrder(b: KeyHashBatch, positions: Uint32Array): Uint32Array {
-  const n = positions.length;
-  if (n < 2) return positions;
-  const lo = new Uint32Array(b.keyLo.length);
-  const hi = new Uint32Array(b.keyLo.length);
-  for (let i = 0; i < n; i++) {
-    const at = positions[i];
-    lo[at] = b.keyLo[at];
-    hi[at] = (b.keyHi[at] ^ 0x80000000) >>> 0;
+function radixOrder(keyHi: Int32Array, keyLo: Uint32Array, positions: Uint32Array): Uint32Array {
+  const m = positions.length;
+  const lo = new Uint32Array(m);
+  const hi = new Uint32Array(m);
+  for (let i = 0; i < m; i++) {
+    lo[i] = keyLo[positions[i]];
+    hi[i] = (keyHi[positions[i]] ^ 0x80000000) >>> 0;
   }
-  let order: Uint32Array = positions;
-  let spare: Uint32Array = new Uint32Array(n);
-  const counts = new Uint32Array(65_537);
-  for (const [word, shift] of [[lo, 0], [lo, 16], [hi, 0], [hi, 16]] as Array<[Uint32Array, number]>) {
-    counts.fill(0);
-    for (let i = 0; i < n; i++) counts[((word[order[i]] >>> shift) & 0xffff) + 1]++;
-    // Every key has the same digit here: nothing to reorder.
-    if (counts[((word[order[0]] >>> shift) & 0xffff) + 1] === n) continue;
-    for (let d = 1; d <= 65_536; d++) counts[d] += counts[d - 1];
-    for (let i = 0; i < n; i++) {
-      const at = order[i];
-      spare[counts[(word[at] >>> shift) & 0xffff]++] = at;
+  let order: Uint32Array = Uint32Array.from({ length: m }, (_, i) => i);
+  if (m < 1_024) {
+    order.sort((x, y) => (hi[x] - hi[y]) || (lo[x] - lo[y]));
+  } else {
+    let spare: Uint32Array = new Uint32Array(m);
+    const counts = new Uint32Array(65_537);
+    for (const [word, shift] of [[lo, 0], [lo, 16], [hi, 0], [hi, 16]] as Array<[Uint32Array, number]>) {
+      counts.fill(0);
+      for (let i = 0; i < m; i++) counts[((word[i] >>> shift) & 0xffff) + 1]++;
+      // Every key has the same digit here: nothing to reorder.
+      if (counts[((word[0] >>> shift) & 0xffff) + 1] === m) continue;
+      for (let d = 1; d <= 65_536; d++) counts[d] += counts[d - 1];
+      for (let i = 0; i < m; i++) {
+        const at = order[i];
+        spare[counts[(word[at] >>> shift) & 0xffff]++] = at;
+      }
+      [order, spare] = [spare, order];
     }
-    [order, spare] = [spare, order];
   }
-  return order;
+  const out = new Uint32Array(m);
+  for (let i = 0; i < m; i++) out[i] = positions[order[i]];
+  return out;
 }
 /* eslint-enable no-bitwise */
 
@@ -243,10 +273,20 @@ export function keyRanges(key: string, rows: number, histogram: readonly string[
   return [`${key} < ${cuts[0]}`, ...cuts.slice(1).map((c, i) => `${key} >= ${cuts[i]} AND ${key} < ${c}`), `${key} >= ${cuts[cuts.length - 1]}`];
 }
 
+/** A key the merge found on one side only, or on both with different hashes. */
+export interface DifferingKey {
+  /** The key as SQL text. */
+  readonly key: string;
+  /** Its hash before the recovery, when it has one. */
+  readonly hash: string | null;
+  /** `inserted` (only before), `deleted` (only at T), `changed`, or `paired`: hashed only before, compared afterwards. */
+  readonly kind: 'inserted' | 'deleted' | 'changed' | 'paired';
+}
+
 /** What the merge found: keys only before (inserted after T), only at T (deleted after T), on both sides with different hashes. */
 export interface MergeResult {
-  /** Tab-separated COPY text lines: key, hash (or \N), kind (`inserted`, `deleted`, `changed`, or `paired`: compare in SQL). */
-  readonly lines: string[];
+  /** In key order. */
+  readonly differ: DifferingKey[];
   readonly rowsBefore: number;
   /** Rows before the recovery that carried a hash (were compared by content). */
   readonly hashed: number;
@@ -261,11 +301,11 @@ export interface MergeResult {
  * recovery is the same row (the commit-time filter left it out).
  */
 export async function mergeByKey(before: KeyHashChunks, atT: KeyHashChunks, atTHashes: boolean): Promise<MergeResult> {
-  const lines: string[] = [];
+  const differ: DifferingKey[] = [];
   let rowsBefore = 0;
   let hashed = 0;
   let unhashedOnlyBefore = 0;
-  const hashOf = (r: KeyHashBatch, i: number): string => (r.hashed[i] ? keyText(r.hashHi[i], r.hashLo[i]) : '\\N');
+  const hashOf = (r: KeyHashBatch, i: number): string | null => (r.hashed[i] ? keyText(r.hashHi[i], r.hashLo[i]) : null);
   for (;;) {
     // Await only when a chunk is used up: the rows of a chunk are taken synchronously.
     const b = before.at < before.batch.n || await before.ready();
@@ -291,19 +331,19 @@ export async function mergeByKey(before: KeyHashChunks, atT: KeyHashChunks, atTH
     }
     if (side === 'both') {
       if (B.hashed[bi]) {
-        if (!atTHashes) lines.push(`${keyText(B.keyHi[bi], B.keyLo[bi])}\t${hashOf(B, bi)}\tpaired`);
-        else if (B.hashHi[bi] !== T.hashHi[ti] || B.hashLo[bi] !== T.hashLo[ti]) lines.push(`${keyText(B.keyHi[bi], B.keyLo[bi])}\t${hashOf(B, bi)}\tchanged`);
+        if (!atTHashes) differ.push({ key: keyText(B.keyHi[bi], B.keyLo[bi]), hash: hashOf(B, bi), kind: 'paired' });
+        else if (B.hashHi[bi] !== T.hashHi[ti] || B.hashLo[bi] !== T.hashLo[ti]) differ.push({ key: keyText(B.keyHi[bi], B.keyLo[bi]), hash: hashOf(B, bi), kind: 'changed' });
       }
       before.at++;
       atT.at++;
     } else if (side === 'before') {
       if (!B.hashed[bi]) unhashedOnlyBefore++;
-      lines.push(`${keyText(B.keyHi[bi], B.keyLo[bi])}\t${hashOf(B, bi)}\tinserted`);
+      differ.push({ key: keyText(B.keyHi[bi], B.keyLo[bi]), hash: hashOf(B, bi), kind: 'inserted' });
       before.at++;
     } else {
-      lines.push(`${keyText(T.keyHi[ti], T.keyLo[ti])}\t\\N\tdeleted`);
+      differ.push({ key: keyText(T.keyHi[ti], T.keyLo[ti]), hash: null, kind: 'deleted' });
       atT.at++;
     }
   }
-  return { lines, rowsBefore, hashed, unhashedOnlyBefore };
+  return { differ, rowsBefore, hashed, unhashedOnlyBefore };
 }

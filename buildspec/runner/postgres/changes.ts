@@ -36,7 +36,6 @@
  * (process.ts SESSION_SETTINGS); the replay SQL sets the same ones, so the
  * md5 it checks ("the row is still as at T") is computed the same way.
  */
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
@@ -100,6 +99,12 @@ export interface ChangesOptions {
   readonly commitTimeMarginMs?: number;
   /** Rows per key range when a table keyed by an integer is read (changes-merge.ts). @default RANGE_ROWS */
   readonly rangeRows?: number;
+  /**
+   * The point-in-time copy (the temporary instance), while it lives: the state at T is read there, where nobody
+   * writes. Without it (MODE=changes, once the copy is gone) the recovered database is read as it is then, and rows
+   * the application wrote there since the recovery look like writes that differ from T's.
+   */
+  readonly pointInTimeCopy?: PgTarget;
 }
 
 /**
@@ -192,8 +197,17 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
   return rows.map((r) => ({ name: r.name, type: r.type, generated: r.generated !== '', identityAlways: r.identity === 'a', notNull: r.notnull }));
 }
 
-async function triggersOf(client: Client, oid: number): Promise<string[]> {
-  return (await client.query<{ name: string }>('SELECT tgname AS name FROM pg_trigger WHERE tgrelid = $1::oid AND NOT tgisinternal ORDER BY 1', [oid])).rows.map((r) => r.name);
+/** A live table's own triggers (the replay fires them), by its quoted name. */
+async function triggersOf(client: Client, relation: string): Promise<string[]> {
+  return (await client.query<{ name: string }>('SELECT tgname AS name FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY 1', [relation])).rows.map((r) => r.name);
+}
+
+/** A worker's sessions: the pre-recovery database (read only), the state at T, and the recovered database (written). */
+interface TableSessions {
+  readonly before: Client;
+  /** The point-in-time copy's database while it lives; else the same session as `now`. */
+  readonly atT: Client;
+  readonly now: Client;
 }
 
 /** Foreign-key edges among the tables: child oid -> parent oids. */
@@ -280,7 +294,8 @@ const committedAfter = (x: string, source: string, since: Date): string =>
 const rowText = (alias: string, cols: readonly string[]): string => `md5(ROW(${cols.map((c) => `${alias}.${ident(c)}`).join(', ')})::text)`;
 
 /**
- * Compares `database` (at T) with `keptAs` (before the recovery) on `target`
+ * Compares `database` (at T: on the point-in-time copy when given, else the
+ * recovered database itself) with `keptAs` (before the recovery) on `target`
  * and writes the record into `pitr_<stamp>_after` of `database`.
  */
 export async function recordChanges(target: PgTarget, options: ChangesOptions): Promise<ChangesRecord> {
@@ -289,8 +304,12 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
   const schema = changesSchemaName(stamp);
   const before = await connect(target, keptAs);
   let now: Client | undefined;
+  let atTMain: Client | undefined;
   try {
     now = await connect(target, database);
+    // After the swap the application writes to the recovered database: the state at T is read on the point-in-time
+    // copy instead, when the run still has it. The record is written into the recovered database either way.
+    atTMain = options.pointInTimeCopy ? await connect(options.pointInTimeCopy, database) : now;
     const exists = await now.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
     if (exists.rowCount) throw new Error(`schema ${ident(schema)} already exists in ${JSON.stringify(database)}: the record of this run was already written. Drop it first (DROP SCHEMA ${ident(schema)} CASCADE) to write it again.`);
     // One snapshot of the pre-recovery database for every read: nothing is written there.
@@ -298,7 +317,13 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     const commitTimes = (await before.query<{ on: string }>("SELECT current_setting('track_commit_timestamp') AS on")).rows[0].on === 'on';
     const filter = await commitTimeFilter(before, commitTimes, options.restoreTime, options.commitTimeMarginMs ?? COMMIT_TIME_MARGIN_MS);
     log.info(`comparison: ${filter.why}`);
-    const [beforeTables, atTTables] = [await tablesOf(before), await tablesOf(now)];
+    if (options.pointInTimeCopy) {
+      log.info('the state at T is read on the point-in-time copy, which nobody writes to (the application is back on the recovered database)');
+    } else {
+      log.warn(`the point-in-time copy is gone: the state at T is read on ${JSON.stringify(database)} as it is now, so rows written there since the recovery `
+        + 'count as writes made after T, and the replay would undo them: check the kept rows before replaying');
+    }
+    const [beforeTables, atTTables] = [await tablesOf(before), await tablesOf(atTMain)];
     await now.query(`CREATE SCHEMA ${ident(schema)}`);
     await now.query(`COMMENT ON SCHEMA ${ident(schema)} IS ${literal(`cdk-rds-pitr: writes made after the restore time, taken from ${keptAs}. The replay SQL in ${REPLAY_TABLE} was never executed.`)}`);
     const key = (t: { schema: string; name: string }): string => `${t.schema}\u0000${t.name}`;
@@ -314,14 +339,17 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     const worker = async (): Promise<void> => {
       const wBefore = await connect(target, keptAs);
       let wNow: Client | undefined;
+      let wAtT: Client | undefined;
       try {
         wNow = await connect(target, database);
+        wAtT = options.pointInTimeCopy ? await connect(options.pointInTimeCopy, database) : wNow;
+        const sessions: TableSessions = { before: wBefore, atT: wAtT, now: wNow };
         await wBefore.query(`BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT ${literal(snapshot)}`);
         for (let i = next++; i < atTTables.length; i = next++) {
           const t = atTTables[i];
           const b = beforeByName.get(key(t));
           if (!b) {
-            const rows = Number((await wNow.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${qualified(t.schema, t.name)}`)).rows[0].n);
+            const rows = Number((await wAtT.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${qualified(t.schema, t.name)}`)).rows[0].n);
             slots[i] = {
               table: formatTableName({ schema: t.schema, table: t.name }),
               status: 'dropped after T',
@@ -330,10 +358,11 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
               notes: [`the table existed at T and not before the recovery: dropped or renamed after T (its ${rows} rows at T are back; nothing to replay).`],
             };
           } else {
-            // A table's writes in the recovered database commit together: one commit (and WAL flush) per table, not one per statement.
-            await wNow.query('BEGIN');
-            slots[i] = await compareTable(wBefore, wNow, t, b, schema, names[i], commitTimes, filter.since, options.rangeRows ?? RANGE_ROWS);
-            await wNow.query('COMMIT');
+            // A table's writes commit together: one commit (and WAL flush) per table and side, not one per statement.
+            const writers = wAtT === wNow ? [wNow] : [wNow, wAtT];
+            await Promise.all(writers.map((c) => c.query('BEGIN')));
+            slots[i] = await compareTable(sessions, t, b, schema, names[i], commitTimes, filter.since, options.rangeRows ?? RANGE_ROWS);
+            await Promise.all(writers.map((c) => c.query('COMMIT')));
           }
           // The lines follow the tables' order, whatever order the workers finish in: the log reads the same every run.
           while (logged < slots.length && slots[logged] !== undefined) log.info(describeTable(slots[logged++]));
@@ -341,6 +370,7 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
         await wBefore.query('COMMIT');
       } finally {
         await wBefore.end().catch(() => undefined);
+        if (wAtT !== wNow) await wAtT?.end().catch(() => undefined);
         await wNow?.end().catch(() => undefined);
       }
     };
@@ -357,11 +387,11 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
       });
       log.info(describeTable(results[results.length - 1]));
     }
-    const sequences = await sequenceMoves(before, now);
+    const sequences = await sequenceMoves(before, atTMain);
     await before.query('COMMIT');
     for (const s of sequences) log.info(`sequence ${s.sequence}: ${s.atT} at T, ${s.now} before the recovery`);
 
-    const edges = await foreignKeys(now);
+    const edges = await foreignKeys(atTMain);
     const replaySql = replayScript({ database, keptAs, schema, stamp, commitTimes, after: options.after }, foreignKeyOrder(
       results.map((r, i) => ({ ...r, oid: atTTables[i]?.oid ?? -1 - i })), edges), sequences);
     await writeSummary(now, schema, results, sequences, replaySql);
@@ -378,6 +408,7 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     throw err;
   } finally {
     await before.end().catch(() => undefined);
+    if (atTMain !== now) await atTMain?.end().catch(() => undefined);
     await now?.end().catch(() => undefined);
   }
 }
@@ -410,14 +441,15 @@ interface TableReplay {
 }
 
 async function compareTable(
-  before: Client, now: Client, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean, since: Date | undefined, rangeRows: number,
+  sessions: TableSessions, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean, since: Date | undefined, rangeRows: number,
 ): Promise<TableWrites & { replay?: TableReplay }> {
+  const { before, atT, now } = sessions;
   const table = formatTableName({ schema: t.schema, table: t.name });
   const live = qualified(t.schema, t.name);
   // The catalog reads of both databases at once (one round trip each side at a time): per-table round trips are a
   // good part of the record's time once the rows themselves are compared cheaply.
   const [atTCols, beforeCols, key, triggers] = await Promise.all([
-    columnsOf(now, t.oid), columnsOf(before, b.oid), rowKeyColumns(now, t.oid), triggersOf(now, t.oid),
+    columnsOf(atT, t.oid), columnsOf(before, b.oid), rowKeyColumns(atT, t.oid), triggersOf(now, live),
   ]);
   const beforeByName = new Map(beforeCols.map((c) => [c.name, c]));
   const common = atTCols.filter((c) => beforeByName.has(c.name)).map((c) => c.name);
@@ -430,13 +462,13 @@ async function compareTable(
     notes.push(key
       ? `the key (${key.map(ident).join(', ')}) is not in the table before the recovery: rows cannot be paired; counts by content only, no replay SQL.`
       : 'no primary key or unique key over NOT NULL columns: rows cannot be paired, so "changed" cannot be told from "deleted and inserted"; counts by content only, no replay SQL.');
-    await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; CREATE TEMP TABLE pitr_stage (r text)');
-    await stream(before, now, `COPY (SELECT ROW(${common.map((c) => `x.${ident(c)}`).join(', ')})::text FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT`, 'COPY pg_temp.pitr_stage (r) FROM STDIN');
+    await atT.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; CREATE TEMP TABLE pitr_stage (r text)');
+    await stream(before, atT, `COPY (SELECT ROW(${common.map((c) => `x.${ident(c)}`).join(', ')})::text FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT`, 'COPY pg_temp.pitr_stage (r) FROM STDIN');
     const rowsNow = `SELECT ROW(${common.map((c) => `x.${ident(c)}`).join(', ')})::text FROM ONLY ${live} x`;
-    const count = async (sql: string): Promise<number> => Number((await now.query<{ n: string }>(`SELECT count(*) AS n FROM (${sql}) d`)).rows[0].n);
+    const count = async (sql: string): Promise<number> => Number((await atT.query<{ n: string }>(`SELECT count(*) AS n FROM (${sql}) d`)).rows[0].n);
     const inserted = await count(`SELECT r FROM pg_temp.pitr_stage EXCEPT ALL ${rowsNow}`);
     const deleted = await count(`${rowsNow} EXCEPT ALL SELECT r FROM pg_temp.pitr_stage`);
-    await now.query('DROP TABLE pg_temp.pitr_stage');
+    await atT.query('DROP TABLE pg_temp.pitr_stage');
     return { table, status: 'compared', inserted, deleted, notes };
   }
 
@@ -447,9 +479,9 @@ async function compareTable(
   const fastHash = await hashableByValue(before, b.oid, common);
   const rowHash = (alias: string): string => (fastHash
     ? `hash_record_extended(ROW(${common.map((c) => `${alias}.${ident(c)}`).join(', ')}), 0)` : rowText(alias, common));
-  const pass: Pass1 = { before, now, b, live, key, keyCols, common, fastHash, rowHash, atTCols, beforeCols, rangeRows };
+  const pass: Pass1 = { before, atT, b, live, key, keyCols, common, fastHash, rowHash, atTCols, beforeCols, rangeRows };
   let fullBecause = since ? filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since) : undefined;
-  let compared: { rowsCompared: number; rowsBefore: number; keyRanges?: number } | undefined;
+  let compared: Compared | undefined;
   // One integer key: the runner pairs the two key-ordered streams itself, no temporary copy of every key (changes-merge.ts).
   const atTKey = atTCols.find((c) => c.name === key[0]);
   const merge = fastHash && key.length === 1 && MERGE_KEY_TYPES.includes(keyCols[0].type)
@@ -464,29 +496,29 @@ async function compareTable(
     if (typeof outcome === 'string') throw new Error(`${table}: ${outcome}`);
     compared = outcome;
   }
-  // Pass 2: the full post-T rows of the inserted and changed keys, into pitr_<stamp>_after.<name> (created with the counts, one round trip).
+  // Pass 2: the full post-T rows of the inserted and changed keys, into pitr_<stamp>_after.<name> of the recovered
+  // database, with their kind and the md5 of their row at T; the keys of the deleted rows. pg_temp.pitr_want is where
+  // the rows at T are read (the point-in-time copy, while it lives); it crosses as JSON, a batch at a time.
   const kept = qualified(schema, keptName);
-  const [countResult] = await now.query(`SELECT pitr_change AS c, count(*) AS n FROM pg_temp.pitr_want GROUP BY 1;
-    CREATE TABLE ${kept} (pitr_change text, pitr_committed_at timestamptz, pitr_row_at_t text, ${beforeCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')});
-    COMMENT ON TABLE ${kept} IS ${literal(`cdk-rds-pitr: ${table} rows inserted or changed after T (their version before the recovery) and the keys of rows deleted after T; pitr_row_at_t is the md5 of the row at T.`)}`) as unknown as Array<{ rows: Array<{ c: string; n: string }> }>;
-  const counts = new Map(countResult.rows.map((r) => [r.c, Number(r.n)]));
-  const [inserted, changed, deleted] = ['inserted', 'changed', 'deleted'].map((c) => counts.get(c) ?? 0);
-  const match = (a: string, c: string): string => key.map((k) => `${a}.${ident(k)} = ${c}.${ident(k)}`).join(' AND ');
+  const differences = compared.differences ?? await wantTable(atT, key);
+  await now.query(`CREATE TABLE ${kept} (pitr_change text, pitr_committed_at timestamptz, pitr_row_at_t text, ${beforeCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')});
+    COMMENT ON TABLE ${kept} IS ${literal(`cdk-rds-pitr: ${table} rows inserted or changed after T (their version before the recovery) and the keys of rows deleted after T; pitr_row_at_t is the md5 of the row at T.`)}`);
+  const { inserted, changed, deleted } = differences;
   const cols = beforeCols.map((c) => ident(c.name)).join(', ');
+  const keyList = key.map(ident).join(', ');
   const committed = commitTimes ? 'pg_xact_commit_timestamp(x.xmin)' : 'NULL::timestamptz';
-  const keyJson = `json_build_object(${key.map((k) => `${literal(k)}, w.${ident(k)}`).join(', ')})`;
-  for (let offset = 0; offset < inserted + changed; offset += FETCH_BATCH) {
-    const { rows } = await now.query<{ j: string }>(`SELECT coalesce(json_agg(${keyJson}), '[]')::text AS j FROM (SELECT * FROM pg_temp.pitr_want w WHERE pitr_change <> 'deleted'
-      ORDER BY ${key.map(ident).join(', ')} OFFSET ${offset} LIMIT ${FETCH_BATCH}) w`);
+  const wanted = (json: string): string => `json_to_recordset(${literal(json)}) AS j(pitr_change text, pitr_row_at_t text, ${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')})`;
+  for (let offset = 0; offset < inserted + changed + deleted; offset += FETCH_BATCH) {
+    const json = await differences.batch(offset);
     await stream(before, now,
-      `COPY (SELECT ${committed}, ${beforeCols.map((c) => `x.${ident(c.name)}`).join(', ')} FROM ONLY ${qualified(b.schema, b.name)} x
-        WHERE (${key.map((k) => `x.${ident(k)}`).join(', ')}) IN (SELECT ${key.map((k) => `j.${ident(k)}`).join(', ')} FROM json_populate_recordset(NULL::${qualified(b.schema, b.name)}, ${literal(rows[0].j)}) j)) TO STDOUT`,
-      `COPY ${kept} (pitr_committed_at, ${cols}) FROM STDIN`);
+      `COPY (SELECT j.pitr_change, j.pitr_row_at_t, ${committed}, ${beforeCols.map((c) => `x.${ident(c.name)}`).join(', ')}
+        FROM ${wanted(json)} JOIN ONLY ${qualified(b.schema, b.name)} x ON ${key.map((k) => `x.${ident(k)} = j.${ident(k)}`).join(' AND ')}
+       WHERE j.pitr_change <> 'deleted') TO STDOUT`,
+      `COPY ${kept} (pitr_change, pitr_row_at_t, pitr_committed_at, ${cols}) FROM STDIN`);
+    await now.query(`INSERT INTO ${kept} (pitr_change, pitr_row_at_t, ${keyList}) SELECT j.pitr_change, j.pitr_row_at_t, ${key.map((k) => `j.${ident(k)}`).join(', ')}
+      FROM ${wanted(json)} WHERE j.pitr_change = 'deleted'`);
   }
-  // One round trip: the statements of a table's end run together.
-  await now.query(`UPDATE ${kept} k SET pitr_change = w.pitr_change, pitr_row_at_t = w.pitr_row_at_t FROM pg_temp.pitr_want w WHERE ${match('k', 'w')};
-    INSERT INTO ${kept} (pitr_change, pitr_row_at_t, ${key.map(ident).join(', ')}) SELECT pitr_change, pitr_row_at_t, ${key.map(ident).join(', ')} FROM pg_temp.pitr_want WHERE pitr_change = 'deleted';
-    DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE pg_temp.pitr_want`);
+  await differences.done();
 
   const atTByName = new Map(atTCols.map((c) => [c.name, c]));
   const insertColumns = common.filter((c) => !atTByName.get(c)!.generated);
@@ -520,10 +552,47 @@ async function compareTable(
   };
 }
 
+/**
+ * The rows of a table that differ (pass 1's result): how many of each kind, and the rows a batch at a time as a JSON
+ * array of {pitr_change, pitr_row_at_t, the key's columns}, in key order.
+ */
+interface Differences {
+  readonly inserted: number;
+  readonly changed: number;
+  readonly deleted: number;
+  batch(offset: number): Promise<string>;
+  done(): Promise<void>;
+}
+
+/** What pass 1 found: the rows compared, and the differences when they are in the runner (else in pg_temp.pitr_want). */
+interface Compared {
+  readonly rowsCompared: number;
+  readonly rowsBefore: number;
+  readonly keyRanges?: number;
+  readonly differences?: Differences;
+}
+
+/** The differences pass 1 left in pg_temp.pitr_want of `atT` (pitr_change, the key, pitr_row_at_t); dropped when done. */
+async function wantTable(atT: Client, key: readonly string[]): Promise<Differences> {
+  const { rows } = await atT.query<{ c: string; n: string }>('SELECT pitr_change AS c, count(*) AS n FROM pg_temp.pitr_want GROUP BY 1');
+  const counts = new Map(rows.map((r) => [r.c, Number(r.n)]));
+  return {
+    inserted: counts.get('inserted') ?? 0,
+    changed: counts.get('changed') ?? 0,
+    deleted: counts.get('deleted') ?? 0,
+    batch: async (offset) => (await atT.query<{ j: string }>(`SELECT coalesce(json_agg(w), '[]')::text AS j
+      FROM (SELECT * FROM pg_temp.pitr_want ORDER BY ${key.map(ident).join(', ')} OFFSET ${offset} LIMIT ${FETCH_BATCH}) w`)).rows[0].j,
+    done: async () => {
+      await atT.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE pg_temp.pitr_want');
+    },
+  };
+}
+
 /** What pass 1 works with, for one keyed table. */
 interface Pass1 {
   readonly before: Client;
-  readonly now: Client;
+  /** Where the rows at T are read, and pass 1's temporary tables live: the point-in-time copy, or the recovered database. */
+  readonly atT: Client;
   /** The pre-recovery table. */
   readonly b: Table;
   /** The table at T, quoted. */
@@ -546,16 +615,16 @@ interface Pass1 {
  * hash (changed).
  */
 async function differingRows(p: Pass1): Promise<{ rowsCompared: number; rowsBefore: number }> {
-  const { before, now, b, live, key, keyCols, rowHash } = p;
+  const { before, atT, b, live, key, keyCols, rowHash } = p;
   const format = p.fastHash ? ' (FORMAT binary)' : '';
-  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
+  await atT.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
     + `CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h ${p.fastHash ? 'bigint' : 'text'})`);
-  const rows = await stream(before, now,
+  const rows = await stream(before, atT,
     `COPY (SELECT ${key.map((k) => `x.${ident(k)}`).join(', ')}, ${rowHash('x')} FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT${format}`,
     `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN${format}`);
-  await now.query('ANALYZE pg_temp.pitr_stage');
+  await atT.query('ANALYZE pg_temp.pitr_stage');
   const match = key.map((k) => `r.${ident(k)} = s.${ident(k)}`).join(' AND ');
-  await now.query(`CREATE TEMP TABLE pitr_want AS
+  await atT.query(`CREATE TEMP TABLE pitr_want AS
     SELECT CASE WHEN s.pitr_h IS NULL THEN 'deleted' WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change,
            ${key.map((k) => `coalesce(s.${ident(k)}, r.${ident(k)}) AS ${ident(k)}`).join(', ')},
            CASE WHEN r.ctid IS NULL THEN NULL ELSE ${rowText('r', p.common)} END AS pitr_row_at_t
@@ -571,11 +640,11 @@ async function differingRows(p: Pass1): Promise<{ rowsCompared: number; rowsBefo
  * rows committed after it, and the side at T sends keys alone: the rows paired with a hashed one are hashed
  * afterwards, in SQL, a handful.
  */
-async function mergedRows(p: Pass1, since: Date | undefined): Promise<{ rowsCompared: number; rowsBefore: number; keyRanges: number } | string> {
-  const { before, now, b, live, key, keyCols, rowHash } = p;
+async function mergedRows(p: Pass1, since: Date | undefined): Promise<Compared | string> {
+  const { before, atT, b, live, key, rowHash } = p;
   const k = ident(key[0]);
   const source = qualified(b.schema, b.name);
-  const ranges = await keyRangesAtT(now, live, key[0], p.rangeRows);
+  const ranges = await keyRangesAtT(atT, live, key[0], p.rangeRows);
   const where = (alias: string, range: number): string => (ranges[range] ? ` WHERE ${ranges[range].replace(/\$k/g, `${alias}.${k}`)}` : '');
   // The commit-time filter, range by range: the range's keys, xmins and row addresses first; the commit time and
   // origin looked up once per distinct xmin; the hash computed only for the rows committed after it.
@@ -588,33 +657,45 @@ async function mergedRows(p: Pass1, since: Date | undefined): Promise<{ rowsComp
     `SELECT string_agg(${packedRow(since ? 'key' : 'key-hash', `r.${k}`, rowHash('r'))}, ''::bytea) FROM ONLY ${live} r${where('r', range)}`;
   // Each range in the order its rows lie in the table (sequential or bitmap scan): an index scan per row cost as
   // much as hashing the row. The runner sorts.
-  await Promise.all([before.query('SET enable_indexscan = off'), now.query('SET enable_indexscan = off')]);
+  await Promise.all([before.query('SET enable_indexscan = off'), atT.query('SET enable_indexscan = off')]);
   let merged: MergeResult;
   try {
     merged = await mergeByKey(
       new KeyHashChunks((range) => packedChunk(before, beforeSql(range)), ranges.length, since ? 'key-maybe-hash' : 'key-hash'),
-      new KeyHashChunks((range) => packedChunk(now, atTSql(range)), ranges.length, since ? 'key' : 'key-hash'),
+      new KeyHashChunks((range) => packedChunk(atT, atTSql(range)), ranges.length, since ? 'key' : 'key-hash'),
       !since);
   } finally {
-    await Promise.all([before.query('RESET enable_indexscan'), now.query('RESET enable_indexscan')]);
+    await Promise.all([before.query('RESET enable_indexscan'), atT.query('RESET enable_indexscan')]);
   }
   if (since && merged.unhashedOnlyBefore > 0) {
     return `${merged.unhashedOnlyBefore} row(s) committed before ${since.toISOString()} have a key that does not exist at T: the commit times do not match this restore time`;
   }
-  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
-    + `CREATE TEMP TABLE pitr_stage (${ident(keyCols[0].name)} ${keyCols[0].type}, pitr_h bigint, pitr_kind text)`);
-  if (merged.lines.length > 0) {
-    await pipeline(Readable.from([`${merged.lines.join('\n')}\n`]), now.query(copyFrom('COPY pg_temp.pitr_stage FROM STDIN')));
+  // The rows at T of the keys that differ (all but the inserted ones), looked up through the key's index: the md5
+  // the replay checks ("the row is still as at T"), and the hash a paired row is compared by.
+  const atTRows = new Map<string, { m: string; h: string }>();
+  const lookUp = merged.differ.filter((d) => d.kind !== 'inserted').map((d) => d.key);
+  for (let i = 0; i < lookUp.length; i += FETCH_BATCH) {
+    const { rows } = await atT.query<{ k: string; m: string; h: string }>(`SELECT r.${k}::text AS k, ${rowText('r', p.common)} AS m, ${rowHash('r')}::text AS h
+      FROM ONLY ${live} r WHERE r.${k} = ANY($1::bigint[])`, [lookUp.slice(i, i + FETCH_BATCH)]);
+    for (const r of rows) atTRows.set(r.k, r);
   }
-  // The few staged keys look their rows up at T through the key's index (OFFSET 0 keeps the lookup per key, where a
-  // hash join would read the whole table).
-  await now.query(`CREATE TEMP TABLE pitr_want AS
-    SELECT CASE s.pitr_kind WHEN 'paired' THEN 'changed' ELSE s.pitr_kind END AS pitr_change, s.${k}, r.pitr_row_at_t
-      FROM pg_temp.pitr_stage s LEFT JOIN LATERAL (
-             SELECT ${rowText('r', p.common)} AS pitr_row_at_t, ${rowHash('r')} AS pitr_h FROM ONLY ${live} r
-              WHERE r.${k} = s.${k} AND s.pitr_kind <> 'inserted' OFFSET 0) r ON true
-     WHERE s.pitr_kind <> 'paired' OR s.pitr_h <> r.pitr_h`);
-  return { rowsCompared: merged.hashed, rowsBefore: merged.rowsBefore, keyRanges: ranges.length };
+  const want: Array<Record<string, string | null>> = [];
+  for (const d of merged.differ) {
+    const at = atTRows.get(d.key);
+    if (d.kind !== 'inserted' && !at) throw new Error(`key ${d.key} was read at T and is gone there: the state at T changed while it was compared`);
+    // A paired row (the commit-time filter hashed it before the recovery only) changed if its hash at T differs.
+    if (d.kind === 'paired' && at!.h === d.hash) continue;
+    want.push({ pitr_change: d.kind === 'paired' ? 'changed' : d.kind, pitr_row_at_t: d.kind === 'inserted' ? null : at!.m, [key[0]]: d.key });
+  }
+  const count = (kind: string): number => want.filter((w) => w.pitr_change === kind).length;
+  const differences: Differences = {
+    inserted: count('inserted'),
+    changed: count('changed'),
+    deleted: count('deleted'),
+    batch: async (offset) => JSON.stringify(want.slice(offset, offset + FETCH_BATCH)),
+    done: async () => undefined,
+  };
+  return { rowsCompared: merged.hashed, rowsBefore: merged.rowsBefore, keyRanges: ranges.length, differences };
 }
 
 /**
@@ -622,14 +703,14 @@ async function mergedRows(p: Pass1, since: Date | undefined): Promise<{ rowsComp
  * recovered database. A large table without them is analyzed first (the key column alone, a sample): the recovered
  * database is the runner's own, and one range would hold the whole table in memory.
  */
-async function keyRangesAtT(now: Client, live: string, key: string, rangeRows: number): Promise<string[]> {
-  const stats = async (): Promise<{ rows: number; bytes: number; histogram: string | null }> => (await now.query<{ rows: number; bytes: string; histogram: string | null }>(`
+async function keyRangesAtT(atT: Client, live: string, key: string, rangeRows: number): Promise<string[]> {
+  const stats = async (): Promise<{ rows: number; bytes: number; histogram: string | null }> => (await atT.query<{ rows: number; bytes: string; histogram: string | null }>(`
     SELECT c.reltuples::float8 AS rows, pg_relation_size(c.oid)::text AS bytes,
            (SELECT s.histogram_bounds::text FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = $2) AS histogram
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass`, [live, key])).rows.map((r) => ({ ...r, bytes: Number(r.bytes) }))[0];
   let s = await stats();
   if ((s.rows < 0 || s.histogram === null) && s.bytes > rangeRows * 64) {
-    await now.query(`ANALYZE ${live} (${ident(key)})`);
+    await atT.query(`ANALYZE ${live} (${ident(key)})`);
     s = await stats();
   }
   const histogram = s.histogram ? s.histogram.replace(/^\{|\}$/g, '').split(',') : [];
@@ -686,28 +767,28 @@ async function droppedColumnsRefusal(before: Client, oid: number, since: Date): 
  * out must exist at T. Returns why it fell back when it does not; the caller then compares every row.
  */
 async function differingRowsSince(p: Pass1, since: Date): Promise<{ rowsCompared: number; rowsBefore: number } | string> {
-  const { before, now, b, live, key, keyCols, rowHash } = p;
+  const { before, atT, b, live, key, keyCols, rowHash } = p;
   const keyList = (alias: string): string => key.map((k) => `${alias}.${ident(k)}`).join(', ');
-  await now.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
+  await atT.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
     + `CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h bigint)`);
-  const rowsBefore = await stream(before, now,
+  const rowsBefore = await stream(before, atT,
     `COPY (SELECT ${keyList('x')}, CASE WHEN ${committedAfter('x', qualified(b.schema, b.name), since)} THEN ${rowHash('x')} END FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT (FORMAT binary)`,
     `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN (FORMAT binary)`);
-  await now.query('ANALYZE pg_temp.pitr_stage');
+  await atT.query('ANALYZE pg_temp.pitr_stage');
   const match = key.map((k) => `r.${ident(k)} = s.${ident(k)}`).join(' AND ');
   // Only at T: deleted after T. Only before: inserted after T (hashed, or the filter was wrong). Both, hashed: changed if the hash differs.
-  await now.query(`CREATE TEMP TABLE pitr_want AS
+  await atT.query(`CREATE TEMP TABLE pitr_want AS
     SELECT CASE WHEN s.ctid IS NULL THEN 'deleted' WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change,
            ${key.map((k) => `coalesce(s.${ident(k)}, r.${ident(k)}) AS ${ident(k)}`).join(', ')},
            CASE WHEN r.ctid IS NULL THEN NULL ELSE ${rowText('r', p.common)} END AS pitr_row_at_t,
            s.ctid IS NOT NULL AND s.pitr_h IS NULL AS pitr_unhashed
       FROM pg_temp.pitr_stage s FULL JOIN ONLY ${live} r ON ${match}
      WHERE s.ctid IS NULL OR r.ctid IS NULL OR (s.pitr_h IS NOT NULL AND s.pitr_h <> ${rowHash('r')})`);
-  const { rows } = await now.query<{ wrong: string; hashed: string }>(
+  const { rows } = await atT.query<{ wrong: string; hashed: string }>(
     'SELECT (SELECT count(*) FROM pg_temp.pitr_want WHERE pitr_unhashed) AS wrong, (SELECT count(pitr_h) FROM pg_temp.pitr_stage) AS hashed');
   const wrong = Number(rows[0].wrong);
   if (wrong > 0) return `${wrong} row(s) committed before ${since.toISOString()} have a key that does not exist at T: the commit times do not match this restore time`;
-  await now.query('ALTER TABLE pg_temp.pitr_want DROP COLUMN pitr_unhashed');
+  await atT.query('ALTER TABLE pg_temp.pitr_want DROP COLUMN pitr_unhashed');
   return { rowsCompared: Number(rows[0].hashed), rowsBefore };
 }
 
