@@ -122,7 +122,7 @@ export async function benchChanges(): Promise<void> {
       `# Record of writes made after T vs the recovery's copy${commitTimes ? ', with the commit-time filter' : ''}`, '',
       `${summary.date}, ${summary.route}; database ${summary.databaseMiB} MiB in ${TABLES} equal tables, ${rowsAtT} rows at T; after T: ${counts} `
         + '(1% of the rows). Copy: swap, jobs 2, from the point-in-time copy reachable to swapped in and verified. Record: recordChanges, '
-        + `recovered database vs pre-recovery copy on the original${commitTimes ? ', track_commit_timestamp on, given T, margin 0' : ''}: ${compared}. Medians.`, '',
+        + `pre-recovery copy on the original vs the state at T read on the point-in-time copy${commitTimes ? ', track_commit_timestamp on, given T, margin 0' : ''}: ${compared}. Medians.`, '',
       '| step | runs (ms) | median (ms) |', '| --- | --- | --- |',
       `| copy (swap) | ${copyMs.join(', ')} | ${summary.medianCopyMs} |`,
       `| record of writes after T | ${recordMs.join(', ')} | ${summary.medianRecordMs} |`, '',
