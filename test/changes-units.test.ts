@@ -8,7 +8,7 @@ import { changesSkipped } from '../buildspec/runner/changes';
 import { readChangesModeRequest } from '../buildspec/runner/changes-mode';
 import { PlanError } from '../buildspec/runner/plan';
 import { AFTER_SETTING, replayScript, replaySettings } from '../buildspec/runner/postgres/changes';
-import { type KeyHashBatch, KeyHashChunks, type MergeResult, type PackedLayout, RANGE_ROWS, decodePacked, keyRanges, mergeByKey } from '../buildspec/runner/postgres/changes-merge';
+import { type KeyHashBatch, KeyHashChunks, type MergeResult, type PackedLayout, RANGE_ROWS, decodePacked, keyCuts, keyRanges, mergeByKey } from '../buildspec/runner/postgres/changes-merge';
 import { RequestRejectedError, parseRecoveryRequest } from '../lambda/recovery-request';
 import { environmentOverrides } from '../lambda/start-recovery';
 import { START_ENV } from '../src/contract';
@@ -183,18 +183,49 @@ describe('pairing by an integer key in the runner (changes-merge.ts)', () => {
     keys.forEach((k, i) => expect(hashOf(i)).toBe(BigInt.asIntN(64, k * 31n + 7n)));
   });
 
-  test('key ranges: one for a table of up to RANGE_ROWS rows; else cut at the histogram bounds into about equal ranges', () => {
-    const histogram = Array.from({ length: 101 }, (_, i) => String(i * 1_000 - 50_000));
-    expect(keyRanges('id', RANGE_ROWS, histogram)).toEqual(['']);
-    expect(keyRanges('id', 10 * RANGE_ROWS, [])).toEqual(['']);
-    const four = keyRanges('id', 4 * RANGE_ROWS, histogram);
-    expect(four).toEqual(['id < -25000', 'id >= -25000 AND id < 0', 'id >= 0 AND id < 25000', 'id >= 25000']);
-    // Every key falls in exactly one range.
-    for (const key of [-(10 ** 12), -25_001, -25_000, 0, 24_999, 25_000, 10 ** 12]) {
-      expect(four.filter((r) => r.split(' AND ').every((c) => {
-        const [, op, v] = c.split(' ');
-        return op === '<' ? key < Number(v) : key >= Number(v);
-      }))).toHaveLength(1);
-    }
+  describe('key ranges (keyCuts, keyRanges)', () => {
+    const histogram = Array.from({ length: 101 }, (_, i) => BigInt(i * 1_000 - 50_000));
+    const at = { min: -50_000n, max: 50_000n };
+    /** The ranges a key falls in: exactly one, always. */
+    const rangesOf = (ranges: readonly string[], key: bigint): number => ranges.filter((r) => r === '' || r.split(' AND ').every((c) => {
+      const [, op, v] = c.split(' ');
+      return op === '<' ? key < BigInt(v) : key >= BigInt(v);
+    })).length;
+
+    test('one range up to RANGE_ROWS rows on either side', () => {
+      expect(keyRanges('id', keyCuts({ rowsAtT: RANGE_ROWS, rowsBefore: RANGE_ROWS, atT: at, before: at, histogram }))).toEqual(['']);
+    });
+
+    test('cut at the histogram bounds at T into about equal ranges; every key in exactly one', () => {
+      const four = keyRanges('id', keyCuts({ rowsAtT: 4 * RANGE_ROWS, rowsBefore: 4 * RANGE_ROWS, atT: at, before: at, histogram }));
+      expect(four).toEqual(['id < -25000', 'id >= -25000 AND id < 0', 'id >= 0 AND id < 25000', 'id >= 25000']);
+      for (const key of [-(10n ** 12n), -25_001n, -25_000n, 0n, 24_999n, 25_000n, 10n ** 12n]) expect(rangesOf(four, key)).toBe(1);
+    });
+
+    test('without a histogram, even cuts over the keys at T', () => {
+      const keys = { min: 1n, max: 3_000_000n };
+      const rows = 3 * RANGE_ROWS;
+      expect(keyCuts({ rowsAtT: rows, rowsBefore: rows, atT: keys, before: keys, histogram: [] })).toEqual([1_000_001n, 2_000_001n]);
+    });
+
+    test('a bulk load after T (keys beyond those at T, only before the recovery) gets ranges of its own, not one range for all of it', () => {
+      // Small at T (one range's worth), ten ranges' worth loaded after T above its keys.
+      const loaded = { min: 1n, max: 11n * 1_048_576n };
+      const cuts = keyCuts({ rowsAtT: 1_000, rowsBefore: 11 * RANGE_ROWS, atT: { min: 1n, max: 1_000n }, before: loaded, histogram: [] });
+      const ranges = keyRanges('id', cuts);
+      expect(ranges.length).toBeGreaterThanOrEqual(11);
+      // The loaded keys, evenly spread: no range holds much more than RANGE_ROWS of them.
+      const bounds = [1n, ...cuts, 11n * 1_048_576n + 1n];
+      for (let i = 1; i < bounds.length; i++) expect(Number(bounds[i] - bounds[i - 1])).toBeLessThanOrEqual(1.1 * RANGE_ROWS);
+      for (const key of [0n, 1n, 1_000n, 1_001n, 5_000_000n, 11n * 1_048_576n, 2n ** 62n]) expect(rangesOf(ranges, key)).toBe(1);
+      // Keys below those at T too; and a table empty at T.
+      const atTBelow = { min: 3_000_000n, max: 3_001_000n };
+      const beforeBelow = { min: -3_000_000n, max: 3_001_000n };
+      const below = keyCuts({ rowsAtT: 1_000, rowsBefore: 3 * RANGE_ROWS, atT: atTBelow, before: beforeBelow, histogram: [] });
+      expect(below[0]).toBeLessThan(0n);
+      expect(below).toContain(3_000_000n);
+      const onlyBefore = { min: 0n, max: 2n * 1_048_576n - 1n };
+      expect(keyCuts({ rowsAtT: 0, rowsBefore: 2 * RANGE_ROWS, atT: null, before: onlyBefore, histogram: [] })).toEqual([1_048_576n]);
+    });
   });
 });

@@ -291,7 +291,7 @@ test('the commit-time filter misses no write after T: a transaction open at T an
 
     // Cut into key ranges of about 20 rows, as a table of millions of rows is (RANGE_ROWS): the same record, with the
     // filter and without. The first run finds no statistics on the key at T (as after a copy not yet analyzed): it
-    // analyzes the key column, and cuts at its histogram.
+    // cuts evenly between the smallest and largest keys, and writes nothing there.
     await target.sql("DELETE FROM pg_statistic WHERE starelid = 'public.accounts'::regclass", db);
     const ranged = async (runStamp: string, options: { restoreTime?: Date; commitTimeMarginMs?: number }): Promise<void> => {
       const r = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp: runStamp, log, rangeRows: 20, ...options });
@@ -300,9 +300,16 @@ test('the commit-time filter misses no write after T: a transaction open at T an
       expect(await target.sql(`SELECT string_agg(pitr_change || ':' || id, ',' ORDER BY id) FROM ${quoteIdent(changesSchemaName(runStamp))}.public__accounts`, db)).toBe(kept);
     };
     await ranged('20260404000006', { restoreTime: at, commitTimeMarginMs: 0 });
-    expect(await target.sql("SELECT histogram_bounds IS NOT NULL FROM pg_stats WHERE tablename = 'accounts' AND attname = 'id'", db)).toBe('t');
+    expect(await target.sql("SELECT count(*) FROM pg_stats WHERE tablename = 'accounts'", db)).toBe('0');
+    await target.sql('ANALYZE public.accounts', db);
     await ranged('20260404000007', {});
     expect(record.tables[0].keyRanges).toBe(1);
+
+    // More differing rows than the runner keeps (a mass change after T): the server pairs the table instead, same record.
+    const server = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp: '20260404000010', log, maxDifferingInRunner: 1 });
+    expect(server.tables[0]).toMatchObject({ inserted: 2, changed: 2, deleted: 2, rowsBefore: 100 });
+    expect(server.tables[0].keyRanges).toBeUndefined();
+    expect(await target.sql(`SELECT string_agg(pitr_change || ':' || id, ',' ORDER BY id) FROM ${quoteIdent(changesSchemaName('20260404000010'))}.public__accounts`, db)).toBe(kept);
   } finally {
     await open.end().catch(() => undefined);
     await target.sql("SELECT pg_replication_origin_drop('pitr_test_origin')").catch(() => undefined);

@@ -258,17 +258,63 @@ export class KeyHashChunks {
   }
 }
 
+/** How a table's keys spread, on both sides: what its key ranges are cut from. */
+export interface KeySpread {
+  /** Estimated rows at T and before the recovery. */
+  readonly rowsAtT: number;
+  readonly rowsBefore: number;
+  /** The smallest and largest key on each side; null for a side without rows. */
+  readonly atT: { readonly min: bigint; readonly max: bigint } | null;
+  readonly before: { readonly min: bigint; readonly max: bigint } | null;
+  /** The key's histogram bounds at T (pg_stats), when it has one. */
+  readonly histogram: readonly bigint[];
+}
+
 /**
- * `ranges` key ranges of about equal rows, as SQL conditions on `key` (one range, no condition: the whole table):
- * cut at every `step`-th of the key's histogram bounds at T, so that each range holds about `rangeRows` rows.
+ * Where to cut a table's keys so that each range holds about `rangeRows` rows, on either side: none up to
+ * `rangeRows` rows. Within the keys at T, at every `step`-th of the key's histogram bounds (even steps without
+ * one); keys beyond those at T exist only before the recovery (rows inserted after T, a bulk load among them) and
+ * are cut evenly by their share of the pre-recovery rows, so that no range is left holding them all.
  */
-export function keyRanges(key: string, rows: number, histogram: readonly string[], rangeRows: number = RANGE_ROWS): string[] {
-  const wanted = Math.ceil(rows / rangeRows);
-  if (wanted <= 1 || histogram.length < 3) return [''];
-  // The first and last bounds are the sample's minimum and maximum: the cuts are the inner ones.
-  const inner = histogram.slice(1, -1);
-  const step = Math.max(1, Math.round(inner.length / wanted));
-  const cuts = inner.filter((_, i) => (i + 1) % step === 0);
+export function keyCuts(s: KeySpread, rangeRows: number = RANGE_ROWS): bigint[] {
+  if (Math.max(s.rowsAtT, s.rowsBefore) <= rangeRows) return [];
+  const cuts: bigint[] = [];
+  const pieces = (rows: number): number => Math.ceil(rows / rangeRows);
+  const even = (lo: bigint, hi: bigint, n: number): void => {
+    const width = (hi - lo + 1n) / BigInt(Math.max(1, n));
+    if (width <= 0n) return;
+    for (let i = 1n; i < BigInt(n); i++) cuts.push(lo + width * i);
+  };
+  if (s.atT) {
+    const inner = s.histogram.slice(1, -1);
+    if (inner.length > 0) {
+      const step = Math.max(1, Math.round(inner.length / pieces(s.rowsAtT)));
+      cuts.push(...inner.filter((_, i) => (i + 1) % step === 0));
+    } else {
+      even(s.atT.min, s.atT.max, pieces(s.rowsAtT));
+    }
+  }
+  if (s.before) {
+    const span = Number(s.before.max - s.before.min) + 1;
+    const share = (lo: bigint, hi: bigint): number => (s.rowsBefore * (Number(hi - lo) + 1)) / span;
+    if (!s.atT) {
+      even(s.before.min, s.before.max, pieces(s.rowsBefore));
+    } else {
+      if (s.before.max > s.atT.max) {
+        cuts.push(s.atT.max + 1n);
+        even(s.atT.max + 1n, s.before.max, pieces(share(s.atT.max + 1n, s.before.max)));
+      }
+      if (s.before.min < s.atT.min) {
+        cuts.push(s.atT.min);
+        even(s.before.min, s.atT.min - 1n, pieces(share(s.before.min, s.atT.min - 1n)));
+      }
+    }
+  }
+  return [...new Set(cuts)].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+}
+
+/** The key ranges between `cuts` (ascending), as SQL conditions on `key`; no cut, one range without a condition. */
+export function keyRanges(key: string, cuts: readonly bigint[]): string[] {
   if (cuts.length === 0) return [''];
   return [`${key} < ${cuts[0]}`, ...cuts.slice(1).map((c, i) => `${key} >= ${cuts[i]} AND ${key} < ${c}`), `${key} >= ${cuts[cuts.length - 1]}`];
 }
@@ -292,6 +338,8 @@ export interface MergeResult {
   readonly hashed: number;
   /** Keys only before the recovery that carried no hash: the filter left them out, yet they are not at T. */
   readonly unhashedOnlyBefore: number;
+  /** More keys differed than `limit`: the merge stopped, and `differ` is empty. */
+  readonly tooMany?: boolean;
 }
 
 /**
@@ -300,13 +348,15 @@ export interface MergeResult {
  * both sides is `paired` (its row at T is hashed afterwards, in SQL). A key on both sides without a hash before the
  * recovery is the same row (the commit-time filter left it out).
  */
-export async function mergeByKey(before: KeyHashChunks, atT: KeyHashChunks, atTHashes: boolean): Promise<MergeResult> {
+export async function mergeByKey(before: KeyHashChunks, atT: KeyHashChunks, atTHashes: boolean, limit: number = Infinity): Promise<MergeResult> {
   const differ: DifferingKey[] = [];
   let rowsBefore = 0;
   let hashed = 0;
   let unhashedOnlyBefore = 0;
   const hashOf = (r: KeyHashBatch, i: number): string | null => (r.hashed[i] ? keyText(r.hashHi[i], r.hashLo[i]) : null);
   for (;;) {
+    // More differing keys than the runner keeps: stop; the caller pairs the table on the server instead.
+    if (differ.length > limit) return { differ: [], rowsBefore, hashed, unhashedOnlyBefore, tooMany: true };
     // Await only when a chunk is used up: the rows of a chunk are taken synchronously.
     const b = before.at < before.batch.n || await before.ready();
     const t = atT.at < atT.batch.n || await atT.ready();

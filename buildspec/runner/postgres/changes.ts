@@ -39,7 +39,7 @@
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { KeyHashChunks, MERGE_KEY_TYPES, type MergeResult, RANGE_ROWS, keyRanges, mergeByKey, packedRow } from './changes-merge';
+import { KeyHashChunks, MERGE_KEY_TYPES, type MergeResult, RANGE_ROWS, keyCuts, keyRanges, mergeByKey, packedRow } from './changes-merge';
 import { derivedName, ident, literal, qualified } from './names';
 import { SESSION_SETTINGS, connect } from './process';
 import { rowKeyColumns } from './row-key';
@@ -65,10 +65,10 @@ const LOG_REPLAY_LINES = 40;
 
 /**
  * The record's cost as a share of the copy's time, from `npx projen bench --changes`
- * (bench/results/2026-12-05-changes-packed*.md: 23.6 to 25.8% on a shared 2-core machine), rounded up for a busier
- * one: both read every row once per side, the record hashes instead of writing.
+ * (bench/results/2026-12-05-changes-packed*.md: medians of 24 to 32% on a shared 2-core machine), rounded up: both
+ * read every row once per side, the record hashes instead of writing.
  */
-export const CHANGES_COST_OF_COPY = 0.3;
+export const CHANGES_COST_OF_COPY = 0.35;
 
 /** Estimated seconds of the record of writes made after T for a copy of `copySeconds` (the drill's evidence). */
 export function changesRecordSeconds(copySeconds: number): number {
@@ -100,6 +100,8 @@ export interface ChangesOptions {
   readonly commitTimeMarginMs?: number;
   /** Rows per key range when a table keyed by an integer is read (changes-merge.ts). @default RANGE_ROWS */
   readonly rangeRows?: number;
+  /** Differing rows of a table paired in the runner beyond which the server pairs it. @default MAX_DIFFERING_IN_RUNNER */
+  readonly maxDifferingInRunner?: number;
   /**
    * The point-in-time copy (the temporary instance), while it lives: the state at T is read there, where nobody
    * writes. Without it (MODE=changes, once the copy is gone) the recovered database is read as it is then, and rows
@@ -114,6 +116,12 @@ export interface ChangesOptions {
  * is written, so a commit stamped a little before T can sit after the stopping point; a clock step is covered too.
  */
 export const COMMIT_TIME_MARGIN_MS = 5 * 60_000;
+
+/**
+ * Differing rows a table paired in the runner may have (its keys, md5s and hashes are kept in memory, a few hundred
+ * bytes each): beyond it, the server pairs the table in temporary tables, whatever the size.
+ */
+export const MAX_DIFFERING_IN_RUNNER = 250_000;
 
 /** Tables compared at a time by default: the comparison runs after the swap, beside the application's own load. */
 export const CHANGES_JOBS = 2;
@@ -206,7 +214,7 @@ async function triggersOf(client: Client, relation: string): Promise<string[]> {
 /** A worker's sessions: the pre-recovery database (read only), the state at T, and the recovered database (written). */
 interface TableSessions {
   readonly before: Client;
-  /** The point-in-time copy's database while it lives; else the same session as `now`. */
+  /** The point-in-time copy's database while it lives; else the recovered database, on a session of its own. */
   readonly atT: Client;
   readonly now: Client;
 }
@@ -310,7 +318,7 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     now = await connect(target, database);
     // After the swap the application writes to the recovered database: the state at T is read on the point-in-time
     // copy instead, when the run still has it. The record is written into the recovered database either way.
-    atTMain = options.pointInTimeCopy ? await connect(options.pointInTimeCopy, database) : now;
+    atTMain = await connect(options.pointInTimeCopy ?? target, database);
     const exists = await now.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
     if (exists.rowCount) throw new Error(`schema ${ident(schema)} already exists in ${JSON.stringify(database)}: the record of this run was already written. Drop it first (DROP SCHEMA ${ident(schema)} CASCADE) to write it again.`);
     // One snapshot of the pre-recovery database for every read: nothing is written there.
@@ -337,13 +345,15 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     const slots: Array<TableWrites & { replay?: TableReplay }> = new Array(atTTables.length);
     let next = 0;
     let logged = 0;
+    const limits = { rangeRows: options.rangeRows ?? RANGE_ROWS, maxDifferingInRunner: options.maxDifferingInRunner ?? MAX_DIFFERING_IN_RUNNER };
     const worker = async (): Promise<void> => {
       const wBefore = await connect(target, keptAs);
       let wNow: Client | undefined;
       let wAtT: Client | undefined;
       try {
         wNow = await connect(target, database);
-        wAtT = options.pointInTimeCopy ? await connect(options.pointInTimeCopy, database) : wNow;
+        // A session of its own even on the recovered database (MODE=changes): reads there stay out of the transaction that writes the record.
+        wAtT = await connect(options.pointInTimeCopy ?? target, database);
         const sessions: TableSessions = { before: wBefore, atT: wAtT, now: wNow };
         await wBefore.query(`BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT ${literal(snapshot)}`);
         for (let i = next++; i < atTTables.length; i = next++) {
@@ -360,9 +370,10 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
             };
           } else {
             // A table's writes commit together: one commit (and WAL flush) per table and side, not one per statement.
-            const writers = wAtT === wNow ? [wNow] : [wNow, wAtT];
+            // On the live recovered database (MODE=changes) the reads take no transaction: no lock held on the application's tables.
+            const writers = options.pointInTimeCopy ? [wNow, wAtT] : [wNow];
             await Promise.all(writers.map((c) => c.query('BEGIN')));
-            slots[i] = await compareTable(sessions, t, b, schema, names[i], commitTimes, filter.since, options.rangeRows ?? RANGE_ROWS);
+            slots[i] = await compareTable(sessions, t, b, schema, names[i], commitTimes, filter.since, limits);
             await Promise.all(writers.map((c) => c.query('COMMIT')));
           }
           // The lines follow the tables' order, whatever order the workers finish in: the log reads the same every run.
@@ -371,7 +382,7 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
         await wBefore.query('COMMIT');
       } finally {
         await wBefore.end().catch(() => undefined);
-        if (wAtT !== wNow) await wAtT?.end().catch(() => undefined);
+        await wAtT?.end().catch(() => undefined);
         await wNow?.end().catch(() => undefined);
       }
     };
@@ -409,7 +420,7 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     throw err;
   } finally {
     await before.end().catch(() => undefined);
-    if (atTMain !== now) await atTMain?.end().catch(() => undefined);
+    await atTMain?.end().catch(() => undefined);
     await now?.end().catch(() => undefined);
   }
 }
@@ -442,8 +453,10 @@ interface TableReplay {
 }
 
 async function compareTable(
-  sessions: TableSessions, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean, since: Date | undefined, rangeRows: number,
+  sessions: TableSessions, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean, since: Date | undefined,
+  limits: { readonly rangeRows: number; readonly maxDifferingInRunner: number },
 ): Promise<TableWrites & { replay?: TableReplay }> {
+  const { rangeRows, maxDifferingInRunner } = limits;
   const { before, atT, now } = sessions;
   const table = formatTableName({ schema: t.schema, table: t.name });
   const live = qualified(t.schema, t.name);
@@ -480,13 +493,15 @@ async function compareTable(
   const fastHash = await hashableByValue(before, b.oid, common);
   const rowHash = (alias: string): string => (fastHash
     ? `hash_record_extended(ROW(${common.map((c) => `${alias}.${ident(c)}`).join(', ')}), 0)` : rowText(alias, common));
-  const pass: Pass1 = { before, atT, b, live, key, keyCols, common, fastHash, rowHash, atTCols, beforeCols, rangeRows };
+  const pass: Pass1 = { before, atT, b, live, key, keyCols, common, fastHash, rowHash, atTCols, beforeCols, rangeRows, maxDifferingInRunner };
   let fullBecause = since ? filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since) : undefined;
   let compared: Compared | undefined;
   // One integer key: the runner pairs the two key-ordered streams itself, no temporary copy of every key (changes-merge.ts).
+  // The pre-recovery side must have the same key, NOT NULL and unique: a NULL key would drop out of the packed rows.
   const atTKey = atTCols.find((c) => c.name === key[0]);
   const merge = fastHash && key.length === 1 && MERGE_KEY_TYPES.includes(keyCols[0].type)
-    && atTKey !== undefined && MERGE_KEY_TYPES.includes(atTKey.type);
+    && atTKey !== undefined && MERGE_KEY_TYPES.includes(atTKey.type)
+    && (await rowKeyColumns(before, b.oid))?.join('\u0000') === key[0];
   if (since && !fullBecause) {
     const outcome = merge ? await mergedRows(pass, since) : await differingRowsSince(pass, since);
     if (typeof outcome === 'string') fullBecause = outcome;
@@ -608,6 +623,8 @@ interface Pass1 {
   readonly atTCols: readonly Column[];
   readonly beforeCols: readonly Column[];
   readonly rangeRows: number;
+  /** Differing rows a table paired in the runner may have before the server pairs it instead. */
+  readonly maxDifferingInRunner: number;
 }
 
 /**
@@ -645,8 +662,8 @@ async function mergedRows(p: Pass1, since: Date | undefined): Promise<Compared |
   const { before, atT, b, live, key, rowHash } = p;
   const k = ident(key[0]);
   const source = qualified(b.schema, b.name);
-  const ranges = await keyRangesAtT(atT, live, key[0], p.rangeRows);
-  const where = (alias: string, range: number): string => (ranges[range] ? ` WHERE ${ranges[range].replace(/\$k/g, `${alias}.${k}`)}` : '');
+  const ranges = await keyRangesOf(p, key[0]);
+  const where = (alias: string, range: number): string => (ranges[range] ? ` WHERE ${ranges[range].split('$k').join(`${alias}.${k}`)}` : '');
   // The commit-time filter, range by range: the range's keys, xmins and row addresses first; the commit time and
   // origin looked up once per distinct xmin; the hash computed only for the rows committed after it.
   const beforeSql = since
@@ -664,10 +681,14 @@ async function mergedRows(p: Pass1, since: Date | undefined): Promise<Compared |
     merged = await mergeByKey(
       new KeyHashChunks((range) => packedChunk(before, beforeSql(range)), ranges.length, since ? 'key-maybe-hash' : 'key-hash'),
       new KeyHashChunks((range) => packedChunk(atT, atTSql(range)), ranges.length, since ? 'key' : 'key-hash'),
-      !since);
+      !since, p.maxDifferingInRunner);
   } finally {
-    await Promise.all([before.query('RESET enable_indexscan'), atT.query('RESET enable_indexscan')]);
+    // After a failed read the transaction is aborted and RESET fails too: the read's error is the one to report.
+    await Promise.all([before.query('RESET enable_indexscan').catch(() => undefined), atT.query('RESET enable_indexscan').catch(() => undefined)]);
   }
+  // A mass change after T (the usual disaster): more differing rows than the runner keeps in memory. The server pairs
+  // the table instead, in temporary tables, as for any other key.
+  if (merged.tooMany) return since ? differingRowsSince(p, since) : differingRows(p);
   if (since && merged.unhashedOnlyBefore > 0) {
     return `${merged.unhashedOnlyBefore} row(s) committed before ${since.toISOString()} have a key that does not exist at T: the commit times do not match this restore time`;
   }
@@ -683,10 +704,11 @@ async function mergedRows(p: Pass1, since: Date | undefined): Promise<Compared |
   const want: Array<Record<string, string | null>> = [];
   for (const d of merged.differ) {
     const at = atTRows.get(d.key);
-    if (d.kind !== 'inserted' && !at) throw new Error(`key ${d.key} was read at T and is gone there: the state at T changed while it was compared`);
-    // A paired row (the commit-time filter hashed it before the recovery only) changed if its hash at T differs.
-    if (d.kind === 'paired' && at!.h === d.hash) continue;
-    want.push({ pitr_change: d.kind === 'paired' ? 'changed' : d.kind, pitr_row_at_t: d.kind === 'inserted' ? null : at!.m, [key[0]]: d.key });
+    // A paired row (the commit-time filter hashed it before the recovery only) changed if its hash at T differs. A
+    // row gone by the lookup (only when T is read on the live recovered database, MODE=changes) has no md5 at T: the
+    // replay's check then never matches, and leaves the row alone.
+    if (d.kind === 'paired' && at?.h === d.hash) continue;
+    want.push({ pitr_change: d.kind === 'paired' ? 'changed' : d.kind, pitr_row_at_t: d.kind === 'inserted' ? null : at?.m ?? null, [key[0]]: d.key });
   }
   const count = (kind: string): number => want.filter((w) => w.pitr_change === kind).length;
   const differences: Differences = {
@@ -700,23 +722,35 @@ async function mergedRows(p: Pass1, since: Date | undefined): Promise<Compared |
 }
 
 /**
- * The key ranges of a table (keyRanges, with `$k` for the key), from its row count and the key's histogram in the
- * recovered database. A large table without them is analyzed first (the key column alone, a sample): the recovered
- * database is the runner's own, and one range would hold the whole table in memory.
+ * The key ranges of a table (keyRanges), from both sides' row estimates and key bounds and the key's histogram at T
+ * (keyCuts). Read from the catalog and the key's index only: nothing is analyzed or written.
  */
-async function keyRangesAtT(atT: Client, live: string, key: string, rangeRows: number): Promise<string[]> {
-  const stats = async (): Promise<{ rows: number; bytes: number; histogram: string | null }> => (await atT.query<{ rows: number; bytes: string; histogram: string | null }>(`
-    SELECT c.reltuples::float8 AS rows, pg_relation_size(c.oid)::text AS bytes,
-           (SELECT s.histogram_bounds::text FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = $2) AS histogram
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass`, [live, key])).rows.map((r) => ({ ...r, bytes: Number(r.bytes) }))[0];
-  let s = await stats();
-  if ((s.rows < 0 || s.histogram === null) && s.bytes > rangeRows * 64) {
-    await atT.query(`ANALYZE ${live} (${ident(key)})`);
-    s = await stats();
-  }
-  const histogram = s.histogram ? s.histogram.replace(/^\{|\}$/g, '').split(',') : [];
-  if (!histogram.every((v) => /^-?\d+$/.test(v))) return [''];
-  return keyRanges('$k', Math.max(0, s.rows), histogram, rangeRows);
+async function keyRangesOf(p: Pass1, key: string): Promise<string[]> {
+  type Bounds = { min: string | null; max: string | null; histogram: string | null };
+  const side = async (client: Client, relation: string, histogram: boolean): Promise<Bounds & { rows: number }> => {
+    const { rows } = await client.query<Bounds & { tuples: number; pages: number; bytes: number }>(`
+      SELECT c.reltuples::float8 AS tuples, c.relpages::float8 AS pages, pg_relation_size(c.oid)::float8 AS bytes,
+             (SELECT min(x.${ident(key)})::text FROM ONLY ${relation} x) AS min, (SELECT max(x.${ident(key)})::text FROM ONLY ${relation} x) AS max,
+             ${histogram ? `(SELECT s.histogram_bounds::text FROM pg_stats s
+                WHERE s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = $2 AND NOT s.inherited)` : 'NULL'} AS histogram
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass`, histogram ? [relation, key] : [relation]);
+    const r = rows[0];
+    // The planner's estimate: rows per page as last counted, times the pages now; without a count, 64 bytes a row.
+    const estimate = r.tuples > 0 && r.pages > 0 ? (r.tuples / r.pages) * (r.bytes / 8192) : r.bytes / 64;
+    return { rows: estimate, min: r.min, max: r.max, histogram: r.histogram };
+  };
+  const [atT, before] = await Promise.all([side(p.atT, p.live, true), side(p.before, qualified(p.b.schema, p.b.name), false)]);
+  const bounds = (x: { min: string | null; max: string | null }): { min: bigint; max: bigint } | null =>
+    (x.min === null || x.max === null ? null : { min: BigInt(x.min), max: BigInt(x.max) });
+  const histogram = (atT.histogram ?? '').replace(/^\{|\}$/g, '').split(',').filter((v) => v !== '');
+  const cuts = keyCuts({
+    rowsAtT: atT.rows,
+    rowsBefore: before.rows,
+    atT: bounds(atT),
+    before: bounds(before),
+    histogram: histogram.every((v) => /^-?\d+$/.test(v)) ? histogram.map((v) => BigInt(v)) : [],
+  }, p.rangeRows);
+  return keyRanges('$k', cuts);
 }
 
 /** One packed chunk (changes-merge.ts): the single bytea a chunk query returns, read by COPY (FORMAT binary); null for no rows. */
