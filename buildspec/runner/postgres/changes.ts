@@ -1,22 +1,25 @@
 /**
  * Writes made after the restore time (issue #21): after a whole-database
- * recovery with `swap`, the recovered database (its state at T) is compared
- * with the pre-recovery database `<db>__before_pitr_<stamp>` (its state when
- * the recovery started), and the difference is kept in a schema
- * `pitr_<stamp>_after` of the recovered database, with SQL that replays it.
- * The runner never executes that SQL. Nothing is written to the pre-recovery
- * database: it is only read, in one read-only snapshot.
+ * recovery with `swap`, the state at T is compared with the pre-recovery
+ * database `<db>__before_pitr_<stamp>` (its state when the recovery started),
+ * and the difference is kept in a schema `pitr_<stamp>_after` of the
+ * recovered database, with SQL that replays it. The state at T is read on
+ * the point-in-time copy while the run has it: the application writes to
+ * the recovered database again from the swap on. The runner never executes
+ * the replay SQL. Nothing is written to the pre-recovery database: it is
+ * only read, in one read-only snapshot.
  *
  * PostgreSQL cannot join across databases, so what is needed is brought over
- * in two passes on two connections:
+ * in two passes:
  * 1. per keyed table, the key and a hash of every row on both sides
  *    (hash_record_extended where every type hashes by value, else an md5 of
  *    the row text) are paired by key: inserted, changed, deleted. A key of
  *    one integer column: both sides send their (key, hash) pairs packed, key
  *    range by key range, and the runner sorts and pairs them
- *    (changes-merge.ts). Any other key: the pre-recovery side's pairs stream
- *    (COPY TO STDOUT -> COPY FROM STDIN) into a temporary table of the
- *    recovered database, and one full join there pairs them;
+ *    (changes-merge.ts). Any other key (or a mass change): the pre-recovery
+ *    side's pairs stream (COPY TO STDOUT -> COPY FROM STDIN) into a
+ *    temporary table where the state at T is read, and one full join there
+ *    pairs them;
  * 2. only the inserted and changed rows are then read in full from the
  *    pre-recovery table (keys passed as JSON), with their commit time when
  *    `track_commit_timestamp` is on, into `pitr_<stamp>_after.<table>`.
