@@ -29,6 +29,18 @@ let restoreTime: Date;
 const serverNow = async (cluster: LocalCluster): Promise<Date> =>
   new Date(await cluster.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"));
 
+/** A database created alike on the point-in-time copy's cluster and the original, as master: the state at T on both. */
+const createOnBoth = async (database: string, sql: string): Promise<void> => {
+  for (const c of [source, target]) {
+    await c.sql(`CREATE DATABASE ${quoteIdent(database)} OWNER ${MASTER.username}`);
+    await c.sql(sql, database);
+  }
+};
+
+/** The kept rows of `table` in run `stamp`'s record, as `kind:id` in id order. */
+const keptChanges = (stamp: string, table: string, database: string): Promise<string> =>
+  target.sql(`SELECT string_agg(pitr_change || ':' || id, ',' ORDER BY id) FROM ${quoteIdent(changesSchemaName(stamp))}.${table}`, database);
+
 /** The state at T: both clusters start from it; the point-in-time copy keeps it. */
 const AT_T = `
   CREATE SCHEMA app AUTHORIZATION ${MASTER.username};
@@ -76,10 +88,7 @@ beforeAll(async () => {
     LocalCluster.create({ host: LOOPBACK, tls, master, settings: { track_commit_timestamp: 'on' } }),
   ]);
   workDir = await makeWorkDir('pitr-changes-');
-  for (const c of [source, target]) {
-    await c.sql(`CREATE DATABASE ${quoteIdent(DB)} OWNER ${MASTER.username}`);
-    await c.sql(AT_T, DB);
-  }
+  await createOnBoth(DB, AT_T);
   restoreTime = await serverNow(target);
   await new Promise((r) => setTimeout(r, 20));
   await target.sql(AFTER_T, DB);
@@ -180,11 +189,8 @@ test('swap recovery, then the record: known counts, rows kept, replay restores e
 
 test('AFTER with commit timestamps: the replay brings back only the good writes made after the bad change, not the bad change nor what came before it', async () => {
   const db = 'after bound';
-  for (const c of [source, target]) {
-    await c.sql(`CREATE DATABASE ${quoteIdent(db)} OWNER ${MASTER.username}`);
-    await c.sql(`SET ROLE ${MASTER.username}; CREATE TABLE public.accounts (id int PRIMARY KEY, name text NOT NULL);
-      INSERT INTO public.accounts SELECT g, 'a' || g FROM generate_series(1, 100) g`, db);
-  }
+  await createOnBoth(db, `SET ROLE ${MASTER.username}; CREATE TABLE public.accounts (id int PRIMARY KEY, name text NOT NULL);
+      INSERT INTO public.accounts SELECT g, 'a' || g FROM generate_series(1, 100) g`);
   // After T on the original: a good write, the bad change, then good writes again.
   await target.sql(`SET ROLE ${MASTER.username}; INSERT INTO public.accounts VALUES (101, 'good before the bad change')`, db);
   await target.sql(`SET ROLE ${MASTER.username}; DELETE FROM public.accounts WHERE id <= 10; UPDATE public.accounts SET name = 'bad' WHERE id BETWEEN 11 AND 20`, db);
@@ -216,14 +222,11 @@ test('AFTER with commit timestamps: the replay brings back only the good writes 
 test('the commit-time filter misses no write after T: a transaction open at T and committed after it, a key changed, '
   + 'a row rewritten with the same content, a row applied by replication with an old commit time, a deletion', async () => {
   const db = 'filter traps';
-  for (const c of [source, target]) {
-    await c.sql(`CREATE DATABASE ${quoteIdent(db)} OWNER ${MASTER.username}`);
-    await c.sql(`SET ROLE ${MASTER.username}; CREATE TABLE public.accounts (id int PRIMARY KEY, name text NOT NULL);
+  await createOnBoth(db, `SET ROLE ${MASTER.username}; CREATE TABLE public.accounts (id int PRIMARY KEY, name text NOT NULL);
       INSERT INTO public.accounts SELECT g, 'a' || g FROM generate_series(1, 100) g;
       -- A text key: paired in SQL, not by the runner's integer merge.
       CREATE TABLE public.codes (code text PRIMARY KEY, v int NOT NULL);
-      INSERT INTO public.codes SELECT 'c' || g, g FROM generate_series(1, 50) g`, db);
-  }
+      INSERT INTO public.codes SELECT 'c' || g, g FROM generate_series(1, 50) g`);
   // On the original: a transaction takes its xid and writes before T, and commits after T.
   const open = await connect(masterTarget(target), db);
   try {
@@ -269,7 +272,7 @@ test('the commit-time filter misses no write after T: a transaction open at T an
     ]);
     // Compared in full: 1, 201 (open at T), 1003 (key changed), 4 (same content), 6 (replicated): 5 of 100.
     expect(record.tables[0].rowsCompared).toBe(5);
-    const kept = await target.sql(`SELECT string_agg(pitr_change || ':' || id, ',' ORDER BY id) FROM ${quoteIdent(changesSchemaName(stamp))}.public__accounts`, db);
+    const kept = await keptChanges(stamp, 'public__accounts', db);
     expect(kept).toBe('changed:1,deleted:3,deleted:5,changed:6,inserted:201,inserted:1003');
     expect(lines.join('\n')).toContain(`comparison: rows committed before ${at.toISOString()}`);
 
@@ -297,7 +300,7 @@ test('the commit-time filter misses no write after T: a transaction open at T an
       const r = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp: runStamp, log, rangeRows: 20, ...options });
       expect(r.tables[0]).toMatchObject({ inserted: 2, changed: 2, deleted: 2, rowsCompared: options.restoreTime ? 5 : 100, rowsBefore: 100 });
       expect(r.tables[0].keyRanges).toBeGreaterThanOrEqual(4);
-      expect(await target.sql(`SELECT string_agg(pitr_change || ':' || id, ',' ORDER BY id) FROM ${quoteIdent(changesSchemaName(runStamp))}.public__accounts`, db)).toBe(kept);
+      expect(await keptChanges(runStamp, 'public__accounts', db)).toBe(kept);
     };
     await ranged('20260404000006', { restoreTime: at, commitTimeMarginMs: 0 });
     expect(await target.sql("SELECT count(*) FROM pg_stats WHERE tablename = 'accounts'", db)).toBe('0');
@@ -309,7 +312,7 @@ test('the commit-time filter misses no write after T: a transaction open at T an
     const server = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp: '20260404000010', log, maxDifferingInRunner: 1 });
     expect(server.tables[0]).toMatchObject({ inserted: 2, changed: 2, deleted: 2, rowsBefore: 100 });
     expect(server.tables[0].keyRanges).toBeUndefined();
-    expect(await target.sql(`SELECT string_agg(pitr_change || ':' || id, ',' ORDER BY id) FROM ${quoteIdent(changesSchemaName('20260404000010'))}.public__accounts`, db)).toBe(kept);
+    expect(await keptChanges('20260404000010', 'public__accounts', db)).toBe(kept);
   } finally {
     await open.end().catch(() => undefined);
     await target.sql("SELECT pg_replication_origin_drop('pitr_test_origin')").catch(() => undefined);
@@ -319,11 +322,8 @@ test('the commit-time filter misses no write after T: a transaction open at T an
 test('the application writes to the recovered database again from the swap on: the record reads T on the point-in-time copy, '
   + 'so those writes are neither recorded nor undone by the replay', async () => {
   const db = 'app is back';
-  for (const c of [source, target]) {
-    await c.sql(`CREATE DATABASE ${quoteIdent(db)} OWNER ${MASTER.username}`);
-    await c.sql(`SET ROLE ${MASTER.username}; CREATE TABLE public.orders (id int PRIMARY KEY, total int NOT NULL);
-      INSERT INTO public.orders SELECT g, g FROM generate_series(1, 100) g`, db);
-  }
+  await createOnBoth(db, `SET ROLE ${MASTER.username}; CREATE TABLE public.orders (id int PRIMARY KEY, total int NOT NULL);
+      INSERT INTO public.orders SELECT g, g FROM generate_series(1, 100) g`);
   // After T, on the original: 2 inserted, 1 changed, 1 deleted.
   await target.sql(`SET ROLE ${MASTER.username}; INSERT INTO public.orders VALUES (101, 101), (102, 102);
     UPDATE public.orders SET total = -10 WHERE id = 10; DELETE FROM public.orders WHERE id = 20`, db);
@@ -342,8 +342,7 @@ test('the application writes to the recovered database again from the swap on: t
   const pointInTimeCopy = masterTarget(source);
   const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, pointInTimeCopy });
   expect(record.tables).toEqual([expect.objectContaining({ table: 'public.orders', inserted: 2, changed: 1, deleted: 1 })]);
-  const schema = quoteIdent(changesSchemaName(stamp));
-  expect(await target.sql(`SELECT string_agg(pitr_change || ':' || id, ',' ORDER BY id) FROM ${schema}.public__orders`, db)).toBe('changed:10,deleted:20,inserted:101,inserted:102');
+  expect(await keptChanges(stamp, 'public__orders', db)).toBe('changed:10,deleted:20,inserted:101,inserted:102');
   // The replay leaves the application's writes alone: 101 is the application's now (the kept 101 is not inserted over
   // it), 30 keeps its new total, 40 stays deleted; the writes after T come back where they do not collide.
   const client = await connect(masterTarget(target), db);

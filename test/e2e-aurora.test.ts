@@ -15,13 +15,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { LAB_DATABASE } from './lab-stack';
-import { DUMMY_AWS_ENV } from './moto';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import { matchesEventPattern, synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { invokeTrigger } from './standin/trigger';
-import { ACCOUNT, CLUSTER_SOURCE_ID, PROJECT_NAME, startWorld, type World, sourceFingerprint, markRestoreTime } from './standin/world';
+import { CLUSTER_SOURCE_ID, buildStateChangeEvent, startWorld, type World, sourceFingerprint, markRestoreTime, until } from './standin/world';
 import { tableSchemaName } from '../buildspec/runner/postgres/tables';
-import { BUILD_STATE_CHANGE, START_ENV, TAGS, safetySnapshotId, temporaryClusterPrefix } from '../src/contract';
+import { START_ENV, TAGS, safetySnapshotId, temporaryClusterPrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');
 const SOURCE = CLUSTER_SOURCE_ID;
@@ -235,18 +234,7 @@ test('a build killed (SIGKILL) mid-copy leaves its cluster and writer; the trigg
   expect(world.codebuild.builds.get(buildId)).toMatchObject({ buildStatus: 'STOPPED', buildComplete: true });
 
   // EventBridge delivers the cleanup rule's event for the dead build to the function.
-  const buildArn = `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:build/${buildId}`;
-  const event = {
-    'version': '0',
-    'id': 'c0ffee00-0000-4000-8000-000000000020',
-    'detail-type': BUILD_STATE_CHANGE.DETAIL_TYPE,
-    'source': BUILD_STATE_CHANGE.SOURCE,
-    'account': ACCOUNT,
-    'time': new Date().toISOString(),
-    'region': DUMMY_AWS_ENV.AWS_REGION,
-    'resources': [buildArn],
-    'detail': { 'build-status': 'STOPPED', 'project-name': PROJECT_NAME, 'build-id': buildArn, 'current-phase': 'BUILD', 'current-phase-context': '[]', 'version': '1' },
-  };
+  const event = buildStateChangeEvent(buildId, 'STOPPED', 'c0ffee00-0000-4000-8000-000000000020');
   expect(matchesEventPattern(lab.cleanupEventPattern, event, world.physical)).toBe(true);
   const deletesBefore = world.standIn.calls.length;
 
@@ -294,13 +282,3 @@ test('a build stopped while its cluster is being restored: RDS refuses the clust
     world.standIn.engine.faults = {};
   }
 });
-
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

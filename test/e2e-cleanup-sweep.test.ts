@@ -10,11 +10,10 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DUMMY_AWS_ENV } from './moto';
 import { smallSeed } from './recovery-harness';
 import { synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { invokeTrigger } from './standin/trigger';
-import { ACCOUNT, PROJECT_NAME, SOURCE_ID, startWorld, type World } from './standin/world';
+import { PROJECT_NAME, SOURCE_ID, buildArnOf, startWorld, type World, until } from './standin/world';
 import { BUILD_STATE_CHANGE, CLEANUP_SWEEP, START_ENV, temporaryInstancePrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');
@@ -34,16 +33,6 @@ afterAll(async () => {
   await world?.dispose();
   lab?.dispose();
 });
-
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const statusOf = (id: string): string | undefined => world.standIn.engine.listInstances().find((i) => i.id === id)?.status;
 
@@ -73,7 +62,7 @@ test('a build stopped while its temporary instance is creating: the runner and t
   const event = {
     'source': BUILD_STATE_CHANGE.SOURCE,
     'detail-type': BUILD_STATE_CHANGE.DETAIL_TYPE,
-    'detail': { 'build-status': 'STOPPED', 'project-name': PROJECT_NAME, 'build-id': `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:build/${buildId}` },
+    'detail': { 'build-status': 'STOPPED', 'project-name': PROJECT_NAME, 'build-id': buildArnOf(buildId) },
   };
   const cleanup = await invokeTrigger(world, world.codebuild, event);
   expect(cleanup.error?.message).toMatch(new RegExp(`could not delete ${temp} \\(InvalidDBInstanceStateFault: .*currently creating.*the cleanup sweep tries again every 15 minutes until the instance is gone`));

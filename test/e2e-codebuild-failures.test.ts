@@ -9,13 +9,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { LAB_DATABASE } from './lab-stack';
-import { DUMMY_AWS_ENV } from './moto';
 import { SMALL_DAMAGE, expectSame, smallSeed } from './recovery-harness';
 import { startCodeBuildApi, type CodeBuildApi } from '../local/codebuild-api';
 import { matchesEventPattern, synthesizeLab, type LabDeployment } from './standin/lab-deployment';
 import { invokeTrigger } from './standin/trigger';
-import { ACCOUNT, PROJECT_NAME, SOURCE_ID, startWorld, type World, sourceFingerprint } from './standin/world';
-import { BUILD_STATE_CHANGE, START_ENV, temporaryInstancePrefix } from '../src/contract';
+import { PROJECT_NAME, SOURCE_ID, buildArnOf, buildStateChangeEvent, startWorld, type World, sourceFingerprint } from './standin/world';
+import { START_ENV, temporaryInstancePrefix } from '../src/contract';
 
 const BUNDLE = join(__dirname, '..', 'assets', 'runner', 'runner.js');
 /** Rows whose insert takes 20 ms each: the copy lasts long enough to be interrupted. */
@@ -120,19 +119,9 @@ test('SIGKILL mid-copy: the temporary instance is left; the trigger Lambda, give
   expect(world.standIn.engine.instance(left[0]).status).toBe('available');
 
   // CodeBuild records the dead build; EventBridge delivers the rule's event to the function.
-  const buildArn = `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:build/${buildId}`;
+  const buildArn = buildArnOf(buildId);
   codebuild.builds.set(buildId, { id: buildId, arn: buildArn, projectName: PROJECT_NAME, buildStatus: 'FAILED', buildComplete: true });
-  const event = {
-    'version': '0',
-    'id': 'c0ffee00-0000-4000-8000-000000000001',
-    'detail-type': BUILD_STATE_CHANGE.DETAIL_TYPE,
-    'source': BUILD_STATE_CHANGE.SOURCE,
-    'account': ACCOUNT,
-    'time': new Date().toISOString(),
-    'region': DUMMY_AWS_ENV.AWS_REGION,
-    'resources': [buildArn],
-    'detail': { 'build-status': 'FAILED', 'project-name': PROJECT_NAME, 'build-id': buildArn, 'current-phase': 'BUILD', 'current-phase-context': '[]', 'version': '1' },
-  };
+  const event = buildStateChangeEvent(buildId, 'FAILED', 'c0ffee00-0000-4000-8000-000000000001');
   expect(matchesEventPattern(lab.cleanupEventPattern, event, world.physical)).toBe(true);
 
   const invocation = await invokeTrigger(world, codebuild, event);

@@ -20,7 +20,7 @@ import type { StandInInstance } from '../../local/rds-standin/engine';
 import { tlsPlacement } from '../../local/rds-standin/placement';
 import { RdsStandIn } from '../../local/rds-standin/server';
 import { TestCa } from '../../local/test-ca';
-import { BUILD_ENV, PROJECT_ENV, type SourceKind } from '../../src/contract';
+import { BUILD_ENV, BUILD_STATE_CHANGE, PROJECT_ENV, type SourceKind } from '../../src/contract';
 import { LAB_DATABASE } from '../lab-stack';
 import { DUMMY_AWS_ENV, motoClientConfig, startMoto, type MotoServer } from '../moto';
 
@@ -340,4 +340,36 @@ export async function markRestoreTime(): Promise<Date> {
   const t = new Date();
   await new Promise((r) => setTimeout(r, 30));
   return t;
+}
+
+/** The lab project's ARN for a build id, as CodeBuild gives it. */
+export function buildArnOf(buildId: string): string {
+  return `arn:aws:codebuild:${DUMMY_AWS_ENV.AWS_REGION}:${ACCOUNT}:build/${buildId}`;
+}
+
+/** The CodeBuild build-state-change event EventBridge delivers for the lab project's build `buildId`, as the cleanup rule receives it. */
+export function buildStateChangeEvent(buildId: string, status: string, eventId: string): Record<string, unknown> {
+  const buildArn = buildArnOf(buildId);
+  return {
+    'version': '0',
+    'id': eventId,
+    'detail-type': BUILD_STATE_CHANGE.DETAIL_TYPE,
+    'source': BUILD_STATE_CHANGE.SOURCE,
+    'account': ACCOUNT,
+    'time': new Date().toISOString(),
+    'region': DUMMY_AWS_ENV.AWS_REGION,
+    'resources': [buildArn],
+    'detail': { 'build-status': status, 'project-name': PROJECT_NAME, 'build-id': buildArn, 'current-phase': 'BUILD', 'current-phase-context': '[]', 'version': '1' },
+  };
+}
+
+/** Polls `probe` every 50 ms until it gives a value; fails naming `what` after `timeoutMs`. */
+export async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
