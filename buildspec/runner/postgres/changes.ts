@@ -465,8 +465,8 @@ async function compareTable(
   const live = qualified(t.schema, t.name);
   // The catalog reads of both databases at once (one round trip each side at a time): per-table round trips are a
   // good part of the record's time once the rows themselves are compared cheaply.
-  const [atTCols, beforeCols, key, triggers] = await Promise.all([
-    columnsOf(atT, t.oid), columnsOf(before, b.oid), rowKeyColumns(atT, t.oid), triggersOf(now, live),
+  const [atTCols, beforeCols, key, beforeKey, triggers] = await Promise.all([
+    columnsOf(atT, t.oid), columnsOf(before, b.oid), rowKeyColumns(atT, t.oid), rowKeyColumns(before, b.oid), triggersOf(now, live),
   ]);
   const beforeByName = new Map(beforeCols.map((c) => [c.name, c]));
   const common = atTCols.filter((c) => beforeByName.has(c.name)).map((c) => c.name);
@@ -504,7 +504,7 @@ async function compareTable(
   const atTKey = atTCols.find((c) => c.name === key[0]);
   const merge = fastHash && key.length === 1 && MERGE_KEY_TYPES.includes(keyCols[0].type)
     && atTKey !== undefined && MERGE_KEY_TYPES.includes(atTKey.type)
-    && (await rowKeyColumns(before, b.oid))?.join('\u0000') === key[0];
+    && beforeKey?.join('\u0000') === key[0];
   if (since && !fullBecause) {
     const outcome = merge ? await mergedRows(pass, since) : await differingRowsSince(pass, since);
     if (typeof outcome === 'string') fullBecause = outcome;
