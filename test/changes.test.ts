@@ -361,6 +361,35 @@ test('the application writes to the recovered database again from the swap on: t
   expect(late.tables[0]).not.toMatchObject({ inserted: 2, changed: 1, deleted: 1 });
 });
 
+test('compared by content: a write that the types call equal (1.0 -> 1.00, 0 -> -0, 1 day -> 24 hours, Bob -> bob, '
+  + 'an array\'s bounds) is still a change; a row written again as it was is not', async () => {
+  const db = 'equal is not identical';
+  // Each column's type has a hash, and each of these writes keeps the hash: numeric ignores the scale, float8 the
+  // sign of zero, interval the units, a nondeterministic collation the case, citext the case, arrays their bounds.
+  await createOnBoth(db, `SET ROLE ${MASTER.username};
+    CREATE EXTENSION citext;
+    CREATE COLLATION public.nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+    CREATE TABLE public.t (id int PRIMARY KEY, n numeric, f float8, i interval, name text COLLATE public.nocase, email citext,
+                           a int[], c char(3), tags text[] COLLATE public.nocase, total numeric(8, 2));
+    INSERT INTO public.t SELECT g, 1.0, 0, '1 day', 'Bob', 'Bob@x', '{1,2}', 'ab', '{Bob}', 1.5 FROM generate_series(1, 20) g`);
+  await target.sql(`SET ROLE ${MASTER.username};
+    UPDATE public.t SET n = 1.00 WHERE id = 1;
+    UPDATE public.t SET f = '-0' WHERE id = 2;
+    UPDATE public.t SET i = '24 hours' WHERE id = 3;
+    UPDATE public.t SET name = 'bob' WHERE id = 4;
+    UPDATE public.t SET email = 'bob@x' WHERE id = 5;
+    UPDATE public.t SET a = '[0:1]={1,2}' WHERE id = 6;
+    UPDATE public.t SET tags = '{bob}' WHERE id = 7;
+    -- written again with the same content: not a change
+    UPDATE public.t SET n = n, f = f, i = i, name = name, email = email, a = a, c = 'ab ', tags = tags, total = 1.50 WHERE id >= 8`, db);
+  const stamp = '20260404000011';
+  const log = new StepLog(() => undefined);
+  const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
+  const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, pointInTimeCopy: masterTarget(source) });
+  expect(record.tables).toEqual([expect.objectContaining({ table: 'public.t', inserted: 0, changed: 7, deleted: 0 })]);
+  expect(await keptChanges(stamp, 'public__t', db)).toBe('changed:1,changed:2,changed:3,changed:4,changed:5,changed:6,changed:7');
+});
+
 test('MODE=changes: the same record later, from the kept pre-recovery copy; refused while the record of that run exists; a stamp with no copy is named', async () => {
   const rds = { describeSource: async () => ({ endpoint: { host: target.host, port: target.port } }) as never };
   const deps = { rds, credentials: { username: MASTER.username, password: MASTER.password }, tls: target.sslOptions };

@@ -12,8 +12,8 @@
  * PostgreSQL cannot join across databases, so what is needed is brought over
  * in two passes:
  * 1. per keyed table, the key and a hash of every row on both sides
- *    (hash_record_extended where every type hashes by value, else an md5 of
- *    the row text) are paired by key: inserted, changed, deleted. A key of
+ *    (hash_record_extended, each column taken so that content that differs
+ *    hashes apart: hashTerm) are paired by key: inserted, changed, deleted. A key of
  *    one integer column: both sides send their (key, hash) pairs packed, key
  *    range by key range, and the runner sorts and pairs them
  *    (changes-merge.ts). Any other key (or a mass change): the pre-recovery
@@ -30,8 +30,8 @@
  * pass 1 hashes only the pre-recovery rows committed after T minus a margin
  * (commitTimeFilter, differingRowsSince): a row committed before T is exactly
  * as at T. Every key still crosses (they find the rows deleted after T).
- * Tables where a row could change without a newer commit time (a type
- * without a hash by value, columns retyped, reordered, or dropped before live
+ * Tables where a row could change without a newer commit time (a column
+ * whose text changes through the catalog, columns retyped, reordered, or dropped before live
  * ones after T) are compared in full, and so is every table when the keys do
  * not agree with the commit times. The log says which and why.
  *
@@ -181,7 +181,20 @@ interface Column {
   readonly generated: boolean;
   readonly identityAlways: boolean;
   readonly notNull: boolean;
+  /** How the row hash takes the column (hashTerm). */
+  readonly hashAs: HashAs;
+  /** Its text can change through the catalog with no write to the row: an enum label, a composite, a range, a reg* name. */
+  readonly catalogText: boolean;
 }
+
+/**
+ * How a column goes into the row hash (hash_record_extended): `value` where the type's hash tells apart any two
+ * values that differ in content, `value-c` the same for the string types under the "C" collation, `text` by its text
+ * (a hash by value calls equal what differs in content: numeric 1.0 and 1.00, float8 0 and -0, interval 1 day and 24
+ * hours, a nondeterministic collation's or citext's Bob and bob, an array's bounds, an enum by its label's OID, which
+ * a restore renumbers), `bpchar` by its output (`::text` drops trailing blanks).
+ */
+type HashAs = 'value' | 'value-c' | 'text' | 'bpchar';
 
 interface Table {
   readonly oid: number;
@@ -203,10 +216,42 @@ async function tablesOf(client: Client): Promise<Table[]> {
 }
 
 async function columnsOf(client: Client, oid: number): Promise<Column[]> {
-  const { rows } = await client.query<{ name: string; type: string; generated: string; identity: string; notnull: boolean }>(`
-    SELECT attname AS name, format_type(atttypid, atttypmod) AS type, attgenerated::text AS generated, attidentity::text AS identity, attnotnull AS notnull
-      FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, [oid]);
-  return rows.map((r) => ({ name: r.name, type: r.type, generated: r.generated !== '', identityAlways: r.identity === 'a', notNull: r.notnull }));
+  // A domain is taken as its base type and typmod (one level: a domain over a domain goes by its text); an array by
+  // its text (its hash ignores the bounds), and its element type says whether the text can change through the catalog.
+  const { rows } = await client.query<{ name: string; type: string; generated: string; identity: string; notnull: boolean; hash_as: HashAs; catalog_text: boolean }>(`
+    SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attgenerated::text AS generated, a.attidentity::text AS identity,
+           a.attnotnull AS notnull,
+           CASE WHEN bt.typcategory = 'A' THEN 'text'
+                WHEN bt.oid = ANY ('{int2,int4,int8,oid,bool,char,date,time,timestamp,timestamptz,uuid,bytea}'::regtype[]) THEN 'value'
+                WHEN bt.oid = ANY ('{text,varchar,name}'::regtype[]) THEN 'value-c'
+                WHEN bt.oid = ANY ('{numeric,bpchar}'::regtype[]) AND tm.typmod >= 0 THEN 'value'
+                WHEN bt.oid = 'bpchar'::regtype THEN 'bpchar'
+                ELSE 'text' END AS hash_as,
+           (et.typtype <> 'b' OR et.oid::regtype::text LIKE 'reg%') AS catalog_text
+      FROM pg_attribute a
+      JOIN pg_type t ON t.oid = a.atttypid
+      JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+      JOIN pg_type et ON et.oid = CASE WHEN bt.typcategory = 'A' AND bt.typelem <> 0 THEN bt.typelem ELSE bt.oid END
+      CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod) tm
+     WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, [oid]);
+  return rows.map((r) => ({
+    name: r.name, type: r.type, generated: r.generated !== '', identityAlways: r.identity === 'a', notNull: r.notnull, hashAs: r.hash_as, catalogText: r.catalog_text,
+  }));
+}
+
+/**
+ * A column's term in the row hash, the same SQL on both sides. A column whose type differs between them (retyped
+ * after T) goes by its text on both.
+ */
+function hashTerm(alias: string, before: Column, atT: Column): string {
+  const c = `${alias}.${ident(before.name)}`;
+  const as: HashAs = before.type === atT.type ? before.hashAs : 'text';
+  switch (as) {
+    case 'value': return c;
+    case 'value-c': return `${c} COLLATE "C"`;
+    case 'bpchar': return `textin(bpcharout(${c})) COLLATE "C"`;
+    default: return `${c}::text COLLATE "C"`;
+  }
 }
 
 /** A live table's own triggers (the replay fires them), by its quoted name. */
@@ -489,20 +534,20 @@ async function compareTable(
     return { table, status: 'compared', inserted, deleted, notes };
   }
 
-  // Pass 1: which rows differ, into pg_temp.pitr_want (pitr_change, the key, pitr_row_at_t). The hash is the types'
-  // own 64-bit hash where every column has one that does not depend on OIDs (4x cheaper than text + md5), else an md5
-  // of the row text.
+  // Pass 1: which rows differ, into pg_temp.pitr_want (pitr_change, the key, pitr_row_at_t). The row hash is a 64-bit
+  // hash_record_extended over the columns, each taken so that rows that differ in content differ in it (hashTerm): 4x
+  // cheaper than an md5 of the row text.
   const keyCols = key.map((k) => beforeByName.get(k)!);
-  const fastHash = await hashableByValue(before, b.oid, common);
-  const rowHash = (alias: string): string => (fastHash
-    ? `hash_record_extended(ROW(${common.map((c) => `${alias}.${ident(c)}`).join(', ')}), 0)` : rowText(alias, common));
-  const pass: Pass1 = { before, atT, b, live, key, keyCols, common, fastHash, rowHash, atTCols, beforeCols, rangeRows, maxDifferingInRunner };
+  const atTByName = new Map(atTCols.map((c) => [c.name, c]));
+  const rowHash = (alias: string): string =>
+    `hash_record_extended(ROW(${common.map((c) => hashTerm(alias, beforeByName.get(c)!, atTByName.get(c)!)).join(', ')}), 0)`;
+  const pass: Pass1 = { before, atT, b, live, key, keyCols, common, rowHash, atTCols, beforeCols, rangeRows, maxDifferingInRunner };
   let fullBecause = since ? filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since) : undefined;
   let compared: Compared | undefined;
   // One integer key: the runner pairs the two key-ordered streams itself, no temporary copy of every key (changes-merge.ts).
   // The pre-recovery side must have the same key, NOT NULL and unique: a NULL key would drop out of the packed rows.
   const atTKey = atTCols.find((c) => c.name === key[0]);
-  const merge = fastHash && key.length === 1 && MERGE_KEY_TYPES.includes(keyCols[0].type)
+  const merge = key.length === 1 && MERGE_KEY_TYPES.includes(keyCols[0].type)
     && atTKey !== undefined && MERGE_KEY_TYPES.includes(atTKey.type)
     && beforeKey?.join('\u0000') === key[0];
   if (since && !fullBecause) {
@@ -539,7 +584,6 @@ async function compareTable(
   }
   await differences.done();
 
-  const atTByName = new Map(atTCols.map((c) => [c.name, c]));
   const insertColumns = common.filter((c) => !atTByName.get(c)!.generated);
   const generated = common.filter((c) => atTByName.get(c)!.generated);
   if (generated.length > 0) notes.push(`generated columns ${generated.map(ident).join(', ')} are computed by the table, not replayed.`);
@@ -621,7 +665,6 @@ interface Pass1 {
   readonly keyCols: readonly Column[];
   /** Columns in both tables, in the order of the table at T. */
   readonly common: readonly string[];
-  readonly fastHash: boolean;
   readonly rowHash: (alias: string) => string;
   readonly atTCols: readonly Column[];
   readonly beforeCols: readonly Column[];
@@ -637,9 +680,9 @@ interface Pass1 {
  */
 async function differingRows(p: Pass1): Promise<{ rowsCompared: number; rowsBefore: number }> {
   const { before, atT, b, live, key, keyCols, rowHash } = p;
-  const format = p.fastHash ? ' (FORMAT binary)' : '';
+  const format = ' (FORMAT binary)';
   await atT.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
-    + `CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h ${p.fastHash ? 'bigint' : 'text'})`);
+    + `CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h bigint)`);
   const rows = await stream(before, atT,
     `COPY (SELECT ${key.map((k) => `x.${ident(k)}`).join(', ')}, ${rowHash('x')} FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT${format}`,
     `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN${format}`);
@@ -774,7 +817,10 @@ async function packedChunk(client: Client, sql: string): Promise<Buffer | null> 
  * schema changes that need no rewrite, so a change there could alter row text without a newer commit time.
  */
 function filterRefusal(p: Pass1): string | undefined {
-  if (!p.fastHash) return 'a column type without a hash by value (enum, composite, range, ...): its text can change through the catalog (an enum label renamed) without a newer commit time on the row';
+  const catalogText = p.beforeCols.filter((c) => p.common.includes(c.name) && c.catalogText);
+  if (catalogText.length > 0) {
+    return `columns whose text can change through the catalog with no write to the row (an enum label renamed, a composite or range type altered): ${catalogText.map((c) => ident(c.name)).join(', ')}`;
+  }
   const beforeByName = new Map(p.beforeCols.map((c) => [c.name, c]));
   const changedType = p.atTCols.filter((c) => beforeByName.has(c.name) && beforeByName.get(c.name)!.type !== c.type);
   if (changedType.length > 0) return `column types changed after T (${changedType.map((c) => ident(c.name)).join(', ')}): a type change without a rewrite keeps the rows' commit times`;
@@ -828,23 +874,6 @@ async function differingRowsSince(p: Pass1, since: Date): Promise<{ rowsCompared
   if (wrong > 0) return `${wrong} row(s) committed before ${since.toISOString()} have a key that does not exist at T: the commit times do not match this restore time`;
   await atT.query('ALTER TABLE pg_temp.pitr_want DROP COLUMN pitr_unhashed');
   return { rowsCompared: Number(rows[0].hashed), rowsBefore };
-}
-
-/**
- * True when every column's type (through domains and arrays) is a base type with a default hash operator class, so
- * hash_record_extended gives the same value for the same content in both databases. Enums, composites and ranges
- * are left out: an enum hashes by its label's OID, which a restore renumbers.
- */
-async function hashableByValue(client: Client, oid: number, columns: readonly string[]): Promise<boolean> {
-  const { rows } = await client.query<{ ok: boolean }>(`
-    WITH cols AS (
-      SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END AS typ FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-       WHERE a.attrelid = $1::oid AND a.attname = ANY($2::text[])),
-    base AS (SELECT CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END AS typ FROM cols JOIN pg_type t ON t.oid = cols.typ)
-    SELECT coalesce(bool_and(t.typtype = 'b' AND EXISTS (
-             SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod WHERE am.amname = 'hash' AND oc.opcdefault AND oc.opcintype = t.oid)), false) AS ok
-      FROM base JOIN pg_type t ON t.oid = base.typ`, [oid, columns]);
-  return rows[0].ok;
 }
 
 /** COPY out of `from` into `to`, as the bytes flow. */
