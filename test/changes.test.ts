@@ -385,7 +385,8 @@ test('compared by content: a write that the types call equal (1.0 -> 1.00, 0 -> 
   const stamp = '20260404000011';
   const log = new StepLog(() => undefined);
   const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
-  const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, pointInTimeCopy: masterTarget(source) });
+  const pointInTimeCopy = masterTarget(source);
+  const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, pointInTimeCopy });
   expect(record.tables).toEqual([expect.objectContaining({ table: 'public.t', inserted: 0, changed: 7, deleted: 0 })]);
   expect(await keptChanges(stamp, 'public__t', db)).toBe('changed:1,changed:2,changed:3,changed:4,changed:5,changed:6,changed:7');
 });
