@@ -59,34 +59,67 @@ const EMPTY: KeyHashBatch = {
 };
 
 /**
+ * Typed arrays kept from one chunk to the next of a side, each grown to the largest chunk: a record allocates them
+ * once per side instead of a dozen per key range, which kept the garbage collector busy (a third of the runner's CPU
+ * in a cold process). What they hold is valid until the next chunk is decoded with them.
+ */
+export class DecodeScratch {
+  private readonly arrays = new Map<string, Int32Array | Uint32Array | Uint8Array>();
+
+  i32(name: string, n: number): Int32Array {
+    return this.take(name, n, (m) => new Int32Array(m)) as Int32Array;
+  }
+
+  u32(name: string, n: number): Uint32Array {
+    return this.take(name, n, (m) => new Uint32Array(m)) as Uint32Array;
+  }
+
+  u8(name: string, n: number): Uint8Array {
+    return this.take(name, n, (m) => new Uint8Array(m)) as Uint8Array;
+  }
+
+  /** The first `n` elements of array `name`, not cleared. */
+  private take(name: string, n: number, make: (m: number) => Int32Array | Uint32Array | Uint8Array): Int32Array | Uint32Array | Uint8Array {
+    let a = this.arrays.get(name);
+    if (!a || a.length < n) {
+      a = make(Math.max(n, Math.ceil((a?.length ?? 0) * 1.25)));
+      this.arrays.set(name, a);
+    }
+    return a.subarray(0, n);
+  }
+}
+
+/**
  * Decodes packed rows and sorts them by key (the server sends a range in the order the rows lie in the table). A key
- * seen twice stops the comparison: the rows could not be paired. Each loop is a function of its own: in one function,
+ * seen twice stops the comparison: the rows could not be paired. The batch lives in `scratch`: valid until its next use. Each loop is a function of its own: in one function,
  * V8 optimizes the first loop on the stack and throws that code away at the next loop it has no feedback for, again
  * at every chunk (about 100 times in a 20-table record, a third of the runner's CPU).
  */
-export function decodePacked(bytes: Buffer, layout: PackedLayout): KeyHashBatch {
+export function decodePacked(bytes: Buffer, layout: PackedLayout, scratch: DecodeScratch = new DecodeScratch()): KeyHashBatch {
   const width = WIDTH[layout];
   if (bytes.length % width !== 0) throw new Error(`a packed chunk of ${bytes.length} byte(s) is not whole rows of ${width}`);
   const n = bytes.length / width;
   const b: KeyHashBatch = {
-    n, keyHi: new Int32Array(n), keyLo: new Uint32Array(n), hashHi: new Int32Array(n), hashLo: new Uint32Array(n), hashed: new Uint8Array(n),
+    n, keyHi: scratch.i32('keyHi', n), keyLo: scratch.u32('keyLo', n), hashHi: scratch.i32('hashHi', n), hashLo: scratch.u32('hashLo', n), hashed: scratch.u8('hashed', n),
   };
   if (layout === 'key-maybe-hash') {
     decodeMaybeHashed(bytes, b, width);
   } else {
     // Whole 32-bit words: byte-swapped in one native call on an aligned copy, then read as integers.
-    const words = new Int32Array(bytes.length / 4);
-    const swapped = Buffer.from(words.buffer);
+    const words = scratch.i32('words', bytes.length / 4);
+    const swapped = Buffer.from(words.buffer, words.byteOffset, bytes.length);
     bytes.copy(swapped);
     swapped.swap32();
     copyWords(words, width / 4, 0, n, b.keyHi, b.keyLo);
     if (layout === 'key-hash') {
       b.hashed.fill(1);
       copyWords(words, width / 4, 2, n, b.hashHi, b.hashLo);
+    } else {
+      b.hashed.fill(0);
     }
   }
   if (firstOutOfOrder(b) === n) return b;
-  const out = sortBatch(b);
+  const out = sortBatch(b, scratch);
   const twice = firstOutOfOrder(out);
   if (twice < out.n) throw new Error(`key ${keyText(out.keyHi[twice], out.keyLo[twice])} twice in the comparison stream: the rows could not be paired`);
   return out;
@@ -100,6 +133,8 @@ function decodeMaybeHashed(bytes: Buffer, b: KeyHashBatch, width: number): void 
       b.hashed[i] = 1;
       b.hashHi[i] = bytes.readInt32BE(p + 9);
       b.hashLo[i] = bytes.readUInt32BE(p + 13);
+    } else {
+      b.hashed[i] = 0;
     }
   }
 }
@@ -127,12 +162,12 @@ function firstOutOfOrder(b: KeyHashBatch): number {
  * move to the end, new ones fill freed space): the rows that keep the order form one run, the others are sorted
  * apart and merged in. When more than an eighth break the order, all of them are sorted (radixOrder).
  */
-function sortBatch(b: KeyHashBatch): KeyHashBatch {
+function sortBatch(b: KeyHashBatch, scratch: DecodeScratch): KeyHashBatch {
   const n = b.n;
   const hi = b.keyHi;
   const lo = b.keyLo;
-  const run = new Uint32Array(n);
-  const rest = new Uint32Array(n);
+  const run = scratch.u32('run', n);
+  const rest = scratch.u32('rest', n);
   let runLength = 0;
   let restLength = 0;
   let lastHi = 0;
@@ -155,10 +190,10 @@ function sortBatch(b: KeyHashBatch): KeyHashBatch {
   }
   let order: Uint32Array;
   if (restLength > n / 8) {
-    order = radixOrder(hi, lo, Uint32Array.from({ length: n }, (_, i) => i));
+    order = radixOrder(hi, lo, identity(scratch.u32('all', n)), scratch);
   } else {
-    const others = radixOrder(hi, lo, rest.subarray(0, restLength));
-    order = new Uint32Array(n);
+    const others = radixOrder(hi, lo, rest.subarray(0, restLength), scratch);
+    order = scratch.u32('order', n);
     for (let i = 0, r = 0, o = 0; i < n; i++) {
       if (o >= others.length) {
         order[i] = run[r++];
@@ -171,12 +206,36 @@ function sortBatch(b: KeyHashBatch): KeyHashBatch {
       }
     }
   }
-  const pick = <A extends Int32Array | Uint32Array | Uint8Array>(a: A): A => {
-    const out = new (a.constructor as new (length: number) => A)(n);
-    for (let i = 0; i < n; i++) out[i] = a[order[i]];
-    return out;
+  return {
+    n,
+    keyHi: pickI32(b.keyHi, order, scratch.i32('sortedKeyHi', n)),
+    keyLo: pickU32(b.keyLo, order, scratch.u32('sortedKeyLo', n)),
+    hashHi: pickI32(b.hashHi, order, scratch.i32('sortedHashHi', n)),
+    hashLo: pickU32(b.hashLo, order, scratch.u32('sortedHashLo', n)),
+    hashed: pickU8(b.hashed, order, scratch.u8('sortedHashed', n)),
   };
-  return { n, keyHi: pick(b.keyHi), keyLo: pick(b.keyLo), hashHi: pick(b.hashHi), hashLo: pick(b.hashLo), hashed: pick(b.hashed) };
+}
+
+// One function per array type, so that each stays monomorphic.
+function pickI32(a: Int32Array, order: Uint32Array, out: Int32Array): Int32Array {
+  for (let i = 0; i < out.length; i++) out[i] = a[order[i]];
+  return out;
+}
+
+function pickU32(a: Uint32Array, order: Uint32Array, out: Uint32Array): Uint32Array {
+  for (let i = 0; i < out.length; i++) out[i] = a[order[i]];
+  return out;
+}
+
+function pickU8(a: Uint8Array, order: Uint32Array, out: Uint8Array): Uint8Array {
+  for (let i = 0; i < out.length; i++) out[i] = a[order[i]];
+  return out;
+}
+
+/** 0, 1, 2, ... in `a`. */
+function identity(a: Uint32Array): Uint32Array {
+  for (let i = 0; i < a.length; i++) a[i] = i;
+  return a;
 }
 
 /**
@@ -184,20 +243,20 @@ function sortBatch(b: KeyHashBatch): KeyHashBatch {
  * bit flipped), skipping the digits every key shares (the high half, for keys under 2^32); a few keys are just sorted.
  */
 /* eslint-disable no-bitwise -- the digits of a radix sort are bit fields */
-function radixOrder(keyHi: Int32Array, keyLo: Uint32Array, positions: Uint32Array): Uint32Array {
+function radixOrder(keyHi: Int32Array, keyLo: Uint32Array, positions: Uint32Array, scratch: DecodeScratch): Uint32Array {
   const m = positions.length;
-  const lo = new Uint32Array(m);
-  const hi = new Uint32Array(m);
+  const lo = scratch.u32('radixLo', m);
+  const hi = scratch.u32('radixHi', m);
   for (let i = 0; i < m; i++) {
     lo[i] = keyLo[positions[i]];
     hi[i] = (keyHi[positions[i]] ^ 0x80000000) >>> 0;
   }
-  let order: Uint32Array = Uint32Array.from({ length: m }, (_, i) => i);
+  let order: Uint32Array = identity(scratch.u32('radixOrder', m));
   if (m < 1_024) {
     order.sort((x, y) => (hi[x] - hi[y]) || (lo[x] - lo[y]));
   } else {
-    let spare: Uint32Array = new Uint32Array(m);
-    const counts = new Uint32Array(65_537);
+    let spare: Uint32Array = scratch.u32('radixSpare', m);
+    const counts = scratch.u32('radixCounts', 65_537);
     for (const [word, shift] of [[lo, 0], [lo, 16], [hi, 0], [hi, 16]] as Array<[Uint32Array, number]>) {
       counts.fill(0);
       for (let i = 0; i < m; i++) counts[((word[i] >>> shift) & 0xffff) + 1]++;
@@ -211,7 +270,7 @@ function radixOrder(keyHi: Int32Array, keyLo: Uint32Array, positions: Uint32Arra
       [order, spare] = [spare, order];
     }
   }
-  const out = new Uint32Array(m);
+  const out = scratch.u32('radixOut', m);
   for (let i = 0; i < m; i++) out[i] = positions[order[i]];
   return out;
 }
@@ -232,6 +291,7 @@ export class KeyHashChunks {
   at = 0;
   private next = 0;
   private pending: Promise<Buffer | null> | undefined;
+  private readonly scratch = new DecodeScratch();
 
   /** Asks for the first range at once: both sides of a table are read side by side. */
   constructor(
@@ -256,9 +316,10 @@ export class KeyHashChunks {
       this.pending = undefined;
       this.next++;
       if (this.next < this.ranges) this.ask(this.next);
-      const batch = bytes ? decodePacked(bytes, this.layout) : EMPTY;
+      // The last key before the next chunk is decoded: the batch lives in the scratch arrays, which that overwrites.
       const prev = this.batch;
       const [lastHi, lastLo] = [prev.keyHi[prev.n - 1], prev.keyLo[prev.n - 1]];
+      const batch = bytes ? decodePacked(bytes, this.layout, this.scratch) : EMPTY;
       if (batch.n > 0 && prev.n > 0 && (batch.keyHi[0] < lastHi || (batch.keyHi[0] === lastHi && batch.keyLo[0] <= lastLo))) {
         throw new Error('keys out of order in the comparison stream: the rows could not be paired');
       }
