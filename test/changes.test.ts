@@ -391,6 +391,32 @@ test('compared by content: a write that the types call equal (1.0 -> 1.00, 0 -> 
   expect(await keptChanges(stamp, 'public__t', db)).toBe('changed:1,changed:2,changed:3,changed:4,changed:5,changed:6,changed:7');
 });
 
+test('a key that is no longer unique before the recovery (primary key dropped after T, a duplicate inserted) is not paired: '
+  + 'counts by content, no replay that would overwrite the first row of that key', async () => {
+  const db = 'key gone before';
+  await createOnBoth(db, `SET ROLE ${MASTER.username}; CREATE TABLE public.k (id int PRIMARY KEY, v text NOT NULL);
+    CREATE TABLE public.nullable (id int PRIMARY KEY, v text NOT NULL);
+    INSERT INTO public.k SELECT g, 'v' || g FROM generate_series(1, 10) g;
+    INSERT INTO public.nullable SELECT g, 'v' || g FROM generate_series(1, 10) g`);
+  // After T: public.k loses its key and gets a second row 5; public.nullable's key becomes a unique index that allows NULL.
+  await target.sql(`SET ROLE ${MASTER.username};
+    ALTER TABLE public.k DROP CONSTRAINT k_pkey; INSERT INTO public.k VALUES (5, 'second five'); UPDATE public.k SET v = 'changed' WHERE id = 3;
+    ALTER TABLE public.nullable DROP CONSTRAINT nullable_pkey; ALTER TABLE public.nullable ALTER COLUMN id DROP NOT NULL;
+    CREATE UNIQUE INDEX nullable_id ON public.nullable (id); INSERT INTO public.nullable VALUES (NULL, 'no key')`, db);
+  const stamp = '20260404000012';
+  const log = new StepLog(() => undefined);
+  const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
+  const pointInTimeCopy = masterTarget(source);
+  const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, pointInTimeCopy });
+  const byTable = Object.fromEntries(record.tables.map((t) => [t.table, t]));
+  // By content: public.k's duplicate and the new version of row 3 are new rows, the old version of row 3 is gone.
+  expect(byTable['public.k']).toMatchObject({ status: 'compared', inserted: 2, deleted: 1 });
+  expect(byTable['public.k'].notes.join(' ')).toContain('the key ("id") is not a primary key or a unique key over NOT NULL columns before the recovery');
+  expect(byTable['public.nullable']).toMatchObject({ status: 'compared', inserted: 1, deleted: 0 });
+  for (const t of ['public.k', 'public.nullable']) expect([byTable[t].changed, byTable[t].keptIn]).toEqual([undefined, undefined]);
+  expect(record.replaySql).not.toMatch(/UPDATE[^;]*"k"/);
+});
+
 test('MODE=changes: the same record later, from the kept pre-recovery copy; refused while the record of that run exists; a stamp with no copy is named', async () => {
   const rds = { describeSource: async () => ({ endpoint: { host: target.host, port: target.port } }) as never };
   const deps = { rds, credentials: { username: MASTER.username, password: MASTER.password }, tls: target.sslOptions };

@@ -45,7 +45,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { KeyHashChunks, MERGE_KEY_TYPES, type MergeResult, RANGE_ROWS, keyCuts, keyRanges, mergeByKey, packedRow } from './changes-merge';
 import { derivedName, ident, literal, qualified } from './names';
 import { SESSION_SETTINGS, connect } from './process';
-import { rowKeyColumns } from './row-key';
+import { isOneOf, rowKeyColumns, rowKeys } from './row-key';
 import { formatTableName } from '../../../src/contract';
 import type { StepLog } from '../log';
 import type { PgTarget } from '../ports';
@@ -510,8 +510,8 @@ async function compareTable(
   const live = qualified(t.schema, t.name);
   // The catalog reads of both databases at once (one round trip each side at a time): per-table round trips are a
   // good part of the record's time once the rows themselves are compared cheaply.
-  const [atTCols, beforeCols, key, beforeKey, triggers] = await Promise.all([
-    columnsOf(atT, t.oid), columnsOf(before, b.oid), rowKeyColumns(atT, t.oid), rowKeyColumns(before, b.oid), triggersOf(now, live),
+  const [atTCols, beforeCols, key, beforeKeys, triggers] = await Promise.all([
+    columnsOf(atT, t.oid), columnsOf(before, b.oid), rowKeyColumns(atT, t.oid), rowKeys(before, b.oid), triggersOf(now, live),
   ]);
   const beforeByName = new Map(beforeCols.map((c) => [c.name, c]));
   const common = atTCols.filter((c) => beforeByName.has(c.name)).map((c) => c.name);
@@ -520,10 +520,17 @@ async function compareTable(
   const onlyBefore = beforeCols.filter((c) => !atTCols.some((a) => a.name === c.name)).map((c) => ident(c.name));
   if (onlyAtT.length > 0) notes.push(`columns dropped after T (left out of the comparison and the replay): ${onlyAtT.join(', ')}.`);
   if (onlyBefore.length > 0) notes.push(`columns added after T (kept with the rows, left out of the replay, which gives them their defaults): ${onlyBefore.join(', ')}.`);
-  if (!key || !key.every((k) => beforeByName.has(k))) {
-    notes.push(key
-      ? `the key (${key.map(ident).join(', ')}) is not in the table before the recovery: rows cannot be paired; counts by content only, no replay SQL.`
-      : 'no primary key or unique key over NOT NULL columns: rows cannot be paired, so "changed" cannot be told from "deleted and inserted"; counts by content only, no replay SQL.');
+  // Rows are paired by T's key only where it is a key before the recovery too: a key that is no longer unique or NOT
+  // NULL there (dropped or loosened after T) would pair a second row of one key with the first, and the replay would
+  // overwrite one with the other.
+  if (!key || !key.every((k) => beforeByName.has(k)) || !isOneOf(key, beforeKeys)) {
+    const keyList = key?.map(ident).join(', ');
+    notes.push(!key
+      ? 'no primary key or unique key over NOT NULL columns: rows cannot be paired, so "changed" cannot be told from "deleted and inserted"; counts by content only, no replay SQL.'
+      : !key.every((k) => beforeByName.has(k))
+        ? `the key (${keyList}) is not in the table before the recovery: rows cannot be paired; counts by content only, no replay SQL.`
+        : `the key (${keyList}) is not a primary key or a unique key over NOT NULL columns before the recovery (dropped, or made to allow NULL, `
+          + 'after T): rows cannot be paired; counts by content only, no replay SQL.');
     await atT.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; CREATE TEMP TABLE pitr_stage (r text)');
     await stream(before, atT, `COPY (SELECT ROW(${common.map((c) => `x.${ident(c)}`).join(', ')})::text FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT`, 'COPY pg_temp.pitr_stage (r) FROM STDIN');
     const rowsNow = `SELECT ROW(${common.map((c) => `x.${ident(c)}`).join(', ')})::text FROM ONLY ${live} x`;
@@ -545,11 +552,8 @@ async function compareTable(
   let fullBecause = since ? filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since) : undefined;
   let compared: Compared | undefined;
   // One integer key: the runner pairs the two key-ordered streams itself, no temporary copy of every key (changes-merge.ts).
-  // The pre-recovery side must have the same key, NOT NULL and unique: a NULL key would drop out of the packed rows.
   const atTKey = atTCols.find((c) => c.name === key[0]);
-  const merge = key.length === 1 && MERGE_KEY_TYPES.includes(keyCols[0].type)
-    && atTKey !== undefined && MERGE_KEY_TYPES.includes(atTKey.type)
-    && beforeKey?.join('\u0000') === key[0];
+  const merge = key.length === 1 && MERGE_KEY_TYPES.includes(keyCols[0].type) && atTKey !== undefined && MERGE_KEY_TYPES.includes(atTKey.type);
   if (since && !fullBecause) {
     const outcome = merge ? await mergedRows(pass, since) : await differingRowsSince(pass, since);
     if (typeof outcome === 'string') fullBecause = outcome;
