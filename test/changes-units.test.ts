@@ -71,6 +71,7 @@ describe('replayScript', () => {
     kept: '"pitr_1_after"."app__t"',
     owner: 'app owner',
     key: ['id'],
+    keyEq: ['OPERATOR(public.=)'],
     insertColumns: ['id', 'v'],
     updateColumns: ['v'],
     hashColumns: ['id', 'v', 'g'],
@@ -85,6 +86,8 @@ describe('replayScript', () => {
     expect(sql.split('\n').filter((l) => l.startsWith('SET '))).toEqual(replaySettings());
     expect(sql).toMatch(/BEGIN;[\s\S]*INSERT INTO "app"."t" \("id", "v"\)[\s\S]*UPDATE "app"."t" l SET "v" = a."v"[\s\S]*DELETE FROM "app"."t" l[\s\S]*COMMIT;$/);
     expect(sql).toContain('md5(ROW(l."id", l."v", l."g")::text) = a.pitr_row_at_t');
+    // Keys are matched with their type's own equality, schema-qualified (an extension type's `=` may not be on the search_path).
+    expect(sql).toContain('l."id" OPERATOR(public.=) a."id"');
     expect(sql).toContain(`current_setting('${AFTER_SETTING}', true)`);
     expect(sql).toContain('-- needs: INSERT, UPDATE, DELETE on "app"."t" (owner "app owner"');
     expect(replayScript({ ...ctx, after: new Date('2026-11-24T09:42:00Z') }, [table], [])).toContain(`SET ${AFTER_SETTING} = '2026-11-24T09:42:00.000Z';`);

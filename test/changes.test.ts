@@ -14,6 +14,7 @@ import { changesSchemaName, foreignKeyOrder, recordChanges, REPLAY_TABLE, SUMMAR
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { keptName } from '../buildspec/runner/postgres/names';
 import { connect } from '../buildspec/runner/postgres/process';
+import { tableChanges } from '../buildspec/runner/postgres/tables';
 import { LOOPBACK, SECOND_HOST, LocalCluster, makeWorkDir, quoteIdent } from '../local/cluster';
 import { compareFingerprints, fingerprintDatabase } from '../local/fingerprint';
 
@@ -362,33 +363,114 @@ test('the application writes to the recovered database again from the swap on: t
 });
 
 test('compared by content: a write that the types call equal (1.0 -> 1.00, 0 -> -0, 1 day -> 24 hours, Bob -> bob, '
-  + 'an array\'s bounds) is still a change; a row written again as it was is not', async () => {
+  + 'a sign, NaN for NULL, trailing blanks, 64-bit values their hash folds to 32 bits) is still a change; a row written again as it was is not; '
+  + 'in the runner (integer key) and on the server (text key)', async () => {
   const db = 'equal is not identical';
-  // Each column's type has a hash, and each of these writes keeps the hash: numeric ignores the scale, float8 the
-  // sign of zero, interval the units, a nondeterministic collation the case, citext the case, arrays their bounds.
+  // Each column's type has a hash, and each of these writes keeps it: numeric ignores the scale and the sign and
+  // hashes NaN as NULL, float8 the sign of zero, interval the units, a nondeterministic collation and citext the case,
+  // arrays their bounds, bpchar trailing blanks; int8 and the time types fold 64 bits into 32.
   await createOnBoth(db, `SET ROLE ${MASTER.username};
     CREATE EXTENSION citext;
     CREATE COLLATION public.nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+    CREATE DOMAIN public.bp1 AS bpchar; CREATE DOMAIN public.bp2 AS public.bp1;
     CREATE TABLE public.t (id int PRIMARY KEY, n numeric, f float8, i interval, name text COLLATE public.nocase, email citext,
-                           a int[], c char(3), tags text[] COLLATE public.nocase, total numeric(8, 2));
-    INSERT INTO public.t SELECT g, 1.0, 0, '1 day', 'Bob', 'Bob@x', '{1,2}', 'ab', '{Bob}', 1.5 FROM generate_series(1, 20) g`);
-  await target.sql(`SET ROLE ${MASTER.username};
-    UPDATE public.t SET n = 1.00 WHERE id = 1;
-    UPDATE public.t SET f = '-0' WHERE id = 2;
-    UPDATE public.t SET i = '24 hours' WHERE id = 3;
-    UPDATE public.t SET name = 'bob' WHERE id = 4;
-    UPDATE public.t SET email = 'bob@x' WHERE id = 5;
-    UPDATE public.t SET a = '[0:1]={1,2}' WHERE id = 6;
-    UPDATE public.t SET tags = '{bob}' WHERE id = 7;
+                           a int[], c char(3), tags text[] COLLATE public.nocase, total numeric(8, 2), bp bpchar, cn char(3) COLLATE public.nocase,
+                           big int8, ts timestamp, dd public.bp2, tz timestamptz);
+    INSERT INTO public.t SELECT g, 1.0, 0, '1 day', 'Bob', 'Bob@x', '{1,2}', 'ab', '{Bob}', CASE WHEN g <> 10 THEN 1.5 END, 'a', 'Bob',
+                                0, '2000-01-01 00:00:00', 'a', '2026-04-04 12:00:00+00' FROM generate_series(1, 20) g;
+    -- The same rows under a text key: paired on the server, not in the runner.
+    CREATE TABLE public.u (k text PRIMARY KEY, LIKE public.t);
+    INSERT INTO public.u SELECT 'k' || id, * FROM public.t`);
+  const writes = (table: string): string => `
+    UPDATE ${table} SET n = 1.00 WHERE id = 1;
+    UPDATE ${table} SET f = '-0' WHERE id = 2;
+    UPDATE ${table} SET i = '24 hours' WHERE id = 3;
+    UPDATE ${table} SET name = 'bob' WHERE id = 4;
+    UPDATE ${table} SET email = 'bob@x' WHERE id = 5;
+    UPDATE ${table} SET a = '[0:1]={1,2}' WHERE id = 6;
+    UPDATE ${table} SET tags = '{bob}' WHERE id = 7;
+    UPDATE ${table} SET total = -total WHERE id = 8;
+    UPDATE ${table} SET total = 'NaN' WHERE id = 10;
+    UPDATE ${table} SET bp = 'a ' WHERE id = 11;
+    UPDATE ${table} SET cn = 'bob' WHERE id = 12;
+    UPDATE ${table} SET big = 4294967297 WHERE id = 13;
+    UPDATE ${table} SET ts = '2000-01-01 01:11:34.967297' WHERE id = 14;
+    UPDATE ${table} SET dd = 'a  ' WHERE id = 15;
+    UPDATE ${table} SET tz = '2026-04-04 13:11:34.967359+00' WHERE id = 16;
     -- written again with the same content: not a change
-    UPDATE public.t SET n = n, f = f, i = i, name = name, email = email, a = a, c = 'ab ', tags = tags, total = 1.50 WHERE id >= 8`, db);
+    UPDATE ${table} SET n = n, f = f, i = i, name = name, email = email, a = a, c = 'ab ', tags = tags, total = 1.50, bp = bp, cn = cn,
+                        big = big, ts = ts, dd = dd, tz = tz WHERE id >= 17;`;
+  // Row 9 is left alone: 8 and 10 are its neighbours.
+  await target.sql(`SET ROLE ${MASTER.username}; ${writes('public.t')} ${writes('public.u')}`, db);
   const stamp = '20260404000011';
   const log = new StepLog(() => undefined);
   const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
   const pointInTimeCopy = masterTarget(source);
   const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, pointInTimeCopy });
-  expect(record.tables).toEqual([expect.objectContaining({ table: 'public.t', inserted: 0, changed: 7, deleted: 0 })]);
-  expect(await keptChanges(stamp, 'public__t', db)).toBe('changed:1,changed:2,changed:3,changed:4,changed:5,changed:6,changed:7');
+  const changedIds = [...Array(16).keys()].map((i) => i + 1).filter((id) => id !== 9);
+  expect(record.tables).toEqual([
+    expect.objectContaining({ table: 'public.t', inserted: 0, changed: changedIds.length, deleted: 0 }),
+    expect.objectContaining({ table: 'public.u', inserted: 0, changed: changedIds.length, deleted: 0 }),
+  ]);
+  expect(await keptChanges(stamp, 'public__t', db)).toBe(changedIds.map((id) => `changed:${id}`).join(','));
+  expect(await target.sql(`SELECT string_agg(pitr_change || ':' || id, ',' ORDER BY id) FROM ${quoteIdent(changesSchemaName(stamp))}.public__u`, db))
+    .toBe(changedIds.map((id) => `changed:${id}`).join(','));
+});
+
+test('a key whose type has no binary input and output (contrib seg) is paired through text', async () => {
+  const db = 'text key stream';
+  await createOnBoth(db, `SET ROLE ${MASTER.username}; CREATE EXTENSION seg;
+    CREATE TABLE public.s (k seg PRIMARY KEY, v int NOT NULL);
+    INSERT INTO public.s SELECT (g || ' .. ' || g + 1)::seg, g FROM generate_series(1, 30) g`);
+  await target.sql(`SET ROLE ${MASTER.username}; UPDATE public.s SET v = -v WHERE v = 5; DELETE FROM public.s WHERE v = 6;
+    INSERT INTO public.s VALUES ('100 .. 101', 100)`, db);
+  const stamp = '20260404000013';
+  const log = new StepLog(() => undefined);
+  const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
+  const pointInTimeCopy = masterTarget(source);
+  const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, pointInTimeCopy });
+  expect(record.tables).toEqual([expect.objectContaining({ table: 'public.s', inserted: 1, changed: 1, deleted: 1 })]);
+});
+
+test('a key of an extension type (citext, its = in public): paired under the runner\'s empty search_path, the replay runs under one too; '
+  + 'table recovery\'s change report pairs it as well', async () => {
+  const db = 'citext key';
+  const schemaSql = `SET ROLE ${MASTER.username}; CREATE EXTENSION citext; CREATE TABLE public.users (email citext PRIMARY KEY, n int NOT NULL);
+    INSERT INTO public.users SELECT 'User' || g || '@x', g FROM generate_series(1, 20) g`;
+  await createOnBoth(db, schemaSql);
+  // After T: one row changed, one changed in its key's case only (the same key to citext, not to text), one deleted, one inserted.
+  const afterT = `SET ROLE ${MASTER.username}; UPDATE public.users SET n = -n WHERE n = 3; UPDATE public.users SET email = 'USER5@X' WHERE n = 5;
+    DELETE FROM public.users WHERE n = 4; INSERT INTO public.users VALUES ('New@x', 100)`;
+  await target.sql(afterT, db);
+  const stamp = '20260404000014';
+  const log = new StepLog(() => undefined);
+  const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
+  const pointInTimeCopy = masterTarget(source);
+  const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, pointInTimeCopy });
+  expect(record.tables).toEqual([expect.objectContaining({ table: 'public.users', inserted: 1, changed: 2, deleted: 1 })]);
+  // The replay on a runner session (search_path ''): the recovered table ends as the pre-recovery one.
+  const client = await connect(masterTarget(target), db);
+  try {
+    expect((await client.query('SHOW search_path')).rows[0].search_path).toBe('');
+    await client.query(record.replaySql);
+  } finally {
+    await client.end();
+  }
+  const rows = "SELECT string_agg(email || ':' || n, ',' ORDER BY email COLLATE \"C\") FROM public.users";
+  expect(await target.sql(rows, db)).toBe(await target.sql(rows, copied.keptAs!));
+
+  // Table recovery's change report, the same pairing: the table at T restored beside the live one.
+  const tablesDb = 'citext key tables';
+  await target.sql(`CREATE DATABASE ${quoteIdent(tablesDb)} OWNER ${MASTER.username}`);
+  await target.sql(`${schemaSql}; CREATE TABLE public.users_at_t (LIKE public.users INCLUDING ALL); INSERT INTO public.users_at_t SELECT * FROM public.users;
+    ${afterT}`, tablesDb);
+  const reporter = await connect(masterTarget(target), tablesDb);
+  try {
+    const changes = await tableChanges(reporter, { schema: 'public', name: 'users' }, { schema: 'public', name: 'users_at_t' });
+    expect(changes).toMatchObject({ key: ['email'], inserted: 1, changed: 2, deleted: 1 });
+  } finally {
+    await reporter.end();
+  }
 });
 
 test('a key that is no longer unique before the recovery (primary key dropped after T, a duplicate inserted) is not paired: '

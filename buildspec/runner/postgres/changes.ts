@@ -45,7 +45,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { KeyHashChunks, MERGE_KEY_TYPES, type MergeResult, RANGE_ROWS, keyCuts, keyRanges, mergeByKey, packedRow } from './changes-merge';
 import { derivedName, ident, literal, qualified } from './names';
 import { SESSION_SETTINGS, connect } from './process';
-import { isOneOf, rowKeyColumns, rowKeys } from './row-key';
+import { isOneOf, keyEqualities, keyMatch, rowKeyColumns, rowKeys } from './row-key';
 import { formatTableName } from '../../../src/contract';
 import type { StepLog } from '../log';
 import type { PgTarget } from '../ports';
@@ -183,18 +183,28 @@ interface Column {
   readonly notNull: boolean;
   /** How the row hash takes the column (hashTerm). */
   readonly hashAs: HashAs;
+  /** The base type's binary output function (`send`: the row hash takes its bytes). */
+  readonly sendFunction: string;
+  /** The type (and an array's element type) has binary input and output: it can cross in a binary COPY. */
+  readonly binaryIo: boolean;
   /** Its text can change through the catalog with no write to the row: an enum label, a composite, a range, a reg* name. */
   readonly catalogText: boolean;
 }
 
 /**
- * How a column goes into the row hash (hash_record_extended): `value` where the type's hash tells apart any two
- * values that differ in content, `value-c` the same for the string types under the "C" collation, `text` by its text
- * (a hash by value calls equal what differs in content: numeric 1.0 and 1.00, float8 0 and -0, interval 1 day and 24
- * hours, a nondeterministic collation's or citext's Bob and bob, an array's bounds, an enum by its label's OID, which
- * a restore renumbers), `bpchar` by its output (`::text` drops trailing blanks).
+ * How a column goes into the row hash (hash_record_extended), so that two values that differ in content hash apart
+ * (but for a 64-bit collision):
+ * - `value`: as it is, where the type's hash takes the whole value (types of at most 32 bits, uuid, bytea);
+ * - `value-c`: the string types under the "C" collation (a nondeterministic collation hashes Bob and bob alike);
+ * - `send`: its binary form (int8, timestamp, timestamptz, time: their hash folds 64 bits into 32);
+ * - `text`: its text. A type's own hash calls equal what differs: numeric ignores the scale and the sign (1.0, 1.00
+ *   and -1.0) and hashes NaN as NULL, float8 0 and -0, interval 1 day and 24 hours, citext Bob and bob, an array its
+ *   bounds; an enum hashes by its label's OID, which a restore renumbers;
+ * - `bpchar`: unconstrained character by its output (its hash and `::text` drop trailing blanks);
+ * - `output`: as a quoted literal of its output (a domain over a domain, whose base type this does not resolve, and
+ *   a column retyped after T).
  */
-type HashAs = 'value' | 'value-c' | 'text' | 'bpchar';
+type HashAs = 'value' | 'value-c' | 'send' | 'text' | 'bpchar' | 'output';
 
 interface Table {
   readonly oid: number;
@@ -215,19 +225,35 @@ async function tablesOf(client: Client): Promise<Table[]> {
   return (await client.query<Table>(USER_TABLES)).rows;
 }
 
+interface ColumnRow {
+  readonly name: string;
+  readonly type: string;
+  readonly generated: string;
+  readonly identity: string;
+  readonly notnull: boolean;
+  readonly hash_as: HashAs;
+  readonly send: string;
+  readonly binary_io: boolean;
+  readonly catalog_text: boolean;
+}
+
 async function columnsOf(client: Client, oid: number): Promise<Column[]> {
-  // A domain is taken as its base type and typmod (one level: a domain over a domain goes by its text); an array by
+  // A domain is taken as its base type and typmod (one level: a domain over a domain goes by its output); an array by
   // its text (its hash ignores the bounds), and its element type says whether the text can change through the catalog.
-  const { rows } = await client.query<{ name: string; type: string; generated: string; identity: string; notnull: boolean; hash_as: HashAs; catalog_text: boolean }>(`
+  // '"char"' is the one-byte type; 'char' would read as character (bpchar).
+  const { rows } = await client.query<ColumnRow>(`
     SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attgenerated::text AS generated, a.attidentity::text AS identity,
            a.attnotnull AS notnull,
-           CASE WHEN bt.typcategory = 'A' THEN 'text'
-                WHEN bt.oid = ANY ('{int2,int4,int8,oid,bool,char,date,time,timestamp,timestamptz,uuid,bytea}'::regtype[]) THEN 'value'
-                WHEN bt.oid = ANY ('{text,varchar,name}'::regtype[]) THEN 'value-c'
-                WHEN bt.oid = ANY ('{numeric,bpchar}'::regtype[]) AND tm.typmod >= 0 THEN 'value'
+           CASE WHEN t.typtype = 'd' AND bt.typtype = 'd' THEN 'output'
+                WHEN bt.typcategory = 'A' THEN 'text'
+                WHEN bt.oid = ANY ('{int2,int4,oid,bool,"\\"char\\"",date,uuid,bytea}'::regtype[]) THEN 'value'
+                WHEN bt.oid = ANY ('{int8,timestamp,timestamptz,time}'::regtype[]) THEN 'send'
+                WHEN bt.oid = ANY ('{text,varchar,name}'::regtype[]) OR (bt.oid = 'bpchar'::regtype AND tm.typmod >= 0) THEN 'value-c'
                 WHEN bt.oid = 'bpchar'::regtype THEN 'bpchar'
                 ELSE 'text' END AS hash_as,
-           (et.typtype <> 'b' OR et.oid::regtype::text LIKE 'reg%') AS catalog_text
+           (SELECT p.proname::text FROM pg_proc p WHERE p.oid = bt.typsend) AS send,
+           (t.typsend <> 0 AND t.typreceive <> 0 AND et.typsend <> 0 AND et.typreceive <> 0) AS binary_io,
+           (et.typtype <> 'b' OR et.oid::regtype::text LIKE 'reg%' OR et.oid = 'aclitem'::regtype) AS catalog_text
       FROM pg_attribute a
       JOIN pg_type t ON t.oid = a.atttypid
       JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
@@ -235,21 +261,32 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
       CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod) tm
      WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, [oid]);
   return rows.map((r) => ({
-    name: r.name, type: r.type, generated: r.generated !== '', identityAlways: r.identity === 'a', notNull: r.notnull, hashAs: r.hash_as, catalogText: r.catalog_text,
+    name: r.name,
+    type: r.type,
+    generated: r.generated !== '',
+    identityAlways: r.identity === 'a',
+    notNull: r.notnull,
+    hashAs: r.hash_as,
+    sendFunction: r.send,
+    binaryIo: r.binary_io,
+    catalogText: r.catalog_text,
   }));
 }
 
 /**
  * A column's term in the row hash, the same SQL on both sides. A column whose type differs between them (retyped
- * after T) goes by its text on both.
+ * after T) goes by its output on both.
  */
 function hashTerm(alias: string, before: Column, atT: Column): string {
   const c = `${alias}.${ident(before.name)}`;
-  const as: HashAs = before.type === atT.type ? before.hashAs : 'text';
+  const as: HashAs = before.type === atT.type ? before.hashAs : 'output';
   switch (as) {
     case 'value': return c;
     case 'value-c': return `${c} COLLATE "C"`;
-    case 'bpchar': return `textin(bpcharout(${c})) COLLATE "C"`;
+    case 'send': return `pg_catalog.${before.sendFunction}(${c})`;
+    case 'bpchar': return `pg_catalog.textin(pg_catalog.bpcharout(${c})) COLLATE "C"`;
+    // %L: NULL stays distinct from any value (%s would give '').
+    case 'output': return `pg_catalog.format('%L', ${c}) COLLATE "C"`;
     default: return `${c}::text COLLATE "C"`;
   }
 }
@@ -490,9 +527,10 @@ interface TableReplay {
   readonly kept: string;
   readonly owner: string;
   readonly key: readonly string[];
+  readonly keyEq: readonly string[];
   /** Columns written by INSERT (at T and before the recovery, not generated now). */
   readonly insertColumns: readonly string[];
-  /** Columns written by UPDATE (as insertColumns, minus the key and GENERATED ALWAYS identities). */
+  /** Columns written by UPDATE (as insertColumns, minus GENERATED ALWAYS identities; the key's content can change within one key). */
   readonly updateColumns: readonly string[];
   /** Columns the md5 of "the row as at T" covers. */
   readonly hashColumns: readonly string[];
@@ -545,10 +583,11 @@ async function compareTable(
   // hash_record_extended over the columns, each taken so that rows that differ in content differ in it (hashTerm): 4x
   // cheaper than an md5 of the row text.
   const keyCols = key.map((k) => beforeByName.get(k)!);
+  const keyEq = await keyEqualities(before, b.oid, key);
   const atTByName = new Map(atTCols.map((c) => [c.name, c]));
   const rowHash = (alias: string): string =>
     `hash_record_extended(ROW(${common.map((c) => hashTerm(alias, beforeByName.get(c)!, atTByName.get(c)!)).join(', ')}), 0)`;
-  const pass: Pass1 = { before, atT, b, live, key, keyCols, common, rowHash, atTCols, beforeCols, rangeRows, maxDifferingInRunner };
+  const pass: Pass1 = { before, atT, b, live, key, keyCols, keyEq, common, rowHash, atTCols, beforeCols, rangeRows, maxDifferingInRunner };
   let fullBecause = since ? filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since) : undefined;
   let compared: Compared | undefined;
   // One integer key: the runner pairs the two key-ordered streams itself, no temporary copy of every key (changes-merge.ts).
@@ -580,7 +619,7 @@ async function compareTable(
     const json = await differences.batch(offset);
     await stream(before, now,
       `COPY (SELECT j.pitr_change, j.pitr_row_at_t, ${committed}, ${beforeCols.map((c) => `x.${ident(c.name)}`).join(', ')}
-        FROM ${wanted(json)} JOIN ONLY ${qualified(b.schema, b.name)} x ON ${key.map((k) => `x.${ident(k)} = j.${ident(k)}`).join(' AND ')}
+        FROM ${wanted(json)} JOIN ONLY ${qualified(b.schema, b.name)} x ON ${keyMatch('x', 'j', key, keyEq)}
        WHERE j.pitr_change <> 'deleted') TO STDOUT`,
       `COPY ${kept} (pitr_change, pitr_row_at_t, pitr_committed_at, ${cols}) FROM STDIN`);
     await now.query(`INSERT INTO ${kept} (pitr_change, pitr_row_at_t, ${keyList}) SELECT j.pitr_change, j.pitr_row_at_t, ${key.map((k) => `j.${ident(k)}`).join(', ')}
@@ -610,11 +649,13 @@ async function compareTable(
       kept,
       owner: t.owner,
       key,
+      keyEq,
       insertColumns,
       hashColumns: common,
       overriding: identityAlways.length > 0,
       triggers,
-      updateColumns: insertColumns.filter((c) => !key.includes(c) && !atTByName.get(c)!.identityAlways),
+      // The key too: its content can change while it stays the same key (citext's Bob and bob).
+      updateColumns: insertColumns.filter((c) => !atTByName.get(c)!.identityAlways),
     },
   };
 }
@@ -667,6 +708,8 @@ interface Pass1 {
   readonly key: readonly string[];
   /** The key's columns as the pre-recovery table has them. */
   readonly keyCols: readonly Column[];
+  /** Their equality operators, schema-qualified (keyEqualities). */
+  readonly keyEq: readonly string[];
   /** Columns in both tables, in the order of the table at T. */
   readonly common: readonly string[];
   readonly rowHash: (alias: string) => string;
@@ -684,14 +727,15 @@ interface Pass1 {
  */
 async function differingRows(p: Pass1): Promise<{ rowsCompared: number; rowsBefore: number }> {
   const { before, atT, b, live, key, keyCols, rowHash } = p;
-  const format = ' (FORMAT binary)';
+  // Binary where the key's types have binary input and output (not every extension type does).
+  const format = keyCols.every((c) => c.binaryIo) ? ' (FORMAT binary)' : '';
   await atT.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
     + `CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h bigint)`);
   const rows = await stream(before, atT,
     `COPY (SELECT ${key.map((k) => `x.${ident(k)}`).join(', ')}, ${rowHash('x')} FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT${format}`,
     `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN${format}`);
   await atT.query('ANALYZE pg_temp.pitr_stage');
-  const match = key.map((k) => `r.${ident(k)} = s.${ident(k)}`).join(' AND ');
+  const match = keyMatch('r', 's', key, p.keyEq);
   await atT.query(`CREATE TEMP TABLE pitr_want AS
     SELECT CASE WHEN s.pitr_h IS NULL THEN 'deleted' WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change,
            ${key.map((k) => `coalesce(s.${ident(k)}, r.${ident(k)}) AS ${ident(k)}`).join(', ')},
@@ -859,11 +903,12 @@ async function differingRowsSince(p: Pass1, since: Date): Promise<{ rowsCompared
   const keyList = (alias: string): string => key.map((k) => `${alias}.${ident(k)}`).join(', ');
   await atT.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
     + `CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h bigint)`);
+  const format = keyCols.every((c) => c.binaryIo) ? ' (FORMAT binary)' : '';
   const rowsBefore = await stream(before, atT,
-    `COPY (SELECT ${keyList('x')}, CASE WHEN ${committedAfter('x', qualified(b.schema, b.name), since)} THEN ${rowHash('x')} END FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT (FORMAT binary)`,
-    `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN (FORMAT binary)`);
+    `COPY (SELECT ${keyList('x')}, CASE WHEN ${committedAfter('x', qualified(b.schema, b.name), since)} THEN ${rowHash('x')} END FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT${format}`,
+    `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN${format}`);
   await atT.query('ANALYZE pg_temp.pitr_stage');
-  const match = key.map((k) => `r.${ident(k)} = s.${ident(k)}`).join(' AND ');
+  const match = keyMatch('r', 's', key, p.keyEq);
   // Only at T: deleted after T. Only before: inserted after T (hashed, or the filter was wrong). Both, hashed: changed if the hash differs.
   await atT.query(`CREATE TEMP TABLE pitr_want AS
     SELECT CASE WHEN s.ctid IS NULL THEN 'deleted' WHEN r.ctid IS NULL THEN 'inserted' ELSE 'changed' END AS pitr_change,
@@ -937,7 +982,7 @@ export function replayScript(
   const keyed = ordered.filter((t) => t.replay);
   for (const t of keyed) {
     const r = t.replay!;
-    const match = r.key.map((k) => `l.${ident(k)} = a.${ident(k)}`).join(' AND ');
+    const match = keyMatch('l', 'a', r.key, r.keyEq);
     const asAtT = `${rowText('l', r.hashColumns)} = a.pitr_row_at_t`;
     const role = `-- needs: INSERT, UPDATE, DELETE on ${r.live} (owner ${ident(r.owner)}; the master user if it is a member of ${ident(r.owner)} or was granted them)`;
     const trig = r.triggers.length > 0 ? [`-- fires triggers ${r.triggers.map(ident).join(', ')}`] : [];
@@ -958,7 +1003,7 @@ export function replayScript(
   for (const t of [...keyed].reverse()) {
     const r = t.replay!;
     if (t.deleted === 0) continue;
-    const match = r.key.map((k) => `l.${ident(k)} = a.${ident(k)}`).join(' AND ');
+    const match = keyMatch('l', 'a', r.key, r.keyEq);
     lines.push('', `-- ${t.table}: ${t.deleted} row(s) deleted after T, where the row is still as at T (skipped when ${AFTER_SETTING} is set, unless ${DELETES_SETTING} = 'on')`,
       `-- needs: DELETE on ${r.live} (owner ${ident(r.owner)})`,
       `DELETE FROM ${r.live} l USING ${r.kept} a`,

@@ -4,6 +4,7 @@
  * report and the record of writes made after T both pair rows this way.
  */
 import type { Client } from 'pg';
+import { ident } from './names';
 
 /**
  * The primary key, or else the first unique index over NOT NULL plain columns without a predicate: its columns in
@@ -35,4 +36,27 @@ export async function rowKeys(client: Client, relation: string | number): Promis
 export function isOneOf(key: readonly string[], keys: readonly (readonly string[])[]): boolean {
   const sorted = (cols: readonly string[]): string => [...cols].sort().join('\u0000');
   return keys.some((k) => sorted(k) === sorted(key));
+}
+
+/**
+ * The equality operator of each of `key`'s columns, schema-qualified (`OPERATOR(public.=)` for citext), or a plain
+ * `=` for a type without one of its own (varchar, arrays, enums: pg_catalog's). The runner's sessions have an empty
+ * search_path, where an extension type's `=` is not found; the replay SQL runs under the user's, which may not name
+ * the extension's schema either.
+ */
+export async function keyEqualities(client: Client, relation: string | number, key: readonly string[]): Promise<string[]> {
+  const { rows } = await client.query<{ name: string; eq: string | null }>(`
+    SELECT a.attname::text AS name,
+           (SELECT format('OPERATOR(%I.%s)', n.nspname, o.oprname) FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+             WHERE o.oprname = '=' AND o.oprleft = bt.oid AND o.oprright = bt.oid AND o.oprresult = 'bool'::regtype LIMIT 1) AS eq
+      FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+      JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+     WHERE a.attrelid = $1::regclass AND a.attname = ANY($2::text[]) AND NOT a.attisdropped`, [String(relation), key]);
+  const byName = new Map(rows.map((r) => [r.name, r.eq ?? '=']));
+  return key.map((k) => byName.get(k) ?? '=');
+}
+
+/** `left.k1 = right.k1 AND ...` with each key column's own equality operator (keyEqualities). */
+export function keyMatch(left: string, right: string, key: readonly string[], equalities: readonly string[]): string {
+  return key.map((k, i) => `${left}.${ident(k)} ${equalities[i]} ${right}.${ident(k)}`).join(' AND ');
 }
