@@ -71,7 +71,7 @@ describe('replayScript', () => {
     kept: '"pitr_1_after"."app__t"',
     owner: 'app owner',
     key: ['id'],
-    keyEq: ['OPERATOR(public.=)'],
+    keyEq: [{ op: 'OPERATOR(public.=)', exact: false }],
     insertColumns: ['id', 'v'],
     updateColumns: ['v'],
     hashColumns: ['id', 'v', 'g'],

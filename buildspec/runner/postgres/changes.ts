@@ -45,7 +45,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { KeyHashChunks, MERGE_KEY_TYPES, type MergeResult, RANGE_ROWS, keyCuts, keyRanges, mergeByKey, packedRow } from './changes-merge';
 import { derivedName, ident, literal, qualified } from './names';
 import { SESSION_SETTINGS, connect } from './process';
-import { isOneOf, keyEqualities, keyMatch, rowKeyColumns, rowKeys } from './row-key';
+import { type KeyEquality, isOneOf, keyEqualities, keyMatch, rowKeyColumns, rowKeys } from './row-key';
 import { formatTableName } from '../../../src/contract';
 import type { StepLog } from '../log';
 import type { PgTarget } from '../ports';
@@ -527,10 +527,10 @@ interface TableReplay {
   readonly kept: string;
   readonly owner: string;
   readonly key: readonly string[];
-  readonly keyEq: readonly string[];
+  readonly keyEq: readonly KeyEquality[];
   /** Columns written by INSERT (at T and before the recovery, not generated now). */
   readonly insertColumns: readonly string[];
-  /** Columns written by UPDATE (as insertColumns, minus GENERATED ALWAYS identities; the key's content can change within one key). */
+  /** Columns written by UPDATE (as insertColumns, minus GENERATED ALWAYS identities and key columns whose equal values are identical). */
   readonly updateColumns: readonly string[];
   /** Columns the md5 of "the row as at T" covers. */
   readonly hashColumns: readonly string[];
@@ -585,9 +585,13 @@ async function compareTable(
   const keyCols = key.map((k) => beforeByName.get(k)!);
   const keyEq = await keyEqualities(before, b.oid, key);
   const atTByName = new Map(atTCols.map((c) => [c.name, c]));
-  const rowHash = (alias: string): string =>
-    `hash_record_extended(ROW(${common.map((c) => hashTerm(alias, beforeByName.get(c)!, atTByName.get(c)!)).join(', ')}), 0)`;
-  const pass: Pass1 = { before, atT, b, live, key, keyCols, keyEq, common, rowHash, atTCols, beforeCols, rangeRows, maxDifferingInRunner };
+  const hashOf = (alias: string, cols: readonly string[]): string =>
+    `hash_record_extended(ROW(${cols.map((c) => hashTerm(alias, beforeByName.get(c)!, atTByName.get(c)!)).join(', ')}), 0)`;
+  const rowHash = (alias: string): string => hashOf(alias, common);
+  // Paired in the runner, by an integer key compared exactly: the key need not be hashed too.
+  const nonKey = common.filter((c) => !key.includes(c));
+  const mergeHash = nonKey.length > 0 ? (alias: string): string => hashOf(alias, nonKey) : rowHash;
+  const pass: Pass1 = { before, atT, b, live, key, keyCols, keyEq, common, rowHash, mergeHash, atTCols, beforeCols, rangeRows, maxDifferingInRunner };
   let fullBecause = since ? filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since) : undefined;
   let compared: Compared | undefined;
   // One integer key: the runner pairs the two key-ordered streams itself, no temporary copy of every key (changes-merge.ts).
@@ -654,8 +658,8 @@ async function compareTable(
       hashColumns: common,
       overriding: identityAlways.length > 0,
       triggers,
-      // The key too: its content can change while it stays the same key (citext's Bob and bob).
-      updateColumns: insertColumns.filter((c) => !atTByName.get(c)!.identityAlways),
+      // A key too where it can change in content and stay the same key (citext's Bob and bob).
+      updateColumns: insertColumns.filter((c) => !atTByName.get(c)!.identityAlways && (!key.includes(c) || !keyEq[key.indexOf(c)].exact)),
     },
   };
 }
@@ -708,11 +712,13 @@ interface Pass1 {
   readonly key: readonly string[];
   /** The key's columns as the pre-recovery table has them. */
   readonly keyCols: readonly Column[];
-  /** Their equality operators, schema-qualified (keyEqualities). */
-  readonly keyEq: readonly string[];
+  /** How they are matched (keyEqualities). */
+  readonly keyEq: readonly KeyEquality[];
   /** Columns in both tables, in the order of the table at T. */
   readonly common: readonly string[];
   readonly rowHash: (alias: string) => string;
+  /** The row hash without the key, for mergedRows (its integer key is compared exactly), on both sides alike. */
+  readonly mergeHash: (alias: string) => string;
   readonly atTCols: readonly Column[];
   readonly beforeCols: readonly Column[];
   readonly rangeRows: number;
@@ -753,7 +759,8 @@ async function differingRows(p: Pass1): Promise<{ rowsCompared: number; rowsBefo
  * afterwards, in SQL, a handful.
  */
 async function mergedRows(p: Pass1, since: Date | undefined): Promise<Compared | string> {
-  const { before, atT, b, live, key, rowHash } = p;
+  const { before, atT, b, live, key } = p;
+  const rowHash = p.mergeHash;
   const k = ident(key[0]);
   const source = qualified(b.schema, b.name);
   const ranges = await keyRangesOf(p, key[0]);

@@ -38,25 +38,34 @@ export function isOneOf(key: readonly string[], keys: readonly (readonly string[
   return keys.some((k) => sorted(k) === sorted(key));
 }
 
+/** How a key column is matched: its type's `=`, and whether two values it calls equal are always identical. */
+export interface KeyEquality {
+  /** `=` for pg_catalog's (always found), else schema-qualified: `OPERATOR(public.=)` for citext. */
+  readonly op: string;
+  /** Integers, dates and times, uuid, bool: an equal key is the same content. Not so for text under a nondeterministic collation or citext (Bob and bob). */
+  readonly exact: boolean;
+}
+
 /**
- * The equality operator of each of `key`'s columns, schema-qualified (`OPERATOR(public.=)` for citext), or a plain
- * `=` for a type without one of its own (varchar, arrays, enums: pg_catalog's). The runner's sessions have an empty
- * search_path, where an extension type's `=` is not found; the replay SQL runs under the user's, which may not name
- * the extension's schema either.
+ * The equality of each of `key`'s columns. The runner's sessions have an empty search_path, where an extension
+ * type's `=` is not found (citext's then resolves to text = text, case-sensitive); the replay SQL runs under the
+ * user's, which may not name the extension's schema either.
  */
-export async function keyEqualities(client: Client, relation: string | number, key: readonly string[]): Promise<string[]> {
-  const { rows } = await client.query<{ name: string; eq: string | null }>(`
+export async function keyEqualities(client: Client, relation: string | number, key: readonly string[]): Promise<KeyEquality[]> {
+  const { rows } = await client.query<{ name: string; op: string | null; exact: boolean }>(`
     SELECT a.attname::text AS name,
-           (SELECT format('OPERATOR(%I.%s)', n.nspname, o.oprname) FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-             WHERE o.oprname = '=' AND o.oprleft = bt.oid AND o.oprright = bt.oid AND o.oprresult = 'bool'::regtype LIMIT 1) AS eq
+           (SELECT CASE WHEN n.nspname = 'pg_catalog' THEN '=' ELSE format('OPERATOR(%I.%s)', n.nspname, o.oprname) END
+              FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+             WHERE o.oprname = '=' AND o.oprleft = bt.oid AND o.oprright = bt.oid AND o.oprresult = 'bool'::regtype LIMIT 1) AS op,
+           bt.oid = ANY ('{int2,int4,int8,oid,bool,"\\"char\\"",date,time,timestamp,timestamptz,uuid}'::regtype[]) AS exact
       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
       JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
      WHERE a.attrelid = $1::regclass AND a.attname = ANY($2::text[]) AND NOT a.attisdropped`, [String(relation), key]);
-  const byName = new Map(rows.map((r) => [r.name, r.eq ?? '=']));
-  return key.map((k) => byName.get(k) ?? '=');
+  const byName = new Map(rows.map((r) => [r.name, { op: r.op ?? '=', exact: r.exact }]));
+  return key.map((k) => byName.get(k) ?? { op: '=', exact: false });
 }
 
 /** `left.k1 = right.k1 AND ...` with each key column's own equality operator (keyEqualities). */
-export function keyMatch(left: string, right: string, key: readonly string[], equalities: readonly string[]): string {
-  return key.map((k, i) => `${left}.${ident(k)} ${equalities[i]} ${right}.${ident(k)}`).join(' AND ');
+export function keyMatch(left: string, right: string, key: readonly string[], equalities: readonly KeyEquality[]): string {
+  return key.map((k, i) => `${left}.${ident(k)} ${equalities[i].op} ${right}.${ident(k)}`).join(' AND ');
 }

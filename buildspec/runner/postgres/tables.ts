@@ -528,7 +528,8 @@ export async function tableChanges(
     return { ...shown, rowsAtT, rowsNow, deleted, inserted, notes };
   }
   // Each key column's own equality, schema-qualified: the runner's empty search_path does not find citext's `=`.
-  const match = keyMatch('l', 'r', key, await keyEqualities(client, restored, key));
+  const keyEq = await keyEqualities(client, restored, key);
+  const match = keyMatch('l', 'r', key, keyEq);
   const deleted = await count(`SELECT count(*) AS n FROM ${restored} r WHERE NOT EXISTS (SELECT 1 FROM ${live} l WHERE ${match})`);
   const inserted = await count(`SELECT count(*) AS n FROM ${live} l WHERE NOT EXISTS (SELECT 1 FROM ${restored} r WHERE ${match})`);
   const changed = await count(`SELECT count(*) AS n FROM ${restored} r JOIN ${live} l ON ${match} WHERE ${rowText('r')} IS DISTINCT FROM ${rowText('l')}`);
@@ -548,8 +549,8 @@ export async function tableChanges(
     `SELECT ${writable.map((c) => `r.${ident(c.name)}`).join(', ')} FROM ${restored} r`,
     ` WHERE NOT EXISTS (SELECT 1 FROM ${live} l WHERE ${match});`,
   ].join('\n');
-  // The key too: its content can change while it stays the same key (citext's Bob and bob).
-  const settable = writable.filter((c) => nowByName.get(c.name)!.identity !== 'a');
+  // A key too where it can change in content and stay the same key (citext's Bob and bob).
+  const settable = writable.filter((c) => nowByName.get(c.name)!.identity !== 'a' && (!key.includes(c.name) || !keyEq[key.indexOf(c.name)].exact));
   const identityAlways = writable.filter((c) => !key.includes(c.name) && nowByName.get(c.name)!.identity === 'a').map((c) => c.name);
   if (identityAlways.length > 0) notes.push(`identity columns ${identityAlways.map(ident).join(', ')} (GENERATED ALWAYS) cannot be updated; the UPDATE leaves them as they are.`);
   const undoUpdateSql = !changed || settable.length === 0 ? undefined : [
