@@ -197,6 +197,9 @@ interface Column {
  * - `value`: as it is, where the type's hash takes the whole value (types of at most 32 bits, uuid, bytea);
  * - `value-c`: the string types under the "C" collation (a nondeterministic collation hashes Bob and bob alike);
  * - `send`: its binary form (int8, timestamp, timestamptz, time: their hash folds 64 bits into 32);
+ * - `numeric-signed`: numeric with a scale (every value has the same scale) as it is, and whether it is below zero:
+ *   its hash takes the digits and the weight but not the sign, and hashes NaN like NULL (NaN < 0 is false, NULL's
+ *   is NULL); 4 times cheaper than its text;
  * - `text`: its text. A type's own hash calls equal what differs: numeric ignores the scale and the sign (1.0, 1.00
  *   and -1.0) and hashes NaN as NULL, float8 0 and -0, interval 1 day and 24 hours, citext Bob and bob, an array its
  *   bounds; an enum hashes by its label's OID, which a restore renumbers;
@@ -204,7 +207,7 @@ interface Column {
  * - `output`: as a quoted literal of its output (a domain over a domain, whose base type this does not resolve, and
  *   a column retyped after T).
  */
-type HashAs = 'value' | 'value-c' | 'send' | 'text' | 'bpchar' | 'output';
+type HashAs = 'value' | 'value-c' | 'send' | 'numeric-signed' | 'text' | 'bpchar' | 'output';
 
 interface Table {
   readonly oid: number;
@@ -248,6 +251,7 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
                 WHEN bt.typcategory = 'A' THEN 'text'
                 WHEN bt.oid = ANY ('{int2,int4,oid,bool,"\\"char\\"",date,uuid,bytea}'::regtype[]) THEN 'value'
                 WHEN bt.oid = ANY ('{int8,timestamp,timestamptz,time}'::regtype[]) THEN 'send'
+                WHEN bt.oid = 'numeric'::regtype AND tm.typmod >= 0 THEN 'numeric-signed'
                 WHEN bt.oid = ANY ('{text,varchar,name}'::regtype[]) OR (bt.oid = 'bpchar'::regtype AND tm.typmod >= 0) THEN 'value-c'
                 WHEN bt.oid = 'bpchar'::regtype THEN 'bpchar'
                 ELSE 'text' END AS hash_as,
@@ -284,6 +288,7 @@ function hashTerm(alias: string, before: Column, atT: Column): string {
     case 'value': return c;
     case 'value-c': return `${c} COLLATE "C"`;
     case 'send': return `pg_catalog.${before.sendFunction}(${c})`;
+    case 'numeric-signed': return `${c}, ${c} < 0`;
     case 'bpchar': return `pg_catalog.textin(pg_catalog.bpcharout(${c})) COLLATE "C"`;
     // %L: NULL stays distinct from any value (%s would give '').
     case 'output': return `pg_catalog.format('%L', ${c}) COLLATE "C"`;
