@@ -432,23 +432,43 @@ test('a key whose type has no binary input and output (contrib seg) is paired th
   expect(record.tables).toEqual([expect.objectContaining({ table: 'public.s', inserted: 1, changed: 1, deleted: 1 })]);
 });
 
-test('a key of an extension type (citext, its = in public): paired under the runner\'s empty search_path, the replay runs under one too; '
+test('a key of an extension type (citext, its = in public): paired under the runner\'s empty search_path, through domains, '
+  + 'and when retyped after T; the replay runs under an empty search_path too and leaves a key changed in case alone; '
   + 'table recovery\'s change report pairs it as well', async () => {
   const db = 'citext key';
-  const schemaSql = `SET ROLE ${MASTER.username}; CREATE EXTENSION citext; CREATE TABLE public.users (email citext PRIMARY KEY, n int NOT NULL);
-    INSERT INTO public.users SELECT 'User' || g || '@x', g FROM generate_series(1, 20) g`;
+  const schemaSql = `SET ROLE ${MASTER.username}; CREATE EXTENSION citext;
+    CREATE TABLE public.users (email citext PRIMARY KEY, n int NOT NULL);
+    INSERT INTO public.users SELECT 'User' || g || '@x', g FROM generate_series(1, 20) g;
+    -- A child whose key follows its parent's: a key rewritten by the replay would cascade before the child's own update.
+    CREATE TABLE public.logins (id int PRIMARY KEY, email citext NOT NULL REFERENCES public.users ON UPDATE CASCADE, v int NOT NULL);
+    INSERT INTO public.logins VALUES (1, 'User5@x', 1);
+    CREATE DOMAIN public.em1 AS citext; CREATE DOMAIN public.em2 AS public.em1;
+    CREATE TABLE public.members (email public.em2 PRIMARY KEY, n int NOT NULL);
+    INSERT INTO public.members SELECT 'Member' || g || '@x', g FROM generate_series(1, 5) g;
+    CREATE TABLE public.retyped (code text PRIMARY KEY, n int NOT NULL);
+    INSERT INTO public.retyped SELECT 'c' || g, g FROM generate_series(1, 5) g`;
   await createOnBoth(db, schemaSql);
-  // After T: one row changed, one changed in its key's case only (the same key to citext, not to text), one deleted, one inserted.
+  // After T: one user changed, one changed in its key's case only (the same key to citext, not to text; its login
+  // follows by cascade and changes too), one deleted, one inserted; a member's key changed in case; the retyped table's key
+  // column became citext and one row changed.
   const afterT = `SET ROLE ${MASTER.username}; UPDATE public.users SET n = -n WHERE n = 3; UPDATE public.users SET email = 'USER5@X' WHERE n = 5;
-    DELETE FROM public.users WHERE n = 4; INSERT INTO public.users VALUES ('New@x', 100)`;
+    UPDATE public.logins SET v = 2 WHERE id = 1;
+    DELETE FROM public.users WHERE n = 4; INSERT INTO public.users VALUES ('New@x', 100);
+    UPDATE public.members SET email = 'MEMBER2@X' WHERE n = 2;
+    ALTER TABLE public.retyped ALTER COLUMN code TYPE citext; UPDATE public.retyped SET n = -n WHERE code = 'c2'`;
   await target.sql(afterT, db);
   const stamp = '20260404000014';
   const log = new StepLog(() => undefined);
   const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
   const pointInTimeCopy = masterTarget(source);
   const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, pointInTimeCopy });
-  expect(record.tables).toEqual([expect.objectContaining({ table: 'public.users', inserted: 1, changed: 2, deleted: 1 })]);
-  // The replay on a runner session (search_path ''): the recovered table ends as the pre-recovery one.
+  expect(record.tables).toEqual([
+    expect.objectContaining({ table: 'public.logins', inserted: 0, changed: 1, deleted: 0 }),
+    expect.objectContaining({ table: 'public.members', inserted: 0, changed: 1, deleted: 0 }),
+    expect.objectContaining({ table: 'public.retyped', inserted: 0, changed: 1, deleted: 0 }),
+    expect.objectContaining({ table: 'public.users', inserted: 1, changed: 2, deleted: 1 }),
+  ]);
+  // The replay on a runner session (search_path ''): every write after T comes back, but the key's new case.
   const client = await connect(masterTarget(target), db);
   try {
     expect((await client.query('SHOW search_path')).rows[0].search_path).toBe('');
@@ -456,14 +476,18 @@ test('a key of an extension type (citext, its = in public): paired under the run
   } finally {
     await client.end();
   }
-  const rows = "SELECT string_agg(email || ':' || n, ',' ORDER BY email COLLATE \"C\") FROM public.users";
-  expect(await target.sql(rows, db)).toBe(await target.sql(rows, copied.keptAs!));
+  const rows = 'SELECT string_agg(email || \':\' || n, \',\' ORDER BY email COLLATE "C") FROM public.users';
+  expect(await target.sql(rows, db)).toBe((await target.sql(rows, copied.keptAs!)).replace('USER5@X:5', 'User5@x:5'));
+  expect(await target.sql('SELECT email || \':\' || v FROM public.logins', db)).toBe('USER5@X:2');
 
   // Table recovery's change report, the same pairing: the table at T restored beside the live one.
   const tablesDb = 'citext key tables';
   await target.sql(`CREATE DATABASE ${quoteIdent(tablesDb)} OWNER ${MASTER.username}`);
-  await target.sql(`${schemaSql}; CREATE TABLE public.users_at_t (LIKE public.users INCLUDING ALL); INSERT INTO public.users_at_t SELECT * FROM public.users;
-    ${afterT}`, tablesDb);
+  await target.sql(`SET ROLE ${MASTER.username}; CREATE EXTENSION citext; CREATE TABLE public.users (email citext PRIMARY KEY, n int NOT NULL);
+    INSERT INTO public.users SELECT 'User' || g || '@x', g FROM generate_series(1, 20) g;
+    CREATE TABLE public.users_at_t (LIKE public.users INCLUDING ALL); INSERT INTO public.users_at_t SELECT * FROM public.users;
+    UPDATE public.users SET n = -n WHERE n = 3; UPDATE public.users SET email = 'USER5@X' WHERE n = 5;
+    DELETE FROM public.users WHERE n = 4; INSERT INTO public.users VALUES ('New@x', 100)`, tablesDb);
   const reporter = await connect(masterTarget(target), tablesDb);
   try {
     const changes = await tableChanges(reporter, { schema: 'public', name: 'users' }, { schema: 'public', name: 'users_at_t' });

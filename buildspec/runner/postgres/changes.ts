@@ -45,7 +45,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { KeyHashChunks, MERGE_KEY_TYPES, type MergeResult, RANGE_ROWS, keyCuts, keyRanges, mergeByKey, packedRow } from './changes-merge';
 import { derivedName, ident, literal, qualified } from './names';
 import { SESSION_SETTINGS, connect } from './process';
-import { type KeyEquality, isOneOf, keyEqualities, keyMatch, rowKeyColumns, rowKeys } from './row-key';
+import { type KeyEquality, agreedEqualities, isOneOf, keyEqualities, keyMatch, rowKeyColumns, rowKeys } from './row-key';
 import { formatTableName } from '../../../src/contract';
 import type { StepLog } from '../log';
 import type { PgTarget } from '../ports';
@@ -256,7 +256,8 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
                 WHEN bt.oid = 'bpchar'::regtype THEN 'bpchar'
                 ELSE 'text' END AS hash_as,
            (SELECT p.proname::text FROM pg_proc p WHERE p.oid = bt.typsend) AS send,
-           (t.typsend <> 0 AND t.typreceive <> 0 AND et.typsend <> 0 AND et.typreceive <> 0) AS binary_io,
+           -- A composite's fields and a range's subtype may lack binary I/O of their own: text for those.
+           (t.typsend <> 0 AND t.typreceive <> 0 AND et.typsend <> 0 AND et.typreceive <> 0 AND et.typtype NOT IN ('c', 'r', 'm')) AS binary_io,
            (et.typtype <> 'b' OR et.oid::regtype::text LIKE 'reg%' OR et.oid = 'aclitem'::regtype) AS catalog_text
       FROM pg_attribute a
       JOIN pg_type t ON t.oid = a.atttypid
@@ -535,7 +536,7 @@ interface TableReplay {
   readonly keyEq: readonly KeyEquality[];
   /** Columns written by INSERT (at T and before the recovery, not generated now). */
   readonly insertColumns: readonly string[];
-  /** Columns written by UPDATE (as insertColumns, minus GENERATED ALWAYS identities and key columns whose equal values are identical). */
+  /** Columns written by UPDATE (as insertColumns, minus the key and GENERATED ALWAYS identities). */
   readonly updateColumns: readonly string[];
   /** Columns the md5 of "the row as at T" covers. */
   readonly hashColumns: readonly string[];
@@ -588,7 +589,7 @@ async function compareTable(
   // hash_record_extended over the columns, each taken so that rows that differ in content differ in it (hashTerm): 4x
   // cheaper than an md5 of the row text.
   const keyCols = key.map((k) => beforeByName.get(k)!);
-  const keyEq = await keyEqualities(before, b.oid, key);
+  const keyEq = agreedEqualities(...await Promise.all([keyEqualities(before, b.oid, key), keyEqualities(atT, t.oid, key)]));
   const atTByName = new Map(atTCols.map((c) => [c.name, c]));
   const hashOf = (alias: string, cols: readonly string[]): string =>
     `hash_record_extended(ROW(${cols.map((c) => hashTerm(alias, beforeByName.get(c)!, atTByName.get(c)!)).join(', ')}), 0)`;
@@ -663,8 +664,7 @@ async function compareTable(
       hashColumns: common,
       overriding: identityAlways.length > 0,
       triggers,
-      // A key too where it can change in content and stay the same key (citext's Bob and bob).
-      updateColumns: insertColumns.filter((c) => !atTByName.get(c)!.identityAlways && (!key.includes(c) || !keyEq[key.indexOf(c)].exact)),
+      updateColumns: insertColumns.filter((c) => !key.includes(c) && !atTByName.get(c)!.identityAlways),
     },
   };
 }
@@ -981,7 +981,9 @@ export function replayScript(
     '-- Run it with psql as the master user (or a role with the privileges named per table), in the recovered database:',
     `--   psql -d ${JSON.stringify(ctx.database)} -v ON_ERROR_STOP=1 -f replay.sql`,
     '-- Inserts skip rows whose key exists; updates and deletes touch only rows still exactly as at T (md5 of the row text,',
-    '-- under the settings below): a row written again since the recovery is left alone.',
+    '-- under the settings below): a row written again since the recovery is left alone. Updates leave key columns as they',
+    '-- are: a key changed in content only (citext Bob to bob, the same key) keeps its content at T (rewriting a key would',
+    '-- cascade to referencing rows before their own updates); the kept row shows the later one.',
     ctx.commitTimes
       ? `-- Bound by time: SET ${AFTER_SETTING} = '<ISO time>' replays only rows committed after it (deletes have no commit time and are skipped then;\n`
         + `-- if the bad change deleted nothing, SET ${DELETES_SETTING} = 'on' replays every deletion made after T as well).`

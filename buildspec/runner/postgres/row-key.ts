@@ -47,22 +47,36 @@ export interface KeyEquality {
 }
 
 /**
- * The equality of each of `key`'s columns. The runner's sessions have an empty search_path, where an extension
- * type's `=` is not found (citext's then resolves to text = text, case-sensitive); the replay SQL runs under the
- * user's, which may not name the extension's schema either.
+ * The equality of each of `key`'s columns, by the `=` of its type (a domain's, through any depth of domains). The
+ * runner's sessions have an empty search_path, where an extension type's `=` is not found (citext's then resolves
+ * to text = text, case-sensitive); the replay SQL runs under the user's, which may not name the extension's schema.
  */
 export async function keyEqualities(client: Client, relation: string | number, key: readonly string[]): Promise<KeyEquality[]> {
   const { rows } = await client.query<{ name: string; op: string | null; exact: boolean }>(`
     SELECT a.attname::text AS name,
            (SELECT CASE WHEN n.nspname = 'pg_catalog' THEN '=' ELSE format('OPERATOR(%I.%s)', n.nspname, o.oprname) END
               FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-             WHERE o.oprname = '=' AND o.oprleft = bt.oid AND o.oprright = bt.oid AND o.oprresult = 'bool'::regtype LIMIT 1) AS op,
-           bt.oid = ANY ('{int2,int4,int8,oid,bool,"\\"char\\"",date,time,timestamp,timestamptz,uuid}'::regtype[]) AS exact
-      FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-      JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+             WHERE o.oprname = '=' AND o.oprleft = base.oid AND o.oprright = base.oid AND o.oprresult = 'bool'::regtype
+             ORDER BY n.nspname = 'pg_catalog' DESC, n.nspname LIMIT 1) AS op,
+           base.oid = ANY ('{int2,int4,int8,oid,bool,"\\"char\\"",date,time,timestamp,timestamptz,uuid}'::regtype[]) AS exact
+      FROM pg_attribute a
+      CROSS JOIN LATERAL (
+        WITH RECURSIVE d(oid, typtype, typbasetype) AS (
+          SELECT t.oid, t.typtype, t.typbasetype FROM pg_type t WHERE t.oid = a.atttypid
+          UNION ALL SELECT t.oid, t.typtype, t.typbasetype FROM pg_type t JOIN d ON t.oid = d.typbasetype WHERE d.typtype = 'd')
+        SELECT d.oid FROM d WHERE d.typtype <> 'd') base
      WHERE a.attrelid = $1::regclass AND a.attname = ANY($2::text[]) AND NOT a.attisdropped`, [String(relation), key]);
   const byName = new Map(rows.map((r) => [r.name, { op: r.op ?? '=', exact: r.exact }]));
   return key.map((k) => byName.get(k) ?? { op: '=', exact: false });
+}
+
+/**
+ * The equalities both sides agree on: where a key column's type differs between them (text at T, citext since), the
+ * operator of one side does not take the other's values, so that column falls back to a plain `=` (resolved by the
+ * implicit casts between the two types, as before the operators were looked up).
+ */
+export function agreedEqualities(a: readonly KeyEquality[], b: readonly KeyEquality[]): KeyEquality[] {
+  return a.map((e, i) => (e.op === b[i].op ? { op: e.op, exact: e.exact && b[i].exact } : { op: '=', exact: false }));
 }
 
 /** `left.k1 = right.k1 AND ...` with each key column's own equality operator (keyEqualities). */

@@ -26,7 +26,7 @@ import type { Client } from 'pg';
 import { derivedName, ident, literal, qualified } from './names';
 import { PgProcesses, connect, dbConninfo, libpqEnv } from './process';
 import { TABLE_ROLES, checkRoles, type RoleReference } from './roles';
-import { keyEqualities, keyMatch, rowKeyColumns } from './row-key';
+import { agreedEqualities, keyEqualities, keyMatch, rowKeyColumns } from './row-key';
 import { swapRefusals, swapTable, type SwapResult, type SwapTable } from './tables-swap';
 import { tableChecksums, type TableCheck } from './verify';
 import { START_ENV, formatTableName, type TableName } from '../../../src/contract';
@@ -528,7 +528,7 @@ export async function tableChanges(
     return { ...shown, rowsAtT, rowsNow, deleted, inserted, notes };
   }
   // Each key column's own equality, schema-qualified: the runner's empty search_path does not find citext's `=`.
-  const keyEq = await keyEqualities(client, restored, key);
+  const keyEq = agreedEqualities(await keyEqualities(client, restored, key), await keyEqualities(client, live, key));
   const match = keyMatch('l', 'r', key, keyEq);
   const deleted = await count(`SELECT count(*) AS n FROM ${restored} r WHERE NOT EXISTS (SELECT 1 FROM ${live} l WHERE ${match})`);
   const inserted = await count(`SELECT count(*) AS n FROM ${live} l WHERE NOT EXISTS (SELECT 1 FROM ${restored} r WHERE ${match})`);
@@ -549,8 +549,7 @@ export async function tableChanges(
     `SELECT ${writable.map((c) => `r.${ident(c.name)}`).join(', ')} FROM ${restored} r`,
     ` WHERE NOT EXISTS (SELECT 1 FROM ${live} l WHERE ${match});`,
   ].join('\n');
-  // A key too where it can change in content and stay the same key (citext's Bob and bob).
-  const settable = writable.filter((c) => nowByName.get(c.name)!.identity !== 'a' && (!key.includes(c.name) || !keyEq[key.indexOf(c.name)].exact));
+  const settable = writable.filter((c) => !key.includes(c.name) && nowByName.get(c.name)!.identity !== 'a');
   const identityAlways = writable.filter((c) => !key.includes(c.name) && nowByName.get(c.name)!.identity === 'a').map((c) => c.name);
   if (identityAlways.length > 0) notes.push(`identity columns ${identityAlways.map(ident).join(', ')} (GENERATED ALWAYS) cannot be updated; the UPDATE leaves them as they are.`);
   const undoUpdateSql = !changed || settable.length === 0 ? undefined : [
