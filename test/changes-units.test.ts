@@ -71,7 +71,7 @@ describe('replayScript', () => {
     kept: '"pitr_1_after"."app__t"',
     owner: 'app owner',
     key: ['id'],
-    keyEq: [{ op: 'OPERATOR(public.=)', exact: false }],
+    keyEq: [{ op: 'OPERATOR(public.=)' }],
     insertColumns: ['id', 'v'],
     updateColumns: ['v'],
     hashColumns: ['id', 'v', 'g'],

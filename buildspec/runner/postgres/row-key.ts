@@ -38,12 +38,10 @@ export function isOneOf(key: readonly string[], keys: readonly (readonly string[
   return keys.some((k) => sorted(k) === sorted(key));
 }
 
-/** How a key column is matched: its type's `=`, and whether two values it calls equal are always identical. */
+/** How a key column is matched. */
 export interface KeyEquality {
-  /** `=` for pg_catalog's (always found), else schema-qualified: `OPERATOR(public.=)` for citext. */
+  /** Its type's `=`: a plain `=` for pg_catalog's (always found), else schema-qualified: `OPERATOR(public.=)` for citext. */
   readonly op: string;
-  /** Integers, dates and times, uuid, bool: an equal key is the same content. Not so for text under a nondeterministic collation or citext (Bob and bob). */
-  readonly exact: boolean;
 }
 
 /**
@@ -52,13 +50,12 @@ export interface KeyEquality {
  * to text = text, case-sensitive); the replay SQL runs under the user's, which may not name the extension's schema.
  */
 export async function keyEqualities(client: Client, relation: string | number, key: readonly string[]): Promise<KeyEquality[]> {
-  const { rows } = await client.query<{ name: string; op: string | null; exact: boolean }>(`
+  const { rows } = await client.query<{ name: string; op: string | null }>(`
     SELECT a.attname::text AS name,
            (SELECT CASE WHEN n.nspname = 'pg_catalog' THEN '=' ELSE format('OPERATOR(%I.%s)', n.nspname, o.oprname) END
               FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
              WHERE o.oprname = '=' AND o.oprleft = base.oid AND o.oprright = base.oid AND o.oprresult = 'bool'::regtype
-             ORDER BY n.nspname = 'pg_catalog' DESC, n.nspname LIMIT 1) AS op,
-           base.oid = ANY ('{int2,int4,int8,oid,bool,"\\"char\\"",date,time,timestamp,timestamptz,uuid}'::regtype[]) AS exact
+             ORDER BY n.nspname = 'pg_catalog' DESC, n.nspname LIMIT 1) AS op
       FROM pg_attribute a
       CROSS JOIN LATERAL (
         WITH RECURSIVE d(oid, typtype, typbasetype) AS (
@@ -66,8 +63,8 @@ export async function keyEqualities(client: Client, relation: string | number, k
           UNION ALL SELECT t.oid, t.typtype, t.typbasetype FROM pg_type t JOIN d ON t.oid = d.typbasetype WHERE d.typtype = 'd')
         SELECT d.oid FROM d WHERE d.typtype <> 'd') base
      WHERE a.attrelid = $1::regclass AND a.attname = ANY($2::text[]) AND NOT a.attisdropped`, [String(relation), key]);
-  const byName = new Map(rows.map((r) => [r.name, { op: r.op ?? '=', exact: r.exact }]));
-  return key.map((k) => byName.get(k) ?? { op: '=', exact: false });
+  const byName = new Map(rows.map((r) => [r.name, { op: r.op ?? '=' }]));
+  return key.map((k) => byName.get(k) ?? { op: '=' });
 }
 
 /**
@@ -76,7 +73,7 @@ export async function keyEqualities(client: Client, relation: string | number, k
  * implicit casts between the two types, as before the operators were looked up).
  */
 export function agreedEqualities(a: readonly KeyEquality[], b: readonly KeyEquality[]): KeyEquality[] {
-  return a.map((e, i) => (e.op === b[i].op ? { op: e.op, exact: e.exact && b[i].exact } : { op: '=', exact: false }));
+  return a.map((e, i) => (e.op === b[i].op ? e : { op: '=' }));
 }
 
 /** `left.k1 = right.k1 AND ...` with each key column's own equality operator (keyEqualities). */
