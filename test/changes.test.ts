@@ -497,6 +497,29 @@ test('a key of an extension type (citext, its = in public): paired under the run
   }
 });
 
+test('a key unique under its index\'s own collation (name COLLATE "C" on a case-insensitive column) pairs Bob with Bob only; the replay too', async () => {
+  const db = 'index collation';
+  await createOnBoth(db, `SET ROLE ${MASTER.username};
+    CREATE COLLATION public.nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+    CREATE TABLE public.n (name text COLLATE public.nocase NOT NULL, v int NOT NULL);
+    CREATE UNIQUE INDEX n_name ON public.n (name COLLATE "C");
+    INSERT INTO public.n VALUES ('Bob', 1), ('bob', 2), ('Ann', 3)`);
+  await target.sql(`SET ROLE ${MASTER.username}; UPDATE public.n SET v = 20 WHERE name COLLATE "C" = 'bob'`, db);
+  const stamp = '20260404000015';
+  const log = new StepLog(() => undefined);
+  const [copied] = await new PgDataPath({ streamMinBytes: 0 }).copy(masterTarget(source), masterTarget(target), { databases: [db], strategy: 'swap', jobs: 2, stamp, workDir, log });
+  const pointInTimeCopy = masterTarget(source);
+  const record = await recordChanges(masterTarget(target), { database: db, keptAs: copied.keptAs!, stamp, log, pointInTimeCopy });
+  expect(record.tables).toEqual([expect.objectContaining({ table: 'public.n', key: ['name'], inserted: 0, changed: 1, deleted: 0 })]);
+  const client = await connect(masterTarget(target), db);
+  try {
+    await client.query(record.replaySql);
+  } finally {
+    await client.end();
+  }
+  expect(await target.sql('SELECT string_agg(name || \':\' || v, \',\' ORDER BY name COLLATE "C") FROM public.n', db)).toBe('Ann:3,Bob:1,bob:20');
+});
+
 test('a key that is no longer unique before the recovery (primary key dropped after T, a duplicate inserted) is not paired: '
   + 'counts by content, no replay that would overwrite the first row of that key', async () => {
   const db = 'key gone before';

@@ -40,22 +40,45 @@ export function isOneOf(key: readonly string[], keys: readonly (readonly string[
 
 /** How a key column is matched. */
 export interface KeyEquality {
-  /** Its type's `=`: a plain `=` for pg_catalog's (always found), else schema-qualified: `OPERATOR(public.=)` for citext. */
+  /** Its `=`: a plain `=` for pg_catalog's (always found), else schema-qualified: `OPERATOR(public.=)` for citext. */
   readonly op: string;
+  /** The unique index's collation, schema-qualified, where it is not the column's. */
+  readonly collation?: string;
 }
 
 /**
- * The equality of each of `key`'s columns, by the `=` of its type (a domain's, through any depth of domains). The
- * runner's sessions have an empty search_path, where an extension type's `=` is not found (citext's then resolves
- * to text = text, case-sensitive); the replay SQL runs under the user's, which may not name the extension's schema.
+ * The equality of each of `key`'s columns: the one its unique index promises uniqueness by (the btree equality of the
+ * index's operator class, under the index's collation where that differs from the column's: a unique index on
+ * `name COLLATE "C"` of a case-insensitive column holds Bob and bob apart), else its type's `=` (through any depth
+ * of domains). The runner's sessions have an empty search_path, where an extension type's `=` is not found (citext's
+ * then resolves to text = text, case-sensitive); the replay SQL runs under the user's, which may not name the
+ * extension's schema.
  */
 export async function keyEqualities(client: Client, relation: string | number, key: readonly string[]): Promise<KeyEquality[]> {
-  const { rows } = await client.query<{ name: string; op: string | null }>(`
+  const { rows } = await client.query<{ name: string; op: string | null; collation: string | null }>(`
+    WITH idx AS (
+      SELECT i.* FROM pg_index i
+       WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = cardinality($2::text[])
+         AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text COLLATE "C") FROM unnest(i.indkey[0:i.indnkeyatts - 1]) k(attnum)
+                JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)
+             = (SELECT array_agg(c ORDER BY c COLLATE "C") FROM unnest($2::text[]) c)
+       ORDER BY i.indisprimary DESC, i.indexrelid LIMIT 1)
     SELECT a.attname::text AS name,
-           (SELECT CASE WHEN n.nspname = 'pg_catalog' THEN '=' ELSE format('OPERATOR(%I.%s)', n.nspname, o.oprname) END
-              FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-             WHERE o.oprname = '=' AND o.oprleft = base.oid AND o.oprright = base.oid AND o.oprresult = 'bool'::regtype
-             ORDER BY n.nspname = 'pg_catalog' DESC, n.nspname LIMIT 1) AS op
+           coalesce(
+             (SELECT CASE WHEN n.nspname = 'pg_catalog' THEN '=' ELSE format('OPERATOR(%I.%s)', n.nspname, o.oprname) END
+                FROM idx CROSS JOIN LATERAL generate_subscripts(idx.indkey, 1) s(pos)
+                JOIN pg_opclass oc ON oc.oid = idx.indclass[s.pos]
+                JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amoplefttype = oc.opcintype AND ao.amoprighttype = oc.opcintype AND ao.amopstrategy = 3
+                JOIN pg_am am ON am.oid = ao.amopmethod AND am.amname = 'btree'
+                JOIN pg_operator o ON o.oid = ao.amopopr JOIN pg_namespace n ON n.oid = o.oprnamespace
+               WHERE idx.indkey[s.pos] = a.attnum),
+             (SELECT CASE WHEN n.nspname = 'pg_catalog' THEN '=' ELSE format('OPERATOR(%I.%s)', n.nspname, o.oprname) END
+                FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+               WHERE o.oprname = '=' AND o.oprleft = base.oid AND o.oprright = base.oid AND o.oprresult = 'bool'::regtype
+               ORDER BY n.nspname = 'pg_catalog' DESC, n.nspname LIMIT 1)) AS op,
+           (SELECT format('%I.%I', cn.nspname, co.collname) FROM idx CROSS JOIN LATERAL generate_subscripts(idx.indkey, 1) s(pos)
+              JOIN pg_collation co ON co.oid = idx.indcollation[s.pos] JOIN pg_namespace cn ON cn.oid = co.collnamespace
+             WHERE idx.indkey[s.pos] = a.attnum AND idx.indcollation[s.pos] <> 0 AND idx.indcollation[s.pos] <> a.attcollation) AS collation
       FROM pg_attribute a
       CROSS JOIN LATERAL (
         WITH RECURSIVE d(oid, typtype, typbasetype) AS (
@@ -63,7 +86,7 @@ export async function keyEqualities(client: Client, relation: string | number, k
           UNION ALL SELECT t.oid, t.typtype, t.typbasetype FROM pg_type t JOIN d ON t.oid = d.typbasetype WHERE d.typtype = 'd')
         SELECT d.oid FROM d WHERE d.typtype <> 'd') base
      WHERE a.attrelid = $1::regclass AND a.attname = ANY($2::text[]) AND NOT a.attisdropped`, [String(relation), key]);
-  const byName = new Map(rows.map((r) => [r.name, { op: r.op ?? '=' }]));
+  const byName = new Map(rows.map((r) => [r.name, { op: r.op ?? '=', ...(r.collation ? { collation: r.collation } : {}) }]));
   return key.map((k) => byName.get(k) ?? { op: '=' });
 }
 
@@ -73,10 +96,13 @@ export async function keyEqualities(client: Client, relation: string | number, k
  * implicit casts between the two types, as before the operators were looked up).
  */
 export function agreedEqualities(a: readonly KeyEquality[], b: readonly KeyEquality[]): KeyEquality[] {
-  return a.map((e, i) => (e.op === b[i].op ? e : { op: '=' }));
+  return a.map((e, i) => (e.op === b[i].op && e.collation === b[i].collation ? e : { op: '=' }));
 }
 
 /** `left.k1 = right.k1 AND ...` with each key column's own equality operator (keyEqualities). */
 export function keyMatch(left: string, right: string, key: readonly string[], equalities: readonly KeyEquality[]): string {
-  return key.map((k, i) => `${left}.${ident(k)} ${equalities[i].op} ${right}.${ident(k)}`).join(' AND ');
+  return key.map((k, i) => {
+    const e = equalities[i];
+    return `${left}.${ident(k)}${e.collation ? ` COLLATE ${e.collation}` : ''} ${e.op} ${right}.${ident(k)}`;
+  }).join(' AND ');
 }
