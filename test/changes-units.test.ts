@@ -186,6 +186,27 @@ describe('pairing by an integer key in the runner (changes-merge.ts)', () => {
     keys.forEach((k, i) => expect(hashOf(i)).toBe(BigInt.asIntN(64, k * 31n + 7n)));
   });
 
+  test('one side\'s arrays reused from chunk to chunk (a large unsorted chunk, then smaller ones, with and without hashes) decode as fresh ones do', async () => {
+    const chunk = (n: number, from: bigint, hashed: (i: number) => boolean): Row[] => Array.from({ length: n }, (_x, i) =>
+      [from + BigInt((i * 7_919) % n), hashed(i) ? BigInt(i) * 13n - 5n : null]);
+    // Keys ascend across chunks (each chunk a key range); within a chunk they come shuffled.
+    const chunks: Row[][] = [chunk(6_000, 0n, () => true), chunk(1_500, 10_000n, (i) => i % 3 !== 0), chunk(40, 20_000n, (i) => i % 2 === 0), chunk(700, 30_000n, () => false)];
+    const reused = new KeyHashChunks(async (range) => packed(chunks[range], 'key-maybe-hash'), chunks.length, 'key-maybe-hash');
+    const seen: string[] = [];
+    while (await reused.ready()) {
+      const b = reused.batch;
+      const i = reused.at++;
+      seen.push(`${keyOf(b, i)}:${b.hashed[i] ? BigInt.asIntN(64, BigInt(b.hashHi[i]) * 4294967296n + BigInt(b.hashLo[i])) : '-'}`);
+    }
+    const fresh = chunks.flatMap((rows) => {
+      const b = decodePacked(packed(rows, 'key-maybe-hash'), 'key-maybe-hash');
+      return Array.from({ length: b.n }, (_x, i) => `${keyOf(b, i)}:${b.hashed[i] ? BigInt.asIntN(64, BigInt(b.hashHi[i]) * 4294967296n + BigInt(b.hashLo[i])) : '-'}`);
+    });
+    expect(seen).toHaveLength(6_000 + 1_500 + 40 + 700);
+    expect(seen).toEqual(fresh);
+    expect(seen.filter((s) => s.endsWith(':-'))).toHaveLength(500 + 20 + 700);
+  });
+
   describe('key ranges (keyCuts, keyRanges)', () => {
     const histogram = Array.from({ length: 101 }, (_, i) => BigInt(i * 1_000 - 50_000));
     const at = { min: -50_000n, max: 50_000n };
