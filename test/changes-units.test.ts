@@ -187,10 +187,13 @@ describe('pairing by an integer key in the runner (changes-merge.ts)', () => {
   });
 
   test('one side\'s arrays reused from chunk to chunk (a large unsorted chunk, then smaller ones, with and without hashes) decode as fresh ones do', async () => {
-    const chunk = (n: number, from: bigint, hashed: (i: number) => boolean): Row[] => Array.from({ length: n }, (_x, i) =>
-      [from + BigInt((i * 7_919) % n), hashed(i) ? BigInt(i) * 13n - 5n : null]);
+    const chunk = (n: number, from: bigint, withHash: (i: number) => boolean): Row[] => Array.from({ length: n }, (_x, i) =>
+      [from + BigInt((i * 7_919) % n), withHash(i) ? BigInt(i) * 13n - 5n : null]);
     // Keys ascend across chunks (each chunk a key range); within a chunk they come shuffled.
-    const chunks: Row[][] = [chunk(6_000, 0n, () => true), chunk(1_500, 10_000n, (i) => i % 3 !== 0), chunk(40, 20_000n, (i) => i % 2 === 0), chunk(700, 30_000n, () => false)];
+    const chunks: Row[][] = [
+      chunk(6_000, 0n, () => true), chunk(1_500, 10_000n, (i) => i % 3 !== 0),
+      chunk(40, 20_000n, (i) => i % 2 === 0), chunk(700, 30_000n, () => false),
+    ];
     const reused = new KeyHashChunks(async (range) => packed(chunks[range], 'key-maybe-hash'), chunks.length, 'key-maybe-hash');
     const seen: string[] = [];
     while (await reused.ready()) {
