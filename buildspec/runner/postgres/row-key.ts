@@ -71,14 +71,14 @@ export async function keyEqualities(client: Client, relation: string | number, k
                 JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amoplefttype = oc.opcintype AND ao.amoprighttype = oc.opcintype AND ao.amopstrategy = 3
                 JOIN pg_am am ON am.oid = ao.amopmethod AND am.amname = 'btree'
                 JOIN pg_operator o ON o.oid = ao.amopopr JOIN pg_namespace n ON n.oid = o.oprnamespace
-               WHERE idx.indkey[s.pos] = a.attnum),
+               WHERE s.pos < idx.indnkeyatts AND idx.indkey[s.pos] = a.attnum),
              (SELECT CASE WHEN n.nspname = 'pg_catalog' THEN '=' ELSE format('OPERATOR(%I.%s)', n.nspname, o.oprname) END
                 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
                WHERE o.oprname = '=' AND o.oprleft = base.oid AND o.oprright = base.oid AND o.oprresult = 'bool'::regtype
                ORDER BY n.nspname = 'pg_catalog' DESC, n.nspname LIMIT 1)) AS op,
            (SELECT format('%I.%I', cn.nspname, co.collname) FROM idx CROSS JOIN LATERAL generate_subscripts(idx.indkey, 1) s(pos)
               JOIN pg_collation co ON co.oid = idx.indcollation[s.pos] JOIN pg_namespace cn ON cn.oid = co.collnamespace
-             WHERE idx.indkey[s.pos] = a.attnum AND idx.indcollation[s.pos] <> 0 AND idx.indcollation[s.pos] <> a.attcollation) AS collation
+             WHERE s.pos < idx.indnkeyatts AND idx.indkey[s.pos] = a.attnum AND idx.indcollation[s.pos] <> 0 AND idx.indcollation[s.pos] <> a.attcollation) AS collation
       FROM pg_attribute a
       CROSS JOIN LATERAL (
         WITH RECURSIVE d(oid, typtype, typbasetype) AS (
