@@ -60,8 +60,8 @@ const EMPTY: KeyHashBatch = {
 
 /**
  * Typed arrays kept from one chunk to the next of a side, each grown to the largest chunk: a record allocates them
- * once per side instead of a dozen per key range, which kept the garbage collector busy (a third of the runner's CPU
- * in a cold process). What they hold is valid until the next chunk is decoded with them.
+ * once per side instead of a dozen per key range (garbage collection was about a third of the runner's main-thread
+ * time in a cold process's profile). What they hold is valid until the next chunk is decoded with them.
  */
 export class DecodeScratch {
   private readonly arrays = new Map<string, Int32Array | Uint32Array | Uint8Array>();
@@ -91,9 +91,9 @@ export class DecodeScratch {
 
 /**
  * Decodes packed rows and sorts them by key (the server sends a range in the order the rows lie in the table). A key
- * seen twice stops the comparison: the rows could not be paired. The batch lives in `scratch`: valid until its next use. Each loop is a function of its own: in one function,
- * V8 optimizes the first loop on the stack and throws that code away at the next loop it has no feedback for, again
- * at every chunk (about 100 times in a 20-table record, a third of the runner's CPU).
+ * seen twice stops the comparison: the rows could not be paired. The batch lives in `scratch`: valid until its next
+ * use. Each loop is a function of its own: in one function, V8 optimized the first loop on the stack and threw that
+ * code away at the next loop it had no feedback for, again at every chunk (about 100 times in a 20-table record).
  */
 export function decodePacked(bytes: Buffer, layout: PackedLayout, scratch: DecodeScratch = new DecodeScratch()): KeyHashBatch {
   const width = WIDTH[layout];
