@@ -199,7 +199,7 @@ interface Column {
  * - `send`: its binary form (int8, timestamp, timestamptz, time: their hash folds 64 bits into 32);
  * - `numeric-signed`: numeric with a scale (every value has the same scale) as it is, and whether it is below zero:
  *   its hash takes the digits and the weight but not the sign, and hashes NaN like NULL (NaN < 0 is false, NULL's
- *   is NULL); 4 times cheaper than its text;
+ *   is NULL); about 4 times cheaper than its text (2-3 ms against 9-10 ms per 185 k rows);
  * - `text`: its text. A type's own hash calls equal what differs: numeric ignores the scale and the sign (1.0, 1.00
  *   and -1.0) and hashes NaN as NULL, float8 0 and -0, interval 1 day and 24 hours, citext Bob and bob, an array its
  *   bounds; an enum hashes by its label's OID, which a restore renumbers;
@@ -586,8 +586,8 @@ async function compareTable(
   }
 
   // Pass 1: which rows differ, into pg_temp.pitr_want (pitr_change, the key, pitr_row_at_t). The row hash is a 64-bit
-  // hash_record_extended over the columns, each taken so that rows that differ in content differ in it (hashTerm): 4x
-  // cheaper than an md5 of the row text.
+  // hash_record_extended over the columns, each taken so that rows that differ in content differ in it (hashTerm):
+  // about 3x cheaper than an md5 of the row text on the bench's rows (50-60 ms against 155 ms per 185 k rows).
   const keyCols = key.map((k) => beforeByName.get(k)!);
   const keyEq = agreedEqualities(...await Promise.all([keyEqualities(before, b.oid, key), keyEqualities(atT, t.oid, key)]));
   const atTByName = new Map(atTCols.map((c) => [c.name, c]));
