@@ -738,8 +738,7 @@ interface Pass1 {
  */
 async function differingRows(p: Pass1): Promise<{ rowsCompared: number; rowsBefore: number }> {
   const { before, atT, b, live, key, keyCols, rowHash } = p;
-  // Binary where the key's types have binary input and output (not every extension type does).
-  const format = keyCols.every((c) => c.binaryIo) ? ' (FORMAT binary)' : '';
+  const format = copyFormat(keyCols);
   await atT.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
     + `CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h bigint)`);
   const rows = await stream(before, atT,
@@ -915,7 +914,7 @@ async function differingRowsSince(p: Pass1, since: Date): Promise<{ rowsCompared
   const keyList = (alias: string): string => key.map((k) => `${alias}.${ident(k)}`).join(', ');
   await atT.query('DROP TABLE IF EXISTS pg_temp.pitr_stage; DROP TABLE IF EXISTS pg_temp.pitr_keys; DROP TABLE IF EXISTS pg_temp.pitr_want; '
     + `CREATE TEMP TABLE pitr_stage (${keyCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')}, pitr_h bigint)`);
-  const format = keyCols.every((c) => c.binaryIo) ? ' (FORMAT binary)' : '';
+  const format = copyFormat(keyCols);
   const rowsBefore = await stream(before, atT,
     `COPY (SELECT ${keyList('x')}, CASE WHEN ${committedAfter('x', qualified(b.schema, b.name), since)} THEN ${rowHash('x')} END FROM ONLY ${qualified(b.schema, b.name)} x) TO STDOUT${format}`,
     `COPY pg_temp.pitr_stage (${key.map(ident).join(', ')}, pitr_h) FROM STDIN${format}`);
@@ -935,6 +934,11 @@ async function differingRowsSince(p: Pass1, since: Date): Promise<{ rowsCompared
   if (wrong > 0) return `${wrong} row(s) committed before ${since.toISOString()} have a key that does not exist at T: the commit times do not match this restore time`;
   await atT.query('ALTER TABLE pg_temp.pitr_want DROP COLUMN pitr_unhashed');
   return { rowsCompared: Number(rows[0].hashed), rowsBefore };
+}
+
+/** Pass 1's COPY format for a key: binary where its types have binary input and output (not every extension type does). */
+function copyFormat(keyCols: readonly Column[]): string {
+  return keyCols.every((c) => c.binaryIo) ? ' (FORMAT binary)' : '';
 }
 
 /** COPY out of `from` into `to`, as the bytes flow. */

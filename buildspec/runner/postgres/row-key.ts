@@ -64,18 +64,17 @@ export async function keyEqualities(client: Client, relation: string | number, k
              = (SELECT array_agg(c ORDER BY c COLLATE "C") FROM unnest($2::text[]) c)
        ORDER BY i.indisprimary DESC, i.indexrelid LIMIT 1)
     SELECT a.attname::text AS name,
-           coalesce(
-             (SELECT CASE WHEN n.nspname = 'pg_catalog' THEN '=' ELSE format('OPERATOR(%I.%s)', n.nspname, o.oprname) END
-                FROM idx CROSS JOIN LATERAL generate_subscripts(idx.indkey, 1) s(pos)
-                JOIN pg_opclass oc ON oc.oid = idx.indclass[s.pos]
-                JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amoplefttype = oc.opcintype AND ao.amoprighttype = oc.opcintype AND ao.amopstrategy = 3
-                JOIN pg_am am ON am.oid = ao.amopmethod AND am.amname = 'btree'
-                JOIN pg_operator o ON o.oid = ao.amopopr JOIN pg_namespace n ON n.oid = o.oprnamespace
-               WHERE s.pos < idx.indnkeyatts AND idx.indkey[s.pos] = a.attnum),
-             (SELECT CASE WHEN n.nspname = 'pg_catalog' THEN '=' ELSE format('OPERATOR(%I.%s)', n.nspname, o.oprname) END
-                FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
-               WHERE o.oprname = '=' AND o.oprleft = base.oid AND o.oprright = base.oid AND o.oprresult = 'bool'::regtype
-               ORDER BY n.nspname = 'pg_catalog' DESC, n.nspname LIMIT 1)) AS op,
+           (SELECT CASE WHEN n.nspname = 'pg_catalog' THEN '=' ELSE format('OPERATOR(%I.%s)', n.nspname, o.oprname) END
+              FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+             WHERE o.oid = coalesce(
+               (SELECT ao.amopopr FROM idx CROSS JOIN LATERAL generate_subscripts(idx.indkey, 1) s(pos)
+                  JOIN pg_opclass oc ON oc.oid = idx.indclass[s.pos]
+                  JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amoplefttype = oc.opcintype AND ao.amoprighttype = oc.opcintype AND ao.amopstrategy = 3
+                  JOIN pg_am am ON am.oid = ao.amopmethod AND am.amname = 'btree'
+                 WHERE s.pos < idx.indnkeyatts AND idx.indkey[s.pos] = a.attnum),
+               (SELECT o2.oid FROM pg_operator o2 JOIN pg_namespace n2 ON n2.oid = o2.oprnamespace
+                 WHERE o2.oprname = '=' AND o2.oprleft = base.oid AND o2.oprright = base.oid AND o2.oprresult = 'bool'::regtype
+                 ORDER BY n2.nspname = 'pg_catalog' DESC, n2.nspname LIMIT 1))) AS op,
            (SELECT format('%I.%I', cn.nspname, co.collname) FROM idx CROSS JOIN LATERAL generate_subscripts(idx.indkey, 1) s(pos)
               JOIN pg_collation co ON co.oid = idx.indcollation[s.pos] JOIN pg_namespace cn ON cn.oid = co.collnamespace
              WHERE s.pos < idx.indnkeyatts AND idx.indkey[s.pos] = a.attnum AND idx.indcollation[s.pos] <> 0 AND idx.indcollation[s.pos] <> a.attcollation) AS collation
