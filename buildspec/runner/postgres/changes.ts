@@ -439,6 +439,15 @@ const committedAfter = (x: string, source: string, since: Date): string =>
 
 const rowText = (alias: string, cols: readonly string[]): string => `md5(ROW(${cols.map((c) => `${alias}.${ident(c)}`).join(', ')})::text)`;
 
+/** Sessions opened side by side (a round trip and a backend start each); if one cannot be opened, the others are closed. */
+async function connectAll(to: ReadonlyArray<readonly [PgTarget, string]>): Promise<Client[]> {
+  const opened = await Promise.allSettled(to.map(([t, database]) => connect(t, database)));
+  const failed = opened.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (!failed) return opened.map((o) => (o as PromiseFulfilledResult<Client>).value);
+  await Promise.all(opened.map((o) => (o.status === 'fulfilled' ? o.value.end().catch(() => undefined) : undefined)));
+  throw failed.reason;
+}
+
 /**
  * Compares `database` (at T: on the point-in-time copy when given, else the
  * recovered database itself) with `keptAs` (before the recovery) on `target`
@@ -448,14 +457,10 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
   const started = Date.now();
   const { database, keptAs, stamp, log } = options;
   const schema = changesSchemaName(stamp);
-  const before = await connect(target, keptAs);
-  let now: Client | undefined;
-  let atTMain: Client | undefined;
+  // After the swap the application writes to the recovered database: the state at T is read on the point-in-time
+  // copy instead, when the run still has it. The record is written into the recovered database either way.
+  const [before, now, atTMain] = await connectAll([[target, keptAs], [target, database], [options.pointInTimeCopy ?? target, database]]);
   try {
-    now = await connect(target, database);
-    // After the swap the application writes to the recovered database: the state at T is read on the point-in-time
-    // copy instead, when the run still has it. The record is written into the recovered database either way.
-    atTMain = await connect(options.pointInTimeCopy ?? target, database);
     const exists = await now.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
     if (exists.rowCount) throw new Error(`schema ${ident(schema)} already exists in ${JSON.stringify(database)}: the record of this run was already written. Drop it first (DROP SCHEMA ${ident(schema)} CASCADE) to write it again.`);
     // One snapshot of the pre-recovery database for every read: nothing is written there.
@@ -484,13 +489,9 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     let logged = 0;
     const limits = { rangeRows: options.rangeRows ?? RANGE_ROWS, maxDifferingInRunner: options.maxDifferingInRunner ?? MAX_DIFFERING_IN_RUNNER };
     const worker = async (): Promise<void> => {
-      const wBefore = await connect(target, keptAs);
-      let wNow: Client | undefined;
-      let wAtT: Client | undefined;
+      // A session of its own even on the recovered database (MODE=changes): reads there stay out of the transaction that writes the record.
+      const [wBefore, wNow, wAtT] = await connectAll([[target, keptAs], [target, database], [options.pointInTimeCopy ?? target, database]]);
       try {
-        wNow = await connect(target, database);
-        // A session of its own even on the recovered database (MODE=changes): reads there stay out of the transaction that writes the record.
-        wAtT = await connect(options.pointInTimeCopy ?? target, database);
         const sessions: TableSessions = { before: wBefore, atT: wAtT, now: wNow };
         await wBefore.query(`BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT ${literal(snapshot)}`);
         for (let i = next++; i < atTTables.length; i = next++) {
@@ -519,8 +520,8 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
         await wBefore.query('COMMIT');
       } finally {
         await wBefore.end().catch(() => undefined);
-        await wAtT?.end().catch(() => undefined);
-        await wNow?.end().catch(() => undefined);
+        await wAtT.end().catch(() => undefined);
+        await wNow.end().catch(() => undefined);
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, Math.min(options.jobs ?? CHANGES_JOBS, atTTables.length)) }, worker));
@@ -557,8 +558,8 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     throw err;
   } finally {
     await before.end().catch(() => undefined);
-    await atTMain?.end().catch(() => undefined);
-    await now?.end().catch(() => undefined);
+    await atTMain.end().catch(() => undefined);
+    await now.end().catch(() => undefined);
   }
 }
 
@@ -600,8 +601,14 @@ async function compareTable(
   const live = qualified(t.schema, t.name);
   // The catalog reads of both databases at once (one round trip each side at a time): per-table round trips are a
   // good part of the record's time once the rows themselves are compared cheaply.
+  // The key's equalities are read as soon as T's key is known, beside the other catalog reads.
+  const keyAtT = rowKeyColumns(atT, t.oid);
+  const keyEqualitiesRead = keyAtT.then(async (k) => (k
+    ? agreedEqualities(...await Promise.all([keyEqualities(before, b.oid, k), keyEqualities(atT, t.oid, k)]))
+    : []));
+  keyEqualitiesRead.catch(() => undefined);
   const [atTCols, beforeCols, key, beforeKeys, triggers] = await Promise.all([
-    columnsOf(atT, t.oid), columnsOf(before, b.oid), rowKeyColumns(atT, t.oid), rowKeys(before, b.oid), triggersOf(now, live),
+    columnsOf(atT, t.oid), columnsOf(before, b.oid), keyAtT, rowKeys(before, b.oid), triggersOf(now, live),
   ]);
   const beforeByName = new Map(beforeCols.map((c) => [c.name, c]));
   const common = atTCols.filter((c) => beforeByName.has(c.name)).map((c) => c.name);
@@ -634,7 +641,7 @@ async function compareTable(
   // Pass 1: which rows differ, into pg_temp.pitr_want (pitr_change, the key, pitr_row_at_t). The row hash is 64 bits,
   // each column taken so that rows that differ in content differ in it (rowHashOf, hashTerm).
   const keyCols = key.map((k) => beforeByName.get(k)!);
-  const keyEq = agreedEqualities(...await Promise.all([keyEqualities(before, b.oid, key), keyEqualities(atT, t.oid, key)]));
+  const keyEq = await keyEqualitiesRead;
   const atTByName = new Map(atTCols.map((c) => [c.name, c]));
   const hashOf = (alias: string, cols: readonly string[]): string => rowHashOf(alias, cols.map((c) => beforeByName.get(c)!), atTByName);
   const rowHash = (alias: string): string => hashOf(alias, common);
@@ -642,6 +649,11 @@ async function compareTable(
   const nonKey = common.filter((c) => !key.includes(c));
   const mergeHash = nonKey.length > 0 ? (alias: string): string => hashOf(alias, nonKey) : rowHash;
   const pass: Pass1 = { before, atT, b, live, key, keyCols, keyEq, common, rowHash, mergeHash, atTCols, beforeCols, rangeRows, maxDifferingInRunner };
+  // The table the rows are kept in is created on the recovered database while pass 1 reads the other two.
+  const kept = qualified(schema, keptName);
+  const keptCreated = now.query(`CREATE TABLE ${kept} (pitr_change text, pitr_committed_at timestamptz, pitr_row_at_t text, ${beforeCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')});
+    COMMENT ON TABLE ${kept} IS ${literal(`cdk-rds-pitr: ${table} rows inserted or changed after T (their version before the recovery) and the keys of rows deleted after T; pitr_row_at_t is the md5 of the row at T.`)}`);
+  keptCreated.catch(() => undefined);
   let fullBecause = since ? filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since) : undefined;
   let compared: Compared | undefined;
   // One integer key: the runner pairs the two key-ordered streams itself, no temporary copy of every key (changes-merge.ts).
@@ -660,10 +672,8 @@ async function compareTable(
   // Pass 2: the full post-T rows of the inserted and changed keys, into pitr_<stamp>_after.<name> of the recovered
   // database, with their kind and the md5 of their row at T; the keys of the deleted rows. pg_temp.pitr_want is where
   // the rows at T are read (the point-in-time copy, while it lives); it crosses as JSON, a batch at a time.
-  const kept = qualified(schema, keptName);
   const differences = compared.differences ?? await wantTable(atT, key);
-  await now.query(`CREATE TABLE ${kept} (pitr_change text, pitr_committed_at timestamptz, pitr_row_at_t text, ${beforeCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')});
-    COMMENT ON TABLE ${kept} IS ${literal(`cdk-rds-pitr: ${table} rows inserted or changed after T (their version before the recovery) and the keys of rows deleted after T; pitr_row_at_t is the md5 of the row at T.`)}`);
+  await keptCreated;
   const { inserted, changed, deleted } = differences;
   const cols = beforeCols.map((c) => ident(c.name)).join(', ');
   const keyList = key.map(ident).join(', ');
