@@ -111,7 +111,19 @@ export interface ChangesOptions {
    * the application wrote there since the recovery look like writes that differ from T's.
    */
   readonly pointInTimeCopy?: PgTarget;
+  /**
+   * Pair rows by row version first where the state at T is read on the point-in-time copy (rowVersionCheck); false
+   * compares every row by content (tests of the other comparisons). @default true
+   */
+  readonly rowVersions?: boolean;
 }
+
+/**
+ * Rows whose version differs from T's, in a table compared by row version, beyond which the table is compared by
+ * content in full instead (rewritten after T: VACUUM FULL or CLUSTER move every row): looking each of them up by key
+ * on both sides would cost more than hashing every row.
+ */
+export const ROW_VERSION_MAX_DIFFERING = 20_000;
 
 /**
  * Rows committed less than this before T are compared in full, as if written after T: a recovery to T stops at the
@@ -167,7 +179,7 @@ export interface ChangesRecord {
   readonly commitTimes: boolean;
   /** How the rows before the recovery were chosen for comparison: every row, or only those committed after T (and why). */
   readonly comparison: string;
-  /** Rows of the pre-recovery copy whose content was compared with T's (all of them without the commit-time filter). */
+  /** Rows of the pre-recovery copy whose content was compared with T's (all of them unless row versions or the commit-time filter left some out). */
   readonly rowsCompared: number;
   /** Rows of the pre-recovery copy in the compared tables. */
   readonly rowsBefore: number;
@@ -181,6 +193,8 @@ interface Column {
   readonly generated: boolean;
   readonly identityAlways: boolean;
   readonly notNull: boolean;
+  /** Its number in the table (a column dropped and added again gets a new one). */
+  readonly attnum: number;
   /** How the row hash takes the column (hashTerm). */
   readonly hashAs: HashAs;
   /** The base type's binary output function (`send`: the row hash takes its bytes). */
@@ -236,6 +250,7 @@ interface ColumnRow {
   readonly generated: string;
   readonly identity: string;
   readonly notnull: boolean;
+  readonly attnum: number;
   readonly hash_as: HashAs;
   readonly send: string;
   readonly hash_fn: string | null;
@@ -249,7 +264,7 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
   // '"char"' is the one-byte type; 'char' would read as character (bpchar).
   const { rows } = await client.query<ColumnRow>(`
     SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attgenerated::text AS generated, a.attidentity::text AS identity,
-           a.attnotnull AS notnull,
+           a.attnotnull AS notnull, a.attnum::int AS attnum,
            CASE WHEN t.typtype = 'd' AND bt.typtype = 'd' THEN 'output'
                 WHEN bt.typcategory = 'A' THEN 'text'
                 WHEN bt.oid = ANY ('{int2,int4,oid,bool,"\\"char\\"",date,uuid,bytea}'::regtype[]) THEN 'value'
@@ -280,6 +295,7 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
     generated: r.generated !== '',
     identityAlways: r.identity === 'a',
     notNull: r.notnull,
+    attnum: r.attnum,
     hashAs: r.hash_as,
     sendFunction: r.send,
     hashFunction: r.hash_fn,
@@ -406,6 +422,59 @@ export interface CommitTimeFilter {
  * The xid alone cannot separate them (README "The xid at T"), and a row applied by logical replication carries its
  * publisher's commit time, so those (replication origin set) are always compared.
  */
+/** Whether rows are paired by row version first (rowVersionCheck), and the comparison's description when they are. */
+export interface RowVersionCheck {
+  readonly on: boolean;
+  readonly why: string;
+}
+
+/**
+ * Row versions first. The point-in-time copy is a physical copy of the instance at T (RDS restores its storage and
+ * replays its log, as the stand-in's copy does), and nobody writes to its tables. So a row nobody wrote since T is
+ * the very same row version on both sides: the same place in the table (`ctid`) and the same inserting transaction
+ * (`xmin`). Both sides send each row's key and a hash of those two (cheaper than a hash of its content), and only
+ * the rows whose version differs (written since T, or moved) are then compared by content. A transaction id names
+ * one transaction only until the instance's counter wraps (2^32 ids): after that an old frozen row's xmin can be the
+ * id of a transaction after T, so the instance must have used fewer than 2^32 (read on the pre-recovery side, whose
+ * counter is the furthest along).
+ */
+export async function rowVersionCheck(before: Client, pointInTimeCopy: boolean, wanted: boolean): Promise<RowVersionCheck> {
+  if (!wanted) return { on: false, why: 'row versions not used (rowVersions false)' };
+  if (!pointInTimeCopy) return { on: false, why: 'the point-in-time copy is gone, and the recovered database is a logical copy: row versions say nothing' };
+  const next = BigInt((await before.query<{ n: string }>('SELECT pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot())::text AS n')).rows[0].n);
+  if (next >= 2n ** 32n) {
+    return { on: false, why: `the instance has used ${next} transaction ids, more than 2^32: its xmins repeat, so a row version does not name a row` };
+  }
+  return {
+    on: true,
+    why: 'rows whose version (ctid, xmin) is the same on the point-in-time copy and before the recovery are as at T (the copy is a physical copy of the '
+      + `instance at T, and its ${next} transaction ids never wrapped); the others, and every table not keyed by one integer column, compared by content, `
+      + 'and every key checked for deletions',
+  };
+}
+
+/** A row version's hash: its place in the table, seeded by its inserting transaction (xmin, below 2^32: rowVersionCheck). */
+const rowVersionHash = (alias: string): string => `pg_catalog.hashtidextended(${alias}.ctid, ${alias}.xmin::text::int8)`;
+
+/**
+ * Why a table's row versions cannot be trusted, from its columns: a column dropped and added again (a new column
+ * number) or retyped after T changes what a row holds without a new version, and so does the catalog for an enum
+ * label renamed or a composite or range type altered.
+ */
+function rowVersionRefusal(p: Pass1): string | undefined {
+  const catalogText = p.beforeCols.filter((c) => p.common.includes(c.name) && c.catalogText);
+  if (catalogText.length > 0) {
+    return `columns whose text can change through the catalog with no new row version (an enum label renamed, a composite or range type altered): ${catalogText.map((c) => ident(c.name)).join(', ')}`;
+  }
+  const beforeByName = new Map(p.beforeCols.map((c) => [c.name, c]));
+  const moved = p.atTCols.filter((c) => {
+    const b = beforeByName.get(c.name);
+    return b !== undefined && (b.attnum !== c.attnum || b.type !== c.type);
+  });
+  if (moved.length > 0) return `columns dropped and added again, or retyped, after T (${moved.map((c) => ident(c.name)).join(', ')}): their rows keep their versions`;
+  return undefined;
+}
+
 export async function commitTimeFilter(
   before: Client, commitTimes: boolean, restoreTime: Date | undefined, marginMs: number,
 ): Promise<CommitTimeFilter> {
@@ -467,7 +536,10 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     await before.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
     const commitTimes = (await before.query<{ on: string }>("SELECT current_setting('track_commit_timestamp') AS on")).rows[0].on === 'on';
     const filter = await commitTimeFilter(before, commitTimes, options.restoreTime, options.commitTimeMarginMs ?? COMMIT_TIME_MARGIN_MS);
-    log.info(`comparison: ${filter.why}`);
+    const versions = await rowVersionCheck(before, options.pointInTimeCopy !== undefined, options.rowVersions ?? true);
+    const comparison = versions.on ? `${versions.why}${filter.since ? `; where they cannot be used, ${filter.why}` : ''}` : filter.why;
+    log.info(`comparison: ${comparison}`);
+    if (!versions.on && options.pointInTimeCopy) log.info(`row versions not used: ${versions.why}`);
     if (options.pointInTimeCopy) {
       log.info('the state at T is read on the point-in-time copy, which nobody writes to (the application is back on the recovered database)');
     } else {
@@ -511,7 +583,7 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
             // On the live recovered database (MODE=changes) the reads take no transaction: no lock held on the application's tables.
             const writers = options.pointInTimeCopy ? [wNow, wAtT] : [wNow];
             await Promise.all(writers.map((c) => c.query('BEGIN')));
-            slots[i] = await compareTable(sessions, t, b, schema, names[i], commitTimes, filter.since, limits);
+            slots[i] = await compareTable(sessions, t, b, schema, names[i], commitTimes, filter.since, versions.on, limits);
             await Promise.all(writers.map((c) => c.query('COMMIT')));
           }
           // The lines follow the tables' order, whatever order the workers finish in: the log reads the same every run.
@@ -549,7 +621,7 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     const rowsBefore = tables.reduce((n, t) => n + (t.rowsBefore ?? 0), 0);
     const rowsCompared = tables.reduce((n, t) => n + (t.rowsCompared ?? 0), 0);
     const record: ChangesRecord = {
-      database, keptAs, schema, tables, sequences, commitTimes, comparison: filter.why, rowsCompared, rowsBefore, replaySql, ms: Date.now() - started,
+      database, keptAs, schema, tables, sequences, commitTimes, comparison, rowsCompared, rowsBefore, replaySql, ms: Date.now() - started,
     };
     for (const line of describeRecord(record)) log.info(line);
     return record;
@@ -587,12 +659,14 @@ interface TableReplay {
   readonly updateColumns: readonly string[];
   /** Columns the md5 of "the row as at T" covers. */
   readonly hashColumns: readonly string[];
+  /** Columns kept as text (keptAsText), with the type at T the replay casts them to. */
+  readonly castTo?: Readonly<Record<string, string>>;
   readonly overriding: boolean;
   readonly triggers: readonly string[];
 }
 
 async function compareTable(
-  sessions: TableSessions, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean, since: Date | undefined,
+  sessions: TableSessions, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean, since: Date | undefined, rowVersions: boolean,
   limits: { readonly rangeRows: number; readonly maxDifferingInRunner: number },
 ): Promise<TableWrites & { replay?: TableReplay }> {
   const { rangeRows, maxDifferingInRunner } = limits;
@@ -651,21 +725,28 @@ async function compareTable(
   const pass: Pass1 = { before, atT, b, live, key, keyCols, keyEq, common, rowHash, mergeHash, atTCols, beforeCols, rangeRows, maxDifferingInRunner };
   // The table the rows are kept in is created on the recovered database while pass 1 reads the other two.
   const kept = qualified(schema, keptName);
-  const keptCreated = now.query(`CREATE TABLE ${kept} (pitr_change text, pitr_committed_at timestamptz, pitr_row_at_t text, ${beforeCols.map((c) => `${ident(c.name)} ${c.type}`).join(', ')});
+  const asText = keptAsText(beforeCols, atTByName, key);
+  const keptCreated = now.query(`CREATE TABLE ${kept} (pitr_change text, pitr_committed_at timestamptz, pitr_row_at_t text, ${beforeCols.map((c) => `${ident(c.name)} ${asText.has(c.name) ? 'text' : c.type}`).join(', ')});
     COMMENT ON TABLE ${kept} IS ${literal(`cdk-rds-pitr: ${table} rows inserted or changed after T (their version before the recovery) and the keys of rows deleted after T; pitr_row_at_t is the md5 of the row at T.`)}`);
   keptCreated.catch(() => undefined);
-  let fullBecause = since ? filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since) : undefined;
+  let fullBecause: string | undefined;
   let compared: Compared | undefined;
   // One integer key: the runner pairs the two key-ordered streams itself, no temporary copy of every key (changes-merge.ts).
   const atTKey = atTCols.find((c) => c.name === key[0]);
   const merge = key.length === 1 && MERGE_KEY_TYPES.includes(keyCols[0].type) && atTKey !== undefined && MERGE_KEY_TYPES.includes(atTKey.type);
-  if (since && !fullBecause) {
-    const outcome = merge ? await mergedRows(pass, since) : await differingRowsSince(pass, since);
+  if (rowVersions && merge) {
+    const outcome = rowVersionRefusal(pass) ?? await mergedRows(pass, { rowVersions: true });
+    if (typeof outcome === 'string') fullBecause = outcome;
+    else compared = outcome;
+  }
+  if (!compared && since) {
+    const refusal = filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since);
+    const outcome = refusal ?? (merge ? await mergedRows(pass, { since }) : await differingRowsSince(pass, since));
     if (typeof outcome === 'string') fullBecause = outcome;
     else compared = outcome;
   }
   if (!compared) {
-    const outcome = merge ? await mergedRows(pass, undefined) : await differingRows(pass);
+    const outcome = merge ? await mergedRows(pass, {}) : await differingRows(pass);
     if (typeof outcome === 'string') throw new Error(`${table}: ${outcome}`);
     compared = outcome;
   }
@@ -719,8 +800,20 @@ async function compareTable(
       overriding: identityAlways.length > 0,
       triggers,
       updateColumns: insertColumns.filter((c) => !key.includes(c) && !atTByName.get(c)!.identityAlways),
+      castTo: Object.fromEntries(common.filter((c) => asText.has(c)).map((c) => [c, atTByName.get(c)!.type])),
     },
   };
+}
+
+/**
+ * The columns a table's kept rows hold as text (their output before the recovery), not in their type: the recovered
+ * database is at T, where a type created after T does not exist yet, an enum may lack a label added or renamed
+ * since (its input fails), a composite type may have other fields. So: columns added after T, columns retyped after
+ * T, and columns whose text can change through the catalog (Column.catalogText); not the key's, which pair rows. The
+ * replay casts them back to the type at T, where the kept text is still valid input there.
+ */
+function keptAsText(beforeCols: readonly Column[], atTByName: ReadonlyMap<string, Column>, key: readonly string[]): Set<string> {
+  return new Set(beforeCols.filter((c) => !key.includes(c.name) && (atTByName.get(c.name)?.type !== c.type || c.catalogText)).map((c) => c.name));
 }
 
 /**
@@ -816,9 +909,13 @@ async function differingRows(p: Pass1): Promise<{ rowsCompared: number; rowsBefo
  * rows committed after it, and the side at T sends keys alone: the rows paired with a hashed one are hashed
  * afterwards, in SQL, a handful.
  */
-async function mergedRows(p: Pass1, since: Date | undefined): Promise<Compared | string> {
+async function mergedRows(p: Pass1, mode: { readonly since?: Date; readonly rowVersions?: boolean }): Promise<Compared | string> {
   const { before, atT, b, live, key } = p;
-  const rowHash = p.mergeHash;
+  const { since, rowVersions } = mode;
+  // By row version: both sides hash each row's version, not its content; the content of the versions that differ is
+  // hashed afterwards, a handful (rowVersionCheck).
+  const rowHash = rowVersions ? rowVersionHash : p.mergeHash;
+  const contentHash = p.mergeHash;
   const k = ident(key[0]);
   const source = qualified(b.schema, b.name);
   const ranges = await keyRangesOf(p, key[0]);
@@ -847,7 +944,12 @@ async function mergedRows(p: Pass1, since: Date | undefined): Promise<Compared |
   }
   // A mass change after T (the usual disaster): more differing rows than the runner keeps in memory. The server pairs
   // the table instead, in temporary tables, as for any other key.
+  if (merged.tooMany && rowVersions) return `more than ${p.maxDifferingInRunner} row versions differ from T's`;
   if (merged.tooMany) return since ? differingRowsSince(p, since) : differingRows(p);
+  const versionsDiffer = rowVersions ? merged.differ.filter((d) => d.kind === 'changed').map((d) => d.key) : [];
+  if (versionsDiffer.length > ROW_VERSION_MAX_DIFFERING) {
+    return `${versionsDiffer.length} row versions differ from T's (more than ${ROW_VERSION_MAX_DIFFERING}: rewritten after T, by VACUUM FULL or CLUSTER?)`;
+  }
   if (since && merged.unhashedOnlyBefore > 0) {
     return `${merged.unhashedOnlyBefore} row(s) committed before ${since.toISOString()} have a key that does not exist at T: the commit times do not match this restore time`;
   }
@@ -856,9 +958,16 @@ async function mergedRows(p: Pass1, since: Date | undefined): Promise<Compared |
   const atTRows = new Map<string, { m: string; h: string }>();
   const lookUp = merged.differ.filter((d) => d.kind !== 'inserted').map((d) => d.key);
   for (let i = 0; i < lookUp.length; i += FETCH_BATCH) {
-    const { rows } = await atT.query<{ k: string; m: string; h: string }>(`SELECT r.${k}::text AS k, ${rowText('r', p.common)} AS m, ${rowHash('r')}::text AS h
+    const { rows } = await atT.query<{ k: string; m: string; h: string }>(`SELECT r.${k}::text AS k, ${rowText('r', p.common)} AS m, ${contentHash('r')}::text AS h
       FROM ONLY ${live} r WHERE r.${k} = ANY($1::bigint[])`, [lookUp.slice(i, i + FETCH_BATCH)]);
     for (const r of rows) atTRows.set(r.k, r);
+  }
+  // By row version: the content hash before the recovery of the rows whose version differs.
+  const beforeHashes = new Map<string, string>();
+  for (let i = 0; i < versionsDiffer.length; i += FETCH_BATCH) {
+    const { rows } = await before.query<{ k: string; h: string }>(`SELECT x.${k}::text AS k, ${contentHash('x')}::text AS h
+      FROM ONLY ${source} x WHERE x.${k} = ANY($1::bigint[])`, [versionsDiffer.slice(i, i + FETCH_BATCH)]);
+    for (const r of rows) beforeHashes.set(r.k, r.h);
   }
   const want: Array<Record<string, string | null>> = [];
   for (const d of merged.differ) {
@@ -867,6 +976,9 @@ async function mergedRows(p: Pass1, since: Date | undefined): Promise<Compared |
     // row gone by the lookup (only when T is read on the live recovered database, MODE=changes) has no md5 at T: the
     // replay's check then never matches, and leaves the row alone.
     if (d.kind === 'paired' && at?.h === d.hash) continue;
+    // A row whose version differs (by row version) changed if its content hash differs: written again as it was, or
+    // moved, it did not.
+    if (rowVersions && d.kind === 'changed' && at !== undefined && at.h === beforeHashes.get(d.key)) continue;
     want.push({ pitr_change: d.kind === 'paired' ? 'changed' : d.kind, pitr_row_at_t: d.kind === 'inserted' ? null : at?.m ?? null, [key[0]]: d.key });
   }
   const count = (kind: string): number => want.filter((w) => w.pitr_change === kind).length;
@@ -877,7 +989,7 @@ async function mergedRows(p: Pass1, since: Date | undefined): Promise<Compared |
     batch: async (offset) => JSON.stringify(want.slice(offset, offset + FETCH_BATCH)),
     done: async () => undefined,
   };
-  return { rowsCompared: merged.hashed, rowsBefore: merged.rowsBefore, keyRanges: ranges.length, differences };
+  return { rowsCompared: rowVersions ? versionsDiffer.length : merged.hashed, rowsBefore: merged.rowsBefore, keyRanges: ranges.length, differences };
 }
 
 /**
@@ -1029,6 +1141,12 @@ interface ReplayContext {
 const AFTER_UNSET = `nullif(current_setting(${literal(AFTER_SETTING)}, true), '') IS NULL`;
 const DELETES_ON = `coalesce(current_setting(${literal(DELETES_SETTING)}, true), '') = 'on'`;
 
+/** A kept column's value in the replay (alias `a`): cast back to its type at T where it is kept as text (keptAsText). */
+function keptValue(r: TableReplay, column: string): string {
+  const type = r.castTo?.[column];
+  return type ? `a.${ident(column)}::${type}` : `a.${ident(column)}`;
+}
+
 /** The replay script: inserts and updates parents first, deletes children first, sequences last. Never executed here. */
 export function replayScript(
   ctx: ReplayContext, ordered: ReadonlyArray<TableWrites & { replay?: TableReplay }>, sequences: readonly SequenceMove[],
@@ -1061,13 +1179,13 @@ export function replayScript(
     if (t.inserted > 0) {
       lines.push('', `-- ${t.table}: ${t.inserted} row(s) inserted after T`, role, ...trig,
         `INSERT INTO ${r.live} (${r.insertColumns.map(ident).join(', ')})${r.overriding ? ' OVERRIDING SYSTEM VALUE' : ''}`,
-        `SELECT ${r.insertColumns.map((c) => `a.${ident(c)}`).join(', ')} FROM ${r.kept} a`,
+        `SELECT ${r.insertColumns.map((c) => keptValue(r, c)).join(', ')} FROM ${r.kept} a`,
         ` WHERE a.pitr_change = 'inserted' AND ${bound}`,
         `   AND NOT EXISTS (SELECT 1 FROM ${r.live} l WHERE ${match});`);
     }
     if ((t.changed ?? 0) > 0 && r.updateColumns.length > 0) {
       lines.push('', `-- ${t.table}: ${t.changed} row(s) changed after T: their later version, where the row is still as at T`, role, ...trig,
-        `UPDATE ${r.live} l SET ${r.updateColumns.map((c) => `${ident(c)} = a.${ident(c)}`).join(', ')}`,
+        `UPDATE ${r.live} l SET ${r.updateColumns.map((c) => `${ident(c)} = ${keptValue(r, c)}`).join(', ')}`,
         `  FROM ${r.kept} a`,
         ` WHERE a.pitr_change = 'changed' AND ${match} AND ${asAtT} AND ${bound};`);
     }
@@ -1114,7 +1232,7 @@ function describeTable(t: TableWrites): string {
   if (t.status !== 'compared') return `${t.table}: ${t.status}; ${t.notes.join(' ')}`;
   const how = [
     ...(t.key ? [`rows paired by ${t.key.map(ident).join(', ')}`] : []),
-    ...(t.rowsBefore !== undefined ? [`${t.rowsCompared} of ${t.rowsBefore} row(s) compared in full${t.fullBecause ? `, every row: ${t.fullBecause}` : ''}`] : []),
+    ...(t.rowsBefore !== undefined ? [`${t.rowsCompared} of ${t.rowsBefore} row(s) compared by content${t.fullBecause ? `, every row: ${t.fullBecause}` : ''}`] : []),
   ];
   return `${t.table}: since T ${t.inserted} inserted, ${t.changed === undefined ? 'changed unknown (no key)' : `${t.changed} changed`}, ${t.deleted} deleted`
     + `${how.length > 0 ? ` (${how.join('; ')})` : ''}${t.notes.length > 0 ? `; ${t.notes.join(' ')}` : ''}`;
