@@ -262,7 +262,10 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
   // A domain is taken as its base type and typmod (one level: a domain over a domain goes by its output); an array by
   // its text (its hash ignores the bounds), and its element type says whether the text can change through the catalog.
   // '"char"' is the one-byte type; 'char' would read as character (bpchar).
-  const { rows } = await client.query<ColumnRow>(`
+  // Named: prepared once per session (row-key.ts says why).
+  const { rows } = await client.query<ColumnRow>({
+    name: 'pitr-columns',
+    text: `
     SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attgenerated::text AS generated, a.attidentity::text AS identity,
            a.attnotnull AS notnull, a.attnum::int AS attnum,
            CASE WHEN t.typtype = 'd' AND bt.typtype = 'd' THEN 'output'
@@ -288,7 +291,9 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
       JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
       JOIN pg_type et ON et.oid = CASE WHEN bt.typcategory = 'A' AND bt.typelem <> 0 THEN bt.typelem ELSE bt.oid END
       CROSS JOIN LATERAL (SELECT CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod) tm
-     WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, [oid]);
+     WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+    values: [oid],
+  });
   return rows.map((r) => ({
     name: r.name,
     type: r.type,
@@ -361,7 +366,9 @@ function rowHashOf(alias: string, cols: readonly Column[], atTByName: ReadonlyMa
 
 /** A live table's own triggers (the replay fires them), by its quoted name. */
 async function triggersOf(client: Client, relation: string): Promise<string[]> {
-  return (await client.query<{ name: string }>('SELECT tgname AS name FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY 1', [relation])).rows.map((r) => r.name);
+  return (await client.query<{ name: string }>({
+    name: 'pitr-triggers', text: 'SELECT tgname AS name FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY 1', values: [relation],
+  })).rows.map((r) => r.name);
 }
 
 /** A worker's sessions: the pre-recovery database (read only), the state at T, and the recovered database (written). */

@@ -20,7 +20,10 @@ export async function rowKeyColumns(client: Client, relation: string | number): 
  * nothing.
  */
 export async function rowKeys(client: Client, relation: string | number): Promise<string[][]> {
-  const { rows } = await client.query<{ cols: string[] }>(`
+  // Named: prepared once per session, not parsed and planned again for every table (a good part of a record's catalog reads).
+  const { rows } = await client.query<{ cols: string[] }>({
+    name: 'pitr-row-keys',
+    text: `
     SELECT array_agg(a.attname::text ORDER BY k.ord) AS cols
       FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
@@ -28,7 +31,9 @@ export async function rowKeys(client: Client, relation: string | number): Promis
      WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indisvalid AND k.ord <= i.indnkeyatts AND i.indpred IS NULL AND i.indexprs IS NULL
      GROUP BY i.indexrelid, i.indisprimary, ic.relname
     HAVING bool_and(a.attnotnull) AND bool_and(k.attnum > 0)
-     ORDER BY i.indisprimary DESC, ic.relname`, [String(relation)]);
+     ORDER BY i.indisprimary DESC, ic.relname`,
+    values: [String(relation)],
+  });
   return rows.map((r) => r.cols);
 }
 
@@ -55,7 +60,9 @@ export interface KeyEquality {
  * extension's schema.
  */
 export async function keyEqualities(client: Client, relation: string | number, key: readonly string[]): Promise<KeyEquality[]> {
-  const { rows } = await client.query<{ name: string; op: string | null; collation: string | null }>(`
+  const { rows } = await client.query<{ name: string; op: string | null; collation: string | null }>({
+    name: 'pitr-key-equalities',
+    text: `
     WITH idx AS (
       SELECT i.* FROM pg_index i
        WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = cardinality($2::text[])
@@ -84,7 +91,9 @@ export async function keyEqualities(client: Client, relation: string | number, k
           SELECT t.oid, t.typtype, t.typbasetype FROM pg_type t WHERE t.oid = a.atttypid
           UNION ALL SELECT t.oid, t.typtype, t.typbasetype FROM pg_type t JOIN d ON t.oid = d.typbasetype WHERE d.typtype = 'd')
         SELECT d.oid FROM d WHERE d.typtype <> 'd') base
-     WHERE a.attrelid = $1::regclass AND a.attname = ANY($2::text[]) AND NOT a.attisdropped`, [String(relation), key]);
+     WHERE a.attrelid = $1::regclass AND a.attname = ANY($2::text[]) AND NOT a.attisdropped`,
+    values: [String(relation), key],
+  });
   const byName = new Map(rows.map((r) => [r.name, { op: r.op ?? '=', ...(r.collation ? { collation: r.collation } : {}) }]));
   return key.map((k) => byName.get(k) ?? { op: '=' });
 }
