@@ -9,7 +9,7 @@
 import { rmSync } from 'node:fs';
 import { MASTER, masterTarget, testCa } from './pg-test-env';
 import { StepLog } from '../buildspec/runner/log';
-import { changesSchemaName, recordChanges, ROW_VERSION_MAX_DIFFERING, type ChangesRecord } from '../buildspec/runner/postgres/changes';
+import { changesSchemaName, recordChanges, type ChangesRecord } from '../buildspec/runner/postgres/changes';
 import { PgDataPath } from '../buildspec/runner/postgres/data-path';
 import { connect } from '../buildspec/runner/postgres/process';
 import { LOOPBACK, SECOND_HOST, LocalCluster, makeWorkDir, quoteIdent } from '../local/cluster';
@@ -36,7 +36,8 @@ afterAll(async () => {
 });
 
 test('paired by row version on a real point-in-time copy: the same record as a comparison of every row by content, '
-  + 'through a row written again as it was, a transaction open across T, a table rewritten, a column dropped and added again, an enum label renamed', async () => {
+  + 'through a row written again as it was, a transaction open across T, a table rewritten, a column dropped and added again, an enum label renamed, '
+  + 'a table renamed into place, a table written on the copy', async () => {
   await original.sql(`CREATE DATABASE ${quoteIdent(DB)} OWNER ${MASTER.username}`);
   await original.sql(`SET ROLE ${MASTER.username};
     CREATE TABLE public.t (id bigint PRIMARY KEY, v text NOT NULL, n numeric(8, 2));
@@ -49,7 +50,16 @@ test('paired by row version on a real point-in-time copy: the same record as a c
     CREATE TABLE public.moods (id int PRIMARY KEY, m public.mood NOT NULL);
     INSERT INTO public.moods SELECT g, CASE WHEN g % 2 = 0 THEN 'sad' ELSE 'ok' END::public.mood FROM generate_series(1, 10) g;
     CREATE TABLE public.named (k text PRIMARY KEY, v int NOT NULL);
-    INSERT INTO public.named SELECT 'k' || g, g FROM generate_series(1, 10) g`, DB);
+    INSERT INTO public.named SELECT 'k' || g, g FROM generate_series(1, 10) g;
+    CREATE TABLE public.oncopy (id int PRIMARY KEY, v text NOT NULL);
+    INSERT INTO public.oncopy SELECT g, 'c' || g FROM generate_series(1, 10) g;
+    -- Two tables filled by one transaction: the same xmin, the same places; one is renamed into the other's name after T.
+    BEGIN;
+    CREATE TABLE public.swapped (id int PRIMARY KEY, v text NOT NULL);
+    CREATE TABLE public.swapped_new (id int PRIMARY KEY, v text NOT NULL);
+    INSERT INTO public.swapped SELECT g, 'old' || g FROM generate_series(1, 10) g;
+    INSERT INTO public.swapped_new SELECT g, 'new' || g FROM generate_series(1, 10) g;
+    COMMIT`, DB);
   const base = await original.baseBackup();
 
   // A transaction open across T: it has written before T and commits after it.
@@ -71,7 +81,8 @@ test('paired by row version on a real point-in-time copy: the same record as a c
       ALTER TYPE public.mood RENAME VALUE 'sad' TO 'blue';
       UPDATE public.named SET v = -v WHERE k = 'k3';
       CREATE TYPE public.size AS ENUM ('s', 'm'); ALTER TABLE public.named ADD COLUMN sz public.size;
-      UPDATE public.named SET sz = 'm' WHERE k = 'k3'`, DB);
+      UPDATE public.named SET sz = 'm' WHERE k = 'k3';
+      ALTER TABLE public.swapped RENAME TO swapped_old; ALTER TABLE public.swapped_new RENAME TO swapped`, DB);
     // Rewritten: every row moves to another place, with its xmin.
     await original.sql('VACUUM FULL public.moved', DB);
     await original.archiveCurrentWal();
@@ -81,6 +92,8 @@ test('paired by row version on a real point-in-time copy: the same record as a c
   }
   // The copy is at T: the open transaction's write is not there, the later ones neither.
   expect(await copy.sql("SELECT string_agg(v, ',' ORDER BY id) FROM public.t WHERE id IN (1, 7, 9)", DB)).toBe('v1,v7,v9');
+  // Something writes on the copy (a scheduled job there, say), with the same content: that table's row versions are not T's.
+  await copy.sql(`SET ROLE ${MASTER.username}; UPDATE public.oncopy SET v = v WHERE id = 1`, DB);
 
   const stamp = '20260505000001';
   const log = new StepLog(() => undefined);
@@ -99,7 +112,11 @@ test('paired by row version on a real point-in-time copy: the same record as a c
     'public.moods': '0+ 5~ 0-',
     'public.moved': '0+ 1~ 0-',
     'public.named': '0+ 1~ 0-',
+    'public.oncopy': '0+ 0~ 0-',
     'public.readded': '0+ 5~ 0-',
+    'public.swapped': '0+ 10~ 0-',
+    'public.swapped_new': '0+ ?~ 10-',
+    'public.swapped_old': '10+ ?~ 0-',
     'public.t': '2+ 4~ 2-',
   });
   expect(counts(byContent)).toEqual(counts(byVersion));
@@ -110,7 +127,8 @@ test('paired by row version on a real point-in-time copy: the same record as a c
   // VACUUM FULL packs the live rows again: all but those before the first dead one (3's old version) move.
   expect(tables['public.moved'].rowsBefore).toBe(100);
   expect(tables['public.moved'].rowsCompared).toBeGreaterThanOrEqual(95);
-  expect(100).toBeLessThan(ROW_VERSION_MAX_DIFFERING);
+  expect(tables['public.swapped'].fullBecause).toContain('not the same table as at T');
+  expect(tables['public.oncopy'].fullBecause).toContain('written on the point-in-time copy since its recovery');
   expect(tables['public.readded'].fullBecause).toContain('columns dropped and added again, or retyped, after T ("b")');
   expect(tables['public.moods'].fullBecause).toContain('an enum label renamed');
   // A text key is compared by content in full, row versions or not.
@@ -125,6 +143,15 @@ test('paired by row version on a real point-in-time copy: the same record as a c
   expect(await original.sql(`SELECT string_agg(pitr_change || ':' || id, ',' ORDER BY id) FROM ${quoteIdent(changesSchemaName(stamp))}.public__t`, DB))
     .toBe('changed:1,changed:2,changed:3,deleted:4,deleted:5,changed:7,inserted:201,inserted:202');
   expect(lines.join('\n')).toContain('comparison: rows whose version (ctid, xmin) is the same');
+
+  // A table rewritten after T moves more rows than rowVersionMaxDiffering: compared by content instead, the same record.
+  const capped = await recordChanges(masterTarget(original), {
+    database: DB, keptAs: copied.keptAs!, stamp: '20260505000003', log, pointInTimeCopy, rowVersionMaxDiffering: 50,
+  });
+  expect(counts(capped)).toEqual(counts(byVersion));
+  const cappedMoved = capped.tables.find((t) => t.table === 'public.moved')!;
+  expect(cappedMoved.fullBecause).toMatch(/^\d+ row versions differ from T's \(more than 50: rewritten after T/);
+  expect(cappedMoved.rowsCompared).toBe(100);
 
   // The kept rows hold what T's types cannot: a label renamed after T, a column of a type created after T (as text).
   const keptIn = quoteIdent(changesSchemaName(stamp));

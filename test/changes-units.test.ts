@@ -3,11 +3,12 @@
  * Lambda's `changes` and `after` fields and their StartBuild overrides, and
  * the replay script's shape for a table with known columns.
  */
+import type { Client } from 'pg';
 import { request } from './recovery-harness';
 import { changesSkipped } from '../buildspec/runner/changes';
 import { readChangesModeRequest } from '../buildspec/runner/changes-mode';
 import { PlanError } from '../buildspec/runner/plan';
-import { AFTER_SETTING, replayScript, replaySettings } from '../buildspec/runner/postgres/changes';
+import { AFTER_SETTING, replayScript, replaySettings, rowVersionCheck } from '../buildspec/runner/postgres/changes';
 import { type KeyHashBatch, KeyHashChunks, type MergeResult, type PackedLayout, RANGE_ROWS, decodePacked, keyCuts, keyRanges, mergeByKey } from '../buildspec/runner/postgres/changes-merge';
 import { RequestRejectedError, parseRecoveryRequest } from '../lambda/recovery-request';
 import { environmentOverrides } from '../lambda/start-recovery';
@@ -254,5 +255,45 @@ describe('pairing by an integer key in the runner (changes-merge.ts)', () => {
       const onlyBefore = { min: 0n, max: 2n * 1_048_576n - 1n };
       expect(keyCuts({ rowsAtT: 0, rowsBefore: 2 * RANGE_ROWS, atT: null, before: onlyBefore, histogram: [] })).toEqual([1_048_576n]);
     });
+  });
+});
+
+describe('rowVersionCheck: when rows may be paired by row version', () => {
+  /** A session that answers the three reads rowVersionCheck makes (next xid, system identifier, tables written). */
+  const session = (answers: { next?: string; id?: string | Error; written?: number[] }): Client => ({
+    query: async (sql: string) => {
+      if (sql.includes('txid_snapshot_xmax')) return { rows: [{ n: answers.next ?? '1000' }] };
+      if (sql.includes('pg_control_system')) {
+        if (answers.id instanceof Error) throw answers.id;
+        return { rows: [{ id: answers.id ?? '7000000000000000001' }] };
+      }
+      if (sql.includes('pg_stat_user_tables')) return { rows: (answers.written ?? []).map((oid) => ({ oid })) };
+      throw new Error(`unexpected query: ${sql}`);
+    },
+  }) as unknown as Client;
+
+  test('on for a physical copy of an instance whose xid counter never wrapped; the tables written on the copy are named', async () => {
+    const check = await rowVersionCheck(session({ next: String(2 ** 32 - 1) }), session({ written: [16384] }), true);
+    expect(check.on).toBe(true);
+    expect([...check.writtenOnCopy!]).toEqual([16384]);
+    expect(check.why).toContain(`its ${2 ** 32 - 1} transaction ids never wrapped`);
+  });
+
+  test('off once the counter reached 2^32: an old frozen row\'s xmin can be a transaction\'s after T', async () => {
+    const check = await rowVersionCheck(session({ next: String(2 ** 32) }), session({}), true);
+    expect(check).toMatchObject({ on: false, why: `the instance has used ${2 ** 32} transaction ids, more than 2^32: its xmins repeat, so a row version does not name a row` });
+  });
+
+  test('off when the copy is not a physical copy (another system identifier), or that cannot be read', async () => {
+    expect(await rowVersionCheck(session({ id: '1' }), session({ id: '2' }), true))
+      .toMatchObject({ on: false, why: 'the point-in-time copy is not a physical copy of this instance (system identifiers 1 and 2)' });
+    const refused = await rowVersionCheck(session({}), session({ id: new Error('permission denied for function pg_control_system') }), true);
+    expect(refused.on).toBe(false);
+    expect(refused.why).toContain('cannot be read (permission denied for function pg_control_system)');
+  });
+
+  test('off without the copy (MODE=changes), and when not wanted', async () => {
+    expect((await rowVersionCheck(session({}), undefined, true)).why).toContain('the point-in-time copy is gone');
+    expect(await rowVersionCheck(session({}), session({}), false)).toEqual({ on: false, why: 'row versions not used (rowVersions false)' });
   });
 });

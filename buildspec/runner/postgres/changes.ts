@@ -116,6 +116,8 @@ export interface ChangesOptions {
    * compares every row by content (tests of the other comparisons). @default true
    */
   readonly rowVersions?: boolean;
+  /** Rows whose version differs beyond which a table is compared by content instead. @default ROW_VERSION_MAX_DIFFERING */
+  readonly rowVersionMaxDiffering?: number;
 }
 
 /**
@@ -191,6 +193,8 @@ interface Column {
   readonly name: string;
   readonly type: string;
   readonly generated: boolean;
+  /** A virtual generated column (PostgreSQL 18): computed when read, never stored. */
+  readonly virtual: boolean;
   readonly identityAlways: boolean;
   readonly notNull: boolean;
   /** Its number in the table (a column dropped and added again gets a new one). */
@@ -298,6 +302,7 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
     name: r.name,
     type: r.type,
     generated: r.generated !== '',
+    virtual: r.generated === 'v',
     identityAlways: r.identity === 'a',
     notNull: r.notnull,
     attnum: r.attnum,
@@ -421,18 +426,12 @@ export interface CommitTimeFilter {
   readonly why: string;
 }
 
-/**
- * The commit-time filter for the whole database. A row of the pre-recovery copy whose transaction committed at or
- * before T is exactly as it was at T (MVCC never changes a row version in place; any write makes a new version with
- * the writer's xid as xmin), so with track_commit_timestamp on, only rows committed after T - margin, or without a
- * commit time, need their content compared. Rows deleted after T leave nothing to filter: their keys are compared apart.
- * The xid alone cannot separate them (README "The xid at T"), and a row applied by logical replication carries its
- * publisher's commit time, so those (replication origin set) are always compared.
- */
 /** Whether rows are paired by row version first (rowVersionCheck), and the comparison's description when they are. */
 export interface RowVersionCheck {
   readonly on: boolean;
   readonly why: string;
+  /** Tables of the point-in-time copy (by OID) written since its recovery: their row versions are not T's. */
+  readonly writtenOnCopy?: ReadonlySet<number>;
 }
 
 /**
@@ -445,15 +444,27 @@ export interface RowVersionCheck {
  * id of a transaction after T, so the instance must have used fewer than 2^32 (read on the pre-recovery side, whose
  * counter is the furthest along).
  */
-export async function rowVersionCheck(before: Client, pointInTimeCopy: boolean, wanted: boolean): Promise<RowVersionCheck> {
+export async function rowVersionCheck(before: Client, atT: Client | undefined, wanted: boolean): Promise<RowVersionCheck> {
   if (!wanted) return { on: false, why: 'row versions not used (rowVersions false)' };
-  if (!pointInTimeCopy) return { on: false, why: 'the point-in-time copy is gone, and the recovered database is a logical copy: row versions say nothing' };
+  if (!atT) return { on: false, why: 'the point-in-time copy is gone, and the recovered database is a logical copy: row versions say nothing' };
   const next = BigInt((await before.query<{ n: string }>('SELECT pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot())::text AS n')).rows[0].n);
   if (next >= 2n ** 32n) {
     return { on: false, why: `the instance has used ${next} transaction ids, more than 2^32: its xmins repeat, so a row version does not name a row` };
   }
+  // A physical copy keeps the instance's system identifier; a logical copy, or another instance, has its own.
+  const identifier = async (c: Client): Promise<string | Error> =>
+    c.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_catalog.pg_control_system()').then((r) => r.rows[0].id, (err: Error) => err);
+  const [ours, theirs] = await Promise.all([identifier(before), identifier(atT)]);
+  if (ours instanceof Error || theirs instanceof Error) {
+    return { on: false, why: `the system identifiers that would show the point-in-time copy is a physical copy cannot be read (${String(ours instanceof Error ? ours.message : (theirs as Error).message)})` };
+  }
+  if (ours !== theirs) return { on: false, why: `the point-in-time copy is not a physical copy of this instance (system identifiers ${ours} and ${theirs})` };
+  // Nobody should write to the copy's tables, but a scheduled job or a subscription on it could: its own transaction
+  // ids reuse the numbers the original gave its writes after T. Its statistics start at zero with its recovery.
+  const { rows } = await atT.query<{ oid: number }>('SELECT relid::int AS oid FROM pg_catalog.pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0');
   return {
     on: true,
+    writtenOnCopy: new Set(rows.map((r) => r.oid)),
     why: 'rows whose version (ctid, xmin) is the same on the point-in-time copy and before the recovery are as at T (the copy is a physical copy of the '
       + `instance at T, and its ${next} transaction ids never wrapped); the others, and every table not keyed by one integer column, compared by content, `
       + 'and every key checked for deletions',
@@ -468,7 +479,12 @@ const rowVersionHash = (alias: string): string => `pg_catalog.hashtidextended(${
  * number) or retyped after T changes what a row holds without a new version, and so does the catalog for an enum
  * label renamed or a composite or range type altered.
  */
-function rowVersionRefusal(p: Pass1): string | undefined {
+function rowVersionRefusal(p: Pass1, atTOid: number, writtenOnCopy: ReadonlySet<number>): string | undefined {
+  // A physical copy keeps every relation's OID: another OID is another table under this name (renamed or recreated after T).
+  if (atTOid !== p.b.oid) return `not the same table as at T (OID ${p.b.oid} before the recovery, ${atTOid} at T: recreated, or renamed into place, after T)`;
+  if (writtenOnCopy.has(atTOid)) return 'written on the point-in-time copy since its recovery (a scheduled job or a subscription there?): its row versions are not all T\'s';
+  const virtual = p.beforeCols.filter((c) => p.common.includes(c.name) && c.virtual);
+  if (virtual.length > 0) return `virtual generated columns (${virtual.map((c) => ident(c.name)).join(', ')}): their expression can change with no new row version`;
   const catalogText = p.beforeCols.filter((c) => p.common.includes(c.name) && c.catalogText);
   if (catalogText.length > 0) {
     return `columns whose text can change through the catalog with no new row version (an enum label renamed, a composite or range type altered): ${catalogText.map((c) => ident(c.name)).join(', ')}`;
@@ -482,6 +498,14 @@ function rowVersionRefusal(p: Pass1): string | undefined {
   return undefined;
 }
 
+/**
+ * The commit-time filter for the whole database. A row of the pre-recovery copy whose transaction committed at or
+ * before T is exactly as it was at T (MVCC never changes a row version in place; any write makes a new version with
+ * the writer's xid as xmin), so with track_commit_timestamp on, only rows committed after T - margin, or without a
+ * commit time, need their content compared. Rows deleted after T leave nothing to filter: their keys are compared apart.
+ * The xid alone cannot separate them (README "The xid at T"), and a row applied by logical replication carries its
+ * publisher's commit time, so those (replication origin set) are always compared.
+ */
 export async function commitTimeFilter(
   before: Client, commitTimes: boolean, restoreTime: Date | undefined, marginMs: number,
 ): Promise<CommitTimeFilter> {
@@ -543,7 +567,7 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     await before.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
     const commitTimes = (await before.query<{ on: string }>("SELECT current_setting('track_commit_timestamp') AS on")).rows[0].on === 'on';
     const filter = await commitTimeFilter(before, commitTimes, options.restoreTime, options.commitTimeMarginMs ?? COMMIT_TIME_MARGIN_MS);
-    const versions = await rowVersionCheck(before, options.pointInTimeCopy !== undefined, options.rowVersions ?? true);
+    const versions = await rowVersionCheck(before, options.pointInTimeCopy ? atTMain : undefined, options.rowVersions ?? true);
     const comparison = versions.on ? `${versions.why}${filter.since ? `; where they cannot be used, ${filter.why}` : ''}` : filter.why;
     log.info(`comparison: ${comparison}`);
     if (!versions.on && options.pointInTimeCopy) log.info(`row versions not used: ${versions.why}`);
@@ -566,7 +590,11 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     const slots: Array<TableWrites & { replay?: TableReplay }> = new Array(atTTables.length);
     let next = 0;
     let logged = 0;
-    const limits = { rangeRows: options.rangeRows ?? RANGE_ROWS, maxDifferingInRunner: options.maxDifferingInRunner ?? MAX_DIFFERING_IN_RUNNER };
+    const limits = {
+      rangeRows: options.rangeRows ?? RANGE_ROWS,
+      maxDifferingInRunner: options.maxDifferingInRunner ?? MAX_DIFFERING_IN_RUNNER,
+      rowVersionMaxDiffering: options.rowVersionMaxDiffering ?? ROW_VERSION_MAX_DIFFERING,
+    };
     const worker = async (): Promise<void> => {
       // A session of its own even on the recovered database (MODE=changes): reads there stay out of the transaction that writes the record.
       const [wBefore, wNow, wAtT] = await connectAll([[target, keptAs], [target, database], [options.pointInTimeCopy ?? target, database]]);
@@ -590,7 +618,7 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
             // On the live recovered database (MODE=changes) the reads take no transaction: no lock held on the application's tables.
             const writers = options.pointInTimeCopy ? [wNow, wAtT] : [wNow];
             await Promise.all(writers.map((c) => c.query('BEGIN')));
-            slots[i] = await compareTable(sessions, t, b, schema, names[i], commitTimes, filter.since, versions.on, limits);
+            slots[i] = await compareTable(sessions, t, b, schema, names[i], commitTimes, filter.since, versions.on ? versions : undefined, limits);
             await Promise.all(writers.map((c) => c.query('COMMIT')));
           }
           // The lines follow the tables' order, whatever order the workers finish in: the log reads the same every run.
@@ -673,10 +701,10 @@ interface TableReplay {
 }
 
 async function compareTable(
-  sessions: TableSessions, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean, since: Date | undefined, rowVersions: boolean,
-  limits: { readonly rangeRows: number; readonly maxDifferingInRunner: number },
+  sessions: TableSessions, t: Table, b: Table, schema: string, keptName: string, commitTimes: boolean, since: Date | undefined,
+  rowVersions: RowVersionCheck | undefined, limits: Pick<Pass1, 'rangeRows' | 'maxDifferingInRunner' | 'rowVersionMaxDiffering'>,
 ): Promise<TableWrites & { replay?: TableReplay }> {
-  const { rangeRows, maxDifferingInRunner } = limits;
+  const { rangeRows, maxDifferingInRunner, rowVersionMaxDiffering } = limits;
   const { before, atT, now } = sessions;
   const table = formatTableName({ schema: t.schema, table: t.name });
   const live = qualified(t.schema, t.name);
@@ -729,28 +757,38 @@ async function compareTable(
   // Paired in the runner, by an integer key compared exactly: the key need not be hashed too.
   const nonKey = common.filter((c) => !key.includes(c));
   const mergeHash = nonKey.length > 0 ? (alias: string): string => hashOf(alias, nonKey) : rowHash;
-  const pass: Pass1 = { before, atT, b, live, key, keyCols, keyEq, common, rowHash, mergeHash, atTCols, beforeCols, rangeRows, maxDifferingInRunner };
+  const tables = { before, atT, b, live, atTCols, beforeCols };
+  const pass: Pass1 = { ...tables, key, keyCols, keyEq, common, rowHash, mergeHash, rangeRows, maxDifferingInRunner, rowVersionMaxDiffering };
   // The table the rows are kept in is created on the recovered database while pass 1 reads the other two.
   const kept = qualified(schema, keptName);
   const asText = keptAsText(beforeCols, atTByName, key);
   const keptCreated = now.query(`CREATE TABLE ${kept} (pitr_change text, pitr_committed_at timestamptz, pitr_row_at_t text, ${beforeCols.map((c) => `${ident(c.name)} ${asText.has(c.name) ? 'text' : c.type}`).join(', ')});
-    COMMENT ON TABLE ${kept} IS ${literal(`cdk-rds-pitr: ${table} rows inserted or changed after T (their version before the recovery) and the keys of rows deleted after T; pitr_row_at_t is the md5 of the row at T.`)}`);
+    COMMENT ON TABLE ${kept} IS ${literal(`cdk-rds-pitr: ${table} rows inserted or changed after T (their version before the recovery) and the keys of rows deleted after T; pitr_row_at_t is the md5 of the row at T.`)};
+    ${beforeCols.filter((c) => asText.has(c.name)).map((c) => `COMMENT ON COLUMN ${kept}.${ident(c.name)} IS ${literal(`cdk-rds-pitr: kept as text, its output before the recovery (type ${c.type} then, ${atTByName.get(c.name)?.type ?? 'not in the table'} at T)`)};`).join(' ')}`);
   keptCreated.catch(() => undefined);
+
+  // Why every row was compared by content, when row versions (and then commit times) could not be used for it.
   let fullBecause: string | undefined;
+  let versionsNotUsed: string | undefined;
   let compared: Compared | undefined;
   // One integer key: the runner pairs the two key-ordered streams itself, no temporary copy of every key (changes-merge.ts).
   const atTKey = atTCols.find((c) => c.name === key[0]);
   const merge = key.length === 1 && MERGE_KEY_TYPES.includes(keyCols[0].type) && atTKey !== undefined && MERGE_KEY_TYPES.includes(atTKey.type);
   if (rowVersions && merge) {
-    const outcome = rowVersionRefusal(pass) ?? await mergedRows(pass, { rowVersions: true });
-    if (typeof outcome === 'string') fullBecause = outcome;
+    const outcome = rowVersionRefusal(pass, t.oid, rowVersions.writtenOnCopy ?? new Set()) ?? await mergedRows(pass, { rowVersions: true });
+    if (typeof outcome === 'string') versionsNotUsed = fullBecause = outcome;
     else compared = outcome;
   }
   if (!compared && since) {
     const refusal = filterRefusal(pass) ?? await droppedColumnsRefusal(before, b.oid, since);
     const outcome = refusal ?? (merge ? await mergedRows(pass, { since }) : await differingRowsSince(pass, since));
-    if (typeof outcome === 'string') fullBecause = outcome;
-    else compared = outcome;
+    if (typeof outcome === 'string') {
+      fullBecause = outcome;
+    } else {
+      compared = outcome;
+      fullBecause = undefined;
+      if (versionsNotUsed) notes.push(`row versions not used (${versionsNotUsed}): rows committed after T compared by content.`);
+    }
   }
   if (!compared) {
     const outcome = merge ? await mergedRows(pass, {}) : await differingRows(pass);
@@ -779,6 +817,11 @@ async function compareTable(
   }
   await differences.done();
 
+  const castBack = common.filter((c) => asText.has(c));
+  if (castBack.length > 0 && inserted + changed > 0) {
+    notes.push(`columns ${castBack.map(ident).join(', ')} are kept as text (retyped after T, or of a type whose values the catalog defines): the replay casts them `
+      + 'to their type at T, and stops where a value does not exist there (an enum label added or renamed after T): edit those kept rows first.');
+  }
   const insertColumns = common.filter((c) => !atTByName.get(c)!.generated);
   const generated = common.filter((c) => atTByName.get(c)!.generated);
   if (generated.length > 0) notes.push(`generated columns ${generated.map(ident).join(', ')} are computed by the table, not replayed.`);
@@ -816,8 +859,9 @@ async function compareTable(
  * The columns a table's kept rows hold as text (their output before the recovery), not in their type: the recovered
  * database is at T, where a type created after T does not exist yet, an enum may lack a label added or renamed
  * since (its input fails), a composite type may have other fields. So: columns added after T, columns retyped after
- * T, and columns whose text can change through the catalog (Column.catalogText); not the key's, which pair rows. The
- * replay casts them back to the type at T, where the kept text is still valid input there.
+ * T, and columns whose text can change through the catalog (Column.catalogText); not the key's, which pair rows (a key
+ * of such a type still fails). The replay casts them back to the type at T: a value that is not valid input there
+ * (a label renamed after T) stops it, and the table's note says so.
  */
 function keptAsText(beforeCols: readonly Column[], atTByName: ReadonlyMap<string, Column>, key: readonly string[]): Set<string> {
   return new Set(beforeCols.filter((c) => !key.includes(c.name) && (atTByName.get(c.name)?.type !== c.type || c.catalogText)).map((c) => c.name));
@@ -883,6 +927,8 @@ interface Pass1 {
   readonly rangeRows: number;
   /** Differing rows a table paired in the runner may have before the server pairs it instead. */
   readonly maxDifferingInRunner: number;
+  /** Rows whose version differs from T's beyond which a table compared by row version is compared by content instead. */
+  readonly rowVersionMaxDiffering: number;
 }
 
 /**
@@ -951,11 +997,10 @@ async function mergedRows(p: Pass1, mode: { readonly since?: Date; readonly rowV
   }
   // A mass change after T (the usual disaster): more differing rows than the runner keeps in memory. The server pairs
   // the table instead, in temporary tables, as for any other key.
-  if (merged.tooMany && rowVersions) return `more than ${p.maxDifferingInRunner} row versions differ from T's`;
   if (merged.tooMany) return since ? differingRowsSince(p, since) : differingRows(p);
   const versionsDiffer = rowVersions ? merged.differ.filter((d) => d.kind === 'changed').map((d) => d.key) : [];
-  if (versionsDiffer.length > ROW_VERSION_MAX_DIFFERING) {
-    return `${versionsDiffer.length} row versions differ from T's (more than ${ROW_VERSION_MAX_DIFFERING}: rewritten after T, by VACUUM FULL or CLUSTER?)`;
+  if (versionsDiffer.length > p.rowVersionMaxDiffering) {
+    return `${versionsDiffer.length} row versions differ from T's (more than ${p.rowVersionMaxDiffering}: rewritten after T, by VACUUM FULL or CLUSTER?)`;
   }
   if (since && merged.unhashedOnlyBefore > 0) {
     return `${merged.unhashedOnlyBefore} row(s) committed before ${since.toISOString()} have a key that does not exist at T: the commit times do not match this restore time`;
