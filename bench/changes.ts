@@ -151,6 +151,7 @@ export async function benchChanges(): Promise<void> {
       loadAverages1m: load.map((l) => Number(l[0].toFixed(2))),
     };
     console.log(JSON.stringify(summary, null, 2));
+    const without = commitTimes ? 'by commit time' : 'by content';
     writeFileSync(`${out}.json`, `${JSON.stringify(summary, null, 2)}\n`);
     writeFileSync(`${out}.md`, [
       `# Record of writes made after T vs the recovery's copy${commitTimes ? ', with the commit-time filter' : ''}`, '',
@@ -160,8 +161,9 @@ export async function benchChanges(): Promise<void> {
       '| step | runs (ms) | median (ms) |', '| --- | --- | --- |',
       `| copy (swap) | ${copyMs.join(', ')} | ${summary.medianCopyMs} |`,
       `| record of writes after T (by row version, the default) | ${recordMs.join(', ')} | ${summary.medianRecordMs} |`,
-      `| the same record by content (rowVersions false) | ${byContentMs.join(', ')} | ${summary.medianByContentMs} |`, '',
-      `Ratio: **${summary.ratioPercent}%** of the copy's time (target: at most ${summary.targetPercent}%); by content ${summary.byContentRatioPercent}%. 1-minute load averages `
+      `| the same record without row versions (rowVersions false: ${without}) | ${byContentMs.join(', ')} | ${summary.medianByContentMs} |`, '',
+      `Ratio: **${summary.ratioPercent}%** of the copy's time (target: at most ${summary.targetPercent}%); without row versions `
+        + `${summary.byContentRatioPercent}%. 1-minute load averages `
         + `(2 cores, shared with other sessions) at start and after each round: ${summary.loadAverages1m.join(', ')}.`, '',
     ].join('\n'));
   } finally {
