@@ -149,7 +149,9 @@ test('swap recovery, then the record: known counts, rows kept, replay restores e
   expect(byTable['app.orders'].fullBecause).toBeUndefined();
   expect(byTable['app.customers']).toMatchObject({ rowsCompared: 1005, rowsBefore: 1005 });
   expect(byTable['app.customers'].fullBecause).toMatch(/1 dropped column\(s\) before live ones/);
-  expect(byTable['app."Odd ""Table"""'].fullBecause).toContain('enum');
+  // Its enum column's labels are all still there with the same OIDs (both clusters were built alike): no row's text
+  // can have changed through the catalog, so the filter is used (a renamed label is refused: changes-row-versions.test.ts).
+  expect(byTable['app."Odd ""Table"""']).toMatchObject({ rowsCompared: 6, rowsBefore: 200, fullBecause: undefined });
   expect(lines.join('\n')).toMatch(/app\.orders: since T 11 inserted, 3 changed, 4 deleted \(rows paired by "id"; 14 of 3007 row\(s\) compared by content\); generated columns /);
   // One line per table at T, in the record's order (the catalog's), whatever order the parallel workers finished in.
   const tableLines = lines.flatMap((l) => /^\S+\s+(.+?): since T /.exec(l)?.[1] ?? []);

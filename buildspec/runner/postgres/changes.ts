@@ -209,6 +209,11 @@ interface Column {
   readonly binaryIo: boolean;
   /** Its text can change through the catalog with no write to the row: an enum label, a composite, a range, a reg* name. */
   readonly catalogText: boolean;
+  /**
+   * What the catalog says of such a column's values, where it can be compared between the two sides (JSON): an enum's
+   * labels (OID and name), a composite's fields (of plain base types only). Null for other catalog-dependent types.
+   */
+  readonly catalogDefinition: string | null;
 }
 
 /**
@@ -260,6 +265,7 @@ interface ColumnRow {
   readonly hash_fn: string | null;
   readonly binary_io: boolean;
   readonly catalog_text: boolean;
+  readonly catalog_def: string | null;
 }
 
 async function columnsOf(client: Client, oid: number): Promise<Column[]> {
@@ -289,7 +295,14 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
                        WHEN 'bpchar'::regtype THEN 'hashbpcharextended' ELSE 'hashtextextended' END AS hash_fn,
            -- A composite's fields and a range's subtype may lack binary I/O of their own: text for those.
            (t.typsend <> 0 AND t.typreceive <> 0 AND et.typsend <> 0 AND et.typreceive <> 0 AND et.typtype NOT IN ('c', 'r', 'm')) AS binary_io,
-           (et.typtype <> 'b' OR et.oid::regtype::text LIKE 'reg%' OR et.oid = 'aclitem'::regtype) AS catalog_text
+           (et.typtype <> 'b' OR et.oid::regtype::text LIKE 'reg%' OR et.oid = 'aclitem'::regtype) AS catalog_text,
+           CASE WHEN et.typtype = 'e' THEN (SELECT json_agg(json_build_array(e.oid, e.enumlabel) ORDER BY e.oid)::text FROM pg_enum e WHERE e.enumtypid = et.oid)
+                WHEN et.typtype = 'c' AND NOT EXISTS (
+                  SELECT 1 FROM pg_attribute fa JOIN pg_type ft ON ft.oid = fa.atttypid
+                   WHERE fa.attrelid = et.typrelid AND fa.attnum > 0 AND NOT fa.attisdropped
+                     AND (ft.typtype <> 'b' OR ft.typelem <> 0 OR ft.oid::regtype::text LIKE 'reg%' OR ft.oid = 'aclitem'::regtype))
+                THEN (SELECT json_agg(json_build_array(fa.attnum, fa.attname, format_type(fa.atttypid, fa.atttypmod), fa.attisdropped) ORDER BY fa.attnum)::text
+                        FROM pg_attribute fa WHERE fa.attrelid = et.typrelid AND fa.attnum > 0) END AS catalog_def
       FROM pg_attribute a
       JOIN pg_type t ON t.oid = a.atttypid
       JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
@@ -311,6 +324,7 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
     hashFunction: r.hash_fn,
     binaryIo: r.binary_io,
     catalogText: r.catalog_text,
+    catalogDefinition: r.catalog_def,
   }));
 }
 
@@ -471,6 +485,28 @@ export async function rowVersionCheck(before: Client, atT: Client | undefined, w
   };
 }
 
+/**
+ * The common columns whose text may have changed through the catalog since T with no write to their rows: those of
+ * catalog-dependent types (Column.catalogText), but an enum whose labels at T are all still there unchanged (labels
+ * added since change no row of T's), or a composite of plain fields whose fields are the same on both sides.
+ */
+function catalogTextChanged(p: Pass1): Column[] {
+  const atTByName = new Map(p.atTCols.map((c) => [c.name, c]));
+  return p.beforeCols.filter((c) => {
+    if (!p.common.includes(c.name) || !c.catalogText) return false;
+    const atT = atTByName.get(c.name)!;
+    if (c.catalogDefinition === null || atT.catalogDefinition === null) return true;
+    const before = JSON.parse(c.catalogDefinition) as unknown[];
+    const then = JSON.parse(atT.catalogDefinition) as unknown[];
+    // An enum: [oid, label] pairs; a composite: [attnum, name, type, dropped] fields (all of them equal).
+    if (then.length > 0 && Array.isArray(then[0]) && (then[0] as unknown[]).length === 2) {
+      const labels = new Set(before.map((e) => JSON.stringify(e)));
+      return !then.every((e) => labels.has(JSON.stringify(e)));
+    }
+    return c.catalogDefinition !== atT.catalogDefinition;
+  });
+}
+
 /** A row version's hash: its place in the table, seeded by its inserting transaction (xmin, below 2^32: rowVersionCheck). */
 const rowVersionHash = (alias: string): string => `pg_catalog.hashtidextended(${alias}.ctid, ${alias}.xmin::text::int8)`;
 
@@ -485,7 +521,7 @@ function rowVersionRefusal(p: Pass1, atTOid: number, writtenOnCopy: ReadonlySet<
   if (writtenOnCopy.has(atTOid)) return 'written on the point-in-time copy since its recovery (a scheduled job or a subscription there?): its row versions are not all T\'s';
   const virtual = p.beforeCols.filter((c) => p.common.includes(c.name) && c.virtual);
   if (virtual.length > 0) return `virtual generated columns (${virtual.map((c) => ident(c.name)).join(', ')}): their expression can change with no new row version`;
-  const catalogText = p.beforeCols.filter((c) => p.common.includes(c.name) && c.catalogText);
+  const catalogText = catalogTextChanged(p);
   if (catalogText.length > 0) {
     return `columns whose text can change through the catalog with no new row version (an enum label renamed, a composite or range type altered): ${catalogText.map((c) => ident(c.name)).join(', ')}`;
   }
@@ -1094,7 +1130,7 @@ async function packedChunk(client: Client, sql: string): Promise<Buffer | null> 
  * schema changes that need no rewrite, so a change there could alter row text without a newer commit time.
  */
 function filterRefusal(p: Pass1): string | undefined {
-  const catalogText = p.beforeCols.filter((c) => p.common.includes(c.name) && c.catalogText);
+  const catalogText = catalogTextChanged(p);
   if (catalogText.length > 0) {
     return `columns whose text can change through the catalog with no write to the row (an enum label renamed, a composite or range type altered): ${catalogText.map((c) => ident(c.name)).join(', ')}`;
   }
