@@ -166,6 +166,9 @@ test('paired by row version on a real point-in-time copy: the same record as a c
   const keptIn = quoteIdent(changesSchemaName(stamp));
   expect(await original.sql(`SELECT string_agg(id || ':' || m, ',' ORDER BY id) FROM ${keptIn}.public__moods`, DB)).toBe('2:blue,4:blue,6:blue,8:blue,10:blue');
   expect(await original.sql(`SELECT k || ':' || v || ':' || sz || ':' || pg_typeof(sz) FROM ${keptIn}.public__named`, DB)).toBe('k3:-3:m:text');
-  // The replay casts the label back to the type at T (where 'blue' does not exist: it fails there, and says why).
+  // The replay casts the label back to the type at T (where 'blue' does not exist: it fails there, and the note says why).
   expect(byVersion.replaySql).toContain('"m" = a."m"::public.mood');
+  expect(tables['public.moods'].notes.join(' ')).toContain('columns "m" are kept as text (retyped after T, or their type\'s values changed): the replay casts them');
+  expect(tables['public.statuses'].notes.join(' ')).toContain('columns "s", "seen" are kept as text');
+  expect(tables['public.t'].notes.join(' ')).not.toContain('kept as text');
 });

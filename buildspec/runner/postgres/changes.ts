@@ -853,9 +853,15 @@ async function compareTable(
   }
   await differences.done();
 
-  const castBack = common.filter((c) => asText.has(c));
-  if (castBack.length > 0 && inserted + changed > 0) {
-    notes.push(`columns ${castBack.map(ident).join(', ')} are kept as text (retyped after T, or of a type whose values the catalog defines): the replay casts them `
+  // The replay casts the columns kept as text back to their type at T; say so where that can fail: the column was
+  // retyped, or its type's values (an enum's labels, a composite's fields) are not the same on both sides.
+  const castMayFail = common.filter((c) => {
+    const then = atTByName.get(c)!;
+    const was = beforeByName.get(c)!;
+    return asText.has(c) && (was.type !== then.type || was.catalogDefinition === null || was.catalogDefinition !== then.catalogDefinition);
+  });
+  if (castMayFail.length > 0 && inserted + changed > 0) {
+    notes.push(`columns ${castMayFail.map(ident).join(', ')} are kept as text (retyped after T, or their type's values changed): the replay casts them `
       + 'to their type at T, and stops where a value does not exist there (an enum label added or renamed after T): edit those kept rows first.');
   }
   const insertColumns = common.filter((c) => !atTByName.get(c)!.generated);
