@@ -162,6 +162,16 @@ test('paired by row version on a real point-in-time copy: the same record as a c
   expect(cappedMoved.fullBecause).toMatch(/^\d+ row versions differ from T's \(more than 50: rewritten after T/);
   expect(cappedMoved.rowsCompared).toBe(100);
 
+  // Where the system identifier cannot be read (a provider that revokes pg_control_system), the record is only slower.
+  await original.sql('REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC', DB);
+  const refusedLines: string[] = [];
+  const refused = await recordChanges(masterTarget(original), {
+    database: DB, keptAs: copied.keptAs!, stamp: '20260505000004', log: new StepLog((l) => refusedLines.push(l)), pointInTimeCopy,
+  });
+  expect(counts(refused)).toEqual(counts(byVersion));
+  expect(refused.comparison).not.toContain('version');
+  expect(refusedLines.join('\n')).toMatch(/row versions not used: the system identifiers that would show the point-in-time copy is a physical copy cannot be read \(permission denied/);
+
   // The kept rows hold what T's types cannot: a label renamed after T, a column of a type created after T (as text).
   const keptIn = quoteIdent(changesSchemaName(stamp));
   expect(await original.sql(`SELECT string_agg(id || ':' || m, ',' ORDER BY id) FROM ${keptIn}.public__moods`, DB)).toBe('2:blue,4:blue,6:blue,8:blue,10:blue');

@@ -273,27 +273,27 @@ describe('rowVersionCheck: when rows may be paired by row version', () => {
   }) as unknown as Client;
 
   test('on for a physical copy of an instance whose xid counter never wrapped; the tables written on the copy are named', async () => {
-    const check = await rowVersionCheck(session({ next: String(2 ** 32 - 1) }), session({ written: [16384] }), true);
+    const check = await rowVersionCheck(session({ next: String(2 ** 32 - 1) }), session({}), session({ written: [16384] }), true);
     expect(check.on).toBe(true);
     expect([...check.writtenOnCopy!]).toEqual([16384]);
     expect(check.why).toContain(`its ${2 ** 32 - 1} transaction ids never wrapped`);
   });
 
   test('off once the counter reached 2^32: an old frozen row\'s xmin can be a transaction\'s after T', async () => {
-    const check = await rowVersionCheck(session({ next: String(2 ** 32) }), session({}), true);
+    const check = await rowVersionCheck(session({ next: String(2 ** 32) }), session({}), session({}), true);
     expect(check).toMatchObject({ on: false, why: `the instance has used ${2 ** 32} transaction ids, more than 2^32: its xmins repeat, so a row version does not name a row` });
   });
 
   test('off when the copy is not a physical copy (another system identifier), or that cannot be read', async () => {
-    expect(await rowVersionCheck(session({ id: '1' }), session({ id: '2' }), true))
+    expect(await rowVersionCheck(session({}), session({ id: '1' }), session({ id: '2' }), true))
       .toMatchObject({ on: false, why: 'the point-in-time copy is not a physical copy of this instance (system identifiers 1 and 2)' });
-    const refused = await rowVersionCheck(session({}), session({ id: new Error('permission denied for function pg_control_system') }), true);
+    const refused = await rowVersionCheck(session({}), session({}), session({ id: new Error('permission denied for function pg_control_system') }), true);
     expect(refused.on).toBe(false);
     expect(refused.why).toContain('cannot be read (permission denied for function pg_control_system)');
   });
 
   test('off without the copy (MODE=changes), and when not wanted', async () => {
-    expect((await rowVersionCheck(session({}), undefined, true)).why).toContain('the point-in-time copy is gone');
-    expect(await rowVersionCheck(session({}), session({}), false)).toEqual({ on: false, why: 'row versions not used (rowVersions false)' });
+    expect((await rowVersionCheck(session({}), session({}), undefined, true)).why).toContain('the point-in-time copy is gone');
+    expect(await rowVersionCheck(session({}), session({}), session({}), false)).toEqual({ on: false, why: 'row versions not used (rowVersions false)' });
   });
 });

@@ -458,17 +458,18 @@ export interface RowVersionCheck {
  * id of a transaction after T, so the instance must have used fewer than 2^32 (read on the pre-recovery side, whose
  * counter is the furthest along).
  */
-export async function rowVersionCheck(before: Client, atT: Client | undefined, wanted: boolean): Promise<RowVersionCheck> {
+export async function rowVersionCheck(before: Client, instance: Client, atT: Client | undefined, wanted: boolean): Promise<RowVersionCheck> {
   if (!wanted) return { on: false, why: 'row versions not used (rowVersions false)' };
   if (!atT) return { on: false, why: 'the point-in-time copy is gone, and the recovered database is a logical copy: row versions say nothing' };
   const next = BigInt((await before.query<{ n: string }>('SELECT pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot())::text AS n')).rows[0].n);
   if (next >= 2n ** 32n) {
     return { on: false, why: `the instance has used ${next} transaction ids, more than 2^32: its xmins repeat, so a row version does not name a row` };
   }
-  // A physical copy keeps the instance's system identifier; a logical copy, or another instance, has its own.
+  // A physical copy keeps the instance's system identifier; a logical copy, or another instance, has its own. Read on
+  // sessions outside a transaction (`instance`: the recovered database's), where a refusal aborts nothing.
   const identifier = async (c: Client): Promise<string | Error> =>
     c.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_catalog.pg_control_system()').then((r) => r.rows[0].id, (err: Error) => err);
-  const [ours, theirs] = await Promise.all([identifier(before), identifier(atT)]);
+  const [ours, theirs] = await Promise.all([identifier(instance), identifier(atT)]);
   if (ours instanceof Error || theirs instanceof Error) {
     return { on: false, why: `the system identifiers that would show the point-in-time copy is a physical copy cannot be read (${String(ours instanceof Error ? ours.message : (theirs as Error).message)})` };
   }
@@ -603,7 +604,7 @@ export async function recordChanges(target: PgTarget, options: ChangesOptions): 
     await before.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
     const commitTimes = (await before.query<{ on: string }>("SELECT current_setting('track_commit_timestamp') AS on")).rows[0].on === 'on';
     const filter = await commitTimeFilter(before, commitTimes, options.restoreTime, options.commitTimeMarginMs ?? COMMIT_TIME_MARGIN_MS);
-    const versions = await rowVersionCheck(before, options.pointInTimeCopy ? atTMain : undefined, options.rowVersions ?? true);
+    const versions = await rowVersionCheck(before, now, options.pointInTimeCopy ? atTMain : undefined, options.rowVersions ?? true);
     const comparison = versions.on ? `${versions.why}${filter.since ? `; where they cannot be used, ${filter.why}` : ''}` : filter.why;
     log.info(`comparison: ${comparison}`);
     if (!versions.on && options.pointInTimeCopy) log.info(`row versions not used: ${versions.why}`);
