@@ -276,7 +276,7 @@ describe('rowVersionCheck: when rows may be paired by row version', () => {
     const check = await rowVersionCheck(session({ next: String(2 ** 32 - 1) }), session({}), session({ written: [16384] }), true);
     expect(check.on).toBe(true);
     expect([...check.writtenOnCopy!]).toEqual([16384]);
-    expect(check.why).toContain(`its ${2 ** 32 - 1} transaction ids never wrapped`);
+    expect(check.why).toContain('its transaction id counter never wrapped');
   });
 
   test('off once the counter reached 2^32: an old frozen row\'s xmin can be a transaction\'s after T', async () => {

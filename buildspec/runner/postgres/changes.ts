@@ -481,7 +481,7 @@ export async function rowVersionCheck(before: Client, instance: Client, atT: Cli
     on: true,
     writtenOnCopy: new Set(rows.map((r) => r.oid)),
     why: 'rows whose version (ctid, xmin) is the same on the point-in-time copy and before the recovery are as at T (the copy is a physical copy of the '
-      + `instance at T, and its ${next} transaction ids never wrapped); the others, and every table not keyed by one integer column, compared by content, `
+      + 'instance at T, and its transaction id counter never wrapped); the others, and every table not keyed by one integer column, compared by content, '
       + 'and every key checked for deletions',
   };
 }
