@@ -67,9 +67,11 @@ const FETCH_BATCH = 5_000;
 const LOG_REPLAY_LINES = 40;
 
 /**
- * The record's cost as a share of the copy's time, from `npx projen bench --changes`
- * (bench/results/2026-12-05-changes-packed*.md: medians of 24 to 32% on a shared 2-core machine), rounded up: both
- * read every row once per side, the record hashes instead of writing.
+ * The record's cost as a share of the copy's time, from `npx projen bench --changes`, rounded up: by row version 20%,
+ * by content or through the commit-time filter 24 to 25% (bench/results/2026-12-05-changes-row-versions*.md, medians
+ * on a shared 2-core machine; earlier versions 24 to 32%). A drill cannot know which way a recovery's record will
+ * go, and a cold record took about 7% longer: the estimate stays above the slowest of them. Both read every row once
+ * per side; the record hashes instead of writing.
  */
 export const CHANGES_COST_OF_COPY = 0.35;
 
