@@ -205,7 +205,7 @@ interface Column {
   readonly hashAs: HashAs;
   /** The base type's binary output function (`send`: the row hash takes its bytes). */
   readonly sendFunction: string;
-  /** The base type's own 64-bit hash function where it can be called from SQL on the value as the row hash takes it. */
+  /** The base type's own 64-bit hash function, where SQL can call it on the value as the row hash takes it; else null. */
   readonly hashFunction: string | null;
   /** The type (and an array's element type) has binary input and output: it can cross in a binary COPY. */
   readonly binaryIo: boolean;
@@ -213,7 +213,8 @@ interface Column {
   readonly catalogText: boolean;
   /**
    * What the catalog says of such a column's values, where it can be compared between the two sides (JSON): an enum's
-   * labels (OID and name), a composite's fields (of plain base types only). Null for other catalog-dependent types.
+   * `labels` ([OID, name]), a composite's `fields` ([number, name, type, dropped]; plain base types only). Null for
+   * other catalog-dependent types.
    */
   readonly catalogDefinition: string | null;
 }
@@ -289,22 +290,24 @@ async function columnsOf(client: Client, oid: number): Promise<Column[]> {
                 WHEN bt.oid = 'bpchar'::regtype THEN 'bpchar'
                 ELSE 'text' END AS hash_as,
            (SELECT p.proname::text FROM pg_proc p WHERE p.oid = bt.typsend) AS send,
-           -- bool and date have hashes of their own only for internal calls; int8 is hashed in two halves (hashTerm).
+           -- bool, date and bytea have hashes of their own only for internal calls; int8 is hashed in two halves (hashTerm).
            CASE bt.oid WHEN 'int2'::regtype THEN 'hashint2extended' WHEN 'int4'::regtype THEN 'hashint4extended'
                        WHEN 'oid'::regtype THEN 'hashoidextended' WHEN '"char"'::regtype THEN 'hashcharextended'
                        WHEN 'uuid'::regtype THEN 'uuid_hash_extended' WHEN 'int8'::regtype THEN 'hashint8extended'
-                       WHEN 'numeric'::regtype THEN 'hash_numeric_extended' WHEN 'name'::regtype THEN 'hashnameextended'
-                       WHEN 'bpchar'::regtype THEN 'hashbpcharextended' ELSE 'hashtextextended' END AS hash_fn,
+                       WHEN 'text'::regtype THEN 'hashtextextended' WHEN 'varchar'::regtype THEN 'hashtextextended'
+                       WHEN 'name'::regtype THEN 'hashnameextended' WHEN 'bpchar'::regtype THEN 'hashbpcharextended' END AS hash_fn,
            -- A composite's fields and a range's subtype may lack binary I/O of their own: text for those.
            (t.typsend <> 0 AND t.typreceive <> 0 AND et.typsend <> 0 AND et.typreceive <> 0 AND et.typtype NOT IN ('c', 'r', 'm')) AS binary_io,
            (et.typtype <> 'b' OR et.oid::regtype::text LIKE 'reg%' OR et.oid = 'aclitem'::regtype) AS catalog_text,
-           CASE WHEN et.typtype = 'e' THEN (SELECT json_agg(json_build_array(e.oid, e.enumlabel) ORDER BY e.oid)::text FROM pg_enum e WHERE e.enumtypid = et.oid)
+           CASE WHEN et.typtype = 'e' THEN (SELECT json_build_object('labels', json_agg(json_build_array(e.oid, e.enumlabel) ORDER BY e.oid))::text
+                                              FROM pg_enum e WHERE e.enumtypid = et.oid HAVING count(*) > 0)
                 WHEN et.typtype = 'c' AND NOT EXISTS (
                   SELECT 1 FROM pg_attribute fa JOIN pg_type ft ON ft.oid = fa.atttypid
                    WHERE fa.attrelid = et.typrelid AND fa.attnum > 0 AND NOT fa.attisdropped
                      AND (ft.typtype <> 'b' OR ft.typelem <> 0 OR ft.oid::regtype::text LIKE 'reg%' OR ft.oid = 'aclitem'::regtype))
-                THEN (SELECT json_agg(json_build_array(fa.attnum, fa.attname, format_type(fa.atttypid, fa.atttypmod), fa.attisdropped) ORDER BY fa.attnum)::text
-                        FROM pg_attribute fa WHERE fa.attrelid = et.typrelid AND fa.attnum > 0) END AS catalog_def
+                THEN (SELECT json_build_object('fields', json_agg(json_build_array(fa.attnum, fa.attname, format_type(fa.atttypid, fa.atttypmod), fa.attisdropped)
+                                                 ORDER BY fa.attnum))::text
+                        FROM pg_attribute fa WHERE fa.attrelid = et.typrelid AND fa.attnum > 0 HAVING count(*) > 0) END AS catalog_def
       FROM pg_attribute a
       JOIN pg_type t ON t.oid = a.atttypid
       JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
@@ -341,12 +344,9 @@ function hashTerm(alias: string, before: Column, atT: Column, seed: number): { d
   // A NULL hashes as a constant of its own place (the hash functions return NULL for NULL).
   const hash = (fn: string, value: string, at = seed): string => `coalesce(pg_catalog.${fn}(${value}, ${at}), ${nullHash(at)})`;
   switch (as) {
-    case 'value':
-      if (before.hashFunction === 'hashtextextended' || before.hashFunction === 'hashint8extended') return { inRecord: c };
-      return { direct: hash(before.hashFunction!, c) };
-    case 'value-c':
-      if (before.hashFunction === 'hashnameextended' || before.hashFunction === 'hashbpcharextended') return { direct: hash(before.hashFunction, `${c} COLLATE "C"`) };
-      return { direct: hash('hashtextextended', `${c} COLLATE "C"`) };
+    case 'value': return before.hashFunction ? { direct: hash(before.hashFunction, c) } : { inRecord: c };
+    // text, varchar, name and char(n): each has its own hash.
+    case 'value-c': return { direct: hash(before.hashFunction!, `${c} COLLATE "C"`) };
     case 'send':
       // int8's own hash takes the low 32 bits XOR the high ones: with the high ones hashed apart, no bit is lost.
       if (before.hashFunction === 'hashint8extended') return { direct: `${hash('hashint8extended', c)} # ${hash('hashint4extended', `(${c} >> 32)::int4`, -seed)}` };
@@ -499,12 +499,12 @@ function catalogTextChanged(p: Pass1): Column[] {
     if (!p.common.includes(c.name) || !c.catalogText) return false;
     const atT = atTByName.get(c.name)!;
     if (c.catalogDefinition === null || atT.catalogDefinition === null) return true;
-    const before = JSON.parse(c.catalogDefinition) as unknown[];
-    const then = JSON.parse(atT.catalogDefinition) as unknown[];
-    // An enum: [oid, label] pairs; a composite: [attnum, name, type, dropped] fields (all of them equal).
-    if (then.length > 0 && Array.isArray(then[0]) && (then[0] as unknown[]).length === 2) {
-      const labels = new Set(before.map((e) => JSON.stringify(e)));
-      return !then.every((e) => labels.has(JSON.stringify(e)));
+    const before = JSON.parse(c.catalogDefinition) as { labels?: unknown[] };
+    const then = JSON.parse(atT.catalogDefinition) as { labels?: unknown[] };
+    // An enum's labels at T must all be there still; a composite's fields must all be the same.
+    if (then.labels && before.labels) {
+      const labels = new Set(before.labels.map((e) => JSON.stringify(e)));
+      return !then.labels.every((e) => labels.has(JSON.stringify(e)));
     }
     return c.catalogDefinition !== atT.catalogDefinition;
   });
@@ -514,9 +514,10 @@ function catalogTextChanged(p: Pass1): Column[] {
 const rowVersionHash = (alias: string): string => `pg_catalog.hashtidextended(${alias}.ctid, ${alias}.xmin::text::int8)`;
 
 /**
- * Why a table's row versions cannot be trusted, from its columns: a column dropped and added again (a new column
- * number) or retyped after T changes what a row holds without a new version, and so does the catalog for an enum
- * label renamed or a composite or range type altered.
+ * Why a table's row versions cannot be trusted: another table under its name (another OID), a table written on the
+ * copy, or columns whose content can change with no new version: virtual generated ones, a column dropped and added
+ * again (a new column number) or retyped after T, and the catalog's for an enum label renamed or a composite or range
+ * type altered.
  */
 function rowVersionRefusal(p: Pass1, atTOid: number, writtenOnCopy: ReadonlySet<number>): string | undefined {
   // A physical copy keeps every relation's OID: another OID is another table under this name (renamed or recreated after T).
@@ -796,8 +797,23 @@ async function compareTable(
   // Paired in the runner, by an integer key compared exactly: the key need not be hashed too.
   const nonKey = common.filter((c) => !key.includes(c));
   const mergeHash = nonKey.length > 0 ? (alias: string): string => hashOf(alias, nonKey) : rowHash;
-  const tables = { before, atT, b, live, atTCols, beforeCols };
-  const pass: Pass1 = { ...tables, key, keyCols, keyEq, common, rowHash, mergeHash, rangeRows, maxDifferingInRunner, rowVersionMaxDiffering };
+  const pass: Pass1 = {
+    before,
+    atT,
+    b,
+    live,
+    key,
+    keyCols,
+    keyEq,
+    common,
+    rowHash,
+    mergeHash,
+    atTCols,
+    beforeCols,
+    rangeRows,
+    maxDifferingInRunner,
+    rowVersionMaxDiffering,
+  };
   // The table the rows are kept in is created on the recovered database while pass 1 reads the other two.
   const kept = qualified(schema, keptName);
   const asText = keptAsText(beforeCols, atTByName, key);
